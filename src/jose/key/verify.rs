@@ -1,0 +1,134 @@
+//! Signature verification. The algorithm family is checked against the key
+//! before any cryptography runs, so an RSA or EC public key can never be
+//! used as an HMAC secret (key-confusion attacks).
+
+use std::cmp::Ordering;
+
+use openssl::bn::{BigNum, BigNumContext};
+use openssl::ecdsa::EcdsaSig;
+use openssl::error::ErrorStack;
+use openssl::memcmp;
+use openssl::pkey::{PKey, Public};
+use openssl::rsa::Padding;
+use openssl::sign::{RsaPssSaltlen, Signer, Verifier};
+
+use super::{Curve, Key, Material};
+use crate::jose::alg::{Alg, Family};
+use crate::jose::error::JoseError;
+use crate::jose::jws::Jws;
+
+impl Key {
+    /// Whether this key may verify `alg`: family fits kty/curve, HMAC secret
+    /// at least the hash size, and equal to the JWK's own `alg` if it had one.
+    pub fn accepts(&self, alg: Alg) -> bool {
+        self.check_alg(alg).is_ok()
+    }
+
+    /// Verify the signature of a parsed JWS with this key.
+    pub fn verify(&self, jws: &Jws<'_>) -> Result<(), JoseError> {
+        self.verify_signature(jws.header.alg, jws.signing_input.as_bytes(), &jws.signature)
+    }
+
+    /// Verify a raw JWS signature (`signature` as in the compact form, after
+    /// base64url decoding) over `signing_input`.
+    pub fn verify_signature(&self, alg: Alg, signing_input: &[u8], signature: &[u8]) -> Result<(), JoseError> {
+        self.check_alg(alg)?;
+        match &self.material {
+            Material::Oct(secret) => hmac(alg, secret, signing_input, signature),
+            Material::Rsa { pkey, bits } => rsa(alg, pkey, *bits, signing_input, signature),
+            Material::Ec { pkey, curve } => ecdsa(alg, pkey, *curve, signing_input, signature),
+            Material::Ed25519(pkey) => ed25519(pkey, signing_input, signature),
+        }
+    }
+
+    fn check_alg(&self, alg: Alg) -> Result<(), JoseError> {
+        if !self.fits(alg) {
+            return Err(JoseError::AlgKeyMismatch { alg, key: self.describe() });
+        }
+        match self.alg {
+            Some(pinned) if pinned != alg => Err(JoseError::AlgNotAllowedByJwk),
+            _ => Ok(()),
+        }
+    }
+}
+
+fn setup(what: &'static str) -> impl Fn(ErrorStack) -> JoseError {
+    move |_| JoseError::Crypto(what)
+}
+
+/// Any OpenSSL failure during the final check means the signature is bad.
+fn outcome(result: Result<bool, ErrorStack>) -> Result<(), JoseError> {
+    match result {
+        Ok(true) => Ok(()),
+        _ => Err(JoseError::SignatureInvalid),
+    }
+}
+
+fn hmac(alg: Alg, secret: &[u8], input: &[u8], signature: &[u8]) -> Result<(), JoseError> {
+    if signature.len() != alg.hash_len() {
+        return Err(JoseError::BadSignatureLength);
+    }
+    let key = PKey::hmac(secret).map_err(setup("HMAC key"))?;
+    let mut signer = Signer::new(alg.digest(), &key).map_err(setup("HMAC"))?;
+    let mac = signer.sign_oneshot_to_vec(input).map_err(setup("HMAC"))?;
+    // Constant-time comparison; memcmp::eq requires equal lengths.
+    if mac.len() == signature.len() && memcmp::eq(&mac, signature) {
+        Ok(())
+    } else {
+        Err(JoseError::SignatureInvalid)
+    }
+}
+
+fn rsa(alg: Alg, pkey: &PKey<Public>, bits: u32, input: &[u8], signature: &[u8]) -> Result<(), JoseError> {
+    // RFC 8017 §8.2.2 / §8.1.2: the signature is exactly the modulus length.
+    let modulus_len = usize::try_from(bits.div_ceil(8)).map_err(|_| JoseError::BadSignatureLength)?;
+    if signature.len() != modulus_len {
+        return Err(JoseError::BadSignatureLength);
+    }
+    let mut verifier = Verifier::new(alg.digest(), pkey).map_err(setup("RSA verifier"))?;
+    if alg.family() == Family::RsaPss {
+        // RFC 7518 §3.5: MGF1 with the same hash, salt exactly the hash length.
+        verifier.set_rsa_padding(Padding::PKCS1_PSS).map_err(setup("PSS padding"))?;
+        verifier.set_rsa_mgf1_md(alg.digest()).map_err(setup("PSS MGF1"))?;
+        verifier
+            .set_rsa_pss_saltlen(RsaPssSaltlen::DIGEST_LENGTH)
+            .map_err(setup("PSS salt"))?;
+    } else {
+        verifier.set_rsa_padding(Padding::PKCS1).map_err(setup("PKCS#1 padding"))?;
+    }
+    outcome(verifier.verify_oneshot(signature, input))
+}
+
+/// JWS ECDSA signatures are R||S, each exactly the coordinate length (RFC
+/// 7518 §3.4); DER or any other length is refused. r and s must lie in
+/// [1, n-1] (CVE-2022-21449 "psychic signatures"); OpenSSL checks this too.
+fn ecdsa(alg: Alg, pkey: &PKey<Public>, curve: Curve, input: &[u8], signature: &[u8]) -> Result<(), JoseError> {
+    if signature.len() != 2 * curve.coord_len() {
+        return Err(JoseError::BadSignatureLength);
+    }
+    let (r, s) = signature.split_at_checked(curve.coord_len()).ok_or(JoseError::BadSignatureLength)?;
+    let r = BigNum::from_slice(r).map_err(setup("BigNum"))?;
+    let s = BigNum::from_slice(s).map_err(setup("BigNum"))?;
+    let ec = pkey.ec_key().map_err(setup("EC key"))?;
+    let mut order = BigNum::new().map_err(setup("BigNum"))?;
+    let mut ctx = BigNumContext::new().map_err(setup("BigNum"))?;
+    ec.group().order(&mut order, &mut ctx).map_err(setup("EC order"))?;
+    for v in [&r, &s] {
+        if v.num_bits() == 0 || v.ucmp(&order) != Ordering::Less {
+            return Err(JoseError::SignatureInvalid);
+        }
+    }
+    let der = EcdsaSig::from_private_components(r, s)
+        .and_then(|sig| sig.to_der())
+        .map_err(setup("ECDSA signature"))?;
+    let mut verifier = Verifier::new(alg.digest(), pkey).map_err(setup("ECDSA verifier"))?;
+    outcome(verifier.verify_oneshot(&der, input))
+}
+
+fn ed25519(pkey: &PKey<Public>, input: &[u8], signature: &[u8]) -> Result<(), JoseError> {
+    if signature.len() != 64 {
+        return Err(JoseError::BadSignatureLength);
+    }
+    let mut verifier = Verifier::new_without_digest(pkey).map_err(setup("Ed25519 verifier"))?;
+    outcome(verifier.verify_oneshot(signature, input))
+}

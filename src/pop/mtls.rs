@@ -1,0 +1,178 @@
+//! RFC 8705 certificate-bound access tokens: the token's `cnf["x5t#S256"]` must equal the SHA-256
+//! thumbprint of the client certificate that the TLS layer (mod_ssl) saw on this connection.
+
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use serde_json::{Map, Value};
+use std::fmt;
+
+/// `mtls.policy`: whether unbound tokens are acceptable where `type=mtls` is configured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MtlsPolicy {
+    /// A bound token must match the certificate; an unbound token is accepted.
+    Optional,
+    /// Every token must be bound and match.
+    Required,
+}
+
+impl MtlsPolicy {
+    /// As the C module reads it: exactly `optional`, anything else (or nothing) means `required`.
+    pub fn parse(value: Option<&str>) -> MtlsPolicy {
+        match value {
+            Some("optional") => MtlsPolicy::Optional,
+            _ => MtlsPolicy::Required,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BindingError {
+    NotBound,
+    NoCertificate,
+    Mismatch,
+}
+
+impl fmt::Display for BindingError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            BindingError::NotBound => {
+                "token is not certificate-bound (no cnf[\"x5t#S256\"] string) and mtls.policy=required"
+            }
+            BindingError::NoCertificate => {
+                "token is certificate-bound but the client presented no certificate"
+            }
+            BindingError::Mismatch => {
+                "thumbprint of the client certificate does not match the token's cnf[\"x5t#S256\"]"
+            }
+        })
+    }
+}
+
+/// The `x5t#S256` confirmation of a claim set, when it is a string.
+pub fn bound_thumbprint(claims: &Map<String, Value>) -> Option<&str> {
+    claims.get("cnf")?.get("x5t#S256")?.as_str()
+}
+
+/// Applies the decision table of RFC 8705 section 3 (reference section 3).
+/// `client_thumbprint` is only asked for when the token is bound.
+pub fn check(
+    claims: &Map<String, Value>,
+    policy: MtlsPolicy,
+    client_thumbprint: impl FnOnce() -> Option<String>,
+) -> Result<(), BindingError> {
+    let Some(expected) = bound_thumbprint(claims) else {
+        return match policy {
+            MtlsPolicy::Optional => Ok(()),
+            MtlsPolicy::Required => Err(BindingError::NotBound),
+        };
+    };
+    let actual = client_thumbprint().ok_or(BindingError::NoCertificate)?;
+    // Lengths are public (43 characters); the contents are compared in constant time.
+    if expected.len() == actual.len() && openssl::memcmp::eq(expected.as_bytes(), actual.as_bytes())
+    {
+        Ok(())
+    } else {
+        Err(BindingError::Mismatch)
+    }
+}
+
+/// base64url(SHA-256(DER)) without padding, of a PEM certificate as mod_ssl exports it.
+/// `None` when the PEM cannot be decoded (then no binding can match).
+pub fn thumbprint_of_pem(pem: &str) -> Option<String> {
+    let begin = pem.find("-----BEGIN CERTIFICATE-----")? + "-----BEGIN CERTIFICATE-----".len();
+    let end = begin + pem[begin..].find("-----END CERTIFICATE-----")?;
+    let body: Vec<u8> = pem.as_bytes()[begin..end]
+        .iter()
+        .copied()
+        .filter(|b| !b.is_ascii_whitespace())
+        .collect();
+    let der = STANDARD.decode(body).ok()?;
+    Some(thumbprint_of_der(&der))
+}
+
+pub fn thumbprint_of_der(der: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(openssl::sha::sha256(der))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const GOOD: &str = "A4DtL2JmUMhAsvJj5tKyn64SqzmuXbMrJa0n761y5v0";
+    const OTHER: &str = "W_DFDhcqA-DnpEb8jNgGx0tIU-ZIe5wVMzdYl0nSJ6w";
+
+    fn claims(v: Value) -> Map<String, Value> {
+        match v {
+            Value::Object(m) => m,
+            _ => unreachable!(),
+        }
+    }
+
+    fn run(cnf: Value, policy: MtlsPolicy, cert: Option<&str>) -> Result<(), BindingError> {
+        let c = if cnf.is_null() { claims(json!({})) } else { claims(json!({ "cnf": cnf })) };
+        check(&c, policy, || cert.map(String::from))
+    }
+
+    #[test]
+    fn decision_table_optional() {
+        use MtlsPolicy::Optional as P;
+        assert_eq!(run(json!({"x5t#S256": GOOD}), P, Some(GOOD)), Ok(()));
+        assert_eq!(run(json!({"x5t#S256": GOOD}), P, Some(OTHER)), Err(BindingError::Mismatch));
+        assert_eq!(run(json!({"x5t#S256": GOOD}), P, None), Err(BindingError::NoCertificate));
+        assert_eq!(run(Value::Null, P, Some(GOOD)), Ok(()));
+        assert_eq!(run(Value::Null, P, None), Ok(()));
+        assert_eq!(run(json!({"jkt": "abc"}), P, None), Ok(()));
+        assert_eq!(run(json!({"x5t#S256": 5}), P, None), Ok(()));
+    }
+
+    #[test]
+    fn decision_table_required() {
+        use MtlsPolicy::Required as P;
+        assert_eq!(run(json!({"x5t#S256": GOOD}), P, Some(GOOD)), Ok(()));
+        assert_eq!(run(json!({"x5t#S256": GOOD}), P, Some(OTHER)), Err(BindingError::Mismatch));
+        assert_eq!(run(json!({"x5t#S256": GOOD}), P, None), Err(BindingError::NoCertificate));
+        assert_eq!(run(Value::Null, P, Some(GOOD)), Err(BindingError::NotBound));
+        assert_eq!(run(json!({"jkt": "abc"}), P, Some(GOOD)), Err(BindingError::NotBound));
+        assert_eq!(run(json!({"x5t#S256": 5}), P, Some(GOOD)), Err(BindingError::NotBound));
+    }
+
+    #[test]
+    fn padded_thumbprint_does_not_match() {
+        let padded = format!("{GOOD}=");
+        assert_eq!(
+            run(json!({"x5t#S256": padded}), MtlsPolicy::Required, Some(GOOD)),
+            Err(BindingError::Mismatch)
+        );
+    }
+
+    #[test]
+    fn policy_parsing_follows_the_c_module() {
+        assert_eq!(MtlsPolicy::parse(Some("optional")), MtlsPolicy::Optional);
+        assert_eq!(MtlsPolicy::parse(Some("Optional")), MtlsPolicy::Required);
+        assert_eq!(MtlsPolicy::parse(Some("required")), MtlsPolicy::Required);
+        assert_eq!(MtlsPolicy::parse(None), MtlsPolicy::Required);
+    }
+
+    #[test]
+    fn thumbprint_of_a_generated_certificate() {
+        use openssl::{asn1::Asn1Time, hash::MessageDigest, pkey::PKey, rsa::Rsa, x509};
+        let key = PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap();
+        let mut name = x509::X509NameBuilder::new().unwrap();
+        name.append_entry_by_text("CN", "client").unwrap();
+        let name = name.build();
+        let mut b = x509::X509Builder::new().unwrap();
+        b.set_subject_name(&name).unwrap();
+        b.set_issuer_name(&name).unwrap();
+        b.set_pubkey(&key).unwrap();
+        b.set_not_before(&Asn1Time::days_from_now(0).unwrap()).unwrap();
+        b.set_not_after(&Asn1Time::days_from_now(1).unwrap()).unwrap();
+        b.sign(&key, MessageDigest::sha256()).unwrap();
+        let cert = b.build();
+        let pem = String::from_utf8(cert.to_pem().unwrap()).unwrap();
+        let expected = URL_SAFE_NO_PAD.encode(cert.digest(MessageDigest::sha256()).unwrap());
+        assert_eq!(thumbprint_of_pem(&pem).as_deref(), Some(expected.as_str()));
+        assert_eq!(expected.len(), 43);
+        assert_eq!(thumbprint_of_pem("not a pem"), None);
+    }
+}
