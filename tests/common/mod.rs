@@ -1422,3 +1422,47 @@ pub fn assert_200(r: &Response, what: &str) {
         r.header_all("WWW-Authenticate")
     );
 }
+
+/// `<Location path>` with `AuthType oauth2`, the given directives and `Require valid-user`.
+pub fn oauth2_location(path: &str, directives: &str) -> String {
+    format!("<Location {path}>\nAuthType oauth2\n{directives}\nRequire valid-user\n</Location>\n")
+}
+
+/// Collects failed expectations so that a table test reports every failing row at once.
+#[derive(Default)]
+pub struct Failures(pub Vec<String>);
+
+impl Failures {
+    pub fn check(&mut self, ok: bool, msg: impl FnOnce() -> String) {
+        if !ok {
+            self.0.push(msg());
+        }
+    }
+
+    /// Expect `status`, and for a 401 exactly `challenge` as WWW-Authenticate.
+    pub fn expect(&mut self, what: &str, r: &Response, status: u16, challenge: Option<&str>) {
+        let wa = r.header_all("WWW-Authenticate");
+        let ok_status = r.status == status;
+        let ok_wa = match challenge {
+            Some(c) => wa == [c],
+            None => true,
+        };
+        self.check(ok_status && ok_wa, || {
+            format!(
+                "{what}: expected {status}{}, got {} with WWW-Authenticate {wa:?}",
+                challenge.map(|c| format!(" [{c}]")).unwrap_or_default(),
+                r.status
+            )
+        });
+    }
+
+    #[track_caller]
+    pub fn assert_none(&self) {
+        assert!(
+            self.0.is_empty(),
+            "{} failed expectation(s):\n  {}",
+            self.0.len(),
+            self.0.join("\n  ")
+        );
+    }
+}

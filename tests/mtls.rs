@@ -1,0 +1,372 @@
+//! RFC 8705 certificate-bound tokens (`type=mtls`) through a real TLS client with client
+//! certificates: the decision table for `mtls.policy=optional`, `required`, `type=mtls` without a
+//! policy and no type (bearer), the plain-HTTP listener, and the seed configuration verbatim.
+
+mod common;
+
+use common::*;
+use serde_json::{Value, json};
+
+/// One row of the decision table: the token's `cnf` (None = no `cnf` claim), the certificate
+/// presented, and the expected status per column.
+struct Row {
+    name: &'static str,
+    cnf: Option<Value>,
+    cert: Option<ClientCert>,
+    optional: u16,
+    required: u16,
+    bearer: u16,
+}
+
+fn rows(pki: &Pki) -> Vec<Row> {
+    let a = pki.thumb_a.clone();
+    vec![
+        Row {
+            name: "x5t#S256 matches the presented cert",
+            cnf: Some(json!({ "x5t#S256": a })),
+            cert: Some(ClientCert::A),
+            optional: 200,
+            required: 200,
+            bearer: 200,
+        },
+        Row {
+            name: "x5t#S256 of A, cert B presented",
+            cnf: Some(json!({ "x5t#S256": a })),
+            cert: Some(ClientCert::B),
+            optional: 401,
+            required: 401,
+            bearer: 200,
+        },
+        Row {
+            name: "x5t#S256 of A, no cert",
+            cnf: Some(json!({ "x5t#S256": a })),
+            cert: None,
+            optional: 401,
+            required: 401,
+            bearer: 200,
+        },
+        Row {
+            name: "no cnf, cert A presented",
+            cnf: None,
+            cert: Some(ClientCert::A),
+            optional: 200,
+            required: 401,
+            bearer: 200,
+        },
+        Row {
+            name: "no cnf, no cert",
+            cnf: None,
+            cert: None,
+            optional: 200,
+            required: 401,
+            bearer: 200,
+        },
+        Row {
+            name: "cnf with only jkt, cert A",
+            cnf: Some(json!({ "jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I" })),
+            cert: Some(ClientCert::A),
+            optional: 200,
+            required: 401,
+            bearer: 200,
+        },
+        Row {
+            name: "cnf with only jkt, no cert",
+            cnf: Some(json!({ "jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I" })),
+            cert: None,
+            optional: 200,
+            required: 401,
+            bearer: 200,
+        },
+        Row {
+            name: "x5t#S256 is a number, cert A",
+            cnf: Some(json!({ "x5t#S256": 5 })),
+            cert: Some(ClientCert::A),
+            optional: 200,
+            required: 401,
+            bearer: 200,
+        },
+        // beyond the table: the comparison is exact (padding and case matter)
+        Row {
+            name: "x5t#S256 of A with '=' padding, cert A",
+            cnf: Some(json!({ "x5t#S256": format!("{a}=") })),
+            cert: Some(ClientCert::A),
+            optional: 401,
+            required: 401,
+            bearer: 200,
+        },
+        Row {
+            name: "x5t#S256 of A upper-cased, cert A",
+            cnf: Some(json!({ "x5t#S256": a.to_uppercase() })),
+            cert: Some(ClientCert::A),
+            optional: 401,
+            required: 401,
+            bearer: 200,
+        },
+        Row {
+            name: "cnf with jkt and matching x5t#S256, cert A",
+            cnf: Some(json!({ "jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I", "x5t#S256": a })),
+            cert: Some(ClientCert::A),
+            optional: 200,
+            required: 200,
+            bearer: 200,
+        },
+    ]
+}
+
+fn token_for(signer: &TokenSigner, row: &Row) -> String {
+    let mut c = claims("joe");
+    if let Some(cnf) = &row.cnf {
+        c = with(c, json!({ "cnf": cnf }));
+    }
+    signer.mint(&c)
+}
+
+fn expected_challenge(status: u16) -> Option<&'static str> {
+    (status == 401).then_some(INVALID_TOKEN)
+}
+
+#[test]
+fn decision_table_optional_required_default_and_bearer() {
+    let signer = TokenSigner::rsa("one");
+    let jwk = signer.jwk_arg();
+    let body = [
+        oauth2_location(
+            "/opt",
+            &format!("OAuth2TokenVerify jwk {jwk} type=mtls&mtls.policy=optional"),
+        ),
+        oauth2_location(
+            "/req",
+            &format!("OAuth2TokenVerify jwk {jwk} type=mtls&mtls.policy=required"),
+        ),
+        oauth2_location("/def", &format!("OAuth2TokenVerify jwk {jwk} type=mtls")),
+        oauth2_location("/bearer", &format!("OAuth2TokenVerify jwk {jwk}")),
+        oauth2_location(
+            "/bearer-explicit",
+            &format!("OAuth2TokenVerify jwk {jwk} type=bearer"),
+        ),
+    ]
+    .concat();
+    let h = Httpd::start(HttpdConfig::new(body));
+    let mut f = Failures::default();
+    for row in rows(&h.pki) {
+        let tok = token_for(&signer, &row);
+        for (loc, want) in [
+            ("/opt", row.optional),
+            ("/req", row.required),
+            ("/def", row.required),
+            ("/bearer", row.bearer),
+            ("/bearer-explicit", row.bearer),
+        ] {
+            let r = h
+                .https(&format!("{loc}/ok"))
+                .maybe_cert(row.cert)
+                .bearer(&tok)
+                .send();
+            f.expect(
+                &format!("{loc} | {}", row.name),
+                &r,
+                want,
+                expected_challenge(want),
+            );
+        }
+    }
+    // sanity: without any token every location asks for one, whatever the certificate
+    for loc in ["/opt", "/req", "/def", "/bearer"] {
+        for cert in [None, Some(ClientCert::A)] {
+            let r = h.https(&format!("{loc}/ok")).maybe_cert(cert).send();
+            f.expect(&format!("{loc} | no token, {cert:?}"), &r, 401, Some(NO_TOKEN));
+        }
+    }
+    // a bound token with a bad signature is refused even when the binding matches
+    let row = &rows(&h.pki)[0];
+    let bad = tamper_signature(&token_for(&signer, row));
+    for loc in ["/opt", "/req", "/def", "/bearer"] {
+        let r = h
+            .https(&format!("{loc}/ok"))
+            .cert(ClientCert::A)
+            .bearer(&bad)
+            .send();
+        f.expect(
+            &format!("{loc} | bad signature, matching cert"),
+            &r,
+            401,
+            Some(INVALID_TOKEN),
+        );
+    }
+    f.assert_none();
+    h.assert_no_child_crash();
+}
+
+#[test]
+fn plain_http_listener_has_no_certificate() {
+    let signer = TokenSigner::rsa("one");
+    let jwk = signer.jwk_arg();
+    let body = [
+        oauth2_location(
+            "/opt",
+            &format!("OAuth2TokenVerify jwk {jwk} type=mtls&mtls.policy=optional"),
+        ),
+        oauth2_location(
+            "/req",
+            &format!("OAuth2TokenVerify jwk {jwk} type=mtls&mtls.policy=required"),
+        ),
+        oauth2_location("/def", &format!("OAuth2TokenVerify jwk {jwk} type=mtls")),
+        oauth2_location("/bearer", &format!("OAuth2TokenVerify jwk {jwk}")),
+    ]
+    .concat();
+    let h = Httpd::start(HttpdConfig::new(body));
+    let bound = signer.mint(&with(
+        claims("joe"),
+        json!({ "cnf": { "x5t#S256": h.pki.thumb_a } }),
+    ));
+    let unbound = signer.mint(&claims("joe"));
+    let jkt_only = signer.mint(&with(claims("joe"), json!({ "cnf": { "jkt": "abc" } })));
+    let mut f = Failures::default();
+    for (loc, tok, name, want) in [
+        ("/opt", &bound, "bound", 401),
+        ("/opt", &unbound, "unbound", 200),
+        ("/opt", &jkt_only, "cnf.jkt only", 200),
+        ("/req", &bound, "bound", 401),
+        ("/req", &unbound, "unbound", 401),
+        ("/def", &bound, "bound", 401),
+        ("/def", &unbound, "unbound", 401),
+        ("/bearer", &bound, "bound", 200),
+        ("/bearer", &unbound, "unbound", 200),
+    ] {
+        let r = h.http(&format!("{loc}/ok")).bearer(tok).send();
+        f.expect(
+            &format!("plain HTTP {loc} | {name}"),
+            &r,
+            want,
+            expected_challenge(want),
+        );
+    }
+    // the same tokens over TLS with the matching certificate are fine (the listener made the
+    // difference)
+    for loc in ["/opt", "/req", "/def"] {
+        let r = h
+            .https(&format!("{loc}/ok"))
+            .cert(ClientCert::A)
+            .bearer(&bound)
+            .send();
+        f.expect(&format!("TLS {loc} | bound, cert A"), &r, 200, None);
+    }
+    f.assert_none();
+    h.assert_no_child_crash();
+}
+
+/// The seed configuration, verbatim, with the harness's RSA JWK (kid "one") in the seed's quoting.
+fn seed_body(signer: &TokenSigner) -> String {
+    let seed = r#"AuthType oauth2
+OAuth2TokenVerify jwk "{\"kty\":\"RSA\",\"kid\":\"one\",\"use\":\"sig\",\"n\":\"...\",\"e\":\"AQAB\" }" type=mtls&mtls.policy=optional
+Require valid-user"#;
+    let n = signer.public_jwk_value()["n"].as_str().unwrap().to_string();
+    let seed = seed.replacen("...", &n, 1);
+    // the harness's own rendering of the same argument must be identical
+    assert!(
+        seed.contains(&format!(
+            "OAuth2TokenVerify jwk {} type=mtls",
+            signer.seed_jwk_arg()
+        )),
+        "seed quoting mismatch"
+    );
+    format!("<Location /seed>\n{seed}\n</Location>\n")
+}
+
+#[test]
+fn seed_configuration_verbatim() {
+    let signer = TokenSigner::rsa("one");
+    let h = Httpd::start(HttpdConfig::new(seed_body(&signer)));
+    let mut f = Failures::default();
+    for row in rows(&h.pki) {
+        let tok = token_for(&signer, &row);
+        let r = h
+            .https("/seed/ok")
+            .maybe_cert(row.cert)
+            .bearer(&tok)
+            .send();
+        f.expect(
+            &format!("seed | {}", row.name),
+            &r,
+            row.optional,
+            expected_challenge(row.optional),
+        );
+    }
+    // success reaches the backend with REMOTE_USER = sub
+    let tok = signer.mint(&with(
+        claims("alice"),
+        json!({ "cnf": { "x5t#S256": h.pki.thumb_a } }),
+    ));
+    let r = h.https("/seed/env").cert(ClientCert::A).bearer(&tok).send();
+    f.expect("seed | CGI with bound token", &r, 200, None);
+    if r.status == 200 {
+        let env = r.env();
+        f.check(
+            env.get("REMOTE_USER").map(String::as_str) == Some("alice"),
+            || format!("seed | REMOTE_USER: {:?}", env.get("REMOTE_USER")),
+        );
+    }
+    // no token, and a token for another key with the same kid
+    let r = h.https("/seed/ok").cert(ClientCert::A).send();
+    f.expect("seed | no token", &r, 401, Some(NO_TOKEN));
+    let other = TokenSigner::rsa("one");
+    let r = h
+        .https("/seed/ok")
+        .cert(ClientCert::A)
+        .bearer(&other.mint(&claims("joe")))
+        .send();
+    f.expect("seed | other key, same kid", &r, 401, Some(INVALID_TOKEN));
+    // plain listener, same Location
+    let r = h.http("/seed/ok").bearer(&tok).send();
+    f.expect("seed | plain HTTP, bound", &r, 401, Some(INVALID_TOKEN));
+    let r = h.http("/seed/ok").bearer(&signer.mint(&claims("joe"))).send();
+    f.expect("seed | plain HTTP, unbound", &r, 200, None);
+    f.assert_none();
+    h.assert_no_child_crash();
+}
+
+#[test]
+fn policy_value_is_case_sensitive_and_invalid_means_required() {
+    // `type` is case-insensitive; `mtls.policy` is case-sensitive and anything but
+    // optional/required is treated as required (reference section 2.1).
+    let signer = TokenSigner::rsa("one");
+    let jwk = signer.jwk_arg();
+    let body = [
+        oauth2_location(
+            "/upper-type",
+            &format!("OAuth2TokenVerify jwk {jwk} type=MTLS&mtls.policy=optional"),
+        ),
+        oauth2_location(
+            "/odd-policy",
+            &format!("OAuth2TokenVerify jwk {jwk} type=mtls&mtls.policy=Optional"),
+        ),
+    ]
+    .concat();
+    let h = Httpd::start(HttpdConfig::new(body));
+    let mut f = Failures::default();
+    let unbound = signer.mint(&claims("joe"));
+    let bound_b = signer.mint(&with(
+        claims("joe"),
+        json!({ "cnf": { "x5t#S256": h.pki.thumb_b } }),
+    ));
+    for (loc, tok, name, want) in [
+        ("/upper-type", &unbound, "unbound", 200),
+        ("/upper-type", &bound_b, "bound to B, cert A", 401),
+        ("/odd-policy", &unbound, "unbound", 401),
+        ("/odd-policy", &bound_b, "bound to B, cert A", 401),
+    ] {
+        let r = h
+            .https(&format!("{loc}/ok"))
+            .cert(ClientCert::A)
+            .bearer(tok)
+            .send();
+        f.expect(&format!("{loc} | {name}"), &r, want, expected_challenge(want));
+    }
+    let r = h
+        .https("/odd-policy/ok")
+        .cert(ClientCert::B)
+        .bearer(&bound_b)
+        .send();
+    f.expect("/odd-policy | bound to B, cert B", &r, 200, None);
+    f.assert_none();
+}
