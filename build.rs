@@ -57,7 +57,9 @@ fn main() {
     // The module struct is defined in Rust (a C-defined one would not be exported from a cdylib),
     // so Rust needs httpd's magic numbers: preprocess c-shim/mmn.h and read the expanded tokens.
     let mut pre = cc::Build::new();
-    pre.include(&httpd_inc).include(&apr_inc).file("c-shim/mmn.h");
+    pre.include(&httpd_inc)
+        .include(&apr_inc)
+        .file("c-shim/mmn.h");
     let expanded = String::from_utf8_lossy(&pre.expand()).to_string();
     let value = |tag: &str| -> String {
         expanded

@@ -132,12 +132,414 @@ fn grant(
     };
     let mut vars = Vec::with_capacity(claims.len() + 1);
     for (name, value) in &claims {
-        vars.push((pass::claim_name(pass::DEFAULT_PREFIX, name), pass::claim_value(value)));
+        vars.push((
+            pass::claim_name(pass::DEFAULT_PREFIX, name),
+            pass::claim_value(value),
+        ));
     }
     // The C module also passes the token itself; backends that call further APIs rely on it.
     vars.push((
         pass::claim_name(pass::DEFAULT_PREFIX, "access_token"),
         pass::header_safe(token),
     ));
-    Outcome::Granted { user, pass: vars, verifier: verifier.label.clone() }
+    Outcome::Granted {
+        user,
+        pass: vars,
+        verifier: verifier.label.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::verifier::{self, Origin};
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use openssl::{hash::MessageDigest, pkey::PKey, rsa::Rsa, sign::Signer};
+    use serde_json::json;
+    use std::ffi::CStr;
+
+    const NOW: i64 = 1_800_000_000;
+    const SECRET: &str = "0123456789abcdef0123456789abcdef";
+
+    struct Fake {
+        authorization: Option<String>,
+        env_token: Option<String>,
+        realm: Option<&'static str>,
+        thumbprint: Option<&'static str>,
+    }
+
+    impl Fake {
+        fn bearer(token: &str) -> Fake {
+            Fake {
+                authorization: Some(format!("Bearer {token}")),
+                env_token: None,
+                realm: None,
+                thumbprint: None,
+            }
+        }
+    }
+
+    impl TokenSource for Fake {
+        fn header(&self, name: &CStr) -> Option<&str> {
+            (name == c"Authorization")
+                .then_some(self.authorization.as_deref())
+                .flatten()
+        }
+        fn env(&self, name: &CStr) -> Option<&str> {
+            (name == c"access_token")
+                .then_some(self.env_token.as_deref())
+                .flatten()
+        }
+    }
+
+    impl Request for Fake {
+        fn auth_name(&self) -> Option<&str> {
+            self.realm
+        }
+        fn client_thumbprint(&self) -> Option<String> {
+            self.thumbprint.map(String::from)
+        }
+    }
+
+    fn config(lines: &[(&str, &str, Option<&str>)]) -> DirConfig {
+        let mut cfg = DirConfig::default();
+        for (kind, value, options) in lines {
+            let origin = Origin {
+                file: "t.conf",
+                line: 1,
+            };
+            cfg.add_verifier(
+                verifier::parse(kind, value, *options, &origin)
+                    .unwrap()
+                    .verifier,
+            );
+        }
+        cfg
+    }
+
+    fn b64(bytes: &[u8]) -> String {
+        URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    fn hs256(secret: &str, header: serde_json::Value, claims: serde_json::Value) -> String {
+        let input = format!(
+            "{}.{}",
+            b64(header.to_string().as_bytes()),
+            b64(claims.to_string().as_bytes())
+        );
+        let key = PKey::hmac(secret.as_bytes()).unwrap();
+        let mut signer = Signer::new(MessageDigest::sha256(), &key).unwrap();
+        signer.update(input.as_bytes()).unwrap();
+        format!("{input}.{}", b64(&signer.sign_to_vec().unwrap()))
+    }
+
+    fn token(claims: serde_json::Value) -> String {
+        hs256(SECRET, json!({"alg": "HS256"}), claims)
+    }
+
+    fn good_claims() -> serde_json::Value {
+        json!({"sub": "alice", "exp": NOW + 60, "scope": "read write"})
+    }
+
+    fn challenge_of(o: &Outcome) -> &str {
+        match o {
+            Outcome::Refused {
+                www_authenticate, ..
+            } => www_authenticate,
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn no_token_is_invalid_request() {
+        let cfg = config(&[("plain", SECRET, None)]);
+        let req = Fake {
+            authorization: None,
+            env_token: None,
+            realm: None,
+            thumbprint: None,
+        };
+        let o = authenticate(&cfg, &req, Mode::OAuth2, NOW);
+        assert_eq!(
+            challenge_of(&o),
+            r#"Bearer error="invalid_request", error_description="No bearer token found in the request.""#
+        );
+        assert!(matches!(o, Outcome::Refused { status: 401, .. }));
+    }
+
+    #[test]
+    fn no_token_in_openidc_mode_is_declined() {
+        let cfg = config(&[("plain", SECRET, None)]);
+        let req = Fake {
+            authorization: Some("Basic x".into()),
+            env_token: None,
+            realm: None,
+            thumbprint: None,
+        };
+        assert_eq!(
+            authenticate(&cfg, &req, Mode::OpenIdc, NOW),
+            Outcome::Declined
+        );
+    }
+
+    #[test]
+    fn a_bad_token_in_openidc_mode_is_still_refused() {
+        let cfg = config(&[("plain", SECRET, None)]);
+        let o = authenticate(&cfg, &Fake::bearer("garbage"), Mode::OpenIdc, NOW);
+        assert!(matches!(o, Outcome::Refused { status: 401, .. }));
+    }
+
+    #[test]
+    fn good_token_grants_user_and_claims() {
+        let cfg = config(&[("plain", SECRET, None)]);
+        let t = token(good_claims());
+        match authenticate(&cfg, &Fake::bearer(&t), Mode::OAuth2, NOW) {
+            Outcome::Granted { user, pass, .. } => {
+                assert_eq!(user, "alice");
+                let get = |n: &str| pass.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
+                assert_eq!(get("OAUTH2_CLAIM_sub"), Some("alice"));
+                assert_eq!(get("OAUTH2_CLAIM_scope"), Some("read write"));
+                assert_eq!(
+                    get("OAUTH2_CLAIM_exp"),
+                    Some((NOW + 60).to_string().as_str())
+                );
+                assert_eq!(get("OAUTH2_CLAIM_access_token"), Some(t.as_str()));
+                let order: Vec<&str> = pass.iter().map(|(k, _)| k.as_str()).collect();
+                assert_eq!(
+                    order,
+                    [
+                        "OAUTH2_CLAIM_sub",
+                        "OAUTH2_CLAIM_exp",
+                        "OAUTH2_CLAIM_scope",
+                        "OAUTH2_CLAIM_access_token"
+                    ]
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn token_from_environment_variable() {
+        let cfg = config(&[("plain", SECRET, None)]);
+        let req = Fake {
+            authorization: None,
+            env_token: Some(token(good_claims())),
+            realm: None,
+            thumbprint: None,
+        };
+        assert!(matches!(
+            authenticate(&cfg, &req, Mode::OAuth2, NOW),
+            Outcome::Granted { .. }
+        ));
+    }
+
+    #[test]
+    fn bad_signature_is_invalid_token_with_realm() {
+        let cfg = config(&[("plain", SECRET, None)]);
+        let t = hs256(
+            "another-secret-another-secret-xx",
+            json!({"alg": "HS256"}),
+            good_claims(),
+        );
+        let mut req = Fake::bearer(&t);
+        req.realm = Some("my realm");
+        let o = authenticate(&cfg, &req, Mode::OAuth2, NOW);
+        assert_eq!(
+            challenge_of(&o),
+            r#"Bearer realm="my realm", error="invalid_token", error_description="Token could not be verified.""#
+        );
+    }
+
+    #[test]
+    fn refusal_reason_never_contains_the_token() {
+        let cfg = config(&[("plain", SECRET, None)]);
+        for t in [
+            token(json!({"sub": "a", "exp": NOW - 5})),
+            hs256(
+                "another-secret-another-secret-xx",
+                json!({"alg": "HS256", "kid": "k"}),
+                good_claims(),
+            ),
+            "not.a.token".to_string(),
+        ] {
+            match authenticate(&cfg, &Fake::bearer(&t), Mode::OAuth2, NOW) {
+                Outcome::Refused { reason, .. } => {
+                    assert!(!reason.contains(&t), "{reason}");
+                    for segment in t.split('.').filter(|s| s.len() > 8) {
+                        assert!(!reason.contains(segment), "{reason}");
+                    }
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn expired_token_is_refused_and_says_why() {
+        let cfg = config(&[("plain", SECRET, None)]);
+        let t = token(json!({"sub": "alice", "exp": NOW - 1}));
+        match authenticate(&cfg, &Fake::bearer(&t), Mode::OAuth2, NOW) {
+            Outcome::Refused {
+                reason,
+                www_authenticate,
+                ..
+            } => {
+                assert!(reason.contains("expired"), "{reason}");
+                assert!(www_authenticate.contains("invalid_token"));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn missing_or_numeric_sub_cannot_determine_user() {
+        let cfg = config(&[("plain", SECRET, None)]);
+        for claims in [
+            json!({"exp": NOW + 9}),
+            json!({"exp": NOW + 9, "sub": 42}),
+            json!({"exp": NOW + 9, "sub": ""}),
+        ] {
+            let o = authenticate(&cfg, &Fake::bearer(&token(claims)), Mode::OAuth2, NOW);
+            assert_eq!(
+                challenge_of(&o),
+                r#"Bearer error="invalid_token", error_description="Could not determine remote user.""#
+            );
+        }
+    }
+
+    #[test]
+    fn second_verifier_is_tried_after_the_first() {
+        let cfg = config(&[
+            ("plain", "zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz", None),
+            ("plain", SECRET, None),
+        ]);
+        assert!(matches!(
+            authenticate(
+                &cfg,
+                &Fake::bearer(&token(good_claims())),
+                Mode::OAuth2,
+                NOW
+            ),
+            Outcome::Granted { .. }
+        ));
+    }
+
+    #[test]
+    fn key_with_other_kid_is_skipped_and_key_without_kid_matches_any() {
+        let with_kid = config(&[("plain", SECRET, Some("kid=a"))]);
+        let t = hs256(SECRET, json!({"alg": "HS256", "kid": "b"}), good_claims());
+        assert!(matches!(
+            authenticate(&with_kid, &Fake::bearer(&t), Mode::OAuth2, NOW),
+            Outcome::Refused { .. }
+        ));
+        let t_a = hs256(SECRET, json!({"alg": "HS256", "kid": "a"}), good_claims());
+        assert!(matches!(
+            authenticate(&with_kid, &Fake::bearer(&t_a), Mode::OAuth2, NOW),
+            Outcome::Granted { .. }
+        ));
+        let without_kid = config(&[("plain", SECRET, None)]);
+        assert!(matches!(
+            authenticate(&without_kid, &Fake::bearer(&t), Mode::OAuth2, NOW),
+            Outcome::Granted { .. }
+        ));
+    }
+
+    #[test]
+    fn no_verifier_configured_is_invalid_token() {
+        let o = authenticate(
+            &DirConfig::default(),
+            &Fake::bearer(&token(good_claims())),
+            Mode::OAuth2,
+            NOW,
+        );
+        assert!(challenge_of(&o).contains("Token could not be verified."));
+    }
+
+    #[test]
+    fn certificate_binding_uses_the_accepting_verifier() {
+        // First verifier (bearer) has another secret; the second (mtls required) accepts the signature,
+        // so its binding applies and an unbound token is refused.
+        let cfg = config(&[
+            ("plain", "zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz", None),
+            ("plain", SECRET, Some("type=mtls&mtls.policy=required")),
+        ]);
+        let o = authenticate(
+            &cfg,
+            &Fake::bearer(&token(good_claims())),
+            Mode::OAuth2,
+            NOW,
+        );
+        assert!(
+            matches!(o, Outcome::Refused { ref reason, .. } if reason.contains("not certificate-bound")),
+            "{o:?}"
+        );
+    }
+
+    #[test]
+    fn bound_token_needs_the_matching_certificate() {
+        let cfg = config(&[("plain", SECRET, Some("type=mtls&mtls.policy=optional"))]);
+        let t = token(json!({"sub": "a", "exp": NOW + 9, "cnf": {"x5t#S256": "thumb-1"}}));
+        let mut req = Fake::bearer(&t);
+        req.thumbprint = Some("thumb-1");
+        assert!(matches!(
+            authenticate(&cfg, &req, Mode::OAuth2, NOW),
+            Outcome::Granted { .. }
+        ));
+        req.thumbprint = Some("thumb-2");
+        assert!(matches!(
+            authenticate(&cfg, &req, Mode::OAuth2, NOW),
+            Outcome::Refused { .. }
+        ));
+        req.thumbprint = None;
+        assert!(matches!(
+            authenticate(&cfg, &req, Mode::OAuth2, NOW),
+            Outcome::Refused { .. }
+        ));
+    }
+
+    #[test]
+    fn rsa_jwk_seed_configuration() {
+        let rsa = Rsa::generate(2048).unwrap();
+        let jwk = json!({"kty": "RSA", "kid": "one", "use": "sig", "n": b64(&rsa.n().to_vec()), "e": "AQAB"});
+        let cfg = config(&[(
+            "jwk",
+            &jwk.to_string(),
+            Some("type=mtls&mtls.policy=optional"),
+        )]);
+        let input = format!(
+            "{}.{}",
+            b64(json!({"alg": "RS256", "kid": "one"}).to_string().as_bytes()),
+            b64(good_claims().to_string().as_bytes())
+        );
+        let key = PKey::from_rsa(rsa).unwrap();
+        let mut signer = Signer::new(MessageDigest::sha256(), &key).unwrap();
+        signer.update(input.as_bytes()).unwrap();
+        let t = format!("{input}.{}", b64(&signer.sign_to_vec().unwrap()));
+        assert!(matches!(
+            authenticate(&cfg, &Fake::bearer(&t), Mode::OAuth2, NOW),
+            Outcome::Granted { .. }
+        ));
+        // The same RSA key's public modulus used as an HMAC secret (key confusion) must not verify.
+        let forged = hs256(
+            &String::from_utf8_lossy(&key.public_key_to_pem().unwrap()),
+            json!({"alg": "HS256", "kid": "one"}),
+            good_claims(),
+        );
+        assert!(matches!(
+            authenticate(&cfg, &Fake::bearer(&forged), Mode::OAuth2, NOW),
+            Outcome::Refused { .. }
+        ));
+    }
+
+    #[test]
+    fn control_characters_in_sub_do_not_reach_the_user() {
+        let cfg = config(&[("plain", SECRET, None)]);
+        let t = token(json!({"sub": "eve\r\nX-Admin: 1", "exp": NOW + 9}));
+        match authenticate(&cfg, &Fake::bearer(&t), Mode::OAuth2, NOW) {
+            Outcome::Granted { user, .. } => assert_eq!(user, "eve  X-Admin: 1"),
+            other => panic!("{other:?}"),
+        }
+    }
 }

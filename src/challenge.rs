@@ -5,7 +5,11 @@ pub const BAD_TOKEN: (&str, &str) = ("invalid_token", "Token could not be verifi
 pub const NO_USER: (&str, &str) = ("invalid_token", "Could not determine remote user.");
 
 /// `Bearer [realm="R",] error="E", error_description="D"`.
-pub fn www_authenticate(scheme: &str, realm: Option<&str>, (error, description): (&str, &str)) -> String {
+pub fn www_authenticate(
+    scheme: &str,
+    realm: Option<&str>,
+    (error, description): (&str, &str),
+) -> String {
     let mut v = String::with_capacity(128);
     v.push_str(scheme);
     if let Some(realm) = realm {

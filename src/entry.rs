@@ -61,9 +61,14 @@ pub extern "C" fn oauth2_rs_cmd_token_verify(
         let value = c_str(value).ok_or("OAuth2TokenVerify: the value must be UTF-8 text")?;
         let options = match options.is_null() {
             true => None,
-            false => Some(c_str(options).ok_or("OAuth2TokenVerify: the options must be UTF-8 text")?),
+            false => {
+                Some(c_str(options).ok_or("OAuth2TokenVerify: the options must be UTF-8 text")?)
+            }
         };
-        let origin = verifier::Origin { file: c_str(file).unwrap_or("?"), line };
+        let origin = verifier::Origin {
+            file: c_str(file).unwrap_or("?"),
+            line,
+        };
         let parsed = verifier::parse(kind, value, options, &origin)?;
         for w in &parsed.warnings {
             log::server(server, ffi::APLOG_WARNING, w);
@@ -84,7 +89,10 @@ pub extern "C" fn oauth2_rs_cmd_token_verify(
     match result {
         Ok(Ok(())) => std::ptr::null(),
         Ok(Err(msg)) => pool_message(pool, &msg),
-        Err(_) => pool_message(pool, "OAuth2TokenVerify: internal error (panic) while parsing this line"),
+        Err(_) => pool_message(
+            pool,
+            "OAuth2TokenVerify: internal error (panic) while parsing this line",
+        ),
     }
 }
 
@@ -110,7 +118,11 @@ pub extern "C" fn oauth2_rs_dir_merge(
 }
 
 #[unsafe(no_mangle)]
-pub extern "C" fn oauth2_rs_check_authn(r: *mut ffi::request_rec, rs: *mut c_void, mode: c_int) -> c_int {
+pub extern "C" fn oauth2_rs_check_authn(
+    r: *mut ffi::request_rec,
+    rs: *mut c_void,
+    mode: c_int,
+) -> c_int {
     let result = catch_unwind(AssertUnwindSafe(|| {
         // SAFETY: r is the live request of this hook, on this thread.
         let req = unsafe { ApacheRequest::new(r) };
@@ -123,12 +135,22 @@ pub extern "C" fn oauth2_rs_check_authn(r: *mut ffi::request_rec, rs: *mut c_voi
         let empty = DirConfig::default();
         // SAFETY: rs is NULL or a DirConfig owned by a pool that outlives the request.
         let cfg = unsafe { rs.cast::<DirConfig>().as_ref() }.unwrap_or(&empty);
-        let mode = if mode == ffi::OAUTH2_MODE_OPENIDC { Mode::OpenIdc } else { Mode::OAuth2 };
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+        let mode = if mode == ffi::OAUTH2_MODE_OPENIDC {
+            Mode::OpenIdc
+        } else {
+            Mode::OAuth2
+        };
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
         req.apply(authn::authenticate(cfg, &req, mode, now))
     }));
     result.unwrap_or_else(|_| {
-        log::request(r, ffi::APLOG_ERR, "oauth2: internal error (panic) while authenticating; answering 500");
+        log::request(
+            r,
+            ffi::APLOG_ERR,
+            "oauth2: internal error (panic) while authenticating; answering 500",
+        );
         ffi::HTTP_INTERNAL_SERVER_ERROR
     })
 }

@@ -6,6 +6,7 @@
 //! only into the module: its C shim needs httpd's symbols, which exist only inside httpd.
 
 pub mod authn;
+pub mod authz;
 pub mod challenge;
 pub mod config;
 pub mod jose;

@@ -15,7 +15,11 @@ pub fn claim_name(prefix: &str, claim: &str) -> String {
     name.push_str(prefix);
     for &b in claim.as_bytes() {
         let separator = b"()<>@,;:\\\"/[]?={} \t".contains(&b);
-        name.push(if b < 32 || b >= 127 || separator { '-' } else { b as char });
+        name.push(if b < 32 || b >= 127 || separator {
+            '-'
+        } else {
+            b as char
+        });
     }
     name
 }
@@ -44,7 +48,13 @@ pub fn header_safe(s: &str) -> String {
         return s.to_string();
     }
     s.chars()
-        .map(|c| if c.is_ascii_control() && c != '\t' { ' ' } else { c })
+        .map(|c| {
+            if c.is_ascii_control() && c != '\t' {
+                ' '
+            } else {
+                c
+            }
+        })
         .collect()
 }
 
@@ -62,17 +72,29 @@ pub fn is_spoofed(prefix: &str, header: &str) -> bool {
 }
 
 fn env_normal(b: u8) -> u8 {
-    if b.is_ascii_alphanumeric() { b.to_ascii_uppercase() } else { b'_' }
+    if b.is_ascii_alphanumeric() {
+        b.to_ascii_uppercase()
+    } else {
+        b'_'
+    }
 }
 
 /// jansson's `json_dumps(..., 0)` separators: `", "` between items, `": "` after keys.
 struct JanssonFormatter;
 
 impl Formatter for JanssonFormatter {
-    fn begin_array_value<W: ?Sized + io::Write>(&mut self, w: &mut W, first: bool) -> io::Result<()> {
+    fn begin_array_value<W: ?Sized + io::Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> io::Result<()> {
         if first { Ok(()) } else { w.write_all(b", ") }
     }
-    fn begin_object_key<W: ?Sized + io::Write>(&mut self, w: &mut W, first: bool) -> io::Result<()> {
+    fn begin_object_key<W: ?Sized + io::Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> io::Result<()> {
         if first { Ok(()) } else { w.write_all(b", ") }
     }
     fn begin_object_value<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
@@ -87,7 +109,10 @@ mod tests {
 
     #[test]
     fn names_are_normalised_like_the_c_module() {
-        assert_eq!(claim_name(DEFAULT_PREFIX, "client_id"), "OAUTH2_CLAIM_client_id");
+        assert_eq!(
+            claim_name(DEFAULT_PREFIX, "client_id"),
+            "OAUTH2_CLAIM_client_id"
+        );
         assert_eq!(claim_name(DEFAULT_PREFIX, "x y"), "OAUTH2_CLAIM_x-y");
         assert_eq!(claim_name(DEFAULT_PREFIX, "ü"), "OAUTH2_CLAIM_--");
         assert_eq!(claim_name(DEFAULT_PREFIX, "a:b\r\n"), "OAUTH2_CLAIM_a-b--");
@@ -97,7 +122,10 @@ mod tests {
     fn values_follow_jansson_layout() {
         assert_eq!(claim_value(&json!("plain")), "plain");
         assert_eq!(claim_value(&json!(["a", "b"])), r#"["a", "b"]"#);
-        assert_eq!(claim_value(&json!({"k": "v", "n": [1, 2]})), r#"{"k": "v", "n": [1, 2]}"#);
+        assert_eq!(
+            claim_value(&json!({"k": "v", "n": [1, 2]})),
+            r#"{"k": "v", "n": [1, 2]}"#
+        );
         assert_eq!(claim_value(&json!(true)), "true");
         assert_eq!(claim_value(&json!(null)), "null");
         assert_eq!(claim_value(&json!(5)), "5");
@@ -117,10 +145,20 @@ mod tests {
 
     #[test]
     fn spoofed_headers_are_recognised_in_any_spelling() {
-        for h in ["OAUTH2_CLAIM_sub", "oauth2-claim-sub", "Oauth2_Claim_Foo", "OAUTH2_CLAIM_"] {
+        for h in [
+            "OAUTH2_CLAIM_sub",
+            "oauth2-claim-sub",
+            "Oauth2_Claim_Foo",
+            "OAUTH2_CLAIM_",
+        ] {
             assert!(is_spoofed(DEFAULT_PREFIX, h), "{h}");
         }
-        for h in ["OAUTH2CLAIMX", "Authorization", "OAUTH2_CLAI", "X-OAUTH2_CLAIM_sub"] {
+        for h in [
+            "OAUTH2CLAIMX",
+            "Authorization",
+            "OAUTH2_CLAI",
+            "X-OAUTH2_CLAIM_sub",
+        ] {
             assert!(!is_spoofed(DEFAULT_PREFIX, h), "{h}");
         }
         assert!(!is_spoofed("", "anything"));

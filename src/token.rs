@@ -40,7 +40,10 @@ mod tests {
     impl TokenSource for Fake {
         fn header(&self, name: &CStr) -> Option<&str> {
             let n = name.to_str().ok()?;
-            self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(n)).map(|(_, v)| *v)
+            self.headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(n))
+                .map(|(_, v)| *v)
         }
         fn env(&self, name: &CStr) -> Option<&str> {
             self.env.get(name.to_str().ok()?).copied()

@@ -28,7 +28,10 @@ impl ApacheRequest {
     /// # Safety
     /// `r` must be the live request of the current hook, used on this thread only.
     pub unsafe fn new(r: *mut ffi::request_rec) -> ApacheRequest {
-        ApacheRequest { r, thumbprint: OnceCell::new() }
+        ApacheRequest {
+            r,
+            thumbprint: OnceCell::new(),
+        }
     }
 
     pub fn log(&self, level: std::ffi::c_int, msg: &str) {
@@ -58,7 +61,9 @@ impl ApacheRequest {
             }
             // SAFETY: table keys are NUL-terminated pool strings.
             let name = unsafe { CStr::from_ptr(key) }.to_string_lossy();
-            if pass::is_spoofed(prefix, &name) && !spoofed.iter().any(|s| s.eq_ignore_ascii_case(&name)) {
+            if pass::is_spoofed(prefix, &name)
+                && !spoofed.iter().any(|s| s.eq_ignore_ascii_case(&name))
+            {
                 spoofed.push(name.into_owned());
             }
         }
@@ -66,7 +71,10 @@ impl ApacheRequest {
             let shown: String = name.chars().take(32).collect();
             self.log(
                 ffi::APLOG_WARNING,
-                &format!("oauth2: removed suspicious request header \"{}\"", shown.escape_default()),
+                &format!(
+                    "oauth2: removed suspicious request header \"{}\"",
+                    shown.escape_default()
+                ),
             );
             // SAFETY: see `new`; name is passed with its length.
             unsafe { ffi::oauth2_header_in_unset(self.r, name.as_ptr().cast(), name.len()) };
@@ -77,7 +85,12 @@ impl ApacheRequest {
     pub fn apply(&self, outcome: Outcome) -> std::ffi::c_int {
         match outcome {
             Outcome::Declined => ffi::DECLINED,
-            Outcome::Refused { status, www_authenticate, reason, level } => {
+            Outcome::Refused {
+                status,
+                www_authenticate,
+                reason,
+                level,
+            } => {
                 let level = match level {
                     LogLevel::Info => ffi::APLOG_INFO,
                     LogLevel::Warn => ffi::APLOG_WARNING,
@@ -95,7 +108,11 @@ impl ApacheRequest {
                 };
                 std::ffi::c_int::from(status)
             }
-            Outcome::Granted { user, pass, verifier } => {
+            Outcome::Granted {
+                user,
+                pass,
+                verifier,
+            } => {
                 // SAFETY: see `new`; all strings are passed with lengths and copied by the shim.
                 unsafe { ffi::oauth2_set_user(self.r, user.as_ptr().cast(), user.len()) };
                 for (name, value) in &pass {
@@ -118,7 +135,10 @@ impl ApacheRequest {
                 }
                 self.log(
                     ffi::APLOG_DEBUG,
-                    &format!("oauth2: token accepted by {verifier} for user \"{}\"", user.escape_default()),
+                    &format!(
+                        "oauth2: token accepted by {verifier} for user \"{}\"",
+                        user.escape_default()
+                    ),
                 );
                 ffi::OK
             }
@@ -165,6 +185,8 @@ impl authn::Request for ApacheRequest {
     }
 
     fn client_thumbprint(&self) -> Option<String> {
-        self.thumbprint.get_or_init(|| self.compute_thumbprint()).clone()
+        self.thumbprint
+            .get_or_init(|| self.compute_thumbprint())
+            .clone()
     }
 }

@@ -23,7 +23,10 @@ impl Options {
 
     /// The value of `name` (first occurrence), if given.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.pairs.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+        self.pairs
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// Names given that are not in `known`: the C module ignores them silently; we tell the admin.
@@ -62,7 +65,9 @@ pub fn parse_number(value: &str) -> i64 {
         Some(rest) => (-1, rest),
         None => (1, v.strip_prefix('+').unwrap_or(v)),
     };
-    let end = digits.find(|c: char| !c.is_ascii_digit()).unwrap_or(digits.len());
+    let end = digits
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(digits.len());
     digits[..end].parse::<i64>().map_or(0, |n| sign * n)
 }
 

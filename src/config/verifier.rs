@@ -13,7 +13,8 @@ use crate::verify::claims::ClaimPolicy;
 use crate::verify::{Binding, Verifier};
 
 pub const UNKNOWN_TYPE: &str = "Invalid value, must be one of: plain, base64, base64url, hex, pem, pubkey, jwk, jwks_uri, eckey_uri, introspect or metadata.";
-pub const UNKNOWN_BINDING: &str = "Invalid value, must be one of: \"bearer\", \"dpop\" or \"mtls\".";
+pub const UNKNOWN_BINDING: &str =
+    "Invalid value, must be one of: \"bearer\", \"dpop\" or \"mtls\".";
 
 /// Options this version acts on.
 const ACTIVE_OPTIONS: &[&str] = &[
@@ -120,9 +121,19 @@ pub fn parse(
         }
     }
 
-    let label = format!("{kind} ({} at {}:{})", key.describe(), origin.file, origin.line);
+    let label = format!(
+        "{kind} ({} at {}:{})",
+        key.describe(),
+        origin.file,
+        origin.line
+    );
     Ok(Parsed {
-        verifier: Verifier { label, keys: vec![key], claims, binding },
+        verifier: Verifier {
+            label,
+            keys: vec![key],
+            claims,
+            binding,
+        },
         warnings,
         debug,
     })
@@ -137,7 +148,11 @@ fn secret_key(kind: &str, secret: &[u8]) -> Result<Key, String> {
     })
 }
 
-fn decode_base64(value: &str, alphabet: alphabet::Alphabet, c_message: &str) -> Result<Vec<u8>, String> {
+fn decode_base64(
+    value: &str,
+    alphabet: alphabet::Alphabet,
+    c_message: &str,
+) -> Result<Vec<u8>, String> {
     let engine = GeneralPurpose::new(
         &alphabet,
         GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
@@ -183,13 +198,19 @@ fn parse_claim_policy(options: &Options) -> ClaimPolicy {
     let expected_aud = options.get("aud").map(str::to_string);
     // Setting iss= or aud= makes the matching check required unless verify.* says otherwise.
     let default_for = |expected: &Option<String>| {
-        if expected.is_some() { Requirement::Required } else { Requirement::Optional }
+        if expected.is_some() {
+            Requirement::Required
+        } else {
+            Requirement::Optional
+        }
     };
     ClaimPolicy {
         exp: Requirement::parse_or(options.get("verify.exp"), defaults.exp),
         nbf: Requirement::parse_or(options.get("verify.nbf"), defaults.nbf),
         iat: Requirement::parse_or(options.get("verify.iat"), defaults.iat),
-        iat_slack_before: options.get("verify.iat.slack_before").map(|v| parse_number(v).max(0)),
+        iat_slack_before: options
+            .get("verify.iat.slack_before")
+            .map(|v| parse_number(v).max(0)),
         iat_slack_after: options
             .get("verify.iat.slack_after")
             .map_or(defaults.iat_slack_after, |v| parse_number(v).max(0)),
@@ -204,7 +225,10 @@ fn parse_claim_policy(options: &Options) -> ClaimPolicy {
 mod tests {
     use super::*;
 
-    const ORIGIN: Origin = Origin { file: "test.conf", line: 1 };
+    const ORIGIN: Origin = Origin {
+        file: "test.conf",
+        line: 1,
+    };
     const SECRET: &str = "0123456789abcdef0123456789abcdef";
 
     fn err(kind: &str, value: &str, options: Option<&str>) -> String {
@@ -217,7 +241,11 @@ mod tests {
     #[test]
     fn unknown_type_has_the_c_message() {
         assert_eq!(err("foo", "bar", None), UNKNOWN_TYPE);
-        assert_eq!(err("JWK", "{}", None), UNKNOWN_TYPE, "types are case-sensitive");
+        assert_eq!(
+            err("JWK", "{}", None),
+            UNKNOWN_TYPE,
+            "types are case-sensitive"
+        );
     }
 
     #[test]
@@ -229,7 +257,13 @@ mod tests {
     fn binding_is_case_insensitive_and_policy_defaults_to_required() {
         let p = parse("plain", SECRET, Some("type=MTLS"), &ORIGIN).unwrap();
         assert_eq!(p.verifier.binding, Binding::Mtls(MtlsPolicy::Required));
-        let p = parse("plain", SECRET, Some("type=mtls&mtls.policy=optional"), &ORIGIN).unwrap();
+        let p = parse(
+            "plain",
+            SECRET,
+            Some("type=mtls&mtls.policy=optional"),
+            &ORIGIN,
+        )
+        .unwrap();
         assert_eq!(p.verifier.binding, Binding::Mtls(MtlsPolicy::Optional));
         let p = parse("plain", SECRET, None, &ORIGIN).unwrap();
         assert_eq!(p.verifier.binding, Binding::Bearer);
@@ -253,7 +287,10 @@ mod tests {
         assert!(parse("base64url", &URL_SAFE_NO_PAD.encode(SECRET), None, &ORIGIN).is_ok());
         let hex: String = SECRET.bytes().map(|b| format!("{b:02x}")).collect();
         assert!(parse("hex", &hex, None, &ORIGIN).is_ok());
-        assert!(parse("hex", &format!("{hex}f"), None, &ORIGIN).is_ok(), "odd digit ignored");
+        assert!(
+            parse("hex", &format!("{hex}f"), None, &ORIGIN).is_ok(),
+            "odd digit ignored"
+        );
         assert!(err("hex", &format!("zz{hex}"), None).starts_with("sscanf failed"));
         assert!(err("base64", "!!!", None).starts_with("oauth2_base64_decode failed"));
     }

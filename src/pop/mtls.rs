@@ -110,7 +110,11 @@ mod tests {
     }
 
     fn run(cnf: Value, policy: MtlsPolicy, cert: Option<&str>) -> Result<(), BindingError> {
-        let c = if cnf.is_null() { claims(json!({})) } else { claims(json!({ "cnf": cnf })) };
+        let c = if cnf.is_null() {
+            claims(json!({}))
+        } else {
+            claims(json!({ "cnf": cnf }))
+        };
         check(&c, policy, || cert.map(String::from))
     }
 
@@ -118,8 +122,14 @@ mod tests {
     fn decision_table_optional() {
         use MtlsPolicy::Optional as P;
         assert_eq!(run(json!({"x5t#S256": GOOD}), P, Some(GOOD)), Ok(()));
-        assert_eq!(run(json!({"x5t#S256": GOOD}), P, Some(OTHER)), Err(BindingError::Mismatch));
-        assert_eq!(run(json!({"x5t#S256": GOOD}), P, None), Err(BindingError::NoCertificate));
+        assert_eq!(
+            run(json!({"x5t#S256": GOOD}), P, Some(OTHER)),
+            Err(BindingError::Mismatch)
+        );
+        assert_eq!(
+            run(json!({"x5t#S256": GOOD}), P, None),
+            Err(BindingError::NoCertificate)
+        );
         assert_eq!(run(Value::Null, P, Some(GOOD)), Ok(()));
         assert_eq!(run(Value::Null, P, None), Ok(()));
         assert_eq!(run(json!({"jkt": "abc"}), P, None), Ok(()));
@@ -130,18 +140,34 @@ mod tests {
     fn decision_table_required() {
         use MtlsPolicy::Required as P;
         assert_eq!(run(json!({"x5t#S256": GOOD}), P, Some(GOOD)), Ok(()));
-        assert_eq!(run(json!({"x5t#S256": GOOD}), P, Some(OTHER)), Err(BindingError::Mismatch));
-        assert_eq!(run(json!({"x5t#S256": GOOD}), P, None), Err(BindingError::NoCertificate));
+        assert_eq!(
+            run(json!({"x5t#S256": GOOD}), P, Some(OTHER)),
+            Err(BindingError::Mismatch)
+        );
+        assert_eq!(
+            run(json!({"x5t#S256": GOOD}), P, None),
+            Err(BindingError::NoCertificate)
+        );
         assert_eq!(run(Value::Null, P, Some(GOOD)), Err(BindingError::NotBound));
-        assert_eq!(run(json!({"jkt": "abc"}), P, Some(GOOD)), Err(BindingError::NotBound));
-        assert_eq!(run(json!({"x5t#S256": 5}), P, Some(GOOD)), Err(BindingError::NotBound));
+        assert_eq!(
+            run(json!({"jkt": "abc"}), P, Some(GOOD)),
+            Err(BindingError::NotBound)
+        );
+        assert_eq!(
+            run(json!({"x5t#S256": 5}), P, Some(GOOD)),
+            Err(BindingError::NotBound)
+        );
     }
 
     #[test]
     fn padded_thumbprint_does_not_match() {
         let padded = format!("{GOOD}=");
         assert_eq!(
-            run(json!({"x5t#S256": padded}), MtlsPolicy::Required, Some(GOOD)),
+            run(
+                json!({"x5t#S256": padded}),
+                MtlsPolicy::Required,
+                Some(GOOD)
+            ),
             Err(BindingError::Mismatch)
         );
     }
@@ -165,8 +191,10 @@ mod tests {
         b.set_subject_name(&name).unwrap();
         b.set_issuer_name(&name).unwrap();
         b.set_pubkey(&key).unwrap();
-        b.set_not_before(&Asn1Time::days_from_now(0).unwrap()).unwrap();
-        b.set_not_after(&Asn1Time::days_from_now(1).unwrap()).unwrap();
+        b.set_not_before(&Asn1Time::days_from_now(0).unwrap())
+            .unwrap();
+        b.set_not_after(&Asn1Time::days_from_now(1).unwrap())
+            .unwrap();
         b.sign(&key, MessageDigest::sha256()).unwrap();
         let cert = b.build();
         let pem = String::from_utf8(cert.to_pem().unwrap()).unwrap();

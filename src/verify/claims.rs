@@ -76,14 +76,19 @@ impl fmt::Display for ClaimError {
                 write!(f, "token issued too long ago (iat {iat}, now {now})")
             }
             ClaimError::IssuerMismatch => write!(f, "issuer (iss) is not the expected one"),
-            ClaimError::AudienceMismatch => write!(f, "audience (aud) does not contain the expected one"),
+            ClaimError::AudienceMismatch => {
+                write!(f, "audience (aud) does not contain the expected one")
+            }
             ClaimError::NotAString(c) => write!(f, "claim \"{c}\" is not a string"),
         }
     }
 }
 
 /// A time claim: `None` when absent or null, an error when present but not a sane NumericDate.
-fn numeric_date(claims: &Map<String, Value>, name: &'static str) -> Result<Option<f64>, ClaimError> {
+fn numeric_date(
+    claims: &Map<String, Value>,
+    name: &'static str,
+) -> Result<Option<f64>, ClaimError> {
     match claims.get(name) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Number(n)) => {
@@ -118,21 +123,33 @@ impl ClaimPolicy {
         if let Some(exp) = present(claims, "exp", self.exp)? {
             // RFC 7519 4.1.4: the current time must be before exp.
             if nowf >= exp {
-                return Err(ClaimError::Expired { exp: exp as i64, now });
+                return Err(ClaimError::Expired {
+                    exp: exp as i64,
+                    now,
+                });
             }
         }
         if let Some(nbf) = present(claims, "nbf", self.nbf)? {
             if nowf + (self.iat_slack_after as f64) < nbf {
-                return Err(ClaimError::NotYetValid { nbf: nbf as i64, now });
+                return Err(ClaimError::NotYetValid {
+                    nbf: nbf as i64,
+                    now,
+                });
             }
         }
         if let Some(iat) = present(claims, "iat", self.iat)? {
             if nowf + (self.iat_slack_after as f64) < iat {
-                return Err(ClaimError::IssuedInFuture { iat: iat as i64, now });
+                return Err(ClaimError::IssuedInFuture {
+                    iat: iat as i64,
+                    now,
+                });
             }
             if let Some(before) = self.iat_slack_before {
                 if nowf - (before as f64) > iat {
-                    return Err(ClaimError::IssuedTooLongAgo { iat: iat as i64, now });
+                    return Err(ClaimError::IssuedTooLongAgo {
+                        iat: iat as i64,
+                        now,
+                    });
                 }
             }
         }
@@ -179,7 +196,11 @@ impl ClaimPolicy {
             Value::Array(items) => items.iter().any(|i| i.as_str() == Some(expected)),
             _ => false,
         };
-        if matches { Ok(()) } else { Err(ClaimError::AudienceMismatch) }
+        if matches {
+            Ok(())
+        } else {
+            Err(ClaimError::AudienceMismatch)
+        }
     }
 }
 
@@ -204,21 +225,36 @@ mod tests {
     #[test]
     fn valid_token_passes() {
         let p = ClaimPolicy::default();
-        assert_eq!(check(&p, json!({"exp": NOW + 60, "iat": NOW, "nbf": NOW})), Ok(()));
+        assert_eq!(
+            check(&p, json!({"exp": NOW + 60, "iat": NOW, "nbf": NOW})),
+            Ok(())
+        );
     }
 
     #[test]
     fn exp_is_required_by_default() {
-        assert_eq!(check(&ClaimPolicy::default(), json!({})), Err(ClaimError::Missing("exp")));
-        let lax = ClaimPolicy { exp: Requirement::Optional, ..Default::default() };
+        assert_eq!(
+            check(&ClaimPolicy::default(), json!({})),
+            Err(ClaimError::Missing("exp"))
+        );
+        let lax = ClaimPolicy {
+            exp: Requirement::Optional,
+            ..Default::default()
+        };
         assert_eq!(check(&lax, json!({})), Ok(()));
     }
 
     #[test]
     fn expired_and_exactly_now_are_rejected() {
         let p = ClaimPolicy::default();
-        assert!(matches!(check(&p, json!({"exp": NOW - 1})), Err(ClaimError::Expired { .. })));
-        assert!(matches!(check(&p, json!({"exp": NOW})), Err(ClaimError::Expired { .. })));
+        assert!(matches!(
+            check(&p, json!({"exp": NOW - 1})),
+            Err(ClaimError::Expired { .. })
+        ));
+        assert!(matches!(
+            check(&p, json!({"exp": NOW})),
+            Err(ClaimError::Expired { .. })
+        ));
     }
 
     #[test]
@@ -229,7 +265,10 @@ mod tests {
 
     #[test]
     fn string_exp_is_rejected_even_when_optional() {
-        let lax = ClaimPolicy { exp: Requirement::Optional, ..Default::default() };
+        let lax = ClaimPolicy {
+            exp: Requirement::Optional,
+            ..Default::default()
+        };
         let e = check(&lax, json!({"exp": "9999999999"}));
         assert_eq!(e, Err(ClaimError::NotANumber("exp")));
     }
@@ -237,12 +276,18 @@ mod tests {
     #[test]
     fn absurd_exp_is_rejected() {
         let p = ClaimPolicy::default();
-        assert_eq!(check(&p, json!({"exp": 1e300})), Err(ClaimError::OutOfRange("exp")));
+        assert_eq!(
+            check(&p, json!({"exp": 1e300})),
+            Err(ClaimError::OutOfRange("exp"))
+        );
     }
 
     #[test]
     fn skip_ignores_even_garbage() {
-        let p = ClaimPolicy { exp: Requirement::Skip, ..Default::default() };
+        let p = ClaimPolicy {
+            exp: Requirement::Skip,
+            ..Default::default()
+        };
         assert_eq!(check(&p, json!({"exp": "garbage"})), Ok(()));
     }
 
@@ -252,14 +297,20 @@ mod tests {
         let base = json!({"exp": NOW + 600});
         let mut c = claims(base);
         c.insert("nbf".into(), json!(NOW + 120));
-        assert!(matches!(p.check(&c, NOW), Err(ClaimError::NotYetValid { .. })));
+        assert!(matches!(
+            p.check(&c, NOW),
+            Err(ClaimError::NotYetValid { .. })
+        ));
         c.insert("nbf".into(), json!(NOW + 5));
         assert_eq!(p.check(&c, NOW), Ok(()));
     }
 
     #[test]
     fn iat_too_new_and_too_old() {
-        let p = ClaimPolicy { iat_slack_before: Some(60), ..Default::default() };
+        let p = ClaimPolicy {
+            iat_slack_before: Some(60),
+            ..Default::default()
+        };
         assert!(matches!(
             check(&p, json!({"exp": NOW + 600, "iat": NOW + 12})),
             Err(ClaimError::IssuedInFuture { .. })
@@ -273,8 +324,14 @@ mod tests {
 
     #[test]
     fn iat_required_when_configured() {
-        let p = ClaimPolicy { iat: Requirement::Required, ..Default::default() };
-        assert_eq!(check(&p, json!({"exp": NOW + 600})), Err(ClaimError::Missing("iat")));
+        let p = ClaimPolicy {
+            iat: Requirement::Required,
+            ..Default::default()
+        };
+        assert_eq!(
+            check(&p, json!({"exp": NOW + 600})),
+            Err(ClaimError::Missing("iat"))
+        );
     }
 
     #[test]
@@ -284,19 +341,31 @@ mod tests {
             expected_iss: Some("https://as.example".into()),
             ..Default::default()
         };
-        assert_eq!(check(&p, json!({"exp": NOW + 9, "iss": "https://as.example"})), Ok(()));
+        assert_eq!(
+            check(&p, json!({"exp": NOW + 9, "iss": "https://as.example"})),
+            Ok(())
+        );
         assert_eq!(
             check(&p, json!({"exp": NOW + 9, "iss": "https://evil"})),
             Err(ClaimError::IssuerMismatch)
         );
-        assert_eq!(check(&p, json!({"exp": NOW + 9})), Err(ClaimError::Missing("iss")));
+        assert_eq!(
+            check(&p, json!({"exp": NOW + 9})),
+            Err(ClaimError::Missing("iss"))
+        );
     }
 
     #[test]
     fn required_issuer_without_expected_value_needs_presence() {
-        let p = ClaimPolicy { iss: Requirement::Required, ..Default::default() };
+        let p = ClaimPolicy {
+            iss: Requirement::Required,
+            ..Default::default()
+        };
         assert_eq!(check(&p, json!({"exp": NOW + 9, "iss": "x"})), Ok(()));
-        assert_eq!(check(&p, json!({"exp": NOW + 9})), Err(ClaimError::Missing("iss")));
+        assert_eq!(
+            check(&p, json!({"exp": NOW + 9})),
+            Err(ClaimError::Missing("iss"))
+        );
     }
 
     #[test]
@@ -307,7 +376,10 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(check(&p, json!({"exp": NOW + 9, "aud": "api"})), Ok(()));
-        assert_eq!(check(&p, json!({"exp": NOW + 9, "aud": ["x", "api"]})), Ok(()));
+        assert_eq!(
+            check(&p, json!({"exp": NOW + 9, "aud": ["x", "api"]})),
+            Ok(())
+        );
         assert_eq!(
             check(&p, json!({"exp": NOW + 9, "aud": ["x", ""]})),
             Err(ClaimError::AudienceMismatch)
@@ -316,6 +388,9 @@ mod tests {
             check(&p, json!({"exp": NOW + 9, "aud": "other"})),
             Err(ClaimError::AudienceMismatch)
         );
-        assert_eq!(check(&p, json!({"exp": NOW + 9})), Err(ClaimError::Missing("aud")));
+        assert_eq!(
+            check(&p, json!({"exp": NOW + 9})),
+            Err(ClaimError::Missing("aud"))
+        );
     }
 }

@@ -59,17 +59,24 @@ pub struct ParsedToken<'a> {
 
 impl<'a> ParsedToken<'a> {
     pub fn parse(token: &'a str) -> ParsedToken<'a> {
-        ParsedToken { jws: Jws::parse(token) }
+        ParsedToken {
+            jws: Jws::parse(token),
+        }
     }
 }
 
 impl Verifier {
     /// Signature and claims; proof of possession is checked separately by [`Verifier::check_binding`].
     pub fn verify(&self, token: &ParsedToken, now: i64) -> Result<Map<String, Value>, VerifyError> {
-        let jws = token.jws.as_ref().map_err(|e| VerifyError::Malformed(e.clone()))?;
+        let jws = token
+            .jws
+            .as_ref()
+            .map_err(|e| VerifyError::Malformed(e.clone()))?;
         self.verify_signature(jws)?;
         let claims = jose::json::parse_object(&jws.payload).map_err(VerifyError::Payload)?;
-        self.claims.check(&claims, now).map_err(VerifyError::Claims)?;
+        self.claims
+            .check(&claims, now)
+            .map_err(VerifyError::Claims)?;
         Ok(claims)
     }
 
