@@ -12,6 +12,8 @@
 #include "mod_ssl.h"
 #include "apr_strings.h"
 #include "apr_optional.h"
+#include "apr_buckets.h"
+#include "util_filter.h"
 
 #include "shim.h"
 
@@ -36,22 +38,65 @@ void *oauth2_shim_merge_dir_cfg(apr_pool_t *p, void *basev, void *addv)
 
 /* ---------------------------------------------------------------- directives */
 
-static const char *cmd_token_verify(cmd_parms *cmd, void *mconfig, const char *type,
-                                    const char *value, const char *options)
+/* Every directive goes to one Rust function; cmd->info says which directive it is. */
+static const char *cmd_dispatch(cmd_parms *cmd, void *mconfig, const char *a1, const char *a2,
+                                const char *a3)
 {
     oauth2_dir_cfg *cfg = mconfig;
-    const char *file = cmd->directive ? cmd->directive->filename : NULL;
-    unsigned line = cmd->directive ? cmd->directive->line_num : 0;
-    return oauth2_rs_cmd_token_verify(cmd->pool, cmd->server, file, line, &cfg->rs, type, value,
-                                      options);
+    oauth2_cmd_site site;
+    site.pool = cmd->pool;
+    site.server = cmd->server;
+    site.file = cmd->directive ? cmd->directive->filename : NULL;
+    site.line = cmd->directive ? cmd->directive->line_num : 0;
+    return oauth2_rs_cmd(&site, &cfg->rs, (int)(apr_uintptr_t)cmd->info, a1, a2, a3);
+}
+
+static const char *cmd_take1(cmd_parms *cmd, void *mconfig, const char *a1)
+{
+    return cmd_dispatch(cmd, mconfig, a1, NULL, NULL);
+}
+
+static const char *cmd_take12(cmd_parms *cmd, void *mconfig, const char *a1, const char *a2)
+{
+    return cmd_dispatch(cmd, mconfig, a1, a2, NULL);
 }
 
 #define OAUTH2_CONTEXTS (RSRC_CONF | ACCESS_CONF | OR_AUTHCFG)
+#define OAUTH2_CMD(n) ((void *)(apr_uintptr_t)(n))
 
 const command_rec oauth2_shim_cmds[] = {
-    AP_INIT_TAKE23("OAuth2TokenVerify", cmd_token_verify, NULL, OAUTH2_CONTEXTS,
+    AP_INIT_TAKE23("OAuth2TokenVerify", cmd_dispatch, OAUTH2_CMD(OAUTH2_CMD_TOKEN_VERIFY),
+                   OAUTH2_CONTEXTS,
                    "OAuth2TokenVerify <type> <value> [<options>]: how to verify access tokens"),
+    AP_INIT_TAKE12("OAuth2AcceptTokenIn", cmd_take12, OAUTH2_CMD(OAUTH2_CMD_ACCEPT_TOKEN_IN),
+                   OAUTH2_CONTEXTS,
+                   "OAuth2AcceptTokenIn environment|header|query|post|cookie|basic [<options>]"),
+    AP_INIT_TAKE1("OAuth2TargetPass", cmd_take1, OAUTH2_CMD(OAUTH2_CMD_TARGET_PASS),
+                  OAUTH2_CONTEXTS, "OAuth2TargetPass <options>: how claims reach the backend"),
+    AP_INIT_TAKE1("OAuth2CryptoPassphrase", cmd_take1, OAUTH2_CMD(OAUTH2_CMD_CRYPTO_PASSPHRASE),
+                  OAUTH2_CONTEXTS, "OAuth2CryptoPassphrase <passphrase>: for encrypted caches"),
     { NULL }
+};
+
+/* ---------------------------------------------------------------- Require oauth2_claim */
+
+static authz_status oauth2_authz_claim(request_rec *r, const char *require_line,
+                                       const void *parsed)
+{
+    if (r->user == NULL || *r->user == '\0')
+        return AUTHZ_DENIED_NO_USER;
+    return oauth2_rs_authz_claim(r, parsed) ? AUTHZ_GRANTED : AUTHZ_DENIED;
+}
+
+static const char *oauth2_authz_parse(cmd_parms *cmd, const char *require_line,
+                                      const void **parsed)
+{
+    return oauth2_rs_authz_parse(cmd->pool, require_line, parsed);
+}
+
+static const authz_provider oauth2_authz_claim_provider = {
+    &oauth2_authz_claim,
+    &oauth2_authz_parse,
 };
 
 /* ---------------------------------------------------------------- hooks */
@@ -75,6 +120,150 @@ static int oauth2_check_authn(request_rec *r)
     return oauth2_rs_check_authn(r, cfg ? cfg->rs : NULL, mode);
 }
 
+/* Each (re)read of the configuration starts from a clean slate of process-wide settings. */
+static int oauth2_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
+{
+    oauth2_rs_pre_config();
+    return OK;
+}
+
+/* ---------------------------------------------------------------- request body replay */
+
+/* A body read during authentication (to find a form-posted token) is handed to whatever reads
+ * the body later (handler, proxy) by this input filter, so the backend still receives it. */
+#define OAUTH2_BODY_FILTER "OAUTH2_BODY_REPLAY"
+
+typedef struct {
+    const char *data;
+    apr_size_t len;
+    apr_size_t pos;
+    int eos; /* the whole body was read: end with EOS instead of reading further below */
+} oauth2_body_ctx;
+
+static apr_status_t oauth2_body_replay(ap_filter_t *f, apr_bucket_brigade *bb,
+                                       ap_input_mode_t mode, apr_read_type_e block,
+                                       apr_off_t readbytes)
+{
+    oauth2_body_ctx *ctx = f->ctx;
+    apr_size_t n;
+
+    if (ctx == NULL || (mode != AP_MODE_READBYTES && mode != AP_MODE_SPECULATIVE &&
+                        mode != AP_MODE_GETLINE && mode != AP_MODE_EXHAUSTIVE))
+        return ap_get_brigade(f->next, bb, mode, block, readbytes);
+
+    if (ctx->pos >= ctx->len) {
+        if (ctx->eos) {
+            APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_eos_create(f->c->bucket_alloc));
+            if (mode != AP_MODE_SPECULATIVE)
+                ap_remove_input_filter(f);
+            return APR_SUCCESS;
+        }
+        ap_remove_input_filter(f);
+        return ap_get_brigade(f->next, bb, mode, block, readbytes);
+    }
+
+    n = ctx->len - ctx->pos;
+    if (mode == AP_MODE_GETLINE) {
+        const char *nl = memchr(ctx->data + ctx->pos, '\n', n);
+        if (nl != NULL)
+            n = (apr_size_t)(nl - (ctx->data + ctx->pos)) + 1;
+    }
+    else if (mode != AP_MODE_EXHAUSTIVE && readbytes > 0 && (apr_off_t)n > readbytes) {
+        n = (apr_size_t)readbytes;
+    }
+    APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_transient_create(ctx->data + ctx->pos, n,
+                                                            f->c->bucket_alloc));
+    /* transient buckets point at pool memory that lives as long as the request */
+    if (mode != AP_MODE_SPECULATIVE)
+        ctx->pos += n;
+    return APR_SUCCESS;
+}
+
+/* Reads the request body into the request pool, up to `limit` bytes, and installs the replay
+ * filter so the handler still receives all of it. Returns 0 with the body in data and len; -1 when
+ * the body is larger than `limit` (then whatever was read is replayed, followed by the rest) or
+ * cannot be read. */
+int oauth2_body_read(request_rec *r, apr_size_t limit, const char **data, apr_size_t *len)
+{
+    const char *cl = apr_table_get(r->headers_in, "Content-Length");
+    apr_bucket_brigade *bb;
+    oauth2_body_ctx *ctx;
+    /* each read below returns at most HUGE_STRING_LEN bytes, so this never overflows */
+    apr_size_t cap = limit + HUGE_STRING_LEN + 1, used = 0;
+    char *buf;
+    int done = 0, failed = 0;
+
+    *data = NULL;
+    *len = 0;
+    if (cl != NULL) {
+        char *end;
+        apr_off_t n;
+        if (apr_strtoff(&n, cl, &end, 10) != APR_SUCCESS || *end != '\0' || n < 0 ||
+            (apr_uint64_t)n > (apr_uint64_t)limit)
+            return -1; /* nothing read: the body goes to the handler untouched */
+    }
+
+    buf = apr_palloc(r->pool, cap);
+    bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
+    while (!done && !failed && used <= limit) {
+        apr_bucket *b;
+        if (ap_get_brigade(r->input_filters, bb, AP_MODE_READBYTES, APR_BLOCK_READ,
+                           HUGE_STRING_LEN) != APR_SUCCESS) {
+            failed = 1;
+            break;
+        }
+        for (b = APR_BRIGADE_FIRST(bb); b != APR_BRIGADE_SENTINEL(bb); b = APR_BUCKET_NEXT(b)) {
+            const char *chunk;
+            apr_size_t clen;
+            if (APR_BUCKET_IS_EOS(b)) {
+                done = 1;
+                break;
+            }
+            if (APR_BUCKET_IS_METADATA(b))
+                continue;
+            if (apr_bucket_read(b, &chunk, &clen, APR_BLOCK_READ) != APR_SUCCESS ||
+                clen > cap - 1 - used) {
+                failed = 1;
+                break;
+            }
+            memcpy(buf + used, chunk, clen);
+            used += clen;
+        }
+        apr_brigade_cleanup(bb);
+    }
+    apr_brigade_destroy(bb);
+    buf[used] = '\0';
+    ctx = apr_pcalloc(r->pool, sizeof(*ctx));
+    ctx->data = buf;
+    ctx->len = used;
+    ctx->eos = done;
+    ap_add_input_filter(OAUTH2_BODY_FILTER, ctx, r, r->connection);
+    if (!done || failed || used > limit)
+        return -1;
+    *data = buf;
+    *len = used;
+    return 0;
+}
+
+/* Replaces the body the backend will receive (after removing the token from a form). */
+void oauth2_body_replace(request_rec *r, const char *data, apr_size_t len)
+{
+    ap_filter_t *f;
+    for (f = r->input_filters; f != NULL; f = f->next) {
+        if (f->frec != NULL && f->frec->name != NULL &&
+            strcasecmp(f->frec->name, OAUTH2_BODY_FILTER) == 0) {
+            oauth2_body_ctx *ctx = f->ctx;
+            ctx->data = apr_pstrmemdup(r->pool, data, len);
+            ctx->len = len;
+            ctx->pos = 0;
+            apr_table_setn(r->headers_in, "Content-Length",
+                           apr_psprintf(r->pool, "%" APR_SIZE_T_FMT, len));
+            apr_table_unset(r->headers_in, "Transfer-Encoding");
+            return;
+        }
+    }
+}
+
 static void oauth2_retrieve_optional_fn(void)
 {
     oauth2_ssl_var_lookup = APR_RETRIEVE_OPTIONAL_FN(ssl_var_lookup);
@@ -86,6 +275,10 @@ void oauth2_shim_register_hooks(apr_pool_t *p)
     static const char *const succ[] = { "mod_auth_openidc.c", NULL };
     ap_hook_check_authn(oauth2_check_authn, NULL, succ, APR_HOOK_MIDDLE, AP_AUTH_INTERNAL_PER_CONF);
     ap_hook_optional_fn_retrieve(oauth2_retrieve_optional_fn, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_pre_config(oauth2_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_register_auth_provider(p, AUTHZ_PROVIDER_GROUP, "oauth2_claim", AUTHZ_PROVIDER_VERSION,
+                              &oauth2_authz_claim_provider, AP_AUTH_INTERNAL_PER_CONF);
+    ap_register_input_filter(OAUTH2_BODY_FILTER, oauth2_body_replay, NULL, AP_FTYPE_PROTOCOL - 1);
 }
 
 /* ---------------------------------------------------------------- accessors for Rust */
@@ -138,6 +331,50 @@ void oauth2_header_in_set(request_rec *r, const char *name, apr_size_t nlen, con
 {
     apr_table_setn(r->headers_in, apr_pstrmemdup(r->pool, name, nlen),
                    apr_pstrmemdup(r->pool, value, vlen));
+}
+
+const char *oauth2_method(request_rec *r)
+{
+    return r->method;
+}
+
+const char *oauth2_args(request_rec *r)
+{
+    return r->args;
+}
+
+void oauth2_args_set(request_rec *r, const char *args, apr_size_t len)
+{
+    r->args = len > 0 ? apr_pstrmemdup(r->pool, args, len) : NULL;
+    r->parsed_uri.query = r->args;
+}
+
+void oauth2_env_unset(request_rec *r, const char *name)
+{
+    apr_table_unset(r->subprocess_env, name);
+}
+
+/* Claims of the request for Require oauth2_claim, kept on the request that authenticated. */
+void oauth2_request_claims_set(request_rec *r, void *claims, apr_status_t (*release)(void *))
+{
+    ap_set_module_config(r->request_config, &oauth2_module, claims);
+    apr_pool_cleanup_register(r->pool, claims, release, apr_pool_cleanup_null);
+}
+
+const void *oauth2_request_claims_get(request_rec *r)
+{
+    /* sub-requests and internal redirects use the claims of the request they came from */
+    for (; r != NULL; r = r->main != NULL ? r->main : r->prev) {
+        const void *c = ap_get_module_config(r->request_config, &oauth2_module);
+        if (c != NULL)
+            return c;
+    }
+    return NULL;
+}
+
+const char *oauth2_user(request_rec *r)
+{
+    return r->user;
 }
 
 const char *oauth2_env_get(request_rec *r, const char *name)

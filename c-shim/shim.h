@@ -11,10 +11,27 @@ typedef struct {
     void *rs; /* Rust DirConfig, owned by a pool cleanup; NULL when nothing was configured here */
 } oauth2_dir_cfg;
 
+/* Directives, as passed in cmd->info */
+#define OAUTH2_CMD_TOKEN_VERIFY 1
+#define OAUTH2_CMD_ACCEPT_TOKEN_IN 2
+#define OAUTH2_CMD_TARGET_PASS 3
+#define OAUTH2_CMD_CRYPTO_PASSPHRASE 4
+
+/* Where a directive was written */
+typedef struct {
+    apr_pool_t *pool;
+    server_rec *server;
+    const char *file;
+    unsigned line;
+} oauth2_cmd_site;
+
 /* implemented in Rust */
-extern const char *oauth2_rs_cmd_token_verify(apr_pool_t *pool, server_rec *s, const char *file,
-                                              unsigned line, void **rs, const char *type,
-                                              const char *value, const char *options);
+extern const char *oauth2_rs_cmd(const oauth2_cmd_site *site, void **rs, int which, const char *a1,
+                                 const char *a2, const char *a3);
+extern void oauth2_rs_pre_config(void);
+extern const char *oauth2_rs_authz_parse(apr_pool_t *pool, const char *require_line,
+                                         const void **parsed);
+extern int oauth2_rs_authz_claim(request_rec *r, const void *parsed);
 extern void *oauth2_rs_dir_merge(apr_pool_t *pool, void *base, void *add);
 extern int oauth2_rs_check_authn(request_rec *r, void *rs, int mode);
 

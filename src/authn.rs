@@ -2,11 +2,13 @@
 //! The Apache layer (src/apache/) turns the outcome into r->user, headers, variables and a status.
 
 use serde_json::{Map, Value};
+use std::sync::Arc;
 
 use crate::challenge::{self, www_authenticate};
 use crate::config::DirConfig;
-use crate::pass;
-use crate::token::{self, TokenSource};
+use crate::config::sources::Strip;
+use crate::pass::{self, Passed};
+use crate::token::{self, StripAction, TokenSource};
 use crate::verify::{ParsedToken, Verifier};
 
 /// What the authentication step needs from a request.
@@ -43,28 +45,34 @@ pub enum Outcome {
         reason: String,
         level: LogLevel,
     },
-    Granted {
-        user: String,
-        /// `(name, value)` for request headers and environment variables, in claim order.
-        pass: Vec<(String, String)>,
-        /// The verifier that accepted, for the debug log.
-        verifier: String,
-    },
+    Granted(Box<Granted>),
 }
 
-/// The claim that becomes `r->user` (`OAuth2TargetPass remote_user_claim`, default `sub`).
-const REMOTE_USER_CLAIM: &str = "sub";
+#[derive(Debug, PartialEq)]
+pub struct Granted {
+    pub user: String,
+    pub pass: Passed,
+    /// How to take the token out of the request for the backend, if `strip` asks for it.
+    pub strip: Option<StripAction>,
+    /// The verified claims, kept for `Require oauth2_claim`.
+    pub claims: Arc<Map<String, Value>>,
+    /// The verifier that accepted, for the debug log.
+    pub verifier: String,
+}
 
 pub fn authenticate(cfg: &DirConfig, req: &impl Request, mode: Mode, now: i64) -> Outcome {
+    let sources = cfg.sources();
     let realm = req.auth_name();
+    // The C module challenges with `Basic` when Basic is the only way to send a token.
+    let scheme = if sources.basic_only() { "Basic" } else { "Bearer" };
     let refuse = |error, reason: String, level| Outcome::Refused {
         status: 401,
-        www_authenticate: www_authenticate("Bearer", realm, error),
+        www_authenticate: www_authenticate(scheme, realm, error),
         reason,
         level,
     };
 
-    let Some(token) = token::find(req) else {
+    let Some(found) = token::find(sources, req) else {
         return match mode {
             Mode::OpenIdc => Outcome::Declined,
             Mode::OAuth2 => refuse(
@@ -84,7 +92,7 @@ pub fn authenticate(cfg: &DirConfig, req: &impl Request, mode: Mode, now: i64) -
         );
     }
 
-    let parsed = ParsedToken::parse(token);
+    let parsed = ParsedToken::parse(&found.token);
     let mut reasons = Vec::with_capacity(verifiers.len());
     for verifier in verifiers {
         let claims = match verifier.verify(&parsed, now) {
@@ -102,51 +110,36 @@ pub fn authenticate(cfg: &DirConfig, req: &impl Request, mode: Mode, now: i64) -
                 LogLevel::Warn,
             );
         }
-        return grant(claims, token, verifier, &refuse);
+        let claim = cfg.target_pass.remote_user_claim();
+        let user = match claims.get(claim) {
+            Some(Value::String(user)) if !user.is_empty() => pass::header_safe(user),
+            _ => {
+                return refuse(
+                    challenge::NO_USER,
+                    format!(
+                        "token verified by {} but its \"{}\" claim (the remote user) is missing or not a non-empty string",
+                        verifier.label,
+                        pass::header_safe(claim)
+                    ),
+                    LogLevel::Warn,
+                );
+            }
+        };
+        let stripping = sources.strip == Strip::On;
+        let passed = pass::build(&cfg.target_pass, &claims, &user, (!stripping).then_some(&*found.token));
+        return Outcome::Granted(Box::new(Granted {
+            user,
+            pass: passed,
+            strip: found.strip,
+            claims: Arc::new(claims),
+            verifier: verifier.label.clone(),
+        }));
     }
     refuse(
         challenge::BAD_TOKEN,
         format!("token refused: {}", reasons.join("; ")),
         LogLevel::Warn,
     )
-}
-
-fn grant(
-    claims: Map<String, Value>,
-    token: &str,
-    verifier: &Verifier,
-    refuse: &dyn Fn((&'static str, &'static str), String, LogLevel) -> Outcome,
-) -> Outcome {
-    let user = match claims.get(REMOTE_USER_CLAIM) {
-        Some(Value::String(user)) if !user.is_empty() => pass::header_safe(user),
-        _ => {
-            return refuse(
-                challenge::NO_USER,
-                format!(
-                    "token verified by {} but its \"{REMOTE_USER_CLAIM}\" claim is missing or not a non-empty string",
-                    verifier.label
-                ),
-                LogLevel::Warn,
-            );
-        }
-    };
-    let mut vars = Vec::with_capacity(claims.len() + 1);
-    for (name, value) in &claims {
-        vars.push((
-            pass::claim_name(pass::DEFAULT_PREFIX, name),
-            pass::claim_value(value),
-        ));
-    }
-    // The C module also passes the token itself; backends that call further APIs rely on it.
-    vars.push((
-        pass::claim_name(pass::DEFAULT_PREFIX, "access_token"),
-        pass::header_safe(token),
-    ));
-    Outcome::Granted {
-        user,
-        pass: vars,
-        verifier: verifier.label.clone(),
-    }
 }
 
 #[cfg(test)]
@@ -190,6 +183,15 @@ mod tests {
             (name == c"access_token")
                 .then_some(self.env_token.as_deref())
                 .flatten()
+        }
+        fn method(&self) -> &str {
+            "GET"
+        }
+        fn query(&self) -> Option<&str> {
+            None
+        }
+        fn form_body(&self, _: usize) -> Option<&[u8]> {
+            None
         }
     }
 
@@ -295,8 +297,10 @@ mod tests {
         let cfg = config(&[("plain", SECRET, None)]);
         let t = token(good_claims());
         match authenticate(&cfg, &Fake::bearer(&t), Mode::OAuth2, NOW) {
-            Outcome::Granted { user, pass, .. } => {
-                assert_eq!(user, "alice");
+            Outcome::Granted(g) => {
+                assert_eq!(g.user, "alice");
+                let pass: Vec<(String, String)> =
+                    g.pass.vars.iter().map(|(k, v)| (k.clone(), String::from_utf8(v.clone()).unwrap())).collect();
                 let get = |n: &str| pass.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
                 assert_eq!(get("OAUTH2_CLAIM_sub"), Some("alice"));
                 assert_eq!(get("OAUTH2_CLAIM_scope"), Some("read write"));
@@ -331,7 +335,7 @@ mod tests {
         };
         assert!(matches!(
             authenticate(&cfg, &req, Mode::OAuth2, NOW),
-            Outcome::Granted { .. }
+            Outcome::Granted(_)
         ));
     }
 
@@ -422,7 +426,7 @@ mod tests {
                 Mode::OAuth2,
                 NOW
             ),
-            Outcome::Granted { .. }
+            Outcome::Granted(_)
         ));
     }
 
@@ -437,12 +441,12 @@ mod tests {
         let t_a = hs256(SECRET, json!({"alg": "HS256", "kid": "a"}), good_claims());
         assert!(matches!(
             authenticate(&with_kid, &Fake::bearer(&t_a), Mode::OAuth2, NOW),
-            Outcome::Granted { .. }
+            Outcome::Granted(_)
         ));
         let without_kid = config(&[("plain", SECRET, None)]);
         assert!(matches!(
             authenticate(&without_kid, &Fake::bearer(&t), Mode::OAuth2, NOW),
-            Outcome::Granted { .. }
+            Outcome::Granted(_)
         ));
     }
 
@@ -485,7 +489,7 @@ mod tests {
         req.thumbprint = Some("thumb-1");
         assert!(matches!(
             authenticate(&cfg, &req, Mode::OAuth2, NOW),
-            Outcome::Granted { .. }
+            Outcome::Granted(_)
         ));
         req.thumbprint = Some("thumb-2");
         assert!(matches!(
@@ -519,7 +523,7 @@ mod tests {
         let t = format!("{input}.{}", b64(&signer.sign_to_vec().unwrap()));
         assert!(matches!(
             authenticate(&cfg, &Fake::bearer(&t), Mode::OAuth2, NOW),
-            Outcome::Granted { .. }
+            Outcome::Granted(_)
         ));
         // The same RSA key's public modulus used as an HMAC secret (key confusion) must not verify.
         let forged = hs256(
@@ -538,7 +542,7 @@ mod tests {
         let cfg = config(&[("plain", SECRET, None)]);
         let t = token(json!({"sub": "eve\r\nX-Admin: 1", "exp": NOW + 9}));
         match authenticate(&cfg, &Fake::bearer(&t), Mode::OAuth2, NOW) {
-            Outcome::Granted { user, .. } => assert_eq!(user, "eve  X-Admin: 1"),
+            Outcome::Granted(g) => assert_eq!(g.user, "eve  X-Admin: 1"),
             other => panic!("{other:?}"),
         }
     }

@@ -2,15 +2,16 @@
 //! a panic becomes a logged error (a 500 for requests, a config error for directives) instead of
 //! unwinding into C, which would abort the whole child process and every request on it.
 
-use std::ffi::{CStr, c_char, c_int, c_uint, c_void};
+use std::ffi::{CStr, c_char, c_int, c_void};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::apache::{log, request::ApacheRequest};
 use crate::authn::{self, Mode};
-use crate::config::{DirConfig, verifier};
+use crate::authz;
+use crate::challenge::www_authenticate;
+use crate::config::{DirConfig, global, verifier};
 use crate::ffi;
-use crate::pass;
 
 /// Releases a DirConfig when its pool is cleared (config reload, graceful restart, end of request).
 unsafe extern "C" fn drop_dir_config(data: *mut c_void) -> c_int {
@@ -45,55 +46,131 @@ fn pool_message(pool: *mut ffi::apr_pool_t, msg: &str) -> *const c_char {
     unsafe { ffi::oauth2_pstrmemdup(pool, msg.as_ptr().cast(), msg.len()) }
 }
 
+/// One directive line. `which` is the directive (ffi::OAUTH2_CMD_*); returns NULL or the message
+/// that `apache2 -t` prints after "Syntax error on line N of FILE:".
 #[unsafe(no_mangle)]
-pub extern "C" fn oauth2_rs_cmd_token_verify(
-    pool: *mut ffi::apr_pool_t,
-    server: *mut ffi::server_rec,
-    file: *const c_char,
-    line: c_uint,
+pub extern "C" fn oauth2_rs_cmd(
+    site: *const ffi::oauth2_cmd_site,
     rs: *mut *mut c_void,
-    kind: *const c_char,
-    value: *const c_char,
-    options: *const c_char,
+    which: c_int,
+    a1: *const c_char,
+    a2: *const c_char,
+    a3: *const c_char,
 ) -> *const c_char {
+    // SAFETY: the shim passes a pointer to a site struct on its stack, valid for this call.
+    let site = unsafe { &*site };
     let result = catch_unwind(AssertUnwindSafe(|| -> Result<(), String> {
-        let kind = c_str(kind).ok_or("OAuth2TokenVerify: the type must be UTF-8 text")?;
-        let value = c_str(value).ok_or("OAuth2TokenVerify: the value must be UTF-8 text")?;
-        let options = match options.is_null() {
-            true => None,
-            false => {
-                Some(c_str(options).ok_or("OAuth2TokenVerify: the options must be UTF-8 text")?)
-            }
+        let arg = |p: *const c_char| match p.is_null() {
+            true => Ok(None),
+            false => c_str(p).map(Some).ok_or_else(|| "arguments must be UTF-8 text".to_string()),
         };
-        let origin = verifier::Origin {
-            file: c_str(file).unwrap_or("?"),
-            line,
-        };
-        let parsed = verifier::parse(kind, value, options, &origin)?;
-        for w in &parsed.warnings {
-            log::server(server, ffi::APLOG_WARNING, w);
-        }
-        for d in &parsed.debug {
-            log::server(server, ffi::APLOG_DEBUG, d);
+        let (a1, a2, a3) = (arg(a1)?.unwrap_or(""), arg(a2)?, arg(a3)?);
+        if which == ffi::OAUTH2_CMD_CRYPTO_PASSPHRASE {
+            return global::set_crypto_passphrase(a1);
         }
         // SAFETY: rs points into this context's shim config; *rs is NULL or a DirConfig we own.
         let slot = unsafe { &mut *rs };
         if slot.is_null() {
-            *slot = own_in_pool(pool, DirConfig::default());
+            *slot = own_in_pool(site.pool, DirConfig::default());
         }
         // SAFETY: config parsing is single-threaded and nothing else holds this DirConfig yet.
         let cfg = unsafe { &mut *slot.cast::<DirConfig>() };
-        cfg.add_verifier(parsed.verifier);
+        match which {
+            ffi::OAUTH2_CMD_TOKEN_VERIFY => {
+                let origin = verifier::Origin { file: c_str(site.file).unwrap_or("?"), line: site.line };
+                let parsed = verifier::parse(a1, a2.unwrap_or(""), a3, &origin)?;
+                for w in &parsed.warnings {
+                    log::server(site.server, ffi::APLOG_WARNING, w);
+                }
+                for d in &parsed.debug {
+                    log::server(site.server, ffi::APLOG_DEBUG, d);
+                }
+                cfg.add_verifier(parsed.verifier);
+            }
+            ffi::OAUTH2_CMD_ACCEPT_TOKEN_IN => cfg.add_source(a1, a2)?,
+            ffi::OAUTH2_CMD_TARGET_PASS => {
+                for w in cfg.target_pass.apply(a1)? {
+                    log::server(site.server, ffi::APLOG_WARNING, &w);
+                }
+            }
+            _ => return Err(format!("internal error: unknown directive number {which}")),
+        }
         Ok(())
     }));
     match result {
         Ok(Ok(())) => std::ptr::null(),
-        Ok(Err(msg)) => pool_message(pool, &msg),
-        Err(_) => pool_message(
-            pool,
-            "OAuth2TokenVerify: internal error (panic) while parsing this line",
-        ),
+        Ok(Err(msg)) => pool_message(site.pool, &msg),
+        Err(_) => pool_message(site.pool, "internal error (panic) while parsing this line"),
     }
+}
+
+#[unsafe(no_mangle)]
+pub extern "C" fn oauth2_rs_pre_config() {
+    let _ = catch_unwind(global::reset);
+}
+
+/// Parses `Require oauth2_claim ...` once, at configuration time.
+#[unsafe(no_mangle)]
+pub extern "C" fn oauth2_rs_authz_parse(
+    pool: *mut ffi::apr_pool_t,
+    line: *const c_char,
+    parsed: *mut *const c_void,
+) -> *const c_char {
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        let requirement = authz::Requirement::parse(c_str(line).unwrap_or(""))?;
+        let raw = Box::into_raw(Box::new(requirement)).cast::<c_void>();
+        // SAFETY: pool is the configuration pool; the cleanup frees `raw` exactly once.
+        unsafe {
+            ffi::oauth2_pool_cleanup_register(pool, raw, drop_requirement);
+            *parsed = raw;
+        }
+        Ok::<(), String>(())
+    }));
+    match result {
+        Ok(Ok(())) => std::ptr::null(),
+        Ok(Err(msg)) => pool_message(pool, &msg),
+        Err(_) => pool_message(pool, "Require oauth2_claim: internal error (panic) while parsing"),
+    }
+}
+
+unsafe extern "C" fn drop_requirement(data: *mut c_void) -> c_int {
+    let _ = catch_unwind(|| {
+        // SAFETY: registered once for a pointer made by Box::into_raw in `oauth2_rs_authz_parse`.
+        drop(unsafe { Box::from_raw(data.cast::<authz::Requirement>()) });
+    });
+    0
+}
+
+/// `Require oauth2_claim`: 1 when the verified claims satisfy the line, 0 otherwise (then the C
+/// module's insufficient_scope challenge is left in `OAUTH2_BEARER_SCOPE_ERROR` for mod_headers).
+#[unsafe(no_mangle)]
+pub extern "C" fn oauth2_rs_authz_claim(r: *mut ffi::request_rec, parsed: *const c_void) -> c_int {
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: r is the live request of this hook, on this thread.
+        let req = unsafe { ApacheRequest::new(r) };
+        // SAFETY: parsed is NULL or the Requirement made by oauth2_rs_authz_parse.
+        let Some(requirement) = (unsafe { parsed.cast::<authz::Requirement>().as_ref() }) else {
+            return 0;
+        };
+        if req.claims().is_some_and(|c| requirement.is_satisfied(c)) {
+            return 1;
+        }
+        let challenge = www_authenticate("Bearer", authn::Request::auth_name(&req), authz::SCOPE_ERROR);
+        req.set_env("OAUTH2_BEARER_SCOPE_ERROR", challenge.as_bytes());
+        req.log(
+            ffi::APLOG_INFO,
+            &format!(
+                "oauth2: user \"{}\": claims do not satisfy Require oauth2_claim {}",
+                req.user().unwrap_or("").escape_default(),
+                requirement.describe().escape_default()
+            ),
+        );
+        0
+    }));
+    result.unwrap_or_else(|_| {
+        log::request(r, ffi::APLOG_ERR, "oauth2: internal error (panic) in Require oauth2_claim; denying");
+        0
+    })
 }
 
 #[unsafe(no_mangle)]
@@ -131,10 +208,10 @@ pub extern "C" fn oauth2_rs_check_authn(
             req.inherit_user();
             return ffi::OK;
         }
-        req.scrub_spoofed_headers(pass::DEFAULT_PREFIX);
         let empty = DirConfig::default();
         // SAFETY: rs is NULL or a DirConfig owned by a pool that outlives the request.
         let cfg = unsafe { rs.cast::<DirConfig>().as_ref() }.unwrap_or(&empty);
+        req.scrub_spoofed_headers(cfg.target_pass.prefix(), cfg.target_pass.authn_header.as_deref());
         let mode = if mode == ffi::OAUTH2_MODE_OPENIDC {
             Mode::OpenIdc
         } else {

@@ -37,6 +37,20 @@ pub const APLOG_DEBUG: c_int = 7;
 
 pub const OAUTH2_MODE_OPENIDC: c_int = 2;
 
+pub const OAUTH2_CMD_TOKEN_VERIFY: c_int = 1;
+pub const OAUTH2_CMD_ACCEPT_TOKEN_IN: c_int = 2;
+pub const OAUTH2_CMD_TARGET_PASS: c_int = 3;
+pub const OAUTH2_CMD_CRYPTO_PASSPHRASE: c_int = 4;
+
+/// Where a directive was written (c-shim/shim.h `oauth2_cmd_site`).
+#[repr(C)]
+pub struct oauth2_cmd_site {
+    pub pool: *mut apr_pool_t,
+    pub server: *mut server_rec,
+    pub file: *const c_char,
+    pub line: std::ffi::c_uint,
+}
+
 unsafe extern "C" {
     pub fn oauth2_pstrmemdup(p: *mut apr_pool_t, s: *const c_char, len: usize) -> *const c_char;
     pub fn oauth2_pool_cleanup_register(
@@ -58,6 +72,24 @@ unsafe extern "C" {
         vlen: usize,
     );
     pub fn oauth2_env_get(r: *mut request_rec, name: *const c_char) -> *const c_char;
+    pub fn oauth2_env_unset(r: *mut request_rec, name: *const c_char);
+    pub fn oauth2_method(r: *mut request_rec) -> *const c_char;
+    pub fn oauth2_args(r: *mut request_rec) -> *const c_char;
+    pub fn oauth2_args_set(r: *mut request_rec, args: *const c_char, len: usize);
+    pub fn oauth2_body_read(
+        r: *mut request_rec,
+        limit: usize,
+        data: *mut *const c_char,
+        len: *mut usize,
+    ) -> c_int;
+    pub fn oauth2_body_replace(r: *mut request_rec, data: *const c_char, len: usize);
+    pub fn oauth2_request_claims_set(
+        r: *mut request_rec,
+        claims: *mut c_void,
+        release: unsafe extern "C" fn(*mut c_void) -> c_int,
+    );
+    pub fn oauth2_request_claims_get(r: *mut request_rec) -> *const c_void;
+    pub fn oauth2_user(r: *mut request_rec) -> *const c_char;
     pub fn oauth2_env_set(
         r: *mut request_rec,
         name: *const c_char,

@@ -2,9 +2,13 @@
 //! environment variables (reference 5.2), and scrubbing of incoming headers that could spoof them
 //! (reference 5.3).
 
-use serde_json::Value;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::ser::Formatter;
+use serde_json::{Map, Value};
 use std::io;
+
+use crate::config::target_pass::{Encoding, TargetPass};
 
 pub const DEFAULT_PREFIX: &str = "OAUTH2_CLAIM_";
 
@@ -56,6 +60,60 @@ pub fn header_safe(s: &str) -> String {
             }
         })
         .collect()
+}
+
+/// What goes to the backend after a successful verification.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Passed {
+    /// `(name, value)` in claim order; values already encoded per `encoding=`.
+    pub vars: Vec<(String, Vec<u8>)>,
+    /// Set them as request headers (`headers=`).
+    pub headers: bool,
+    /// Set them as environment variables (`envvars=`).
+    pub envvars: bool,
+    /// `authn_header=<Name>`: a request header carrying the remote user.
+    pub authn_header: Option<(String, Vec<u8>)>,
+}
+
+/// Builds the claims, the optional whole payload and the token (unless it is being stripped) for
+/// the backend, following `OAuth2TargetPass`.
+pub fn build(tp: &TargetPass, claims: &Map<String, Value>, user: &str, token: Option<&str>) -> Passed {
+    let prefix = tp.prefix();
+    let encoding = tp.encoding();
+    let mut vars = Vec::with_capacity(claims.len() + 2);
+    for (name, value) in claims {
+        vars.push((claim_name(prefix, name), encode(encoding, &claim_value(value))));
+    }
+    if let Some(name) = &tp.json_payload_claim {
+        let json = serde_json::to_string(claims).unwrap_or_default();
+        vars.push((claim_name(prefix, name), encode(encoding, &header_safe(&json))));
+    }
+    // The C module also passes the token itself; backends that call further APIs rely on it.
+    if let Some(token) = token {
+        vars.push((claim_name(prefix, "access_token"), header_safe(token).into_bytes()));
+    }
+    Passed {
+        vars,
+        headers: tp.headers(),
+        envvars: tp.envvars(),
+        authn_header: tp
+            .authn_header
+            .as_ref()
+            .map(|h| (h.clone(), encode(encoding, &header_safe(user)))),
+    }
+}
+
+/// `encoding=`: `none` keeps UTF-8, `latin1` transcodes (unmappable characters become `?`),
+/// `base64url` encodes the UTF-8 bytes.
+pub fn encode(encoding: Encoding, value: &str) -> Vec<u8> {
+    match encoding {
+        Encoding::None => value.as_bytes().to_vec(),
+        Encoding::Latin1 => value
+            .chars()
+            .map(|c| u8::try_from(u32::from(c)).unwrap_or(b'?'))
+            .collect(),
+        Encoding::Base64Url => URL_SAFE_NO_PAD.encode(value).into_bytes(),
+    }
 }
 
 /// Whether an incoming request header looks like one this module sets, and must be removed before
@@ -141,6 +199,32 @@ mod tests {
         assert_eq!(claim_value(&json!("Cem Özdemir")), "Cem Özdemir");
         // JSON escapes inside arrays stay escaped text, so they are already safe.
         assert_eq!(claim_value(&json!(["a\nb"])), r#"["a\nb"]"#);
+    }
+
+    #[test]
+    fn encodings_follow_liboauth2() {
+        assert_eq!(encode(Encoding::Latin1, "Cem Özdemir"), b"Cem \xd6zdemir".to_vec());
+        assert_eq!(encode(Encoding::Base64Url, "Cem Özdemir"), b"Q2VtIMOWemRlbWly".to_vec());
+        assert_eq!(encode(Encoding::None, "Cem Özdemir"), "Cem Özdemir".as_bytes().to_vec());
+        assert_eq!(encode(Encoding::Latin1, "snow ☃"), b"snow ?".to_vec());
+    }
+
+    #[test]
+    fn build_follows_target_pass() {
+        let claims = match json!({"sub": "joe", "email": "j@x", "n": 1}) {
+            Value::Object(m) => m,
+            _ => unreachable!(),
+        };
+        let mut tp = TargetPass::default();
+        tp.apply("prefix=X-C-&authn_header=X-User&json_payload_claim=payload&envvars=off").unwrap();
+        let p = build(&tp, &claims, "joe", Some("tok"));
+        let names: Vec<&str> = p.vars.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["X-C-sub", "X-C-email", "X-C-n", "X-C-payload", "X-C-access_token"]);
+        assert_eq!(p.vars[3].1, br#"{"sub":"joe","email":"j@x","n":1}"#.to_vec());
+        assert!(p.headers && !p.envvars);
+        assert_eq!(p.authn_header, Some(("X-User".to_string(), b"joe".to_vec())));
+        let stripped = build(&tp, &claims, "joe", None);
+        assert!(!stripped.vars.iter().any(|(n, _)| n == "X-C-access_token"));
     }
 
     #[test]

@@ -1,30 +1,175 @@
-//! Where the access token comes from. The C module's default sources: the environment variable
-//! `access_token`, then the `Authorization: Bearer` header (reference 4).
+//! Where the access token comes from (`OAuth2AcceptTokenIn`, reference 4): the configured methods
+//! are tried in the fixed order environment, header, query, post, cookie, basic; the first that has
+//! a token wins. Finding a token also yields how to strip it from what the backend receives.
 
-use std::ffi::CStr;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use std::borrow::Cow;
+use std::ffi::{CStr, CString};
 
-/// Read access to the parts of a request that carry a token.
+use crate::config::sources::{Method, Strip, TokenSources};
+
+/// Form bodies larger than this are not searched for a token (the C module's bound).
+pub const MAX_FORM_BODY: usize = 1024 * 1024;
+
+/// Read access to the parts of a request that can carry a token.
 pub trait TokenSource {
     fn header(&self, name: &CStr) -> Option<&str>;
     fn env(&self, name: &CStr) -> Option<&str>;
+    /// The request method, e.g. `POST`.
+    fn method(&self) -> &str;
+    /// The query string (without `?`), as received.
+    fn query(&self) -> Option<&str>;
+    /// The request body, read and kept so the backend still receives it; `None` if it is larger
+    /// than `limit` or cannot be read.
+    fn form_body(&self, limit: usize) -> Option<&[u8]>;
 }
 
-/// The token of the request, from the first source that has one.
-pub fn find<'a>(req: &'a impl TokenSource) -> Option<&'a str> {
-    if let Some(t) = req.env(c"access_token") {
-        return Some(t);
+/// How to remove the token from the request before it goes to the backend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StripAction {
+    UnsetEnv(CString),
+    UnsetHeader(CString),
+    /// The query string without the token parameter (empty: no query string).
+    SetQuery(String),
+    /// The `Cookie` header without the token cookie (empty: remove the header).
+    SetCookie(String),
+    /// The form body without the token field.
+    SetBody(Vec<u8>),
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct Found<'a> {
+    pub token: Cow<'a, str>,
+    pub method: Method,
+    pub strip: Option<StripAction>,
+}
+
+pub fn find<'a>(sources: &TokenSources, req: &'a impl TokenSource) -> Option<Found<'a>> {
+    Method::ORDER
+        .into_iter()
+        .filter(|m| sources.accepts(*m))
+        .find_map(|m| from_method(sources, req, m))
+}
+
+fn from_method<'a>(s: &TokenSources, req: &'a impl TokenSource, method: Method) -> Option<Found<'a>> {
+    let strip_all = s.strip == Strip::On;
+    let (token, strip) = match method {
+        Method::Environment => {
+            let t = req.env(&s.env_name)?;
+            // Removing the variable is what the C module's default strip effectively did.
+            let strip = (s.strip != Strip::Off).then(|| StripAction::UnsetEnv(s.env_name.clone()));
+            (Cow::Borrowed(t), strip)
+        }
+        Method::Header => {
+            let t = header_token(req.header(&s.header_name)?, &s.header_type)?;
+            (Cow::Borrowed(t), strip_all.then(|| StripAction::UnsetHeader(s.header_name.clone())))
+        }
+        Method::Query => {
+            let (t, rest) = take_pair(req.query()?.as_bytes(), b'&', &s.query_name)?;
+            (Cow::Owned(t), strip_all.then(|| StripAction::SetQuery(rest)))
+        }
+        Method::Post => {
+            if !is_form_post(req) {
+                return None;
+            }
+            let (t, rest) = take_pair(req.form_body(MAX_FORM_BODY)?, b'&', &s.post_name)?;
+            (Cow::Owned(t), strip_all.then(|| StripAction::SetBody(rest.into_bytes())))
+        }
+        Method::Cookie => {
+            let (t, rest) = take_cookie(req.header(c"Cookie")?, &s.cookie_name)?;
+            (Cow::Owned(t), strip_all.then(|| StripAction::SetCookie(rest)))
+        }
+        Method::Basic => {
+            let t = basic_token(req.header(c"Authorization")?)?;
+            (Cow::Owned(t), strip_all.then(|| StripAction::UnsetHeader(c"Authorization".into())))
+        }
+    };
+    Some(Found { token, method, strip })
+}
+
+/// `<type> <token>`: scheme compared case-insensitively, one or more spaces, the rest of the line
+/// is the token (trailing junk kept, so it fails verification). An empty type takes the whole value.
+fn header_token<'a>(value: &'a str, scheme: &str) -> Option<&'a str> {
+    if scheme.is_empty() {
+        return Some(value);
     }
-    bearer(req.header(c"Authorization")?)
+    let (given, rest) = value.split_once(' ')?;
+    given.eq_ignore_ascii_case(scheme).then(|| rest.trim_start_matches(' '))
 }
 
-/// `Bearer <token>`: scheme case-insensitive, separated by one or more spaces; the rest of the line
-/// is the token (reference 4: trailing junk is kept and then fails verification).
-fn bearer(value: &str) -> Option<&str> {
+/// `Authorization: Basic base64(user:token)`: the token is what follows the first `:`.
+fn basic_token(value: &str) -> Option<String> {
     let (scheme, rest) = value.split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("bearer") {
+    if !scheme.eq_ignore_ascii_case("basic") {
         return None;
     }
-    Some(rest.trim_start_matches(' '))
+    let decoded = STANDARD.decode(rest.trim()).ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    text.split_once(':').map(|(_, token)| token.to_string())
+}
+
+/// POST with `Content-Type: application/x-www-form-urlencoded`, parameters such as
+/// `; charset=utf-8` allowed.
+fn is_form_post(req: &impl TokenSource) -> bool {
+    const FORM: &str = "application/x-www-form-urlencoded";
+    if req.method() != "POST" {
+        return false;
+    }
+    let Some(ct) = req.header(c"Content-Type") else { return false };
+    let ct = ct.trim_start();
+    ct.len() >= FORM.len()
+        && ct[..FORM.len()].eq_ignore_ascii_case(FORM)
+        && ct[FORM.len()..].trim_start().chars().next().is_none_or(|c| c == ';')
+}
+
+/// The decoded value of the first `name=value` pair, and the raw text without that pair.
+fn take_pair(raw: &[u8], sep: u8, name: &str) -> Option<(String, String)> {
+    let mut found = None;
+    let mut rest: Vec<&[u8]> = Vec::new();
+    for pair in raw.split(|b| *b == sep) {
+        if found.is_none() {
+            if let Some((k, v)) = form_urlencoded::parse(pair).next() {
+                if k == name {
+                    found = Some(v.into_owned());
+                    continue;
+                }
+            }
+        }
+        if !pair.is_empty() {
+            rest.push(pair);
+        }
+    }
+    let rest = String::from_utf8_lossy(&rest.join(&sep)).into_owned();
+    found.map(|t| (t, rest))
+}
+
+/// The URL-decoded value of the first cookie called `name`, and the header without it.
+fn take_cookie(header: &str, name: &str) -> Option<(String, String)> {
+    let mut found = None;
+    let mut rest = Vec::new();
+    for c in header.split(';').map(str::trim).filter(|c| !c.is_empty()) {
+        if found.is_none() {
+            if let Some((k, v)) = c.split_once('=') {
+                if k.trim() == name {
+                    let decoded = percent_decode(v.trim());
+                    found = Some(decoded);
+                    continue;
+                }
+            }
+        }
+        rest.push(c);
+    }
+    found.map(|t| (t, rest.join("; ")))
+}
+
+/// %XX decoding (cookies keep `+` as it is, unlike form data).
+fn percent_decode(s: &str) -> String {
+    let escaped = s.replace('+', "%2B");
+    form_urlencoded::parse(format!("v={escaped}").as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -36,51 +181,145 @@ mod tests {
     struct Fake {
         headers: HashMap<&'static str, &'static str>,
         env: HashMap<&'static str, &'static str>,
+        method: &'static str,
+        query: Option<&'static str>,
+        body: Option<&'static [u8]>,
     }
     impl TokenSource for Fake {
         fn header(&self, name: &CStr) -> Option<&str> {
             let n = name.to_str().ok()?;
-            self.headers
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(n))
-                .map(|(_, v)| *v)
+            self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(n)).map(|(_, v)| *v)
         }
         fn env(&self, name: &CStr) -> Option<&str> {
             self.env.get(name.to_str().ok()?).copied()
         }
+        fn method(&self) -> &str {
+            if self.method.is_empty() { "GET" } else { self.method }
+        }
+        fn query(&self) -> Option<&str> {
+            self.query
+        }
+        fn form_body(&self, limit: usize) -> Option<&[u8]> {
+            self.body.filter(|b| b.len() <= limit)
+        }
     }
 
-    fn with_auth(value: &'static str) -> Fake {
+    fn with_header(name: &'static str, value: &'static str) -> Fake {
         let mut f = Fake::default();
-        f.headers.insert("Authorization", value);
+        f.headers.insert(name, value);
         f
+    }
+
+    fn sources(lines: &[(&str, &str)]) -> TokenSources {
+        let mut s: Option<TokenSources> = None;
+        for (m, o) in lines {
+            s = Some(TokenSources::add(s.as_ref(), m, Some(o)).unwrap());
+        }
+        s.unwrap_or_default()
+    }
+
+    fn token(s: &TokenSources, f: &Fake) -> Option<String> {
+        find(s, f).map(|x| x.token.into_owned())
     }
 
     #[test]
     fn bearer_scheme_is_case_insensitive() {
-        assert_eq!(find(&with_auth("Bearer abc")), Some("abc"));
-        assert_eq!(find(&with_auth("bearer abc")), Some("abc"));
-        assert_eq!(find(&with_auth("BEARER abc")), Some("abc"));
-        assert_eq!(find(&with_auth("bEARER abc")), Some("abc"));
+        let d = TokenSources::default();
+        for v in ["Bearer abc", "bearer abc", "BEARER abc", "bEARER abc", "Bearer   abc"] {
+            assert_eq!(token(&d, &with_header("Authorization", v)).as_deref(), Some("abc"), "{v}");
+        }
     }
 
     #[test]
-    fn other_schemes_and_tabs_are_not_tokens() {
-        assert_eq!(find(&with_auth("Basic xyz")), None);
-        assert_eq!(find(&with_auth("Bearer\tabc")), None);
-        assert_eq!(find(&with_auth("Bearer")), None);
+    fn other_schemes_tabs_and_bare_scheme_are_not_tokens() {
+        let d = TokenSources::default();
+        for v in ["Basic xyz", "Bearer\tabc", "Bearer"] {
+            assert_eq!(token(&d, &with_header("Authorization", v)), None, "{v}");
+        }
+        assert_eq!(token(&d, &with_header("Authorization", "Bearer ")).as_deref(), Some(""));
     }
 
     #[test]
-    fn extra_spaces_are_skipped_and_empty_token_is_a_token() {
-        assert_eq!(find(&with_auth("Bearer   abc")), Some("abc"));
-        assert_eq!(find(&with_auth("Bearer ")), Some(""));
-    }
-
-    #[test]
-    fn environment_comes_first() {
-        let mut f = with_auth("Bearer fromheader");
+    fn environment_comes_first_and_is_stripped_by_default() {
+        let mut f = with_header("Authorization", "Bearer fromheader");
         f.env.insert("access_token", "fromenv");
-        assert_eq!(find(&f), Some("fromenv"));
+        let found = find(&TokenSources::default(), &f).unwrap();
+        assert_eq!(found.token, "fromenv");
+        assert_eq!(found.strip, Some(StripAction::UnsetEnv(c"access_token".into())));
+        let off = sources(&[("environment", "strip=off")]);
+        assert_eq!(find(&off, &f).unwrap().strip, None);
+    }
+
+    #[test]
+    fn header_is_kept_unless_strip_is_on() {
+        let f = with_header("Authorization", "Bearer abc");
+        assert_eq!(find(&TokenSources::default(), &f).unwrap().strip, None);
+        let on = sources(&[("header", "strip=on")]);
+        assert_eq!(find(&on, &f).unwrap().strip, Some(StripAction::UnsetHeader(c"Authorization".into())));
+    }
+
+    #[test]
+    fn custom_header_and_type() {
+        let s = sources(&[("header", "name=X-Token&type=")]);
+        assert_eq!(token(&s, &with_header("X-Token", "raw.token")).as_deref(), Some("raw.token"));
+        let s = sources(&[("header", "type=DPoP")]);
+        assert_eq!(token(&s, &with_header("Authorization", "dpop t1")).as_deref(), Some("t1"));
+        assert_eq!(token(&s, &with_header("Authorization", "Bearer t1")), None);
+    }
+
+    #[test]
+    fn query_is_decoded_and_stripped_precisely() {
+        let s = sources(&[("query", "strip=on")]);
+        let f = Fake { query: Some("a=1&access_token=x%2Ey&b=2&access_token=second"), ..Default::default() };
+        let found = find(&s, &f).unwrap();
+        assert_eq!(found.token, "x.y");
+        assert_eq!(found.strip, Some(StripAction::SetQuery("a=1&b=2&access_token=second".into())));
+        let d = sources(&[("query", "")]);
+        assert_eq!(find(&d, &f).unwrap().strip, None, "kept without explicit strip");
+        let only = Fake { query: Some("access_token=t"), ..Default::default() };
+        assert_eq!(find(&s, &only).unwrap().strip, Some(StripAction::SetQuery(String::new())));
+    }
+
+    #[test]
+    fn post_needs_method_and_form_content_type() {
+        let s = sources(&[("post", "strip=on")]);
+        let mut f = with_header("Content-Type", "application/x-www-form-urlencoded; charset=utf-8");
+        f.method = "POST";
+        f.body = Some(b"x=1&access_token=abc%2Bd&y=2");
+        let found = find(&s, &f).unwrap();
+        assert_eq!(found.token, "abc+d");
+        assert_eq!(found.strip, Some(StripAction::SetBody(b"x=1&y=2".to_vec())));
+        f.method = "GET";
+        assert_eq!(find(&s, &f), None);
+        f.method = "POST";
+        f.headers.insert("Content-Type", "application/json");
+        assert_eq!(find(&s, &f), None);
+        f.headers.insert("Content-Type", "application/x-www-form-urlencodedX");
+        assert_eq!(find(&s, &f), None);
+    }
+
+    #[test]
+    fn cookie_is_decoded_and_stripped() {
+        let s = sources(&[("cookie", "name=at&strip=on")]);
+        let f = with_header("Cookie", "jan=piet; at=a%2Eb; hans=zandbelt");
+        let found = find(&s, &f).unwrap();
+        assert_eq!(found.token, "a.b");
+        assert_eq!(found.strip, Some(StripAction::SetCookie("jan=piet; hans=zandbelt".into())));
+    }
+
+    #[test]
+    fn basic_takes_the_password() {
+        let s = sources(&[("basic", "")]);
+        // "dummy:my_basic_token", from liboauth2's own test
+        let f = with_header("Authorization", "Basic ZHVtbXk6bXlfYmFzaWNfdG9rZW4=");
+        assert_eq!(token(&s, &f).as_deref(), Some("my_basic_token"));
+    }
+
+    #[test]
+    fn fixed_order_regardless_of_configuration_order() {
+        let s = sources(&[("cookie", ""), ("query", "")]);
+        let mut f = with_header("Cookie", "access_token=fromcookie");
+        f.query = Some("access_token=fromquery");
+        assert_eq!(token(&s, &f).as_deref(), Some("fromquery"));
     }
 }

@@ -57,7 +57,10 @@ fn expected_claims(c: &Value) -> Vec<(String, String)> {
         ("OAUTH2_CLAIM_nul".into(), "null".into()),
         ("OAUTH2_CLAIM_arr".into(), "[\"a\", \"b\"]".into()),
         ("OAUTH2_CLAIM_obj".into(), "{\"k\": \"v\"}".into()),
-        ("OAUTH2_CLAIM_obj2".into(), "{\"k\": \"v\", \"n\": [1, 2]}".into()),
+        (
+            "OAUTH2_CLAIM_obj2".into(),
+            "{\"k\": \"v\", \"n\": [1, 2]}".into(),
+        ),
     ];
     v.push(("OAUTH2_CLAIM_x-y".into(), "sp".into()));
     v
@@ -233,9 +236,10 @@ fn spoofed_claim_headers_never_reach_the_backend() {
             env.get("OAUTH2_CLAIM_sub").map(String::as_str) == Some("joe"),
             || format!("OAUTH2_CLAIM_sub: {:?}", env.get("OAUTH2_CLAIM_sub")),
         );
-        f.check(env.get("REMOTE_USER").map(String::as_str) == Some("joe"), || {
-            format!("REMOTE_USER: {:?}", env.get("REMOTE_USER"))
-        });
+        f.check(
+            env.get("REMOTE_USER").map(String::as_str) == Some("joe"),
+            || format!("REMOTE_USER: {:?}", env.get("REMOTE_USER")),
+        );
     }
     f.assert_none();
 }
@@ -298,10 +302,9 @@ fn control_characters_in_claims_do_not_inject_headers() {
                 format!("{listener}: {name}: {got:?}")
             });
         }
-        f.check(
-            fields_named(&fields, "OAUTH2_CLAIM_sub") == ["joe"],
-            || format!("{listener}: sub header missing"),
-        );
+        f.check(fields_named(&fields, "OAUTH2_CLAIM_sub") == ["joe"], || {
+            format!("{listener}: sub header missing")
+        });
     }
     f.assert_none();
     h.assert_no_child_crash();

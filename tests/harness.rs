@@ -53,15 +53,24 @@ fn plain_apache_tls_client_cert_cgi_proxy_and_graceful() {
         .send();
     assert_200(&r, "proxied");
     let fields = raw_head_fields(&r.body);
-    assert!(fields.contains(&("X-Harness".into(), "1".into())), "{fields:?}");
-    assert!(fields.contains(&("Under_Score".into(), "2".into())), "{fields:?}");
+    assert!(
+        fields.contains(&("X-Harness".into(), "1".into())),
+        "{fields:?}"
+    );
+    assert!(
+        fields.contains(&("Under_Score".into(), "2".into())),
+        "{fields:?}"
+    );
     assert!(r.text().starts_with("GET /a HTTP/1.1\r\n"), "{}", r.text());
     assert_eq!(backend.heads().len(), 1);
 
     // graceful restarts keep serving
     for _ in 0..2 {
         h.graceful();
-        assert_200(&h.https("/x/ok").cert(ClientCert::A).send(), "after graceful");
+        assert_200(
+            &h.https("/x/ok").cert(ClientCert::A).send(),
+            "after graceful",
+        );
     }
     h.assert_no_child_crash();
 }
@@ -116,7 +125,10 @@ fn signer_tokens_are_well_formed() {
     let t = rs.mint(&claims("joe"));
     let p: Vec<&str> = t.split('.').collect();
     let header: serde_json::Value = serde_json::from_slice(&b64(p[0])).unwrap();
-    assert_eq!(header, serde_json::json!({"alg":"RS256","kid":"one","typ":"at+jwt"}));
+    assert_eq!(
+        header,
+        serde_json::json!({"alg":"RS256","kid":"one","typ":"at+jwt"})
+    );
     let pubkey = Rsa::from_public_components(
         BigNum::from_slice(&b64(jwk["n"].as_str().unwrap())).unwrap(),
         BigNum::from_slice(&b64(jwk["e"].as_str().unwrap())).unwrap(),
@@ -132,7 +144,9 @@ fn signer_tokens_are_well_formed() {
     assert!(!v.verify(&b64(signature_segment(&tampered))).unwrap());
     // the seed quoting style, unquoted by Apache rules, is the JWK JSON with " }" at the end
     let seed = rs.seed_jwk_arg();
-    assert!(seed.starts_with("\"{\\\"kty\\\":\\\"RSA\\\",\\\"kid\\\":\\\"one\\\",\\\"use\\\":\\\"sig\\\",\\\"n\\\":\\\""));
+    assert!(seed.starts_with(
+        "\"{\\\"kty\\\":\\\"RSA\\\",\\\"kid\\\":\\\"one\\\",\\\"use\\\":\\\"sig\\\",\\\"n\\\":\\\""
+    ));
     assert!(seed.ends_with("\\\",\\\"e\\\":\\\"AQAB\\\" }\""));
     let unquoted = seed[1..seed.len() - 1].replace("\\\"", "\"");
     let parsed: serde_json::Value = serde_json::from_str(&unquoted).unwrap();
@@ -157,6 +171,10 @@ fn signer_tokens_are_well_formed() {
         BigNum::from_slice(&sig[32..]).unwrap(),
     )
     .unwrap();
-    let digest = hash(MessageDigest::sha256(), format!("{}.{}", p[0], p[1]).as_bytes()).unwrap();
+    let digest = hash(
+        MessageDigest::sha256(),
+        format!("{}.{}", p[0], p[1]).as_bytes(),
+    )
+    .unwrap();
     assert!(es_sig.verify(&digest, &key).unwrap());
 }

@@ -20,7 +20,11 @@ fn exercise(h: &Httpd, signer: &TokenSigner, f: &mut Failures, when: &str) {
         json!({ "cnf": { "x5t#S256": h.pki.thumb_a } }),
     ));
     let unbound = signer.mint(&claims("ann"));
-    let r = h.https("/seed/env").cert(ClientCert::A).bearer(&bound).send();
+    let r = h
+        .https("/seed/env")
+        .cert(ClientCert::A)
+        .bearer(&bound)
+        .send();
     f.expect(&format!("{when}: bound token, cert A"), &r, 200, None);
     if r.status == 200 {
         let env = r.env();
@@ -31,7 +35,11 @@ fn exercise(h: &Httpd, signer: &TokenSigner, f: &mut Failures, when: &str) {
     }
     let r = h.https("/seed/ok").bearer(&unbound).send();
     f.expect(&format!("{when}: unbound token"), &r, 200, None);
-    let r = h.https("/seed/ok").cert(ClientCert::B).bearer(&bound).send();
+    let r = h
+        .https("/seed/ok")
+        .cert(ClientCert::B)
+        .bearer(&bound)
+        .send();
     f.expect(
         &format!("{when}: bound token, cert B"),
         &r,

@@ -104,7 +104,9 @@ fn rows(pki: &Pki) -> Vec<Row> {
         },
         Row {
             name: "cnf with jkt and matching x5t#S256, cert A",
-            cnf: Some(json!({ "jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I", "x5t#S256": a })),
+            cnf: Some(
+                json!({ "jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I", "x5t#S256": a }),
+            ),
             cert: Some(ClientCert::A),
             optional: 200,
             required: 200,
@@ -174,7 +176,12 @@ fn decision_table_optional_required_default_and_bearer() {
     for loc in ["/opt", "/req", "/def", "/bearer"] {
         for cert in [None, Some(ClientCert::A)] {
             let r = h.https(&format!("{loc}/ok")).maybe_cert(cert).send();
-            f.expect(&format!("{loc} | no token, {cert:?}"), &r, 401, Some(NO_TOKEN));
+            f.expect(
+                &format!("{loc} | no token, {cert:?}"),
+                &r,
+                401,
+                Some(NO_TOKEN),
+            );
         }
     }
     // a bound token with a bad signature is refused even when the binding matches
@@ -280,11 +287,7 @@ fn seed_configuration_verbatim() {
     let mut f = Failures::default();
     for row in rows(&h.pki) {
         let tok = token_for(&signer, &row);
-        let r = h
-            .https("/seed/ok")
-            .maybe_cert(row.cert)
-            .bearer(&tok)
-            .send();
+        let r = h.https("/seed/ok").maybe_cert(row.cert).bearer(&tok).send();
         f.expect(
             &format!("seed | {}", row.name),
             &r,
@@ -319,7 +322,10 @@ fn seed_configuration_verbatim() {
     // plain listener, same Location
     let r = h.http("/seed/ok").bearer(&tok).send();
     f.expect("seed | plain HTTP, bound", &r, 401, Some(INVALID_TOKEN));
-    let r = h.http("/seed/ok").bearer(&signer.mint(&claims("joe"))).send();
+    let r = h
+        .http("/seed/ok")
+        .bearer(&signer.mint(&claims("joe")))
+        .send();
     f.expect("seed | plain HTTP, unbound", &r, 200, None);
     f.assert_none();
     h.assert_no_child_crash();
@@ -360,7 +366,12 @@ fn policy_value_is_case_sensitive_and_invalid_means_required() {
             .cert(ClientCert::A)
             .bearer(tok)
             .send();
-        f.expect(&format!("{loc} | {name}"), &r, want, expected_challenge(want));
+        f.expect(
+            &format!("{loc} | {name}"),
+            &r,
+            want,
+            expected_challenge(want),
+        );
     }
     let r = h
         .https("/odd-policy/ok")

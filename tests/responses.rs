@@ -19,7 +19,9 @@ fn body(jwk: &str, static_env_token: &str) -> String {
         // ... and set statically by SetEnvIf on the URI
         oauth2_location(
             "/envstatic",
-            &format!("SetEnvIf Request_URI \"^/envstatic/\" access_token={static_env_token}\n{verify}"),
+            &format!(
+                "SetEnvIf Request_URI \"^/envstatic/\" access_token={static_env_token}\n{verify}"
+            ),
         ),
     ]
     .concat()
@@ -243,7 +245,12 @@ fn token_from_environment_variable() {
         let env = r.env();
         f.check(
             env.get("REMOTE_USER").map(String::as_str) == Some("alice"),
-            || format!("env before header: REMOTE_USER {:?}", env.get("REMOTE_USER")),
+            || {
+                format!(
+                    "env before header: REMOTE_USER {:?}",
+                    env.get("REMOTE_USER")
+                )
+            },
         );
     }
     // without the environment variable the header is used
@@ -330,16 +337,17 @@ fn one_log_line_per_refusal_and_never_the_token() {
     // an accepted request in between must not be logged above debug
     let accepted_mark = h.log_mark();
     let r = h.https("/p/ok").bearer(&good).send();
-    f.check(r.status == 200, || format!("good token: status {}", r.status));
+    f.check(r.status == 200, || {
+        format!("good token: status {}", r.status)
+    });
     marks.push(accepted_mark);
     // a request outside any oauth2 Location closes the last window
     let _ = h.http("/none/ok").send();
     marks.push(h.log_mark());
 
     for (i, (name, ..)) in refusals.iter().enumerate() {
-        let window = h.log_since(marks[i]);
-        let window = &window[..marks[i + 1] - marks[i]];
-        let lines = oauth2_refusal_lines(window);
+        let window = h.log_between(marks[i], marks[i + 1]);
+        let lines = oauth2_refusal_lines(&window);
         f.check(lines.len() == 1, || {
             format!(
                 "{name}: expected exactly one non-debug [oauth2:...] line, got {}:\n{window}",
@@ -352,9 +360,8 @@ fn one_log_line_per_refusal_and_never_the_token() {
             });
         }
     }
-    let accepted_window = h.log_since(marks[refusals.len()]);
-    let accepted_window = &accepted_window[..marks[refusals.len() + 1] - marks[refusals.len()]];
-    f.check(oauth2_refusal_lines(accepted_window).is_empty(), || {
+    let accepted_window = h.log_between(marks[refusals.len()], marks[refusals.len() + 1]);
+    f.check(oauth2_refusal_lines(&accepted_window).is_empty(), || {
         format!("accepted request logged above debug:\n{accepted_window}")
     });
 

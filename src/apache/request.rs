@@ -1,18 +1,22 @@
-//! [`ApacheRequest`]: the core's view of an httpd `request_rec`, through the shim's accessors.
+//! [`ApacheRequest`]: the core's view of an httpd `request_rec`, through the shim's accessors, and
+//! the code that carries a decision back into the request.
 
+use serde_json::{Map, Value};
 use std::cell::OnceCell;
-use std::ffi::{CStr, c_char};
+use std::ffi::{CStr, c_char, c_int, c_void};
+use std::sync::Arc;
 
 use super::log;
-use crate::authn::{self, LogLevel, Outcome};
+use crate::authn::{self, Granted, LogLevel, Outcome};
 use crate::ffi;
 use crate::pass;
 use crate::pop::mtls;
-use crate::token::TokenSource;
+use crate::token::{StripAction, TokenSource};
 
 pub struct ApacheRequest {
     r: *mut ffi::request_rec,
     thumbprint: OnceCell<Option<String>>,
+    body: OnceCell<Option<&'static [u8]>>,
 }
 
 /// A C string owned by an APR pool that outlives the request (or NULL).
@@ -24,17 +28,23 @@ fn pool_str<'a>(p: *const c_char) -> Option<&'a str> {
     unsafe { CStr::from_ptr(p) }.to_str().ok()
 }
 
+/// Releases the claims kept for `Require oauth2_claim` when the request pool goes.
+unsafe extern "C" fn release_claims(data: *mut c_void) -> c_int {
+    let _ = std::panic::catch_unwind(|| {
+        // SAFETY: registered once for a pointer made by Arc::into_raw in `keep_claims`.
+        drop(unsafe { Arc::from_raw(data.cast_const().cast::<Map<String, Value>>()) });
+    });
+    0
+}
+
 impl ApacheRequest {
     /// # Safety
     /// `r` must be the live request of the current hook, used on this thread only.
     pub unsafe fn new(r: *mut ffi::request_rec) -> ApacheRequest {
-        ApacheRequest {
-            r,
-            thumbprint: OnceCell::new(),
-        }
+        ApacheRequest { r, thumbprint: OnceCell::new(), body: OnceCell::new() }
     }
 
-    pub fn log(&self, level: std::ffi::c_int, msg: &str) {
+    pub fn log(&self, level: c_int, msg: &str) {
         log::request(self.r, level, msg);
     }
 
@@ -49,10 +59,46 @@ impl ApacheRequest {
         unsafe { ffi::oauth2_inherit_user(self.r) }
     }
 
-    /// Removes incoming headers that look like ours (reference 5.3), before anything reads them.
-    pub fn scrub_spoofed_headers(&self, prefix: &str) {
+    pub fn user(&self) -> Option<&str> {
+        // SAFETY: see `new`.
+        pool_str(unsafe { ffi::oauth2_user(self.r) })
+    }
+
+    /// The claims verified for this request (or the one it derives from), for authorization.
+    pub fn claims(&self) -> Option<&Map<String, Value>> {
+        // SAFETY: see `new`; the pointer was stored by `keep_claims` and lives as long as the pool
+        // of the request that stored it, which outlives this one.
+        unsafe { ffi::oauth2_request_claims_get(self.r).cast::<Map<String, Value>>().as_ref() }
+    }
+
+    fn keep_claims(&self, claims: Arc<Map<String, Value>>) {
+        let raw = Arc::into_raw(claims).cast_mut().cast::<c_void>();
+        // SAFETY: see `new`; the cleanup releases `raw` exactly once with the request pool.
+        unsafe { ffi::oauth2_request_claims_set(self.r, raw, release_claims) };
+    }
+
+    pub fn set_env(&self, name: &str, value: &[u8]) {
+        // SAFETY: see `new`; both are passed with lengths and copied by the shim.
+        unsafe { ffi::oauth2_env_set(self.r, name.as_ptr().cast(), name.len(), value.as_ptr().cast(), value.len()) }
+    }
+
+    fn set_header(&self, name: &str, value: &[u8]) {
+        // SAFETY: see `new`; both are passed with lengths and copied by the shim.
+        unsafe {
+            ffi::oauth2_header_in_set(self.r, name.as_ptr().cast(), name.len(), value.as_ptr().cast(), value.len())
+        }
+    }
+
+    fn unset_header(&self, name: &str) {
+        // SAFETY: see `new`; the name is passed with its length.
+        unsafe { ffi::oauth2_header_in_unset(self.r, name.as_ptr().cast(), name.len()) };
+    }
+
+    /// Removes incoming headers that look like ours (reference 5.3) before anything reads them:
+    /// names starting with the claim prefix in any spelling, and the `authn_header` in any case.
+    pub fn scrub_spoofed_headers(&self, prefix: &str, authn_header: Option<&str>) {
         let mut spoofed: Vec<String> = Vec::new();
-        // SAFETY: see `new`; keys are read before any unset changes the table.
+        // SAFETY: see `new`; keys are collected before any unset changes the table.
         let count = unsafe { ffi::oauth2_headers_in_count(self.r) };
         for i in 0..count {
             let key = unsafe { ffi::oauth2_headers_in_key(self.r, i) };
@@ -61,9 +107,9 @@ impl ApacheRequest {
             }
             // SAFETY: table keys are NUL-terminated pool strings.
             let name = unsafe { CStr::from_ptr(key) }.to_string_lossy();
-            if pass::is_spoofed(prefix, &name)
-                && !spoofed.iter().any(|s| s.eq_ignore_ascii_case(&name))
-            {
+            let ours = pass::is_spoofed(prefix, &name)
+                || authn_header.is_some_and(|h| h.eq_ignore_ascii_case(&name));
+            if ours && !spoofed.iter().any(|s| s.eq_ignore_ascii_case(&name)) {
                 spoofed.push(name.into_owned());
             }
         }
@@ -71,26 +117,17 @@ impl ApacheRequest {
             let shown: String = name.chars().take(32).collect();
             self.log(
                 ffi::APLOG_WARNING,
-                &format!(
-                    "oauth2: removed suspicious request header \"{}\"",
-                    shown.escape_default()
-                ),
+                &format!("oauth2: removed suspicious request header \"{}\"", shown.escape_default()),
             );
-            // SAFETY: see `new`; name is passed with its length.
-            unsafe { ffi::oauth2_header_in_unset(self.r, name.as_ptr().cast(), name.len()) };
+            self.unset_header(&name);
         }
     }
 
     /// Carries the decision into httpd and returns the hook's status code.
-    pub fn apply(&self, outcome: Outcome) -> std::ffi::c_int {
+    pub fn apply(&self, outcome: Outcome) -> c_int {
         match outcome {
             Outcome::Declined => ffi::DECLINED,
-            Outcome::Refused {
-                status,
-                www_authenticate,
-                reason,
-                level,
-            } => {
+            Outcome::Refused { status, www_authenticate, reason, level } => {
                 let level = match level {
                     LogLevel::Info => ffi::APLOG_INFO,
                     LogLevel::Warn => ffi::APLOG_WARNING,
@@ -106,42 +143,49 @@ impl ApacheRequest {
                         www_authenticate.len(),
                     )
                 };
-                std::ffi::c_int::from(status)
+                c_int::from(status)
             }
-            Outcome::Granted {
-                user,
-                pass,
-                verifier,
-            } => {
-                // SAFETY: see `new`; all strings are passed with lengths and copied by the shim.
-                unsafe { ffi::oauth2_set_user(self.r, user.as_ptr().cast(), user.len()) };
-                for (name, value) in &pass {
-                    unsafe {
-                        ffi::oauth2_header_in_set(
-                            self.r,
-                            name.as_ptr().cast(),
-                            name.len(),
-                            value.as_ptr().cast(),
-                            value.len(),
-                        );
-                        ffi::oauth2_env_set(
-                            self.r,
-                            name.as_ptr().cast(),
-                            name.len(),
-                            value.as_ptr().cast(),
-                            value.len(),
-                        );
-                    }
-                }
-                self.log(
-                    ffi::APLOG_DEBUG,
-                    &format!(
-                        "oauth2: token accepted by {verifier} for user \"{}\"",
-                        user.escape_default()
-                    ),
-                );
+            Outcome::Granted(granted) => {
+                self.grant(*granted);
                 ffi::OK
             }
+        }
+    }
+
+    fn grant(&self, g: Granted) {
+        let Granted { user, pass, strip, claims, verifier } = g;
+        if let Some(action) = strip {
+            self.strip(action);
+        }
+        // SAFETY: see `new`; copied by the shim.
+        unsafe { ffi::oauth2_set_user(self.r, user.as_ptr().cast(), user.len()) };
+        for (name, value) in &pass.vars {
+            if pass.headers {
+                self.set_header(name, value);
+            }
+            if pass.envvars {
+                self.set_env(name, value);
+            }
+        }
+        if let Some((name, value)) = &pass.authn_header {
+            self.set_header(name, value);
+        }
+        self.keep_claims(claims);
+        self.log(
+            ffi::APLOG_DEBUG,
+            &format!("oauth2: token accepted by {verifier} for user \"{}\"", user.escape_default()),
+        );
+    }
+
+    fn strip(&self, action: StripAction) {
+        // SAFETY (all arms): see `new`; values are passed with lengths or as NUL-terminated CStrings.
+        match action {
+            StripAction::UnsetEnv(name) => unsafe { ffi::oauth2_env_unset(self.r, name.as_ptr()) },
+            StripAction::UnsetHeader(name) => self.unset_header(&name.to_string_lossy()),
+            StripAction::SetQuery(q) => unsafe { ffi::oauth2_args_set(self.r, q.as_ptr().cast(), q.len()) },
+            StripAction::SetCookie(c) if c.is_empty() => self.unset_header("Cookie"),
+            StripAction::SetCookie(c) => self.set_header("Cookie", c.as_bytes()),
+            StripAction::SetBody(b) => unsafe { ffi::oauth2_body_replace(self.r, b.as_ptr().cast(), b.len()) },
         }
     }
 
@@ -176,6 +220,27 @@ impl TokenSource for ApacheRequest {
         // SAFETY: see `new`.
         pool_str(unsafe { ffi::oauth2_env_get(self.r, name.as_ptr()) })
     }
+
+    fn method(&self) -> &str {
+        // SAFETY: see `new`.
+        pool_str(unsafe { ffi::oauth2_method(self.r) }).unwrap_or("")
+    }
+
+    fn query(&self) -> Option<&str> {
+        // SAFETY: see `new`.
+        pool_str(unsafe { ffi::oauth2_args(self.r) })
+    }
+
+    fn form_body(&self, limit: usize) -> Option<&[u8]> {
+        *self.body.get_or_init(|| {
+            let (mut data, mut len) = (std::ptr::null(), 0usize);
+            // SAFETY: see `new`; on success the shim returns `len` bytes in the request pool,
+            // which outlives this view.
+            let rc = unsafe { ffi::oauth2_body_read(self.r, limit, &mut data, &mut len) };
+            (rc == 0 && !data.is_null())
+                .then(|| unsafe { std::slice::from_raw_parts(data.cast::<u8>(), len) })
+        })
+    }
 }
 
 impl authn::Request for ApacheRequest {
@@ -185,8 +250,6 @@ impl authn::Request for ApacheRequest {
     }
 
     fn client_thumbprint(&self) -> Option<String> {
-        self.thumbprint
-            .get_or_init(|| self.compute_thumbprint())
-            .clone()
+        self.thumbprint.get_or_init(|| self.compute_thumbprint()).clone()
     }
 }

@@ -1,12 +1,18 @@
 //! Per-directory configuration: directive text in, typed and validated settings out, and the
 //! merge of a parent and a child context (reference 1.7).
 
+pub mod flag;
+pub mod global;
 pub mod options;
+pub mod sources;
+pub mod target_pass;
 pub mod verifier;
 
 use std::sync::Arc;
 
 use crate::verify::Verifier;
+use sources::TokenSources;
+use target_pass::TargetPass;
 
 /// Everything this module knows about one `<Location>`/`<Directory>`/`.htaccess` context.
 /// Immutable once Apache has finished reading the configuration; shared by all threads.
@@ -14,6 +20,10 @@ use crate::verify::Verifier;
 pub struct DirConfig {
     /// `OAuth2TokenVerify` lines of this context, in order; `None` when the context has none.
     pub verifiers: Option<Arc<Vec<Verifier>>>,
+    /// `OAuth2AcceptTokenIn` lines of this context; `None`: inherit, finally the default sources.
+    pub sources: Option<Arc<TokenSources>>,
+    /// `OAuth2TargetPass`, option by option.
+    pub target_pass: TargetPass,
 }
 
 impl DirConfig {
@@ -25,10 +35,54 @@ impl DirConfig {
         }
     }
 
-    /// Child settings win; verifier lists are all-or-nothing (not concatenated), as in the C module.
+    /// Adds one `OAuth2AcceptTokenIn` line.
+    pub fn add_source(&mut self, method: &str, options: Option<&str>) -> Result<(), String> {
+        let next = TokenSources::add(self.sources.as_deref(), method, options)?;
+        self.sources = Some(Arc::new(next));
+        Ok(())
+    }
+
+    /// Child settings win. Verifier lists and token sources are all-or-nothing (not concatenated);
+    /// `OAuth2TargetPass` inherits option by option, as in the C module.
     pub fn merge(base: &DirConfig, add: &DirConfig) -> DirConfig {
         DirConfig {
             verifiers: add.verifiers.clone().or_else(|| base.verifiers.clone()),
+            sources: add.sources.clone().or_else(|| base.sources.clone()),
+            target_pass: TargetPass::merge(&base.target_pass, &add.target_pass),
         }
+    }
+
+    pub fn sources(&self) -> &TokenSources {
+        static DEFAULT: std::sync::OnceLock<TokenSources> = std::sync::OnceLock::new();
+        self.sources.as_deref().unwrap_or_else(|| DEFAULT.get_or_init(TokenSources::default))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn child_sources_replace_parent_sources_entirely() {
+        let mut parent = DirConfig::default();
+        parent.add_source("query", Some("name=p")).unwrap();
+        let mut child = DirConfig::default();
+        child.add_source("cookie", None).unwrap();
+        let merged = DirConfig::merge(&parent, &child);
+        assert!(merged.sources().accepts(sources::Method::Cookie));
+        assert!(!merged.sources().accepts(sources::Method::Query));
+        let inherited = DirConfig::merge(&parent, &DirConfig::default());
+        assert_eq!(inherited.sources().query_name, "p");
+    }
+
+    #[test]
+    fn target_pass_merges_per_option() {
+        let mut parent = DirConfig::default();
+        parent.target_pass.apply("remote_user_claim=email").unwrap();
+        let mut child = DirConfig::default();
+        child.target_pass.apply("prefix=CHILD_").unwrap();
+        let merged = DirConfig::merge(&parent, &child);
+        assert_eq!(merged.target_pass.prefix(), "CHILD_");
+        assert_eq!(merged.target_pass.remote_user_claim(), "email");
     }
 }

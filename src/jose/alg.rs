@@ -134,7 +134,9 @@ mod tests {
 
     #[test]
     fn rejects_none_and_case_variants() {
-        for name in ["none", "None", "NONE", "nOnE", "hs256", "Rs256", "HS256 ", "", "Ed448"] {
+        for name in [
+            "none", "None", "NONE", "nOnE", "hs256", "Rs256", "HS256 ", "", "Ed448",
+        ] {
             assert_eq!(Alg::from_name(name), None, "{name}");
         }
     }

@@ -32,11 +32,17 @@ pub fn parse_object_as(bytes: &[u8], part: &'static str) -> Result<Map<String, V
     if !text.trim_start().starts_with('{') {
         return Err(JoseError::NotJsonObject(part));
     }
-    let ctx = Ctx { part, failure: RefCell::new(None) };
+    let ctx = Ctx {
+        part,
+        failure: RefCell::new(None),
+    };
     let mut de = serde_json::Deserializer::from_str(text);
-    let parsed = Node { ctx: &ctx, depth: 0 }
-        .deserialize(&mut de)
-        .and_then(|v| de.end().map(|()| v));
+    let parsed = Node {
+        ctx: &ctx,
+        depth: 0,
+    }
+    .deserialize(&mut de)
+    .and_then(|v| de.end().map(|()| v));
     match parsed {
         Ok(Value::Object(map)) => Ok(map),
         Ok(_) => Err(JoseError::NotJsonObject(part)),
@@ -75,11 +81,14 @@ struct Node<'c> {
 
 impl Node<'_> {
     fn child<E: de::Error>(self) -> Result<Self, E> {
-        let depth = self.depth + 1;
+        let depth = self.depth.saturating_add(1);
         if depth > MAX_DEPTH {
             return Err(self.ctx.fail(JoseError::TooDeep(self.ctx.part)));
         }
-        Ok(Node { ctx: self.ctx, depth })
+        Ok(Node {
+            ctx: self.ctx,
+            depth,
+        })
     }
 }
 
@@ -163,7 +172,10 @@ mod tests {
     #[test]
     fn parses_in_document_order() {
         let m = parse_object(br#" {"z":1,"a":[true,null,{"b":"c"}],"m":-2.5} "#);
-        let keys: Vec<_> = m.as_ref().map(|m| m.keys().cloned().collect()).unwrap_or_default();
+        let keys: Vec<_> = m
+            .as_ref()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default();
         assert_eq!(keys, ["z", "a", "m"]);
     }
 
@@ -188,17 +200,34 @@ mod tests {
     #[test]
     fn rejects_non_objects_and_trailing_data() {
         for bad in [&b"[]"[..], b"\"x\"", b"1", b"null", b"", b"  "] {
-            assert!(matches!(parse_object(bad), Err(JoseError::NotJsonObject(_))), "{bad:?}");
+            assert!(
+                matches!(parse_object(bad), Err(JoseError::NotJsonObject(_))),
+                "{bad:?}"
+            );
         }
-        for bad in [&br#"{"a":1} x"#[..], br#"{"a":1}{}"#, br#"{"a":1"#, br#"{"a":01}"#] {
-            assert!(matches!(parse_object(bad), Err(JoseError::Json(..))), "{bad:?}");
+        for bad in [
+            &br#"{"a":1} x"#[..],
+            br#"{"a":1}{}"#,
+            br#"{"a":1"#,
+            br#"{"a":01}"#,
+        ] {
+            assert!(
+                matches!(parse_object(bad), Err(JoseError::Json(..))),
+                "{bad:?}"
+            );
         }
     }
 
     #[test]
     fn rejects_bad_utf8_and_lone_surrogates() {
-        assert_eq!(parse_object(b"{\"a\":\"\xff\"}"), Err(JoseError::Utf8("JSON")));
-        assert!(matches!(parse_object(br#"{"a":"\ud800"}"#), Err(JoseError::Json(..))));
+        assert_eq!(
+            parse_object(b"{\"a\":\"\xff\"}"),
+            Err(JoseError::Utf8("JSON"))
+        );
+        assert!(matches!(
+            parse_object(br#"{"a":"\ud800"}"#),
+            Err(JoseError::Json(..))
+        ));
     }
 
     #[test]
@@ -206,18 +235,27 @@ mod tests {
         let deep = "[".repeat(10_000);
         assert!(parse_object(deep.as_bytes()).is_err());
         let deep_in_object = format!("{{\"a\":{}", "[".repeat(10_000));
-        assert_eq!(parse_object(deep_in_object.as_bytes()), Err(JoseError::TooDeep("JSON")));
+        assert_eq!(
+            parse_object(deep_in_object.as_bytes()),
+            Err(JoseError::TooDeep("JSON"))
+        );
         let ok = format!("{{\"a\":{}1{}}}", "[".repeat(63), "]".repeat(63));
         assert!(parse_object(ok.as_bytes()).is_ok());
         let too_deep = format!("{{\"a\":{}1{}}}", "[".repeat(64), "]".repeat(64));
-        assert_eq!(parse_object(too_deep.as_bytes()), Err(JoseError::TooDeep("JSON")));
+        assert_eq!(
+            parse_object(too_deep.as_bytes()),
+            Err(JoseError::TooDeep("JSON"))
+        );
     }
 
     #[test]
     fn error_text_is_bounded() {
         let name = "k".repeat(500);
         let dup = format!("{{\"{name}\":1,\"{name}\":2}}");
-        let err = parse_object(dup.as_bytes()).err().map(|e| e.to_string()).unwrap_or_default();
+        let err = parse_object(dup.as_bytes())
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(!err.is_empty() && err.len() < 120, "{err}");
     }
 }

@@ -47,29 +47,40 @@ pub struct Jws<'a> {
 }
 
 impl<'a> Jws<'a> {
-    /// Parse a compact JWS. See the module docs of `jose` for the rules.
+    /// Parse a compact JWS without verifying it. Refuses: more than
+    /// `MAX_TOKEN_LEN` bytes (checked first); other than 3 segments; any
+    /// segment not strict base64url; a header that is not one duplicate-free
+    /// JSON object; a missing, non-string or unknown `alg`, or `none` in any
+    /// case (even with a signature); any `b64` or `zip`; any `crit` (none of
+    /// our extensions exist); a non-string `kid` or `typ`; an empty signature.
+    /// The payload is returned as raw bytes.
     pub fn parse(token: &'a str) -> Result<Jws<'a>, JoseError> {
         if token.len() > MAX_TOKEN_LEN {
             return Err(JoseError::TooLarge);
         }
         let dots = token.bytes().filter(|&b| b == b'.').count();
         if dots != 2 {
-            return Err(JoseError::SegmentCount(dots + 1));
+            return Err(JoseError::SegmentCount(dots.saturating_add(1)));
         }
         let (signing_input, sig_b64) = token.rsplit_once('.').ok_or(JoseError::SegmentCount(1))?;
-        let (header_b64, payload_b64) =
-            signing_input.split_once('.').ok_or(JoseError::SegmentCount(2))?;
+        let (header_b64, payload_b64) = signing_input
+            .split_once('.')
+            .ok_or(JoseError::SegmentCount(2))?;
 
-        let header_bytes = b64::decode_strict(header_b64).map_err(|()| JoseError::Base64("header"))?;
+        let header_bytes =
+            b64::decode_strict(header_b64).map_err(|()| JoseError::Base64("header"))?;
         let header = parse_header(&header_bytes)?;
-        let payload =
-            b64::decode_strict(payload_b64).map_err(|()| JoseError::Base64("payload"))?;
+        let payload = b64::decode_strict(payload_b64).map_err(|()| JoseError::Base64("payload"))?;
         if sig_b64.is_empty() {
             return Err(JoseError::EmptySignature);
         }
-        let signature =
-            b64::decode_strict(sig_b64).map_err(|()| JoseError::Base64("signature"))?;
-        Ok(Jws { header, payload, signing_input, signature })
+        let signature = b64::decode_strict(sig_b64).map_err(|()| JoseError::Base64("signature"))?;
+        Ok(Jws {
+            header,
+            payload,
+            signing_input,
+            signature,
+        })
     }
 }
 
@@ -89,7 +100,9 @@ fn parse_header(bytes: &[u8]) -> Result<Header, JoseError> {
     let alg = match raw.get("alg") {
         None => return Err(JoseError::MissingAlg),
         Some(Value::String(s)) if s.eq_ignore_ascii_case("none") => return Err(JoseError::AlgNone),
-        Some(Value::String(s)) => Alg::from_name(s).ok_or_else(|| JoseError::UnknownAlg(sanitize(s)))?,
+        Some(Value::String(s)) => {
+            Alg::from_name(s).ok_or_else(|| JoseError::UnknownAlg(sanitize(s)))?
+        }
         Some(_) => return Err(JoseError::HeaderMemberType("alg")),
     };
     // RFC 7797 changes what is signed; we implement no unencoded payloads.
@@ -130,7 +143,10 @@ fn check_crit(crit: &Value, header: &Map<String, Value>) -> JoseError {
     JoseError::CritUnsupported(sanitize(first.unwrap_or_default()))
 }
 
-fn optional_string(raw: &Map<String, Value>, name: &'static str) -> Result<Option<String>, JoseError> {
+fn optional_string(
+    raw: &Map<String, Value>,
+    name: &'static str,
+) -> Result<Option<String>, JoseError> {
     match raw.get(name) {
         None => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),

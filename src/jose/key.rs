@@ -62,7 +62,9 @@ impl Curve {
     }
 
     fn from_nid(nid: Nid) -> Option<Curve> {
-        [Curve::P256, Curve::P384, Curve::P521].into_iter().find(|c| c.nid() == nid)
+        [Curve::P256, Curve::P384, Curve::P521]
+            .into_iter()
+            .find(|c| c.nid() == nid)
     }
 
     fn jwk_name(self) -> &'static str {
@@ -190,7 +192,12 @@ impl Key {
     }
 
     fn new(material: Material) -> Key {
-        Key { material, kid: None, alg: None, private_seen: false }
+        Key {
+            material,
+            kid: None,
+            alg: None,
+            private_seen: false,
+        }
     }
 
     /// Wrap an OpenSSL public key (from PEM/DER), enforcing the same limits
@@ -198,16 +205,24 @@ impl Key {
     fn from_pkey(pkey: PKey<Public>) -> Result<Key, JoseError> {
         let material = match pkey.id() {
             Id::RSA => {
-                let rsa = pkey.rsa().map_err(|_| JoseError::KeyInvalid("bad RSA key".into()))?;
+                let rsa = pkey
+                    .rsa()
+                    .map_err(|_| JoseError::KeyInvalid("bad RSA key".into()))?;
                 let bits = check_rsa(rsa.n(), rsa.e())?;
                 Material::Rsa { pkey, bits }
             }
             Id::EC => {
-                let ec = pkey.ec_key().map_err(|_| JoseError::KeyInvalid("bad EC key".into()))?;
+                let ec = pkey
+                    .ec_key()
+                    .map_err(|_| JoseError::KeyInvalid("bad EC key".into()))?;
                 // Named curves only: explicit parameters could smuggle a weak curve.
-                let curve = ec.group().curve_name().and_then(Curve::from_nid).ok_or_else(|| {
-                    JoseError::KeyUnsupported("EC curve must be P-256, P-384 or P-521".into())
-                })?;
+                let curve = ec
+                    .group()
+                    .curve_name()
+                    .and_then(Curve::from_nid)
+                    .ok_or_else(|| {
+                        JoseError::KeyUnsupported("EC curve must be P-256, P-384 or P-521".into())
+                    })?;
                 ec.check_key()
                     .map_err(|_| JoseError::KeyInvalid("EC point is not on the curve".into()))?;
                 Material::Ec { pkey, curve }
@@ -271,7 +286,9 @@ fn check_rsa(n: &BigNumRef, e: &BigNumRef) -> Result<u32, JoseError> {
         return Err(JoseError::KeyInvalid("RSA modulus is even".into()));
     }
     if !e.is_bit_set(0) || e.num_bits() < 2 || e.num_bits() > 32 {
-        return Err(JoseError::KeyInvalid("RSA exponent must be odd, >= 3 and < 2^32".into()));
+        return Err(JoseError::KeyInvalid(
+            "RSA exponent must be odd, >= 3 and < 2^32".into(),
+        ));
     }
     u32::try_from(bits).map_err(|_| JoseError::KeyInvalid("RSA modulus size".into()))
 }

@@ -104,8 +104,13 @@ fn affine(ec: &EcKey<Private>, len: i32) -> (Vec<u8>, Vec<u8>) {
     let mut x = BigNum::new().expect("bn");
     let mut y = BigNum::new().expect("bn");
     let mut ctx = BigNumContext::new().expect("ctx");
-    ec.public_key().affine_coordinates(ec.group(), &mut x, &mut y, &mut ctx).expect("xy");
-    (x.to_vec_padded(len).expect("pad"), y.to_vec_padded(len).expect("pad"))
+    ec.public_key()
+        .affine_coordinates(ec.group(), &mut x, &mut y, &mut ctx)
+        .expect("xy");
+    (
+        x.to_vec_padded(len).expect("pad"),
+        y.to_vec_padded(len).expect("pad"),
+    )
 }
 
 fn public_jwk(pkey: &PKey<Private>) -> String {
@@ -128,7 +133,12 @@ fn sign_hmac(md: MessageDigest, secret: &[u8], data: &[u8]) -> Vec<u8> {
     signer.sign_oneshot_to_vec(data).expect("hmac")
 }
 
-fn sign_rsa(md: MessageDigest, key: &PKey<Private>, pss: Option<RsaPssSaltlen>, data: &[u8]) -> Vec<u8> {
+fn sign_rsa(
+    md: MessageDigest,
+    key: &PKey<Private>,
+    pss: Option<RsaPssSaltlen>,
+    data: &[u8],
+) -> Vec<u8> {
     let mut signer = Signer::new(md, key).expect("signer");
     if let Some(salt) = pss {
         signer.set_rsa_padding(Padding::PKCS1_PSS).expect("pss");
@@ -145,7 +155,12 @@ fn sign_ec_der(md: MessageDigest, key: &PKey<Private>, data: &[u8]) -> Vec<u8> {
 
 /// JOSE form: fixed-length R||S.
 fn sign_ec(md: MessageDigest, key: &PKey<Private>, data: &[u8]) -> Vec<u8> {
-    let nid = key.ec_key().expect("ec").group().curve_name().expect("named");
+    let nid = key
+        .ec_key()
+        .expect("ec")
+        .group()
+        .curve_name()
+        .expect("named");
     let sig = EcdsaSig::from_der(&sign_ec_der(md, key, data)).expect("der");
     let mut out = sig.r().to_vec_padded(coord_len(nid)).expect("r");
     out.extend(sig.s().to_vec_padded(coord_len(nid)).expect("s"));
@@ -161,7 +176,11 @@ const CLAIMS: &str = r#"{"iss":"https://as.example","sub":"alice","aud":"rs"}"#;
 
 /// Build a compact JWS from a header and payload JSON text.
 fn mint(header: &str, payload: &str, sign: impl FnOnce(&[u8]) -> Vec<u8>) -> String {
-    let input = format!("{}.{}", b64::encode(header.as_bytes()), b64::encode(payload.as_bytes()));
+    let input = format!(
+        "{}.{}",
+        b64::encode(header.as_bytes()),
+        b64::encode(payload.as_bytes())
+    );
     let sig = sign(input.as_bytes());
     format!("{input}.{}", b64::encode(&sig))
 }
@@ -191,7 +210,8 @@ fn segments(token: &str) -> Vec<String> {
 
 // ---------- RFC 7515 Appendix A known-answer vectors ----------
 
-const RFC_PAYLOAD: &[u8] = b"{\"iss\":\"joe\",\r\n \"exp\":1300819380,\r\n \"http://example.com/is_root\":true}";
+const RFC_PAYLOAD: &[u8] =
+    b"{\"iss\":\"joe\",\r\n \"exp\":1300819380,\r\n \"http://example.com/is_root\":true}";
 
 #[test]
 fn rfc7515_a1_hs256() {
@@ -207,9 +227,14 @@ fn rfc7515_a1_hs256() {
     assert_eq!(key.verify(&jws), Ok(()));
     assert!(json::parse_object(&jws.payload).is_ok());
     // The MAC is deterministic: minting the same input reproduces it.
-    let k = b64::decode_strict("AyM1SysPpbyDfgZld3umj1qzKObwVMkoqQ-EstJQLr_T-1qS0gZH75aKtMN3Yj0iPS4hcgUuTwjAzZr1Z9CAow")
-        .expect("k");
-    assert_eq!(sign_hmac(MessageDigest::sha256(), &k, jws.signing_input.as_bytes()), jws.signature);
+    let k = b64::decode_strict(
+        "AyM1SysPpbyDfgZld3umj1qzKObwVMkoqQ-EstJQLr_T-1qS0gZH75aKtMN3Yj0iPS4hcgUuTwjAzZr1Z9CAow",
+    )
+    .expect("k");
+    assert_eq!(
+        sign_hmac(MessageDigest::sha256(), &k, jws.signing_input.as_bytes()),
+        jws.signature
+    );
 }
 
 const RFC_A2_N: &str = "ofgWCuLjybRlzo0tZWJjNiuSfb4p4fAkd_wWJcyQoTbji9k0l8W26mPddxHmfHQp-Vaw-4qPCJrcS2mJPMEzP1Pt0Bm4d4QlL-yRT-SFd2lZS-pCgNMsD1W_YpRPEwOWvG6b32690r2jZ47soMZo9wGzjb_7OMg0LOL-bSf63kpaSHSXndS5z5rexMdbBYUsLA9e-KXBdQOS-UTo7WTBEMa2R2CapHg665xsmtdVMTBQY4uDZlxvb3qCo5ZwKh9kG4LT6_I5IhlJH7aGhyxXFvUK-DWNmoudF8NAco9_h9iaGNj8q2ethFkMLs91kzk2PAcDTW9gb54h4FRWyuXpoQ";
@@ -229,11 +254,26 @@ fn rfc7515_a2_rs256() {
     // PKCS#1 v1.5 is deterministic: the appendix private key reproduces the signature.
     let bn = |s: &str| BigNum::from_slice(&b64::decode_strict(s).expect("b64")).expect("bn");
     let private = Rsa::from_private_components(
-        bn(RFC_A2_N), bn("AQAB"), bn(RFC_A2_D), bn(RFC_A2_P), bn(RFC_A2_Q), bn(RFC_A2_DP), bn(RFC_A2_DQ), bn(RFC_A2_QI),
+        bn(RFC_A2_N),
+        bn("AQAB"),
+        bn(RFC_A2_D),
+        bn(RFC_A2_P),
+        bn(RFC_A2_Q),
+        bn(RFC_A2_DP),
+        bn(RFC_A2_DQ),
+        bn(RFC_A2_QI),
     )
     .and_then(PKey::from_rsa)
     .expect("A.2 private key");
-    assert_eq!(sign_rsa(MessageDigest::sha256(), &private, None, jws.signing_input.as_bytes()), jws.signature);
+    assert_eq!(
+        sign_rsa(
+            MessageDigest::sha256(),
+            &private,
+            None,
+            jws.signing_input.as_bytes()
+        ),
+        jws.signature
+    );
 }
 
 const RFC_A2_P: &str = "4BzEEOtIpmVdVEZNCqS7baC4crd0pqnRH_5IB3jw3bcxGn6QLvnEtfdUdiYrqBdss1l58BQ3KhooKeQTa9AB0Hw_Py5PJdTJNPY8cQn7ouZ2KKDcmnPGBY5t7yLc1QlQ5xHdwW1VhvKn-nXqhJTBgIPgtldC-KDV5z-y2XDwGUc";
@@ -269,7 +309,10 @@ fn rfc7638_thumbprint() {
     )
     .expect("RFC 7638 key");
     assert_eq!(key.kid(), Some("2011-04-29"));
-    assert_eq!(key.jwk_thumbprint().as_deref(), Ok("NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"));
+    assert_eq!(
+        key.jwk_thumbprint().as_deref(),
+        Ok("NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs")
+    );
     // The same key imported from PEM has the same thumbprint; EC and OKP work too.
     for pkey in [rsa_key(), p256(), ec_key(Nid::SECP521R1), ed_key()] {
         let from_pem = Key::from_pem_public_key(&public_pem(pkey)).expect("pem");
@@ -282,12 +325,22 @@ fn rfc7638_thumbprint() {
 #[test]
 fn rsa_pkcs1_and_pss_verify() {
     let key = jwk_key(rsa_key());
-    for (alg, md) in [("RS256", MessageDigest::sha256()), ("RS384", MessageDigest::sha384()), ("RS512", MessageDigest::sha512())] {
+    for (alg, md) in [
+        ("RS256", MessageDigest::sha256()),
+        ("RS384", MessageDigest::sha384()),
+        ("RS512", MessageDigest::sha512()),
+    ] {
         let token = mint(&header(alg), CLAIMS, |d| sign_rsa(md, rsa_key(), None, d));
         assert_eq!(verify(&key, &token), Ok(()), "{alg}");
     }
-    for (alg, md) in [("PS256", MessageDigest::sha256()), ("PS384", MessageDigest::sha384()), ("PS512", MessageDigest::sha512())] {
-        let token = mint(&header(alg), CLAIMS, |d| sign_rsa(md, rsa_key(), Some(RsaPssSaltlen::DIGEST_LENGTH), d));
+    for (alg, md) in [
+        ("PS256", MessageDigest::sha256()),
+        ("PS384", MessageDigest::sha384()),
+        ("PS512", MessageDigest::sha512()),
+    ] {
+        let token = mint(&header(alg), CLAIMS, |d| {
+            sign_rsa(md, rsa_key(), Some(RsaPssSaltlen::DIGEST_LENGTH), d)
+        });
         assert_eq!(verify(&key, &token), Ok(()), "{alg}");
     }
 }
@@ -295,8 +348,14 @@ fn rsa_pkcs1_and_pss_verify() {
 #[test]
 fn pss_with_other_salt_length_rejected() {
     let key = jwk_key(rsa_key());
-    for salt in [RsaPssSaltlen::custom(20), RsaPssSaltlen::custom(0), RsaPssSaltlen::MAXIMUM_LENGTH] {
-        let token = mint(&header("PS256"), CLAIMS, |d| sign_rsa(MessageDigest::sha256(), rsa_key(), Some(salt), d));
+    for salt in [
+        RsaPssSaltlen::custom(20),
+        RsaPssSaltlen::custom(0),
+        RsaPssSaltlen::MAXIMUM_LENGTH,
+    ] {
+        let token = mint(&header("PS256"), CLAIMS, |d| {
+            sign_rsa(MessageDigest::sha256(), rsa_key(), Some(salt), d)
+        });
         assert_eq!(verify(&key, &token), Err(JoseError::SignatureInvalid));
     }
 }
@@ -304,7 +363,9 @@ fn pss_with_other_salt_length_rejected() {
 #[test]
 fn pkcs1_token_under_pss_alg_rejected() {
     let key = jwk_key(rsa_key());
-    let token = mint(&header("PS256"), CLAIMS, |d| sign_rsa(MessageDigest::sha256(), rsa_key(), None, d));
+    let token = mint(&header("PS256"), CLAIMS, |d| {
+        sign_rsa(MessageDigest::sha256(), rsa_key(), None, d)
+    });
     assert_eq!(verify(&key, &token), Err(JoseError::SignatureInvalid));
 }
 
@@ -354,23 +415,43 @@ fn hmac_verify_and_secret_length_per_alg() {
     }
     let short = Key::from_secret(&s32).expect("secret");
     assert!(!short.accepts(Alg::HS384));
-    let token = mint(&header("HS384"), CLAIMS, |d| sign_hmac(MessageDigest::sha384(), &s32, d));
-    assert!(matches!(verify(&short, &token), Err(JoseError::AlgKeyMismatch { alg: Alg::HS384, .. })));
-    let token = mint(&header("HS512"), CLAIMS, |d| sign_hmac(MessageDigest::sha512(), &s32, d));
-    assert!(matches!(verify(&short, &token), Err(JoseError::AlgKeyMismatch { .. })));
+    let token = mint(&header("HS384"), CLAIMS, |d| {
+        sign_hmac(MessageDigest::sha384(), &s32, d)
+    });
+    assert!(matches!(
+        verify(&short, &token),
+        Err(JoseError::AlgKeyMismatch {
+            alg: Alg::HS384,
+            ..
+        })
+    ));
+    let token = mint(&header("HS512"), CLAIMS, |d| {
+        sign_hmac(MessageDigest::sha512(), &s32, d)
+    });
+    assert!(matches!(
+        verify(&short, &token),
+        Err(JoseError::AlgKeyMismatch { .. })
+    ));
 }
 
 #[test]
 fn tampered_payload_and_wrong_key_rejected() {
     let key = jwk_key(rsa_key());
-    let token = mint(&header("RS256"), CLAIMS, |d| sign_rsa(MessageDigest::sha256(), rsa_key(), None, d));
+    let token = mint(&header("RS256"), CLAIMS, |d| {
+        sign_rsa(MessageDigest::sha256(), rsa_key(), None, d)
+    });
     let mut parts = segments(&token);
     parts[1] = b64::encode(br#"{"iss":"https://as.example","sub":"admin","aud":"rs"}"#);
-    assert_eq!(verify(&key, &parts.join(".")), Err(JoseError::SignatureInvalid));
+    assert_eq!(
+        verify(&key, &parts.join(".")),
+        Err(JoseError::SignatureInvalid)
+    );
     let other = jwk_key(attacker_rsa_key());
     assert_eq!(verify(&other, &token), Err(JoseError::SignatureInvalid));
     let secret_key = Key::from_secret(&[1u8; 32]).expect("secret");
-    let hs = mint(&header("HS256"), CLAIMS, |d| sign_hmac(MessageDigest::sha256(), &[2u8; 32], d));
+    let hs = mint(&header("HS256"), CLAIMS, |d| {
+        sign_hmac(MessageDigest::sha256(), &[2u8; 32], d)
+    });
     assert_eq!(verify(&secret_key, &hs), Err(JoseError::SignatureInvalid));
 }
 
@@ -384,7 +465,10 @@ fn rsa_signature_of_wrong_length_rejected() {
     });
     assert_eq!(verify(&key, &token), Err(JoseError::BadSignatureLength));
     let token = mint(&header("HS256"), CLAIMS, |_| vec![0u8; 31]);
-    assert_eq!(verify(&Key::from_secret(&[0u8; 32]).expect("k"), &token), Err(JoseError::BadSignatureLength));
+    assert_eq!(
+        verify(&Key::from_secret(&[0u8; 32]).expect("k"), &token),
+        Err(JoseError::BadSignatureLength)
+    );
 }
 
 // ---------- algorithm attacks ----------
@@ -392,24 +476,57 @@ fn rsa_signature_of_wrong_length_rejected() {
 #[test]
 fn alg_none_in_any_spelling_rejected() {
     for alg in ["none", "None", "NONE", "nOnE"] {
-        let input = format!("{}.{}", b64::encode(format!(r#"{{"alg":"{alg}"}}"#).as_bytes()), b64::encode(CLAIMS.as_bytes()));
-        assert_eq!(Jws::parse(&format!("{input}.")).err(), Some(JoseError::AlgNone), "{alg} empty sig");
-        let with_sig = format!("{input}.{}", b64::encode(&sign_hmac(MessageDigest::sha256(), b"x", input.as_bytes())));
-        assert_eq!(Jws::parse(&with_sig).err(), Some(JoseError::AlgNone), "{alg} with sig");
+        let input = format!(
+            "{}.{}",
+            b64::encode(format!(r#"{{"alg":"{alg}"}}"#).as_bytes()),
+            b64::encode(CLAIMS.as_bytes())
+        );
+        assert_eq!(
+            Jws::parse(&format!("{input}.")).err(),
+            Some(JoseError::AlgNone),
+            "{alg} empty sig"
+        );
+        let with_sig = format!(
+            "{input}.{}",
+            b64::encode(&sign_hmac(MessageDigest::sha256(), b"x", input.as_bytes()))
+        );
+        assert_eq!(
+            Jws::parse(&with_sig).err(),
+            Some(JoseError::AlgNone),
+            "{alg} with sig"
+        );
     }
 }
 
 #[test]
 fn unknown_missing_and_non_string_alg_rejected() {
     let sig = |_: &[u8]| vec![1u8; 32];
-    assert!(matches!(Jws::parse(&mint(r#"{"alg":"HS1"}"#, CLAIMS, sig)), Err(JoseError::UnknownAlg(_))));
-    assert!(matches!(Jws::parse(&mint(r#"{"alg":"hs256"}"#, CLAIMS, sig)), Err(JoseError::UnknownAlg(_))));
-    assert_eq!(Jws::parse(&mint(r#"{"typ":"JWT"}"#, CLAIMS, sig)).err(), Some(JoseError::MissingAlg));
-    assert_eq!(Jws::parse(&mint(r#"{"alg":["HS256"]}"#, CLAIMS, sig)).err(), Some(JoseError::HeaderMemberType("alg")));
-    assert_eq!(Jws::parse(&mint(r#"{"alg":null}"#, CLAIMS, sig)).err(), Some(JoseError::HeaderMemberType("alg")));
+    assert!(matches!(
+        Jws::parse(&mint(r#"{"alg":"HS1"}"#, CLAIMS, sig)),
+        Err(JoseError::UnknownAlg(_))
+    ));
+    assert!(matches!(
+        Jws::parse(&mint(r#"{"alg":"hs256"}"#, CLAIMS, sig)),
+        Err(JoseError::UnknownAlg(_))
+    ));
+    assert_eq!(
+        Jws::parse(&mint(r#"{"typ":"JWT"}"#, CLAIMS, sig)).err(),
+        Some(JoseError::MissingAlg)
+    );
+    assert_eq!(
+        Jws::parse(&mint(r#"{"alg":["HS256"]}"#, CLAIMS, sig)).err(),
+        Some(JoseError::HeaderMemberType("alg"))
+    );
+    assert_eq!(
+        Jws::parse(&mint(r#"{"alg":null}"#, CLAIMS, sig)).err(),
+        Some(JoseError::HeaderMemberType("alg"))
+    );
     // A long hostile alg is cut short in the error.
     let long = format!(r#"{{"alg":"{}\r\n"}}"#, "A".repeat(2000));
-    let err = Jws::parse(&mint(&long, CLAIMS, sig)).err().map(|e| e.to_string()).unwrap_or_default();
+    let err = Jws::parse(&mint(&long, CLAIMS, sig))
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
     assert!(err.len() < 120 && !err.contains('\n'), "{err}");
 }
 
@@ -419,16 +536,28 @@ fn hs256_with_rsa_public_key_bytes_as_secret_rejected() {
     let pem = pkey.public_key_to_pem().expect("pem");
     let der = pkey.public_key_to_der().expect("der");
     let n = pkey.rsa().expect("rsa").n().to_vec();
-    let pkcs1 = pkey.rsa().expect("rsa").public_key_to_pem_pkcs1().expect("pkcs1");
+    let pkcs1 = pkey
+        .rsa()
+        .expect("rsa")
+        .public_key_to_pem_pkcs1()
+        .expect("pkcs1");
     let keys = [
         jwk_key(pkey),
         Key::from_pem_public_key(std::str::from_utf8(&pem).expect("utf8")).expect("pem key"),
     ];
     for secret in [&pem, &der, &n, &pkcs1] {
-        let token = mint(&header("HS256"), CLAIMS, |d| sign_hmac(MessageDigest::sha256(), secret, d));
+        let token = mint(&header("HS256"), CLAIMS, |d| {
+            sign_hmac(MessageDigest::sha256(), secret, d)
+        });
         for key in &keys {
             assert!(!key.accepts(Alg::HS256));
-            assert!(matches!(verify(key, &token), Err(JoseError::AlgKeyMismatch { alg: Alg::HS256, .. })));
+            assert!(matches!(
+                verify(key, &token),
+                Err(JoseError::AlgKeyMismatch {
+                    alg: Alg::HS256,
+                    ..
+                })
+            ));
         }
     }
 }
@@ -437,9 +566,17 @@ fn hs256_with_rsa_public_key_bytes_as_secret_rejected() {
 fn hs256_with_ec_public_key_bytes_as_secret_rejected() {
     let pkey = p256();
     let key = jwk_key(pkey);
-    for secret in [pkey.public_key_to_pem().expect("pem"), pkey.public_key_to_der().expect("der")] {
-        let token = mint(&header("HS256"), CLAIMS, |d| sign_hmac(MessageDigest::sha256(), &secret, d));
-        assert!(matches!(verify(&key, &token), Err(JoseError::AlgKeyMismatch { .. })));
+    for secret in [
+        pkey.public_key_to_pem().expect("pem"),
+        pkey.public_key_to_der().expect("der"),
+    ] {
+        let token = mint(&header("HS256"), CLAIMS, |d| {
+            sign_hmac(MessageDigest::sha256(), &secret, d)
+        });
+        assert!(matches!(
+            verify(&key, &token),
+            Err(JoseError::AlgKeyMismatch { .. })
+        ));
     }
 }
 
@@ -458,7 +595,11 @@ fn cross_family_algorithms_rejected() {
         for alg in bad {
             assert!(!key.accepts(alg), "{} {alg}", key.describe());
             let r = key.verify_signature(alg, b"x.y", &[0u8; 64]);
-            assert!(matches!(r, Err(JoseError::AlgKeyMismatch { .. })), "{} {alg}", key.describe());
+            assert!(
+                matches!(r, Err(JoseError::AlgKeyMismatch { .. })),
+                "{} {alg}",
+                key.describe()
+            );
         }
     }
 }
@@ -466,17 +607,32 @@ fn cross_family_algorithms_rejected() {
 #[test]
 fn es256_against_p384_key_rejected() {
     let key = jwk_key(ec_key(Nid::SECP384R1));
-    let token = mint(&header("ES256"), CLAIMS, |d| sign_ec(MessageDigest::sha256(), p256(), d));
-    assert!(matches!(verify(&key, &token), Err(JoseError::AlgKeyMismatch { alg: Alg::ES256, .. })));
+    let token = mint(&header("ES256"), CLAIMS, |d| {
+        sign_ec(MessageDigest::sha256(), p256(), d)
+    });
+    assert!(matches!(
+        verify(&key, &token),
+        Err(JoseError::AlgKeyMismatch {
+            alg: Alg::ES256,
+            ..
+        })
+    ));
     // Same key, token signed with it but labelled ES256 (SHA-256 over P-384).
-    let token = mint(&header("ES256"), CLAIMS, |d| sign_ec(MessageDigest::sha256(), ec_key(Nid::SECP384R1), d));
-    assert!(matches!(verify(&key, &token), Err(JoseError::AlgKeyMismatch { .. })));
+    let token = mint(&header("ES256"), CLAIMS, |d| {
+        sign_ec(MessageDigest::sha256(), ec_key(Nid::SECP384R1), d)
+    });
+    assert!(matches!(
+        verify(&key, &token),
+        Err(JoseError::AlgKeyMismatch { .. })
+    ));
 }
 
 #[test]
 fn es256_der_signature_rejected() {
     let key = jwk_key(p256());
-    let token = mint(&header("ES256"), CLAIMS, |d| sign_ec_der(MessageDigest::sha256(), p256(), d));
+    let token = mint(&header("ES256"), CLAIMS, |d| {
+        sign_ec_der(MessageDigest::sha256(), p256(), d)
+    });
     assert!(verify(&key, &token).is_err());
 }
 
@@ -505,7 +661,9 @@ fn ecdsa_psychic_and_out_of_range_signatures_rejected() {
     // r = n (the group order) and s = 1; and r = 1, s = 0.
     let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).expect("group");
     let mut order = BigNum::new().expect("bn");
-    group.order(&mut order, &mut BigNumContext::new().expect("ctx")).expect("order");
+    group
+        .order(&mut order, &mut BigNumContext::new().expect("ctx"))
+        .expect("order");
     let mut r_is_n = order.to_vec_padded(32).expect("pad");
     r_is_n.extend([0u8; 31]);
     r_is_n.push(1);
@@ -526,7 +684,9 @@ fn embedded_jwk_header_is_ignored() {
         r#"{{"alg":"RS256","jwk":{},"jku":"http://127.0.0.1:1/jwks","x5u":"http://127.0.0.1:1/x5u"}}"#,
         public_jwk(attacker)
     );
-    let token = mint(&hdr, CLAIMS, |d| sign_rsa(MessageDigest::sha256(), attacker, None, d));
+    let token = mint(&hdr, CLAIMS, |d| {
+        sign_rsa(MessageDigest::sha256(), attacker, None, d)
+    });
     let jws = Jws::parse(&token).expect("parse");
     assert!(jws.header.raw.contains_key("jwk"));
     assert_eq!(configured.verify(&jws), Err(JoseError::SignatureInvalid));
@@ -539,9 +699,13 @@ fn jwk_alg_pins_the_algorithm() {
     assert_eq!(key.alg(), Some(Alg::RS512));
     assert!(key.accepts(Alg::RS512));
     assert!(!key.accepts(Alg::RS256));
-    let token = mint(&header("RS256"), CLAIMS, |d| sign_rsa(MessageDigest::sha256(), rsa_key(), None, d));
+    let token = mint(&header("RS256"), CLAIMS, |d| {
+        sign_rsa(MessageDigest::sha256(), rsa_key(), None, d)
+    });
     assert_eq!(verify(&key, &token), Err(JoseError::AlgNotAllowedByJwk));
-    let token = mint(&header("RS512"), CLAIMS, |d| sign_rsa(MessageDigest::sha512(), rsa_key(), None, d));
+    let token = mint(&header("RS512"), CLAIMS, |d| {
+        sign_rsa(MessageDigest::sha512(), rsa_key(), None, d)
+    });
     assert_eq!(verify(&key, &token), Ok(()));
 }
 
@@ -552,7 +716,9 @@ fn hs_key() -> Key {
 }
 
 fn hs_token(header: &str) -> String {
-    mint(header, CLAIMS, |d| sign_hmac(MessageDigest::sha256(), &[5u8; 32], d))
+    mint(header, CLAIMS, |d| {
+        sign_hmac(MessageDigest::sha256(), &[5u8; 32], d)
+    })
 }
 
 #[test]
@@ -570,7 +736,11 @@ fn crit_rejected_in_every_form() {
         r#"{"alg":"HS256","crit":"x-foo","x-foo":1}"#,
         r#"{"alg":"HS256","crit":null}"#,
     ] {
-        assert_eq!(Jws::parse(&hs_token(bad)).err(), Some(JoseError::CritInvalid), "{bad}");
+        assert_eq!(
+            Jws::parse(&hs_token(bad)).err(),
+            Some(JoseError::CritInvalid),
+            "{bad}"
+        );
     }
     // The key alone would have accepted the token.
     assert_eq!(verify(&hs_key(), &hs_token(r#"{"alg":"HS256"}"#)), Ok(()));
@@ -583,16 +753,32 @@ fn b64_and_zip_headers_rejected() {
         r#"{"alg":"HS256","b64":false}"#,
         r#"{"alg":"HS256","b64":true}"#,
     ] {
-        assert_eq!(Jws::parse(&hs_token(hdr)).err(), Some(JoseError::B64False), "{hdr}");
+        assert_eq!(
+            Jws::parse(&hs_token(hdr)).err(),
+            Some(JoseError::B64False),
+            "{hdr}"
+        );
     }
-    assert_eq!(Jws::parse(&hs_token(r#"{"alg":"HS256","zip":"DEF"}"#)).err(), Some(JoseError::ZipNotAllowed));
+    assert_eq!(
+        Jws::parse(&hs_token(r#"{"alg":"HS256","zip":"DEF"}"#)).err(),
+        Some(JoseError::ZipNotAllowed)
+    );
 }
 
 #[test]
 fn kid_and_typ_must_be_strings() {
-    assert_eq!(Jws::parse(&hs_token(r#"{"alg":"HS256","kid":1}"#)).err(), Some(JoseError::HeaderMemberType("kid")));
-    assert_eq!(Jws::parse(&hs_token(r#"{"alg":"HS256","kid":null}"#)).err(), Some(JoseError::HeaderMemberType("kid")));
-    assert_eq!(Jws::parse(&hs_token(r#"{"alg":"HS256","typ":{}}"#)).err(), Some(JoseError::HeaderMemberType("typ")));
+    assert_eq!(
+        Jws::parse(&hs_token(r#"{"alg":"HS256","kid":1}"#)).err(),
+        Some(JoseError::HeaderMemberType("kid"))
+    );
+    assert_eq!(
+        Jws::parse(&hs_token(r#"{"alg":"HS256","kid":null}"#)).err(),
+        Some(JoseError::HeaderMemberType("kid"))
+    );
+    assert_eq!(
+        Jws::parse(&hs_token(r#"{"alg":"HS256","typ":{}}"#)).err(),
+        Some(JoseError::HeaderMemberType("typ"))
+    );
     let token = hs_token(r#"{"alg":"HS256","kid":"../../dev/null","typ":"at+jwt"}"#);
     let jws = Jws::parse(&token).expect("parse");
     assert_eq!(jws.header.kid.as_deref(), Some("../../dev/null"));
@@ -601,15 +787,28 @@ fn kid_and_typ_must_be_strings() {
 
 #[test]
 fn header_must_be_a_json_object() {
-    for hdr in ["[]", r#""x""#, "1", "null", "", "\u{feff}{\"alg\":\"HS256\"}"] {
+    for hdr in [
+        "[]",
+        r#""x""#,
+        "1",
+        "null",
+        "",
+        "\u{feff}{\"alg\":\"HS256\"}",
+    ] {
         let token = hs_token(hdr);
         let r = Jws::parse(&token).err();
         assert_eq!(r, Some(JoseError::NotJsonObject("header")), "{hdr}");
     }
     // Insignificant JSON whitespace is fine.
     assert!(Jws::parse(&hs_token(" {\"alg\":\"HS256\"}\r\n")).is_ok());
-    assert!(matches!(Jws::parse(&hs_token(r#"{"alg":"HS256""#)), Err(JoseError::Json("header", _))));
-    assert!(matches!(Jws::parse(&hs_token(r#"{"alg":"HS256"}x"#)), Err(JoseError::Json("header", _))));
+    assert!(matches!(
+        Jws::parse(&hs_token(r#"{"alg":"HS256""#)),
+        Err(JoseError::Json("header", _))
+    ));
+    assert!(matches!(
+        Jws::parse(&hs_token(r#"{"alg":"HS256"}x"#)),
+        Err(JoseError::Json("header", _))
+    ));
 }
 
 #[test]
@@ -622,16 +821,26 @@ fn duplicate_header_member_rejected() {
 
 #[test]
 fn duplicate_claim_rejected_by_parse_object() {
-    let token = mint(&header("HS256"), r#"{"sub":"alice","sub":"admin"}"#, |d| sign_hmac(MessageDigest::sha256(), &[5u8; 32], d));
+    let token = mint(&header("HS256"), r#"{"sub":"alice","sub":"admin"}"#, |d| {
+        sign_hmac(MessageDigest::sha256(), &[5u8; 32], d)
+    });
     let jws = Jws::parse(&token).expect("payload is opaque to parse");
     assert_eq!(hs_key().verify(&jws), Ok(()));
-    assert_eq!(json::parse_object_as(&jws.payload, "payload"), Err(JoseError::DuplicateMember("sub".into())));
+    assert_eq!(
+        json::parse_object_as(&jws.payload, "payload"),
+        Err(JoseError::DuplicateMember("sub".into()))
+    );
 }
 
 #[test]
 fn deeply_nested_payload_fails_without_stack_overflow() {
-    for payload in ["[".repeat(10_000), format!("{{\"a\":{}", "[".repeat(10_000))] {
-        let token = mint(&header("HS256"), &payload, |d| sign_hmac(MessageDigest::sha256(), &[5u8; 32], d));
+    for payload in [
+        "[".repeat(10_000),
+        format!("{{\"a\":{}", "[".repeat(10_000)),
+    ] {
+        let token = mint(&header("HS256"), &payload, |d| {
+            sign_hmac(MessageDigest::sha256(), &[5u8; 32], d)
+        });
         let jws = Jws::parse(&token).expect("parse");
         assert!(json::parse_object(&jws.payload).is_err());
     }
@@ -643,21 +852,36 @@ fn deeply_nested_payload_fails_without_stack_overflow() {
 fn segment_count_must_be_three() {
     let token = hs_token(r#"{"alg":"HS256"}"#);
     let parts = segments(&token);
-    assert_eq!(Jws::parse(&parts[..2].join(".")).err(), Some(JoseError::SegmentCount(2)));
-    assert_eq!(Jws::parse(&format!("{token}.{}", parts[2])).err(), Some(JoseError::SegmentCount(4)));
+    assert_eq!(
+        Jws::parse(&parts[..2].join(".")).err(),
+        Some(JoseError::SegmentCount(2))
+    );
+    assert_eq!(
+        Jws::parse(&format!("{token}.{}", parts[2])).err(),
+        Some(JoseError::SegmentCount(4))
+    );
     assert_eq!(Jws::parse("").err(), Some(JoseError::SegmentCount(1)));
     // JWE compact (5 segments) is refused too.
-    assert_eq!(Jws::parse("a.b.c.d.e").err(), Some(JoseError::SegmentCount(5)));
+    assert_eq!(
+        Jws::parse("a.b.c.d.e").err(),
+        Some(JoseError::SegmentCount(5))
+    );
     // JSON serialization is not a compact token.
     let json_form = format!(r#"{{"payload":"{}","signatures":[]}}"#, parts[1]);
-    assert_eq!(Jws::parse(&json_form).err(), Some(JoseError::SegmentCount(1)));
+    assert_eq!(
+        Jws::parse(&json_form).err(),
+        Some(JoseError::SegmentCount(1))
+    );
 }
 
 #[test]
 fn empty_signature_rejected() {
     let token = hs_token(r#"{"alg":"HS256"}"#);
     let (input, _) = token.rsplit_once('.').expect("dot");
-    assert_eq!(Jws::parse(&format!("{input}.")).err(), Some(JoseError::EmptySignature));
+    assert_eq!(
+        Jws::parse(&format!("{input}.")).err(),
+        Some(JoseError::EmptySignature)
+    );
 }
 
 #[test]
@@ -666,19 +890,52 @@ fn non_strict_base64url_rejected() {
     let parts = segments(&token);
     // HMAC-SHA256 signature = 32 bytes = 43 chars: last char has 2 unused bits.
     let cases = [
-        (format!("{}.{}.{}=", parts[0], parts[1], parts[2]), "signature"),
-        (format!("{}.{}.{} ", parts[0], parts[1], parts[2]), "signature"),
-        (format!("{}.{}.{}{}", parts[0], parts[1], &parts[2][..10], &parts[2][10..].replacen("", " ", 2)), "signature"),
-        (format!("{}.{}.{}", parts[0], parts[1], bump_last_char(&parts[2])), "signature"),
+        (
+            format!("{}.{}.{}=", parts[0], parts[1], parts[2]),
+            "signature",
+        ),
+        (
+            format!("{}.{}.{} ", parts[0], parts[1], parts[2]),
+            "signature",
+        ),
+        (
+            format!(
+                "{}.{}.{}{}",
+                parts[0],
+                parts[1],
+                &parts[2][..10],
+                &parts[2][10..].replacen("", " ", 2)
+            ),
+            "signature",
+        ),
+        (
+            format!("{}.{}.{}", parts[0], parts[1], bump_last_char(&parts[2])),
+            "signature",
+        ),
         (format!("{}=.{}.{}", parts[0], parts[1], parts[2]), "header"),
-        (format!("{}.{}\n.{}", parts[0], parts[1], parts[2]), "payload"),
-        (format!("{}.{}.{}", parts[0], parts[1], parts[2].replace('-', "+").replace('_', "/")), "signature"),
+        (
+            format!("{}.{}\n.{}", parts[0], parts[1], parts[2]),
+            "payload",
+        ),
+        (
+            format!(
+                "{}.{}.{}",
+                parts[0],
+                parts[1],
+                parts[2].replace('-', "+").replace('_', "/")
+            ),
+            "signature",
+        ),
     ];
     for (bad, part) in &cases {
         if bad == &token {
             continue; // the alphabet swap is a no-op when no '-' or '_' occurs
         }
-        assert_eq!(Jws::parse(bad).err(), Some(JoseError::Base64(part)), "{part}: {bad}");
+        assert_eq!(
+            Jws::parse(bad).err(),
+            Some(JoseError::Base64(part)),
+            "{part}: {bad}"
+        );
     }
     assert_eq!(verify(&hs_key(), &token), Ok(()));
 }
@@ -688,10 +945,15 @@ fn non_canonical_payload_rejected() {
     // Pick a payload whose base64url length is 2 mod 4 so the last char has 4 unused bits.
     let payload = r#"{"sub":"alice!"}"#;
     assert_eq!(b64::encode(payload.as_bytes()).len() % 4, 2);
-    let token = mint(&header("HS256"), payload, |d| sign_hmac(MessageDigest::sha256(), &[5u8; 32], d));
+    let token = mint(&header("HS256"), payload, |d| {
+        sign_hmac(MessageDigest::sha256(), &[5u8; 32], d)
+    });
     let mut parts = segments(&token);
     parts[1] = bump_last_char(&parts[1]);
-    assert_eq!(Jws::parse(&parts.join(".")).err(), Some(JoseError::Base64("payload")));
+    assert_eq!(
+        Jws::parse(&parts.join(".")).err(),
+        Some(JoseError::Base64("payload"))
+    );
 }
 
 #[test]
@@ -706,7 +968,10 @@ fn oversized_token_rejected_fast() {
     assert!(start.elapsed() < Duration::from_secs(1));
     // Within the size bound, many dots are still one cheap scan.
     let dots = ".".repeat(MAX_TOKEN_LEN);
-    assert_eq!(Jws::parse(&dots).err(), Some(JoseError::SegmentCount(MAX_TOKEN_LEN + 1)));
+    assert_eq!(
+        Jws::parse(&dots).err(),
+        Some(JoseError::SegmentCount(MAX_TOKEN_LEN + 1))
+    );
     // Exactly at the bound is parsed normally.
     let hdr = b64::encode(br#"{"alg":"HS256"}"#);
     let exact = format!("{hdr}.{}.AA", "A".repeat(MAX_TOKEN_LEN - hdr.len() - 4));
@@ -721,21 +986,44 @@ fn jwk_use_and_key_ops() {
     let m = public_jwk_members(rsa_key());
     assert_eq!(
         Key::from_jwk_json(&format!(r#"{{{m},"use":"enc"}}"#)).err(),
-        Some(JoseError::KeyInvalid("use=enc key cannot verify signatures".into()))
+        Some(JoseError::KeyInvalid(
+            "use=enc key cannot verify signatures".into()
+        ))
     );
     assert!(Key::from_jwk_json(&format!(r#"{{{m},"use":"sig"}}"#)).is_ok());
-    assert!(matches!(Key::from_jwk_json(&format!(r#"{{{m},"use":1}}"#)), Err(JoseError::KeyInvalid(_))));
+    assert!(matches!(
+        Key::from_jwk_json(&format!(r#"{{{m},"use":1}}"#)),
+        Err(JoseError::KeyInvalid(_))
+    ));
     assert!(Key::from_jwk_json(&format!(r#"{{{m},"key_ops":["verify"]}}"#)).is_ok());
-    for ops in [r#"["encrypt"]"#, r#"["sign"]"#, "[]", r#""verify""#, r#"["verify","verify"]"#] {
-        assert!(matches!(Key::from_jwk_json(&format!(r#"{{{m},"key_ops":{ops}}}"#)), Err(JoseError::KeyInvalid(_))), "{ops}");
+    for ops in [
+        r#"["encrypt"]"#,
+        r#"["sign"]"#,
+        "[]",
+        r#""verify""#,
+        r#"["verify","verify"]"#,
+    ] {
+        assert!(
+            matches!(
+                Key::from_jwk_json(&format!(r#"{{{m},"key_ops":{ops}}}"#)),
+                Err(JoseError::KeyInvalid(_))
+            ),
+            "{ops}"
+        );
     }
 }
 
 #[test]
 fn rsa_jwk_size_and_exponent_checks() {
     let small = PKey::from_rsa(Rsa::generate(1024).expect("rsa")).expect("pkey");
-    assert!(matches!(Key::from_jwk_json(&public_jwk(&small)), Err(JoseError::KeyTooWeak(_))));
-    assert!(matches!(Key::from_pem_public_key(&public_pem(&small)), Err(JoseError::KeyTooWeak(_))));
+    assert!(matches!(
+        Key::from_jwk_json(&public_jwk(&small)),
+        Err(JoseError::KeyTooWeak(_))
+    ));
+    assert!(matches!(
+        Key::from_pem_public_key(&public_pem(&small)),
+        Err(JoseError::KeyTooWeak(_))
+    ));
     let n = b64::encode(&rsa_key().rsa().expect("rsa").n().to_vec());
     for e in ["AQ", "Aw", "AQAA", "AQAAAAAB", ""] {
         // e = 1, e = 3 (fine), even e, e >= 2^32, empty
@@ -749,13 +1037,25 @@ fn rsa_jwk_size_and_exponent_checks() {
     // A redundant leading zero byte in n (common in real JWKS) is accepted.
     let mut padded = vec![0u8];
     padded.extend(rsa_key().rsa().expect("rsa").n().to_vec());
-    let key = Key::from_jwk_json(&format!(r#"{{"kty":"RSA","n":"{}","e":"AQAB"}}"#, b64::encode(&padded))).expect("padded n");
+    let key = Key::from_jwk_json(&format!(
+        r#"{{"kty":"RSA","n":"{}","e":"AQAB"}}"#,
+        b64::encode(&padded)
+    ))
+    .expect("padded n");
     assert_eq!(key.describe(), "RSA 2048-bit");
-    let token = mint(&header("RS256"), CLAIMS, |d| sign_rsa(MessageDigest::sha256(), rsa_key(), None, d));
+    let token = mint(&header("RS256"), CLAIMS, |d| {
+        sign_rsa(MessageDigest::sha256(), rsa_key(), None, d)
+    });
     assert_eq!(verify(&key, &token), Ok(()));
     // n given with padding or in the standard alphabet is not strict base64url.
-    assert!(matches!(Key::from_jwk_json(&format!(r#"{{"kty":"RSA","n":"{n}=","e":"AQAB"}}"#)), Err(JoseError::KeyInvalid(_))));
-    assert!(matches!(Key::from_jwk_json(r#"{"kty":"RSA","e":"AQAB"}"#), Err(JoseError::KeyInvalid(_))));
+    assert!(matches!(
+        Key::from_jwk_json(&format!(r#"{{"kty":"RSA","n":"{n}=","e":"AQAB"}}"#)),
+        Err(JoseError::KeyInvalid(_))
+    ));
+    assert!(matches!(
+        Key::from_jwk_json(r#"{"kty":"RSA","e":"AQAB"}"#),
+        Err(JoseError::KeyInvalid(_))
+    ));
 }
 
 #[test]
@@ -764,7 +1064,11 @@ fn rsa_private_members_ignored_but_flagged() {
     let key = Key::from_jwk_json(&format!(r#"{{{m},"d":"AQAB","p":"AQAB"}}"#)).expect("jwk");
     assert!(key.has_private_material());
     assert!(!jwk_key(rsa_key()).has_private_material());
-    assert!(Key::from_jwk_json(&format!(r#"{{{},"d":"AQAB"}}"#, public_jwk_members(p256()))).expect("ec").has_private_material());
+    assert!(
+        Key::from_jwk_json(&format!(r#"{{{},"d":"AQAB"}}"#, public_jwk_members(p256())))
+            .expect("ec")
+            .has_private_material()
+    );
 }
 
 #[test]
@@ -772,25 +1076,58 @@ fn ec_jwk_point_and_length_checks() {
     let ec = p256().ec_key().expect("ec");
     let (x, mut y) = affine(&ec, 32);
     y[31] ^= 1;
-    let modified = format!(r#"{{"kty":"EC","crv":"P-256","x":"{}","y":"{}"}}"#, b64::encode(&x), b64::encode(&y));
-    assert!(matches!(Key::from_jwk_json(&modified), Err(JoseError::KeyInvalid(_))));
+    let modified = format!(
+        r#"{{"kty":"EC","crv":"P-256","x":"{}","y":"{}"}}"#,
+        b64::encode(&x),
+        b64::encode(&y)
+    );
+    assert!(matches!(
+        Key::from_jwk_json(&modified),
+        Err(JoseError::KeyInvalid(_))
+    ));
     let (x, y) = affine(&ec, 32);
     let x31 = x.get(1..).expect("31");
     let mut x33 = vec![0u8];
     x33.extend(&x);
     for bad_x in [x31, &x33[..]] {
-        let jwk = format!(r#"{{"kty":"EC","crv":"P-256","x":"{}","y":"{}"}}"#, b64::encode(bad_x), b64::encode(&y));
-        assert!(matches!(Key::from_jwk_json(&jwk), Err(JoseError::KeyInvalid(_))), "len {}", bad_x.len());
+        let jwk = format!(
+            r#"{{"kty":"EC","crv":"P-256","x":"{}","y":"{}"}}"#,
+            b64::encode(bad_x),
+            b64::encode(&y)
+        );
+        assert!(
+            matches!(Key::from_jwk_json(&jwk), Err(JoseError::KeyInvalid(_))),
+            "len {}",
+            bad_x.len()
+        );
     }
     // Right point, wrong curve label.
-    let wrong_crv = format!(r#"{{"kty":"EC","crv":"P-384","x":"{}","y":"{}"}}"#, b64::encode(&x), b64::encode(&y));
+    let wrong_crv = format!(
+        r#"{{"kty":"EC","crv":"P-384","x":"{}","y":"{}"}}"#,
+        b64::encode(&x),
+        b64::encode(&y)
+    );
     assert!(Key::from_jwk_json(&wrong_crv).is_err());
     // Coordinates >= p (all 0xff) are refused.
-    let big = format!(r#"{{"kty":"EC","crv":"P-256","x":"{}","y":"{}"}}"#, b64::encode(&[0xff; 32]), b64::encode(&y));
-    assert!(matches!(Key::from_jwk_json(&big), Err(JoseError::KeyInvalid(_))));
+    let big = format!(
+        r#"{{"kty":"EC","crv":"P-256","x":"{}","y":"{}"}}"#,
+        b64::encode(&[0xff; 32]),
+        b64::encode(&y)
+    );
+    assert!(matches!(
+        Key::from_jwk_json(&big),
+        Err(JoseError::KeyInvalid(_))
+    ));
     for crv in ["secp256k1", "X25519", "P-192"] {
-        let jwk = format!(r#"{{"kty":"EC","crv":"{crv}","x":"{}","y":"{}"}}"#, b64::encode(&x), b64::encode(&y));
-        assert!(matches!(Key::from_jwk_json(&jwk), Err(JoseError::KeyUnsupported(_))), "{crv}");
+        let jwk = format!(
+            r#"{{"kty":"EC","crv":"{crv}","x":"{}","y":"{}"}}"#,
+            b64::encode(&x),
+            b64::encode(&y)
+        );
+        assert!(
+            matches!(Key::from_jwk_json(&jwk), Err(JoseError::KeyUnsupported(_))),
+            "{crv}"
+        );
     }
 }
 
@@ -804,7 +1141,10 @@ fn jwk_alg_must_fit_the_key() {
     }
     let k32 = b64::encode(&[1u8; 32]);
     assert!(Key::from_jwk_json(&format!(r#"{{"kty":"oct","k":"{k32}","alg":"HS256"}}"#)).is_ok());
-    assert!(matches!(Key::from_jwk_json(&format!(r#"{{"kty":"oct","k":"{k32}","alg":"HS512"}}"#)), Err(JoseError::KeyInvalid(_))));
+    assert!(matches!(
+        Key::from_jwk_json(&format!(r#"{{"kty":"oct","k":"{k32}","alg":"HS512"}}"#)),
+        Err(JoseError::KeyInvalid(_))
+    ));
 }
 
 #[test]
@@ -814,7 +1154,10 @@ fn oct_jwk_too_short() {
         Err(JoseError::KeyTooWeak(why)) => assert!(why.contains("32 bytes"), "{why}"),
         other => panic!("{other:?}"),
     }
-    assert!(matches!(Key::from_secret(b"short"), Err(JoseError::KeyTooWeak(_))));
+    assert!(matches!(
+        Key::from_secret(b"short"),
+        Err(JoseError::KeyTooWeak(_))
+    ));
     let key = Key::from_secret(&[0u8; 32]).expect("32");
     assert_eq!(key.describe(), "oct 32 bytes");
     assert!(!key.has_private_material());
@@ -823,12 +1166,32 @@ fn oct_jwk_too_short() {
 #[test]
 fn okp_and_unknown_kty() {
     let x = b64::encode(&ed_key().raw_public_key().expect("raw"));
-    assert!(Key::from_jwk_json(&format!(r#"{{"kty":"OKP","crv":"Ed25519","x":"{x}","alg":"EdDSA"}}"#)).is_ok());
-    assert!(matches!(Key::from_jwk_json(&format!(r#"{{"kty":"OKP","crv":"Ed448","x":"{x}"}}"#)), Err(JoseError::KeyUnsupported(_))));
-    assert!(matches!(Key::from_jwk_json(&format!(r#"{{"kty":"OKP","crv":"Ed25519","x":"{x}AA"}}"#)), Err(JoseError::KeyInvalid(_))));
-    assert!(matches!(Key::from_jwk_json(r#"{"kty":"AKP","pub":"x"}"#), Err(JoseError::KeyUnsupported(_))));
-    assert!(matches!(Key::from_jwk_json(r#"{"n":"x"}"#), Err(JoseError::KeyInvalid(_))));
-    assert!(matches!(Key::from_jwk_json(r#"{"kty":1}"#), Err(JoseError::KeyInvalid(_))));
+    assert!(
+        Key::from_jwk_json(&format!(
+            r#"{{"kty":"OKP","crv":"Ed25519","x":"{x}","alg":"EdDSA"}}"#
+        ))
+        .is_ok()
+    );
+    assert!(matches!(
+        Key::from_jwk_json(&format!(r#"{{"kty":"OKP","crv":"Ed448","x":"{x}"}}"#)),
+        Err(JoseError::KeyUnsupported(_))
+    ));
+    assert!(matches!(
+        Key::from_jwk_json(&format!(r#"{{"kty":"OKP","crv":"Ed25519","x":"{x}AA"}}"#)),
+        Err(JoseError::KeyInvalid(_))
+    ));
+    assert!(matches!(
+        Key::from_jwk_json(r#"{"kty":"AKP","pub":"x"}"#),
+        Err(JoseError::KeyUnsupported(_))
+    ));
+    assert!(matches!(
+        Key::from_jwk_json(r#"{"n":"x"}"#),
+        Err(JoseError::KeyInvalid(_))
+    ));
+    assert!(matches!(
+        Key::from_jwk_json(r#"{"kty":1}"#),
+        Err(JoseError::KeyInvalid(_))
+    ));
 }
 
 #[test]
@@ -838,12 +1201,19 @@ fn jwk_duplicates_kid_and_unknown_members() {
         Key::from_jwk_json(&format!(r#"{{{m},"kty":"RSA"}}"#)).err(),
         Some(JoseError::DuplicateMember("kty".into()))
     );
-    let mut key = Key::from_jwk_json(&format!(r#"{{{m},"kid":"k1","x-unknown":{{"a":[1]}}}}"#)).expect("jwk");
+    let mut key =
+        Key::from_jwk_json(&format!(r#"{{{m},"kid":"k1","x-unknown":{{"a":[1]}}}}"#)).expect("jwk");
     assert_eq!(key.kid(), Some("k1"));
     key.set_kid("k2".into());
     assert_eq!(key.kid(), Some("k2"));
-    assert!(matches!(Key::from_jwk_json(&format!(r#"{{{m},"kid":7}}"#)), Err(JoseError::KeyInvalid(_))));
-    assert!(matches!(Key::from_jwk_json("[]"), Err(JoseError::NotJsonObject("JWK"))));
+    assert!(matches!(
+        Key::from_jwk_json(&format!(r#"{{{m},"kid":7}}"#)),
+        Err(JoseError::KeyInvalid(_))
+    ));
+    assert!(matches!(
+        Key::from_jwk_json("[]"),
+        Err(JoseError::NotJsonObject("JWK"))
+    ));
 }
 
 // ---------- PEM import ----------
@@ -851,7 +1221,9 @@ fn jwk_duplicates_kid_and_unknown_members() {
 #[test]
 fn pem_public_key_in_config_line_forms() {
     let pem = public_pem(rsa_key());
-    let token = mint(&header("RS256"), CLAIMS, |d| sign_rsa(MessageDigest::sha256(), rsa_key(), None, d));
+    let token = mint(&header("RS256"), CLAIMS, |d| {
+        sign_rsa(MessageDigest::sha256(), rsa_key(), None, d)
+    });
     let forms = [
         pem.clone(),
         pem.replace('\n', "\\n"),
@@ -873,9 +1245,23 @@ fn pem_public_key_in_config_line_forms() {
 
 #[test]
 fn pem_pkcs1_rsa_public_key() {
-    let pkcs1 = String::from_utf8(rsa_key().rsa().expect("rsa").public_key_to_pem_pkcs1().expect("pem")).expect("utf8");
+    let pkcs1 = String::from_utf8(
+        rsa_key()
+            .rsa()
+            .expect("rsa")
+            .public_key_to_pem_pkcs1()
+            .expect("pem"),
+    )
+    .expect("utf8");
     assert!(pkcs1.starts_with("-----BEGIN RSA PUBLIC KEY-----"));
-    let token = mint(&header("PS384"), CLAIMS, |d| sign_rsa(MessageDigest::sha384(), rsa_key(), Some(RsaPssSaltlen::DIGEST_LENGTH), d));
+    let token = mint(&header("PS384"), CLAIMS, |d| {
+        sign_rsa(
+            MessageDigest::sha384(),
+            rsa_key(),
+            Some(RsaPssSaltlen::DIGEST_LENGTH),
+            d,
+        )
+    });
     for form in [pkcs1.clone(), pkcs1.replace('\n', " ")] {
         let key = Key::from_pem_public_key(&form).expect("pkcs1");
         assert_eq!(verify(&key, &token), Ok(()));
@@ -888,13 +1274,25 @@ fn self_signed(pkey: &PKey<Private>) -> String {
     let name = name.build();
     let mut b = X509::builder().expect("builder");
     b.set_version(2).expect("v3");
-    b.set_serial_number(&BigNum::from_u32(1).expect("bn").to_asn1_integer().expect("serial")).expect("serial");
+    b.set_serial_number(
+        &BigNum::from_u32(1)
+            .expect("bn")
+            .to_asn1_integer()
+            .expect("serial"),
+    )
+    .expect("serial");
     b.set_subject_name(&name).expect("subject");
     b.set_issuer_name(&name).expect("issuer");
     b.set_pubkey(pkey).expect("pubkey");
-    b.set_not_before(&Asn1Time::days_from_now(0).expect("t")).expect("nb");
-    b.set_not_after(&Asn1Time::days_from_now(1).expect("t")).expect("na");
-    let md = if pkey.id() == Id::ED25519 { MessageDigest::null() } else { MessageDigest::sha256() };
+    b.set_not_before(&Asn1Time::days_from_now(0).expect("t"))
+        .expect("nb");
+    b.set_not_after(&Asn1Time::days_from_now(1).expect("t"))
+        .expect("na");
+    let md = if pkey.id() == Id::ED25519 {
+        MessageDigest::null()
+    } else {
+        MessageDigest::sha256()
+    };
     b.sign(pkey, md).expect("sign");
     String::from_utf8(b.build().to_pem().expect("pem")).expect("utf8")
 }
@@ -902,23 +1300,37 @@ fn self_signed(pkey: &PKey<Private>) -> String {
 #[test]
 fn pem_certificates() {
     let rsa_cert = self_signed(rsa_key());
-    let token = mint(&header("RS256"), CLAIMS, |d| sign_rsa(MessageDigest::sha256(), rsa_key(), None, d));
-    for form in [rsa_cert.clone(), rsa_cert.replace('\n', "\\n"), rsa_cert.replace('\n', " ")] {
+    let token = mint(&header("RS256"), CLAIMS, |d| {
+        sign_rsa(MessageDigest::sha256(), rsa_key(), None, d)
+    });
+    for form in [
+        rsa_cert.clone(),
+        rsa_cert.replace('\n', "\\n"),
+        rsa_cert.replace('\n', " "),
+    ] {
         let key = Key::from_pem_certificate(&form).expect("rsa cert");
         assert_eq!(verify(&key, &token), Ok(()));
     }
     let ec_cert = self_signed(p256());
     let key = Key::from_pem_certificate(&ec_cert).expect("ec cert");
     assert_eq!(key.describe(), "EC P-256");
-    let token = mint(&header("ES256"), CLAIMS, |d| sign_ec(MessageDigest::sha256(), p256(), d));
+    let token = mint(&header("ES256"), CLAIMS, |d| {
+        sign_ec(MessageDigest::sha256(), p256(), d)
+    });
     assert_eq!(verify(&key, &token), Ok(()));
     let ed_cert = self_signed(ed_key());
     let key = Key::from_pem_certificate(&ed_cert).expect("ed cert");
     let token = mint(&header("EdDSA"), CLAIMS, |d| sign_ed(ed_key(), d));
     assert_eq!(verify(&key, &token), Ok(()));
     // Wrong block type for each reader.
-    assert!(matches!(Key::from_pem_certificate(&public_pem(rsa_key())), Err(JoseError::KeyInvalid(_))));
-    assert!(matches!(Key::from_pem_public_key(&rsa_cert), Err(JoseError::KeyInvalid(_))));
+    assert!(matches!(
+        Key::from_pem_certificate(&public_pem(rsa_key())),
+        Err(JoseError::KeyInvalid(_))
+    ));
+    assert!(matches!(
+        Key::from_pem_public_key(&rsa_cert),
+        Err(JoseError::KeyInvalid(_))
+    ));
 }
 
 #[test]
@@ -952,4 +1364,17 @@ fn key_is_send_sync_clone_and_debug_hides_secrets() {
     let token = hs_token(r#"{"alg":"HS256"}"#);
     let jws = Jws::parse(&token).expect("parse");
     assert!(!format!("{jws:?}").contains("alice"));
+}
+
+#[test]
+fn rsa_modulus_above_16384_bits_rejected_before_import() {
+    // An odd 16392-bit number: refused on size alone, no key is built.
+    let mut n = vec![0xffu8; 16392 / 8];
+    n[0] = 0x80;
+    let jwk = format!(r#"{{"kty":"RSA","n":"{}","e":"AQAB"}}"#, b64::encode(&n));
+    match Key::from_jwk_json(&jwk) {
+        Err(JoseError::KeyInvalid(why)) => assert!(why.contains("16384"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(Alg::HS256.is_symmetric() && !Alg::RS256.is_symmetric());
 }

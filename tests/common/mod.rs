@@ -6,7 +6,10 @@
 //!
 //! Environment knobs:
 //! - `OAUTH2_MODULE`: path of the module to load (default: `target/<profile>/libmod_oauth2.so`,
-//!   derived from the test executable).
+//!   derived from the test executable; see [`module_path`]). Pointing it at the C module
+//!   (`/usr/lib/apache2/modules/mod_oauth2.so` from `libapache2-mod-oauth2`) runs the same tests
+//!   against the reference implementation.
+//! - `OAUTH2_ALLOW_STALE=1`: use the derived module even when it is older than the sources.
 //! - `APACHE2_BIN` (default `/usr/sbin/apache2`), `APACHE2_MODULES` (default
 //!   `/usr/lib/apache2/modules`), `CURL_BIN` (default `curl`).
 //! - `KEEP_HTTPD_DIR=1`: keep every server directory (config, logs, PKI) after the test; a
@@ -93,7 +96,12 @@ pub fn tamper_signature(token: &str) -> String {
     let mut sig: Vec<u8> = parts[2].as_bytes().to_vec();
     let i = sig.len() / 2;
     sig[i] = if sig[i] == b'A' { b'B' } else { b'A' };
-    format!("{}.{}.{}", parts[0], parts[1], String::from_utf8(sig).unwrap())
+    format!(
+        "{}.{}.{}",
+        parts[0],
+        parts[1],
+        String::from_utf8(sig).unwrap()
+    )
 }
 
 /// The signature segment of a compact JWS.
@@ -137,28 +145,82 @@ fn curl_bin() -> String {
     std::env::var("CURL_BIN").unwrap_or_else(|_| "curl".into())
 }
 
-/// Path of the module under test: `$OAUTH2_MODULE`, else `target/<profile>/libmod_oauth2.so` next
-/// to the test executable's `deps/` directory. Panics with instructions when it does not exist.
+/// Path of the module under test: `$OAUTH2_MODULE`, else the newer of
+/// `target/<profile>/libmod_oauth2.so` (what `cargo build` writes) and
+/// `target/<profile>/deps/libmod_oauth2.so` (what `cargo test` writes when the crate is also an
+/// rlib), derived from the test executable. Panics with instructions when neither exists, or when
+/// the derived module is older than the crate's sources (a stale module would make the tests lie;
+/// set `OAUTH2_ALLOW_STALE=1` to skip that check).
 pub fn module_path() -> PathBuf {
-    let p = match std::env::var_os("OAUTH2_MODULE") {
-        Some(p) => PathBuf::from(p),
-        None => {
-            let exe = std::env::current_exe().expect("current_exe");
-            // target/<profile>/deps/<test>-<hash>  ->  target/<profile>/libmod_oauth2.so
-            exe.parent()
-                .and_then(|d| d.parent())
-                .map(|d| d.join("libmod_oauth2.so"))
-                .expect("test executable has no grandparent directory")
+    if let Some(p) = std::env::var_os("OAUTH2_MODULE") {
+        let p = PathBuf::from(p);
+        assert!(
+            p.is_file(),
+            "OAUTH2_MODULE={} does not exist: build the module (`cargo build`) or fix the path",
+            p.display()
+        );
+        return p.canonicalize().unwrap_or(p);
+    }
+    let exe = std::env::current_exe().expect("current_exe");
+    // target/<profile>/deps/<test>-<hash>
+    let deps = exe
+        .parent()
+        .expect("test executable has no parent directory");
+    let profile = deps.parent().expect("test executable has no grandparent");
+    let candidates = [
+        profile.join("libmod_oauth2.so"),
+        deps.join("libmod_oauth2.so"),
+    ];
+    let p = candidates
+        .iter()
+        .filter_map(|c| Some((fs::metadata(c).ok()?.modified().ok()?, c)))
+        .max_by_key(|(t, _)| *t)
+        .map(|(_, c)| c.clone())
+        .unwrap_or_else(|| {
+            panic!(
+                "mod_oauth2 not found at {}: run `cargo build` (or `cargo build --release` for \
+                 `cargo test --release`) before the integration tests, or set OAUTH2_MODULE to \
+                 the module's path",
+                candidates[0].display()
+            )
+        });
+    if std::env::var_os("OAUTH2_ALLOW_STALE").is_none() {
+        let built = fs::metadata(&p).and_then(|m| m.modified()).unwrap();
+        if let Some((newest, file)) = newest_source() {
+            assert!(
+                newest <= built,
+                "{} is older than {}: run `cargo build` again (or set OAUTH2_ALLOW_STALE=1)",
+                p.display(),
+                file.display()
+            );
         }
-    };
-    assert!(
-        p.is_file(),
-        "mod_oauth2 not found at {}: run `cargo build` (or `cargo build --release` and set \
-         OAUTH2_MODULE=target/release/libmod_oauth2.so) before the integration tests, or point \
-         OAUTH2_MODULE at the module",
-        p.display()
-    );
+    }
     p.canonicalize().unwrap_or(p)
+}
+
+/// The most recently modified file among the module's sources (src/, c-shim/, build.rs,
+/// Cargo.toml).
+fn newest_source() -> Option<(SystemTime, PathBuf)> {
+    fn walk(p: &Path, best: &mut Option<(SystemTime, PathBuf)>) {
+        let Ok(md) = fs::metadata(p) else { return };
+        if md.is_dir() {
+            if let Ok(rd) = fs::read_dir(p) {
+                for e in rd.flatten() {
+                    walk(&e.path(), best);
+                }
+            }
+        } else if let Ok(t) = md.modified() {
+            if best.as_ref().is_none_or(|(b, _)| t > *b) {
+                *best = Some((t, p.to_path_buf()));
+            }
+        }
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut best = None;
+    for sub in ["src", "c-shim", "build.rs", "Cargo.toml"] {
+        walk(&root.join(sub), &mut best);
+    }
+    best
 }
 
 fn unique_dir(tag: &str) -> PathBuf {
@@ -608,7 +670,8 @@ impl HttpdConfig {
     }
 }
 
-const CGI_SCRIPT: &str = "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\n'\nexec /usr/bin/env -0\n";
+const CGI_SCRIPT: &str =
+    "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\n'\nexec /usr/bin/env -0\n";
 
 /// A private httpd: TLS virtual host (`SSLVerifyClient optional_no_ca`) and plain-HTTP virtual
 /// host on free loopback ports. Stopped (SIGTERM, then SIGKILL of its process group) on drop.
@@ -774,6 +837,9 @@ impl Httpd {
     /// Write the configuration, start `apache2 -DFOREGROUND`, wait (bounded) until it answers.
     /// Panics with the error log and stderr when it does not come up.
     pub fn start(config: HttpdConfig) -> Httpd {
+        if config.load_oauth2 {
+            module_path(); // fail early, with instructions, when the module is not built
+        }
         let dir = unique_dir("httpd");
         let pki = Pki::new(&dir.join("pki"));
         prepare_dir(&dir);
@@ -820,7 +886,6 @@ impl Httpd {
                         last_err = text;
                         continue; // port race with another test: pick new ports
                     }
-                    std::mem::forget(h.child.take());
                     panic!(
                         "httpd did not start (config {}):\n{text}\n--- config ---\n{}",
                         conf.display(),
@@ -834,6 +899,9 @@ impl Httpd {
 
     /// Run `apache2 -t` on the configuration that `start` would write. Does not start a server.
     pub fn config_test(config: HttpdConfig) -> ConfigTest {
+        if config.load_oauth2 {
+            module_path();
+        }
         let dir = unique_dir("conftest");
         let pki = Pki::new(&dir.join("pki"));
         prepare_dir(&dir);
@@ -883,8 +951,7 @@ impl Httpd {
         };
         let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
         let _ = s.set_write_timeout(Some(Duration::from_secs(2)));
-        if s
-            .write_all(b"GET /__harness_ready HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        if s.write_all(b"GET /__harness_ready HTTP/1.0\r\nHost: localhost\r\n\r\n")
             .is_err()
         {
             return false;
@@ -925,6 +992,13 @@ impl Httpd {
         String::from_utf8_lossy(&all[mark.min(all.len())..]).into_owned()
     }
 
+    /// Error-log text written between two marks.
+    pub fn log_between(&self, from: usize, to: usize) -> String {
+        let all = fs::read(self.dir.join("error_log")).unwrap_or_default();
+        let to = to.min(all.len());
+        String::from_utf8_lossy(&all[from.min(to)..to]).into_owned()
+    }
+
     /// Wait (bounded, 3 s) until the log written after `mark` satisfies `pred`; returns that text
     /// (or the text at the deadline).
     pub fn wait_log_since(&self, mark: usize, pred: impl Fn(&str) -> bool) -> String {
@@ -944,7 +1018,10 @@ impl Httpd {
                 || l.contains("AH00052")
                 || l.contains("panicked")
                 || l.contains("core dumped");
-            assert!(!bad, "child crash in error log: {l}\n--- error_log ---\n{log}");
+            assert!(
+                !bad,
+                "child crash in error log: {l}\n--- error_log ---\n{log}"
+            );
         }
     }
 
@@ -1122,7 +1199,15 @@ impl<'a> Req<'a> {
     pub fn try_send(self) -> Result<Response, String> {
         let mut cmd = Command::new(curl_bin());
         cmd.arg("-q") // ignore ~/.curlrc
-            .args(["-sS", "-i", "--http1.1", "--max-time", "10", "--noproxy", "*"]);
+            .args([
+                "-sS",
+                "-i",
+                "--http1.1",
+                "--max-time",
+                "10",
+                "--noproxy",
+                "*",
+            ]);
         if self.tls {
             cmd.arg("--cacert").arg(&self.httpd.pki.ca_cert);
         }
@@ -1237,7 +1322,8 @@ impl Response {
             .filter(|e| !e.is_empty())
             .filter_map(|e| {
                 let s = String::from_utf8_lossy(e).into_owned();
-                s.split_once('=').map(|(k, v)| (k.to_string(), v.to_string()))
+                s.split_once('=')
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
             })
             .collect()
     }
@@ -1398,11 +1484,9 @@ pub fn with_realm(challenge: &str, realm: &str) -> String {
 #[track_caller]
 pub fn assert_401(r: &Response, challenge: &str, what: &str) {
     assert_eq!(
-        r.status,
-        401,
+        r.status, 401,
         "{what}: expected 401, got {} ({:?})",
-        r.status,
-        r.headers
+        r.status, r.headers
     );
     assert_eq!(
         r.www_authenticate(),

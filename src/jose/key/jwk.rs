@@ -34,14 +34,28 @@ impl Key {
             "EC" => (ec(jwk)?, has_any(jwk, &["d"])),
             "OKP" => (okp(jwk)?, has_any(jwk, &["d"])),
             "oct" => (oct(jwk)?, false),
-            other => return Err(JoseError::KeyUnsupported(format!("kty \"{}\"", sanitize(other)))),
+            other => {
+                return Err(JoseError::KeyUnsupported(format!(
+                    "kty \"{}\"",
+                    sanitize(other)
+                )));
+            }
         };
-        let mut key = Key { material, kid, alg: None, private_seen };
+        let mut key = Key {
+            material,
+            kid,
+            alg: None,
+            private_seen,
+        };
         if let Some(name) = string_member(jwk, "alg")? {
-            let alg = Alg::from_name(name)
-                .ok_or_else(|| JoseError::KeyInvalid(format!("unknown alg \"{}\"", sanitize(name))))?;
+            let alg = Alg::from_name(name).ok_or_else(|| {
+                JoseError::KeyInvalid(format!("unknown alg \"{}\"", sanitize(name)))
+            })?;
             if !key.fits(alg) {
-                return Err(JoseError::KeyInvalid(format!("alg {alg} does not fit {}", key.describe())));
+                return Err(JoseError::KeyInvalid(format!(
+                    "alg {alg} does not fit {}",
+                    key.describe()
+                )));
             }
             key.alg = Some(alg);
         }
@@ -57,7 +71,10 @@ fn has_any(jwk: &Map<String, Value>, names: &[&str]) -> bool {
     names.iter().any(|n| jwk.contains_key(*n))
 }
 
-fn string_member<'m>(jwk: &'m Map<String, Value>, name: &str) -> Result<Option<&'m str>, JoseError> {
+fn string_member<'m>(
+    jwk: &'m Map<String, Value>,
+    name: &str,
+) -> Result<Option<&'m str>, JoseError> {
     match jwk.get(name) {
         None => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
@@ -88,7 +105,10 @@ fn check_use(jwk: &Map<String, Value>) -> Result<(), JoseError> {
     match string_member(jwk, "use")? {
         None | Some("sig") => Ok(()),
         Some("enc") => Err(invalid("use=enc key cannot verify signatures")),
-        Some(other) => Err(JoseError::KeyInvalid(format!("use=\"{}\" is not sig", sanitize(other)))),
+        Some(other) => Err(JoseError::KeyInvalid(format!(
+            "use=\"{}\" is not sig",
+            sanitize(other)
+        ))),
     }
 }
 
@@ -97,10 +117,14 @@ fn check_key_ops(jwk: &Map<String, Value>) -> Result<(), JoseError> {
     let Some(ops) = jwk.get("key_ops") else {
         return Ok(());
     };
-    let ops = ops.as_array().ok_or_else(|| invalid("key_ops must be an array"))?;
+    let ops = ops
+        .as_array()
+        .ok_or_else(|| invalid("key_ops must be an array"))?;
     let mut seen = std::collections::HashSet::new();
     for op in ops {
-        let op = op.as_str().ok_or_else(|| invalid("key_ops must contain strings"))?;
+        let op = op
+            .as_str()
+            .ok_or_else(|| invalid("key_ops must contain strings"))?;
         if !seen.insert(op) {
             return Err(invalid("key_ops has duplicates"));
         }
@@ -141,7 +165,8 @@ fn ec(jwk: &Map<String, Value>) -> Result<Material, JoseError> {
     // Refuses coordinates >= p and points off the curve (invalid-curve attacks).
     let ec = EcKey::from_public_key_affine_coordinates(&group, &x, &y)
         .map_err(|_| invalid("EC point is not on the curve"))?;
-    ec.check_key().map_err(|_| invalid("EC point is not on the curve"))?;
+    ec.check_key()
+        .map_err(|_| invalid("EC point is not on the curve"))?;
     let pkey = PKey::from_ec_key(ec).map_err(|_| JoseError::Crypto("PKey from EC"))?;
     Ok(Material::Ec { pkey, curve })
 }
@@ -149,14 +174,17 @@ fn ec(jwk: &Map<String, Value>) -> Result<Material, JoseError> {
 fn okp(jwk: &Map<String, Value>) -> Result<Material, JoseError> {
     let crv = string_member(jwk, "crv")?.ok_or_else(|| invalid("missing crv"))?;
     if crv != "Ed25519" {
-        return Err(JoseError::KeyUnsupported(format!("OKP curve \"{}\"", sanitize(crv))));
+        return Err(JoseError::KeyUnsupported(format!(
+            "OKP curve \"{}\"",
+            sanitize(crv)
+        )));
     }
     let x = bytes_member(jwk, "x")?;
     if x.len() != 32 {
         return Err(invalid("x must be 32 bytes for Ed25519"));
     }
-    let pkey = PKey::public_key_from_raw_bytes(&x, Id::ED25519)
-        .map_err(|_| invalid("bad Ed25519 key"))?;
+    let pkey =
+        PKey::public_key_from_raw_bytes(&x, Id::ED25519).map_err(|_| invalid("bad Ed25519 key"))?;
     Ok(Material::Ed25519(pkey))
 }
 

@@ -24,7 +24,9 @@ impl Key {
             return Err(wrong_label("CERTIFICATE", &label));
         }
         let cert = X509::from_der(&der).map_err(|_| invalid("certificate DER is invalid"))?;
-        let pkey = cert.public_key().map_err(|_| invalid("certificate public key is invalid"))?;
+        let pkey = cert
+            .public_key()
+            .map_err(|_| invalid("certificate public key is invalid"))?;
         Key::from_pkey(pkey)
     }
 
@@ -46,24 +48,39 @@ fn invalid(why: &str) -> JoseError {
 }
 
 fn wrong_label(want: &str, got: &str) -> JoseError {
-    JoseError::KeyInvalid(format!("expected a {want} PEM block, got \"{}\"", sanitize(got)))
+    JoseError::KeyInvalid(format!(
+        "expected a {want} PEM block, got \"{}\"",
+        sanitize(got)
+    ))
 }
 
 /// The label and decoded DER of the first PEM block in `pem`.
 fn pem_block(pem: &str) -> Result<(String, Vec<u8>), JoseError> {
-    let start = pem.find(BEGIN).ok_or_else(|| invalid("no -----BEGIN line"))?;
-    let after_begin = pem.get(start + BEGIN.len()..).unwrap_or_default();
-    let label_len = after_begin.find(DASHES).ok_or_else(|| invalid("unterminated BEGIN line"))?;
+    let start = pem
+        .find(BEGIN)
+        .ok_or_else(|| invalid("no -----BEGIN line"))?;
+    let after_begin = pem
+        .get(start.saturating_add(BEGIN.len())..)
+        .unwrap_or_default();
+    let label_len = after_begin
+        .find(DASHES)
+        .ok_or_else(|| invalid("unterminated BEGIN line"))?;
     let label = after_begin.get(..label_len).unwrap_or_default().trim();
     if label.is_empty()
         || label.len() > 40
-        || !label.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b' ')
+        || !label
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b' ')
     {
         return Err(invalid("malformed PEM label"));
     }
-    let rest = after_begin.get(label_len + DASHES.len()..).unwrap_or_default();
+    let rest = after_begin
+        .get(label_len.saturating_add(DASHES.len())..)
+        .unwrap_or_default();
     let end_marker = format!("-----END {label}-----");
-    let body_len = rest.find(&end_marker).ok_or_else(|| invalid("no matching -----END line"))?;
+    let body_len = rest
+        .find(&end_marker)
+        .ok_or_else(|| invalid("no matching -----END line"))?;
     let body: String = rest
         .get(..body_len)
         .unwrap_or_default()

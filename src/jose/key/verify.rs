@@ -31,7 +31,12 @@ impl Key {
 
     /// Verify a raw JWS signature (`signature` as in the compact form, after
     /// base64url decoding) over `signing_input`.
-    pub fn verify_signature(&self, alg: Alg, signing_input: &[u8], signature: &[u8]) -> Result<(), JoseError> {
+    pub fn verify_signature(
+        &self,
+        alg: Alg,
+        signing_input: &[u8],
+        signature: &[u8],
+    ) -> Result<(), JoseError> {
         self.check_alg(alg)?;
         match &self.material {
             Material::Oct(secret) => hmac(alg, secret, signing_input, signature),
@@ -43,7 +48,10 @@ impl Key {
 
     fn check_alg(&self, alg: Alg) -> Result<(), JoseError> {
         if !self.fits(alg) {
-            return Err(JoseError::AlgKeyMismatch { alg, key: self.describe() });
+            return Err(JoseError::AlgKeyMismatch {
+                alg,
+                key: self.describe(),
+            });
         }
         match self.alg {
             Some(pinned) if pinned != alg => Err(JoseError::AlgNotAllowedByJwk),
@@ -79,22 +87,35 @@ fn hmac(alg: Alg, secret: &[u8], input: &[u8], signature: &[u8]) -> Result<(), J
     }
 }
 
-fn rsa(alg: Alg, pkey: &PKey<Public>, bits: u32, input: &[u8], signature: &[u8]) -> Result<(), JoseError> {
+fn rsa(
+    alg: Alg,
+    pkey: &PKey<Public>,
+    bits: u32,
+    input: &[u8],
+    signature: &[u8],
+) -> Result<(), JoseError> {
     // RFC 8017 §8.2.2 / §8.1.2: the signature is exactly the modulus length.
-    let modulus_len = usize::try_from(bits.div_ceil(8)).map_err(|_| JoseError::BadSignatureLength)?;
+    let modulus_len =
+        usize::try_from(bits.div_ceil(8)).map_err(|_| JoseError::BadSignatureLength)?;
     if signature.len() != modulus_len {
         return Err(JoseError::BadSignatureLength);
     }
     let mut verifier = Verifier::new(alg.digest(), pkey).map_err(setup("RSA verifier"))?;
     if alg.family() == Family::RsaPss {
         // RFC 7518 §3.5: MGF1 with the same hash, salt exactly the hash length.
-        verifier.set_rsa_padding(Padding::PKCS1_PSS).map_err(setup("PSS padding"))?;
-        verifier.set_rsa_mgf1_md(alg.digest()).map_err(setup("PSS MGF1"))?;
+        verifier
+            .set_rsa_padding(Padding::PKCS1_PSS)
+            .map_err(setup("PSS padding"))?;
+        verifier
+            .set_rsa_mgf1_md(alg.digest())
+            .map_err(setup("PSS MGF1"))?;
         verifier
             .set_rsa_pss_saltlen(RsaPssSaltlen::DIGEST_LENGTH)
             .map_err(setup("PSS salt"))?;
     } else {
-        verifier.set_rsa_padding(Padding::PKCS1).map_err(setup("PKCS#1 padding"))?;
+        verifier
+            .set_rsa_padding(Padding::PKCS1)
+            .map_err(setup("PKCS#1 padding"))?;
     }
     outcome(verifier.verify_oneshot(signature, input))
 }
@@ -102,17 +123,27 @@ fn rsa(alg: Alg, pkey: &PKey<Public>, bits: u32, input: &[u8], signature: &[u8])
 /// JWS ECDSA signatures are R||S, each exactly the coordinate length (RFC
 /// 7518 §3.4); DER or any other length is refused. r and s must lie in
 /// [1, n-1] (CVE-2022-21449 "psychic signatures"); OpenSSL checks this too.
-fn ecdsa(alg: Alg, pkey: &PKey<Public>, curve: Curve, input: &[u8], signature: &[u8]) -> Result<(), JoseError> {
-    if signature.len() != 2 * curve.coord_len() {
+fn ecdsa(
+    alg: Alg,
+    pkey: &PKey<Public>,
+    curve: Curve,
+    input: &[u8],
+    signature: &[u8],
+) -> Result<(), JoseError> {
+    if signature.len() != curve.coord_len().saturating_mul(2) {
         return Err(JoseError::BadSignatureLength);
     }
-    let (r, s) = signature.split_at_checked(curve.coord_len()).ok_or(JoseError::BadSignatureLength)?;
+    let (r, s) = signature
+        .split_at_checked(curve.coord_len())
+        .ok_or(JoseError::BadSignatureLength)?;
     let r = BigNum::from_slice(r).map_err(setup("BigNum"))?;
     let s = BigNum::from_slice(s).map_err(setup("BigNum"))?;
     let ec = pkey.ec_key().map_err(setup("EC key"))?;
     let mut order = BigNum::new().map_err(setup("BigNum"))?;
     let mut ctx = BigNumContext::new().map_err(setup("BigNum"))?;
-    ec.group().order(&mut order, &mut ctx).map_err(setup("EC order"))?;
+    ec.group()
+        .order(&mut order, &mut ctx)
+        .map_err(setup("EC order"))?;
     for v in [&r, &s] {
         if v.num_bits() == 0 || v.ucmp(&order) != Ordering::Less {
             return Err(JoseError::SignatureInvalid);

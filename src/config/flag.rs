@@ -1,0 +1,30 @@
+//! On/off values as the C module's "flag slot" options read them (`OAuth2TargetPass headers=`,
+//! `OAuth2AcceptTokenIn ... strip=`).
+
+pub const FLAG_ERROR: &str = "value must be \"true\", \"false\", \"1\", \"0\",  \"on\" or \"off\"";
+
+/// `on|off|true|false|1|0`, any letter case; anything else is the C module's error.
+pub fn parse_flag(value: &str) -> Result<bool, String> {
+    match value.to_ascii_lowercase().as_str() {
+        "on" | "true" | "1" => Ok(true),
+        "off" | "false" | "0" => Ok(false),
+        _ => Err(FLAG_ERROR.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags() {
+        for v in ["on", "ON", "true", "True", "1"] {
+            assert_eq!(parse_flag(v), Ok(true), "{v}");
+        }
+        for v in ["off", "Off", "false", "FALSE", "0"] {
+            assert_eq!(parse_flag(v), Ok(false), "{v}");
+        }
+        assert_eq!(parse_flag("yes"), Err(FLAG_ERROR.to_string()));
+        assert_eq!(parse_flag(""), Err(FLAG_ERROR.to_string()));
+    }
+}
