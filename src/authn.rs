@@ -64,7 +64,11 @@ pub fn authenticate(cfg: &DirConfig, req: &impl Request, mode: Mode, now: i64) -
     let sources = cfg.sources();
     let realm = req.auth_name();
     // The C module challenges with `Basic` when Basic is the only way to send a token.
-    let scheme = if sources.basic_only() { "Basic" } else { "Bearer" };
+    let scheme = if sources.basic_only() {
+        "Basic"
+    } else {
+        "Bearer"
+    };
     let refuse = |error, reason: String, level| Outcome::Refused {
         status: 401,
         www_authenticate: www_authenticate(scheme, realm, error),
@@ -126,7 +130,12 @@ pub fn authenticate(cfg: &DirConfig, req: &impl Request, mode: Mode, now: i64) -
             }
         };
         let stripping = sources.strip == Strip::On;
-        let passed = pass::build(&cfg.target_pass, &claims, &user, (!stripping).then_some(&*found.token));
+        let passed = pass::build(
+            &cfg.target_pass,
+            &claims,
+            &user,
+            (!stripping).then_some(&*found.token),
+        );
         return Outcome::Granted(Box::new(Granted {
             user,
             pass: passed,
@@ -299,8 +308,12 @@ mod tests {
         match authenticate(&cfg, &Fake::bearer(&t), Mode::OAuth2, NOW) {
             Outcome::Granted(g) => {
                 assert_eq!(g.user, "alice");
-                let pass: Vec<(String, String)> =
-                    g.pass.vars.iter().map(|(k, v)| (k.clone(), String::from_utf8(v.clone()).unwrap())).collect();
+                let pass: Vec<(String, String)> = g
+                    .pass
+                    .vars
+                    .iter()
+                    .map(|(k, v)| (k.clone(), String::from_utf8(v.clone()).unwrap()))
+                    .collect();
                 let get = |n: &str| pass.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
                 assert_eq!(get("OAUTH2_CLAIM_sub"), Some("alice"));
                 assert_eq!(get("OAUTH2_CLAIM_scope"), Some("read write"));

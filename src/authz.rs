@@ -60,7 +60,10 @@ impl Spec {
         let mut regexes = Vec::new();
         for (pos, _) in text.match_indices('~') {
             let source = &text[pos + 1..];
-            match RegexBuilder::new(source).size_limit(REGEX_SIZE_LIMIT).build() {
+            match RegexBuilder::new(source)
+                .size_limit(REGEX_SIZE_LIMIT)
+                .build()
+            {
                 Ok(re) => regexes.push((pos, re)),
                 // The first `~` of a spec must start a valid regex, unless it is inside a `name:value`
                 // value; later ones may be part of the regex itself.
@@ -97,7 +100,9 @@ impl Spec {
                 Some(b'~') => match self.regexes.iter().find(|(p, _)| *p == sep_at) {
                     Some((_, re)) => match value {
                         Value::String(s) => re.is_match(s),
-                        Value::Array(items) => items.iter().any(|i| i.as_str().is_some_and(|s| re.is_match(s))),
+                        Value::Array(items) => items
+                            .iter()
+                            .any(|i| i.as_str().is_some_and(|s| re.is_match(s))),
                         _ => false,
                     },
                     None => false,
@@ -125,7 +130,9 @@ fn scalar_matches(claim: &Value, wanted: &str) -> bool {
             // Integers compare numerically ("3" matches 3); a non-number never matches.
             match (n.as_i64(), wanted.parse::<i64>()) {
                 (Some(have), Ok(want)) => have == want,
-                _ => n.as_u64().is_some_and(|have| wanted.parse::<u64>() == Ok(have)),
+                _ => n
+                    .as_u64()
+                    .is_some_and(|have| wanted.parse::<u64>() == Ok(have)),
             }
         }
         _ => false,
@@ -145,7 +152,9 @@ fn conf_words(line: &str) -> Vec<String> {
             chars.next();
             while let Some(c) = chars.next() {
                 match c {
-                    '\\' if chars.peek() == Some(&first) => word.push(chars.next().unwrap_or(first)),
+                    '\\' if chars.peek() == Some(&first) => {
+                        word.push(chars.next().unwrap_or(first))
+                    }
                     c if c == first => break,
                     c => word.push(c),
                 }
@@ -195,7 +204,10 @@ mod tests {
         assert!(!ok("sub:alic"));
         assert!(!ok("scope:read"), "a scope string is one value");
         assert!(ok("\"scope:read write\""));
-        assert!(!ok("scope:readwrite"), "the C module's whitespace-blind compare is not kept");
+        assert!(
+            !ok("scope:readwrite"),
+            "the C module's whitespace-blind compare is not kept"
+        );
     }
 
     #[test]
@@ -258,12 +270,19 @@ mod tests {
 
     #[test]
     fn bad_regex_and_empty_line_are_config_errors() {
-        assert!(Requirement::parse("scope~(unclosed").unwrap_err().contains("invalid regular expression"));
+        assert!(
+            Requirement::parse("scope~(unclosed")
+                .unwrap_err()
+                .contains("invalid regular expression")
+        );
         assert!(Requirement::parse("   ").is_err());
     }
 
     #[test]
     fn words_group_like_apache() {
-        assert_eq!(conf_words(r#"a "b c" 'd e' "f\"g""#), vec!["a", "b c", "d e", "f\"g"]);
+        assert_eq!(
+            conf_words(r#"a "b c" 'd e' "f\"g""#),
+            vec!["a", "b c", "d e", "f\"g"]
+        );
     }
 }

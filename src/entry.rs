@@ -62,7 +62,9 @@ pub extern "C" fn oauth2_rs_cmd(
     let result = catch_unwind(AssertUnwindSafe(|| -> Result<(), String> {
         let arg = |p: *const c_char| match p.is_null() {
             true => Ok(None),
-            false => c_str(p).map(Some).ok_or_else(|| "arguments must be UTF-8 text".to_string()),
+            false => c_str(p)
+                .map(Some)
+                .ok_or_else(|| "arguments must be UTF-8 text".to_string()),
         };
         let (a1, a2, a3) = (arg(a1)?.unwrap_or(""), arg(a2)?, arg(a3)?);
         if which == ffi::OAUTH2_CMD_CRYPTO_PASSPHRASE {
@@ -77,7 +79,10 @@ pub extern "C" fn oauth2_rs_cmd(
         let cfg = unsafe { &mut *slot.cast::<DirConfig>() };
         match which {
             ffi::OAUTH2_CMD_TOKEN_VERIFY => {
-                let origin = verifier::Origin { file: c_str(site.file).unwrap_or("?"), line: site.line };
+                let origin = verifier::Origin {
+                    file: c_str(site.file).unwrap_or("?"),
+                    line: site.line,
+                };
                 let parsed = verifier::parse(a1, a2.unwrap_or(""), a3, &origin)?;
                 for w in &parsed.warnings {
                     log::server(site.server, ffi::APLOG_WARNING, w);
@@ -129,7 +134,10 @@ pub extern "C" fn oauth2_rs_authz_parse(
     match result {
         Ok(Ok(())) => std::ptr::null(),
         Ok(Err(msg)) => pool_message(pool, &msg),
-        Err(_) => pool_message(pool, "Require oauth2_claim: internal error (panic) while parsing"),
+        Err(_) => pool_message(
+            pool,
+            "Require oauth2_claim: internal error (panic) while parsing",
+        ),
     }
 }
 
@@ -155,7 +163,11 @@ pub extern "C" fn oauth2_rs_authz_claim(r: *mut ffi::request_rec, parsed: *const
         if req.claims().is_some_and(|c| requirement.is_satisfied(c)) {
             return 1;
         }
-        let challenge = www_authenticate("Bearer", authn::Request::auth_name(&req), authz::SCOPE_ERROR);
+        let challenge = www_authenticate(
+            "Bearer",
+            authn::Request::auth_name(&req),
+            authz::SCOPE_ERROR,
+        );
         req.set_env("OAUTH2_BEARER_SCOPE_ERROR", challenge.as_bytes());
         req.log(
             ffi::APLOG_INFO,
@@ -168,7 +180,11 @@ pub extern "C" fn oauth2_rs_authz_claim(r: *mut ffi::request_rec, parsed: *const
         0
     }));
     result.unwrap_or_else(|_| {
-        log::request(r, ffi::APLOG_ERR, "oauth2: internal error (panic) in Require oauth2_claim; denying");
+        log::request(
+            r,
+            ffi::APLOG_ERR,
+            "oauth2: internal error (panic) in Require oauth2_claim; denying",
+        );
         0
     })
 }
@@ -211,7 +227,10 @@ pub extern "C" fn oauth2_rs_check_authn(
         let empty = DirConfig::default();
         // SAFETY: rs is NULL or a DirConfig owned by a pool that outlives the request.
         let cfg = unsafe { rs.cast::<DirConfig>().as_ref() }.unwrap_or(&empty);
-        req.scrub_spoofed_headers(cfg.target_pass.prefix(), cfg.target_pass.authn_header.as_deref());
+        req.scrub_spoofed_headers(
+            cfg.target_pass.prefix(),
+            cfg.target_pass.authn_header.as_deref(),
+        );
         let mode = if mode == ffi::OAUTH2_MODE_OPENIDC {
             Mode::OpenIdc
         } else {

@@ -77,20 +77,34 @@ pub struct Passed {
 
 /// Builds the claims, the optional whole payload and the token (unless it is being stripped) for
 /// the backend, following `OAuth2TargetPass`.
-pub fn build(tp: &TargetPass, claims: &Map<String, Value>, user: &str, token: Option<&str>) -> Passed {
+pub fn build(
+    tp: &TargetPass,
+    claims: &Map<String, Value>,
+    user: &str,
+    token: Option<&str>,
+) -> Passed {
     let prefix = tp.prefix();
     let encoding = tp.encoding();
     let mut vars = Vec::with_capacity(claims.len() + 2);
     for (name, value) in claims {
-        vars.push((claim_name(prefix, name), encode(encoding, &claim_value(value))));
+        vars.push((
+            claim_name(prefix, name),
+            encode(encoding, &claim_value(value)),
+        ));
     }
     if let Some(name) = &tp.json_payload_claim {
         let json = serde_json::to_string(claims).unwrap_or_default();
-        vars.push((claim_name(prefix, name), encode(encoding, &header_safe(&json))));
+        vars.push((
+            claim_name(prefix, name),
+            encode(encoding, &header_safe(&json)),
+        ));
     }
     // The C module also passes the token itself; backends that call further APIs rely on it.
     if let Some(token) = token {
-        vars.push((claim_name(prefix, "access_token"), header_safe(token).into_bytes()));
+        vars.push((
+            claim_name(prefix, "access_token"),
+            header_safe(token).into_bytes(),
+        ));
     }
     Passed {
         vars,
@@ -203,9 +217,18 @@ mod tests {
 
     #[test]
     fn encodings_follow_liboauth2() {
-        assert_eq!(encode(Encoding::Latin1, "Cem Özdemir"), b"Cem \xd6zdemir".to_vec());
-        assert_eq!(encode(Encoding::Base64Url, "Cem Özdemir"), b"Q2VtIMOWemRlbWly".to_vec());
-        assert_eq!(encode(Encoding::None, "Cem Özdemir"), "Cem Özdemir".as_bytes().to_vec());
+        assert_eq!(
+            encode(Encoding::Latin1, "Cem Özdemir"),
+            b"Cem \xd6zdemir".to_vec()
+        );
+        assert_eq!(
+            encode(Encoding::Base64Url, "Cem Özdemir"),
+            b"Q2VtIMOWemRlbWly".to_vec()
+        );
+        assert_eq!(
+            encode(Encoding::None, "Cem Özdemir"),
+            "Cem Özdemir".as_bytes().to_vec()
+        );
         assert_eq!(encode(Encoding::Latin1, "snow ☃"), b"snow ?".to_vec());
     }
 
@@ -216,13 +239,29 @@ mod tests {
             _ => unreachable!(),
         };
         let mut tp = TargetPass::default();
-        tp.apply("prefix=X-C-&authn_header=X-User&json_payload_claim=payload&envvars=off").unwrap();
+        tp.apply("prefix=X-C-&authn_header=X-User&json_payload_claim=payload&envvars=off")
+            .unwrap();
         let p = build(&tp, &claims, "joe", Some("tok"));
         let names: Vec<&str> = p.vars.iter().map(|(n, _)| n.as_str()).collect();
-        assert_eq!(names, ["X-C-sub", "X-C-email", "X-C-n", "X-C-payload", "X-C-access_token"]);
-        assert_eq!(p.vars[3].1, br#"{"sub":"joe","email":"j@x","n":1}"#.to_vec());
+        assert_eq!(
+            names,
+            [
+                "X-C-sub",
+                "X-C-email",
+                "X-C-n",
+                "X-C-payload",
+                "X-C-access_token"
+            ]
+        );
+        assert_eq!(
+            p.vars[3].1,
+            br#"{"sub":"joe","email":"j@x","n":1}"#.to_vec()
+        );
         assert!(p.headers && !p.envvars);
-        assert_eq!(p.authn_header, Some(("X-User".to_string(), b"joe".to_vec())));
+        assert_eq!(
+            p.authn_header,
+            Some(("X-User".to_string(), b"joe".to_vec()))
+        );
         let stripped = build(&tp, &claims, "joe", None);
         assert!(!stripped.vars.iter().any(|(n, _)| n == "X-C-access_token"));
     }

@@ -52,7 +52,11 @@ pub fn find<'a>(sources: &TokenSources, req: &'a impl TokenSource) -> Option<Fou
         .find_map(|m| from_method(sources, req, m))
 }
 
-fn from_method<'a>(s: &TokenSources, req: &'a impl TokenSource, method: Method) -> Option<Found<'a>> {
+fn from_method<'a>(
+    s: &TokenSources,
+    req: &'a impl TokenSource,
+    method: Method,
+) -> Option<Found<'a>> {
     let strip_all = s.strip == Strip::On;
     let (token, strip) = match method {
         Method::Environment => {
@@ -63,29 +67,48 @@ fn from_method<'a>(s: &TokenSources, req: &'a impl TokenSource, method: Method) 
         }
         Method::Header => {
             let t = header_token(req.header(&s.header_name)?, &s.header_type)?;
-            (Cow::Borrowed(t), strip_all.then(|| StripAction::UnsetHeader(s.header_name.clone())))
+            (
+                Cow::Borrowed(t),
+                strip_all.then(|| StripAction::UnsetHeader(s.header_name.clone())),
+            )
         }
         Method::Query => {
             let (t, rest) = take_pair(req.query()?.as_bytes(), b'&', &s.query_name)?;
-            (Cow::Owned(t), strip_all.then(|| StripAction::SetQuery(rest)))
+            (
+                Cow::Owned(t),
+                strip_all.then(|| StripAction::SetQuery(rest)),
+            )
         }
         Method::Post => {
             if !is_form_post(req) {
                 return None;
             }
             let (t, rest) = take_pair(req.form_body(MAX_FORM_BODY)?, b'&', &s.post_name)?;
-            (Cow::Owned(t), strip_all.then(|| StripAction::SetBody(rest.into_bytes())))
+            (
+                Cow::Owned(t),
+                strip_all.then(|| StripAction::SetBody(rest.into_bytes())),
+            )
         }
         Method::Cookie => {
             let (t, rest) = take_cookie(req.header(c"Cookie")?, &s.cookie_name)?;
-            (Cow::Owned(t), strip_all.then(|| StripAction::SetCookie(rest)))
+            (
+                Cow::Owned(t),
+                strip_all.then(|| StripAction::SetCookie(rest)),
+            )
         }
         Method::Basic => {
             let t = basic_token(req.header(c"Authorization")?)?;
-            (Cow::Owned(t), strip_all.then(|| StripAction::UnsetHeader(c"Authorization".into())))
+            (
+                Cow::Owned(t),
+                strip_all.then(|| StripAction::UnsetHeader(c"Authorization".into())),
+            )
         }
     };
-    Some(Found { token, method, strip })
+    Some(Found {
+        token,
+        method,
+        strip,
+    })
 }
 
 /// `<type> <token>`: scheme compared case-insensitively, one or more spaces, the rest of the line
@@ -94,8 +117,15 @@ fn header_token<'a>(value: &'a str, scheme: &str) -> Option<&'a str> {
     if scheme.is_empty() {
         return Some(value);
     }
+    // Apache trims trailing spaces, so `Bearer ` arrives as `Bearer`: an empty token (then
+    // invalid_token, as in the C module), not a missing one.
+    if value.eq_ignore_ascii_case(scheme) {
+        return Some("");
+    }
     let (given, rest) = value.split_once(' ')?;
-    given.eq_ignore_ascii_case(scheme).then(|| rest.trim_start_matches(' '))
+    given
+        .eq_ignore_ascii_case(scheme)
+        .then(|| rest.trim_start_matches(' '))
 }
 
 /// `Authorization: Basic base64(user:token)`: the token is what follows the first `:`.
@@ -116,11 +146,17 @@ fn is_form_post(req: &impl TokenSource) -> bool {
     if req.method() != "POST" {
         return false;
     }
-    let Some(ct) = req.header(c"Content-Type") else { return false };
+    let Some(ct) = req.header(c"Content-Type") else {
+        return false;
+    };
     let ct = ct.trim_start();
     ct.len() >= FORM.len()
         && ct[..FORM.len()].eq_ignore_ascii_case(FORM)
-        && ct[FORM.len()..].trim_start().chars().next().is_none_or(|c| c == ';')
+        && ct[FORM.len()..]
+            .trim_start()
+            .chars()
+            .next()
+            .is_none_or(|c| c == ';')
 }
 
 /// The decoded value of the first `name=value` pair, and the raw text without that pair.
@@ -188,13 +224,20 @@ mod tests {
     impl TokenSource for Fake {
         fn header(&self, name: &CStr) -> Option<&str> {
             let n = name.to_str().ok()?;
-            self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(n)).map(|(_, v)| *v)
+            self.headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(n))
+                .map(|(_, v)| *v)
         }
         fn env(&self, name: &CStr) -> Option<&str> {
             self.env.get(name.to_str().ok()?).copied()
         }
         fn method(&self) -> &str {
-            if self.method.is_empty() { "GET" } else { self.method }
+            if self.method.is_empty() {
+                "GET"
+            } else {
+                self.method
+            }
         }
         fn query(&self) -> Option<&str> {
             self.query
@@ -225,18 +268,34 @@ mod tests {
     #[test]
     fn bearer_scheme_is_case_insensitive() {
         let d = TokenSources::default();
-        for v in ["Bearer abc", "bearer abc", "BEARER abc", "bEARER abc", "Bearer   abc"] {
-            assert_eq!(token(&d, &with_header("Authorization", v)).as_deref(), Some("abc"), "{v}");
+        for v in [
+            "Bearer abc",
+            "bearer abc",
+            "BEARER abc",
+            "bEARER abc",
+            "Bearer   abc",
+        ] {
+            assert_eq!(
+                token(&d, &with_header("Authorization", v)).as_deref(),
+                Some("abc"),
+                "{v}"
+            );
         }
     }
 
     #[test]
     fn other_schemes_tabs_and_bare_scheme_are_not_tokens() {
         let d = TokenSources::default();
-        for v in ["Basic xyz", "Bearer\tabc", "Bearer"] {
+        for v in ["Basic xyz", "Bearer\tabc", "Bearerx abc"] {
             assert_eq!(token(&d, &with_header("Authorization", v)), None, "{v}");
         }
-        assert_eq!(token(&d, &with_header("Authorization", "Bearer ")).as_deref(), Some(""));
+        for v in ["Bearer ", "Bearer", "bearer"] {
+            assert_eq!(
+                token(&d, &with_header("Authorization", v)).as_deref(),
+                Some(""),
+                "{v}"
+            );
+        }
     }
 
     #[test]
@@ -245,7 +304,10 @@ mod tests {
         f.env.insert("access_token", "fromenv");
         let found = find(&TokenSources::default(), &f).unwrap();
         assert_eq!(found.token, "fromenv");
-        assert_eq!(found.strip, Some(StripAction::UnsetEnv(c"access_token".into())));
+        assert_eq!(
+            found.strip,
+            Some(StripAction::UnsetEnv(c"access_token".into()))
+        );
         let off = sources(&[("environment", "strip=off")]);
         assert_eq!(find(&off, &f).unwrap().strip, None);
     }
@@ -255,35 +317,63 @@ mod tests {
         let f = with_header("Authorization", "Bearer abc");
         assert_eq!(find(&TokenSources::default(), &f).unwrap().strip, None);
         let on = sources(&[("header", "strip=on")]);
-        assert_eq!(find(&on, &f).unwrap().strip, Some(StripAction::UnsetHeader(c"Authorization".into())));
+        assert_eq!(
+            find(&on, &f).unwrap().strip,
+            Some(StripAction::UnsetHeader(c"Authorization".into()))
+        );
     }
 
     #[test]
     fn custom_header_and_type() {
         let s = sources(&[("header", "name=X-Token&type=")]);
-        assert_eq!(token(&s, &with_header("X-Token", "raw.token")).as_deref(), Some("raw.token"));
+        assert_eq!(
+            token(&s, &with_header("X-Token", "raw.token")).as_deref(),
+            Some("raw.token")
+        );
         let s = sources(&[("header", "type=DPoP")]);
-        assert_eq!(token(&s, &with_header("Authorization", "dpop t1")).as_deref(), Some("t1"));
+        assert_eq!(
+            token(&s, &with_header("Authorization", "dpop t1")).as_deref(),
+            Some("t1")
+        );
         assert_eq!(token(&s, &with_header("Authorization", "Bearer t1")), None);
     }
 
     #[test]
     fn query_is_decoded_and_stripped_precisely() {
         let s = sources(&[("query", "strip=on")]);
-        let f = Fake { query: Some("a=1&access_token=x%2Ey&b=2&access_token=second"), ..Default::default() };
+        let f = Fake {
+            query: Some("a=1&access_token=x%2Ey&b=2&access_token=second"),
+            ..Default::default()
+        };
         let found = find(&s, &f).unwrap();
         assert_eq!(found.token, "x.y");
-        assert_eq!(found.strip, Some(StripAction::SetQuery("a=1&b=2&access_token=second".into())));
+        assert_eq!(
+            found.strip,
+            Some(StripAction::SetQuery("a=1&b=2&access_token=second".into()))
+        );
         let d = sources(&[("query", "")]);
-        assert_eq!(find(&d, &f).unwrap().strip, None, "kept without explicit strip");
-        let only = Fake { query: Some("access_token=t"), ..Default::default() };
-        assert_eq!(find(&s, &only).unwrap().strip, Some(StripAction::SetQuery(String::new())));
+        assert_eq!(
+            find(&d, &f).unwrap().strip,
+            None,
+            "kept without explicit strip"
+        );
+        let only = Fake {
+            query: Some("access_token=t"),
+            ..Default::default()
+        };
+        assert_eq!(
+            find(&s, &only).unwrap().strip,
+            Some(StripAction::SetQuery(String::new()))
+        );
     }
 
     #[test]
     fn post_needs_method_and_form_content_type() {
         let s = sources(&[("post", "strip=on")]);
-        let mut f = with_header("Content-Type", "application/x-www-form-urlencoded; charset=utf-8");
+        let mut f = with_header(
+            "Content-Type",
+            "application/x-www-form-urlencoded; charset=utf-8",
+        );
         f.method = "POST";
         f.body = Some(b"x=1&access_token=abc%2Bd&y=2");
         let found = find(&s, &f).unwrap();
@@ -294,7 +384,8 @@ mod tests {
         f.method = "POST";
         f.headers.insert("Content-Type", "application/json");
         assert_eq!(find(&s, &f), None);
-        f.headers.insert("Content-Type", "application/x-www-form-urlencodedX");
+        f.headers
+            .insert("Content-Type", "application/x-www-form-urlencodedX");
         assert_eq!(find(&s, &f), None);
     }
 
@@ -304,7 +395,10 @@ mod tests {
         let f = with_header("Cookie", "jan=piet; at=a%2Eb; hans=zandbelt");
         let found = find(&s, &f).unwrap();
         assert_eq!(found.token, "a.b");
-        assert_eq!(found.strip, Some(StripAction::SetCookie("jan=piet; hans=zandbelt".into())));
+        assert_eq!(
+            found.strip,
+            Some(StripAction::SetCookie("jan=piet; hans=zandbelt".into()))
+        );
     }
 
     #[test]

@@ -41,7 +41,11 @@ impl ApacheRequest {
     /// # Safety
     /// `r` must be the live request of the current hook, used on this thread only.
     pub unsafe fn new(r: *mut ffi::request_rec) -> ApacheRequest {
-        ApacheRequest { r, thumbprint: OnceCell::new(), body: OnceCell::new() }
+        ApacheRequest {
+            r,
+            thumbprint: OnceCell::new(),
+            body: OnceCell::new(),
+        }
     }
 
     pub fn log(&self, level: c_int, msg: &str) {
@@ -68,7 +72,11 @@ impl ApacheRequest {
     pub fn claims(&self) -> Option<&Map<String, Value>> {
         // SAFETY: see `new`; the pointer was stored by `keep_claims` and lives as long as the pool
         // of the request that stored it, which outlives this one.
-        unsafe { ffi::oauth2_request_claims_get(self.r).cast::<Map<String, Value>>().as_ref() }
+        unsafe {
+            ffi::oauth2_request_claims_get(self.r)
+                .cast::<Map<String, Value>>()
+                .as_ref()
+        }
     }
 
     fn keep_claims(&self, claims: Arc<Map<String, Value>>) {
@@ -79,13 +87,27 @@ impl ApacheRequest {
 
     pub fn set_env(&self, name: &str, value: &[u8]) {
         // SAFETY: see `new`; both are passed with lengths and copied by the shim.
-        unsafe { ffi::oauth2_env_set(self.r, name.as_ptr().cast(), name.len(), value.as_ptr().cast(), value.len()) }
+        unsafe {
+            ffi::oauth2_env_set(
+                self.r,
+                name.as_ptr().cast(),
+                name.len(),
+                value.as_ptr().cast(),
+                value.len(),
+            )
+        }
     }
 
     fn set_header(&self, name: &str, value: &[u8]) {
         // SAFETY: see `new`; both are passed with lengths and copied by the shim.
         unsafe {
-            ffi::oauth2_header_in_set(self.r, name.as_ptr().cast(), name.len(), value.as_ptr().cast(), value.len())
+            ffi::oauth2_header_in_set(
+                self.r,
+                name.as_ptr().cast(),
+                name.len(),
+                value.as_ptr().cast(),
+                value.len(),
+            )
         }
     }
 
@@ -117,7 +139,10 @@ impl ApacheRequest {
             let shown: String = name.chars().take(32).collect();
             self.log(
                 ffi::APLOG_WARNING,
-                &format!("oauth2: removed suspicious request header \"{}\"", shown.escape_default()),
+                &format!(
+                    "oauth2: removed suspicious request header \"{}\"",
+                    shown.escape_default()
+                ),
             );
             self.unset_header(&name);
         }
@@ -127,7 +152,12 @@ impl ApacheRequest {
     pub fn apply(&self, outcome: Outcome) -> c_int {
         match outcome {
             Outcome::Declined => ffi::DECLINED,
-            Outcome::Refused { status, www_authenticate, reason, level } => {
+            Outcome::Refused {
+                status,
+                www_authenticate,
+                reason,
+                level,
+            } => {
                 let level = match level {
                     LogLevel::Info => ffi::APLOG_INFO,
                     LogLevel::Warn => ffi::APLOG_WARNING,
@@ -153,7 +183,13 @@ impl ApacheRequest {
     }
 
     fn grant(&self, g: Granted) {
-        let Granted { user, pass, strip, claims, verifier } = g;
+        let Granted {
+            user,
+            pass,
+            strip,
+            claims,
+            verifier,
+        } = g;
         if let Some(action) = strip {
             self.strip(action);
         }
@@ -173,7 +209,10 @@ impl ApacheRequest {
         self.keep_claims(claims);
         self.log(
             ffi::APLOG_DEBUG,
-            &format!("oauth2: token accepted by {verifier} for user \"{}\"", user.escape_default()),
+            &format!(
+                "oauth2: token accepted by {verifier} for user \"{}\"",
+                user.escape_default()
+            ),
         );
     }
 
@@ -182,10 +221,14 @@ impl ApacheRequest {
         match action {
             StripAction::UnsetEnv(name) => unsafe { ffi::oauth2_env_unset(self.r, name.as_ptr()) },
             StripAction::UnsetHeader(name) => self.unset_header(&name.to_string_lossy()),
-            StripAction::SetQuery(q) => unsafe { ffi::oauth2_args_set(self.r, q.as_ptr().cast(), q.len()) },
+            StripAction::SetQuery(q) => unsafe {
+                ffi::oauth2_args_set(self.r, q.as_ptr().cast(), q.len())
+            },
             StripAction::SetCookie(c) if c.is_empty() => self.unset_header("Cookie"),
             StripAction::SetCookie(c) => self.set_header("Cookie", c.as_bytes()),
-            StripAction::SetBody(b) => unsafe { ffi::oauth2_body_replace(self.r, b.as_ptr().cast(), b.len()) },
+            StripAction::SetBody(b) => unsafe {
+                ffi::oauth2_body_replace(self.r, b.as_ptr().cast(), b.len())
+            },
         }
     }
 
@@ -250,6 +293,8 @@ impl authn::Request for ApacheRequest {
     }
 
     fn client_thumbprint(&self) -> Option<String> {
-        self.thumbprint.get_or_init(|| self.compute_thumbprint()).clone()
+        self.thumbprint
+            .get_or_init(|| self.compute_thumbprint())
+            .clone()
     }
 }

@@ -11,7 +11,9 @@ pub fn reset() {
 
 pub fn set_crypto_passphrase(value: &str) -> Result<(), String> {
     if value.is_empty() {
-        return Err("OAuth2CryptoPassphrase must not be empty: configure a long random string".into());
+        return Err(
+            "OAuth2CryptoPassphrase must not be empty: configure a long random string".into(),
+        );
     }
     *PASSPHRASE.lock().unwrap_or_else(|e| e.into_inner()) = Some(value.to_string());
     Ok(())

@@ -54,7 +54,9 @@ impl DirConfig {
 
     pub fn sources(&self) -> &TokenSources {
         static DEFAULT: std::sync::OnceLock<TokenSources> = std::sync::OnceLock::new();
-        self.sources.as_deref().unwrap_or_else(|| DEFAULT.get_or_init(TokenSources::default))
+        self.sources
+            .as_deref()
+            .unwrap_or_else(|| DEFAULT.get_or_init(TokenSources::default))
     }
 }
 

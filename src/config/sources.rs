@@ -104,7 +104,11 @@ impl TokenSources {
     }
 
     /// Adds one `OAuth2AcceptTokenIn` line; `current` is this context's configuration so far.
-    pub fn add(current: Option<&TokenSources>, method: &str, options: Option<&str>) -> Result<TokenSources, String> {
+    pub fn add(
+        current: Option<&TokenSources>,
+        method: &str,
+        options: Option<&str>,
+    ) -> Result<TokenSources, String> {
         let method = Method::parse(method).ok_or_else(|| UNKNOWN_METHOD.to_string())?;
         let mut s = current.cloned().unwrap_or_else(TokenSources::empty);
         s.methods |= method.bit();
@@ -130,7 +134,11 @@ impl TokenSources {
             }
         }
         if let Some(v) = options.get("strip") {
-            s.strip = if parse_flag(v)? { Strip::On } else { Strip::Off };
+            s.strip = if parse_flag(v)? {
+                Strip::On
+            } else {
+                Strip::Off
+            };
         }
         Ok(s)
     }
@@ -153,7 +161,10 @@ mod tests {
         let s = TokenSources::add(None, "query", Some("name=tok")).unwrap();
         let s = TokenSources::add(Some(&s), "header", Some("name=X-Token&type=&strip=on")).unwrap();
         assert!(s.accepts(Method::Query) && s.accepts(Method::Header));
-        assert!(!s.accepts(Method::Environment), "configuring any method drops the default set");
+        assert!(
+            !s.accepts(Method::Environment),
+            "configuring any method drops the default set"
+        );
         assert_eq!(s.query_name, "tok");
         assert_eq!(s.header_name.to_str().unwrap(), "X-Token");
         assert_eq!(s.header_type, "");
@@ -162,9 +173,19 @@ mod tests {
 
     #[test]
     fn errors_have_the_c_messages() {
-        assert_eq!(TokenSources::add(None, "bogus", None).unwrap_err(), UNKNOWN_METHOD);
-        assert_eq!(TokenSources::add(None, "Header", None).unwrap_err(), UNKNOWN_METHOD);
-        assert!(TokenSources::add(None, "query", Some("strip=maybe")).unwrap_err().starts_with("value must be"));
+        assert_eq!(
+            TokenSources::add(None, "bogus", None).unwrap_err(),
+            UNKNOWN_METHOD
+        );
+        assert_eq!(
+            TokenSources::add(None, "Header", None).unwrap_err(),
+            UNKNOWN_METHOD
+        );
+        assert!(
+            TokenSources::add(None, "query", Some("strip=maybe"))
+                .unwrap_err()
+                .starts_with("value must be")
+        );
     }
 
     #[test]

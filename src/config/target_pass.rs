@@ -63,7 +63,9 @@ impl TargetPass {
         }
         if let Some(v) = o.get("remote_user_claim") {
             if v.is_empty() {
-                return Err("remote_user_claim= must name a claim, e.g. remote_user_claim=sub".into());
+                return Err(
+                    "remote_user_claim= must name a claim, e.g. remote_user_claim=sub".into(),
+                );
             }
             self.remote_user_claim = Some(v.to_string());
         }
@@ -89,10 +91,19 @@ impl TargetPass {
         TargetPass {
             envvars: add.envvars.or(base.envvars),
             headers: add.headers.or(base.headers),
-            authn_header: add.authn_header.clone().or_else(|| base.authn_header.clone()),
+            authn_header: add
+                .authn_header
+                .clone()
+                .or_else(|| base.authn_header.clone()),
             prefix: add.prefix.clone().or_else(|| base.prefix.clone()),
-            remote_user_claim: add.remote_user_claim.clone().or_else(|| base.remote_user_claim.clone()),
-            json_payload_claim: add.json_payload_claim.clone().or_else(|| base.json_payload_claim.clone()),
+            remote_user_claim: add
+                .remote_user_claim
+                .clone()
+                .or_else(|| base.remote_user_claim.clone()),
+            json_payload_claim: add
+                .json_payload_claim
+                .clone()
+                .or_else(|| base.json_payload_claim.clone()),
             encoding: add.encoding.or(base.encoding),
         }
     }
@@ -104,7 +115,9 @@ impl TargetPass {
         self.headers.unwrap_or(true)
     }
     pub fn prefix(&self) -> &str {
-        self.prefix.as_deref().unwrap_or(crate::pass::DEFAULT_PREFIX)
+        self.prefix
+            .as_deref()
+            .unwrap_or(crate::pass::DEFAULT_PREFIX)
     }
     pub fn remote_user_claim(&self) -> &str {
         self.remote_user_claim.as_deref().unwrap_or("sub")
@@ -140,7 +153,8 @@ mod tests {
     fn lines_set_only_what_they_name() {
         let mut t = TargetPass::default();
         t.apply("prefix=X-C-&headers=off").unwrap();
-        t.apply("remote_user_claim=email&authn_header=X-Remote-User&encoding=latin1").unwrap();
+        t.apply("remote_user_claim=email&authn_header=X-Remote-User&encoding=latin1")
+            .unwrap();
         assert_eq!(t.prefix(), "X-C-");
         assert!(!t.headers());
         assert!(t.envvars());
@@ -164,7 +178,11 @@ mod tests {
     fn errors() {
         let mut t = TargetPass::default();
         assert_eq!(t.apply("encoding=utf8").unwrap_err(), ENCODING_ERROR);
-        assert!(t.apply("headers=maybe").unwrap_err().starts_with("value must be"));
+        assert!(
+            t.apply("headers=maybe")
+                .unwrap_err()
+                .starts_with("value must be")
+        );
         assert!(t.apply("authn_header=Bad Header").is_err());
         assert_eq!(t.apply("bogus=1").unwrap().len(), 1);
     }
