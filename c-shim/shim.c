@@ -8,6 +8,7 @@
 #include "http_log.h"
 #include "http_protocol.h"
 #include "http_request.h"
+#include "http_main.h"
 #include "mod_auth.h"
 #include "mod_ssl.h"
 #include "apr_strings.h"
@@ -296,6 +297,12 @@ void oauth2_pool_cleanup_register(apr_pool_t *p, void *data, apr_status_t (*fn)(
 void oauth2_log_request(request_rec *r, int level, const char *msg, apr_size_t len)
 {
     ap_log_rerror(APLOG_MARK, level, 0, r, "%.*s", (int)len, msg);
+}
+
+/* Lines that belong to no request or directive (e.g. a key endpoint that stopped answering). */
+void oauth2_log_process(int level, const char *msg, apr_size_t len)
+{
+    ap_log_error(APLOG_MARK, level, 0, ap_server_conf, "%.*s", (int)len, msg);
 }
 
 void oauth2_log_server(server_rec *s, int level, const char *msg, apr_size_t len)

@@ -19,7 +19,7 @@ apt_install() {
 
 # What building the module needs: httpd headers, OpenSSL headers, a C compiler, pkg-config.
 install_build_deps() {
-    apt_install apache2 apache2-dev libssl-dev pkg-config gcc libc6-dev ca-certificates curl openssl
+    apt_install apache2 apache2-dev libssl-dev libcurl4-openssl-dev pkg-config gcc libc6-dev ca-certificates curl openssl
     if ! command -v cargo >/dev/null 2>&1; then
         echo "cargo is not installed: install a current Rust toolchain (https://rustup.rs, Rust >= 1.85), then re-run." >&2
         exit 1

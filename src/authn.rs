@@ -140,7 +140,7 @@ pub fn authenticate(cfg: &DirConfig, req: &impl Request, mode: Mode, now: i64) -
             user,
             pass: passed,
             strip: found.strip,
-            claims: Arc::new(claims),
+            claims,
             verifier: verifier.label.clone(),
         }));
     }

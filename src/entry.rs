@@ -111,7 +111,10 @@ pub extern "C" fn oauth2_rs_cmd(
 
 #[unsafe(no_mangle)]
 pub extern "C" fn oauth2_rs_pre_config() {
-    let _ = catch_unwind(global::reset);
+    let _ = catch_unwind(|| {
+        global::reset();
+        crate::logsink::install(log::process);
+    });
 }
 
 /// Parses `Require oauth2_claim ...` once, at configuration time.

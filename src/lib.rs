@@ -10,8 +10,10 @@ pub mod authz;
 pub mod challenge;
 pub mod config;
 pub mod jose;
+pub mod logsink;
 pub mod pass;
 pub mod pop;
+pub mod remote;
 pub mod token;
 pub mod verify;
 

@@ -6,11 +6,19 @@ use base64::Engine;
 use base64::alphabet;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use super::options::{Options, Requirement, parse_number};
 use crate::jose::Key;
 use crate::pop::mtls::MtlsPolicy;
+use crate::remote::auth::EndpointAuth;
+use crate::remote::fetch::HttpOptions;
+use crate::remote::introspect::Introspector;
+use crate::remote::keys::{Format, RemoteKeys};
+use crate::remote::metadata::{Metadata, Templates};
 use crate::verify::claims::ClaimPolicy;
-use crate::verify::{Binding, Verifier};
+use crate::verify::{Binding, Source, Verifier};
 
 pub const UNKNOWN_TYPE: &str = "Invalid value, must be one of: plain, base64, base64url, hex, pem, pubkey, jwk, jwks_uri, eckey_uri, introspect or metadata.";
 pub const UNKNOWN_BINDING: &str =
@@ -32,11 +40,46 @@ const ACTIVE_OPTIONS: &[&str] = &[
     "aud",
 ];
 
+/// Per-endpoint options, after `<prefix>.` (`jwks_uri.`, `eckey_uri.`, `metadata.`, `introspect.`).
+const ENDPOINT_OPTIONS: &[&str] = &[
+    "ssl_verify",
+    "ca_file",
+    "outgoing_proxy",
+    "http_timeout",
+    "expiry",
+    "refresh_interval",
+    "auth",
+    "params",
+    "token_param_name",
+];
+
+/// Endpoint credentials (un-prefixed, as in the C module).
+const CREDENTIAL_OPTIONS: &[&str] = &[
+    "client_id",
+    "client_secret",
+    "jwk",
+    "cert",
+    "key",
+    "username",
+    "password",
+    "expiry",
+];
+
 /// Options the C module reads that have no effect here (yet): accepted, noted at debug level.
 const INERT_OPTIONS: &[&str] = &[
     "verify.cache",
     "cache",
-    "expiry",
+    "jwks_uri.cache",
+    "eckey_uri.cache",
+    "metadata.cache",
+    "introspect.cache",
+    "jwks_uri.url",
+    "eckey_uri.url",
+    "metadata.url",
+    "introspect.url",
+    "jwks_uri.auth",
+    "eckey_uri.auth",
+    "metadata.auth",
     "mtls.env_var_name",
     "dpop.cache",
     "dpop.expiry",
@@ -68,46 +111,86 @@ pub fn parse(
     let mut warnings = Vec::new();
     let mut debug = Vec::new();
 
-    let mut key = match kind {
-        "plain" => secret_key(kind, value.as_bytes())?,
-        "base64" => secret_key(kind, &decode_base64(value, alphabet::STANDARD, "oauth2_base64_decode failed")?)?,
-        "base64url" => secret_key(
-            kind,
-            &decode_base64(value, alphabet::URL_SAFE, "oauth2_base64url_decode failed")?,
-        )?,
-        "hex" => secret_key(kind, &decode_hex(value)?)?,
-        "pem" => Key::from_pem_certificate(value).map_err(|e| {
-            format!("OAuth2TokenVerify pem: {e}. The value must be a PEM X.509 certificate (\"-----BEGIN CERTIFICATE-----...\"); line breaks may be written as \\n")
-        })?,
-        "pubkey" => Key::from_pem_public_key(value).map_err(|e| {
-            format!("OAuth2TokenVerify pubkey: {e}. The value must be a PEM public key (\"-----BEGIN PUBLIC KEY-----...\"); line breaks may be written as \\n")
-        })?,
-        "jwk" => Key::from_jwk_json(value).map_err(|e| {
-            format!("OAuth2TokenVerify jwk: {e}. The value must be one public JWK as JSON, quoted, with inner quotes escaped as \\\"")
-        })?,
-        "jwks_uri" | "eckey_uri" | "introspect" | "metadata" => {
-            return Err(format!(
-                "OAuth2TokenVerify {kind}: remote verification is not available in this version of the module yet; \
-                 use a local key type (jwk, pem, pubkey, plain, base64, base64url, hex)"
-            ));
+    let mut claims = parse_claim_policy(&options);
+    let (source, describe) = match kind {
+        "jwks_uri" | "eckey_uri" => {
+            let format = if kind == "jwks_uri" {
+                Format::Jwks
+            } else {
+                Format::Pem
+            };
+            if kind == "eckey_uri" && options.get("verify.exp").is_none() {
+                // ALB-style tokens carry exp in the header: the newer liboauth2 keeps exp optional here.
+                claims.exp = Requirement::Optional;
+            }
+            let keys = remote_keys(&options, kind, value, format)?;
+            (Source::Remote(Arc::new(keys)), value.to_string())
         }
-        _ => return Err(UNKNOWN_TYPE.to_string()),
+        "introspect" => {
+            if options.get("verify.exp").is_none() {
+                claims.exp = Requirement::Optional;
+            }
+            let introspector = introspector(&options, value)?;
+            if matches!(
+                introspector.auth,
+                EndpointAuth::ClientSecretJwt { .. } | EndpointAuth::PrivateKeyJwt { .. }
+            ) {
+                // `aud` is the client assertion's audience here, not an expected token audience.
+                claims.expected_aud = None;
+                claims.aud =
+                    Requirement::parse_or(options.get("verify.aud"), Requirement::Optional);
+            }
+            (
+                Source::Introspect(Arc::new(introspector)),
+                value.to_string(),
+            )
+        }
+        "metadata" => {
+            let templates = Templates {
+                jwks_http: http_options(&options, "jwks_uri")?,
+                jwks_ttl: seconds(&options, "jwks_uri.expiry", 86_400)?,
+                jwks_refresh_interval: seconds(&options, "jwks_uri.refresh_interval", 10)?,
+                introspect_http: http_options(&options, "introspect")?,
+                introspect_auth: EndpointAuth::parse(&options, "introspect")?,
+                introspect_params: introspect_params(&options)?,
+                introspect_token_param: options
+                    .get("introspect.token_param_name")
+                    .unwrap_or("token")
+                    .to_string(),
+                introspect_ttl: seconds(&options, "expiry", 300)?,
+            };
+            let url = endpoint_url("metadata", value)?;
+            let metadata = Metadata::new(
+                url,
+                http_options(&options, "metadata")?,
+                seconds(&options, "metadata.expiry", 86_400)?,
+                templates,
+            );
+            (Source::Metadata(Arc::new(metadata)), value.to_string())
+        }
+        _ => {
+            let key = local_key(kind, value, &options)?;
+            if key.has_private_material() {
+                warnings.push(format!(
+                    "OAuth2TokenVerify {kind} at {}:{}: the JWK contains private key material; only its public part is used. \
+                     Configure the public key only and keep the private key off this server",
+                    origin.file, origin.line
+                ));
+            }
+            let describe = key.describe();
+            (Source::Keys(vec![key]), describe)
+        }
     };
-    if let Some(kid) = options.get("kid") {
-        key.set_kid(kid.to_string());
-    }
-    if key.has_private_material() {
-        warnings.push(format!(
-            "OAuth2TokenVerify {kind} at {}:{}: the JWK contains private key material; only its public part is used. \
-             Configure the public key only and keep the private key off this server",
-            origin.file, origin.line
-        ));
-    }
 
     let binding = parse_binding(&options)?;
-    let claims = parse_claim_policy(&options);
-
     for name in options.unknown(ACTIVE_OPTIONS) {
+        let endpoint_option = name.split_once('.').is_some_and(|(p, rest)| {
+            ["jwks_uri", "eckey_uri", "metadata", "introspect"].contains(&p)
+                && ENDPOINT_OPTIONS.contains(&rest)
+        });
+        if endpoint_option || CREDENTIAL_OPTIONS.contains(&name) {
+            continue;
+        }
         if INERT_OPTIONS.contains(&name) {
             debug.push(format!(
                 "OAuth2TokenVerify at {}:{}: option \"{name}\" has no effect in this version",
@@ -121,22 +204,140 @@ pub fn parse(
         }
     }
 
-    let label = format!(
-        "{kind} ({} at {}:{})",
-        key.describe(),
-        origin.file,
-        origin.line
-    );
+    let label = format!("{kind} ({describe} at {}:{})", origin.file, origin.line);
     Ok(Parsed {
         verifier: Verifier {
             label,
-            keys: vec![key],
+            source,
             claims,
             binding,
         },
         warnings,
         debug,
     })
+}
+
+/// The keys written in the configuration line.
+fn local_key(kind: &str, value: &str, options: &Options) -> Result<Key, String> {
+    let mut key = match kind {
+        "plain" => secret_key(kind, value.as_bytes())?,
+        "base64" => secret_key(kind, &decode_base64(value, alphabet::STANDARD, "oauth2_base64_decode failed")?)?,
+        "base64url" => secret_key(kind, &decode_base64(value, alphabet::URL_SAFE, "oauth2_base64url_decode failed")?)?,
+        "hex" => secret_key(kind, &decode_hex(value)?)?,
+        "pem" => Key::from_pem_certificate(value).map_err(|e| {
+            format!("OAuth2TokenVerify pem: {e}. The value must be a PEM X.509 certificate (\"-----BEGIN CERTIFICATE-----...\"); line breaks may be written as \\n")
+        })?,
+        "pubkey" => Key::from_pem_public_key(value).map_err(|e| {
+            format!("OAuth2TokenVerify pubkey: {e}. The value must be a PEM public key (\"-----BEGIN PUBLIC KEY-----...\"); line breaks may be written as \\n")
+        })?,
+        "jwk" => Key::from_jwk_json(value).map_err(|e| {
+            format!("OAuth2TokenVerify jwk: {e}. The value must be one public JWK as JSON, quoted, with inner quotes escaped as \\\"")
+        })?,
+        _ => return Err(UNKNOWN_TYPE.to_string()),
+    };
+    if let Some(kid) = options.get("kid") {
+        key.set_kid(kid.to_string());
+    }
+    Ok(key)
+}
+
+fn remote_keys(
+    options: &Options,
+    prefix: &str,
+    value: &str,
+    format: Format,
+) -> Result<RemoteKeys, String> {
+    Ok(RemoteKeys::new(
+        endpoint_url(prefix, value)?,
+        format,
+        http_options(options, prefix)?,
+        seconds(options, &format!("{prefix}.expiry"), 86_400)?,
+        seconds(options, &format!("{prefix}.refresh_interval"), 10)?,
+    ))
+}
+
+fn introspector(options: &Options, value: &str) -> Result<Introspector, String> {
+    Ok(Introspector::new(
+        endpoint_url("introspect", value)?,
+        http_options(options, "introspect")?,
+        EndpointAuth::parse(options, "introspect")?,
+        introspect_params(options)?,
+        options
+            .get("introspect.token_param_name")
+            .unwrap_or("token")
+            .to_string(),
+        seconds(options, "expiry", 300)?,
+    ))
+}
+
+/// `introspect.params`: a form-encoded string of extra parameters.
+fn introspect_params(options: &Options) -> Result<Vec<(String, String)>, String> {
+    Ok(
+        form_urlencoded::parse(options.get("introspect.params").unwrap_or("").as_bytes())
+            .filter(|(k, _)| !k.is_empty())
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect(),
+    )
+}
+
+fn endpoint_url(kind: &str, value: &str) -> Result<String, String> {
+    let lower = value.to_ascii_lowercase();
+    let rest = lower
+        .strip_prefix("https://")
+        .or_else(|| lower.strip_prefix("http://"));
+    if rest.is_none_or(|host| host.is_empty() || host.starts_with('/')) {
+        return Err(format!(
+            "OAuth2TokenVerify {kind}: the value must be an http:// or https:// URL, not \"{value}\""
+        ));
+    }
+    if value.bytes().any(|b| b <= b' ' || b == 0x7f) {
+        return Err(format!(
+            "OAuth2TokenVerify {kind}: the URL must not contain spaces or control characters"
+        ));
+    }
+    Ok(value.to_string())
+}
+
+/// `<prefix>.ssl_verify`, `.ca_file`, `.outgoing_proxy`, `.http_timeout`.
+fn http_options(options: &Options, prefix: &str) -> Result<HttpOptions, String> {
+    let get = |name: &str| options.get(&format!("{prefix}.{name}"));
+    let mut http = HttpOptions::default();
+    if let Some(v) = get("ssl_verify") {
+        // The C module treats anything but "true" as false; values that plainly mean "yes" verify here.
+        http.ssl_verify = ["true", "1", "on", "yes"]
+            .iter()
+            .any(|t| v.eq_ignore_ascii_case(t));
+    }
+    if let Some(path) = get("ca_file").filter(|p| !p.is_empty()) {
+        if std::fs::File::open(path).is_err() {
+            return Err(format!(
+                "{prefix}.ca_file={path}: cannot read this file; give a PEM file with the CA certificates to trust"
+            ));
+        }
+        http.ca_file = Some(path.to_string());
+    }
+    http.proxy = get("outgoing_proxy")
+        .filter(|p| !p.is_empty())
+        .map(str::to_string);
+    http.timeout = seconds(options, &format!("{prefix}.http_timeout"), 15)?;
+    if http.timeout.is_zero() {
+        return Err(format!("{prefix}.http_timeout must be at least 1 second"));
+    }
+    Ok(http)
+}
+
+/// A whole number of seconds, 0 to one year.
+fn seconds(options: &Options, name: &str, default: u64) -> Result<Duration, String> {
+    match options.get(name) {
+        None => Ok(Duration::from_secs(default)),
+        Some(v) => v
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|n| *n <= 31_536_000)
+            .map(Duration::from_secs)
+            .ok_or_else(|| format!("{name}={v}: must be a whole number of seconds")),
+    }
 }
 
 fn secret_key(kind: &str, secret: &[u8]) -> Result<Key, String> {
@@ -296,8 +497,73 @@ mod tests {
     }
 
     #[test]
-    fn remote_types_say_they_are_not_available() {
-        assert!(err("jwks_uri", "https://as/jwks", None).contains("not available"));
+    fn remote_types_need_http_urls_and_valid_options() {
+        assert!(err("jwks_uri", "file:///etc/passwd", None).contains("http:// or https:// URL"));
+        assert!(err("introspect", "https://", None).contains("URL"));
+        assert!(
+            err(
+                "jwks_uri",
+                "https://as/jwks",
+                Some("jwks_uri.http_timeout=abc")
+            )
+            .contains("seconds")
+        );
+        assert!(
+            err(
+                "jwks_uri",
+                "https://as/jwks",
+                Some("jwks_uri.ca_file=/nonexistent")
+            )
+            .contains("cannot read")
+        );
+        assert!(
+            parse(
+                "jwks_uri",
+                "https://as/jwks",
+                Some("jwks_uri.http_timeout=2&jwks_uri.expiry=60"),
+                &ORIGIN
+            )
+            .is_ok()
+        );
+        assert!(parse("eckey_uri", "http://127.0.0.1:1/key", None, &ORIGIN).is_ok());
+        assert!(
+            parse(
+                "metadata",
+                "https://as/.well-known/openid-configuration",
+                None,
+                &ORIGIN
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn introspection_auth_errors_have_the_c_messages() {
+        assert_eq!(
+            err(
+                "introspect",
+                "https://as/introspect",
+                Some("introspect.auth=client_secret_basic&client_id=x")
+            ),
+            "client_secret must be set for client_secret_basic"
+        );
+        assert!(
+            err("introspect", "https://as/i", Some("introspect.auth=magic"))
+                .starts_with("Invalid value, must be one of: none,")
+        );
+        let p = parse(
+            "introspect",
+            "https://as/i",
+            Some("introspect.auth=client_secret_basic&client_id=a&client_secret=b"),
+            &ORIGIN,
+        )
+        .unwrap();
+        assert_eq!(
+            p.verifier.claims.exp,
+            Requirement::Optional,
+            "introspection responses need not carry exp"
+        );
+        assert!(p.warnings.is_empty(), "{:?}", p.warnings);
     }
 
     #[test]
@@ -322,15 +588,18 @@ mod tests {
     #[test]
     fn kid_option_overrides_the_key_kid() {
         let p = parse("plain", SECRET, Some("kid=mykid"), &ORIGIN).unwrap();
-        assert_eq!(p.verifier.keys[0].kid(), Some("mykid"));
+        match &p.verifier.source {
+            Source::Keys(keys) => assert_eq!(keys[0].kid(), Some("mykid")),
+            _ => panic!("plain gives a local key"),
+        }
     }
 
     #[test]
     fn unknown_options_warn_and_inert_ones_are_debug() {
-        let p = parse("plain", SECRET, Some("bogus=1&expiry=30"), &ORIGIN).unwrap();
+        let p = parse("plain", SECRET, Some("bogus=1&verify.cache=x"), &ORIGIN).unwrap();
         assert_eq!(p.warnings.len(), 1);
         assert!(p.warnings[0].contains("bogus"));
         assert_eq!(p.debug.len(), 1);
-        assert!(p.debug[0].contains("expiry"));
+        assert!(p.debug[0].contains("verify.cache"));
     }
 }

@@ -5,10 +5,16 @@ pub mod claims;
 
 use serde_json::{Map, Value};
 use std::fmt;
+use std::sync::Arc;
 
 use crate::jose::{self, JoseError, Jws, Key};
 use crate::pop::mtls::{self, BindingError, MtlsPolicy};
+use crate::remote::introspect::Introspector;
+use crate::remote::keys::RemoteKeys;
+use crate::remote::metadata::Metadata;
 use claims::{ClaimError, ClaimPolicy};
+
+pub type Claims = Arc<Map<String, Value>>;
 
 /// Proof of possession required on top of a valid token (`type=` option).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,12 +23,25 @@ pub enum Binding {
     Mtls(MtlsPolicy),
 }
 
-/// One `OAuth2TokenVerify` line with local keys.
+/// Where a verifier gets its answer.
+#[derive(Clone)]
+pub enum Source {
+    /// Keys written in the configuration (`jwk`, `pem`, `pubkey`, `plain`, ...).
+    Keys(Vec<Key>),
+    /// Keys fetched from a URL (`jwks_uri`, `eckey_uri`).
+    Remote(Arc<RemoteKeys>),
+    /// RFC 7662 introspection (`introspect`).
+    Introspect(Arc<Introspector>),
+    /// Discovery (`metadata`): JWTs through the discovered JWKS, others through introspection.
+    Metadata(Arc<Metadata>),
+}
+
+/// One `OAuth2TokenVerify` line.
 #[derive(Clone)]
 pub struct Verifier {
-    /// Human-readable origin for log lines, e.g. `jwk (line 12)`.
+    /// Human-readable origin for log lines, e.g. `jwk (RSA 2048-bit at site.conf:12)`.
     pub label: String,
-    pub keys: Vec<Key>,
+    pub source: Source,
     pub claims: ClaimPolicy,
     pub binding: Binding,
 }
@@ -37,66 +56,148 @@ pub enum VerifyError {
     Payload(JoseError),
     Claims(ClaimError),
     Binding(BindingError),
+    /// The authorization server could not be asked, or said no.
+    Remote(String),
+    IssuerMismatch,
 }
 
 impl fmt::Display for VerifyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             VerifyError::Malformed(e) => write!(f, "malformed token: {e}"),
-            VerifyError::NoKeyForKid => write!(f, "no configured key has the token's kid"),
+            VerifyError::NoKeyForKid => write!(f, "no key has the token's kid"),
             VerifyError::Signature(e) => write!(f, "signature not verified: {e}"),
             VerifyError::Payload(e) => write!(f, "bad payload: {e}"),
             VerifyError::Claims(e) => write!(f, "{e}"),
             VerifyError::Binding(e) => write!(f, "{e}"),
+            VerifyError::Remote(e) => write!(f, "{e}"),
+            VerifyError::IssuerMismatch => {
+                write!(f, "issuer (iss) is not the one of the discovered metadata")
+            }
         }
     }
 }
 
 /// The token, parsed once and shared by all verifiers of a request.
 pub struct ParsedToken<'a> {
+    raw: &'a str,
     jws: Result<Jws<'a>, JoseError>,
 }
 
 impl<'a> ParsedToken<'a> {
     pub fn parse(token: &'a str) -> ParsedToken<'a> {
         ParsedToken {
+            raw: token,
             jws: Jws::parse(token),
         }
     }
 }
 
 impl Verifier {
-    /// Signature and claims; proof of possession is checked separately by [`Verifier::check_binding`].
-    pub fn verify(&self, token: &ParsedToken, now: i64) -> Result<Map<String, Value>, VerifyError> {
+    /// Signature (or introspection) and claims; proof of possession is checked separately by
+    /// [`Verifier::check_binding`].
+    pub fn verify(&self, token: &ParsedToken, now: i64) -> Result<Claims, VerifyError> {
+        match &self.source {
+            Source::Keys(keys) => self.verify_jwt(token, keys, now),
+            Source::Remote(remote) => self.verify_remote_jwt(token, remote, now, None),
+            Source::Introspect(i) => self.verify_introspect(token, i, now, None),
+            Source::Metadata(m) => self.verify_metadata(token, m, now),
+        }
+    }
+
+    fn verify_jwt(
+        &self,
+        token: &ParsedToken,
+        keys: &[Key],
+        now: i64,
+    ) -> Result<Claims, VerifyError> {
         let jws = token
             .jws
             .as_ref()
             .map_err(|e| VerifyError::Malformed(e.clone()))?;
-        self.verify_signature(jws)?;
-        let claims = jose::json::parse_object(&jws.payload).map_err(VerifyError::Payload)?;
-        self.claims
-            .check(&claims, now)
-            .map_err(VerifyError::Claims)?;
+        verify_signature(jws, keys)?;
+        self.check_claims(jws, now)
+    }
+
+    /// A token whose `kid` is unknown makes the key set refetch (rate-limited); nothing else does.
+    fn verify_remote_jwt(
+        &self,
+        token: &ParsedToken,
+        remote: &RemoteKeys,
+        now: i64,
+        issuer: Option<&str>,
+    ) -> Result<Claims, VerifyError> {
+        let jws = token
+            .jws
+            .as_ref()
+            .map_err(|e| VerifyError::Malformed(e.clone()))?;
+        let keys = remote.keys().map_err(VerifyError::Remote)?;
+        match verify_signature(jws, &keys) {
+            Err(VerifyError::NoKeyForKid) => match remote.refresh_for_unknown_kid(&keys) {
+                Some(newer) => verify_signature(jws, &newer)?,
+                None => return Err(VerifyError::NoKeyForKid),
+            },
+            other => other?,
+        }
+        let claims = self.check_claims(jws, now)?;
+        check_issuer(&claims, issuer, true)?;
         Ok(claims)
     }
 
-    /// Reference 2.5 step 3: a key is skipped when both it and the token name a `kid` and they
-    /// differ; every other key is tried in order until one verifies.
-    fn verify_signature(&self, jws: &Jws) -> Result<(), VerifyError> {
-        let token_kid = jws.header.kid.as_deref();
-        let mut last = None;
-        for key in &self.keys {
-            if let (Some(want), Some(have)) = (token_kid, key.kid()) {
-                if !have.is_empty() && want != have {
-                    continue;
-                }
-            }
-            match key.verify(jws) {
-                Ok(()) => return Ok(()),
-                Err(e) => last = Some(e),
+    fn verify_introspect(
+        &self,
+        token: &ParsedToken,
+        introspector: &Introspector,
+        now: i64,
+        issuer: Option<&str>,
+    ) -> Result<Claims, VerifyError> {
+        if let Some(claims) = introspector.cached(token.raw) {
+            return Ok(claims);
+        }
+        let claims = introspector
+            .introspect(token.raw, now)
+            .map_err(VerifyError::Remote)?;
+        self.claims
+            .check(&claims, now)
+            .map_err(VerifyError::Claims)?;
+        check_issuer(&claims, issuer, false)?;
+        let claims = Arc::new(claims);
+        introspector.remember(token.raw, &claims, now);
+        Ok(claims)
+    }
+
+    /// JWT-looking tokens through the discovered JWKS; others, and JWTs that fail there, through
+    /// the discovered introspection endpoint.
+    fn verify_metadata(
+        &self,
+        token: &ParsedToken,
+        metadata: &Metadata,
+        now: i64,
+    ) -> Result<Claims, VerifyError> {
+        let d = metadata.discovered().map_err(VerifyError::Remote)?;
+        let mut jwt_error = None;
+        if let (Ok(_), Some(keys)) = (&token.jws, &d.keys) {
+            match self.verify_remote_jwt(token, keys, now, Some(&d.issuer)) {
+                Ok(claims) => return Ok(claims),
+                Err(e) => jwt_error = Some(e),
             }
         }
-        Err(last.map_or(VerifyError::NoKeyForKid, VerifyError::Signature))
+        match (&d.introspector, jwt_error) {
+            (Some(i), _) => self.verify_introspect(token, i, now, Some(&d.issuer)),
+            (None, Some(e)) => Err(e),
+            (None, None) => Err(VerifyError::Remote(
+                "not a JWT and the metadata has no introspection endpoint".into(),
+            )),
+        }
+    }
+
+    fn check_claims(&self, jws: &Jws, now: i64) -> Result<Claims, VerifyError> {
+        let claims =
+            jose::json::parse_object_as(&jws.payload, "payload").map_err(VerifyError::Payload)?;
+        self.claims
+            .check(&claims, now)
+            .map_err(VerifyError::Claims)?;
+        Ok(Arc::new(claims))
     }
 
     pub fn check_binding(
@@ -110,5 +211,41 @@ impl Verifier {
                 mtls::check(claims, policy, client_thumbprint).map_err(VerifyError::Binding)
             }
         }
+    }
+}
+
+/// Reference 2.5 step 3: a key is skipped when both it and the token name a `kid` and they differ;
+/// every other key is tried in order until one verifies.
+fn verify_signature(jws: &Jws, keys: &[Key]) -> Result<(), VerifyError> {
+    let token_kid = jws.header.kid.as_deref();
+    let mut last = None;
+    for key in keys {
+        if let (Some(want), Some(have)) = (token_kid, key.kid()) {
+            if !have.is_empty() && want != have {
+                continue;
+            }
+        }
+        match key.verify(jws) {
+            Ok(()) => return Ok(()),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.map_or(VerifyError::NoKeyForKid, VerifyError::Signature))
+}
+
+/// With discovery, tokens must come from the discovered issuer: JWTs must carry it, introspection
+/// responses must not name another one.
+fn check_issuer(
+    claims: &Map<String, Value>,
+    issuer: Option<&str>,
+    required: bool,
+) -> Result<(), VerifyError> {
+    let Some(expected) = issuer else {
+        return Ok(());
+    };
+    match claims.get("iss").and_then(Value::as_str) {
+        Some(iss) if iss == expected => Ok(()),
+        None if !required && !claims.contains_key("iss") => Ok(()),
+        _ => Err(VerifyError::IssuerMismatch),
     }
 }

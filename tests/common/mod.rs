@@ -141,6 +141,12 @@ fn apache_modules_dir() -> String {
     std::env::var("APACHE2_MODULES").unwrap_or_else(|_| "/usr/lib/apache2/modules".into())
 }
 
+/// A `LoadModule` line for an Apache module that the harness does not load itself, e.g.
+/// `load_module("rewrite_module", "mod_rewrite.so")` (for [`HttpdConfig::server`]).
+pub fn load_module(name: &str, file: &str) -> String {
+    format!("LoadModule {name} {}/{file}\n", apache_modules_dir())
+}
+
 fn curl_bin() -> String {
     std::env::var("CURL_BIN").unwrap_or_else(|_| "curl".into())
 }
@@ -622,7 +628,9 @@ impl Mpm {
 /// CGI script), `@HTDOCS@` (the document root, containing `ok.txt`).
 ///
 /// Fixed layout provided by the harness in both virtual hosts: `/<anything>/env` runs the CGI
-/// (NUL-separated `env -0` dump, see [`Response::env`]), `/<anything>/ok` serves a static `ok`.
+/// (NUL-separated `env -0` dump, see [`Response::env`]), `/<anything>/body` runs a CGI that echoes
+/// the request body with its length and SHA-256 (see [`Response::body_report`]), `/<anything>/ok`
+/// serves a static `ok`.
 #[derive(Clone, Debug)]
 pub struct HttpdConfig {
     pub mpm: Mpm,
@@ -672,6 +680,20 @@ impl HttpdConfig {
 
 const CGI_SCRIPT: &str =
     "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\n'\nexec /usr/bin/env -0\n";
+
+/// `/<anything>/body`: reads the whole request body first (so a large body cannot deadlock
+/// against the output), then answers with headers `X-Body-Length` (bytes received),
+/// `X-Body-Sha256` (hex), `X-Content-Length` (`CONTENT_LENGTH`, or `unset`), `X-Content-Type`
+/// (`CONTENT_TYPE`, or `unset`), `X-Remote-User` (`REMOTE_USER`, or `unset`) and the body itself. See [`Response::body_report`].
+const BODY_CGI_SCRIPT: &str = "#!/bin/sh
+t=$(mktemp) || exit 1
+cat > \"$t\"
+len=$(wc -c < \"$t\")
+sum=$(sha256sum < \"$t\" | cut -d' ' -f1)
+printf 'Content-Type: application/octet-stream\\r\\nX-Body-Length: %s\\r\\nX-Body-Sha256: %s\\r\\nX-Content-Length: %s\\r\\nX-Content-Type: %s\\r\\nX-Remote-User: %s\\r\\n\\r\\n' \"$len\" \"$sum\" \"${CONTENT_LENGTH-unset}\" \"${CONTENT_TYPE-unset}\" \"${REMOTE_USER-unset}\"
+cat \"$t\"
+rm -f \"$t\"
+";
 
 /// A private httpd: TLS virtual host (`SSLVerifyClient optional_no_ca`) and plain-HTTP virtual
 /// host on free loopback ports. Stopped (SIGTERM, then SIGKILL of its process group) on drop.
@@ -757,6 +779,7 @@ SSLSessionCache shmcb:{d}/ssl_scache(512000)
 DocumentRoot {d}/htdocs
 AliasMatch \"^/[^/]+/ok$\" \"{d}/htdocs/ok.txt\"
 ScriptAliasMatch \"^/[^/]+/env$\" \"{d}/cgi-bin/env.cgi\"
+ScriptAliasMatch \"^/[^/]+/body$\" \"{d}/cgi-bin/body.cgi\"
 Listen 127.0.0.1:{https_port} https
 Listen 127.0.0.1:{http_port} http
 ",
@@ -800,6 +823,7 @@ fn prepare_dir(dir: &Path) {
     }
     write_file(&htdocs.join("ok.txt"), b"ok\n", 0o644);
     write_file(&cgi.join("env.cgi"), CGI_SCRIPT.as_bytes(), 0o755);
+    write_file(&cgi.join("body.cgi"), BODY_CGI_SCRIPT.as_bytes(), 0o755);
 }
 
 /// Result of `apache2 -t`.
@@ -820,6 +844,25 @@ impl ConfigTest {
             .position(|l| l.contains(needle))
             .unwrap_or_else(|| panic!("`{needle}` not in the generated config"))
             + 1
+    }
+
+    /// The message `apache2 -t` printed for a syntax error on the line holding `needle` (the
+    /// output line after `AH00526: Syntax error on line N of FILE:`); `Err` describing what
+    /// happened instead (accepted, or an error elsewhere).
+    pub fn syntax_error(&self, needle: &str) -> Result<String, String> {
+        if self.ok {
+            return Err(format!("apache2 -t accepted it:\n{}", self.output));
+        }
+        let header = format!(
+            "AH00526: Syntax error on line {} of {}:",
+            self.line_of(needle),
+            self.conf.display()
+        );
+        let lines: Vec<&str> = self.output.lines().collect();
+        match lines.iter().position(|l| l.contains(&header)) {
+            Some(i) => Ok(lines.get(i + 1).copied().unwrap_or("").to_string()),
+            None => Err(format!("no `{header}` in:\n{}", self.output)),
+        }
     }
 }
 
@@ -1146,6 +1189,7 @@ pub struct Req<'a> {
     headers: Vec<String>,
     cert: Option<ClientCert>,
     method: Option<String>,
+    body: Option<Vec<u8>>,
 }
 
 impl<'a> Req<'a> {
@@ -1157,7 +1201,17 @@ impl<'a> Req<'a> {
             headers: vec![],
             cert: None,
             method: None,
+            body: None,
         }
+    }
+
+    /// Send `data` as the request body (`curl --data-binary`: method POST unless [`Req::method`]
+    /// says otherwise; curl's default `Content-Type` is `application/x-www-form-urlencoded`, set
+    /// another with [`Req::header`]). Add `Transfer-Encoding: chunked` as a header to send it
+    /// chunked.
+    pub fn body(mut self, data: impl Into<Vec<u8>>) -> Self {
+        self.body = Some(data.into());
+        self
     }
 
     /// Add a raw header line `Name: value`.
@@ -1222,11 +1276,19 @@ impl<'a> Req<'a> {
         for h in &self.headers {
             cmd.arg("-H").arg(h);
         }
+        let body_dir = self.body.as_ref().map(|data| {
+            let d = unique_dir("body");
+            let f = d.join("body");
+            write_file(&f, data, 0o600);
+            cmd.arg("--data-binary").arg(format!("@{}", f.display()));
+            d
+        });
         cmd.arg(&self.url);
-        let out = cmd
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| format!("cannot run curl: {e}"))?;
+        let out = cmd.stdin(Stdio::null()).output();
+        if let Some(d) = body_dir {
+            let _ = fs::remove_dir_all(d);
+        }
+        let out = out.map_err(|e| format!("cannot run curl: {e}"))?;
         if !out.status.success() {
             return Err(format!(
                 "curl {}: {}",
@@ -1308,6 +1370,36 @@ impl Response {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 
+    /// The env-dump CGI's environment with raw byte values, whatever the status (e.g. a CGI
+    /// reached through an `ErrorDocument`).
+    pub fn env_bytes(&self) -> BTreeMap<String, Vec<u8>> {
+        self.body
+            .split(|b| *b == 0)
+            .filter(|e| !e.is_empty())
+            .filter_map(|e| {
+                let i = e.iter().position(|b| *b == b'=')?;
+                Some((
+                    String::from_utf8_lossy(&e[..i]).into_owned(),
+                    e[i + 1..].to_vec(),
+                ))
+            })
+            .collect()
+    }
+
+    /// What the body-echo CGI (`/<anything>/body`) reported.
+    pub fn body_report(&self) -> BodyReport {
+        let h = |n: &str| self.header(n).unwrap_or("missing").to_string();
+        BodyReport {
+            status: self.status,
+            length: h("X-Body-Length"),
+            sha256: h("X-Body-Sha256"),
+            content_length: h("X-Content-Length"),
+            content_type: h("X-Content-Type"),
+            remote_user: h("X-Remote-User"),
+            body: self.body.clone(),
+        }
+    }
+
     /// The env-dump CGI's environment (`env -0` output) as a map.
     pub fn env(&self) -> BTreeMap<String, String> {
         assert_eq!(
@@ -1329,6 +1421,37 @@ impl Response {
     }
 }
 
+/// The body-echo CGI's report: what the backend received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BodyReport {
+    pub status: u16,
+    /// Bytes the CGI read from its stdin (decimal).
+    pub length: String,
+    /// Lower-case hex SHA-256 of those bytes.
+    pub sha256: String,
+    /// The CGI's `CONTENT_LENGTH` (`unset` when absent).
+    pub content_length: String,
+    /// The CGI's `CONTENT_TYPE` (`unset` when absent).
+    pub content_type: String,
+    /// The CGI's `REMOTE_USER` (`unset` when absent).
+    pub remote_user: String,
+    /// The echoed body.
+    pub body: Vec<u8>,
+}
+
+/// Lower-case hex SHA-256.
+pub fn sha256_hex(data: &[u8]) -> String {
+    openssl::sha::sha256(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Position of `needle` in `hay`.
+pub fn find_bytes(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    find(hay, needle)
+}
+
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
@@ -1343,32 +1466,47 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 pub struct RawBackend {
     pub port: u16,
     heads: Arc<Mutex<Vec<Vec<u8>>>>,
+    bodies: Arc<Mutex<Vec<Vec<u8>>>>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl RawBackend {
     pub fn start() -> RawBackend {
+        Self::start_inner(false)
+    }
+
+    /// Like [`RawBackend::start`], but also reads the request body (`Content-Length` or chunked,
+    /// de-chunked), records it (see [`RawBackend::bodies`]) and answers with the raw head followed
+    /// by the body (split them with [`split_head_body`]).
+    pub fn start_with_bodies() -> RawBackend {
+        Self::start_inner(true)
+    }
+
+    fn start_inner(read_bodies: bool) -> RawBackend {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind backend");
         let port = listener.local_addr().unwrap().port();
         let heads = Arc::new(Mutex::new(Vec::new()));
+        let bodies = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
-        let (h2, s2) = (heads.clone(), stop.clone());
+        let (h2, b2, s2) = (heads.clone(), bodies.clone(), stop.clone());
         let thread = std::thread::spawn(move || {
             for conn in listener.incoming() {
                 if s2.load(Ordering::SeqCst) {
                     break;
                 }
                 let Ok(mut conn) = conn else { continue };
-                let h3 = h2.clone();
+                let (h3, b3) = (h2.clone(), b2.clone());
                 std::thread::spawn(move || {
-                    let _ = serve_raw(&mut conn, &h3);
+                    let bodies = read_bodies.then_some(&*b3);
+                    let _ = serve_raw(&mut conn, &h3, bodies);
                 });
             }
         });
         RawBackend {
             port,
             heads,
+            bodies,
             stop,
             thread: Some(thread),
         }
@@ -1384,9 +1522,99 @@ impl RawBackend {
     pub fn heads(&self) -> Vec<Vec<u8>> {
         self.heads.lock().unwrap().clone()
     }
+
+    /// All request bodies received so far (only for [`RawBackend::start_with_bodies`]).
+    pub fn bodies(&self) -> Vec<Vec<u8>> {
+        self.bodies.lock().unwrap().clone()
+    }
 }
 
-fn serve_raw(conn: &mut TcpStream, heads: &Mutex<Vec<Vec<u8>>>) -> std::io::Result<()> {
+/// A response of [`RawBackend::start_with_bodies`] split into the raw request head (up to and
+/// including the blank line) and the request body.
+pub fn split_head_body(echo: &[u8]) -> (&[u8], &[u8]) {
+    match find(echo, b"\r\n\r\n") {
+        Some(p) => echo.split_at(p + 4),
+        None => (echo, &[]),
+    }
+}
+
+/// Reads more bytes into `buf`; false at EOF.
+fn read_more(conn: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result<bool> {
+    let mut chunk = [0u8; 16384];
+    let n = conn.read(&mut chunk)?;
+    buf.extend_from_slice(&chunk[..n]);
+    Ok(n > 0)
+}
+
+/// Reads the body that follows `head` (`rest` holds bytes already read after it).
+fn read_request_body(
+    conn: &mut TcpStream,
+    head: &[u8],
+    mut rest: Vec<u8>,
+) -> std::io::Result<Vec<u8>> {
+    const MAX: usize = 64 * 1024 * 1024;
+    let fields = raw_head_fields(head);
+    let get = |n: &str| {
+        fields
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(n))
+            .map(|(_, v)| v.clone())
+    };
+    let eof = || std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "body cut short");
+    if get("Transfer-Encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
+        let mut body = Vec::new();
+        let mut pos = 0;
+        loop {
+            let line_end = loop {
+                if let Some(p) = find(&rest[pos..], b"\r\n") {
+                    break pos + p;
+                }
+                if rest.len() > MAX || !read_more(conn, &mut rest)? {
+                    return Err(eof());
+                }
+            };
+            let line = String::from_utf8_lossy(&rest[pos..line_end]).into_owned();
+            let size_text = line.split(';').next().unwrap_or("").trim();
+            let size = usize::from_str_radix(size_text, 16).map_err(|_| {
+                std::io::Error::new(std::io::ErrorKind::InvalidData, "bad chunk size")
+            })?;
+            pos = line_end + 2;
+            if size == 0 {
+                // trailers, up to the blank line
+                while find(&rest[pos - 2..], b"\r\n\r\n").is_none() {
+                    if rest.len() > MAX || !read_more(conn, &mut rest)? {
+                        return Err(eof());
+                    }
+                }
+                return Ok(body);
+            }
+            while rest.len() < pos + size + 2 {
+                if rest.len() > MAX || !read_more(conn, &mut rest)? {
+                    return Err(eof());
+                }
+            }
+            body.extend_from_slice(&rest[pos..pos + size]);
+            pos += size + 2;
+        }
+    }
+    let len: usize = get("Content-Length")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+        .min(MAX);
+    while rest.len() < len {
+        if !read_more(conn, &mut rest)? {
+            return Err(eof());
+        }
+    }
+    rest.truncate(len);
+    Ok(rest)
+}
+
+fn serve_raw(
+    conn: &mut TcpStream,
+    heads: &Mutex<Vec<Vec<u8>>>,
+    bodies: Option<&Mutex<Vec<Vec<u8>>>>,
+) -> std::io::Result<()> {
     conn.set_read_timeout(Some(Duration::from_secs(10)))?;
     conn.set_write_timeout(Some(Duration::from_secs(10)))?;
     let mut buf = Vec::new();
@@ -1405,13 +1633,19 @@ fn serve_raw(conn: &mut TcpStream, heads: &Mutex<Vec<Vec<u8>>>) -> std::io::Resu
         buf.extend_from_slice(&chunk[..n]);
     };
     let head = buf[..end].to_vec();
-    heads.lock().unwrap().push(head.clone());
+    let mut echo = head.clone();
+    if let Some(bodies) = bodies {
+        let body = read_request_body(conn, &head, buf[end..].to_vec())?;
+        echo.extend_from_slice(&body);
+        bodies.lock().unwrap().push(body);
+    }
+    heads.lock().unwrap().push(head);
     let mut resp = format!(
         "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        head.len()
+        echo.len()
     )
     .into_bytes();
-    resp.extend_from_slice(&head);
+    resp.extend_from_slice(&echo);
     conn.write_all(&resp)?;
     conn.flush()?;
     let _ = conn.shutdown(Shutdown::Write);

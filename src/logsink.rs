@@ -1,0 +1,25 @@
+//! Log lines that are not about one request (a key endpoint that stopped answering, ...). The
+//! Apache layer installs a sink that writes to the main error log; without one (unit tests) they
+//! go nowhere.
+
+use std::sync::OnceLock;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    Error,
+    Warn,
+    Info,
+    Debug,
+}
+
+static SINK: OnceLock<fn(Level, &str)> = OnceLock::new();
+
+pub fn install(sink: fn(Level, &str)) {
+    let _ = SINK.set(sink);
+}
+
+pub fn emit(level: Level, msg: &str) {
+    if let Some(sink) = SINK.get() {
+        sink(level, msg);
+    }
+}

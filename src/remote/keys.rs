@@ -1,0 +1,218 @@
+//! Key sets fetched from a URL (`jwks_uri`, `eckey_uri`), kept fresh without letting the network
+//! or an attacker dictate the pace:
+//! - one fetch at a time per URL (single flight): concurrent requests wait for it or use the
+//!   current keys;
+//! - a token with an unknown `kid` triggers at most one refetch per `refresh_interval`;
+//! - a failed refresh keeps the last good keys (stale-if-error), logged once per interval;
+//! - a failed first fetch is not retried for `refresh_interval` (no request flood to a dead AS);
+//! - keys are refreshed when 90% of their lifetime has passed, by the request that notices.
+
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use super::fetch::{self, HttpOptions};
+use crate::jose::{Key, json};
+use crate::logsink::{self, Level};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// A JWK Set: `{"keys": [...]}`.
+    Jwks,
+    /// One PEM public key (AWS ALB style `eckey_uri`).
+    Pem,
+}
+
+pub struct RemoteKeys {
+    pub url: String,
+    format: Format,
+    http: HttpOptions,
+    ttl: Duration,
+    refresh_interval: Duration,
+    state: Mutex<State>,
+    fetched: Condvar,
+}
+
+#[derive(Default)]
+struct State {
+    keys: Option<Arc<Vec<Key>>>,
+    fetched_at: Option<Instant>,
+    last_attempt: Option<Instant>,
+    last_error: Option<String>,
+    in_flight: bool,
+    error_logged_at: Option<Instant>,
+    /// Number of fetches made (for tests and debug logs).
+    fetches: u64,
+}
+
+impl RemoteKeys {
+    pub fn new(
+        url: String,
+        format: Format,
+        http: HttpOptions,
+        ttl: Duration,
+        refresh_interval: Duration,
+    ) -> Self {
+        RemoteKeys {
+            url,
+            format,
+            http,
+            ttl,
+            refresh_interval,
+            state: Mutex::default(),
+            fetched: Condvar::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The current keys, fetching them when absent or expired.
+    pub fn keys(&self) -> Result<Arc<Vec<Key>>, String> {
+        let mut st = self.lock();
+        loop {
+            if let Some(keys) = &st.keys {
+                let fresh = st
+                    .fetched_at
+                    .is_some_and(|t| t.elapsed() < self.ttl.mul_f32(0.9));
+                // While one request refreshes (or refreshing is paused after a failure), the others
+                // keep using the keys they have, even past their lifetime (stale-if-error).
+                if fresh || st.in_flight || !self.may_fetch(&st) {
+                    return Ok(keys.clone());
+                }
+            } else if st.in_flight {
+                st = self.wait(st);
+                continue;
+            } else if !self.may_fetch(&st) {
+                return Err(format!(
+                    "keys from {} unavailable (last error: {})",
+                    self.url,
+                    st.last_error.as_deref().unwrap_or("unknown")
+                ));
+            }
+            return self.fetch_locked(st);
+        }
+    }
+
+    /// For a token whose `kid` is not in `seen`: refetch if allowed, or wait for a fetch that is
+    /// already running. Returns keys newer than `seen`, if any.
+    pub fn refresh_for_unknown_kid(&self, seen: &Arc<Vec<Key>>) -> Option<Arc<Vec<Key>>> {
+        let mut st = self.lock();
+        if st.in_flight {
+            st = self.wait(st);
+        } else if self.may_fetch(&st) {
+            return self.fetch_locked(st).ok().filter(|k| !Arc::ptr_eq(k, seen));
+        }
+        st.keys.clone().filter(|k| !Arc::ptr_eq(k, seen))
+    }
+
+    /// Fetch count so far (debugging and tests).
+    pub fn fetches(&self) -> u64 {
+        self.lock().fetches
+    }
+
+    fn may_fetch(&self, st: &State) -> bool {
+        st.last_attempt
+            .is_none_or(|t| t.elapsed() >= self.refresh_interval)
+    }
+
+    fn wait<'a>(&self, st: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
+        // Bounded: a fetch never takes longer than its timeout.
+        let bound = self.http.timeout + Duration::from_secs(1);
+        self.fetched
+            .wait_timeout_while(st, bound, |s| s.in_flight)
+            .unwrap_or_else(|e| e.into_inner())
+            .0
+    }
+
+    fn fetch_locked(&self, mut st: MutexGuard<'_, State>) -> Result<Arc<Vec<Key>>, String> {
+        st.in_flight = true;
+        st.last_attempt = Some(Instant::now());
+        st.fetches += 1;
+        drop(st);
+        let result = self.fetch();
+        let mut st = self.lock();
+        st.in_flight = false;
+        self.fetched.notify_all();
+        match result {
+            Ok(keys) => {
+                let keys = Arc::new(keys);
+                st.keys = Some(keys.clone());
+                st.fetched_at = Some(Instant::now());
+                st.last_error = None;
+                Ok(keys)
+            }
+            Err(e) => {
+                let log_now = st
+                    .error_logged_at
+                    .is_none_or(|t| t.elapsed() >= self.refresh_interval);
+                if log_now {
+                    st.error_logged_at = Some(Instant::now());
+                    let fallback = if st.keys.is_some() {
+                        "; keeping the last good keys"
+                    } else {
+                        ""
+                    };
+                    logsink::emit(
+                        Level::Error,
+                        &format!(
+                            "oauth2: fetching keys from {} failed: {e}{fallback}",
+                            self.url
+                        ),
+                    );
+                }
+                st.last_error = Some(e.clone());
+                st.keys.clone().ok_or(e)
+            }
+        }
+    }
+
+    fn fetch(&self) -> Result<Vec<Key>, String> {
+        let req = fetch::Request {
+            url: &self.url,
+            form: None,
+            basic_auth: None,
+        };
+        let resp = fetch::send(&req, &self.http).map_err(|e| e.to_string())?;
+        match self.format {
+            Format::Jwks => parse_jwks(&resp.body),
+            Format::Pem => {
+                let text = std::str::from_utf8(&resp.body)
+                    .map_err(|_| "PEM key is not text".to_string())?;
+                Key::from_pem_public_key(text)
+                    .map(|k| vec![k])
+                    .map_err(|e| e.to_string())
+            }
+        }
+    }
+}
+
+/// A JWK Set: keys for signing (`use` absent or `sig`) are imported; others, unsupported or
+/// invalid keys are skipped (with a debug note), as the C module does.
+pub fn parse_jwks(body: &[u8]) -> Result<Vec<Key>, String> {
+    let doc = json::parse_object_as(body, "JWKS").map_err(|e| e.to_string())?;
+    let Some(serde_json::Value::Array(items)) = doc.get("keys") else {
+        return Err("JWKS has no \"keys\" array".into());
+    };
+    let mut keys = Vec::with_capacity(items.len());
+    for item in items {
+        let Some(jwk) = item.as_object() else {
+            continue;
+        };
+        if jwk
+            .get("use")
+            .and_then(|u| u.as_str())
+            .is_some_and(|u| u != "sig")
+        {
+            continue;
+        }
+        match Key::from_jwk_map(jwk) {
+            Ok(k) => keys.push(k),
+            Err(e) => logsink::emit(Level::Debug, &format!("oauth2: JWKS key skipped: {e}")),
+        }
+    }
+    if keys.is_empty() {
+        return Err("JWKS has no usable signing key".into());
+    }
+    Ok(keys)
+}
