@@ -287,7 +287,9 @@ phase_replace_c_module() {
     if known "$CPKG"; then
         check "apt-get purge -y $CPKG" quiet run apt-get purge -y "$CPKG"
     fi
-    check "apt-get autoremove --purge (the C module's libraries)" quiet run apt-get autoremove -y --purge
+    if [ -n "$ROOT" ]; then # on the host, host_restore purges exactly what the test installed
+        check "apt-get autoremove --purge (the C module's libraries)" quiet run apt-get autoremove -y --purge
+    fi
     check_gone
     check "dpkg knows nothing of $CPKG" sh -c "! chroot '${ROOT:-/}' dpkg-query -W -f='\${Status}' $CPKG 2>/dev/null | grep -qv not-installed"
 }
@@ -321,9 +323,9 @@ EOF
     local rc=0
     (
         ROOT=$BASE.tmp
-        quiet run apt-get update
-        quiet run apt-get install -y --no-install-recommends apache2 ca-certificates
-        run apt-get clean
+        quiet run apt-get update &&
+            quiet run apt-get install -y --no-install-recommends apache2 ca-certificates &&
+            run apt-get clean
     ) || rc=$?
     umount "$BASE.tmp/proc"
     [ $rc = 0 ] || die "could not install apache2 in the base chroot"
@@ -413,7 +415,7 @@ host_setup() {
     fi
     # A clean start: neither package (both are restored at the end).
     for p in "$PKG" "$CPKG"; do
-        known "$p" && quiet apt-get purge -y "$p"
+        if known "$p"; then quiet apt-get purge -y "$p"; fi
     done
     rm -rf "$DATA"
 }

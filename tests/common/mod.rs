@@ -16,6 +16,8 @@
 //!   directory is always kept when the test panics, and its path is printed.
 #![allow(dead_code)]
 
+pub mod remote;
+
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use openssl::asn1::Asn1Time;
@@ -1561,6 +1563,9 @@ fn read_request_body(
             .map(|(_, v)| v.clone())
     };
     let eof = || std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "body cut short");
+    if get("Expect").is_some_and(|v| v.eq_ignore_ascii_case("100-continue")) {
+        conn.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
+    }
     if get("Transfer-Encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
         let mut body = Vec::new();
         let mut pos = 0;
