@@ -74,6 +74,8 @@ const command_rec oauth2_shim_cmds[] = {
                    "OAuth2AcceptTokenIn environment|header|query|post|cookie|basic [<options>]"),
     AP_INIT_TAKE1("OAuth2TargetPass", cmd_take1, OAUTH2_CMD(OAUTH2_CMD_TARGET_PASS),
                   OAUTH2_CONTEXTS, "OAuth2TargetPass <options>: how claims reach the backend"),
+    AP_INIT_TAKE12("OAuth2Cache", cmd_take12, OAUTH2_CMD(OAUTH2_CMD_CACHE), OAUTH2_CONTEXTS,
+                   "OAuth2Cache shm|file|memcache|redis [<options>]: a cache for results and keys"),
     AP_INIT_TAKE1("OAuth2CryptoPassphrase", cmd_take1, OAUTH2_CMD(OAUTH2_CMD_CRYPTO_PASSPHRASE),
                   OAUTH2_CONTEXTS, "OAuth2CryptoPassphrase <passphrase>: for encrypted caches"),
     { NULL }
@@ -265,6 +267,38 @@ void oauth2_body_replace(request_rec *r, const char *data, apr_size_t len)
     }
 }
 
+/* After the configuration is read (also for `apache2 -t`): settings that span directives. */
+static int oauth2_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
+                               server_rec *s)
+{
+    const char *err = oauth2_rs_check_config(ptemp);
+    if (err != NULL) {
+        ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_CRIT, 0, s, "mod_oauth2: %s", err);
+        return !OK;
+    }
+    return OK;
+}
+
+static apr_status_t oauth2_config_cleared(void *data)
+{
+    oauth2_rs_config_cleared();
+    return APR_SUCCESS;
+}
+
+/* In the parent, before children are forked: shared caches are created here. */
+static int oauth2_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
+                              server_rec *s)
+{
+    const char *err = oauth2_rs_post_config(ptemp);
+    /* Caches live as long as this configuration generation: released before a restart re-reads it. */
+    apr_pool_cleanup_register(pconf, NULL, oauth2_config_cleared, apr_pool_cleanup_null);
+    if (err != NULL) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, "mod_oauth2: %s", err);
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    return OK;
+}
+
 static void oauth2_retrieve_optional_fn(void)
 {
     oauth2_ssl_var_lookup = APR_RETRIEVE_OPTIONAL_FN(ssl_var_lookup);
@@ -277,6 +311,8 @@ void oauth2_shim_register_hooks(apr_pool_t *p)
     ap_hook_check_authn(oauth2_check_authn, NULL, succ, APR_HOOK_MIDDLE, AP_AUTH_INTERNAL_PER_CONF);
     ap_hook_optional_fn_retrieve(oauth2_retrieve_optional_fn, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_pre_config(oauth2_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_check_config(oauth2_check_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_post_config(oauth2_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_register_auth_provider(p, AUTHZ_PROVIDER_GROUP, "oauth2_claim", AUTHZ_PROVIDER_VERSION,
                               &oauth2_authz_claim_provider, AP_AUTH_INTERNAL_PER_CONF);
     ap_register_input_filter(OAUTH2_BODY_FILTER, oauth2_body_replay, NULL, AP_FTYPE_PROTOCOL - 1);

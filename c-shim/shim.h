@@ -16,6 +16,7 @@ typedef struct {
 #define OAUTH2_CMD_ACCEPT_TOKEN_IN 2
 #define OAUTH2_CMD_TARGET_PASS 3
 #define OAUTH2_CMD_CRYPTO_PASSPHRASE 4
+#define OAUTH2_CMD_CACHE 5
 
 /* Where a directive was written */
 typedef struct {
@@ -29,6 +30,9 @@ typedef struct {
 extern const char *oauth2_rs_cmd(const oauth2_cmd_site *site, void **rs, int which, const char *a1,
                                  const char *a2, const char *a3);
 extern void oauth2_rs_pre_config(void);
+extern const char *oauth2_rs_check_config(apr_pool_t *ptemp);
+extern const char *oauth2_rs_post_config(apr_pool_t *ptemp);
+extern void oauth2_rs_config_cleared(void);
 extern const char *oauth2_rs_authz_parse(apr_pool_t *pool, const char *require_line,
                                          const void **parsed);
 extern int oauth2_rs_authz_claim(request_rec *r, const void *parsed);

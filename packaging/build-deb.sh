@@ -19,11 +19,15 @@ OUT=$TOP/target/debian
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
-# Build dependencies (Debian's; the Rust toolchain comes from rustup, see packaging/README.md).
+# Build dependencies: debian/control's Build-Depends (the Rust toolchain comes from rustup, see
+# packaging/README.md), plus lintian.
 need=()
-for p in build-essential debhelper apache2-dev libapr1-dev libaprutil1-dev libssl-dev pkg-config lintian; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
-done
+dpkg-query -W -f='${Status}' lintian 2>/dev/null | grep -q "install ok installed" || need+=(lintian)
+dpkg-query -W -f='${Status}' build-essential 2>/dev/null | grep -q "install ok installed" || need+=(build-essential)
+if ! unmet=$(dpkg-checkbuilddeps packaging/debian/control 2>&1); then
+    # "dpkg-checkbuilddeps: error: Unmet build dependencies: a (>= 1) b | c" -> a b
+    need+=($(echo "$unmet" | sed -n 's/.*Unmet build dependencies: //p' | sed 's/([^)]*)//g; s/ *| *[^ ]*//g; s/:any//g'))
+fi
 if [ ${#need[@]} -gt 0 ]; then
     echo "build-deb: installing ${need[*]}" >&2
     as_root apt-get update -qq

@@ -271,6 +271,7 @@ phase_replace_c_module() {
     fi
     say "2. apt-get install ./$DEBNAME over $CPKG"
     apt_install_deb
+    check "the postinst points at the C package's leftover state" grep -q "left its configuration state" "$WORK/cmd.out"
     check "$PKG is installed" installed "$PKG"
     check "$CPKG is no longer installed" sh -c "! chroot '${ROOT:-/}' dpkg-query -W -f='\${Status}' $CPKG 2>/dev/null | grep -q 'install ok installed'"
     echo "  $CPKG status now: $(run dpkg-query -W -f='${Status}' $CPKG 2>/dev/null || echo 'unknown to dpkg')"
@@ -281,12 +282,20 @@ phase_replace_c_module() {
     check "a2enmod oauth2 still works" run a2enmod oauth2
     check "apache2ctl -t" run apache2ctl -t
     http_checks
-    check "a2dissite $SITE" run a2dissite "$SITE"
-    say "2. apt-get purge $PKG (and what is left of $CPKG)"
-    check "apt-get purge -y $PKG" quiet run apt-get purge -y "$PKG"
-    if known "$CPKG"; then
-        check "apt-get purge -y $CPKG" quiet run apt-get purge -y "$CPKG"
+    say "2. apt-get purge $CPKG (its leftover state) while $PKG is installed"
+    check "apt-get purge -y $CPKG" quiet run apt-get purge -y "$CPKG"
+    check "$PKG is still installed" installed "$PKG"
+    if run a2query -m oauth2 >>"$LOG" 2>&1; then
+        echo "  oauth2 is still enabled"
+    else
+        echo "  the C package's postrm disabled oauth2, as packaging/README.md says; a2enmod oauth2 again:"
     fi
+    check "a2enmod oauth2" run a2enmod oauth2
+    check "apache2ctl -t" run apache2ctl -t
+    http_checks
+    check "a2dissite $SITE" run a2dissite "$SITE"
+    say "2. apt-get purge $PKG"
+    check "apt-get purge -y $PKG" quiet run apt-get purge -y "$PKG"
     if [ -n "$ROOT" ]; then # on the host, host_restore purges exactly what the test installed
         check "apt-get autoremove --purge (the C module's libraries)" quiet run apt-get autoremove -y --purge
     fi

@@ -9,6 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crate::apache::{log, request::ApacheRequest};
 use crate::authn::{self, Mode};
 use crate::authz;
+use crate::cache;
 use crate::challenge::www_authenticate;
 use crate::config::{DirConfig, global, verifier};
 use crate::ffi;
@@ -70,6 +71,14 @@ pub extern "C" fn oauth2_rs_cmd(
         if which == ffi::OAUTH2_CMD_CRYPTO_PASSPHRASE {
             return global::set_crypto_passphrase(a1);
         }
+        if which == ffi::OAUTH2_CMD_CACHE {
+            let (spec, warnings) = cache::config::parse(a1, a2)?;
+            for w in &warnings {
+                log::server(site.server, ffi::APLOG_WARNING, w);
+            }
+            cache::registry::add(spec);
+            return Ok(());
+        }
         // SAFETY: rs points into this context's shim config; *rs is NULL or a DirConfig we own.
         let slot = unsafe { &mut *rs };
         if slot.is_null() {
@@ -113,8 +122,46 @@ pub extern "C" fn oauth2_rs_cmd(
 pub extern "C" fn oauth2_rs_pre_config() {
     let _ = catch_unwind(|| {
         global::reset();
+        cache::registry::reset();
         crate::logsink::install(log::process);
     });
+}
+
+/// Checks that span directives (run by `apache2 -t` too); NULL or the error to print.
+#[unsafe(no_mangle)]
+pub extern "C" fn oauth2_rs_check_config(ptemp: *mut ffi::apr_pool_t) -> *const c_char {
+    match catch_unwind(cache::registry::check) {
+        Ok(Ok(())) => std::ptr::null(),
+        Ok(Err(e)) => pool_message(ptemp, &e),
+        Err(_) => pool_message(
+            ptemp,
+            "internal error (panic) while checking the configuration",
+        ),
+    }
+}
+
+/// Creates the shared caches in the parent, before the children are forked. A cache that cannot
+/// be created is logged and left out: authentication works without it.
+#[unsafe(no_mangle)]
+pub extern "C" fn oauth2_rs_post_config(ptemp: *mut ffi::apr_pool_t) -> *const c_char {
+    match catch_unwind(cache::registry::init_all) {
+        Ok(errors) => {
+            for e in errors {
+                crate::logsink::emit(
+                    crate::logsink::Level::Error,
+                    &format!("oauth2: {e}; running without it"),
+                );
+            }
+            std::ptr::null()
+        }
+        Err(_) => pool_message(ptemp, "internal error (panic) while creating caches"),
+    }
+}
+
+/// The configuration generation is being released (restart or stop).
+#[unsafe(no_mangle)]
+pub extern "C" fn oauth2_rs_config_cleared() {
+    let _ = catch_unwind(cache::registry::reset);
 }
 
 /// Parses `Require oauth2_claim ...` once, at configuration time.

@@ -41,6 +41,7 @@ pub const OAUTH2_CMD_TOKEN_VERIFY: c_int = 1;
 pub const OAUTH2_CMD_ACCEPT_TOKEN_IN: c_int = 2;
 pub const OAUTH2_CMD_TARGET_PASS: c_int = 3;
 pub const OAUTH2_CMD_CRYPTO_PASSPHRASE: c_int = 4;
+pub const OAUTH2_CMD_CACHE: c_int = 5;
 
 /// Where a directive was written (c-shim/shim.h `oauth2_cmd_site`).
 #[repr(C)]

@@ -7,6 +7,7 @@
 
 pub mod authn;
 pub mod authz;
+pub mod cache;
 pub mod challenge;
 pub mod config;
 pub mod jose;

@@ -117,3 +117,55 @@ fn valid_configurations_pass() {
         );
     }
 }
+
+#[test]
+fn unknown_token_source_method() {
+    for line in [
+        "OAuth2AcceptTokenIn bogus",
+        "OAuth2AcceptTokenIn Header",
+        "OAuth2AcceptTokenIn bogus name=x",
+    ] {
+        let t = Httpd::config_test(HttpdConfig::new(location(line)));
+        assert_syntax_error(
+            &t,
+            line,
+            Some(
+                "Invalid value, must be one of: environment, header, query, post, cookie or basic.",
+            ),
+        );
+    }
+}
+
+#[test]
+fn bad_strip_flag() {
+    for line in [
+        "OAuth2AcceptTokenIn query strip=maybe",
+        "OAuth2AcceptTokenIn header name=X-T&strip=yes",
+        "OAuth2AcceptTokenIn cookie strip=",
+    ] {
+        let t = Httpd::config_test(HttpdConfig::new(location(line)));
+        assert_syntax_error(
+            &t,
+            line,
+            Some("value must be \"true\", \"false\", \"1\", \"0\",  \"on\" or \"off\""),
+        );
+    }
+}
+
+#[test]
+fn valid_token_sources_pass() {
+    let t = Httpd::config_test(HttpdConfig::new(location(
+        "OAuth2TokenVerify plain 0123456789abcdef0123456789abcdef\n\
+         OAuth2AcceptTokenIn environment name=my_token&strip=OFF\n\
+         OAuth2AcceptTokenIn header name=X-Token&type=\n\
+         OAuth2AcceptTokenIn query name=at&strip=on\n\
+         OAuth2AcceptTokenIn post strip=TRUE\n\
+         OAuth2AcceptTokenIn cookie name=c&strip=0\n\
+         OAuth2AcceptTokenIn basic",
+    )));
+    assert!(
+        t.ok && t.output.contains("Syntax OK"),
+        "apache2 -t refused valid OAuth2AcceptTokenIn lines:\n{}",
+        t.output
+    );
+}

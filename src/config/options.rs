@@ -29,6 +29,18 @@ impl Options {
             .map(|(_, v)| v.as_str())
     }
 
+    /// A canonical text of the options (first occurrences, in order), for identities.
+    pub fn canonical(&self) -> String {
+        let mut s = String::new();
+        for (n, v) in &self.pairs {
+            s.push_str(n);
+            s.push('\u{1}');
+            s.push_str(v);
+            s.push('\u{2}');
+        }
+        s
+    }
+
     /// Names given that are not in `known`: the C module ignores them silently; we tell the admin.
     pub fn unknown<'a>(&'a self, known: &'a [&str]) -> impl Iterator<Item = &'a str> + 'a {
         self.pairs

@@ -18,7 +18,7 @@ use crate::remote::introspect::Introspector;
 use crate::remote::keys::{Format, RemoteKeys};
 use crate::remote::metadata::{Metadata, Templates};
 use crate::verify::claims::ClaimPolicy;
-use crate::verify::{Binding, Source, Verifier};
+use crate::verify::{Binding, ResultCaching, Source, Verifier};
 
 pub const UNKNOWN_TYPE: &str = "Invalid value, must be one of: plain, base64, base64url, hex, pem, pubkey, jwk, jwks_uri, eckey_uri, introspect or metadata.";
 pub const UNKNOWN_BINDING: &str =
@@ -26,6 +26,8 @@ pub const UNKNOWN_BINDING: &str =
 
 /// Options this version acts on.
 const ACTIVE_OPTIONS: &[&str] = &[
+    "verify.cache",
+    "expiry",
     "kid",
     "type",
     "mtls.policy",
@@ -42,6 +44,7 @@ const ACTIVE_OPTIONS: &[&str] = &[
 
 /// Per-endpoint options, after `<prefix>.` (`jwks_uri.`, `eckey_uri.`, `metadata.`, `introspect.`).
 const ENDPOINT_OPTIONS: &[&str] = &[
+    "cache",
     "ssl_verify",
     "ca_file",
     "outgoing_proxy",
@@ -67,10 +70,7 @@ const CREDENTIAL_OPTIONS: &[&str] = &[
 
 /// Options the C module reads that have no effect here (yet): accepted, noted at debug level.
 const INERT_OPTIONS: &[&str] = &[
-    "verify.cache",
     "cache",
-    "jwks_uri.cache",
-    "eckey_uri.cache",
     "metadata.cache",
     "introspect.cache",
     "jwks_uri.url",
@@ -150,6 +150,7 @@ pub fn parse(
                 jwks_http: http_options(&options, "jwks_uri")?,
                 jwks_ttl: seconds(&options, "jwks_uri.expiry", 86_400)?,
                 jwks_refresh_interval: seconds(&options, "jwks_uri.refresh_interval", 10)?,
+                jwks_cache: document_cache(&options, "jwks_uri")?,
                 introspect_http: http_options(&options, "introspect")?,
                 introspect_auth: EndpointAuth::parse(&options, "introspect")?,
                 introspect_params: introspect_params(&options)?,
@@ -157,7 +158,6 @@ pub fn parse(
                     .get("introspect.token_param_name")
                     .unwrap_or("token")
                     .to_string(),
-                introspect_ttl: seconds(&options, "expiry", 300)?,
             };
             let url = endpoint_url("metadata", value)?;
             let metadata = Metadata::new(
@@ -204,6 +204,7 @@ pub fn parse(
         }
     }
 
+    let results = result_caching(kind, value, &options, &source, &mut warnings)?;
     let label = format!("{kind} ({describe} at {}:{})", origin.file, origin.line);
     Ok(Parsed {
         verifier: Verifier {
@@ -211,10 +212,40 @@ pub fn parse(
             source,
             claims,
             binding,
+            results,
         },
         warnings,
         debug,
     })
+}
+
+/// `verify.cache` and `expiry`: accepted tokens are remembered per verifier identity. A shared cache
+/// is used for remote verification (it saves a round trip to the authorization server) and, for
+/// local keys, only when it is shared memory (a network cache would be slower than verifying).
+fn result_caching(
+    kind: &str,
+    value: &str,
+    options: &Options,
+    source: &Source,
+    warnings: &mut Vec<String>,
+) -> Result<ResultCaching, String> {
+    let mut identity = openssl::sha::Sha256::new();
+    for part in [kind, value, options.canonical().as_str()] {
+        identity.update(part.as_bytes());
+        identity.update(&[0]);
+    }
+    let ttl = seconds(options, "expiry", 300)?;
+    let name = options.get("verify.cache");
+    let shared = crate::cache::registry::resolve(name);
+    if shared.is_none() {
+        warnings.push(format!(
+            "OAuth2TokenVerify: verify.cache={}: no OAuth2Cache with that name (OAuth2Cache lines must come \
+             before the OAuth2TokenVerify lines that use them); results are cached in this process only",
+            name.unwrap_or("")
+        ));
+    }
+    let shared = shared.filter(|c| !matches!(source, Source::Keys(_)) || c.is_local_memory());
+    Ok(ResultCaching::new(identity.finish(), ttl, shared))
 }
 
 /// The keys written in the configuration line.
@@ -253,7 +284,25 @@ fn remote_keys(
         http_options(options, prefix)?,
         seconds(options, &format!("{prefix}.expiry"), 86_400)?,
         seconds(options, &format!("{prefix}.refresh_interval"), 10)?,
+        document_cache(options, prefix)?,
     ))
+}
+
+/// `<prefix>.cache`: where fetched documents are shared; a name that matches no cache is an error
+/// (`cache could not be found`, as in the C module).
+fn document_cache(
+    options: &Options,
+    prefix: &str,
+) -> Result<Option<Arc<crate::cache::Cache>>, String> {
+    let name = options.get(&format!("{prefix}.cache"));
+    match crate::cache::registry::resolve(name) {
+        Some(c) => Ok(Some(c)),
+        None => Err(format!(
+            "cache could not be found: {prefix}.cache={} names no OAuth2Cache (OAuth2Cache lines must come before the \
+             OAuth2TokenVerify lines that use them)",
+            name.unwrap_or("")
+        )),
+    }
 }
 
 fn introspector(options: &Options, value: &str) -> Result<Introspector, String> {
@@ -266,7 +315,6 @@ fn introspector(options: &Options, value: &str) -> Result<Introspector, String> 
             .get("introspect.token_param_name")
             .unwrap_or("token")
             .to_string(),
-        seconds(options, "expiry", 300)?,
     ))
 }
 
@@ -596,10 +644,16 @@ mod tests {
 
     #[test]
     fn unknown_options_warn_and_inert_ones_are_debug() {
-        let p = parse("plain", SECRET, Some("bogus=1&verify.cache=x"), &ORIGIN).unwrap();
+        let p = parse(
+            "plain",
+            SECRET,
+            Some("bogus=1&mtls.env_var_name=x"),
+            &ORIGIN,
+        )
+        .unwrap();
         assert_eq!(p.warnings.len(), 1);
         assert!(p.warnings[0].contains("bogus"));
         assert_eq!(p.debug.len(), 1);
-        assert!(p.debug[0].contains("verify.cache"));
+        assert!(p.debug[0].contains("mtls.env_var_name"));
     }
 }

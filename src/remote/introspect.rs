@@ -1,17 +1,11 @@
 //! RFC 7662 token introspection: POST the token to the authorization server and accept it only
-//! for HTTP 2xx, a JSON object and `"active": true`. Results are cached per verifier by the hash
-//! of the token, never past the response's `exp`.
+//! for HTTP 2xx, a JSON object and `"active": true`. (Results are cached by the verifier.)
 
 use serde_json::{Map, Value};
-use std::time::Duration;
 
 use super::auth::EndpointAuth;
 use super::fetch::{self, HttpOptions};
-use super::result_cache::{Claims, ResultCache, ttl_for};
 use crate::jose::json;
-
-/// Cached results per introspection verifier at most (memory bound).
-const MAX_CACHED_RESULTS: usize = 100_000;
 
 pub struct Introspector {
     pub url: String,
@@ -21,9 +15,6 @@ pub struct Introspector {
     pub params: Vec<(String, String)>,
     /// `introspect.token_param_name`, default `token`.
     pub token_param: String,
-    /// `expiry`: how long an accepted result is reused (default 300 s).
-    pub ttl: Duration,
-    cache: ResultCache,
 }
 
 impl Introspector {
@@ -33,7 +24,6 @@ impl Introspector {
         auth: EndpointAuth,
         params: Vec<(String, String)>,
         token_param: String,
-        ttl: Duration,
     ) -> Self {
         Introspector {
             url,
@@ -41,23 +31,7 @@ impl Introspector {
             auth,
             params,
             token_param,
-            ttl,
-            cache: ResultCache::new(MAX_CACHED_RESULTS),
         }
-    }
-
-    /// A cached result for this token, if still valid.
-    pub fn cached(&self, token: &str) -> Option<Claims> {
-        self.cache.get(&ResultCache::key(token))
-    }
-
-    /// Remembers an accepted result (after the caller's claim checks passed).
-    pub fn remember(&self, token: &str, claims: &Claims, now: i64) {
-        self.cache.put(
-            ResultCache::key(token),
-            claims.clone(),
-            ttl_for(claims, self.ttl, now),
-        );
     }
 
     /// Asks the authorization server; `Ok` only for an active token.

@@ -11,6 +11,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::fetch::{self, HttpOptions};
+use crate::cache::Cache;
 use crate::jose::{Key, json};
 use crate::logsink::{self, Level};
 
@@ -28,9 +29,13 @@ pub struct RemoteKeys {
     http: HttpOptions,
     ttl: Duration,
     refresh_interval: Duration,
+    /// `<prefix>.cache`: fetched documents shared with other children and hosts.
+    shared: Option<Arc<Cache>>,
     state: Mutex<State>,
     fetched: Condvar,
 }
+
+const DOCUMENT_NAMESPACE: &str = "document";
 
 #[derive(Default)]
 struct State {
@@ -51,6 +56,7 @@ impl RemoteKeys {
         http: HttpOptions,
         ttl: Duration,
         refresh_interval: Duration,
+        shared: Option<Arc<Cache>>,
     ) -> Self {
         RemoteKeys {
             url,
@@ -58,6 +64,7 @@ impl RemoteKeys {
             http,
             ttl,
             refresh_interval,
+            shared,
             state: Mutex::default(),
             fetched: Condvar::new(),
         }
@@ -90,7 +97,7 @@ impl RemoteKeys {
                     st.last_error.as_deref().unwrap_or("unknown")
                 ));
             }
-            return self.fetch_locked(st);
+            return self.fetch_locked(st, false);
         }
     }
 
@@ -101,7 +108,11 @@ impl RemoteKeys {
         if st.in_flight {
             st = self.wait(st);
         } else if self.may_fetch(&st) {
-            return self.fetch_locked(st).ok().filter(|k| !Arc::ptr_eq(k, seen));
+            // Straight from the network: the shared copy is what lacks the kid.
+            return self
+                .fetch_locked(st, true)
+                .ok()
+                .filter(|k| !Arc::ptr_eq(k, seen));
         }
         st.keys.clone().filter(|k| !Arc::ptr_eq(k, seen))
     }
@@ -125,14 +136,26 @@ impl RemoteKeys {
             .0
     }
 
-    fn fetch_locked(&self, mut st: MutexGuard<'_, State>) -> Result<Arc<Vec<Key>>, String> {
+    fn fetch_locked(
+        &self,
+        mut st: MutexGuard<'_, State>,
+        network_only: bool,
+    ) -> Result<Arc<Vec<Key>>, String> {
         st.in_flight = true;
         st.last_attempt = Some(Instant::now());
-        st.fetches += 1;
         drop(st);
-        let result = self.fetch();
+        let shared = if network_only {
+            None
+        } else {
+            self.from_shared_cache()
+        };
+        let from_network = shared.is_none();
+        let result = shared.map_or_else(|| self.fetch(), Ok);
         let mut st = self.lock();
         st.in_flight = false;
+        if from_network {
+            st.fetches += 1;
+        }
         self.fetched.notify_all();
         match result {
             Ok(keys) => {
@@ -174,11 +197,33 @@ impl RemoteKeys {
             basic_auth: None,
         };
         let resp = fetch::send(&req, &self.http).map_err(|e| e.to_string())?;
+        let keys = self.parse(&resp.body)?;
+        if let Some(cache) = &self.shared {
+            cache.set(
+                DOCUMENT_NAMESPACE,
+                self.url.as_bytes(),
+                &resp.body,
+                self.ttl,
+            );
+        }
+        Ok(keys)
+    }
+
+    /// A copy another child (or host) fetched; a copy that does not parse is ignored.
+    fn from_shared_cache(&self) -> Option<Vec<Key>> {
+        let body = self
+            .shared
+            .as_ref()?
+            .get(DOCUMENT_NAMESPACE, self.url.as_bytes())?;
+        self.parse(&body).ok()
+    }
+
+    fn parse(&self, body: &[u8]) -> Result<Vec<Key>, String> {
         match self.format {
-            Format::Jwks => parse_jwks(&resp.body),
+            Format::Jwks => parse_jwks(body),
             Format::Pem => {
-                let text = std::str::from_utf8(&resp.body)
-                    .map_err(|_| "PEM key is not text".to_string())?;
+                let text =
+                    std::str::from_utf8(body).map_err(|_| "PEM key is not text".to_string())?;
                 Key::from_pem_public_key(text)
                     .map(|k| vec![k])
                     .map_err(|e| e.to_string())

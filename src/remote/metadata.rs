@@ -18,11 +18,11 @@ pub struct Templates {
     pub jwks_http: HttpOptions,
     pub jwks_ttl: Duration,
     pub jwks_refresh_interval: Duration,
+    pub jwks_cache: Option<Arc<crate::cache::Cache>>,
     pub introspect_http: HttpOptions,
     pub introspect_auth: EndpointAuth,
     pub introspect_params: Vec<(String, String)>,
     pub introspect_token_param: String,
-    pub introspect_ttl: Duration,
 }
 
 pub struct Discovered {
@@ -144,6 +144,7 @@ impl Metadata {
                 t.jwks_http.clone(),
                 t.jwks_ttl,
                 t.jwks_refresh_interval,
+                t.jwks_cache.clone(),
             )),
         });
         let introspector = url_of("introspection_endpoint").map(|u| {
@@ -155,7 +156,6 @@ impl Metadata {
                     t.introspect_auth.clone(),
                     t.introspect_params.clone(),
                     t.introspect_token_param.clone(),
-                    t.introspect_ttl,
                 )),
             }
         });

@@ -1,5 +1,6 @@
-//! Verification results kept in this process: keyed by the SHA-256 of the token (never the token
-//! itself), each entry expiring at the earlier of its TTL and the token's own expiry. Bounded.
+//! Accepted tokens kept in this process: keyed by a SHA-256 over the verifier identity and the
+//! token (never the token itself), each entry expiring at the earlier of its TTL and the token's
+//! own expiry. Bounded in entries, with O(1) work per insert even under a flood of new tokens.
 
 use serde_json::{Map, Value};
 use std::collections::HashMap;
@@ -9,28 +10,30 @@ use std::time::{Duration, Instant};
 pub type Claims = Arc<Map<String, Value>>;
 
 pub struct ResultCache {
-    entries: Mutex<HashMap<[u8; 32], (Instant, Claims)>>,
+    entries: Mutex<Entries>,
     max_entries: usize,
+}
+
+#[derive(Default)]
+struct Entries {
+    map: HashMap<[u8; 32], (Instant, Claims)>,
+    last_sweep: Option<Instant>,
 }
 
 impl ResultCache {
     pub fn new(max_entries: usize) -> Self {
         ResultCache {
-            entries: Mutex::new(HashMap::new()),
+            entries: Mutex::new(Entries::default()),
             max_entries,
         }
     }
 
-    pub fn key(token: &str) -> [u8; 32] {
-        openssl::sha::sha256(token.as_bytes())
-    }
-
     pub fn get(&self, key: &[u8; 32]) -> Option<Claims> {
-        let mut map = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        match map.get(key) {
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        match entries.map.get(key) {
             Some((until, claims)) if Instant::now() < *until => Some(claims.clone()),
             Some(_) => {
-                map.remove(key);
+                entries.map.remove(key);
                 None
             }
             None => None,
@@ -43,17 +46,36 @@ impl ResultCache {
             return;
         }
         let now = Instant::now();
-        let mut map = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        if map.len() >= self.max_entries {
-            map.retain(|_, (until, _)| *until > now);
-            if map.len() >= self.max_entries {
-                // Still full of live entries: make room by dropping an arbitrary one (bounded memory).
-                if let Some(k) = map.keys().next().copied() {
-                    map.remove(&k);
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if entries.map.len() >= self.max_entries && !entries.map.contains_key(&key) {
+            // Sweeping is O(n): at most once a second, so a flood of new tokens stays O(1) each.
+            if entries
+                .last_sweep
+                .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1))
+            {
+                entries.last_sweep = Some(now);
+                entries.map.retain(|_, (until, _)| *until > now);
+            }
+            if entries.map.len() >= self.max_entries {
+                // Still full of live entries: drop an arbitrary one (bounded memory).
+                if let Some(k) = entries.map.keys().next().copied() {
+                    entries.map.remove(&k);
                 }
             }
         }
-        map.insert(key, (now + ttl, claims));
+        entries.map.insert(key, (now + ttl, claims));
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .map
+            .len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -81,40 +103,34 @@ mod tests {
         v.as_object().cloned().unwrap_or_default()
     }
 
-    #[test]
-    fn ttl_never_outlives_exp() {
-        let now = 1_000;
-        assert_eq!(
-            ttl_for(
-                &claims(json!({"exp": 1_010})),
-                Duration::from_secs(300),
-                now
-            ),
-            Duration::from_secs(10)
-        );
-        assert_eq!(
-            ttl_for(&claims(json!({"exp": 999})), Duration::from_secs(300), now),
-            Duration::ZERO
-        );
-        assert_eq!(
-            ttl_for(&claims(json!({})), Duration::from_secs(300), now),
-            Duration::from_secs(300)
-        );
+    fn key(i: u32) -> [u8; 32] {
+        openssl::sha::sha256(&i.to_be_bytes())
     }
 
     #[test]
-    fn bounded_and_keyed_by_hash() {
-        let c = ResultCache::new(2);
-        for t in ["a", "b", "c"] {
-            c.put(
-                ResultCache::key(t),
-                Arc::new(Map::new()),
-                Duration::from_secs(60),
-            );
+    fn ttl_never_outlives_exp() {
+        let now = 1_000;
+        let five_min = Duration::from_secs(300);
+        assert_eq!(
+            ttl_for(&claims(json!({"exp": 1_010})), five_min, now),
+            Duration::from_secs(10)
+        );
+        assert_eq!(
+            ttl_for(&claims(json!({"exp": 999})), five_min, now),
+            Duration::ZERO
+        );
+        assert_eq!(ttl_for(&claims(json!({})), five_min, now), five_min);
+    }
+
+    #[test]
+    fn bounded_and_zero_ttl_not_stored() {
+        let c = ResultCache::new(100);
+        for i in 0..10_000 {
+            c.put(key(i), Arc::new(Map::new()), Duration::from_secs(60));
         }
-        assert!(c.entries.lock().unwrap().len() <= 2);
-        assert!(c.get(&ResultCache::key("c")).is_some());
-        c.put(ResultCache::key("z"), Arc::new(Map::new()), Duration::ZERO);
-        assert!(c.get(&ResultCache::key("z")).is_none());
+        assert!(c.len() <= 100, "{}", c.len());
+        assert!(c.get(&key(9_999)).is_some(), "the newest entry is kept");
+        c.put(key(1_000_000), Arc::new(Map::new()), Duration::ZERO);
+        assert!(c.get(&key(1_000_000)).is_none());
     }
 }

@@ -7,11 +7,13 @@ use serde_json::{Map, Value};
 use std::fmt;
 use std::sync::Arc;
 
+use crate::cache::Cache;
 use crate::jose::{self, JoseError, Jws, Key};
 use crate::pop::mtls::{self, BindingError, MtlsPolicy};
 use crate::remote::introspect::Introspector;
 use crate::remote::keys::RemoteKeys;
 use crate::remote::metadata::Metadata;
+use crate::remote::result_cache::{ResultCache, ttl_for};
 use claims::{ClaimError, ClaimPolicy};
 
 pub type Claims = Arc<Map<String, Value>>;
@@ -44,7 +46,45 @@ pub struct Verifier {
     pub source: Source,
     pub claims: ClaimPolicy,
     pub binding: Binding,
+    pub results: ResultCaching,
 }
+
+/// Where accepted tokens are remembered. Entries are bound to the verifier's configuration
+/// (a token accepted by a lax verifier is not accepted from cache by a strict one), keyed by a
+/// hash of that identity and the token, and never kept past the token's `exp`.
+#[derive(Clone)]
+pub struct ResultCaching {
+    /// SHA-256 of the directive's type, value and options.
+    pub identity: [u8; 32],
+    /// `expiry`: how long an accepted result is reused (default 300 s).
+    pub ttl: std::time::Duration,
+    /// In this process (the hot path: no lock shared with other children, no round trip).
+    pub front: Arc<ResultCache>,
+    /// Shared with other children and hosts (`verify.cache`); `None` when not worth it.
+    pub shared: Option<Arc<Cache>>,
+}
+
+impl ResultCaching {
+    pub fn new(identity: [u8; 32], ttl: std::time::Duration, shared: Option<Arc<Cache>>) -> Self {
+        ResultCaching {
+            identity,
+            ttl,
+            front: Arc::new(ResultCache::new(FRONT_ENTRIES)),
+            shared,
+        }
+    }
+
+    fn key(&self, token: &str) -> [u8; 32] {
+        let mut h = openssl::sha::Sha256::new();
+        h.update(&self.identity);
+        h.update(token.as_bytes());
+        h.finish()
+    }
+}
+
+/// Accepted tokens remembered per verifier in each process (memory bound: about 10 MB).
+const FRONT_ENTRIES: usize = 10_000;
+const RESULT_NAMESPACE: &str = "result";
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum VerifyError {
@@ -97,6 +137,41 @@ impl Verifier {
     /// Signature (or introspection) and claims; proof of possession is checked separately by
     /// [`Verifier::check_binding`].
     pub fn verify(&self, token: &ParsedToken, now: i64) -> Result<Claims, VerifyError> {
+        let r = &self.results;
+        if r.ttl.is_zero() {
+            return self.verify_uncached(token, now);
+        }
+        let key = r.key(token.raw);
+        if let Some(claims) = r.front.get(&key) {
+            // Re-checked: time-based rules (e.g. verify.iat.slack_before) may have changed the answer.
+            if self.claims.check(&claims, now).is_ok() {
+                return Ok(claims);
+            }
+        }
+        if let Some(claims) = self.shared_lookup(&key, now) {
+            r.front
+                .put(key, claims.clone(), ttl_for(&claims, r.ttl, now));
+            return Ok(claims);
+        }
+        let claims = self.verify_uncached(token, now)?;
+        let ttl = ttl_for(&claims, r.ttl, now);
+        r.front.put(key, claims.clone(), ttl);
+        if let Some(shared) = &r.shared {
+            if let Ok(json) = serde_json::to_vec(&*claims) {
+                shared.set(RESULT_NAMESPACE, &key, &json, ttl);
+            }
+        }
+        Ok(claims)
+    }
+
+    fn shared_lookup(&self, key: &[u8; 32], now: i64) -> Option<Claims> {
+        let bytes = self.results.shared.as_ref()?.get(RESULT_NAMESPACE, key)?;
+        let claims = jose::json::parse_object_as(&bytes, "cached result").ok()?;
+        self.claims.check(&claims, now).ok()?;
+        Some(Arc::new(claims))
+    }
+
+    fn verify_uncached(&self, token: &ParsedToken, now: i64) -> Result<Claims, VerifyError> {
         match &self.source {
             Source::Keys(keys) => self.verify_jwt(token, keys, now),
             Source::Remote(remote) => self.verify_remote_jwt(token, remote, now, None),
@@ -151,9 +226,6 @@ impl Verifier {
         now: i64,
         issuer: Option<&str>,
     ) -> Result<Claims, VerifyError> {
-        if let Some(claims) = introspector.cached(token.raw) {
-            return Ok(claims);
-        }
         let claims = introspector
             .introspect(token.raw, now)
             .map_err(VerifyError::Remote)?;
@@ -161,9 +233,7 @@ impl Verifier {
             .check(&claims, now)
             .map_err(VerifyError::Claims)?;
         check_issuer(&claims, issuer, false)?;
-        let claims = Arc::new(claims);
-        introspector.remember(token.raw, &claims, now);
-        Ok(claims)
+        Ok(Arc::new(claims))
     }
 
     /// JWT-looking tokens through the discovered JWKS; others, and JWTs that fail there, through

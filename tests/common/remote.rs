@@ -170,8 +170,7 @@ pub fn jwt_payload(token: &str) -> Value {
 /// The decoded header of a compact JWS.
 pub fn jwt_header(token: &str) -> Value {
     let p = token.split('.').next().unwrap();
-    let raw =
-        base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, p).unwrap();
+    let raw = base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, p).unwrap();
     serde_json::from_slice(&raw).unwrap()
 }
 
@@ -249,7 +248,8 @@ pub fn run_limited(cmd: &mut Command, limit: Duration) -> Result<(bool, String, 
 
 fn curl() -> Command {
     let mut c = Command::new(std::env::var("CURL_BIN").unwrap_or_else(|_| "curl".into()));
-    c.arg("-q").args(["-sS", "--max-time", "15", "--noproxy", "*"]);
+    c.arg("-q")
+        .args(["-sS", "--max-time", "15", "--noproxy", "*"]);
     c
 }
 
@@ -378,11 +378,13 @@ impl AsPki {
                 } else {
                     san.dns(&format!("{cn}.example.test"));
                 }
-                let san = san.build(&b.x509v3_context(iss, None)).unwrap();
+                let san = san
+                    .build(&b.x509v3_context(iss.map(|c| &**c), None))
+                    .unwrap();
                 b.append_extension(san).unwrap();
                 let aki = AuthorityKeyIdentifier::new()
                     .keyid(true)
-                    .build(&b.x509v3_context(iss, None))
+                    .build(&b.x509v3_context(iss.map(|c| &**c), None))
                     .unwrap();
                 b.append_extension(aki).unwrap();
             });
@@ -511,7 +513,10 @@ pub fn realas_dir() -> PathBuf {
 /// half-installed tree.
 fn ensure_node_modules() {
     let dir = realas_dir();
-    if dir.join("node_modules/oidc-provider/package.json").is_file() {
+    if dir
+        .join("node_modules/oidc-provider/package.json")
+        .is_file()
+    {
         return;
     }
     let scratch = dir.join(format!(".npm-ci-{}", std::process::id()));
@@ -543,13 +548,35 @@ fn ensure_node_modules() {
     };
     let _ = fs::remove_dir_all(&scratch);
     if let Err(e) = res {
-        panic!("cannot install the real AS's dependencies in {}: {e}", dir.display());
+        panic!(
+            "cannot install the real AS's dependencies in {}: {e}",
+            dir.display()
+        );
+    }
+}
+
+/// Remove AS directories left by test processes that no longer exist (killed without running
+/// their exit handlers).
+fn remove_stale_dirs() {
+    let Ok(rd) = fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(rest) = name.strip_prefix("mod_oauth2-realas-") else {
+            continue;
+        };
+        let pid = rest.split('-').next().unwrap_or("");
+        if !pid.is_empty() && !Path::new("/proc").join(pid).exists() {
+            let _ = fs::remove_dir_all(e.path());
+        }
     }
 }
 
 impl RealAs {
     fn start() -> RealAs {
         ensure_node_modules();
+        remove_stale_dirs();
         let node = std::env::var("NODE_BIN").unwrap_or_else(|_| "node".into());
         let dir = std::env::temp_dir().join(format!(
             "mod_oauth2-realas-{}-{}",
@@ -691,7 +718,10 @@ impl RealAs {
 
     fn client_auth(&self, client: AsClient) -> (Vec<String>, Vec<(&'static str, &'static str)>) {
         match client {
-            AsClient::Basic => (vec!["-u".into(), "basic-client:basic-secret".into()], vec![]),
+            AsClient::Basic => (
+                vec!["-u".into(), "basic-client:basic-secret".into()],
+                vec![],
+            ),
             AsClient::SelfSigned => (
                 vec![
                     "--cert".into(),
@@ -864,7 +894,8 @@ impl MockServer {
         let handler: Arc<Mutex<Handler>> = Arc::new(Mutex::new(Box::new(handler)));
         let stop = Arc::new(AtomicBool::new(false));
         let conns = Arc::new(Mutex::new(Vec::new()));
-        let (seen2, h2, stop2, conns2) = (seen.clone(), handler.clone(), stop.clone(), conns.clone());
+        let (seen2, h2, stop2, conns2) =
+            (seen.clone(), handler.clone(), stop.clone(), conns.clone());
         let accept = std::thread::spawn(move || {
             for conn in listener.incoming() {
                 if stop2.load(Ordering::SeqCst) {
@@ -1057,7 +1088,8 @@ pub fn flood(url: &str, tokens: &[String], procs: usize) -> (Vec<u16>, Duration)
         .into_iter()
         .map(|p| {
             std::thread::spawn(move || {
-                let mut c = Command::new(std::env::var("CURL_BIN").unwrap_or_else(|_| "curl".into()));
+                let mut c =
+                    Command::new(std::env::var("CURL_BIN").unwrap_or_else(|_| "curl".into()));
                 c.arg("-q")
                     .args(["-s", "--max-time", "60", "--noproxy", "*", "-K"])
                     .arg(&p);

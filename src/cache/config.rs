@@ -1,0 +1,214 @@
+//! `OAuth2Cache <type> [<options>]` -> a validated cache specification (reference 7.1).
+
+use openssl::hash::MessageDigest;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::config::options::{Options, parse_number};
+
+pub const UNKNOWN_TYPE: &str = "internal error: oauth2_cache_init returned null";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Backend {
+    Shm {
+        max_key_size: usize,
+        max_val_size: usize,
+        max_entries: usize,
+    },
+    File {
+        dir: PathBuf,
+        clean_interval: Duration,
+    },
+    Memcache {
+        config_string: String,
+    },
+    Redis {
+        host: String,
+        port: u16,
+        username: Option<String>,
+        password: Option<String>,
+    },
+}
+
+impl Backend {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Backend::Shm { .. } => "shm",
+            Backend::File { .. } => "file",
+            Backend::Memcache { .. } => "memcache",
+            Backend::Redis { .. } => "redis",
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct CacheSpec {
+    pub name: Option<String>,
+    pub backend: Backend,
+    /// `key_hash_algo`: digest over the (already namespaced) key; `none` keeps it as it is.
+    pub key_hash: Option<MessageDigest>,
+    /// `encrypt`: values sealed with `OAuth2CryptoPassphrase` (default: on for file, memcache, redis).
+    pub encrypt: bool,
+    pub passphrase_hash: Option<MessageDigest>,
+}
+
+impl std::fmt::Debug for CacheSpec {
+    // MessageDigest has no Debug; the backend and name say what matters.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "CacheSpec({:?}, {:?}, encrypt={})",
+            self.name, self.backend, self.encrypt
+        )
+    }
+}
+
+const KNOWN: &[&str] = &[
+    "name",
+    "key_hash_algo",
+    "encrypt",
+    "passphrase_hash_algo",
+    "max_key_size",
+    "max_val_size",
+    "max_entries",
+    "dir",
+    "clean_interval",
+    "config_string",
+    "host",
+    "port",
+    "username",
+    "password",
+    "passphrase",
+];
+
+/// Parses one line; returns the spec and warnings for the error log.
+pub fn parse(kind: &str, options: Option<&str>) -> Result<(CacheSpec, Vec<String>), String> {
+    let o = Options::parse(options.unwrap_or(""));
+    let size = |name: &str, default: i64, min: i64, max: i64| -> Result<usize, String> {
+        let v = o.get(name).map_or(default, parse_number);
+        if v < min || v > max {
+            return Err(format!(
+                "OAuth2Cache {kind}: {name}={v} is out of range ({min}..{max})"
+            ));
+        }
+        usize::try_from(v).map_err(|_| format!("OAuth2Cache {kind}: {name} is out of range"))
+    };
+    let backend = match kind {
+        "shm" => Backend::Shm {
+            // Our keys are 64 hex characters (SHA-256); the C default of 64 is rounded up as it did.
+            max_key_size: size("max_key_size", 64, 16, 1024)?.div_ceil(64) * 64 + 64,
+            max_val_size: size("max_val_size", 8192, 16, 1024 * 1024)?,
+            max_entries: size("max_entries", 1000, 1, 10_000_000)?,
+        },
+        "file" => Backend::File {
+            dir: PathBuf::from(o.get("dir").unwrap_or("/tmp")),
+            clean_interval: Duration::from_secs(size("clean_interval", 60, 1, 86_400 * 365)? as u64),
+        },
+        "memcache" => Backend::Memcache {
+            config_string: o
+                .get("config_string")
+                .unwrap_or("--SERVER=localhost")
+                .to_string(),
+        },
+        "redis" => Backend::Redis {
+            host: o.get("host").unwrap_or("localhost").to_string(),
+            port: u16::try_from(size("port", 6379, 1, 65_535)?).unwrap_or(6379),
+            username: o
+                .get("username")
+                .filter(|u| !u.is_empty())
+                .map(str::to_string),
+            password: o
+                .get("password")
+                .filter(|p| !p.is_empty())
+                .map(str::to_string),
+        },
+        _ => {
+            return Err(format!(
+                "{UNKNOWN_TYPE} (OAuth2Cache type \"{kind}\" is unknown: use shm, file, memcache or redis)"
+            ));
+        }
+    };
+    let digest = |name: &str, default: &str| -> Result<Option<MessageDigest>, String> {
+        match o.get(name).unwrap_or(default) {
+            "none" => Ok(None),
+            algo => MessageDigest::from_name(algo)
+                .map(Some)
+                .ok_or_else(|| format!("OAuth2Cache {kind}: {name}={algo} is not a digest OpenSSL knows (e.g. sha256, or none)")),
+        }
+    };
+    let encrypt = match o.get("encrypt") {
+        // parse_bool family in the C module: only "true" is true; "1", "on", "yes" mean true here as well.
+        Some(v) => ["true", "1", "on", "yes"]
+            .iter()
+            .any(|t| v.eq_ignore_ascii_case(t)),
+        None => !matches!(backend, Backend::Shm { .. }),
+    };
+    let spec = CacheSpec {
+        name: o.get("name").filter(|n| !n.is_empty()).map(str::to_string),
+        key_hash: digest("key_hash_algo", "sha256")?,
+        encrypt,
+        passphrase_hash: digest("passphrase_hash_algo", "sha256")?,
+        backend,
+    };
+    let mut warnings: Vec<String> = o
+        .unknown(KNOWN)
+        .map(|n| format!("OAuth2Cache {kind}: unknown option \"{n}\" is ignored (options are query encoded: name=value&name2=value2)"))
+        .collect();
+    if o.get("passphrase").is_some() {
+        warnings.push(format!("OAuth2Cache {kind}: the passphrase option is not used; set OAuth2CryptoPassphrase instead"));
+    }
+    Ok((spec, warnings))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_follow_the_c_module() {
+        let (s, w) = parse("shm", None).unwrap();
+        assert!(w.is_empty());
+        assert!(!s.encrypt);
+        assert_eq!(
+            s.backend,
+            Backend::Shm {
+                max_key_size: 128,
+                max_val_size: 8192,
+                max_entries: 1000
+            }
+        );
+        let (r, _) = parse(
+            "redis",
+            Some("name=r&host=127.0.0.1&port=7000&password=pw&username=u"),
+        )
+        .unwrap();
+        assert!(r.encrypt);
+        assert_eq!(r.name.as_deref(), Some("r"));
+        assert_eq!(
+            r.backend,
+            Backend::Redis {
+                host: "127.0.0.1".into(),
+                port: 7000,
+                username: Some("u".into()),
+                password: Some("pw".into())
+            }
+        );
+        let (m, _) = parse("memcache", Some("encrypt=false")).unwrap();
+        assert!(!m.encrypt);
+    }
+
+    #[test]
+    fn errors() {
+        assert!(parse("disk", None).unwrap_err().starts_with(UNKNOWN_TYPE));
+        assert!(parse("shm", Some("key_hash_algo=nonsense")).is_err());
+        assert!(parse("redis", Some("port=99999")).is_err());
+        assert!(parse("shm", Some("max_entries=0")).is_err());
+    }
+
+    #[test]
+    fn none_key_hash_and_warnings() {
+        let (s, w) = parse("shm", Some("key_hash_algo=none&bogus=1&passphrase=x")).unwrap();
+        assert!(s.key_hash.is_none());
+        assert_eq!(w.len(), 2);
+    }
+}

@@ -1,0 +1,402 @@
+//! Deadline-bounded TCP connections, a small idle-connection pool and the attempt/retry loop shared
+//! by the Redis and memcached clients. Every attempt (connect, authenticate, command, reply) has
+//! one deadline; replies are read through a bounded buffer, never trusting a length from the wire.
+
+use std::io::{self, Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use super::backoff::Backoff;
+use super::store::StoreError;
+
+/// Idle connections kept per server and process (more concurrent callers open more, then close them).
+const MAX_IDLE: usize = 16;
+/// Largest reply line (status, header) accepted.
+pub(crate) const MAX_LINE: usize = 1024;
+/// Largest value accepted from a server.
+pub(crate) const MAX_VALUE: usize = 16 * 1024 * 1024;
+const READ_CHUNK: usize = 16 * 1024;
+
+#[derive(Debug)]
+pub(crate) enum OpError {
+    /// Transport failure: the connection is dropped.
+    Net(io::Error),
+    /// The server said something we do not understand: the connection is dropped.
+    Protocol(String),
+    /// The server refuses to serve us at all (credentials, permissions): the connection is dropped.
+    Refused(String),
+    /// A well-formed error reply to this command: the connection stays usable.
+    Server(String),
+}
+
+impl std::fmt::Display for OpError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OpError::Net(e)
+                if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::TimedOut =>
+            {
+                write!(f, "timed out")
+            }
+            OpError::Net(e) => write!(f, "{e}"),
+            OpError::Protocol(m) => write!(f, "protocol error: {m}"),
+            OpError::Refused(m) => write!(f, "refused: {m}"),
+            OpError::Server(m) => write!(f, "server error: {m}"),
+        }
+    }
+}
+
+impl From<io::Error> for OpError {
+    fn from(e: io::Error) -> OpError {
+        OpError::Net(e)
+    }
+}
+
+pub(crate) fn protocol<T>(msg: &str) -> Result<T, OpError> {
+    Err(OpError::Protocol(msg.to_string()))
+}
+
+pub(crate) struct Conn {
+    stream: TcpStream,
+    buf: Vec<u8>,
+    pos: usize,
+    deadline: Instant,
+    /// The process that opened it: a connection inherited across fork() is never used.
+    pid: u32,
+    /// Whether any reply byte arrived during the current attempt (then a retry could repeat a
+    /// command the server already executed).
+    read_any: bool,
+}
+
+fn timed_out() -> io::Error {
+    io::Error::new(io::ErrorKind::TimedOut, "timed out")
+}
+
+impl Conn {
+    pub(crate) fn connect(host: &str, port: u16, deadline: Instant) -> io::Result<Conn> {
+        // Name resolution is the one step not bounded by the deadline (it goes through the
+        // system resolver); IP literals and /etc/hosts names resolve without the network.
+        let addrs = (host, port).to_socket_addrs()?;
+        let mut last = io::Error::new(io::ErrorKind::NotFound, "host name resolved to no address");
+        for addr in addrs {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                return Err(timed_out());
+            }
+            match TcpStream::connect_timeout(&addr, remaining) {
+                Ok(stream) => {
+                    let _ = stream.set_nodelay(true);
+                    return Ok(Conn {
+                        stream,
+                        buf: Vec::new(),
+                        pos: 0,
+                        deadline,
+                        pid: std::process::id(),
+                        read_any: false,
+                    });
+                }
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+
+    pub(crate) fn set_deadline(&mut self, deadline: Instant) {
+        self.deadline = deadline;
+        self.read_any = false;
+    }
+
+    fn remaining(&self) -> io::Result<Duration> {
+        let r = self.deadline.saturating_duration_since(Instant::now());
+        if r.is_zero() { Err(timed_out()) } else { Ok(r) }
+    }
+
+    pub(crate) fn send(&mut self, data: &[u8]) -> io::Result<()> {
+        let mut off = 0;
+        while off < data.len() {
+            self.stream.set_write_timeout(Some(self.remaining()?))?;
+            match self.stream.write(&data[off..]) {
+                Ok(0) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::WriteZero,
+                        "connection closed",
+                    ));
+                }
+                Ok(n) => off += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads more bytes into the buffer; EOF is an error (a reply was expected).
+    fn fill(&mut self) -> io::Result<()> {
+        if self.pos > 0 {
+            self.buf.drain(..self.pos);
+            self.pos = 0;
+        }
+        let old = self.buf.len();
+        self.buf.resize(old + READ_CHUNK, 0);
+        let r = loop {
+            if let Err(e) = self
+                .remaining()
+                .and_then(|t| self.stream.set_read_timeout(Some(t)))
+            {
+                break Err(e);
+            }
+            match self.stream.read(&mut self.buf[old..]) {
+                Ok(0) => {
+                    break Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "connection closed by server",
+                    ));
+                }
+                Ok(n) => break Ok(n),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => break Err(e),
+            }
+        };
+        match r {
+            Ok(n) => {
+                self.buf.truncate(old + n);
+                self.read_any = true;
+                Ok(())
+            }
+            Err(e) => {
+                self.buf.truncate(old);
+                Err(e)
+            }
+        }
+    }
+
+    /// One CRLF-terminated line (without the CRLF), at most `max` bytes; a bare LF is an error.
+    pub(crate) fn read_line(&mut self, max: usize) -> Result<Vec<u8>, OpError> {
+        let mut scanned = 0;
+        loop {
+            let avail = &self.buf[self.pos..];
+            if let Some(i) = avail[scanned..].iter().position(|&b| b == b'\n') {
+                let end = scanned + i;
+                if end == 0 || avail[end - 1] != b'\r' {
+                    return protocol("line not terminated by CRLF");
+                }
+                if end - 1 > max {
+                    return protocol("reply line too long");
+                }
+                let line = avail[..end - 1].to_vec();
+                self.pos += end + 1;
+                return Ok(line);
+            }
+            scanned = avail.len();
+            if scanned > max + 1 {
+                return protocol("reply line too long");
+            }
+            self.fill()?;
+        }
+    }
+
+    /// Exactly `n` bytes followed by CRLF (a length-prefixed value); the caller bounds `n`.
+    pub(crate) fn read_block(&mut self, n: usize) -> Result<Vec<u8>, OpError> {
+        let mut out = Vec::with_capacity(n.min(64 * 1024));
+        while out.len() < n {
+            if self.pos == self.buf.len() {
+                self.fill()?;
+            }
+            let take = (n - out.len()).min(self.buf.len() - self.pos);
+            out.extend_from_slice(&self.buf[self.pos..self.pos + take]);
+            self.pos += take;
+        }
+        while self.buf.len() - self.pos < 2 {
+            self.fill()?;
+        }
+        if &self.buf[self.pos..self.pos + 2] != b"\r\n" {
+            return protocol("value not terminated by CRLF");
+        }
+        self.pos += 2;
+        Ok(out)
+    }
+
+    /// Whether the connection is idle and in sync (no unread bytes) so it can be pooled.
+    fn clean(&self) -> bool {
+        self.pos == self.buf.len()
+    }
+}
+
+/// Idle connections of one server, shared by the threads of one process.
+#[derive(Default)]
+pub(crate) struct Pool {
+    idle: Mutex<Vec<Conn>>,
+}
+
+impl Pool {
+    fn take(&self) -> Option<Conn> {
+        let pid = std::process::id();
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        while let Some(c) = idle.pop() {
+            if c.pid == pid {
+                return Some(c);
+            }
+            // Inherited from the parent: closing our copy of the descriptor is all we may do.
+        }
+        None
+    }
+
+    fn put(&self, conn: Conn) {
+        if !conn.clean() {
+            return;
+        }
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.len() < MAX_IDLE {
+            idle.push(conn);
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn idle_count(&self) -> usize {
+        self.idle.lock().map(|v| v.len()).unwrap_or(0)
+    }
+}
+
+/// Runs one command: a pooled or new connection, `op` on it, the connection back to the pool on
+/// success. A transport failure on a reused connection before any reply byte (the server closed an
+/// idle connection) is retried once on a fresh one; other failures drop the connection, open the
+/// breaker and return Unavailable. Each attempt is bounded by `timeout`.
+pub(crate) fn run<T>(
+    what: &str,
+    pool: &Pool,
+    backoff: &Backoff,
+    timeout: Duration,
+    connect: &dyn Fn(Instant) -> Result<Conn, OpError>,
+    op: &mut dyn FnMut(&mut Conn) -> Result<T, OpError>,
+) -> Result<T, StoreError> {
+    backoff.check(what)?;
+    let mut retried = false;
+    loop {
+        let deadline = Instant::now() + timeout;
+        let (mut conn, reused) = match pool.take() {
+            Some(c) => (c, true),
+            None => match connect(deadline) {
+                Ok(c) => (c, false),
+                Err(e) => {
+                    backoff.failure();
+                    return Err(StoreError::Unavailable(format!("{what}: connect: {e}")));
+                }
+            },
+        };
+        conn.set_deadline(deadline);
+        match op(&mut conn) {
+            Ok(v) => {
+                pool.put(conn);
+                backoff.success();
+                return Ok(v);
+            }
+            Err(OpError::Server(m)) => {
+                // The server is up and answered: no breaker, the connection stays in sync.
+                pool.put(conn);
+                return Err(StoreError::Io(format!("{what}: {m}")));
+            }
+            Err(e) => {
+                // A closed idle connection shows as EOF/reset at once; a timeout is not retried
+                // (that would double the time a hung server costs).
+                let stale = reused
+                    && !retried
+                    && !conn.read_any
+                    && matches!(&e, OpError::Net(io) if !matches!(io.kind(), io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock));
+                drop(conn);
+                if stale {
+                    retried = true;
+                    continue;
+                }
+                backoff.failure();
+                return Err(StoreError::Unavailable(format!("{what}: {e}")));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testutil {
+    use std::net::TcpListener;
+    use std::process::{Child, Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    /// A port that was free a moment ago (the kernel does not hand it out again at once).
+    pub fn free_port() -> u16 {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    }
+
+    /// Waits until something accepts connections on the port.
+    pub fn wait_port(port: u16) {
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(10) {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("nothing listens on port {port} after 10 s");
+    }
+
+    /// A server process killed when dropped.
+    pub struct Server {
+        pub child: Option<Child>,
+        pub port: u16,
+        program: String,
+        args: Vec<String>,
+    }
+
+    impl Server {
+        pub fn start(program: &str, args: Vec<String>, port: u16) -> Server {
+            let mut s = Server {
+                child: None,
+                port,
+                program: program.into(),
+                args,
+            };
+            s.restart();
+            s
+        }
+
+        pub fn restart(&mut self) {
+            self.kill();
+            let child = Command::new(&self.program)
+                .args(&self.args)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap_or_else(|e| {
+                    panic!(
+                        "cannot start {} (install its Debian package): {e}",
+                        self.program
+                    )
+                });
+            self.child = Some(child);
+            wait_port(self.port);
+        }
+
+        pub fn kill(&mut self) {
+            if let Some(mut c) = self.child.take() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+
+        pub fn signal(&self, sig: i32) {
+            if let Some(c) = &self.child {
+                // SAFETY: kill(2) on our own child's pid.
+                unsafe { libc::kill(c.id() as libc::pid_t, sig) };
+            }
+        }
+    }
+
+    impl Drop for Server {
+        fn drop(&mut self) {
+            if self.child.is_some() {
+                self.signal(libc::SIGCONT);
+            }
+            self.kill();
+        }
+    }
+}

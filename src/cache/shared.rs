@@ -1,0 +1,210 @@
+//! One configured cache: a backend store plus key hashing, optional encryption, and the rule
+//! that a broken backend never breaks authentication (a failure is a miss, logged once per
+//! interval).
+
+use openssl::hash::{MessageDigest, hash};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use super::config::{Backend, CacheSpec};
+use super::crypto::Sealer;
+use super::store::Store;
+use crate::config::global;
+use crate::logsink::{self, Level};
+
+/// Network caches must answer quickly: a slow Redis only delays a request this much.
+pub const NETWORK_TIMEOUT: Duration = Duration::from_millis(500);
+/// A failing backend is reported at most once per this interval.
+const LOG_INTERVAL: Duration = Duration::from_secs(60);
+
+pub struct Cache {
+    pub spec: CacheSpec,
+    store: OnceLock<Result<Arc<dyn Store>, String>>,
+    sealer: OnceLock<Result<Option<Sealer>, String>>,
+    last_logged: Mutex<Option<Instant>>,
+}
+
+impl std::fmt::Debug for Cache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Cache({} {:?})",
+            self.spec.backend.kind(),
+            self.spec.name
+        )
+    }
+}
+
+impl Cache {
+    pub fn new(spec: CacheSpec) -> Cache {
+        Cache {
+            spec,
+            store: OnceLock::new(),
+            sealer: OnceLock::new(),
+            last_logged: Mutex::new(None),
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match &self.spec.name {
+            Some(n) => format!("{} cache \"{n}\"", self.spec.backend.kind()),
+            None => format!("{} cache", self.spec.backend.kind()),
+        }
+    }
+
+    /// Creates the backend now (shared memory must exist before httpd forks its children).
+    pub fn init(&self) -> Result<(), String> {
+        self.store().map(|_| ())
+    }
+
+    /// Whether lookups are cheap enough to be worth it for locally verifiable tokens.
+    pub fn is_local_memory(&self) -> bool {
+        matches!(self.spec.backend, Backend::Shm { .. })
+    }
+
+    fn store(&self) -> Result<&Arc<dyn Store>, String> {
+        self.store
+            .get_or_init(|| open(&self.spec.backend))
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    fn sealer(&self) -> Result<Option<&Sealer>, String> {
+        let sealer = self.sealer.get_or_init(|| {
+            if !self.spec.encrypt {
+                return Ok(None);
+            }
+            let passphrase = global::crypto_passphrase().ok_or_else(|| {
+                format!(
+                    "{} has encrypt on but no OAuth2CryptoPassphrase is configured",
+                    self.describe()
+                )
+            })?;
+            Sealer::new(&passphrase, self.spec.passphrase_hash).map(Some)
+        });
+        sealer.as_ref().map(Option::as_ref).map_err(Clone::clone)
+    }
+
+    /// The key as stored: the namespace and key material, hashed with `key_hash_algo`, in hex.
+    fn storage_key(&self, namespace: &str, key: &[u8]) -> String {
+        let mut input = Vec::with_capacity(namespace.len() + 1 + key.len());
+        input.extend_from_slice(namespace.as_bytes());
+        input.push(0);
+        input.extend_from_slice(key);
+        let digest = match self.spec.key_hash {
+            Some(md) => hash(md, &input)
+                .map(|d| d.to_vec())
+                .unwrap_or_else(|_| fallback_hash(&input)),
+            // `none`: callers pass hashed key material, so the stored key is still not a token.
+            None => input,
+        };
+        hex(&digest)
+    }
+
+    pub fn get(&self, namespace: &str, key: &[u8]) -> Option<Vec<u8>> {
+        let k = self.storage_key(namespace, key);
+        let store = self.usable_store()?;
+        let raw = match store.get(&k) {
+            Ok(v) => v?,
+            Err(e) => {
+                self.report(&format!("get failed: {e}"));
+                return None;
+            }
+        };
+        match self.sealer() {
+            Ok(Some(sealer)) => sealer.open(k.as_bytes(), &raw),
+            Ok(None) => Some(raw),
+            Err(e) => {
+                self.report(&e);
+                None
+            }
+        }
+    }
+
+    pub fn set(&self, namespace: &str, key: &[u8], value: &[u8], ttl: Duration) {
+        if ttl.is_zero() {
+            return;
+        }
+        let k = self.storage_key(namespace, key);
+        let Some(store) = self.usable_store() else {
+            return;
+        };
+        let sealed;
+        let value = match self.sealer() {
+            Ok(Some(sealer)) => match sealer.seal(k.as_bytes(), value) {
+                Ok(v) => {
+                    sealed = v;
+                    &sealed[..]
+                }
+                Err(e) => return self.report(&e),
+            },
+            Ok(None) => value,
+            Err(e) => return self.report(&e),
+        };
+        if let Err(e) = store.set(&k, value, ttl) {
+            self.report(&format!("set failed: {e}"));
+        }
+    }
+
+    /// Insert if absent: `Some(true)` inserted, `Some(false)` present, `None` backend unusable.
+    pub fn add(&self, namespace: &str, key: &[u8], value: &[u8], ttl: Duration) -> Option<bool> {
+        let k = self.storage_key(namespace, key);
+        let store = self.usable_store()?;
+        match store.add(&k, value, ttl) {
+            Ok(inserted) => Some(inserted),
+            Err(e) => {
+                self.report(&format!("add failed: {e}"));
+                None
+            }
+        }
+    }
+
+    fn usable_store(&self) -> Option<&Arc<dyn Store>> {
+        match self.store() {
+            Ok(s) => Some(s),
+            Err(e) => {
+                self.report(&e);
+                None
+            }
+        }
+    }
+
+    /// Logs a backend problem at most once per interval; the request goes on uncached.
+    fn report(&self, problem: &str) {
+        let mut last = self.last_logged.lock().unwrap_or_else(|e| e.into_inner());
+        if last.is_none_or(|t| t.elapsed() >= LOG_INTERVAL) {
+            *last = Some(Instant::now());
+            logsink::emit(
+                Level::Error,
+                &format!(
+                    "oauth2: {}: {problem}; continuing without it (logged at most once a minute)",
+                    self.describe()
+                ),
+            );
+        }
+    }
+}
+
+fn open(backend: &Backend) -> Result<Arc<dyn Store>, String> {
+    // Backends land in the next commit.
+    Err(format!(
+        "the {} backend is not available in this build yet",
+        backend.kind()
+    ))
+}
+
+fn fallback_hash(input: &[u8]) -> Vec<u8> {
+    hash(MessageDigest::sha256(), input)
+        .map(|d| d.to_vec())
+        .unwrap_or_else(|_| input.to_vec())
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}

@@ -1,0 +1,526 @@
+//! Configuration contexts (reference 1.6, 1.7): per-directory merging of verifiers, token sources
+//! and `OAuth2TargetPass`; `.htaccess` with and without `AllowOverride AuthConfig`; internal
+//! redirects and sub-requests verified once; `AuthType` handling (`oauth2` in any case,
+//! `auth-openidc` co-operation, others ignored); `OAuth2CryptoPassphrase` contexts.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::fs;
+
+const ACCEPTED: &str = "token accepted by";
+
+fn env_get<'a>(env: &'a BTreeMap<String, String>, k: &str) -> Option<&'a str> {
+    env.get(k).map(String::as_str)
+}
+
+#[test]
+fn child_locations_inherit_or_replace() {
+    let a = TokenSigner::rsa("a");
+    let b = TokenSigner::ec("b");
+    let c = TokenSigner::rsa("c");
+    let va = format!("OAuth2TokenVerify jwk {}", a.jwk_arg());
+    let vb = format!("OAuth2TokenVerify jwk {}", b.jwk_arg());
+    let vc = format!("OAuth2TokenVerify jwk {}", c.jwk_arg());
+    let child = |path: &str, d: &str| format!("<Location {path}>\n{d}\n</Location>\n");
+    let body = [
+        oauth2_location(
+            "/p",
+            &format!(
+                "{va}\nOAuth2AcceptTokenIn query\nOAuth2TargetPass remote_user_claim=email"
+            ),
+        ),
+        child("/p/inherit", "SetEnv CHILD inherit"),
+        child("/p/prefix", "OAuth2TargetPass prefix=CHILD_"),
+        child("/p/key", &vb),
+        child("/p/src", "OAuth2AcceptTokenIn cookie"),
+        child("/p/user", "OAuth2TargetPass remote_user_claim=sub"),
+        // sources are one unit: the parent's strip=on does not reach a child with its own sources
+        oauth2_location(
+            "/q",
+            &format!(
+                "{va}\nCGIPassAuth On\nOAuth2AcceptTokenIn query strip=on\nOAuth2AcceptTokenIn header"
+            ),
+        ),
+        child("/q/hdr", "OAuth2AcceptTokenIn header"),
+        // verifier lists are replaced, not concatenated
+        oauth2_location("/v", &format!("{va}\n{vb}")),
+        child("/v/c", &vc),
+        child("/v/inh", "SetEnv CHILD v"),
+    ]
+    .concat();
+    let h = Httpd::start(HttpdConfig::new(body));
+    let cl = with(claims("joe"), json!({ "email": "joe@example.com" }));
+    let (ta, tb, tc) = (a.mint(&cl), b.mint(&cl), c.mint(&cl));
+    let q = |t: &str| format!("?access_token={t}");
+
+    // (what, path, bearer token, cookie token, status, challenge, expected variables)
+    type Row<'a> = (
+        &'a str,
+        String,
+        Option<&'a str>,
+        Option<&'a str>,
+        u16,
+        Option<&'a str>,
+        Vec<(&'a str, Option<String>)>,
+    );
+    let v = |s: &str| Some(s.to_string());
+    let email = v("joe@example.com");
+    let rows: Vec<Row> = vec![
+        (
+            "parent",
+            format!("/p/env{}", q(&ta)),
+            None,
+            None,
+            200,
+            None,
+            vec![
+                ("REMOTE_USER", email.clone()),
+                ("OAUTH2_CLAIM_sub", v("joe")),
+            ],
+        ),
+        (
+            "parent, header token",
+            "/p/env".into(),
+            Some(&ta),
+            None,
+            401,
+            Some(NO_TOKEN),
+            vec![],
+        ),
+        (
+            "child without OAuth2 directives",
+            format!("/p/inherit/env{}", q(&ta)),
+            None,
+            None,
+            200,
+            None,
+            vec![("REMOTE_USER", email.clone()), ("CHILD", v("inherit"))],
+        ),
+        (
+            "child without OAuth2 directives, other key",
+            format!("/p/inherit/env{}", q(&tb)),
+            None,
+            None,
+            401,
+            Some(INVALID_TOKEN),
+            vec![],
+        ),
+        (
+            "child sets only prefix: inherits verifier, source and remote_user_claim",
+            format!("/p/prefix/env{}", q(&ta)),
+            None,
+            None,
+            200,
+            None,
+            vec![
+                ("REMOTE_USER", email.clone()),
+                ("CHILD_sub", v("joe")),
+                ("CHILD_email", email.clone()),
+                ("OAUTH2_CLAIM_sub", None),
+            ],
+        ),
+        (
+            "child sets only prefix, header token",
+            "/p/prefix/env".into(),
+            Some(&ta),
+            None,
+            401,
+            Some(NO_TOKEN),
+            vec![],
+        ),
+        (
+            "child with its own verifier",
+            format!("/p/key/env{}", q(&tb)),
+            None,
+            None,
+            200,
+            None,
+            vec![
+                ("REMOTE_USER", email.clone()),
+                ("OAUTH2_CLAIM_sub", v("joe")),
+            ],
+        ),
+        (
+            "child with its own verifier, parent's key",
+            format!("/p/key/env{}", q(&ta)),
+            None,
+            None,
+            401,
+            Some(INVALID_TOKEN),
+            vec![],
+        ),
+        (
+            "child with its own source",
+            "/p/src/env".into(),
+            None,
+            Some(&ta),
+            200,
+            None,
+            vec![("REMOTE_USER", email.clone())],
+        ),
+        (
+            "child with its own source, parent's source",
+            format!("/p/src/env{}", q(&ta)),
+            None,
+            None,
+            401,
+            Some(NO_TOKEN),
+            vec![],
+        ),
+        (
+            "child overrides remote_user_claim",
+            format!("/p/user/env{}", q(&ta)),
+            None,
+            None,
+            200,
+            None,
+            vec![("REMOTE_USER", v("joe"))],
+        ),
+        (
+            "parent with strip=on",
+            "/q/env".into(),
+            Some(&ta),
+            None,
+            200,
+            None,
+            vec![("REMOTE_USER", v("joe")), ("HTTP_AUTHORIZATION", None)],
+        ),
+        (
+            "child's own sources without strip",
+            "/q/hdr/env".into(),
+            Some(&ta),
+            None,
+            200,
+            None,
+            vec![
+                ("REMOTE_USER", v("joe")),
+                ("HTTP_AUTHORIZATION", Some(format!("Bearer {ta}"))),
+            ],
+        ),
+        (
+            "child's own sources: parent's query not accepted",
+            format!("/q/hdr/env{}", q(&ta)),
+            None,
+            None,
+            401,
+            Some(NO_TOKEN),
+            vec![],
+        ),
+    ];
+    let mut f = Failures::default();
+    let run = |f: &mut Failures, row: &Row| {
+        let (what, path, bearer, cookie, status, challenge, vars) = row;
+        let mut req = h.https(path);
+        if let Some(t) = bearer {
+            req = req.bearer(t);
+        }
+        if let Some(t) = cookie {
+            req = req.header(&format!("Cookie: access_token={t}"));
+        }
+        let r = req.send();
+        f.expect(what, &r, *status, *challenge);
+        if r.status == 200 && *status == 200 {
+            let env = r.env();
+            for (k, want) in vars {
+                let want = want.as_deref();
+                f.check(env_get(&env, k) == want, || {
+                    format!("{what}: {k} = {:?}, expected {want:?}", env_get(&env, k))
+                });
+            }
+        }
+    };
+    for row in &rows {
+        run(&mut f, row);
+    }
+    // verifier lists: parent A+B, child C only, another child inherits A+B
+    for (path, tok, ok) in [
+        ("/v", &ta, true),
+        ("/v", &tb, true),
+        ("/v", &tc, false),
+        ("/v/c", &ta, false),
+        ("/v/c", &tb, false),
+        ("/v/c", &tc, true),
+        ("/v/inh", &ta, true),
+        ("/v/inh", &tb, true),
+        ("/v/inh", &tc, false),
+    ] {
+        let r = h.https(&format!("{path}/ok")).bearer(tok).send();
+        let kid = if tok == &ta {
+            "a"
+        } else if tok == &tb {
+            "b"
+        } else {
+            "c"
+        };
+        if ok {
+            f.expect(&format!("{path} token of key {kid}"), &r, 200, None);
+        } else {
+            f.expect(
+                &format!("{path} token of key {kid}"),
+                &r,
+                401,
+                Some(INVALID_TOKEN),
+            );
+        }
+    }
+    f.assert_none();
+}
+
+#[test]
+fn htaccess_needs_allow_override_authconfig() {
+    let signer = TokenSigner::rsa("one");
+    let h = Httpd::start(HttpdConfig::new(
+        "<Directory @HTDOCS@/ht>\nAllowOverride AuthConfig\n</Directory>\n\
+         <Directory @HTDOCS@/noht>\nAllowOverride None\n</Directory>\n",
+    ));
+    let htaccess = format!(
+        "AuthType oauth2\nOAuth2TokenVerify jwk {}\nOAuth2AcceptTokenIn query\n\
+         OAuth2TargetPass remote_user_claim=email\nRequire valid-user\n",
+        signer.jwk_arg()
+    );
+    for d in ["ht", "noht"] {
+        let dir = h.dir.join("htdocs").join(d);
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join(".htaccess"), &htaccess).unwrap();
+        fs::write(dir.join("f.txt"), format!("{d}\n")).unwrap();
+    }
+    let tok = signer.mint(&with(claims("joe"), json!({ "email": "joe@example.com" })));
+    let mut f = Failures::default();
+    let r = h.https(&format!("/ht/f.txt?access_token={tok}")).send();
+    f.expect("/ht with a query token", &r, 200, None);
+    f.check(r.text() == "ht\n", || format!("/ht body {:?}", r.text()));
+    let log = h.access_log();
+    f.check(
+        log.lines()
+            .any(|l| l.contains(" joe@example.com [") && l.contains("GET /ht/f.txt?access_token=")),
+        || format!("/ht: user joe@example.com not in the access log:\n{log}"),
+    );
+    let r = h.https("/ht/f.txt").send();
+    f.expect("/ht without a token", &r, 401, Some(NO_TOKEN));
+    let r = h.https("/ht/f.txt").bearer(&tok).send();
+    f.expect(
+        "/ht with a header token (query only)",
+        &r,
+        401,
+        Some(NO_TOKEN),
+    );
+    let r = h
+        .https(&format!(
+            "/ht/f.txt?access_token={}",
+            tamper_signature(&tok)
+        ))
+        .send();
+    f.expect("/ht with a bad token", &r, 401, Some(INVALID_TOKEN));
+    let r = h.https("/noht/f.txt").send();
+    f.expect("/noht without a token (.htaccess ignored)", &r, 200, None);
+    f.check(r.text() == "noht\n", || {
+        format!("/noht body {:?}", r.text())
+    });
+    f.assert_none();
+    h.assert_no_child_crash();
+}
+
+#[test]
+fn internal_redirects_and_subrequests_verify_once() {
+    let signer = TokenSigner::rsa("one");
+    let verify = format!("OAuth2TokenVerify jwk {}", signer.jwk_arg());
+    let server = [
+        load_module("rewrite_module", "mod_rewrite.so"),
+        load_module("dir_module", "mod_dir.so"),
+    ]
+    .concat();
+    let body = [
+        "RewriteEngine On\nRewriteRule ^/a/(.*) /b/$1 [PT]\n".to_string(),
+        oauth2_location("/a", &verify),
+        oauth2_location("/b", &verify),
+        // 404 -> ErrorDocument (internal redirect) into the protected /b
+        oauth2_location("/e", &format!("{verify}\nErrorDocument 404 /b/env")),
+        // per-directory rewrite -> internal redirect into /b
+        oauth2_location("/rw", &verify),
+        "<Directory @HTDOCS@/rw>\nRewriteEngine On\nRewriteRule ^x\\.txt$ /b/env\n</Directory>\n"
+            .to_string(),
+        // DirectoryIndex -> sub-request, then fast internal redirect, into /b
+        oauth2_location("/di", &format!("{verify}\nDirectoryIndex /b/env")),
+    ]
+    .concat();
+    let h = Httpd::start(HttpdConfig::new(body).server(server));
+    for d in ["e", "rw", "di"] {
+        fs::create_dir_all(h.dir.join("htdocs").join(d)).unwrap();
+    }
+    fs::write(h.dir.join("htdocs/rw/x.txt"), "x\n").unwrap();
+    let tok = signer.mint(&claims("joe"));
+    let mut f = Failures::default();
+    for (what, path, status) in [
+        ("server-level rewrite [PT]", "/a/env", 200),
+        ("direct", "/b/env", 200),
+        ("ErrorDocument", "/e/missing", 404),
+        ("per-directory rewrite", "/rw/x.txt", 200),
+        ("DirectoryIndex", "/di/", 200),
+    ] {
+        let mark = h.log_mark();
+        let r = h.https(path).bearer(&tok).send();
+        f.check(r.status == status, || {
+            format!("{what} {path}: status {}, expected {status}", r.status)
+        });
+        let env = r.env_bytes();
+        f.check(env.contains_key("GATEWAY_INTERFACE"), || {
+            format!("{what} {path}: the CGI did not run: {:?}", r.text())
+        });
+        f.check(
+            env.get("REMOTE_USER").map(Vec::as_slice) == Some(b"joe"),
+            || {
+                format!(
+                    "{what} {path}: REMOTE_USER {:?}",
+                    env.get("REMOTE_USER")
+                        .map(|v| String::from_utf8_lossy(v).into_owned())
+                )
+            },
+        );
+        let log = h.wait_log_since(mark, |l| l.contains(ACCEPTED));
+        let n = log.lines().filter(|l| l.contains(ACCEPTED)).count();
+        f.check(n == 1, || {
+            format!("{what} {path}: `{ACCEPTED}` logged {n} times, expected 1:\n{log}")
+        });
+        // and without a token it is refused before any redirect
+        let r = h.https(path).send();
+        f.expect(
+            &format!("{what} {path} without a token"),
+            &r,
+            401,
+            Some(NO_TOKEN),
+        );
+    }
+    f.assert_none();
+    h.assert_no_child_crash();
+}
+
+#[test]
+fn auth_types() {
+    let signer = TokenSigner::rsa("one");
+    let verify = format!("OAuth2TokenVerify jwk {}", signer.jwk_arg());
+    let loc = |path: &str, auth_type: &str| {
+        format!("<Location {path}>\n{auth_type}\n{verify}\nRequire valid-user\n</Location>\n")
+    };
+    let body = [
+        loc("/lower", "AuthType oauth2"),
+        loc("/upper", "AuthType OAUTH2"),
+        loc("/mixed", "AuthType OAuth2"),
+        loc("/openidc", "AuthType auth-openidc"),
+        loc("/openidc2", "AuthType Auth-OpenIDC"),
+        loc("/basic", "AuthType Basic"),
+        loc("/other", "AuthType Bearer"),
+        loc("/none", ""),
+    ]
+    .concat();
+    let h = Httpd::start(HttpdConfig::new(body));
+    let tok = signer.mint(&claims("joe"));
+    let bad = tamper_signature(&tok);
+    let mut f = Failures::default();
+    for path in ["/lower", "/upper", "/mixed"] {
+        let r = h.https(&format!("{path}/env")).bearer(&tok).send();
+        f.expect(&format!("{path} valid token"), &r, 200, None);
+        if r.status == 200 {
+            let env = r.env();
+            f.check(env_get(&env, "REMOTE_USER") == Some("joe"), || {
+                format!("{path}: REMOTE_USER {:?}", env_get(&env, "REMOTE_USER"))
+            });
+        }
+        let r = h.https(&format!("{path}/env")).send();
+        f.expect(&format!("{path} no token"), &r, 401, Some(NO_TOKEN));
+        let r = h.https(&format!("{path}/env")).bearer(&bad).send();
+        f.expect(&format!("{path} bad token"), &r, 401, Some(INVALID_TOKEN));
+    }
+    // auth-openidc without mod_auth_openidc: we verify a present token, and decline otherwise
+    for path in ["/openidc", "/openidc2"] {
+        let r = h.https(&format!("{path}/env")).bearer(&tok).send();
+        f.expect(&format!("{path} valid token"), &r, 200, None);
+        if r.status == 200 {
+            let env = r.env();
+            f.check(env_get(&env, "REMOTE_USER") == Some("joe"), || {
+                format!("{path}: REMOTE_USER {:?}", env_get(&env, "REMOTE_USER"))
+            });
+            f.check(env_get(&env, "OAUTH2_CLAIM_sub") == Some("joe"), || {
+                format!(
+                    "{path}: OAUTH2_CLAIM_sub {:?}",
+                    env_get(&env, "OAUTH2_CLAIM_sub")
+                )
+            });
+        }
+        let mark = h.log_mark();
+        let r = h.https(&format!("{path}/env")).send();
+        f.expect(&format!("{path} no token"), &r, 500, None);
+        f.check(r.header_all("WWW-Authenticate").is_empty(), || {
+            format!(
+                "{path} no token: WWW-Authenticate {:?}",
+                r.header_all("WWW-Authenticate")
+            )
+        });
+        let log = h.wait_log_since(mark, |l| l.contains("AH01796"));
+        f.check(log.contains("AH01796"), || {
+            format!("{path} no token: no AH01796 in the log:\n{log}")
+        });
+        let r = h.https(&format!("{path}/env")).bearer(&bad).send();
+        f.expect(&format!("{path} bad token"), &r, 401, Some(INVALID_TOKEN));
+    }
+    // any other AuthType (or none): the module does nothing, nobody authenticates -> 500
+    for path in ["/basic", "/other", "/none"] {
+        for (what, token) in [("valid token", Some(&tok)), ("no token", None)] {
+            let mark = h.log_mark();
+            let mut req = h.https(&format!("{path}/env"));
+            if let Some(t) = token {
+                req = req.bearer(t);
+            }
+            let r = req.send();
+            f.expect(&format!("{path} {what}"), &r, 500, None);
+            f.check(r.header_all("WWW-Authenticate").is_empty(), || {
+                format!(
+                    "{path} {what}: WWW-Authenticate {:?}",
+                    r.header_all("WWW-Authenticate")
+                )
+            });
+            let log = h.wait_log_since(mark, |l| l.contains("AH0"));
+            let ours: Vec<&str> = log.lines().filter(|l| l.contains("[oauth2:")).collect();
+            f.check(ours.is_empty(), || {
+                format!("{path} {what}: the module ran: {ours:?}")
+            });
+        }
+    }
+    f.assert_none();
+    h.assert_no_child_crash();
+}
+
+#[test]
+fn crypto_passphrase_contexts() {
+    let signer = TokenSigner::rsa("one");
+    let verify = format!("OAuth2TokenVerify jwk {}", signer.jwk_arg());
+    let mut f = Failures::default();
+    let t = Httpd::config_test(
+        HttpdConfig::new(oauth2_location("/p", &verify)).server("OAuth2CryptoPassphrase secret"),
+    );
+    f.check(t.ok && t.output.contains("Syntax OK"), || {
+        format!("server-level OAuth2CryptoPassphrase refused:\n{}", t.output)
+    });
+    let t = Httpd::config_test(HttpdConfig::new(oauth2_location(
+        "/p",
+        &format!("{verify}\nOAuth2CryptoPassphrase secret"),
+    )));
+    f.check(t.ok && t.output.contains("Syntax OK"), || {
+        format!(
+            "OAuth2CryptoPassphrase in a Location refused:\n{}",
+            t.output
+        )
+    });
+    let t = Httpd::config_test(
+        HttpdConfig::new(oauth2_location("/p", &verify)).server("OAuth2CryptoPassphrase \"\""),
+    );
+    match t.syntax_error("OAuth2CryptoPassphrase") {
+        Ok(m) => f.check(!m.trim().is_empty(), || {
+            "OAuth2CryptoPassphrase \"\": empty message".into()
+        }),
+        Err(e) => f.0.push(format!("OAuth2CryptoPassphrase \"\": {e}")),
+    }
+    f.assert_none();
+}

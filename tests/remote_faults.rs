@@ -1,0 +1,873 @@
+//! Remote verification against scripted HTTP servers started by the test (plain HTTP on
+//! 127.0.0.1, every request counted): cached keys during a key-endpoint outage, endpoints that
+//! never answer (`http_timeout`), bad key-set responses, key rotation, key-set expiry, a flood of
+//! unknown `kid`s (refresh rate limit), no refetch for tokens that fail for other reasons,
+//! `eckey_uri`, and introspection: result cache, `expiry`, the response's `exp`, refused
+//! responses, and the shape of the introspection request.
+
+mod common;
+
+use common::remote::*;
+use common::*;
+use openssl::bn::BigNum;
+use openssl::ec::{EcGroup, EcKey};
+use openssl::nid::Nid;
+use openssl::pkey::PKey;
+use serde_json::{Value, json};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+fn jwks_of(signers: &[&TokenSigner]) -> Value {
+    json!({ "keys": signers.iter().map(|s| s.public_jwk_value()).collect::<Vec<_>>() })
+}
+
+/// An ES256 token with the given kid (fast to mint).
+fn token_with_kid(s: &TokenSigner, kid: &str, c: &Value) -> String {
+    s.mint_with_header(&json!({ "alg": s.alg(), "kid": kid, "typ": "at+jwt" }), c)
+}
+
+fn finish(f: Failures, h: &Httpd) {
+    if !f.0.is_empty() {
+        let log = h.error_log();
+        let lines: Vec<&str> = log.lines().filter(|l| l.contains("oauth2")).collect();
+        eprintln!(
+            "--- httpd error_log (oauth2 lines, tail) ---\n{}",
+            lines[lines.len().saturating_sub(40)..].join("\n")
+        );
+    }
+    f.assert_none();
+}
+
+/// A port on 127.0.0.1 where nothing listens.
+fn closed_port() -> u16 {
+    free_port()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Key sets
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn cached_keys_survive_a_key_endpoint_outage() {
+    let s = TokenSigner::rsa("k1");
+    let mut m = MockServer::json(jwks_of(&[&s]));
+    let body = oauth2_location(
+        "/k",
+        &verify_line("jwks_uri", &m.url("/jwks"), &Opts::new()),
+    );
+    let h = Httpd::start(HttpdConfig::new(body).server(single_process()));
+    let mut f = Failures::default();
+    let t1 = s.mint(&claims("joe"));
+    let r = h.https("/k/env").bearer(&t1).send();
+    f.expect("first request (keys fetched)", &r, 200, None);
+    if r.status == 200 {
+        let env = r.env();
+        f.check(
+            env.get("REMOTE_USER").map(String::as_str) == Some("joe"),
+            || format!("REMOTE_USER {:?}", env.get("REMOTE_USER")),
+        );
+    }
+    let r = h.https("/k/ok").bearer(&t1).send();
+    f.expect("second request", &r, 200, None);
+    let fetched = m.count();
+    f.check(fetched == 1, || {
+        format!("two requests with the same kid fetched the key set {fetched} times, expected 1")
+    });
+    m.shutdown(); // connections to the key endpoint are refused from now on
+    let r = h.https("/k/ok").bearer(&t1).send();
+    f.expect("same token, key endpoint down", &r, 200, None);
+    let t2 = s.mint(&with(claims("ann"), json!({ "jti": random_id(8) })));
+    let r = h.https("/k/ok").bearer(&t2).send();
+    f.expect(
+        "new token with the cached kid, key endpoint down",
+        &r,
+        200,
+        None,
+    );
+    let unknown = token_with_kid(&TokenSigner::ec("x"), "k2", &claims("joe"));
+    let r = h.https("/k/ok").bearer(&unknown).send();
+    f.expect(
+        "unknown kid, key endpoint down",
+        &r,
+        401,
+        Some(INVALID_TOKEN),
+    );
+    let r = h.https("/k/ok").bearer(&t1).send();
+    f.expect("cached kid after a failed refetch", &r, 200, None);
+    h.assert_no_child_crash();
+    finish(f, &h);
+}
+
+#[test]
+fn endpoints_that_never_answer_time_out() {
+    let hang = MockServer::start(|_| Reply::Hang);
+    let down = closed_port();
+    let locs: Vec<(&str, String)> = vec![
+        (
+            "/j",
+            verify_line(
+                "jwks_uri",
+                &hang.url("/jwks"),
+                &Opts::new().kv("jwks_uri.http_timeout", "2"),
+            ),
+        ),
+        (
+            "/e",
+            verify_line(
+                "eckey_uri",
+                &hang.url("/key.pem"),
+                &Opts::new().kv("eckey_uri.http_timeout", "2"),
+            ),
+        ),
+        (
+            "/md",
+            verify_line(
+                "metadata",
+                &hang.url("/.well-known/openid-configuration"),
+                &Opts::new().kv("metadata.http_timeout", "2"),
+            ),
+        ),
+        (
+            "/i",
+            verify_line(
+                "introspect",
+                &hang.url("/introspect"),
+                &Opts::new().kv("introspect.http_timeout", "2"),
+            ),
+        ),
+        (
+            "/jdown",
+            verify_line(
+                "jwks_uri",
+                &format!("http://127.0.0.1:{down}/jwks"),
+                &Opts::new().kv("jwks_uri.http_timeout", "2"),
+            ),
+        ),
+        (
+            "/idown",
+            verify_line(
+                "introspect",
+                &format!("http://127.0.0.1:{down}/introspect"),
+                &Opts::new().kv("introspect.http_timeout", "2"),
+            ),
+        ),
+    ];
+    let body: String = locs.iter().map(|(p, v)| oauth2_location(p, v)).collect();
+    let h = Httpd::start(HttpdConfig::new(body));
+    let s = TokenSigner::ec("k1");
+    let jwt = s.mint(&claims("joe"));
+    let opaque = random_id(32);
+    // all at once (each waits for its own timeout)
+    let results: Vec<(&str, Result<Response, String>, Duration)> = std::thread::scope(|sc| {
+        let hs: Vec<_> = locs
+            .iter()
+            .map(|(p, _)| {
+                let tok = if p.starts_with("/i") { &opaque } else { &jwt };
+                let h = &h;
+                sc.spawn(move || {
+                    let t = Instant::now();
+                    let r = h.https(&format!("{p}/ok")).bearer(tok).try_send();
+                    (*p, r, t.elapsed())
+                })
+            })
+            .collect();
+        hs.into_iter().map(|x| x.join().unwrap()).collect()
+    });
+    let mut f = Failures::default();
+    for (p, r, took) in results {
+        eprintln!("{p}: {:?} after {took:?}", r.as_ref().map(|r| r.status));
+        match r {
+            Ok(r) => f.expect(p, &r, 401, Some(INVALID_TOKEN)),
+            Err(e) => f.0.push(format!("{p}: no response after {took:?}: {e}")),
+        }
+        f.check(took < Duration::from_secs(6), || {
+            format!("{p}: answered after {took:?}, expected within ~3 s (http_timeout=2)")
+        });
+    }
+    f.check(hang.count() >= 3, || {
+        format!(
+            "the never-answering server saw {} requests, expected one per location at least",
+            hang.count()
+        )
+    });
+    h.assert_no_child_crash();
+    finish(f, &h);
+}
+
+#[test]
+fn bad_key_set_responses_are_refused() {
+    let s = TokenSigner::rsa("k1");
+    let impostor = TokenSigner::rsa("k1");
+    let good = jwks_of(&[&s]).to_string();
+    let other = jwks_of(&[&impostor]).to_string();
+    let cases: Vec<(&str, Reply, u16)> = vec![
+        ("good", Reply::raw(200, "application/json", &good), 200),
+        (
+            "status-500",
+            Reply::raw(500, "application/json", &good),
+            401,
+        ),
+        (
+            "status-404",
+            Reply::raw(404, "application/json", &good),
+            401,
+        ),
+        (
+            "invalid-json",
+            Reply::raw(200, "application/json", "{\"keys\": [{\"kty\""),
+            401,
+        ),
+        ("json-array", Reply::raw(200, "application/json", "[]"), 401),
+        (
+            "keys-not-array",
+            Reply::raw(200, "application/json", "{\"keys\":\"x\"}"),
+            401,
+        ),
+        (
+            "empty-keys",
+            Reply::raw(200, "application/json", "{\"keys\":[]}"),
+            401,
+        ),
+        ("html", Reply::raw(200, "text/html", "<html>hi</html>"), 401),
+        ("empty-body", Reply::raw(200, "application/json", ""), 401),
+        ("close", Reply::Close, 401),
+        (
+            "other-key-same-kid",
+            Reply::raw(200, "application/json", &other),
+            401,
+        ),
+    ];
+    let table: Vec<(String, Reply)> = cases
+        .iter()
+        .map(|(n, r, _)| (format!("/{n}"), r.clone()))
+        .collect();
+    let m = MockServer::start(move |req| {
+        table
+            .iter()
+            .find(|(p, _)| p == req.path())
+            .map(|(_, r)| r.clone())
+            .unwrap_or_else(|| Reply::raw(404, "text/plain", "no"))
+    });
+    let body: String = cases
+        .iter()
+        .map(|(n, _, _)| {
+            oauth2_location(
+                &format!("/{n}"),
+                &verify_line("jwks_uri", &m.url(&format!("/{n}")), &Opts::new()),
+            )
+        })
+        .collect();
+    let h = Httpd::start(HttpdConfig::new(body));
+    let tok = s.mint(&claims("joe"));
+    let mut f = Failures::default();
+    for (n, _, want) in &cases {
+        let r = h.https(&format!("/{n}/ok")).bearer(&tok).send();
+        f.expect(n, &r, *want, (*want == 401).then_some(INVALID_TOKEN));
+    }
+    h.assert_no_child_crash();
+    finish(f, &h);
+}
+
+#[test]
+fn key_rotation_is_picked_up_without_restart() {
+    let k1 = TokenSigner::rsa("k1");
+    let k2 = TokenSigner::ec("k2");
+    let m = MockServer::json(jwks_of(&[&k1]));
+    let body = oauth2_location(
+        "/k",
+        &verify_line(
+            "jwks_uri",
+            &m.url("/jwks"),
+            &Opts::new().kv("jwks_uri.refresh_interval", "1"),
+        ),
+    );
+    let h = Httpd::start(HttpdConfig::new(body).server(single_process()));
+    let mut f = Failures::default();
+    let t1 = k1.mint(&claims("joe"));
+    let r = h.https("/k/ok").bearer(&t1).send();
+    f.expect("k1 token before rotation", &r, 200, None);
+    let first_fetch = m.seen().first().map(|s| s.at);
+    // rotation at the AS: only k2 is published from now on
+    let rotated = jwks_of(&[&k2]);
+    m.set(move |_| Reply::json(&rotated));
+    // refresh_interval=1: let the interval since the first fetch pass (a bounded, known wait)
+    if let Some(t) = first_fetch {
+        let wait = Duration::from_millis(1200).saturating_sub(t.elapsed());
+        std::thread::sleep(wait);
+    }
+    let t2 = k2.mint(&claims("ann"));
+    let r = h.https("/k/env").bearer(&t2).send();
+    f.expect("k2 token after rotation (no restart)", &r, 200, None);
+    if r.status == 200 {
+        let env = r.env();
+        f.check(
+            env.get("REMOTE_USER").map(String::as_str) == Some("ann"),
+            || format!("REMOTE_USER {:?}", env.get("REMOTE_USER")),
+        );
+    }
+    let n = m.count();
+    f.check(n == 2, || format!("key set fetched {n} times, expected 2"));
+    let r = h.https("/k/ok").bearer(&t2).send();
+    f.expect("k2 token again (cached)", &r, 200, None);
+    let n2 = m.count();
+    f.check(n2 == n, || {
+        format!("a known kid caused a refetch ({n} -> {n2} fetches)")
+    });
+    h.assert_no_child_crash();
+    finish(f, &h);
+}
+
+#[test]
+fn key_set_expiry_refetches() {
+    let s = TokenSigner::ec("k1");
+    let m = MockServer::json(jwks_of(&[&s]));
+    let body = oauth2_location(
+        "/k",
+        &verify_line(
+            "jwks_uri",
+            &m.url("/jwks"),
+            // refresh_interval bounds every fetch in this implementation, not only kid-triggered
+            // ones: keep it below the expiry so that expiry alone decides
+            &Opts::new()
+                .kv("jwks_uri.expiry", "1")
+                .kv("jwks_uri.refresh_interval", "1"),
+        ),
+    );
+    let h = Httpd::start(HttpdConfig::new(body).server(single_process()));
+    let mut f = Failures::default();
+    let t = s.mint(&claims("joe"));
+    let start = Instant::now();
+    let mut statuses = Vec::new();
+    let refetched = poll(Duration::from_secs(6), || {
+        let r = h.https("/k/ok").bearer(&t).send();
+        statuses.push(r.status);
+        (m.count() >= 2).then(|| start.elapsed())
+    });
+    f.check(refetched.is_some(), || {
+        format!(
+            "jwks_uri.expiry=1: {} fetch(es) in 6 s of requests",
+            m.count()
+        )
+    });
+    f.check(statuses.iter().all(|s| *s == 200), || {
+        format!("statuses while the key set expires: {statuses:?}")
+    });
+    eprintln!(
+        "expiry=1: second fetch after {refetched:?}, {} requests",
+        statuses.len()
+    );
+    h.assert_no_child_crash();
+    finish(f, &h);
+}
+
+/// Warm up `url` with 40 valid tokens, optionally wait until `wait` has passed since the last key
+/// fetch, then send 1,000 tokens with random unknown kids over 4 keep-alive connections.
+/// Returns (fetches during the flood, flood wall time).
+fn flood_unknown_kids(
+    f: &mut Failures,
+    what: &str,
+    url: &str,
+    m: &MockServer,
+    s: &TokenSigner,
+    wait: Option<Duration>,
+) -> (usize, Duration) {
+    let warm: Vec<String> = (0..40)
+        .map(|i| s.mint(&with(claims("joe"), json!({ "n": i }))))
+        .collect();
+    let (codes, _) = flood(url, &warm, 4);
+    f.check(codes.len() == 40 && codes.iter().all(|c| *c == 200), || {
+        format!("{what}: warm-up statuses: {:?}", histogram(&codes))
+    });
+    if let (Some(w), Some(last)) = (wait, m.seen().last().map(|x| x.at)) {
+        // the refresh interval must have passed since the last fetch: a known, bounded wait
+        std::thread::sleep(w.saturating_sub(last.elapsed()));
+    }
+    let before = m.count();
+    let tokens: Vec<String> = (0..1000)
+        .map(|_| token_with_kid(s, &random_id(12), &claims("joe")))
+        .collect();
+    let (codes, took) = flood(url, &tokens, 4);
+    let fetches = m.count() - before;
+    let hist = histogram(&codes);
+    eprintln!(
+        "{what}: 1000 unknown kids in {took:?}: statuses {hist:?}, {fetches} key-set fetches \
+         (warm-up fetched {before})"
+    );
+    f.check(codes.len() == 1000 && hist.get(&401) == Some(&1000), || {
+        format!(
+            "{what}: flood statuses: {hist:?} ({} responses)",
+            codes.len()
+        )
+    });
+    let (codes, _) = flood(url, &warm[..4], 1);
+    f.check(codes == [200; 4], || {
+        format!("{what}: valid tokens after the flood: {codes:?}")
+    });
+    (fetches, took)
+}
+
+#[test]
+fn unknown_kid_flood_is_rate_limited() {
+    let s = TokenSigner::ec("k1");
+    let m = MockServer::json(jwks_of(&[&s]));
+    let m2 = MockServer::json(jwks_of(&[&s]));
+    let body = [
+        oauth2_location(
+            "/f",
+            &verify_line("jwks_uri", &m.url("/jwks"), &Opts::new()),
+        ),
+        oauth2_location(
+            "/g",
+            &verify_line(
+                "jwks_uri",
+                &m2.url("/jwks"),
+                &Opts::new().kv("jwks_uri.refresh_interval", "2"),
+            ),
+        ),
+    ]
+    .concat();
+    // two child processes: each may keep its own key cache
+    let h = Httpd::start(HttpdConfig::new(body).server(two_processes()));
+    let mut f = Failures::default();
+
+    // default refresh_interval (10 s), flood right after the keys were fetched
+    let url = format!("http://127.0.0.1:{}/f/ok", h.http_port);
+    let (fetches, took) = flood_unknown_kids(&mut f, "default interval", &url, &m, &s, None);
+    // a flood longer than the interval may legitimately fetch again (per process)
+    let allowed = 5 + 2 * (took.as_secs() / 10) as usize;
+    f.check(fetches <= allowed, || {
+        format!("default interval: 1000 unknown kids in {took:?} caused {fetches} key-set fetches, expected <= {allowed}")
+    });
+
+    // refresh_interval=2, flood once the interval has passed: refetches are allowed, and the
+    // concurrent requests that want one must share it (single flight) rather than each fetching
+    let url = format!("http://127.0.0.1:{}/g/ok", h.http_port);
+    let (fetches, took) = flood_unknown_kids(
+        &mut f,
+        "refresh_interval=2",
+        &url,
+        &m2,
+        &s,
+        Some(Duration::from_millis(2300)),
+    );
+    let allowed = 5 + 2 * (took.as_secs() / 2) as usize;
+    f.check((1..=allowed).contains(&fetches), || {
+        format!("refresh_interval=2: 1000 unknown kids in {took:?} caused {fetches} key-set fetches, expected 1..={allowed}")
+    });
+    h.assert_no_child_crash();
+    finish(f, &h);
+}
+
+#[test]
+fn tokens_failing_for_other_reasons_cause_no_refetch() {
+    let s = TokenSigner::rsa("k1");
+    let m = MockServer::json(jwks_of(&[&s]));
+    let body = oauth2_location(
+        "/k",
+        &verify_line(
+            "jwks_uri",
+            &m.url("/jwks"),
+            &Opts::new().kv("jwks_uri.refresh_interval", "0"),
+        ),
+    );
+    let h = Httpd::start(HttpdConfig::new(body).server(single_process()));
+    let mut f = Failures::default();
+    let good = s.mint(&claims("joe"));
+    let r = h.http("/k/ok").bearer(&good).send();
+    f.expect("warm-up", &r, 200, None);
+    let before = m.count();
+    let impostor = TokenSigner::rsa("k1");
+    let mut bad: Vec<String> = (0..10)
+        .map(|i| tamper_signature(&s.mint(&with(claims("joe"), json!({ "n": i })))))
+        .collect();
+    bad.extend((0..5).map(|i| impostor.mint(&with(claims("joe"), json!({ "n": i })))));
+    bad.extend((0..5).map(|i| {
+        s.mint(&with(
+            claims("joe"),
+            json!({ "n": i, "exp": now() - 600, "iat": now() - 900 }),
+        ))
+    }));
+    let url = format!("http://127.0.0.1:{}/k/ok", h.http_port);
+    let (codes, _) = flood(&url, &bad, 2);
+    f.check(codes.len() == 20 && codes.iter().all(|c| *c == 401), || {
+        format!(
+            "statuses for bad tokens with a known kid: {:?}",
+            histogram(&codes)
+        )
+    });
+    let after = m.count();
+    f.check(after == before, || {
+        format!(
+            "20 tokens with the known kid but a bad signature / other key / expired caused {} \
+             key-set fetch(es) (even with refresh_interval=0)",
+            after - before
+        )
+    });
+    h.assert_no_child_crash();
+    finish(f, &h);
+}
+
+#[test]
+fn eckey_uri_serves_one_pem_key() {
+    let s = TokenSigner::ec("k1");
+    let jwk = s.public_jwk_value();
+    let coord = |n: &str| {
+        let b = base64::Engine::decode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            jwk[n].as_str().unwrap(),
+        )
+        .unwrap();
+        BigNum::from_slice(&b).unwrap()
+    };
+    let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap();
+    let ec = EcKey::from_public_key_affine_coordinates(&group, &coord("x"), &coord("y")).unwrap();
+    let pem =
+        String::from_utf8(PKey::from_ec_key(ec).unwrap().public_key_to_pem().unwrap()).unwrap();
+    let pem2 = pem.clone();
+    let m = MockServer::start(move |req| match req.path() {
+        "/key.pem" => Reply::raw(200, "application/x-pem-file", &pem2),
+        "/garbage.pem" => Reply::raw(
+            200,
+            "application/x-pem-file",
+            "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n",
+        ),
+        _ => Reply::raw(500, "text/plain", "error"),
+    });
+    let body = [
+        oauth2_location(
+            "/e",
+            &verify_line("eckey_uri", &m.url("/key.pem"), &Opts::new()),
+        ),
+        oauth2_location(
+            "/garbage",
+            &verify_line("eckey_uri", &m.url("/garbage.pem"), &Opts::new()),
+        ),
+        oauth2_location(
+            "/err",
+            &verify_line("eckey_uri", &m.url("/err"), &Opts::new()),
+        ),
+    ]
+    .concat();
+    let h = Httpd::start(HttpdConfig::new(body));
+    let mut f = Failures::default();
+    let no_kid = s.mint_with_header(&json!({ "alg": "ES256", "typ": "at+jwt" }), &claims("joe"));
+    let with_kid = s.mint(&claims("joe"));
+    let other = TokenSigner::ec("k1").mint(&claims("joe"));
+    for (what, loc, tok, want) in [
+        ("ES256 without kid", "/e", &no_kid, 200),
+        ("ES256 with a kid", "/e", &with_kid, 200),
+        ("another EC key", "/e", &other, 401),
+        ("tampered", "/e", &tamper_signature(&no_kid), 401),
+        ("garbage PEM", "/garbage", &no_kid, 401),
+        ("HTTP 500", "/err", &no_kid, 401),
+    ] {
+        let r = h.https(&format!("{loc}/ok")).bearer(tok).send();
+        f.expect(what, &r, want, (want == 401).then_some(INVALID_TOKEN));
+    }
+    h.assert_no_child_crash();
+    finish(f, &h);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Introspection
+// ---------------------------------------------------------------------------------------------
+
+/// A scripted introspection endpoint: the reply for each token (form parameter `token`) comes from
+/// `table`, default `{"active":true,"sub":"joe","exp":now+300}`.
+fn introspection_server(table: Arc<Mutex<Vec<(String, Reply)>>>) -> MockServer {
+    MockServer::start(move |req| {
+        let tok = req.param("token").unwrap_or_default();
+        let t = table.lock().unwrap();
+        t.iter()
+            .find(|(k, _)| *k == tok)
+            .map(|(_, r)| r.clone())
+            .unwrap_or_else(|| {
+                Reply::json(&json!({ "active": true, "sub": "joe", "exp": now() + 300 }))
+            })
+    })
+}
+
+fn calls_for(m: &MockServer, tok: &str) -> Vec<Seen> {
+    m.seen()
+        .into_iter()
+        .filter(|s| s.param("token").as_deref() == Some(tok))
+        .collect()
+}
+
+#[test]
+fn introspection_results_are_cached() {
+    let table = Arc::new(Mutex::new(Vec::new()));
+    let m = introspection_server(table.clone());
+    let body = [
+        oauth2_location("/c", &verify_line("introspect", &m.url("/i"), &Opts::new())),
+        oauth2_location(
+            "/c1",
+            &verify_line("introspect", &m.url("/i"), &Opts::new().kv("expiry", "1")),
+        ),
+    ]
+    .concat();
+    let h = Httpd::start(HttpdConfig::new(body).server(single_process()));
+    let mut f = Failures::default();
+
+    // default expiry (300 s): 10 requests, 1 call
+    let ta = random_id(32);
+    let mut statuses = Vec::new();
+    for _ in 0..10 {
+        statuses.push(h.https("/c/ok").bearer(&ta).send().status);
+    }
+    f.check(statuses.iter().all(|s| *s == 200), || {
+        format!("same opaque token 10 times: {statuses:?}")
+    });
+    let n = calls_for(&m, &ta).len();
+    f.check(n == 1, || {
+        format!("same opaque token 10 times: {n} introspection calls, expected 1")
+    });
+    let r = h.https("/c/env").bearer(&ta).send();
+    if r.status == 200 {
+        let env = r.env();
+        f.check(
+            env.get("REMOTE_USER").map(String::as_str) == Some("joe"),
+            || {
+                format!(
+                    "REMOTE_USER (sub of the response) {:?}",
+                    env.get("REMOTE_USER")
+                )
+            },
+        );
+    }
+
+    // expiry=1: a second call once the cached result has expired
+    let tb = random_id(32);
+    let start = Instant::now();
+    let mut statuses = Vec::new();
+    let second = poll(Duration::from_secs(6), || {
+        statuses.push(h.https("/c1/ok").bearer(&tb).send().status);
+        (calls_for(&m, &tb).len() >= 2).then(|| start.elapsed())
+    });
+    f.check(second.is_some(), || {
+        format!(
+            "expiry=1: {} call(s) within 6 s of requests",
+            calls_for(&m, &tb).len()
+        )
+    });
+    f.check(statuses.iter().all(|s| *s == 200), || {
+        format!("expiry=1 statuses: {statuses:?}")
+    });
+    let calls = calls_for(&m, &tb);
+    if calls.len() >= 2 {
+        eprintln!(
+            "expiry=1: second call {:?} after the first ({} requests)",
+            calls[1].at - calls[0].at,
+            statuses.len()
+        );
+    }
+
+    // the response's exp bounds the cache (default expiry 300 s): refused once exp has passed
+    let tc = random_id(32);
+    let exp = now() + 2;
+    table.lock().unwrap().push((
+        tc.clone(),
+        Reply::json(&json!({ "active": true, "sub": "joe", "exp": exp })),
+    ));
+    let r = h.https("/c/ok").bearer(&tc).send();
+    f.expect("response exp in 2 s", &r, 200, None);
+    let refused = poll(Duration::from_secs(7), || {
+        let r = h.https("/c/ok").bearer(&tc).send();
+        (r.status == 401).then_some(now() - exp)
+    });
+    f.check(refused.is_some(), || {
+        "a result whose exp has passed was still accepted 7 s later (cache beyond exp)".into()
+    });
+    eprintln!("response exp: refused {refused:?} s after exp");
+    h.assert_no_child_crash();
+    finish(f, &h);
+}
+
+#[test]
+fn introspection_responses_that_must_be_refused() {
+    const ISS: &str = "https://as.example.test";
+    let n = now();
+    let good = json!({ "active": true, "sub": "joe", "iss": ISS, "aud": "api", "exp": n + 300 });
+    let j = |extra: Value| Reply::json(&with(good.clone(), extra));
+    let raw = |status: u16, body: &str| Reply::raw(status, "application/json", body);
+    let rows: Vec<(&str, Reply, u16)> = vec![
+        ("active, iss and aud match", Reply::json(&good), 200),
+        (
+            "aud array containing api",
+            j(json!({ "aud": ["x", "api"] })),
+            200,
+        ),
+        ("active false", j(json!({ "active": false })), 401),
+        (
+            "active \"true\" (string)",
+            j(json!({ "active": "true" })),
+            401,
+        ),
+        ("active 1", j(json!({ "active": 1 })), 401),
+        ("active null", j(json!({ "active": null })), 401),
+        (
+            "no active",
+            Reply::json(&without(good.clone(), "active")),
+            401,
+        ),
+        (
+            "exp in the past",
+            j(json!({ "exp": n - 60, "iat": n - 600 })),
+            401,
+        ),
+        ("nbf in the future", j(json!({ "nbf": n + 600 })), 401),
+        (
+            "other iss",
+            j(json!({ "iss": "https://evil.example.test" })),
+            401,
+        ),
+        ("other aud", j(json!({ "aud": "other" })), 401),
+        (
+            "HTTP 500 with an active body",
+            raw(500, &good.to_string()),
+            401,
+        ),
+        (
+            "HTTP 401 with an active body",
+            raw(401, &good.to_string()),
+            401,
+        ),
+        ("invalid JSON", raw(200, "{\"active\": true, \"sub\""), 401),
+        ("JSON array", raw(200, "[{\"active\": true}]"), 401),
+        ("JSON string", raw(200, "\"active\""), 401),
+        ("empty body", raw(200, ""), 401),
+        ("connection closed", Reply::Close, 401),
+    ];
+    let tokens: Vec<String> = rows.iter().map(|_| random_id(24)).collect();
+    let table = Arc::new(Mutex::new(
+        rows.iter()
+            .zip(&tokens)
+            .map(|((_, r, _), t)| (t.clone(), r.clone()))
+            .collect::<Vec<_>>(),
+    ));
+    let m = introspection_server(table);
+    let opts = Opts::new().kv("iss", ISS).kv("aud", "api");
+    let body = oauth2_location("/r", &verify_line("introspect", &m.url("/i"), &opts));
+    let h = Httpd::start(HttpdConfig::new(body));
+    let mut f = Failures::default();
+    for ((what, _, want), tok) in rows.iter().zip(&tokens) {
+        let r = h.https("/r/ok").bearer(tok).send();
+        f.expect(what, &r, *want, (*want == 401).then_some(INVALID_TOKEN));
+        // and again (a refusal is not turned into an acceptance by any cache)
+        let r = h.https("/r/ok").bearer(tok).send();
+        f.expect(&format!("{what} (again)"), &r, *want, None);
+    }
+    h.assert_no_child_crash();
+    finish(f, &h);
+}
+
+#[test]
+fn introspection_request_shape() {
+    let m = introspection_server(Arc::new(Mutex::new(Vec::new())));
+    let extra = "resource=https%3A%2F%2Frs.example.test%2F&x=a+b";
+    let post = Opts::new()
+        .kv("introspect.auth", "client_secret_post")
+        .kv("client_id", "cli")
+        .kv("client_secret", "s3cr3t")
+        .kv("introspect.params", extra)
+        .kv("introspect.token_param_name", "access_token");
+    let basic = Opts::new()
+        .kv("introspect.auth", "client_secret_basic")
+        .kv("client_id", "cli")
+        .kv("client_secret", "s3cr3t");
+    // the token parameter is renamed at /p: the scripted server finds no `token` and answers
+    // with its default (active) response
+    let body = [
+        oauth2_location("/p", &verify_line("introspect", &m.url("/ip"), &post)),
+        oauth2_location("/b", &verify_line("introspect", &m.url("/ib"), &basic)),
+        oauth2_location(
+            "/n",
+            &verify_line("introspect", &m.url("/in"), &Opts::new()),
+        ),
+    ]
+    .concat();
+    let h = Httpd::start(HttpdConfig::new(body));
+    let mut f = Failures::default();
+    let (tp, tb, tn) = (random_id(24), random_id(24), random_id(24));
+    for (loc, tok) in [("/p", &tp), ("/b", &tb), ("/n", &tn)] {
+        let r = h.https(&format!("{loc}/ok")).bearer(tok).send();
+        f.expect(loc, &r, 200, None);
+    }
+    let seen = m.seen();
+    let one = |path: &str| seen.iter().find(|s| s.path() == path).cloned();
+    let has = |s: &Seen, k: &str, v: &str| s.form().iter().any(|(a, b)| a == k && b == v);
+    match one("/ip") {
+        None => {
+            f.0.push("client_secret_post: no introspection request".into())
+        }
+        Some(s) => {
+            f.check(s.method == "POST", || format!("/ip method {}", s.method));
+            f.check(
+                s.header("Content-Type")
+                    .is_some_and(|c| c.starts_with("application/x-www-form-urlencoded")),
+                || format!("/ip Content-Type {:?}", s.header("Content-Type")),
+            );
+            for (k, v) in [
+                ("access_token", tp.as_str()),
+                ("client_id", "cli"),
+                ("client_secret", "s3cr3t"),
+                ("resource", "https://rs.example.test/"),
+                ("x", "a b"),
+            ] {
+                f.check(has(&s, k, v), || {
+                    format!("client_secret_post: form lacks {k}={v:?}: {:?}", s.form())
+                });
+            }
+            f.check(s.param("token").is_none(), || {
+                format!(
+                    "token_param_name=access_token, yet `token` sent: {:?}",
+                    s.form()
+                )
+            });
+            f.check(s.header("Authorization").is_none(), || {
+                format!(
+                    "client_secret_post sent Authorization {:?}",
+                    s.header("Authorization")
+                )
+            });
+        }
+    }
+    match one("/ib") {
+        None => {
+            f.0.push("client_secret_basic: no introspection request".into())
+        }
+        Some(s) => {
+            let want = format!(
+                "Basic {}",
+                base64::Engine::encode(&base64::engine::general_purpose::STANDARD, "cli:s3cr3t",)
+            );
+            f.check(s.header("Authorization") == Some(want.as_str()), || {
+                format!(
+                    "client_secret_basic: Authorization {:?}",
+                    s.header("Authorization")
+                )
+            });
+            f.check(has(&s, "token", &tb), || format!("/ib form {:?}", s.form()));
+            f.check(s.param("client_secret").is_none(), || {
+                format!(
+                    "client_secret_basic also sent the secret in the form: {:?}",
+                    s.form()
+                )
+            });
+        }
+    }
+    match one("/in") {
+        None => f.0.push("auth none: no introspection request".into()),
+        Some(s) => {
+            f.check(has(&s, "token", &tn), || format!("/in form {:?}", s.form()));
+            f.check(s.header("Authorization").is_none(), || {
+                format!(
+                    "no auth configured, yet Authorization {:?}",
+                    s.header("Authorization")
+                )
+            });
+        }
+    }
+    h.assert_no_child_crash();
+    finish(f, &h);
+}

@@ -1,0 +1,366 @@
+//! Remote key sets against a real authorization server (npm `oidc-provider` in `tests/realas/`,
+//! one per test binary): JWTs signed RS256, PS256, ES256 and EdDSA verified through `jwks_uri`
+//! and through `metadata` (the token's `iss` bound to the metadata's `issuer`), TLS trust of the
+//! key fetches (`ca_file`, `ssl_verify`), and certificate-bound JWTs (RFC 8705) of the AS's mTLS
+//! clients under `type=mtls`.
+
+mod common;
+
+use common::remote::*;
+use common::*;
+use serde_json::json;
+
+/// `jwks_uri.ca_file=<AS CA>`
+fn jwks_opts(a: &RealAs) -> Opts {
+    Opts::new().path("jwks_uri.ca_file", &a.pki.ca_cert)
+}
+
+/// `metadata.ca_file` and `jwks_uri.ca_file` = the AS's CA.
+fn meta_opts(a: &RealAs) -> Opts {
+    Opts::new()
+        .path("metadata.ca_file", &a.pki.ca_cert)
+        .path("jwks_uri.ca_file", &a.pki.ca_cert)
+}
+
+fn finish(f: Failures, a: &RealAs, h: &Httpd) {
+    if !f.0.is_empty() {
+        eprintln!(
+            "--- AS log (tail) ---\n{}\n--- httpd error_log (oauth2 lines, tail) ---\n{}",
+            a.log_tail(30),
+            h.error_log()
+                .lines()
+                .filter(|l| l.contains("oauth2"))
+                .rev()
+                .take(40)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+    }
+    f.assert_none();
+}
+
+#[test]
+fn jwts_of_every_algorithm_through_jwks_uri_and_metadata() {
+    let a = real_as();
+    let body = [
+        oauth2_location(
+            "/jwks",
+            &verify_line("jwks_uri", &a.jwks_url(), &jwks_opts(a)),
+        ),
+        oauth2_location(
+            "/jwksiss",
+            &verify_line(
+                "jwks_uri",
+                &a.jwks_url(),
+                &jwks_opts(a).kv("iss", &a.issuer),
+            ),
+        ),
+        oauth2_location(
+            "/meta",
+            &verify_line("metadata", &a.discovery_url(), &meta_opts(a)),
+        ),
+    ]
+    .concat();
+    let h = Httpd::start(HttpdConfig::new(body));
+    let mut f = Failures::default();
+
+    for (res, alg, kid) in [
+        ("/rs256", "RS256", "rsa-1"),
+        ("/ps256", "PS256", "rsa-1"),
+        ("/es256", "ES256", "ec-p256-1"),
+        ("/eddsa", "EdDSA", "ed25519-1"),
+    ] {
+        let tok = a.token(AsClient::Basic, res, "read write");
+        let hd = jwt_header(&tok);
+        assert_eq!(hd["alg"], alg, "AS token header for {res}: {hd}");
+        assert_eq!(hd["kid"], kid, "AS token header for {res}: {hd}");
+        for loc in ["/jwks", "/jwksiss", "/meta"] {
+            let what = format!("{alg} token at {loc}");
+            let r = h.https(&format!("{loc}/env")).bearer(&tok).send();
+            f.expect(&what, &r, 200, None);
+            if r.status != 200 {
+                continue;
+            }
+            let env = r.env();
+            for (k, v) in [
+                ("REMOTE_USER", "basic-client"),
+                ("OAUTH2_CLAIM_sub", "basic-client"),
+                ("OAUTH2_CLAIM_client_id", "basic-client"),
+                ("OAUTH2_CLAIM_scope", "read write"),
+                ("OAUTH2_CLAIM_iss", a.issuer.as_str()),
+                ("OAUTH2_CLAIM_aud", &format!("{RS}{res}")),
+            ] {
+                f.check(env.get(k).map(String::as_str) == Some(v), || {
+                    format!("{what}: {k} = {:?}, expected {v:?}", env.get(k))
+                });
+            }
+        }
+        // the signature is checked against the fetched key
+        let bad = tamper_signature(&tok);
+        for loc in ["/jwks", "/meta"] {
+            let r = h.https(&format!("{loc}/env")).bearer(&bad).send();
+            f.expect(
+                &format!("{alg} token, tampered signature, at {loc}"),
+                &r,
+                401,
+                Some(INVALID_TOKEN),
+            );
+        }
+    }
+
+    // Tokens the AS did not issue.
+    let real = jwt_payload(&a.token(AsClient::Basic, "/rs256", "read"));
+    // (1) signed with the AS's own key and kid, but another issuer: only iss binding refuses it
+    let other_iss = a.mint_with_as_key(&with(
+        real.clone(),
+        json!({ "iss": "https://other.example.test" }),
+    ));
+    // (2) the same, with the AS's issuer: a control that harness-minted tokens verify
+    let same_iss = a.mint_with_as_key(&real);
+    // (3) another key under the AS's kid, the AS's issuer
+    let impostor = TokenSigner::rsa("rsa-1").mint(&real);
+    // (4) another key with its own kid, another issuer
+    let foreign = TokenSigner::ec("other-1").mint(&with(
+        real.clone(),
+        json!({ "iss": "https://other.example.test" }),
+    ));
+    for (what, tok, jwks, jwksiss, meta) in [
+        ("AS key, other iss", &other_iss, 200, 401, 401),
+        ("AS key, AS iss (control)", &same_iss, 200, 200, 200),
+        ("other key under kid rsa-1", &impostor, 401, 401, 401),
+        ("other key and kid, other iss", &foreign, 401, 401, 401),
+    ] {
+        for (loc, want) in [("/jwks", jwks), ("/jwksiss", jwksiss), ("/meta", meta)] {
+            let r = h.https(&format!("{loc}/env")).bearer(tok).send();
+            f.expect(
+                &format!("{what} at {loc}"),
+                &r,
+                want,
+                (want == 401).then_some(INVALID_TOKEN),
+            );
+        }
+    }
+    h.assert_no_child_crash();
+    finish(f, a, &h);
+}
+
+#[test]
+fn key_fetch_tls_trust() {
+    let a = real_as();
+    let other_ca = Opts::new().path("jwks_uri.ca_file", &a.pki.client_self_cert);
+    let body = [
+        // the AS's CA is not in the system store: no ca_file, no trust
+        oauth2_location(
+            "/noca",
+            &verify_line("jwks_uri", &a.jwks_url(), &Opts::new()),
+        ),
+        // a CA file that does not contain the AS's CA
+        oauth2_location(
+            "/wrongca",
+            &verify_line("jwks_uri", &a.jwks_url(), &other_ca),
+        ),
+        oauth2_location(
+            "/ca",
+            &verify_line("jwks_uri", &a.jwks_url(), &jwks_opts(a)),
+        ),
+        oauth2_location(
+            "/noverify",
+            &verify_line(
+                "jwks_uri",
+                &a.jwks_url(),
+                &Opts::new().kv("jwks_uri.ssl_verify", "false"),
+            ),
+        ),
+        oauth2_location(
+            "/meta-noca",
+            &verify_line("metadata", &a.discovery_url(), &Opts::new()),
+        ),
+        // metadata trusted, but the discovered jwks_uri without a CA
+        oauth2_location(
+            "/meta-jwks-noca",
+            &verify_line(
+                "metadata",
+                &a.discovery_url(),
+                &Opts::new().path("metadata.ca_file", &a.pki.ca_cert),
+            ),
+        ),
+        oauth2_location(
+            "/meta-noverify",
+            &verify_line(
+                "metadata",
+                &a.discovery_url(),
+                &Opts::new()
+                    .kv("metadata.ssl_verify", "false")
+                    .kv("jwks_uri.ssl_verify", "false"),
+            ),
+        ),
+    ]
+    .concat();
+    let h = Httpd::start(HttpdConfig::new(body));
+    let tok = a.token(AsClient::Basic, "/es256", "read");
+    let mut f = Failures::default();
+    for (loc, want) in [
+        ("/noca", 401),
+        ("/wrongca", 401),
+        ("/ca", 200),
+        ("/noverify", 200),
+        ("/meta-noca", 401),
+        ("/meta-jwks-noca", 401),
+        ("/meta-noverify", 200),
+    ] {
+        let r = h.https(&format!("{loc}/ok")).bearer(&tok).send();
+        f.expect(loc, &r, want, (want == 401).then_some(INVALID_TOKEN));
+    }
+    h.assert_no_child_crash();
+    finish(f, a, &h);
+}
+
+#[test]
+fn certificate_bound_jwts_from_the_real_as() {
+    let a = real_as();
+    let mtls = jwks_opts(a).kv("type", "mtls");
+    let body = [
+        oauth2_location("/mtls", &verify_line("jwks_uri", &a.jwks_url(), &mtls)),
+        oauth2_location(
+            "/mtlsopt",
+            &verify_line(
+                "jwks_uri",
+                &a.jwks_url(),
+                &mtls.clone().kv("mtls.policy", "optional"),
+            ),
+        ),
+        oauth2_location(
+            "/meta",
+            &verify_line(
+                "metadata",
+                &a.discovery_url(),
+                &meta_opts(a).kv("type", "mtls"),
+            ),
+        ),
+        oauth2_location(
+            "/bearer",
+            &verify_line("jwks_uri", &a.jwks_url(), &jwks_opts(a)),
+        ),
+    ]
+    .concat();
+    let h = Httpd::start(HttpdConfig::new(body));
+    // client certificate A = the AS's self-signed client cert, B = the AS's CA-issued one
+    present_cert(
+        &h,
+        ClientCert::A,
+        &a.pki.client_self_cert,
+        &a.pki.client_self_key,
+    );
+    present_cert(
+        &h,
+        ClientCert::B,
+        &a.pki.client_pki_cert,
+        &a.pki.client_pki_key,
+    );
+
+    let self_tok = a.token(AsClient::SelfSigned, "/rs256", "read");
+    let pki_tok = a.token(AsClient::Pki, "/es256", "read");
+    let plain_tok = a.token(AsClient::Basic, "/rs256", "read");
+    assert_eq!(
+        jwt_payload(&self_tok)["cnf"]["x5t#S256"],
+        a.pki.thumb_self.as_str(),
+        "AS token of self-signed-mtls-client"
+    );
+    assert_eq!(
+        jwt_payload(&pki_tok)["cnf"]["x5t#S256"],
+        a.pki.thumb_pki.as_str(),
+        "AS token of pki-mtls-client"
+    );
+    assert!(jwt_payload(&plain_tok).get("cnf").is_none());
+
+    let tampered = tamper_signature(&self_tok);
+    let mut f = Failures::default();
+    use ClientCert::{A, B};
+    // (token, cert, /mtls, /mtlsopt, /meta, /bearer); type=mtls alone means mtls.policy=required
+    let rows: [(&str, &String, Option<ClientCert>, [u16; 4]); 9] = [
+        (
+            "self-signed token, its cert",
+            &self_tok,
+            Some(A),
+            [200, 200, 200, 200],
+        ),
+        (
+            "self-signed token, other cert",
+            &self_tok,
+            Some(B),
+            [401, 401, 401, 200],
+        ),
+        (
+            "self-signed token, no cert",
+            &self_tok,
+            None,
+            [401, 401, 401, 200],
+        ),
+        (
+            "pki token, its cert",
+            &pki_tok,
+            Some(B),
+            [200, 200, 200, 200],
+        ),
+        (
+            "pki token, other cert",
+            &pki_tok,
+            Some(A),
+            [401, 401, 401, 200],
+        ),
+        ("pki token, no cert", &pki_tok, None, [401, 401, 401, 200]),
+        (
+            "unbound token, cert A",
+            &plain_tok,
+            Some(A),
+            [401, 200, 401, 200],
+        ),
+        (
+            "unbound token, no cert",
+            &plain_tok,
+            None,
+            [401, 200, 401, 200],
+        ),
+        (
+            "self-signed token, its cert, tampered",
+            &tampered,
+            Some(A),
+            [401; 4],
+        ),
+    ];
+    for (what, tok, cert, want) in rows.iter() {
+        for (loc, w) in ["/mtls", "/mtlsopt", "/meta", "/bearer"].iter().zip(want) {
+            let r = h
+                .https(&format!("{loc}/env"))
+                .maybe_cert(*cert)
+                .bearer(tok)
+                .send();
+            f.expect(
+                &format!("{what} at {loc}"),
+                &r,
+                *w,
+                (*w == 401).then_some(INVALID_TOKEN),
+            );
+            if *w == 200 && r.status == 200 && *loc == "/mtls" {
+                let env = r.env();
+                let want_user = jwt_payload(tok)["client_id"].as_str().unwrap().to_string();
+                f.check(env.get("REMOTE_USER") == Some(&want_user), || {
+                    format!("{what}: REMOTE_USER {:?}", env.get("REMOTE_USER"))
+                });
+            }
+        }
+    }
+    // the plain-HTTP listener has no certificate: a bound token is refused under type=mtls
+    let r = h.http("/mtls/ok").bearer(&self_tok).send();
+    f.expect(
+        "self-signed token over plain HTTP",
+        &r,
+        401,
+        Some(INVALID_TOKEN),
+    );
+    h.assert_no_child_crash();
+    finish(f, a, &h);
+}
