@@ -335,6 +335,11 @@ void oauth2_log_request(request_rec *r, int level, const char *msg, apr_size_t l
     ap_log_rerror(APLOG_MARK, level, 0, r, "%.*s", (int)len, msg);
 }
 
+int oauth2_log_enabled(request_rec *r, int level)
+{
+    return APLOG_R_IS_LEVEL(r, level);
+}
+
 /* Lines that belong to no request or directive (e.g. a key endpoint that stopped answering). */
 void oauth2_log_process(int level, const char *msg, apr_size_t len)
 {

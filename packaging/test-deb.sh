@@ -221,7 +221,7 @@ apt_install_deb() { # as a user: from the directory that holds the .deb
     else
         quiet sh -c "cd '$(dirname "$DEB")' && apt-get install -y './$DEBNAME'"
     fi
-    grep -E "^(Setting up|Removing|Unpacking|The following|  )" "$WORK/cmd.out" | sed 's/^/    | /'
+    grep -E "^(Setting up|Removing|Unpacking|The following|  |$PKG: |behind |one\))" "$WORK/cmd.out" | sed 's/^/    | /'
 }
 check_files_installed() {
     local f

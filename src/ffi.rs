@@ -60,6 +60,7 @@ unsafe extern "C" {
         cleanup: unsafe extern "C" fn(*mut c_void) -> c_int,
     );
     pub fn oauth2_log_request(r: *mut request_rec, level: c_int, msg: *const c_char, len: usize);
+    pub fn oauth2_log_enabled(r: *mut request_rec, level: c_int) -> c_int;
     pub fn oauth2_log_process(level: c_int, msg: *const c_char, len: usize);
     pub fn oauth2_log_server(s: *mut server_rec, level: c_int, msg: *const c_char, len: usize);
     pub fn oauth2_header_in_get(r: *mut request_rec, name: *const c_char) -> *const c_char;

@@ -207,6 +207,10 @@ impl ApacheRequest {
             self.set_header(name, value);
         }
         self.keep_claims(claims);
+        // SAFETY: see `new`. Checked first so the hot path does not format a line nobody reads.
+        if unsafe { ffi::oauth2_log_enabled(self.r, ffi::APLOG_DEBUG) } == 0 {
+            return;
+        }
         self.log(
             ffi::APLOG_DEBUG,
             &format!(

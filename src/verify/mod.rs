@@ -119,17 +119,19 @@ impl fmt::Display for VerifyError {
 }
 
 /// The token, parsed once and shared by all verifiers of a request.
+/// The token of a request, parsed at most once (and not at all when a cached result answers).
 pub struct ParsedToken<'a> {
     raw: &'a str,
-    jws: Result<Jws<'a>, JoseError>,
+    jws: std::cell::OnceCell<Result<Jws<'a>, JoseError>>,
 }
 
 impl<'a> ParsedToken<'a> {
     pub fn parse(token: &'a str) -> ParsedToken<'a> {
-        ParsedToken {
-            raw: token,
-            jws: Jws::parse(token),
-        }
+        ParsedToken { raw: token, jws: std::cell::OnceCell::new() }
+    }
+
+    fn jws(&self) -> &Result<Jws<'a>, JoseError> {
+        self.jws.get_or_init(|| Jws::parse(self.raw))
     }
 }
 
@@ -186,9 +188,7 @@ impl Verifier {
         keys: &[Key],
         now: i64,
     ) -> Result<Claims, VerifyError> {
-        let jws = token
-            .jws
-            .as_ref()
+        let jws = token.jws().as_ref()
             .map_err(|e| VerifyError::Malformed(e.clone()))?;
         verify_signature(jws, keys)?;
         self.check_claims(jws, now)
@@ -202,9 +202,7 @@ impl Verifier {
         now: i64,
         issuer: Option<&str>,
     ) -> Result<Claims, VerifyError> {
-        let jws = token
-            .jws
-            .as_ref()
+        let jws = token.jws().as_ref()
             .map_err(|e| VerifyError::Malformed(e.clone()))?;
         let keys = remote.keys().map_err(VerifyError::Remote)?;
         match verify_signature(jws, &keys) {
@@ -246,7 +244,7 @@ impl Verifier {
     ) -> Result<Claims, VerifyError> {
         let d = metadata.discovered().map_err(VerifyError::Remote)?;
         let mut jwt_error = None;
-        if let (Ok(_), Some(keys)) = (&token.jws, &d.keys) {
+        if let (Ok(_), Some(keys)) = (token.jws(), &d.keys) {
             match self.verify_remote_jwt(token, keys, now, Some(&d.issuer)) {
                 Ok(claims) => return Ok(claims),
                 Err(e) => jwt_error = Some(e),
