@@ -8,6 +8,7 @@ TOP=$(cd "$(dirname "$0")/.." && pwd)
 cd "$TOP"
 export DEB_SOURCE=${DEB_SOURCE:-HEAD}
 COMMIT=$(git rev-parse "$DEB_SOURCE^{commit}")
+export DEB_SOURCE=$COMMIT   # both builds from this commit, even if HEAD moves meanwhile
 WT=$(mktemp -d /tmp/mod-oauth2-rs-repro.XXXXXX)
 cleanup() {
     git -C "$TOP" worktree remove --force "$WT" 2>/dev/null || rm -rf "$WT"

@@ -341,6 +341,24 @@ EOF
     touch "$BASE.tmp/.complete"
     mv "$BASE.tmp" "$BASE"
 }
+# Runs hold the lock, so any other work directory was left by a run that was killed: stop its
+# Apache, unmount its /proc, delete it.
+reap_stale_runs() {
+    local d pidf pid m
+    for d in /tmp/mod-oauth2-rs-deb-test.*; do
+        [ -d "$d" ] && [ "$d" != "$WORK" ] || continue
+        echo "test-deb: cleaning up $d (left by an interrupted run)"
+        for pidf in "$d/root$INST/run/apache2.pid" "$INST/run/apache2.pid"; do
+            [ -f "$pidf" ] || continue
+            pid=$(cat "$pidf")
+            # Only if that pid is still an apache2 (a stale pid file may name another process now).
+            if [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = apache2 ]; then kill -TERM "$pid"; sleep 1; fi
+        done
+        for m in $(mounts_under "$d"); do umount "$m" || umount -l "$m"; done
+        [ -z "$(mounts_under "$d")" ] && rm -rf --one-file-system "$d"
+    done
+    return 0
+}
 chroot_setup() {
     make_base
     ROOT=$WORK/root
@@ -394,7 +412,7 @@ host_restore() {
         apt-get purge -y -qq "${purge[@]}" >/dev/null </dev/null
     fi
     while read -r p v; do
-        echo "$now_ii" | grep -qx "$p" || reinstall+=("$p=$v")
+        grep -qx -- "$p" <<<"$now_ii" || reinstall+=("$p=$v")
     done < "$STATE/packages"
     if [ ${#reinstall[@]} -gt 0 ]; then
         echo "  reinstalling what the test removed: ${reinstall[*]}"
@@ -455,6 +473,7 @@ host_apt_install curl openssl
 echo "test-deb: $DEB ($MODE)"
 PORT=$(free_port) || die "no free loopback port in 18443-18543"
 make_keys
+reap_stale_runs
 if [ "$MODE" = host ]; then host_setup; else chroot_setup; fi
 phase_fresh_install
 phase_replace_c_module

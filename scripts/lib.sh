@@ -26,6 +26,15 @@ install_build_deps() {
     fi
 }
 
+# What the integration tests need besides the build: a real authorization server (node + npm),
+# real cache servers.
+install_test_deps() {
+    apt_install redis-server memcached
+    if ! command -v npm >/dev/null 2>&1; then
+        apt_install nodejs npm
+    fi
+}
+
 # base64url without padding, of stdin.
 b64url() {
     base64 -w0 | tr '+/' '-_' | tr -d '='

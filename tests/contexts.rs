@@ -26,6 +26,9 @@ fn child_locations_inherit_or_replace() {
     let vc = format!("OAuth2TokenVerify jwk {}", c.jwk_arg());
     let child = |path: &str, d: &str| format!("<Location {path}>\n{d}\n</Location>\n");
     let body = [
+        // the harness maps only `/<one segment>/env|ok`; children are deeper
+        "ScriptAliasMatch \"^/.+/env$\" \"@CGI@\"\nAliasMatch \"^/.+/ok$\" \"@HTDOCS@/ok.txt\"\n"
+            .to_string(),
         oauth2_location(
             "/p",
             &format!(
@@ -292,12 +295,19 @@ fn htaccess_needs_allow_override_authconfig() {
     let r = h.https(&format!("/ht/f.txt?access_token={tok}")).send();
     f.expect("/ht with a query token", &r, 200, None);
     f.check(r.text() == "ht\n", || format!("/ht body {:?}", r.text()));
-    let log = h.access_log();
-    f.check(
-        log.lines()
-            .any(|l| l.contains(" joe@example.com [") && l.contains("GET /ht/f.txt?access_token=")),
-        || format!("/ht: user joe@example.com not in the access log:\n{log}"),
-    );
+    // (the access log is written after the response: wait for it, bounded)
+    let logged = poll(std::time::Duration::from_secs(3), || {
+        h.access_log()
+            .lines()
+            .any(|l| l.contains(" joe@example.com [") && l.contains("GET /ht/f.txt?access_token="))
+            .then_some(())
+    });
+    f.check(logged.is_some(), || {
+        format!(
+            "/ht: user joe@example.com not in the access log:\n{}",
+            h.access_log()
+        )
+    });
     let r = h.https("/ht/f.txt").send();
     f.expect("/ht without a token", &r, 401, Some(NO_TOKEN));
     let r = h.https("/ht/f.txt").bearer(&tok).send();
@@ -353,12 +363,13 @@ fn internal_redirects_and_subrequests_verify_once() {
     fs::write(h.dir.join("htdocs/rw/x.txt"), "x\n").unwrap();
     let tok = signer.mint(&claims("joe"));
     let mut f = Failures::default();
-    for (what, path, status) in [
-        ("server-level rewrite [PT]", "/a/env", 200),
-        ("direct", "/b/env", 200),
-        ("ErrorDocument", "/e/missing", 404),
-        ("per-directory rewrite", "/rw/x.txt", 200),
-        ("DirectoryIndex", "/di/", 200),
+    // (what, path, status, REDIRECT_URL at the CGI: proof of an internal redirect)
+    for (what, path, status, redirect_url) in [
+        ("server-level rewrite [PT]", "/a/env", 200, None),
+        ("direct", "/b/env", 200, None),
+        ("ErrorDocument", "/e/missing", 404, Some("/e/missing")),
+        ("per-directory rewrite", "/rw/x.txt", 200, Some("/rw/x.txt")),
+        ("DirectoryIndex", "/di/", 200, None),
     ] {
         let mark = h.log_mark();
         let r = h.https(path).bearer(&tok).send();
@@ -379,6 +390,12 @@ fn internal_redirects_and_subrequests_verify_once() {
                 )
             },
         );
+        let got = env
+            .get("REDIRECT_URL")
+            .map(|v| String::from_utf8_lossy(v).into_owned());
+        f.check(got.as_deref() == redirect_url, || {
+            format!("{what} {path}: REDIRECT_URL {got:?}, expected {redirect_url:?}")
+        });
         let log = h.wait_log_since(mark, |l| l.contains(ACCEPTED));
         let n = log.lines().filter(|l| l.contains(ACCEPTED)).count();
         f.check(n == 1, || {

@@ -70,6 +70,16 @@ fn basic(user: &str, token: &str) -> String {
     format!("Authorization: Basic {b}")
 }
 
+/// `s` with each token replaced by a short name, for readable failure messages.
+fn abbrev(s: &str, names: &[(&str, &str)]) -> String {
+    let mut o = s.to_string();
+    for (token, name) in names {
+        o = o.replace(token, name);
+        o = o.replace(&dots_encoded(token), &format!("{name} (dots as %2E)"));
+    }
+    o
+}
+
 /// `%2E` for every `.` (the token stays the same after URL-decoding).
 fn dots_encoded(token: &str) -> String {
     token.replace('.', "%2E")
@@ -132,6 +142,15 @@ fn methods_options_and_lookup_order() {
         tok("basic"),
     );
     let bad = tamper_signature(&t_hdr);
+    let named = [
+        (t_env.as_str(), "<env token>"),
+        (t_hdr.as_str(), "<hdr token>"),
+        (t_qry.as_str(), "<qry token>"),
+        (t_post.as_str(), "<post token>"),
+        (t_ck.as_str(), "<ck token>"),
+        (t_basic.as_str(), "<basic token>"),
+        (bad.as_str(), "<bad token>"),
+    ];
     let env = |t: &str| format!("X-Env-Token: {t}");
     let env2 = |t: &str| format!("X-Env-Token2: {t}");
     let bearer = |t: &str| format!("Authorization: Bearer {t}");
@@ -427,12 +446,15 @@ fn methods_options_and_lookup_order() {
     let mut f = Failures::default();
     for (i, (loc, query, req, status, challenge, user)) in rows.iter().enumerate() {
         let r = req.send(&h, &format!("{loc}/body{query}"));
-        let what = format!(
-            "row {i} {loc}{query} headers {:?} body {:?}",
-            req.headers,
-            req.body
-                .as_ref()
-                .map(|b| String::from_utf8_lossy(&b[..b.len().min(80)]).into_owned())
+        let what = abbrev(
+            &format!(
+                "row {i} {loc}{query} headers {:?} body {:?}",
+                req.headers,
+                req.body
+                    .as_ref()
+                    .map(|b| String::from_utf8_lossy(&b[..b.len().min(600)]).into_owned())
+            ),
+            &named,
         );
         f.expect(&what, &r, *status, *challenge);
         if *status == 200 && r.status == 200 {
@@ -739,7 +761,10 @@ fn strip_semantics() {
         for (name, want) in expect {
             let got = env.get(*name);
             f.check(got == want.as_ref(), || {
-                format!("{what}: {name}: expected {want:?}, got {got:?}")
+                abbrev(
+                    &format!("{what}: {name}: expected {want:?}, got {got:?}"),
+                    &[(t.as_str(), "<token>")],
+                )
             });
         }
     }
@@ -768,6 +793,14 @@ fn strip_semantics() {
         fields_named(&r.body, "OAUTH2_CLAIM_access_token").is_empty(),
         || "proxied query strip=on: OAUTH2_CLAIM_access_token passed".into(),
     );
+    let r = h.https(&format!("/px-qry-on/x?access_token={t}")).send();
+    f.expect("proxied query strip=on, token only", &r, 200, None);
+    f.check(r.text().starts_with("GET /x HTTP/1.1\r\n"), || {
+        format!(
+            "proxied query strip=on, token only: {:?}",
+            r.text().lines().next()
+        )
+    });
     let r = h.https("/px-hdr/x").header(&bearer).send();
     f.expect("proxied header (no strip)", &r, 200, None);
     f.check(

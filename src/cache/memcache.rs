@@ -2,7 +2,7 @@
 //! control characters) before they reach the line-based protocol; values are length-prefixed, so
 //! any bytes round-trip. Several `--SERVER=` entries spread keys by hash, as libmemcached does.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::backoff::{Backoff, DEFAULT_INTERVAL};
 use super::net::{self, Conn, MAX_LINE, MAX_VALUE, OpError, Pool, protocol};
@@ -48,7 +48,11 @@ fn parse_server(spec: &str) -> Result<(String, u16), StoreError> {
         None => DEFAULT_PORT,
         Some(p) => p.parse::<u16>().ok().filter(|&p| p != 0).ok_or_else(bad)?,
     };
-    if host.is_empty() || host.bytes().any(|b| b.is_ascii_whitespace() || b.is_ascii_control()) {
+    if host.is_empty()
+        || host
+            .bytes()
+            .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+    {
         return Err(bad());
     }
     Ok((host.to_string(), port))
@@ -65,13 +69,19 @@ fn parse_config(config: &str) -> Result<Vec<(String, u16)>, StoreError> {
         if upper.starts_with("--SERVER=") {
             servers.push(parse_server(&token["--SERVER=".len()..])?);
         } else if upper.starts_with("--SOCKET=") {
-            return Err(StoreError::Io("memcache: --SOCKET= (Unix sockets) is not supported".into()));
+            return Err(StoreError::Io(
+                "memcache: --SOCKET= (Unix sockets) is not supported".into(),
+            ));
         } else if !token.starts_with("--") {
-            return Err(StoreError::Io(format!("memcache: unexpected \"{token}\" in config_string")));
+            return Err(StoreError::Io(format!(
+                "memcache: unexpected \"{token}\" in config_string"
+            )));
         }
     }
     if servers.is_empty() {
-        return Err(StoreError::Io("memcache: no --SERVER= in config_string".into()));
+        return Err(StoreError::Io(
+            "memcache: no --SERVER= in config_string".into(),
+        ));
     }
     Ok(servers)
 }
@@ -92,7 +102,11 @@ fn one_at_a_time(key: &[u8]) -> u32 {
 
 /// The exptime field for a TTL in seconds: relative up to 30 days, absolute beyond.
 fn exptime(secs: u64, now: u64) -> u64 {
-    if secs <= RELATIVE_EXPTIME_MAX { secs } else { now.saturating_add(secs).min(i32::MAX as u64) }
+    if secs <= RELATIVE_EXPTIME_MAX {
+        secs
+    } else {
+        now.saturating_add(secs).min(i32::MAX as u64)
+    }
 }
 
 /// Maps the error lines every command may get; `None` for anything else.
@@ -123,14 +137,19 @@ fn get_cmd(conn: &mut Conn, key: &str) -> Result<Option<Vec<u8>>, OpError> {
     }
     // VALUE <key> <flags> <bytes> [<cas>]
     let fields: Vec<&[u8]> = line.split(|&b| b == b' ').collect();
-    if !(fields.len() == 4 || fields.len() == 5) || fields[0] != b"VALUE" || fields[1] != key.as_bytes() {
+    if !(fields.len() == 4 || fields.len() == 5)
+        || fields[0] != b"VALUE"
+        || fields[1] != key.as_bytes()
+    {
         return protocol("unexpected reply to get");
     }
     let len = std::str::from_utf8(fields[3])
         .ok()
         .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
         .and_then(|s| s.parse::<usize>().ok());
-    let Some(len) = len else { return protocol("bad length in VALUE line") };
+    let Some(len) = len else {
+        return protocol("bad length in VALUE line");
+    };
     if len > MAX_VALUE {
         return protocol("value larger than 16 MiB");
     }
@@ -142,7 +161,13 @@ fn get_cmd(conn: &mut Conn, key: &str) -> Result<Option<Vec<u8>>, OpError> {
 }
 
 /// `set`/`add`: Ok(true) STORED, Ok(false) NOT_STORED.
-fn store_cmd(conn: &mut Conn, verb: &[u8], key: &str, value: &[u8], exptime: u64) -> Result<bool, OpError> {
+fn store_cmd(
+    conn: &mut Conn,
+    verb: &[u8],
+    key: &str,
+    value: &[u8],
+    exptime: u64,
+) -> Result<bool, OpError> {
     let mut cmd = Vec::with_capacity(key.len() + value.len() + 48);
     cmd.extend_from_slice(verb);
     cmd.push(b' ');
@@ -159,7 +184,8 @@ fn store_cmd(conn: &mut Conn, verb: &[u8], key: &str, value: &[u8], exptime: u64
     match &line[..] {
         b"STORED" => Ok(true),
         b"NOT_STORED" => Ok(false),
-        _ => Err(error_line(&line).unwrap_or_else(|| OpError::Protocol("unexpected reply to a store command".into()))),
+        _ => Err(error_line(&line)
+            .unwrap_or_else(|| OpError::Protocol("unexpected reply to a store command".into()))),
     }
 }
 
@@ -191,9 +217,20 @@ impl MemcacheStore {
         &self.servers[i]
     }
 
-    fn run<T>(&self, key: &str, op: &mut dyn FnMut(&mut Conn) -> Result<T, OpError>) -> Result<T, StoreError> {
+    fn run<T>(
+        &self,
+        key: &str,
+        op: &mut dyn FnMut(&mut Conn) -> Result<T, OpError>,
+    ) -> Result<T, StoreError> {
         let s = self.server(key);
-        net::run(&s.what, &s.pool, &s.backoff, self.timeout, &|d| Ok(Conn::connect(&s.host, s.port, d)?), op)
+        net::run(
+            &s.what,
+            &s.pool,
+            &s.backoff,
+            self.timeout,
+            &|d| Ok(Conn::connect(&s.host, s.port, d)?),
+            op,
+        )
     }
 }
 
@@ -205,7 +242,9 @@ impl Store for MemcacheStore {
 
     fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), StoreError> {
         check_key(key, MAX_KEY)?;
-        let Some(secs) = ttl_secs(ttl) else { return Ok(()) };
+        let Some(secs) = ttl_secs(ttl) else {
+            return Ok(());
+        };
         let exp = exptime(secs, now_unix());
         self.run(key, &mut |c| match store_cmd(c, b"set", key, value, exp)? {
             true => Ok(()),
@@ -215,7 +254,9 @@ impl Store for MemcacheStore {
 
     fn add(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, StoreError> {
         check_key(key, MAX_KEY)?;
-        let Some(secs) = ttl_secs(ttl) else { return Ok(true) };
+        let Some(secs) = ttl_secs(ttl) else {
+            return Ok(true);
+        };
         let exp = exptime(secs, now_unix());
         self.run(key, &mut |c| store_cmd(c, b"add", key, value, exp))
     }
@@ -231,13 +272,16 @@ mod tests {
     use crate::cache::net::testutil::{Server as Proc, free_port};
     use std::io::{Read, Write};
     use std::net::TcpListener;
+    use std::time::Instant;
 
     const T: Duration = Duration::from_millis(500);
 
     fn memcached() -> Proc {
         let port = free_port();
-        let mut args: Vec<String> =
-            ["-l", "127.0.0.1", "-p", &port.to_string(), "-U", "0"].iter().map(|s| s.to_string()).collect();
+        let mut args: Vec<String> = ["-l", "127.0.0.1", "-p", &port.to_string(), "-U", "0"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         // SAFETY: geteuid has no preconditions. memcached refuses to run as root without -u.
         if unsafe { libc::geteuid() } == 0 {
             args.extend(["-u".to_string(), "root".to_string()]);
@@ -246,7 +290,10 @@ mod tests {
     }
 
     fn store(ports: &[u16]) -> MemcacheStore {
-        let cfg: Vec<String> = ports.iter().map(|p| format!("--SERVER=127.0.0.1:{p}")).collect();
+        let cfg: Vec<String> = ports
+            .iter()
+            .map(|p| format!("--SERVER=127.0.0.1:{p}"))
+            .collect();
         MemcacheStore::new(&cfg.join(" "), T).unwrap()
     }
 
@@ -254,7 +301,10 @@ mod tests {
     fn config_strings() {
         let p = |s: &str| parse_config(s).map_err(|e| e.to_string());
         assert_eq!(p("").unwrap(), vec![("localhost".to_string(), 11211)]);
-        assert_eq!(p("--SERVER=localhost").unwrap(), vec![("localhost".to_string(), 11211)]);
+        assert_eq!(
+            p("--SERVER=localhost").unwrap(),
+            vec![("localhost".to_string(), 11211)]
+        );
         assert_eq!(
             p("--SERVER=10.0.0.1:1234 --server=cache2/?2   --SERVER=[::1]:99 --SERVER=::1 --BINARY-PROTOCOL").unwrap(),
             vec![
@@ -264,7 +314,16 @@ mod tests {
                 ("::1".to_string(), 11211)
             ]
         );
-        for bad in ["--SERVER=", "--SERVER=h:0", "--SERVER=h:x", "--SERVER=h:70000", "localhost", "--SOCKET=/tmp/s", "--POLL-TIMEOUT=5", "--SERVER=[::1"] {
+        for bad in [
+            "--SERVER=",
+            "--SERVER=h:0",
+            "--SERVER=h:x",
+            "--SERVER=h:70000",
+            "localhost",
+            "--SOCKET=/tmp/s",
+            "--POLL-TIMEOUT=5",
+            "--SERVER=[::1",
+        ] {
             assert!(p(bad).is_err(), "{bad}");
         }
     }
@@ -273,7 +332,10 @@ mod tests {
     fn exptime_switches_to_absolute_after_30_days() {
         assert_eq!(exptime(1, 1000), 1);
         assert_eq!(exptime(RELATIVE_EXPTIME_MAX, 1000), RELATIVE_EXPTIME_MAX);
-        assert_eq!(exptime(RELATIVE_EXPTIME_MAX + 1, 1_700_000_000), 1_700_000_000 + RELATIVE_EXPTIME_MAX + 1);
+        assert_eq!(
+            exptime(RELATIVE_EXPTIME_MAX + 1, 1_700_000_000),
+            1_700_000_000 + RELATIVE_EXPTIME_MAX + 1
+        );
         assert_eq!(exptime(u64::MAX, 1_700_000_000), i32::MAX as u64);
     }
 
@@ -303,13 +365,17 @@ mod tests {
         assert!(!s.add("jti", b"2", Duration::from_secs(60)).unwrap());
         assert_eq!(s.get("jti").unwrap(), Some(b"1".to_vec()));
         // A TTL beyond 30 days must not be read as a date in 1970 (which expires at once).
-        s.set("long", b"v", Duration::from_secs(40 * 24 * 3600)).unwrap();
+        s.set("long", b"v", Duration::from_secs(40 * 24 * 3600))
+            .unwrap();
         assert_eq!(s.get("long").unwrap(), Some(b"v".to_vec()));
         s.set("zero", b"v", Duration::ZERO).unwrap();
         assert_eq!(s.get("zero").unwrap(), None);
         // Too large for memcached (1 MiB items): an error, and the connection is still usable.
         let huge = vec![b'x'; 2 * 1024 * 1024];
-        assert!(matches!(s.set("huge", &huge, Duration::from_secs(60)), Err(StoreError::Io(_))));
+        assert!(matches!(
+            s.set("huge", &huge, Duration::from_secs(60)),
+            Err(StoreError::Io(_))
+        ));
         assert_eq!(s.get("jti").unwrap(), Some(b"1".to_vec()));
         assert_eq!(s.servers[0].pool.idle_count(), 1);
     }
@@ -355,7 +421,10 @@ mod tests {
         srv.kill();
         let t = Instant::now();
         assert!(matches!(s.get("k"), Err(StoreError::Unavailable(_))));
-        assert!(matches!(s.add("k", b"v", Duration::from_secs(1)), Err(StoreError::Unavailable(_))));
+        assert!(matches!(
+            s.add("k", b"v", Duration::from_secs(1)),
+            Err(StoreError::Unavailable(_))
+        ));
         assert!(t.elapsed() < T, "{:?}", t.elapsed());
         srv.restart();
         std::thread::sleep(Duration::from_millis(350));
@@ -407,19 +476,38 @@ mod tests {
         ] {
             let s = MemcacheStore::new(&format!("--SERVER=127.0.0.1:{}", fake(reply)), T).unwrap();
             let r = s.get("k");
-            assert!(matches!(r, Err(StoreError::Unavailable(_))), "{reply:?}: {r:?}");
+            assert!(
+                matches!(r, Err(StoreError::Unavailable(_))),
+                "{reply:?}: {r:?}"
+            );
             assert_eq!(s.servers[0].pool.idle_count(), 0);
         }
-        let s = MemcacheStore::new(&format!("--SERVER=127.0.0.1:{}", fake(b"VALUE k 5 3 77\r\nabc\r\nEND\r\n")), T).unwrap();
+        let s = MemcacheStore::new(
+            &format!(
+                "--SERVER=127.0.0.1:{}",
+                fake(b"VALUE k 5 3 77\r\nabc\r\nEND\r\n")
+            ),
+            T,
+        )
+        .unwrap();
         assert_eq!(s.get("k").unwrap(), Some(b"abc".to_vec()));
     }
 
     #[test]
     fn bad_keys_are_refused_without_network() {
         let s = store(&[1]);
-        assert!(matches!(s.get(&"a".repeat(251)), Err(StoreError::KeyTooLong { len: 251, max: 250 })));
+        assert!(matches!(
+            s.get(&"a".repeat(251)),
+            Err(StoreError::KeyTooLong { len: 251, max: 250 })
+        ));
         for bad in ["a b", "a\r\nb", "a\0", ""] {
-            assert!(matches!(s.add(bad, b"", Duration::from_secs(1)), Err(StoreError::Io(_))), "{bad:?}");
+            assert!(
+                matches!(
+                    s.add(bad, b"", Duration::from_secs(1)),
+                    Err(StoreError::Io(_))
+                ),
+                "{bad:?}"
+            );
         }
         assert!(s.servers[0].backoff.check("x").is_ok());
     }

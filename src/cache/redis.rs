@@ -54,14 +54,18 @@ fn parse_int(digits: &[u8]) -> Result<i64, OpError> {
     if body.is_empty() || body.len() > 19 || !body.iter().all(u8::is_ascii_digit) {
         return protocol("bad integer in reply");
     }
-    let v = body.iter().fold(0i64, |acc, d| acc.saturating_mul(10).saturating_add(i64::from(d - b'0')));
+    let v = body.iter().fold(0i64, |acc, d| {
+        acc.saturating_mul(10).saturating_add(i64::from(d - b'0'))
+    });
     Ok(if neg { -v } else { v })
 }
 
 /// Reads one reply; arrays are not expected for our commands and are refused.
 fn read_reply(conn: &mut Conn) -> Result<Reply, OpError> {
     let line = conn.read_line(MAX_LINE)?;
-    let Some((&kind, rest)) = line.split_first() else { return protocol("empty reply line") };
+    let Some((&kind, rest)) = line.split_first() else {
+        return protocol("empty reply line");
+    };
     match kind {
         b'+' => Ok(Reply::Simple(rest.to_vec())),
         b'-' => Err(OpError::Server(String::from_utf8_lossy(rest).into_owned())),
@@ -85,7 +89,11 @@ fn command(conn: &mut Conn, args: &[&[u8]]) -> Result<Reply, OpError> {
     conn.send(&encode(args))?;
     match read_reply(conn) {
         // Not about this command: the server cannot serve us (credentials, ACL, still loading).
-        Err(OpError::Server(m)) if ["NOAUTH", "NOPERM", "WRONGPASS", "LOADING"].iter().any(|p| m.starts_with(p)) => {
+        Err(OpError::Server(m))
+            if ["NOAUTH", "NOPERM", "WRONGPASS", "LOADING"]
+                .iter()
+                .any(|p| m.starts_with(p)) =>
+        {
             Err(OpError::Refused(m))
         }
         r => r,
@@ -143,7 +151,14 @@ impl RedisStore {
     }
 
     fn run<T>(&self, op: &mut dyn FnMut(&mut Conn) -> Result<T, OpError>) -> Result<T, StoreError> {
-        net::run(&self.what, &self.pool, &self.backoff, self.timeout, &|d| self.connect(d), op)
+        net::run(
+            &self.what,
+            &self.pool,
+            &self.backoff,
+            self.timeout,
+            &|d| self.connect(d),
+            op,
+        )
     }
 }
 
@@ -158,9 +173,14 @@ impl Store for RedisStore {
 
     fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), StoreError> {
         check_key(key, MAX_KEY)?;
-        let Some(secs) = ttl_secs(ttl) else { return Ok(()) };
+        let Some(secs) = ttl_secs(ttl) else {
+            return Ok(());
+        };
         let secs = secs.to_string();
-        self.run(&mut |c| match command(c, &[b"SET", key.as_bytes(), value, b"EX", secs.as_bytes()])? {
+        self.run(&mut |c| match command(
+            c,
+            &[b"SET", key.as_bytes(), value, b"EX", secs.as_bytes()],
+        )? {
             Reply::Simple(s) if s == b"OK" => Ok(()),
             _ => protocol("unexpected reply to SET"),
         })
@@ -168,9 +188,14 @@ impl Store for RedisStore {
 
     fn add(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, StoreError> {
         check_key(key, MAX_KEY)?;
-        let Some(secs) = ttl_secs(ttl) else { return Ok(true) };
+        let Some(secs) = ttl_secs(ttl) else {
+            return Ok(true);
+        };
         let secs = secs.to_string();
-        self.run(&mut |c| match command(c, &[b"SET", key.as_bytes(), value, b"EX", secs.as_bytes(), b"NX"])? {
+        self.run(&mut |c| match command(
+            c,
+            &[b"SET", key.as_bytes(), value, b"EX", secs.as_bytes(), b"NX"],
+        )? {
             Reply::Simple(s) if s == b"OK" => Ok(true),
             Reply::Bulk(None) => Ok(false),
             _ => protocol("unexpected reply to SET NX"),
@@ -193,17 +218,35 @@ mod tests {
 
     fn redis(extra: &[&str]) -> Server {
         let port = free_port();
-        let mut args: Vec<String> = ["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        args.extend(["--dir".to_string(), std::env::temp_dir().display().to_string()]);
+        let mut args: Vec<String> = [
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.extend([
+            "--dir".to_string(),
+            std::env::temp_dir().display().to_string(),
+        ]);
         args.extend(extra.iter().map(|s| s.to_string()));
         Server::start("redis-server", args, port)
     }
 
     fn store(port: u16, user: Option<&str>, pw: Option<&str>) -> RedisStore {
-        RedisStore::new("127.0.0.1".into(), port, user.map(Into::into), pw.map(Into::into), T)
+        RedisStore::new(
+            "127.0.0.1".into(),
+            port,
+            user.map(Into::into),
+            pw.map(Into::into),
+            T,
+        )
     }
 
     /// Runs a raw command on a fresh connection, bypassing the store.
@@ -217,7 +260,10 @@ mod tests {
 
     #[test]
     fn encoding_is_length_prefixed() {
-        assert_eq!(encode(&[b"GET", b"a b\r\n"]), b"*2\r\n$3\r\nGET\r\n$5\r\na b\r\n\r\n".to_vec());
+        assert_eq!(
+            encode(&[b"GET", b"a b\r\n"]),
+            b"*2\r\n$3\r\nGET\r\n$5\r\na b\r\n\r\n".to_vec()
+        );
         assert_eq!(encode(&[b""]), b"*1\r\n$0\r\n\r\n".to_vec());
     }
 
@@ -225,7 +271,15 @@ mod tests {
     fn integers_are_parsed_strictly() {
         assert_eq!(parse_int(b"42").unwrap(), 42);
         assert_eq!(parse_int(b"-1").unwrap(), -1);
-        for bad in [&b""[..], b"-", b"+1", b" 1", b"1 ", b"1x", b"99999999999999999999"] {
+        for bad in [
+            &b""[..],
+            b"-",
+            b"+1",
+            b" 1",
+            b"1 ",
+            b"1x",
+            b"99999999999999999999",
+        ] {
             assert!(parse_int(bad).is_err(), "{bad:?}");
         }
     }
@@ -236,11 +290,15 @@ mod tests {
         let s = store(srv.port, None, Some("pw"));
         assert_eq!(s.name(), "redis");
         assert_eq!(s.get("k1").unwrap(), None);
-        let nasty: Vec<u8> = b"a value with spaces\r\nSET x y\r\n%s%n$3\r\n*1\r\n\0\xff\xfe end".to_vec();
+        let nasty: Vec<u8> =
+            b"a value with spaces\r\nSET x y\r\n%s%n$3\r\n*1\r\n\0\xff\xfe end".to_vec();
         s.set("k1", &nasty, Duration::from_secs(60)).unwrap();
         assert_eq!(s.get("k1").unwrap(), Some(nasty.clone()));
         // The injected "SET x y" was data, not a command.
-        assert_eq!(raw(srv.port, "pw", &[b"EXISTS", b"x"]).unwrap(), Reply::Int(0));
+        assert_eq!(
+            raw(srv.port, "pw", &[b"EXISTS", b"x"]).unwrap(),
+            Reply::Int(0)
+        );
         // Overwrite, empty value, large value.
         s.set("k1", b"", Duration::from_secs(60)).unwrap();
         assert_eq!(s.get("k1").unwrap(), Some(Vec::new()));
@@ -249,7 +307,10 @@ mod tests {
         assert_eq!(s.get("big").unwrap(), Some(big));
         // The TTL is passed as EX seconds, rounded up.
         s.set("ttl", b"v", Duration::from_millis(1500)).unwrap();
-        assert_eq!(raw(srv.port, "pw", &[b"TTL", b"ttl"]).unwrap(), Reply::Int(2));
+        assert_eq!(
+            raw(srv.port, "pw", &[b"TTL", b"ttl"]).unwrap(),
+            Reply::Int(2)
+        );
         // Zero TTL stores nothing.
         s.set("zero", b"v", Duration::ZERO).unwrap();
         assert_eq!(s.get("zero").unwrap(), None);
@@ -264,7 +325,10 @@ mod tests {
         assert!(s.add("jti", b"1", Duration::from_secs(60)).unwrap());
         assert!(!s.add("jti", b"2", Duration::from_secs(60)).unwrap());
         assert_eq!(s.get("jti").unwrap(), Some(b"1".to_vec()));
-        assert_eq!(raw(srv.port, "pw", &[b"TTL", b"jti"]).unwrap(), Reply::Int(60));
+        assert_eq!(
+            raw(srv.port, "pw", &[b"TTL", b"jti"]).unwrap(),
+            Reply::Int(60)
+        );
         // After expiry it can be inserted again.
         assert!(s.add("short", b"1", Duration::from_secs(1)).unwrap());
         std::thread::sleep(Duration::from_millis(1100));
@@ -273,13 +337,30 @@ mod tests {
 
     #[test]
     fn acl_user_and_wrong_passwords() {
-        let srv = redis(&["--requirepass", "pw", "--user", "alice", "on", ">alicepw", "~*", "+@all"]);
+        let srv = redis(&[
+            "--requirepass",
+            "pw",
+            "--user",
+            "alice",
+            "on",
+            ">alicepw",
+            "~*",
+            "+@all",
+        ]);
         let alice = store(srv.port, Some("alice"), Some("alicepw"));
         alice.set("k", b"v", Duration::from_secs(60)).unwrap();
         assert_eq!(alice.get("k").unwrap(), Some(b"v".to_vec()));
         // The default user sees the same data with its own password.
-        assert_eq!(store(srv.port, None, Some("pw")).get("k").unwrap(), Some(b"v".to_vec()));
-        for (u, p) in [(Some("alice"), Some("pw")), (None, Some("wrong")), (Some("bob"), Some("alicepw")), (None, None)] {
+        assert_eq!(
+            store(srv.port, None, Some("pw")).get("k").unwrap(),
+            Some(b"v".to_vec())
+        );
+        for (u, p) in [
+            (Some("alice"), Some("pw")),
+            (None, Some("wrong")),
+            (Some("bob"), Some("alicepw")),
+            (None, None),
+        ] {
             let s = store(srv.port, u, p);
             match s.get("k") {
                 Err(StoreError::Unavailable(_)) => {}
@@ -316,7 +397,12 @@ mod tests {
         s.set("k", b"v", Duration::from_secs(60)).unwrap();
         assert_eq!(s.pool.idle_count(), 1);
         // The server closes our idle connection.
-        raw(srv.port, "", &[b"CLIENT", b"KILL", b"TYPE", b"normal", b"SKIPME", b"yes"]).unwrap();
+        raw(
+            srv.port,
+            "",
+            &[b"CLIENT", b"KILL", b"TYPE", b"normal", b"SKIPME", b"yes"],
+        )
+        .unwrap();
         assert_eq!(s.get("k").unwrap(), Some(b"v".to_vec()));
     }
 
@@ -365,7 +451,10 @@ mod tests {
             let s = store(fake(reply), None, None).with_backoff(Duration::ZERO);
             let t = Instant::now();
             let r = s.get("k");
-            assert!(matches!(r, Err(StoreError::Unavailable(_))), "{reply:?}: {r:?}");
+            assert!(
+                matches!(r, Err(StoreError::Unavailable(_))),
+                "{reply:?}: {r:?}"
+            );
             assert!(t.elapsed() < T * 2);
             assert_eq!(s.pool.idle_count(), 0);
         }
@@ -378,7 +467,10 @@ mod tests {
     fn bad_keys_are_refused_without_network() {
         let s = store(1, None, None);
         assert!(matches!(s.get("a b"), Err(StoreError::Io(_))));
-        assert!(matches!(s.set(&"a".repeat(2000), b"", Duration::from_secs(1)), Err(StoreError::KeyTooLong { .. })));
+        assert!(matches!(
+            s.set(&"a".repeat(2000), b"", Duration::from_secs(1)),
+            Err(StoreError::KeyTooLong { .. })
+        ));
         // No failure recorded: the breaker is still closed.
         assert!(s.backoff().check("x").is_ok());
     }

@@ -8,6 +8,10 @@ use std::time::{Duration, Instant};
 
 use super::config::{Backend, CacheSpec};
 use super::crypto::Sealer;
+use super::file::FileStore;
+use super::memcache::MemcacheStore;
+use super::redis::RedisStore;
+use super::shm::ShmStore;
 use super::store::Store;
 use crate::config::global;
 use crate::logsink::{self, Level};
@@ -95,8 +99,10 @@ impl Cache {
             Some(md) => hash(md, &input)
                 .map(|d| d.to_vec())
                 .unwrap_or_else(|_| fallback_hash(&input)),
-            // `none`: callers pass hashed key material, so the stored key is still not a token.
-            None => input,
+            // `none`: callers pass hashed key material, so the stored key is still not a token; long
+            // material (a URL) is hashed anyway to fit every backend's key limit.
+            None if input.len() <= 64 => input,
+            None => fallback_hash(&input),
         };
         hex(&digest)
     }
@@ -186,11 +192,25 @@ impl Cache {
 }
 
 fn open(backend: &Backend) -> Result<Arc<dyn Store>, String> {
-    // Backends land in the next commit.
-    Err(format!(
-        "the {} backend is not available in this build yet",
-        backend.kind()
-    ))
+    let store: Arc<dyn Store> = match backend {
+        Backend::Shm { max_key_size, max_val_size, max_entries } => {
+            Arc::new(ShmStore::new(*max_key_size, *max_val_size, *max_entries).map_err(|e| e.to_string())?)
+        }
+        Backend::File { dir, clean_interval } => {
+            Arc::new(FileStore::new(dir.clone(), *clean_interval).map_err(|e| e.to_string())?)
+        }
+        Backend::Memcache { config_string } => {
+            Arc::new(MemcacheStore::new(config_string, NETWORK_TIMEOUT).map_err(|e| e.to_string())?)
+        }
+        Backend::Redis { host, port, username, password } => Arc::new(RedisStore::new(
+            host.clone(),
+            *port,
+            username.clone(),
+            password.clone(),
+            NETWORK_TIMEOUT,
+        )),
+    };
+    Ok(store)
 }
 
 fn fallback_hash(input: &[u8]) -> Vec<u8> {

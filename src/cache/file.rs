@@ -1,0 +1,611 @@
+//! File backend: one file per key, `<dir>/oauth2-cache-<key>`, holding an 8-byte big-endian expiry
+//! (Unix seconds) and the value. Files are written to a temporary name and renamed (or linked) into
+//! place, so readers never see a partial entry. Unlike the C module, the periodic sweep deletes only
+//! expired entries, and only files of our own naming pattern; paths are never built from anything
+//! but a checked `[0-9A-Za-z_-]` key.
+//!
+//! The directory may be shared (the C default is /tmp): symlinks are never followed, and a file not
+//! owned by us or writable by others is refused, so another local user cannot plant an entry.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{ErrorKind, Read, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, UNIX_EPOCH};
+
+use super::store::{MAX_KEY_LEN, Store, StoreError, check_key, now_unix, ttl_secs};
+
+const PREFIX: &str = "oauth2-cache-";
+const TMP_PREFIX: &str = "oauth2-cache.tmp-";
+const CLAIM_PREFIX: &str = "oauth2-cache.sweep-";
+/// Its mtime is the time of the last sweep, shared by all processes.
+const MARKER: &str = "oauth2-cache.swept";
+/// Leftover temporary files (a process died between create and rename) older than this go.
+const STALE_SECS: u64 = 300;
+/// Refuse to read entries larger than this (the caches hold tokens' results and key sets).
+const MAX_FILE: u64 = 64 * 1024 * 1024;
+
+pub struct FileStore {
+    dir: PathBuf,
+    clean_interval: u64,
+    /// Before this Unix second this process does not even look at the marker.
+    next_check: AtomicU64,
+}
+
+enum Entry {
+    Missing,
+    Live(Vec<u8>),
+    /// Expired or malformed: may be replaced or deleted; carries (dev, ino) of what was read.
+    Dead(u64, u64),
+}
+
+fn io_err(what: &str, path: &Path, e: std::io::Error) -> StoreError {
+    StoreError::Io(format!("file cache: {what} {}: {e}", path.display()))
+}
+
+fn random_suffix() -> String {
+    let mut b = [0u8; 8];
+    if openssl::rand::rand_bytes(&mut b).is_err() {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let t = std::time::SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        b = (t ^ (u64::from(std::process::id()) << 32) ^ n.rotate_left(17)).to_be_bytes();
+    }
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn euid() -> u32 {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() }
+}
+
+/// Opens without following symlinks and checks that the file is a regular file of ours that
+/// nobody else may write.
+fn open_trusted(path: &Path) -> std::io::Result<(File, fs::Metadata)> {
+    // O_NONBLOCK: a FIFO planted at the path must not hang the worker (it is refused below).
+    let f = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)?;
+    let m = f.metadata()?;
+    if !m.is_file() || m.uid() != euid() || m.mode() & 0o022 != 0 {
+        return Err(std::io::Error::new(
+            ErrorKind::PermissionDenied,
+            "not a regular file owned by this user and writable only by it; ignored",
+        ));
+    }
+    Ok((f, m))
+}
+
+/// Removes `path` only if it is still the file we examined (not a fresh one renamed in since).
+fn remove_if_same(path: &Path, dev: u64, ino: u64) {
+    // (No let-chains: the crate's rust-version is 1.85.)
+    if let Ok(m) = fs::symlink_metadata(path) {
+        if m.dev() == dev && m.ino() == ino {
+            let _ = fs::remove_file(path);
+        }
+    }
+}
+
+impl FileStore {
+    pub fn new(dir: PathBuf, clean_interval: Duration) -> Result<FileStore, StoreError> {
+        match fs::metadata(&dir) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => {
+                return Err(StoreError::Io(format!(
+                    "file cache: {} is not a directory",
+                    dir.display()
+                )));
+            }
+            Err(e) => return Err(io_err("cannot use directory", &dir, e)),
+        }
+        Ok(FileStore {
+            dir,
+            clean_interval: clean_interval.as_secs().max(1),
+            next_check: AtomicU64::new(0),
+        })
+    }
+
+    fn path(&self, key: &str) -> Result<PathBuf, StoreError> {
+        check_key(key, MAX_KEY_LEN)?;
+        Ok(self.dir.join(format!("{PREFIX}{key}")))
+    }
+
+    /// Reads an entry; `only_header` stops after the expiry (for the sweep).
+    fn read_entry(&self, path: &Path, now: u64, only_header: bool) -> Result<Entry, StoreError> {
+        let (mut f, m) = match open_trusted(path) {
+            Ok(x) => x,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Entry::Missing),
+            Err(e) => return Err(io_err("cannot read", path, e)),
+        };
+        if m.len() > MAX_FILE {
+            return Err(StoreError::Io(format!(
+                "file cache: {} is larger than 64 MiB",
+                path.display()
+            )));
+        }
+        let mut data = Vec::with_capacity(if only_header { 8 } else { m.len() as usize });
+        let r = if only_header {
+            (&mut f).take(8).read_to_end(&mut data)
+        } else {
+            f.read_to_end(&mut data)
+        };
+        r.map_err(|e| io_err("cannot read", path, e))?;
+        if data.len() < 8 {
+            return Ok(Entry::Dead(m.dev(), m.ino()));
+        }
+        let mut exp = [0u8; 8];
+        exp.copy_from_slice(&data[..8]);
+        if u64::from_be_bytes(exp) <= now {
+            return Ok(Entry::Dead(m.dev(), m.ino()));
+        }
+        data.drain(..8);
+        Ok(Entry::Live(data))
+    }
+
+    /// Writes expiry + value to a new private temporary file in the directory; returns its path.
+    fn write_temp(&self, value: &[u8], expiry: u64) -> Result<PathBuf, StoreError> {
+        let tmp = self.dir.join(format!("{TMP_PREFIX}{}", random_suffix()));
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&tmp)
+            .map_err(|e| io_err("cannot create", &tmp, e))?;
+        let mut buf = Vec::with_capacity(8 + value.len());
+        buf.extend_from_slice(&expiry.to_be_bytes());
+        buf.extend_from_slice(value);
+        if let Err(e) = f.write_all(&buf) {
+            let _ = fs::remove_file(&tmp);
+            return Err(io_err("cannot write", &tmp, e));
+        }
+        Ok(tmp)
+    }
+
+    fn install(&self, tmp: &Path, path: &Path) -> Result<(), StoreError> {
+        // rename replaces a symlink at `path` itself, never its target.
+        fs::rename(tmp, path).map_err(|e| {
+            let _ = fs::remove_file(tmp);
+            io_err("cannot rename into", path, e)
+        })
+    }
+
+    pub(crate) fn get_at(&self, key: &str, now: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        let path = self.path(key)?;
+        self.maybe_sweep(now);
+        match self.read_entry(&path, now, false)? {
+            Entry::Missing => Ok(None),
+            Entry::Live(v) => Ok(Some(v)),
+            Entry::Dead(dev, ino) => {
+                remove_if_same(&path, dev, ino);
+                Ok(None)
+            }
+        }
+    }
+
+    pub(crate) fn set_at(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+        now: u64,
+    ) -> Result<(), StoreError> {
+        let path = self.path(key)?;
+        let Some(ttl) = ttl_secs(ttl) else {
+            return Ok(());
+        };
+        self.maybe_sweep(now);
+        let tmp = self.write_temp(value, now.saturating_add(ttl))?;
+        self.install(&tmp, &path)
+    }
+
+    /// Insert if absent. The complete entry is written to a temporary file and hard-linked to the
+    /// final name: link(2) fails with EEXIST atomically, like O_CREAT|O_EXCL, but readers never see
+    /// a half-written file. An existing but expired entry is replaced by rename; two processes
+    /// replacing the same expired entry at the same instant may both report "inserted" (a small
+    /// race the C module's lock did not have; for DPoP it needs the same proof replayed within
+    /// microseconds of its previous entry expiring).
+    pub(crate) fn add_at(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+        now: u64,
+    ) -> Result<bool, StoreError> {
+        let path = self.path(key)?;
+        let Some(ttl) = ttl_secs(ttl) else {
+            return Ok(true);
+        };
+        self.maybe_sweep(now);
+        let tmp = self.write_temp(value, now.saturating_add(ttl))?;
+        let result = self.add_linked(&tmp, &path, now);
+        let _ = fs::remove_file(&tmp);
+        result
+    }
+
+    fn add_linked(&self, tmp: &Path, path: &Path, now: u64) -> Result<bool, StoreError> {
+        for _ in 0..2 {
+            match fs::hard_link(tmp, path) {
+                Ok(()) => return Ok(true),
+                Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(io_err("cannot link into", path, e)),
+            }
+            match self.read_entry(path, now, true)? {
+                Entry::Live(_) => return Ok(false),
+                // Deleted meanwhile: try the exclusive link once more.
+                Entry::Missing => continue,
+                Entry::Dead(..) => {
+                    // The caller's removal of `tmp` afterwards then finds nothing: fine.
+                    self.install(tmp, path)?;
+                    return Ok(true);
+                }
+            }
+        }
+        Err(StoreError::Io(format!(
+            "file cache: {} keeps appearing and disappearing",
+            path.display()
+        )))
+    }
+
+    /// Sweeps at most once per clean_interval across all processes sharing the directory. The
+    /// marker file's mtime is the last sweep; a process claims a due sweep by renaming the marker
+    /// away (only one rename can succeed) and puts it back, stamped, when done.
+    fn maybe_sweep(&self, now: u64) {
+        if now < self.next_check.load(Ordering::Relaxed) {
+            return;
+        }
+        let marker = self.dir.join(MARKER);
+        let next = match fs::symlink_metadata(&marker) {
+            Ok(m) => {
+                let last = u64::try_from(m.mtime()).unwrap_or(0);
+                let due = last.saturating_add(self.clean_interval);
+                if due > now {
+                    due
+                } else {
+                    let claim = self.dir.join(format!("{CLAIM_PREFIX}{}", random_suffix()));
+                    if fs::rename(&marker, &claim).is_ok() {
+                        self.sweep(now, &claim);
+                        let stamped = File::options()
+                            .write(true)
+                            .custom_flags(libc::O_NOFOLLOW)
+                            .open(&claim)
+                            .and_then(|f| f.set_modified(UNIX_EPOCH + Duration::from_secs(now)));
+                        if stamped.is_err() || fs::rename(&claim, &marker).is_err() {
+                            let _ = fs::remove_file(&claim);
+                        }
+                    }
+                    now.saturating_add(self.clean_interval)
+                }
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                // First use (or a sweep is running right now): start the interval.
+                let created = OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .custom_flags(libc::O_NOFOLLOW)
+                    .open(&marker);
+                if let Ok(f) = created {
+                    let _ = f.set_modified(UNIX_EPOCH + Duration::from_secs(now));
+                }
+                now.saturating_add(self.clean_interval)
+            }
+            Err(_) => now.saturating_add(self.clean_interval),
+        };
+        self.next_check.store(next, Ordering::Relaxed);
+    }
+
+    /// Deletes expired or malformed entries and stale temporary files of ours; nothing else.
+    fn sweep(&self, now: u64, own_claim: &Path) {
+        let Ok(entries) = fs::read_dir(&self.dir) else {
+            return;
+        };
+        let stale = STALE_SECS.max(self.clean_interval);
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            let path = entry.path();
+            if let Some(key) = name.strip_prefix(PREFIX) {
+                if check_key(key, MAX_KEY_LEN).is_err() {
+                    continue;
+                }
+                if let Ok(Entry::Dead(dev, ino)) = self.read_entry(&path, now, true) {
+                    remove_if_same(&path, dev, ino);
+                }
+            } else if (name.starts_with(TMP_PREFIX) || name.starts_with(CLAIM_PREFIX))
+                && path != own_claim
+            {
+                let old = fs::symlink_metadata(&path).is_ok_and(|m| {
+                    m.is_file()
+                        && m.uid() == euid()
+                        && u64::try_from(m.mtime()).unwrap_or(0).saturating_add(stale) < now
+                });
+                if old {
+                    let _ = fs::remove_file(&path);
+                }
+            }
+        }
+    }
+}
+
+impl Store for FileStore {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.get_at(key, now_unix())
+    }
+
+    fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), StoreError> {
+        self.set_at(key, value, ttl, now_unix())
+    }
+
+    fn add(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, StoreError> {
+        self.add_at(key, value, ttl, now_unix())
+    }
+
+    fn name(&self) -> &'static str {
+        "file"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    const S: Duration = Duration::from_secs(1);
+
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new() -> TempDir {
+            let p = std::env::temp_dir().join(format!(
+                "oauth2-file-test-{}-{}",
+                std::process::id(),
+                random_suffix()
+            ));
+            fs::create_dir(&p).unwrap();
+            TempDir(p)
+        }
+        fn names(&self) -> Vec<String> {
+            let mut v: Vec<String> = fs::read_dir(&self.0)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().into_string().unwrap())
+                .collect();
+            v.sort();
+            v
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn k(i: usize) -> String {
+        format!("{i:064x}")
+    }
+
+    fn store(d: &TempDir) -> FileStore {
+        FileStore::new(d.0.clone(), Duration::from_secs(60)).unwrap()
+    }
+
+    #[test]
+    fn round_trip_format_and_permissions() {
+        let d = TempDir::new();
+        let s = store(&d);
+        assert_eq!(s.name(), "file");
+        let now = now_unix();
+        assert_eq!(s.get_at(&k(1), now).unwrap(), None);
+        let v = b"any\r\nbytes\0\xff".to_vec();
+        s.set_at(&k(1), &v, Duration::from_secs(30), now).unwrap();
+        assert_eq!(s.get_at(&k(1), now).unwrap(), Some(v.clone()));
+        let path = d.0.join(format!("oauth2-cache-{}", k(1)));
+        let raw = fs::read(&path).unwrap();
+        assert_eq!(&raw[..8], &(now + 30).to_be_bytes());
+        assert_eq!(&raw[8..], &v[..]);
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        s.set_at(&k(1), b"second", Duration::from_secs(30), now)
+            .unwrap();
+        assert_eq!(s.get_at(&k(1), now).unwrap(), Some(b"second".to_vec()));
+        s.set_at(&k(2), b"", Duration::ZERO, now).unwrap();
+        assert_eq!(s.get_at(&k(2), now).unwrap(), None);
+        // No temporary files left behind; only the entry and the sweep marker.
+        assert_eq!(
+            d.names(),
+            vec![
+                format!("oauth2-cache-{}", k(1)),
+                "oauth2-cache.swept".to_string()
+            ]
+        );
+        // The real-clock API.
+        s.set(&k(3), b"x", S).unwrap();
+        assert_eq!(s.get(&k(3)).unwrap(), Some(b"x".to_vec()));
+    }
+
+    #[test]
+    fn expired_entries_are_deleted_on_read() {
+        let d = TempDir::new();
+        let s = store(&d);
+        let now = now_unix();
+        s.set_at(&k(1), b"v", S, now).unwrap();
+        assert_eq!(s.get_at(&k(1), now).unwrap(), Some(b"v".to_vec()));
+        let path = d.0.join(format!("oauth2-cache-{}", k(1)));
+        assert!(path.exists());
+        assert_eq!(s.get_at(&k(1), now + 1).unwrap(), None);
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn keys_never_become_arbitrary_paths() {
+        let d = TempDir::new();
+        let s = store(&d);
+        for bad in ["../x", "a/b", "a b", "", ".", "a.b", "x\0"] {
+            assert!(
+                matches!(s.set(bad, b"v", S), Err(StoreError::Io(_))),
+                "{bad:?}"
+            );
+            assert!(matches!(s.get(bad), Err(StoreError::Io(_))), "{bad:?}");
+        }
+        assert!(matches!(
+            s.get(&"a".repeat(201)),
+            Err(StoreError::KeyTooLong { .. })
+        ));
+        assert!(FileStore::new(d.0.join("missing"), S).is_err());
+        assert!(FileStore::new(d.0.join("oauth2-cache.swept"), S).is_err());
+    }
+
+    #[test]
+    fn add_semantics() {
+        let d = TempDir::new();
+        let s = store(&d);
+        let now = now_unix();
+        assert!(s.add_at(&k(1), b"a", S, now).unwrap());
+        assert!(!s.add_at(&k(1), b"b", S, now).unwrap());
+        assert_eq!(s.get_at(&k(1), now).unwrap(), Some(b"a".to_vec()));
+        // Expired: replaced.
+        assert!(s.add_at(&k(1), b"c", S, now + 1).unwrap());
+        assert_eq!(s.get_at(&k(1), now + 1).unwrap(), Some(b"c".to_vec()));
+        // A malformed (truncated) entry counts as absent.
+        fs::write(d.0.join(format!("oauth2-cache-{}", k(2))), b"abc").unwrap();
+        assert!(s.add_at(&k(2), b"d", S, now).unwrap());
+        assert_eq!(s.get_at(&k(2), now).unwrap(), Some(b"d".to_vec()));
+        assert!(
+            d.names()
+                .iter()
+                .all(|n| !n.starts_with("oauth2-cache.tmp-")),
+            "{:?}",
+            d.names()
+        );
+    }
+
+    #[test]
+    fn concurrent_add_inserts_once() {
+        let d = TempDir::new();
+        let s = std::sync::Arc::new(store(&d));
+        let now = now_unix();
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                let s = s.clone();
+                std::thread::spawn(move || {
+                    s.add_at(&k(7), b"v", Duration::from_secs(60), now).unwrap()
+                })
+            })
+            .collect();
+        let inserted = handles
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .filter(|&b| b)
+            .count();
+        assert_eq!(inserted, 1);
+    }
+
+    #[test]
+    fn foreign_symlinked_or_writable_files_are_refused() {
+        let d = TempDir::new();
+        let s = store(&d);
+        let now = now_unix();
+        let outside = d.0.join("outside");
+        let mut content = (now + 100).to_be_bytes().to_vec();
+        content.extend_from_slice(b"planted");
+        fs::write(&outside, &content).unwrap();
+        fs::set_permissions(&outside, fs::Permissions::from_mode(0o600)).unwrap();
+        let link = d.0.join(format!("oauth2-cache-{}", k(1)));
+        std::os::unix::fs::symlink(&outside, &link).unwrap();
+        assert!(matches!(s.get_at(&k(1), now), Err(StoreError::Io(_))));
+        // set replaces the link itself and never writes through it.
+        s.set_at(&k(1), b"mine", S, now).unwrap();
+        assert_eq!(fs::read(&outside).unwrap(), content);
+        assert_eq!(s.get_at(&k(1), now).unwrap(), Some(b"mine".to_vec()));
+        // Group/world-writable: anyone could have written it.
+        let planted = d.0.join(format!("oauth2-cache-{}", k(2)));
+        fs::write(&planted, &content).unwrap();
+        fs::set_permissions(&planted, fs::Permissions::from_mode(0o666)).unwrap();
+        assert!(matches!(s.get_at(&k(2), now), Err(StoreError::Io(_))));
+        // A FIFO at the path neither blocks the reader nor is read.
+        let fifo = d.0.join(format!("oauth2-cache-{}", k(3)));
+        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        assert!(matches!(s.get_at(&k(3), now), Err(StoreError::Io(_))));
+        if euid() == 0 {
+            fs::set_permissions(&planted, fs::Permissions::from_mode(0o600)).unwrap();
+            std::os::unix::fs::chown(&planted, Some(65534), Some(65534)).unwrap();
+            assert!(matches!(s.get_at(&k(2), now), Err(StoreError::Io(_))));
+        }
+    }
+
+    #[test]
+    fn sweep_deletes_only_expired_entries_of_ours() {
+        let d = TempDir::new();
+        let s = FileStore::new(d.0.clone(), Duration::from_secs(10)).unwrap();
+        let now = now_unix();
+        // First use creates the marker; nothing is due yet.
+        s.set_at(&k(1), b"short", S, now).unwrap();
+        s.set_at(&k(2), b"long", Duration::from_secs(3600), now)
+            .unwrap();
+        fs::write(d.0.join("unrelated"), b"x").unwrap();
+        fs::write(d.0.join("oauth2-cache-not.a.key"), b"x").unwrap();
+        let stale_tmp = d.0.join("oauth2-cache.tmp-deadbeef");
+        fs::write(&stale_tmp, b"x").unwrap();
+        File::options()
+            .write(true)
+            .open(&stale_tmp)
+            .unwrap()
+            .set_modified(UNIX_EPOCH + Duration::from_secs(now - 1000))
+            .unwrap();
+        let fresh_tmp = d.0.join("oauth2-cache.tmp-cafe");
+        fs::write(&fresh_tmp, b"x").unwrap();
+        let file1 = d.0.join(format!("oauth2-cache-{}", k(1)));
+        // Not due: k(1) expired but stays (until read or swept).
+        s.set_at(&k(3), b"v", Duration::from_secs(3600), now + 5)
+            .unwrap();
+        assert!(file1.exists());
+        // Another process (a second store) sees the marker and does not sweep early either.
+        let other = FileStore::new(d.0.clone(), Duration::from_secs(10)).unwrap();
+        other
+            .set_at(&k(4), b"v", Duration::from_secs(3600), now + 9)
+            .unwrap();
+        assert!(file1.exists());
+        // Due: one sweep, by whichever process comes first.
+        other
+            .set_at(&k(5), b"v", Duration::from_secs(3600), now + 10)
+            .unwrap();
+        assert!(!file1.exists());
+        assert!(!stale_tmp.exists());
+        assert!(fresh_tmp.exists());
+        assert_eq!(s.get_at(&k(2), now + 10).unwrap(), Some(b"long".to_vec()));
+        for i in 3..=5 {
+            assert_eq!(
+                s.get_at(&k(i), now + 10).unwrap(),
+                Some(b"v".to_vec()),
+                "{i}"
+            );
+        }
+        assert!(d.0.join("unrelated").exists());
+        assert!(d.0.join("oauth2-cache-not.a.key").exists());
+        // The marker is back, stamped with the sweep time: the next sweep is 10 s later.
+        let m = fs::metadata(d.0.join("oauth2-cache.swept")).unwrap();
+        assert_eq!(m.mtime() as u64, now + 10);
+        assert!(
+            d.names()
+                .iter()
+                .all(|n| !n.starts_with("oauth2-cache.sweep-")),
+            "{:?}",
+            d.names()
+        );
+        s.set_at(&k(6), b"v", S, now + 10).unwrap();
+        other.set_at(&k(7), b"v", S, now + 19).unwrap();
+        assert!(d.0.join(format!("oauth2-cache-{}", k(6))).exists());
+        s.get_at(&k(2), now + 20).unwrap();
+        assert!(!d.0.join(format!("oauth2-cache-{}", k(6))).exists());
+        assert!(!d.0.join(format!("oauth2-cache-{}", k(7))).exists());
+    }
+}
