@@ -99,8 +99,8 @@ pub fn authenticate(cfg: &DirConfig, req: &impl Request, mode: Mode, now: i64) -
     let parsed = ParsedToken::parse(&found.token);
     let mut reasons = Vec::with_capacity(verifiers.len());
     for verifier in verifiers {
-        let claims = match verifier.verify(&parsed, now) {
-            Ok(claims) => claims,
+        let (claims, origin) = match verifier.verify_with_origin(&parsed, now) {
+            Ok(found) => found,
             Err(e) => {
                 reasons.push(format!("{}: {e}", verifier.label));
                 continue;
@@ -141,7 +141,7 @@ pub fn authenticate(cfg: &DirConfig, req: &impl Request, mode: Mode, now: i64) -
             pass: passed,
             strip: found.strip,
             claims,
-            verifier: verifier.label.clone(),
+            verifier: format!("{} ({})", verifier.label, origin.describe()),
         }));
     }
     refuse(

@@ -119,6 +119,24 @@ impl fmt::Display for VerifyError {
 }
 
 /// The token, parsed once and shared by all verifiers of a request.
+/// Where an accepted result came from (for the debug log, and tests that count verifications).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    Verified,
+    ProcessCache,
+    SharedCache,
+}
+
+impl Origin {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Origin::Verified => "verified",
+            Origin::ProcessCache => "from this process's cache",
+            Origin::SharedCache => "from the shared cache",
+        }
+    }
+}
+
 /// The token of a request, parsed at most once (and not at all when a cached result answers).
 pub struct ParsedToken<'a> {
     raw: &'a str,
@@ -139,21 +157,24 @@ impl Verifier {
     /// Signature (or introspection) and claims; proof of possession is checked separately by
     /// [`Verifier::check_binding`].
     pub fn verify(&self, token: &ParsedToken, now: i64) -> Result<Claims, VerifyError> {
+        self.verify_with_origin(token, now).map(|(claims, _)| claims)
+    }
+
+    pub fn verify_with_origin(&self, token: &ParsedToken, now: i64) -> Result<(Claims, Origin), VerifyError> {
         let r = &self.results;
         if r.ttl.is_zero() {
-            return self.verify_uncached(token, now);
+            return self.verify_uncached(token, now).map(|c| (c, Origin::Verified));
         }
         let key = r.key(token.raw);
         if let Some(claims) = r.front.get(&key) {
             // Re-checked: time-based rules (e.g. verify.iat.slack_before) may have changed the answer.
             if self.claims.check(&claims, now).is_ok() {
-                return Ok(claims);
+                return Ok((claims, Origin::ProcessCache));
             }
         }
         if let Some(claims) = self.shared_lookup(&key, now) {
-            r.front
-                .put(key, claims.clone(), ttl_for(&claims, r.ttl, now));
-            return Ok(claims);
+            r.front.put(key, claims.clone(), ttl_for(&claims, r.ttl, now));
+            return Ok((claims, Origin::SharedCache));
         }
         let claims = self.verify_uncached(token, now)?;
         let ttl = ttl_for(&claims, r.ttl, now);
@@ -163,7 +184,7 @@ impl Verifier {
                 shared.set(RESULT_NAMESPACE, &key, &json, ttl);
             }
         }
-        Ok(claims)
+        Ok((claims, Origin::Verified))
     }
 
     fn shared_lookup(&self, key: &[u8; 32], now: i64) -> Option<Claims> {
