@@ -473,3 +473,59 @@ fn metadata_with_jwks_and_introspection() {
     h.assert_no_child_crash();
     finish(f, a, &h);
 }
+
+#[test]
+fn introspection_results_are_not_shared_across_locations() {
+    let a = real_as();
+    let creds = |o: Opts| {
+        o.kv("introspect.auth", "client_secret_basic")
+            .kv("client_id", RS_CLIENT.0)
+    };
+    let body = [
+        location(
+            "/iv",
+            &verify_line(
+                "introspect",
+                &a.introspection_url(),
+                &creds(Opts::new().kv("introspect.ssl_verify", "false"))
+                    .kv("client_secret", RS_CLIENT.1),
+            ),
+        ),
+        // same endpoint, no CA file: cannot verify the AS's certificate
+        location(
+            "/inoca",
+            &verify_line(
+                "introspect",
+                &a.introspection_url(),
+                &creds(Opts::new()).kv("client_secret", RS_CLIENT.1),
+            ),
+        ),
+        // same endpoint, trusted, wrong secret
+        location(
+            "/iwrong",
+            &verify_line(
+                "introspect",
+                &a.introspection_url(),
+                &creds(Opts::new().path("introspect.ca_file", &a.pki.ca_cert))
+                    .kv("client_secret", "nope"),
+            ),
+        ),
+    ]
+    .concat();
+    let h = Httpd::start(HttpdConfig::new(body));
+    let mut f = Failures::default();
+    let t = a.token(AsClient::Basic, "/opaque", "read");
+    let r = h.https("/iv/ok").bearer(&t).send();
+    f.expect("/iv (ssl_verify=false)", &r, 200, None);
+    for loc in ["/inoca", "/iwrong"] {
+        let r = h.https(&format!("{loc}/ok")).bearer(&t).send();
+        f.expect(
+            &format!("{loc}, the token /iv accepted"),
+            &r,
+            401,
+            Some(INVALID_TOKEN),
+        );
+    }
+    h.assert_no_child_crash();
+    finish(f, a, &h);
+}

@@ -150,29 +150,27 @@ fn jwts_of_every_algorithm_through_jwks_uri_and_metadata() {
 #[test]
 fn key_fetch_tls_trust() {
     let a = real_as();
+    // Each jwks_uri location gets its own URL (a distinct query, ignored by the AS) so that what
+    // one location fetched cannot decide another; only /meta-noverify fetches the plain /jwks
+    // (discovered), and after /meta-jwks-noca. Sharing is tested explicitly below.
+    let own = |loc: &str| format!("{}?loc={loc}", a.jwks_url());
     let other_ca = Opts::new().path("jwks_uri.ca_file", &a.pki.client_self_cert);
+    let no_verify = Opts::new().kv("jwks_uri.ssl_verify", "false");
     let body = [
         // the AS's CA is not in the system store: no ca_file, no trust
         oauth2_location(
             "/noca",
-            &verify_line("jwks_uri", &a.jwks_url(), &Opts::new()),
+            &verify_line("jwks_uri", &own("noca"), &Opts::new()),
         ),
         // a CA file that does not contain the AS's CA
         oauth2_location(
             "/wrongca",
-            &verify_line("jwks_uri", &a.jwks_url(), &other_ca),
+            &verify_line("jwks_uri", &own("wrongca"), &other_ca),
         ),
-        oauth2_location(
-            "/ca",
-            &verify_line("jwks_uri", &a.jwks_url(), &jwks_opts(a)),
-        ),
+        oauth2_location("/ca", &verify_line("jwks_uri", &own("ca"), &jwks_opts(a))),
         oauth2_location(
             "/noverify",
-            &verify_line(
-                "jwks_uri",
-                &a.jwks_url(),
-                &Opts::new().kv("jwks_uri.ssl_verify", "false"),
-            ),
+            &verify_line("jwks_uri", &own("noverify"), &no_verify),
         ),
         oauth2_location(
             "/meta-noca",
@@ -197,10 +195,19 @@ fn key_fetch_tls_trust() {
                     .kv("jwks_uri.ssl_verify", "false"),
             ),
         ),
+        // the same URL at two locations: one without TLS verification, one verifying
+        oauth2_location(
+            "/x-noverify",
+            &verify_line("jwks_uri", &own("shared"), &no_verify),
+        ),
+        oauth2_location(
+            "/x-noca",
+            &verify_line("jwks_uri", &own("shared"), &Opts::new()),
+        ),
     ]
     .concat();
     let h = Httpd::start(HttpdConfig::new(body));
-    let tok = a.token(AsClient::Basic, "/es256", "read");
+    let fresh = || a.token(AsClient::Basic, "/es256", "read");
     let mut f = Failures::default();
     for (loc, want) in [
         ("/noca", 401),
@@ -211,8 +218,38 @@ fn key_fetch_tls_trust() {
         ("/meta-jwks-noca", 401),
         ("/meta-noverify", 200),
     ] {
-        let r = h.https(&format!("{loc}/ok")).bearer(&tok).send();
+        let r = h.https(&format!("{loc}/ok")).bearer(&fresh()).send();
         f.expect(loc, &r, want, (want == 401).then_some(INVALID_TOKEN));
+    }
+    // What a location that does not verify TLS fetched (or accepted) must not be trusted by a
+    // location that does: neither the key set nor the verification result.
+    let t1 = fresh();
+    let r = h.https("/x-noverify/ok").bearer(&t1).send();
+    f.expect("/x-noverify (ssl_verify=false)", &r, 200, None);
+    let r = h.https("/x-noca/ok").bearer(&fresh()).send();
+    f.expect(
+        "/x-noca, new token, after /x-noverify fetched the same URL without verification",
+        &r,
+        401,
+        Some(INVALID_TOKEN),
+    );
+    let r = h.https("/x-noca/ok").bearer(&t1).send();
+    f.expect(
+        "/x-noca, the token /x-noverify accepted",
+        &r,
+        401,
+        Some(INVALID_TOKEN),
+    );
+    // the same for metadata: /meta-noverify has now fetched the discovery document and /jwks
+    // without verification
+    for loc in ["/meta-noca", "/meta-jwks-noca"] {
+        let r = h.https(&format!("{loc}/ok")).bearer(&fresh()).send();
+        f.expect(
+            &format!("{loc}, new token, after /meta-noverify fetched without verification"),
+            &r,
+            401,
+            Some(INVALID_TOKEN),
+        );
     }
     h.assert_no_child_crash();
     finish(f, a, &h);
