@@ -201,12 +201,27 @@ fn key_fetch_tls_trust() {
             &verify_line("jwks_uri", &own("shared"), &no_verify),
         ),
         oauth2_location(
+            "/x-meta",
+            &verify_line(
+                "metadata",
+                &a.discovery_url(),
+                &Opts::new().path("metadata.ca_file", &a.pki.ca_cert),
+            ),
+        ),
+        oauth2_location(
+            "/x-meta-noca",
+            &verify_line("metadata", &a.discovery_url(), &Opts::new()),
+        ),
+        oauth2_location(
             "/x-noca",
             &verify_line("jwks_uri", &own("shared"), &Opts::new()),
         ),
     ]
     .concat();
-    let h = Httpd::start(HttpdConfig::new(body));
+    // one child process: what one location fetched is visible to the others whenever the module
+    // shares it within a process (the cross-location checks below must not depend on which
+    // process a request lands in)
+    let h = Httpd::start(HttpdConfig::new(body).server(single_process()));
     let fresh = || a.token(AsClient::Basic, "/es256", "read");
     let mut f = Failures::default();
     for (loc, want) in [
@@ -240,17 +255,23 @@ fn key_fetch_tls_trust() {
         401,
         Some(INVALID_TOKEN),
     );
-    // the same for metadata: /meta-noverify has now fetched the discovery document and /jwks
-    // without verification
-    for loc in ["/meta-noca", "/meta-jwks-noca"] {
-        let r = h.https(&format!("{loc}/ok")).bearer(&fresh()).send();
-        f.expect(
-            &format!("{loc}, new token, after /meta-noverify fetched without verification"),
-            &r,
-            401,
-            Some(INVALID_TOKEN),
-        );
-    }
+    // the same through metadata: /meta-noverify has fetched the discovered /jwks without
+    // verification; a location that has not fetched anything yet and cannot verify the AS
+    let r = h.https("/x-meta/ok").bearer(&fresh()).send();
+    f.expect(
+        "/x-meta (no jwks_uri CA), after /meta-noverify fetched /jwks without verification",
+        &r,
+        401,
+        Some(INVALID_TOKEN),
+    );
+    let r = h.https("/x-meta-noca/ok").bearer(&fresh()).send();
+    f.expect(
+        "/x-meta-noca (no CA at all), after /meta-noverify fetched the discovery document \
+         without verification",
+        &r,
+        401,
+        Some(INVALID_TOKEN),
+    );
     h.assert_no_child_crash();
     finish(f, a, &h);
 }

@@ -193,16 +193,26 @@ impl Cache {
 
 fn open(backend: &Backend) -> Result<Arc<dyn Store>, String> {
     let store: Arc<dyn Store> = match backend {
-        Backend::Shm { max_key_size, max_val_size, max_entries } => {
-            Arc::new(ShmStore::new(*max_key_size, *max_val_size, *max_entries).map_err(|e| e.to_string())?)
-        }
-        Backend::File { dir, clean_interval } => {
-            Arc::new(FileStore::new(dir.clone(), *clean_interval).map_err(|e| e.to_string())?)
-        }
+        Backend::Shm {
+            max_key_size,
+            max_val_size,
+            max_entries,
+        } => Arc::new(
+            ShmStore::new(*max_key_size, *max_val_size, *max_entries).map_err(|e| e.to_string())?,
+        ),
+        Backend::File {
+            dir,
+            clean_interval,
+        } => Arc::new(FileStore::new(dir.clone(), *clean_interval).map_err(|e| e.to_string())?),
         Backend::Memcache { config_string } => {
             Arc::new(MemcacheStore::new(config_string, NETWORK_TIMEOUT).map_err(|e| e.to_string())?)
         }
-        Backend::Redis { host, port, username, password } => Arc::new(RedisStore::new(
+        Backend::Redis {
+            host,
+            port,
+            username,
+            password,
+        } => Arc::new(RedisStore::new(
             host.clone(),
             *port,
             username.clone(),

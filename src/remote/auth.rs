@@ -40,6 +40,8 @@ pub enum EndpointAuth {
     ClientCert {
         cert: String,
         key: String,
+        /// RFC 8705 2: the client is identified by `client_id` in the request.
+        id: Option<String>,
     },
     Basic {
         username: String,
@@ -112,6 +114,10 @@ impl EndpointAuth {
             "client_cert" => EndpointAuth::ClientCert {
                 cert: need("cert")?,
                 key: need("key")?,
+                id: options
+                    .get("client_id")
+                    .filter(|v| !v.is_empty())
+                    .map(str::to_string),
             },
             "basic" => EndpointAuth::Basic {
                 username: need("username")?,
@@ -143,8 +149,11 @@ impl EndpointAuth {
                 let jwt = assertion(id, aud, now, "RS256", kid.as_deref(), key)?;
                 push_assertion(&mut a.form, id, jwt);
             }
-            EndpointAuth::ClientCert { cert, key } => {
-                http.client_cert = Some((cert.clone(), key.clone()))
+            EndpointAuth::ClientCert { cert, key, id } => {
+                http.client_cert = Some((cert.clone(), key.clone()));
+                if let Some(id) = id {
+                    a.form.push(("client_id".into(), id.clone()));
+                }
             }
             EndpointAuth::Basic { username, password } => {
                 a.basic = Some((username.clone(), password.clone()))

@@ -42,6 +42,7 @@ struct State {
     keys: Option<Arc<Vec<Key>>>,
     fetched_at: Option<Instant>,
     last_attempt: Option<Instant>,
+    last_failure: Option<Instant>,
     last_error: Option<String>,
     in_flight: bool,
     error_logged_at: Option<Instant>,
@@ -107,7 +108,7 @@ impl RemoteKeys {
         let mut st = self.lock();
         if st.in_flight {
             st = self.wait(st);
-        } else if self.may_fetch(&st) {
+        } else if self.may_refetch_for_kid(&st) {
             // Straight from the network: the shared copy is what lacks the kid.
             return self
                 .fetch_locked(st, true)
@@ -122,9 +123,18 @@ impl RemoteKeys {
         self.lock().fetches
     }
 
+    /// Refreshing an expired set: paused only for `refresh_interval` after a failed fetch.
     fn may_fetch(&self, st: &State) -> bool {
-        st.last_attempt
+        st.last_failure
             .is_none_or(|t| t.elapsed() >= self.refresh_interval)
+    }
+
+    /// Refetching for an unknown `kid`: at most once per `refresh_interval`, whatever happened.
+    fn may_refetch_for_kid(&self, st: &State) -> bool {
+        self.may_fetch(st)
+            && st
+                .last_attempt
+                .is_none_or(|t| t.elapsed() >= self.refresh_interval)
     }
 
     fn wait<'a>(&self, st: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
@@ -163,6 +173,7 @@ impl RemoteKeys {
                 st.keys = Some(keys.clone());
                 st.fetched_at = Some(Instant::now());
                 st.last_error = None;
+                st.last_failure = None;
                 Ok(keys)
             }
             Err(e) => {
@@ -185,6 +196,7 @@ impl RemoteKeys {
                     );
                 }
                 st.last_error = Some(e.clone());
+                st.last_failure = Some(Instant::now());
                 st.keys.clone().ok_or(e)
             }
         }
@@ -201,7 +213,7 @@ impl RemoteKeys {
         if let Some(cache) = &self.shared {
             cache.set(
                 DOCUMENT_NAMESPACE,
-                self.url.as_bytes(),
+                &self.document_key(),
                 &resp.body,
                 self.ttl,
             );
@@ -214,8 +226,22 @@ impl RemoteKeys {
         let body = self
             .shared
             .as_ref()?
-            .get(DOCUMENT_NAMESPACE, self.url.as_bytes())?;
+            .get(DOCUMENT_NAMESPACE, &self.document_key())?;
         self.parse(&body).ok()
+    }
+
+    /// The URL and how it was fetched: a copy fetched without TLS verification (or through another
+    /// trust anchor or proxy) must not serve a location that verifies.
+    fn document_key(&self) -> Vec<u8> {
+        let h = &self.http;
+        format!(
+            "{}\0{}\0{}\0{}",
+            self.url,
+            h.ssl_verify,
+            h.ca_file.as_deref().unwrap_or(""),
+            h.proxy.as_deref().unwrap_or("")
+        )
+        .into_bytes()
     }
 
     fn parse(&self, body: &[u8]) -> Result<Vec<Key>, String> {

@@ -145,7 +145,10 @@ pub struct ParsedToken<'a> {
 
 impl<'a> ParsedToken<'a> {
     pub fn parse(token: &'a str) -> ParsedToken<'a> {
-        ParsedToken { raw: token, jws: std::cell::OnceCell::new() }
+        ParsedToken {
+            raw: token,
+            jws: std::cell::OnceCell::new(),
+        }
     }
 
     fn jws(&self) -> &Result<Jws<'a>, JoseError> {
@@ -157,13 +160,20 @@ impl Verifier {
     /// Signature (or introspection) and claims; proof of possession is checked separately by
     /// [`Verifier::check_binding`].
     pub fn verify(&self, token: &ParsedToken, now: i64) -> Result<Claims, VerifyError> {
-        self.verify_with_origin(token, now).map(|(claims, _)| claims)
+        self.verify_with_origin(token, now)
+            .map(|(claims, _)| claims)
     }
 
-    pub fn verify_with_origin(&self, token: &ParsedToken, now: i64) -> Result<(Claims, Origin), VerifyError> {
+    pub fn verify_with_origin(
+        &self,
+        token: &ParsedToken,
+        now: i64,
+    ) -> Result<(Claims, Origin), VerifyError> {
         let r = &self.results;
         if r.ttl.is_zero() {
-            return self.verify_uncached(token, now).map(|c| (c, Origin::Verified));
+            return self
+                .verify_uncached(token, now)
+                .map(|c| (c, Origin::Verified));
         }
         let key = r.key(token.raw);
         if let Some(claims) = r.front.get(&key) {
@@ -173,7 +183,8 @@ impl Verifier {
             }
         }
         if let Some(claims) = self.shared_lookup(&key, now) {
-            r.front.put(key, claims.clone(), ttl_for(&claims, r.ttl, now));
+            r.front
+                .put(key, claims.clone(), ttl_for(&claims, r.ttl, now));
             return Ok((claims, Origin::SharedCache));
         }
         let claims = self.verify_uncached(token, now)?;
@@ -209,7 +220,9 @@ impl Verifier {
         keys: &[Key],
         now: i64,
     ) -> Result<Claims, VerifyError> {
-        let jws = token.jws().as_ref()
+        let jws = token
+            .jws()
+            .as_ref()
             .map_err(|e| VerifyError::Malformed(e.clone()))?;
         verify_signature(jws, keys)?;
         self.check_claims(jws, now)
@@ -223,7 +236,9 @@ impl Verifier {
         now: i64,
         issuer: Option<&str>,
     ) -> Result<Claims, VerifyError> {
-        let jws = token.jws().as_ref()
+        let jws = token
+            .jws()
+            .as_ref()
             .map_err(|e| VerifyError::Malformed(e.clone()))?;
         let keys = remote.keys().map_err(VerifyError::Remote)?;
         match verify_signature(jws, &keys) {
