@@ -19,7 +19,7 @@ pub fn claim_name(prefix: &str, claim: &str) -> String {
     name.push_str(prefix);
     for &b in claim.as_bytes() {
         let separator = b"()<>@,;:\\\"/[]?={} \t".contains(&b);
-        name.push(if b < 32 || b >= 127 || separator {
+        name.push(if !(32..127).contains(&b) || separator {
             '-'
         } else {
             b as char

@@ -76,7 +76,7 @@ fn from_method<'a>(
             let (t, rest) = take_pair(req.query()?.as_bytes(), b'&', &s.query_name)?;
             (
                 Cow::Owned(t),
-                strip_all.then(|| StripAction::SetQuery(rest)),
+                strip_all.then_some(StripAction::SetQuery(rest)),
             )
         }
         Method::Post => {
@@ -93,7 +93,7 @@ fn from_method<'a>(
             let (t, rest) = take_cookie(req.header(c"Cookie")?, &s.cookie_name)?;
             (
                 Cow::Owned(t),
-                strip_all.then(|| StripAction::SetCookie(rest)),
+                strip_all.then_some(StripAction::SetCookie(rest)),
             )
         }
         Method::Basic => {

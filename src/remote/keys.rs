@@ -157,7 +157,7 @@ impl RemoteKeys {
         let shared = if network_only {
             None
         } else {
-            self.from_shared_cache()
+            self.shared_copy()
         };
         let from_network = shared.is_none();
         let result = shared.map_or_else(|| self.fetch(), Ok);
@@ -222,7 +222,7 @@ impl RemoteKeys {
     }
 
     /// A copy another child (or host) fetched; a copy that does not parse is ignored.
-    fn from_shared_cache(&self) -> Option<Vec<Key>> {
+    fn shared_copy(&self) -> Option<Vec<Key>> {
         let body = self
             .shared
             .as_ref()?

@@ -17,6 +17,7 @@
 #![allow(dead_code)]
 
 pub mod remote;
+pub mod servers;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
