@@ -96,6 +96,18 @@ pub fn authenticate(cfg: &DirConfig, req: &impl Request, mode: Mode, now: i64) -
         );
     }
 
+    // Bounded before any work, also for opaque tokens that would be sent to introspection.
+    if found.token.len() > crate::jose::jws::MAX_TOKEN_LEN {
+        return refuse(
+            challenge::BAD_TOKEN,
+            format!(
+                "token refused: {} bytes is longer than the {} allowed",
+                found.token.len(),
+                crate::jose::jws::MAX_TOKEN_LEN
+            ),
+            LogLevel::Warn,
+        );
+    }
     let parsed = ParsedToken::parse(&found.token);
     let mut reasons = Vec::with_capacity(verifiers.len());
     for verifier in verifiers {
@@ -461,6 +473,23 @@ mod tests {
             authenticate(&without_kid, &Fake::bearer(&t), Mode::OAuth2, NOW),
             Outcome::Granted(_)
         ));
+    }
+
+    #[test]
+    fn oversized_tokens_are_refused_before_any_verifier_runs() {
+        let cfg = config(&[("plain", SECRET, None)]);
+        let huge = "a".repeat(crate::jose::jws::MAX_TOKEN_LEN + 1);
+        match authenticate(&cfg, &Fake::bearer(&huge), Mode::OAuth2, NOW) {
+            Outcome::Refused {
+                reason,
+                www_authenticate,
+                ..
+            } => {
+                assert!(reason.contains("longer than"), "{reason}");
+                assert!(www_authenticate.contains("invalid_token"));
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

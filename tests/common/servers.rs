@@ -198,7 +198,10 @@ impl Redis {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        panic!("redis-server did not restart on port {}:\n{last}", self.port);
+        panic!(
+            "redis-server did not restart on port {}:\n{last}",
+            self.port
+        );
     }
 
     /// SIGSTOP: the server keeps its socket (the kernel still accepts connections) but answers
