@@ -68,6 +68,15 @@ pub extern "C" fn oauth2_rs_cmd(
                 .ok_or_else(|| "arguments must be UTF-8 text".to_string()),
         };
         let (a1, a2, a3) = (arg(a1)?.unwrap_or(""), arg(a2)?, arg(a3)?);
+        if (which == ffi::OAUTH2_CMD_CRYPTO_PASSPHRASE || which == ffi::OAUTH2_CMD_CACHE) && global::started() {
+            // An .htaccess file read per request: server-wide settings are not its to change.
+            log::server(
+                site.server,
+                ffi::APLOG_WARNING,
+                "OAuth2Cache and OAuth2CryptoPassphrase in .htaccess have no effect: set them in the server configuration",
+            );
+            return Ok(());
+        }
         if which == ffi::OAUTH2_CMD_CRYPTO_PASSPHRASE {
             return global::set_crypto_passphrase(a1);
         }
@@ -144,7 +153,10 @@ pub extern "C" fn oauth2_rs_check_config(ptemp: *mut ffi::apr_pool_t) -> *const 
 /// be created is logged and left out: authentication works without it.
 #[unsafe(no_mangle)]
 pub extern "C" fn oauth2_rs_post_config(ptemp: *mut ffi::apr_pool_t) -> *const c_char {
-    match catch_unwind(cache::registry::init_all) {
+    match catch_unwind(|| {
+        global::mark_started();
+        cache::registry::init_all()
+    }) {
         Ok(errors) => {
             for e in errors {
                 crate::logsink::emit(

@@ -29,7 +29,8 @@ pub fn add(spec: CacheSpec) -> Arc<Cache> {
 /// Resolves a cache name as the C module does; `None` when a given name matches no cache.
 pub fn resolve(name: Option<&str>) -> Option<Arc<Cache>> {
     let mut list = caches();
-    if list.is_empty() {
+    // Not from an .htaccess file read per request: that would add a cache per request.
+    if list.is_empty() && !global::started() {
         if let Ok((spec, _)) = config::parse("shm", None) {
             list.push(Arc::new(Cache::new(spec)));
         }

@@ -2,11 +2,24 @@
 //! as in the C module). Cleared before each (re)read of the configuration.
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 static PASSPHRASE: Mutex<Option<String>> = Mutex::new(None);
+/// Set once httpd has read its configuration: later directive lines come from `.htaccess` files,
+/// which must not change process-wide settings.
+static STARTED: AtomicBool = AtomicBool::new(false);
 
 pub fn reset() {
     *PASSPHRASE.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    STARTED.store(false, Ordering::SeqCst);
+}
+
+pub fn mark_started() {
+    STARTED.store(true, Ordering::SeqCst);
+}
+
+pub fn started() -> bool {
+    STARTED.load(Ordering::SeqCst)
 }
 
 pub fn set_crypto_passphrase(value: &str) -> Result<(), String> {
