@@ -237,7 +237,7 @@ fn result_caching(
     let ttl = seconds(options, "expiry", 300)?;
     let name = options.get("verify.cache");
     let shared = crate::cache::registry::resolve(name);
-    if shared.is_none() {
+    if shared.is_none() && name.is_some() {
         warnings.push(format!(
             "OAuth2TokenVerify: verify.cache={}: no OAuth2Cache with that name (OAuth2Cache lines must come \
              before the OAuth2TokenVerify lines that use them); results are cached in this process only",
@@ -297,6 +297,8 @@ fn document_cache(
     let name = options.get(&format!("{prefix}.cache"));
     match crate::cache::registry::resolve(name) {
         Some(c) => Ok(Some(c)),
+        // No cache at all (an .htaccess file after startup): fetched documents stay in the process.
+        None if name.is_none() => Ok(None),
         None => Err(format!(
             "cache could not be found: {prefix}.cache={} names no OAuth2Cache (OAuth2Cache lines must come before the \
              OAuth2TokenVerify lines that use them)",
