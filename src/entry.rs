@@ -68,7 +68,9 @@ pub extern "C" fn oauth2_rs_cmd(
                 .ok_or_else(|| "arguments must be UTF-8 text".to_string()),
         };
         let (a1, a2, a3) = (arg(a1)?.unwrap_or(""), arg(a2)?, arg(a3)?);
-        if (which == ffi::OAUTH2_CMD_CRYPTO_PASSPHRASE || which == ffi::OAUTH2_CMD_CACHE) && global::started() {
+        if (which == ffi::OAUTH2_CMD_CRYPTO_PASSPHRASE || which == ffi::OAUTH2_CMD_CACHE)
+            && global::started()
+        {
             // An .htaccess file read per request: server-wide settings are not its to change.
             log::server(
                 site.server,

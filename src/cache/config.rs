@@ -95,8 +95,9 @@ pub fn parse(kind: &str, options: Option<&str>) -> Result<(CacheSpec, Vec<String
     };
     let backend = match kind {
         "shm" => Backend::Shm {
-            // Our keys are 64 hex characters (SHA-256); the C default of 64 is rounded up as it did.
-            max_key_size: size("max_key_size", 64, 16, 1024)?.div_ceil(64) * 64 + 64,
+            // Rounded up as the C module does ((n/64+1)*64): the default 64 gives 128, room for
+            // the 64 hex characters of a SHA-256 key.
+            max_key_size: (size("max_key_size", 64, 16, 1024)? / 64 + 1) * 64,
             max_val_size: size("max_val_size", 8192, 16, 1024 * 1024)?,
             max_entries: size("max_entries", 1000, 1, 10_000_000)?,
         },
