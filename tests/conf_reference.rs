@@ -1,0 +1,49 @@
+//! apache-conf/oauth2.conf is the directive reference shipped to administrators: every complete
+//! example line in it, uncommented, must be accepted by `apache2 -t`.
+
+mod common;
+
+use common::*;
+
+/// Example lines of the reference: commented directives without placeholders (`...`, `<...>`).
+fn example_lines() -> Vec<String> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/apache-conf/oauth2.conf");
+    let text = std::fs::read_to_string(path).expect("apache-conf/oauth2.conf");
+    text.lines()
+        .filter_map(|l| l.strip_prefix('#'))
+        .map(str::trim)
+        .filter(|l| l.starts_with("OAuth2") || l.starts_with("Require oauth2_claim"))
+        .filter(|l| !l.contains("...") && !l.contains('<'))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn reference_examples_pass_apache_config_test() {
+    let lines = example_lines();
+    assert!(lines.len() >= 8, "too few example lines found: {lines:?}");
+    let (server, location): (Vec<String>, Vec<String>) = lines
+        .into_iter()
+        // Trust anchors named in examples are placeholders for a real file.
+        .map(|l| l.replace("/etc/ssl/as-ca.pem", "/etc/ssl/certs/ca-certificates.crt"))
+        .partition(|l| l.starts_with("OAuth2Cache") || l.starts_with("OAuth2CryptoPassphrase"));
+    let body = oauth2_location("/ref", &location.join("\n"));
+    let t = Httpd::config_test(HttpdConfig::new(body).server(server.join("\n")));
+    assert!(
+        t.ok,
+        "apache2 -t refused the reference examples:\n{}\n--- config ---\n{}",
+        t.output, t.conf_text
+    );
+    for directive in [
+        "OAuth2TokenVerify",
+        "OAuth2AcceptTokenIn",
+        "OAuth2TargetPass",
+        "OAuth2Cache",
+        "Require oauth2_claim",
+    ] {
+        assert!(
+            t.conf_text.contains(directive),
+            "no example of {directive} in the reference"
+        );
+    }
+}
