@@ -82,8 +82,8 @@ impl ResultCaching {
     }
 }
 
-/// Accepted tokens remembered per verifier in each process (memory bound: about 10 MB).
-const FRONT_ENTRIES: usize = 10_000;
+/// Accepted tokens remembered per verifier in each process (memory bound: a few MB).
+const FRONT_ENTRIES: usize = 2_048;
 const RESULT_NAMESPACE: &str = "result";
 
 #[derive(Debug, Clone, PartialEq)]
