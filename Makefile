@@ -37,3 +37,8 @@ rpm:
 
 clean-deb:
 	rm -rf target/debian target/rpm
+
+# Benchmark against plain Apache and the C module (bench/README.md). BENCH_ARGS=--smoke: the short check.
+.PHONY: bench
+bench:
+	bench/run $(BENCH_ARGS)

@@ -8,15 +8,21 @@ use crate::challenge::{self, www_authenticate};
 use crate::config::DirConfig;
 use crate::config::sources::Strip;
 use crate::pass::{self, Passed};
+use crate::pop::mtls::BindingError;
 use crate::token::{self, StripAction, TokenSource};
-use crate::verify::{ParsedToken, Verifier};
+use crate::verify::{ParsedToken, Verifier, VerifyError};
 
 /// What the authentication step needs from a request.
 pub trait Request: TokenSource {
     /// `AuthName`, for the `realm` of challenges.
     fn auth_name(&self) -> Option<&str>;
-    /// base64url SHA-256 thumbprint of the TLS client certificate, if one was presented.
+    /// base64url SHA-256 thumbprint of the TLS client certificate, if one was presented. It may
+    /// come from a memo of this connection: a certificate whose key the connection proved to hold.
     fn client_thumbprint(&self) -> Option<String>;
+    /// The same, read from the TLS layer now (after a renegotiation it can differ from the memo).
+    fn client_thumbprint_now(&self) -> Option<String> {
+        self.client_thumbprint()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,7 +125,14 @@ pub fn authenticate(cfg: &DirConfig, req: &impl Request, mode: Mode, now: i64) -
             }
         };
         // The winner's own proof-of-possession settings apply (the C module used the first verifier's).
-        if let Err(e) = verifier.check_binding(&claims, || req.client_thumbprint()) {
+        let binding = match verifier.check_binding(&claims, || req.client_thumbprint()) {
+            // The memo is of an earlier certificate of this connection: ask the TLS layer again.
+            Err(VerifyError::Binding(BindingError::Mismatch)) => {
+                verifier.check_binding(&claims, || req.client_thumbprint_now())
+            }
+            other => other,
+        };
+        if let Err(e) = binding {
             return refuse(
                 challenge::BAD_TOKEN,
                 format!("token refused: {}: {e}", verifier.label),
@@ -181,6 +194,8 @@ mod tests {
         env_token: Option<String>,
         realm: Option<&'static str>,
         thumbprint: Option<&'static str>,
+        /// What the TLS layer says now, when it differs from the connection's memo.
+        thumbprint_now: Option<Option<&'static str>>,
     }
 
     impl Fake {
@@ -190,6 +205,7 @@ mod tests {
                 env_token: None,
                 realm: None,
                 thumbprint: None,
+                thumbprint_now: None,
             }
         }
     }
@@ -222,6 +238,11 @@ mod tests {
         }
         fn client_thumbprint(&self) -> Option<String> {
             self.thumbprint.map(String::from)
+        }
+        fn client_thumbprint_now(&self) -> Option<String> {
+            self.thumbprint_now
+                .unwrap_or(self.thumbprint)
+                .map(String::from)
         }
     }
 
@@ -282,6 +303,7 @@ mod tests {
             env_token: None,
             realm: None,
             thumbprint: None,
+            thumbprint_now: None,
         };
         let o = authenticate(&cfg, &req, Mode::OAuth2, NOW);
         assert_eq!(
@@ -299,6 +321,7 @@ mod tests {
             env_token: None,
             realm: None,
             thumbprint: None,
+            thumbprint_now: None,
         };
         assert_eq!(
             authenticate(&cfg, &req, Mode::OpenIdc, NOW),
@@ -357,6 +380,7 @@ mod tests {
             env_token: Some(token(good_claims())),
             realm: None,
             thumbprint: None,
+            thumbprint_now: None,
         };
         assert!(matches!(
             authenticate(&cfg, &req, Mode::OAuth2, NOW),
@@ -539,6 +563,24 @@ mod tests {
             Outcome::Refused { .. }
         ));
         req.thumbprint = None;
+        assert!(matches!(
+            authenticate(&cfg, &req, Mode::OAuth2, NOW),
+            Outcome::Refused { .. }
+        ));
+    }
+
+    #[test]
+    fn a_renegotiated_certificate_is_read_again_before_refusing() {
+        let cfg = config(&[("plain", SECRET, Some("type=mtls&mtls.policy=required"))]);
+        let t = token(json!({"sub": "a", "exp": NOW + 9, "cnf": {"x5t#S256": "thumb-2"}}));
+        let mut req = Fake::bearer(&t);
+        req.thumbprint = Some("thumb-1");
+        req.thumbprint_now = Some(Some("thumb-2"));
+        assert!(matches!(
+            authenticate(&cfg, &req, Mode::OAuth2, NOW),
+            Outcome::Granted(_)
+        ));
+        req.thumbprint_now = Some(Some("thumb-3"));
         assert!(matches!(
             authenticate(&cfg, &req, Mode::OAuth2, NOW),
             Outcome::Refused { .. }

@@ -236,9 +236,20 @@ impl ApacheRequest {
         }
     }
 
-    /// The client certificate's thumbprint, memoised per connection: mod_ssl's PEM is compared
-    /// with the one seen last on this connection, and hashed only when it changed.
-    fn compute_thumbprint(&self) -> Option<String> {
+    /// The thumbprint memoised for this connection, without asking mod_ssl (which would export
+    /// the certificate as PEM on every request); the first lookup on a connection fills the memo.
+    fn memo_thumbprint(&self) -> Option<String> {
+        let (mut memo_pem, mut memo_thumb) = (std::ptr::null(), std::ptr::null());
+        // SAFETY: see `new`; the shim fills both out-pointers.
+        unsafe { ffi::oauth2_conn_memo_get(self.r, &mut memo_pem, &mut memo_thumb) };
+        match pool_str(memo_thumb) {
+            Some(thumb) => Some(thumb.to_string()),
+            None => self.current_thumbprint(),
+        }
+    }
+
+    /// The certificate mod_ssl has now; hashed only when it differs from the memo, which it updates.
+    fn current_thumbprint(&self) -> Option<String> {
         // SAFETY: see `new`.
         let pem_ptr = unsafe { ffi::oauth2_client_cert_pem(self.r) };
         let pem = pool_str(pem_ptr)?;
@@ -298,7 +309,11 @@ impl authn::Request for ApacheRequest {
 
     fn client_thumbprint(&self) -> Option<String> {
         self.thumbprint
-            .get_or_init(|| self.compute_thumbprint())
+            .get_or_init(|| self.memo_thumbprint())
             .clone()
+    }
+
+    fn client_thumbprint_now(&self) -> Option<String> {
+        self.current_thumbprint()
     }
 }
