@@ -10,7 +10,7 @@ use crate::config::sources::Strip;
 use crate::pass::{self, Passed};
 use crate::pop::mtls::BindingError;
 use crate::token::{self, StripAction, TokenSource};
-use crate::verify::{ParsedToken, Verifier, VerifyError};
+use crate::verify::{Origin, ParsedToken, Verifier, VerifyError};
 
 /// What the authentication step needs from a request.
 pub trait Request: TokenSource {
@@ -62,8 +62,9 @@ pub struct Granted {
     pub strip: Option<StripAction>,
     /// The verified claims, kept for `Require oauth2_claim`.
     pub claims: Arc<Map<String, Value>>,
-    /// The verifier that accepted, for the debug log.
-    pub verifier: String,
+    /// The verifier that accepted, and whether from a cache, for the debug log.
+    pub verifier: Arc<str>,
+    pub origin: Origin,
 }
 
 pub fn authenticate(cfg: &DirConfig, req: &impl Request, mode: Mode, now: i64) -> Outcome {
@@ -166,7 +167,8 @@ pub fn authenticate(cfg: &DirConfig, req: &impl Request, mode: Mode, now: i64) -
             pass: passed,
             strip: found.strip,
             claims,
-            verifier: format!("{} ({})", verifier.label, origin.describe()),
+            verifier: verifier.label.clone(),
+            origin,
         }));
     }
     refuse(
@@ -629,5 +631,131 @@ mod tests {
             Outcome::Granted(g) => assert_eq!(g.user, "eve  X-Admin: 1"),
             other => panic!("{other:?}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod microbench {
+    //! `cargo test --release --lib microbench -- --ignored --nocapture`: where the time of one
+    //! new-token verification goes (numbers for profiling, not assertions).
+    use super::*;
+    use crate::config::verifier::{self, Origin};
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use openssl::{hash::MessageDigest, pkey::PKey, rsa::Rsa, sign::Signer};
+    use serde_json::json;
+    use std::ffi::CStr;
+    use std::time::Instant;
+
+    struct Req(String);
+    impl TokenSource for Req {
+        fn header(&self, name: &CStr) -> Option<&str> {
+            (name == c"Authorization").then_some(self.0.as_str())
+        }
+        fn env(&self, _: &CStr) -> Option<&str> {
+            None
+        }
+        fn method(&self) -> &str {
+            "GET"
+        }
+        fn query(&self) -> Option<&str> {
+            None
+        }
+        fn form_body(&self, _: usize) -> Option<&[u8]> {
+            None
+        }
+    }
+    impl Request for Req {
+        fn auth_name(&self) -> Option<&str> {
+            None
+        }
+        fn client_thumbprint(&self) -> Option<String> {
+            None
+        }
+    }
+
+    #[test]
+    #[ignore]
+    fn new_rs256_token_costs() {
+        let rsa = Rsa::generate(2048).unwrap();
+        let b64 = |b: &[u8]| URL_SAFE_NO_PAD.encode(b);
+        let jwk = json!({"kty": "RSA", "kid": "one", "n": b64(&rsa.n().to_vec()), "e": "AQAB"});
+        let key = PKey::from_rsa(rsa).unwrap();
+        let mut cfg = DirConfig::default();
+        let origin = Origin { file: "b", line: 1 };
+        cfg.add_verifier(
+            verifier::parse("jwk", &jwk.to_string(), None, &origin)
+                .unwrap()
+                .verifier,
+        );
+        let now = 1_800_000_000;
+        let n = 2000;
+        let tokens: Vec<String> = (0..n)
+            .map(|i| {
+                let input = format!(
+                    "{}.{}",
+                    b64(json!({"alg": "RS256", "kid": "one", "typ": "at+jwt"}).to_string().as_bytes()),
+                    b64(json!({"sub": format!("user{i}"), "iss": "https://as", "aud": "api", "exp": now + 600, "iat": now, "scope": "read write", "client_id": "c", "jti": format!("{i}")}).to_string().as_bytes())
+                );
+                let mut s = Signer::new(MessageDigest::sha256(), &key).unwrap();
+                s.update(input.as_bytes()).unwrap();
+                format!("Bearer {input}.{}", b64(&s.sign_to_vec().unwrap()))
+            })
+            .collect();
+        let t0 = Instant::now();
+        for t in &tokens {
+            let o = authenticate(&cfg, &Req(t.clone()), Mode::OAuth2, now);
+            assert!(matches!(o, Outcome::Granted(_)));
+        }
+        let full = t0.elapsed() / n;
+        let pk = crate::jose::Key::from_jwk_json(&jwk.to_string()).unwrap();
+        let t1 = Instant::now();
+        for t in &tokens {
+            let jws = crate::jose::Jws::parse(&t[7..]).unwrap();
+            pk.verify(&jws).unwrap();
+        }
+        let parse_verify = t1.elapsed() / n;
+        let t2 = Instant::now();
+        for t in &tokens {
+            let _ = crate::jose::Jws::parse(&t[7..]).unwrap();
+        }
+        let parse = t2.elapsed() / n;
+        let t3 = Instant::now();
+        for t in &tokens {
+            let o = authenticate(&cfg, &Req(t.clone()), Mode::OAuth2, now);
+            assert!(matches!(o, Outcome::Granted(_)));
+        }
+        let cached = t3.elapsed() / n;
+        let claims = match authenticate(&cfg, &Req(tokens[0].clone()), Mode::OAuth2, now) {
+            Outcome::Granted(g) => g.claims.clone(),
+            _ => unreachable!(),
+        };
+        let tp = crate::config::target_pass::TargetPass::default();
+        let t4 = Instant::now();
+        for t in &tokens {
+            std::hint::black_box(pass::build(&tp, &claims, "user", Some(t)));
+        }
+        let build = t4.elapsed() / n;
+        let t5 = Instant::now();
+        for t in &tokens {
+            let mut h = openssl::sha::Sha256::new();
+            h.update(&[0u8; 32]);
+            h.update(t.as_bytes());
+            std::hint::black_box(h.finish());
+        }
+        let sha = t5.elapsed() / n;
+        let t6 = Instant::now();
+        for _ in &tokens {
+            std::hint::black_box(
+                cfg.verifiers.as_ref().unwrap()[0]
+                    .claims
+                    .check(&claims, now),
+            )
+            .ok();
+        }
+        let check = t6.elapsed() / n;
+        eprintln!(
+            "per token: authenticate new {full:?}, parse+verify {parse_verify:?}, parse {parse:?}, authenticate cached {cached:?}, pass::build {build:?}, sha256 {sha:?}, claims check {check:?}"
+        );
     }
 }

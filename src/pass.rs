@@ -33,6 +33,8 @@ pub fn claim_name(prefix: &str, claim: &str) -> String {
 pub fn claim_value(value: &Value) -> String {
     let raw = match value {
         Value::String(s) => return header_safe(s),
+        // Digits only: nothing to make safe, no serializer needed.
+        Value::Number(n) => return n.to_string(),
         other => {
             let mut out = Vec::with_capacity(32);
             let mut ser = serde_json::Serializer::with_formatter(&mut out, JanssonFormatter);
@@ -89,7 +91,7 @@ pub fn build(
     for (name, value) in claims {
         vars.push((
             claim_name(prefix, name),
-            encode(encoding, &claim_value(value)),
+            encode_owned(encoding, claim_value(value)),
         ));
     }
     if let Some(name) = &tp.json_payload_claim {
@@ -114,6 +116,14 @@ pub fn build(
             .authn_header
             .as_ref()
             .map(|h| (h.clone(), encode(encoding, &header_safe(user)))),
+    }
+}
+
+/// [`encode`] without a copy for the common `none` case.
+fn encode_owned(encoding: Encoding, value: String) -> Vec<u8> {
+    match encoding {
+        Encoding::None => value.into_bytes(),
+        other => encode(other, &value),
     }
 }
 

@@ -189,6 +189,7 @@ impl ApacheRequest {
             strip,
             claims,
             verifier,
+            origin,
         } = g;
         if let Some(action) = strip {
             self.strip(action);
@@ -214,7 +215,8 @@ impl ApacheRequest {
         self.log(
             ffi::APLOG_DEBUG,
             &format!(
-                "oauth2: token accepted by {verifier} for user \"{}\"",
+                "oauth2: token accepted by {verifier} ({}) for user \"{}\"",
+                origin.describe(),
                 user.escape_default()
             ),
         );

@@ -205,7 +205,7 @@ pub fn parse(
     }
 
     let results = result_caching(kind, value, &options, &source, &mut warnings)?;
-    let label = format!("{kind} ({describe} at {}:{})", origin.file, origin.line);
+    let label = format!("{kind} ({describe} at {}:{})", origin.file, origin.line).into();
     Ok(Parsed {
         verifier: Verifier {
             label,

@@ -42,7 +42,7 @@ pub enum Source {
 #[derive(Clone)]
 pub struct Verifier {
     /// Human-readable origin for log lines, e.g. `jwk (RSA 2048-bit at site.conf:12)`.
-    pub label: String,
+    pub label: Arc<str>,
     pub source: Source,
     pub claims: ClaimPolicy,
     pub binding: Binding,
