@@ -1,9 +1,10 @@
 //! Accepted tokens kept in this process: keyed by a SHA-256 over the verifier identity and the
 //! token (never the token itself), each entry expiring at the earlier of its TTL and the token's
-//! own expiry. Bounded in entries, with O(1) work per insert even under a flood of new tokens.
+//! own expiry. Bounded in entries; when full, the oldest insertion goes first (O(1) per insert,
+//! also under a flood of new tokens).
 
 use serde_json::{Map, Value};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -16,8 +17,11 @@ pub struct ResultCache {
 
 #[derive(Default)]
 struct Entries {
-    map: HashMap<[u8; 32], (Instant, Claims)>,
-    last_sweep: Option<Instant>,
+    /// key -> (valid until, claims, insertion number)
+    map: HashMap<[u8; 32], (Instant, Claims, u64)>,
+    /// Insertion order; an item whose number no longer matches the map's entry is stale.
+    order: VecDeque<([u8; 32], u64)>,
+    next: u64,
 }
 
 impl ResultCache {
@@ -31,7 +35,7 @@ impl ResultCache {
     pub fn get(&self, key: &[u8; 32]) -> Option<Claims> {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         match entries.map.get(key) {
-            Some((until, claims)) if Instant::now() < *until => Some(claims.clone()),
+            Some((until, claims, _)) if Instant::now() < *until => Some(claims.clone()),
             Some(_) => {
                 entries.map.remove(key);
                 None
@@ -47,23 +51,25 @@ impl ResultCache {
         }
         let now = Instant::now();
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        if entries.map.len() >= self.max_entries && !entries.map.contains_key(&key) {
-            // Sweeping is O(n): at most once a second, so a flood of new tokens stays O(1) each.
-            if entries
-                .last_sweep
-                .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1))
-            {
-                entries.last_sweep = Some(now);
-                entries.map.retain(|_, (until, _)| *until > now);
-            }
-            if entries.map.len() >= self.max_entries {
-                // Still full of live entries: drop an arbitrary one (bounded memory).
-                if let Some(k) = entries.map.keys().next().copied() {
-                    entries.map.remove(&k);
-                }
+        let e = &mut *entries;
+        while e.map.len() >= self.max_entries && !e.map.contains_key(&key) {
+            let Some((oldest, number)) = e.order.pop_front() else {
+                break;
+            };
+            if e.map.get(&oldest).is_some_and(|(_, _, n)| *n == number) {
+                e.map.remove(&oldest);
             }
         }
-        entries.map.insert(key, (now + ttl, claims));
+        let number = e.next;
+        e.next += 1;
+        e.map.insert(key, (now + ttl, claims, number));
+        e.order.push_back((key, number));
+        // Stale order items (overwritten keys) are dropped once they dominate, keeping it bounded.
+        if e.order.len() > 2 * self.max_entries.max(1) {
+            let map = &e.map;
+            e.order
+                .retain(|(k, n)| map.get(k).is_some_and(|(_, _, m)| m == n));
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -123,6 +129,17 @@ mod tests {
     }
 
     #[test]
+    fn overwriting_one_key_does_not_grow_the_order() {
+        let c = ResultCache::new(4);
+        for _ in 0..1000 {
+            c.put(key(1), Arc::new(Map::new()), Duration::from_secs(60));
+        }
+        let order = c.entries.lock().unwrap().order.len();
+        assert!(order <= 8, "{order}");
+        assert!(c.get(&key(1)).is_some());
+    }
+
+    #[test]
     fn bounded_and_zero_ttl_not_stored() {
         let c = ResultCache::new(100);
         for i in 0..10_000 {
@@ -130,6 +147,7 @@ mod tests {
         }
         assert!(c.len() <= 100, "{}", c.len());
         assert!(c.get(&key(9_999)).is_some(), "the newest entry is kept");
+        assert!(c.get(&key(0)).is_none(), "the oldest went first");
         c.put(key(1_000_000), Arc::new(Map::new()), Duration::ZERO);
         assert!(c.get(&key(1_000_000)).is_none());
     }
