@@ -96,6 +96,10 @@ impl Cache {
         input.push(0);
         input.extend_from_slice(key);
         let digest = match self.spec.key_hash {
+            // The default, on the hot path: the direct SHA-256, without an EVP context per call.
+            Some(md) if md.type_() == openssl::nid::Nid::SHA256 => {
+                openssl::sha::sha256(&input).to_vec()
+            }
             Some(md) => hash(md, &input)
                 .map(|d| d.to_vec())
                 .unwrap_or_else(|_| fallback_hash(&input)),
@@ -229,12 +233,33 @@ fn fallback_hash(input: &[u8]) -> Vec<u8> {
         .unwrap_or_else(|_| input.to_vec())
 }
 
+/// Lowercase hex, without the formatting machinery (it is on the hot path).
 pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(char::from(DIGITS[usize::from(b >> 4)]));
+        s.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_is_lowercase_and_complete() {
+        assert_eq!(hex(&[0x00, 0x0f, 0xa5, 0xff]), "000fa5ff");
+        assert_eq!(hex(&[]), "");
+    }
+
+    #[test]
+    fn sha256_fast_path_equals_the_evp_digest() {
+        let (spec, _) = super::super::config::parse("shm", None).unwrap();
+        let cache = Cache::new(spec);
+        let input = b"result\0key";
+        let evp = hash(MessageDigest::sha256(), input).unwrap();
+        assert_eq!(cache.storage_key("result", b"key"), hex(&evp));
+    }
 }
