@@ -387,6 +387,22 @@ pub(crate) mod testutil {
             if let Some(c) = &self.child {
                 // SAFETY: kill(2) on our own child's pid.
                 unsafe { libc::kill(c.id() as libc::pid_t, sig) };
+                if sig == libc::SIGSTOP {
+                    // Delivery is asynchronous: wait (bounded) until the process is really stopped,
+                    // or a request could still be answered.
+                    let stat = format!("/proc/{}/stat", c.id());
+                    for _ in 0..200 {
+                        let state = std::fs::read_to_string(&stat).unwrap_or_default();
+                        let stopped = state
+                            .rsplit_once(')')
+                            .and_then(|(_, rest)| rest.split_whitespace().next())
+                            .is_some_and(|st| st == "T" || st == "t");
+                        if stopped {
+                            break;
+                        }
+                        std::thread::sleep(std::time::Duration::from_millis(5));
+                    }
+                }
             }
         }
     }

@@ -209,6 +209,19 @@ impl Redis {
     pub fn pause(&self) {
         if let Some(p) = self.pid() {
             send_signal(p, "STOP");
+            // Delivery is asynchronous: wait (bounded) until the process is really stopped.
+            let stat = format!("/proc/{p}/stat");
+            for _ in 0..200 {
+                let state = std::fs::read_to_string(&stat).unwrap_or_default();
+                let stopped = state
+                    .rsplit_once(')')
+                    .and_then(|(_, rest)| rest.split_whitespace().next())
+                    .is_some_and(|st| st == "T" || st == "t");
+                if stopped {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
         }
     }
 
