@@ -139,9 +139,7 @@ pub fn parse(kind: &str, options: Option<&str>) -> Result<(CacheSpec, Vec<String
     };
     let encrypt = match o.get("encrypt") {
         // parse_bool family in the C module: only "true" is true; "1", "on", "yes" mean true here as well.
-        Some(v) => ["true", "1", "on", "yes"]
-            .iter()
-            .any(|t| v.eq_ignore_ascii_case(t)),
+        Some(v) => crate::config::flag::parse_bool(v),
         None => !matches!(backend, Backend::Shm { .. }),
     };
     let spec = CacheSpec {

@@ -55,7 +55,7 @@ fn random_suffix() -> String {
             .unwrap_or(0);
         b = (t ^ (u64::from(std::process::id()) << 32) ^ n.rotate_left(17)).to_be_bytes();
     }
-    b.iter().map(|x| format!("{x:02x}")).collect()
+    crate::hex::lower(&b)
 }
 
 fn euid() -> u32 {

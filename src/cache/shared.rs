@@ -108,7 +108,7 @@ impl Cache {
             None if input.len() <= 64 => input,
             None => fallback_hash(&input),
         };
-        hex(&digest)
+        crate::hex::lower(&digest)
     }
 
     pub fn get(&self, namespace: &str, key: &[u8]) -> Option<Vec<u8>> {
@@ -233,26 +233,9 @@ fn fallback_hash(input: &[u8]) -> Vec<u8> {
         .unwrap_or_else(|_| input.to_vec())
 }
 
-/// Lowercase hex, without the formatting machinery (it is on the hot path).
-pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(char::from(DIGITS[usize::from(b >> 4)]));
-        s.push(char::from(DIGITS[usize::from(b & 0x0f)]));
-    }
-    s
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn hex_is_lowercase_and_complete() {
-        assert_eq!(hex(&[0x00, 0x0f, 0xa5, 0xff]), "000fa5ff");
-        assert_eq!(hex(&[]), "");
-    }
 
     #[test]
     fn sha256_fast_path_equals_the_evp_digest() {
@@ -260,6 +243,6 @@ mod tests {
         let cache = Cache::new(spec);
         let input = b"result\0key";
         let evp = hash(MessageDigest::sha256(), input).unwrap();
-        assert_eq!(cache.storage_key("result", b"key"), hex(&evp));
+        assert_eq!(cache.storage_key("result", b"key"), crate::hex::lower(&evp));
     }
 }

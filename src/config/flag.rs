@@ -12,6 +12,14 @@ pub fn parse_flag(value: &str) -> Result<bool, String> {
     }
 }
 
+/// The C module's "parse_bool" options (`*.ssl_verify`, cache `encrypt`): it reads only `true` as
+/// true, so `1`, `on`, `yes` silently meant false; here they mean true as well (the safe reading).
+pub fn parse_bool(value: &str) -> bool {
+    ["true", "1", "on", "yes"]
+        .iter()
+        .any(|t| value.eq_ignore_ascii_case(t))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -26,5 +34,15 @@ mod tests {
         }
         assert_eq!(parse_flag("yes"), Err(FLAG_ERROR.to_string()));
         assert_eq!(parse_flag(""), Err(FLAG_ERROR.to_string()));
+    }
+
+    #[test]
+    fn lenient_bools() {
+        for v in ["true", "TRUE", "1", "on", "Yes"] {
+            assert!(parse_bool(v), "{v}");
+        }
+        for v in ["false", "0", "off", "no", "", "maybe"] {
+            assert!(!parse_bool(v), "{v}");
+        }
     }
 }

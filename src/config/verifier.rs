@@ -354,9 +354,7 @@ fn http_options(options: &Options, prefix: &str) -> Result<HttpOptions, String> 
     let mut http = HttpOptions::default();
     if let Some(v) = get("ssl_verify") {
         // The C module treats anything but "true" as false; values that plainly mean "yes" verify here.
-        http.ssl_verify = ["true", "1", "on", "yes"]
-            .iter()
-            .any(|t| v.eq_ignore_ascii_case(t));
+        http.ssl_verify = super::flag::parse_bool(v);
     }
     if let Some(path) = get("ca_file").filter(|p| !p.is_empty()) {
         if std::fs::File::open(path).is_err() {

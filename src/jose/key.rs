@@ -5,6 +5,7 @@
 
 mod jwk;
 mod pem;
+pub use pem::certificate_der;
 mod verify;
 
 use std::fmt;

@@ -2,7 +2,7 @@
 //! thumbprint of the client certificate that the TLS layer (mod_ssl) saw on this connection.
 
 use base64::Engine;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value};
 use std::fmt;
 
@@ -79,14 +79,7 @@ pub fn check(
 /// base64url(SHA-256(DER)) without padding, of a PEM certificate as mod_ssl exports it.
 /// `None` when the PEM cannot be decoded (then no binding can match).
 pub fn thumbprint_of_pem(pem: &str) -> Option<String> {
-    let begin = pem.find("-----BEGIN CERTIFICATE-----")? + "-----BEGIN CERTIFICATE-----".len();
-    let end = begin + pem[begin..].find("-----END CERTIFICATE-----")?;
-    let body: Vec<u8> = pem.as_bytes()[begin..end]
-        .iter()
-        .copied()
-        .filter(|b| !b.is_ascii_whitespace())
-        .collect();
-    let der = STANDARD.decode(body).ok()?;
+    let der = crate::jose::key::certificate_der(pem).ok()?;
     Some(thumbprint_of_der(&der))
 }
 

@@ -191,7 +191,7 @@ fn assertion(
     }
     let mut jti = [0u8; 16];
     openssl::rand::rand_bytes(&mut jti).map_err(|e| e.to_string())?;
-    let jti: String = jti.iter().map(|b| format!("{b:02x}")).collect();
+    let jti = crate::hex::lower(&jti);
     let claims = json!({"iss": id, "sub": id, "aud": aud, "jti": jti, "iat": now, "exp": now + 60});
     let input = format!(
         "{}.{}",

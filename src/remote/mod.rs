@@ -6,4 +6,3 @@ pub mod fetch;
 pub mod introspect;
 pub mod keys;
 pub mod metadata;
-pub mod result_cache;

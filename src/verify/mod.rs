@@ -2,6 +2,7 @@
 //! reason for refusal. Several verifiers are tried in order; the first that accepts wins.
 
 pub mod claims;
+pub mod result_cache;
 
 use serde_json::{Map, Value};
 use std::fmt;
@@ -13,8 +14,8 @@ use crate::pop::mtls::{self, BindingError, MtlsPolicy};
 use crate::remote::introspect::Introspector;
 use crate::remote::keys::RemoteKeys;
 use crate::remote::metadata::Metadata;
-use crate::remote::result_cache::{ResultCache, ttl_for};
 use claims::{ClaimError, ClaimPolicy};
+use result_cache::{ResultCache, ttl_for};
 
 pub type Claims = Arc<Map<String, Value>>;
 

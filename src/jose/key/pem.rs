@@ -19,10 +19,7 @@ const DASHES: &str = "-----";
 impl Key {
     /// The public key (RSA, EC P-256/384/521 or Ed25519) of a PEM X.509 certificate.
     pub fn from_pem_certificate(pem: &str) -> Result<Key, JoseError> {
-        let (label, der) = pem_block(pem)?;
-        if label != "CERTIFICATE" && label != "X509 CERTIFICATE" {
-            return Err(wrong_label("CERTIFICATE", &label));
-        }
+        let der = certificate_der(pem)?;
         let cert = X509::from_der(&der).map_err(|_| invalid("certificate DER is invalid"))?;
         let pkey = cert
             .public_key()
@@ -41,6 +38,15 @@ impl Key {
         .map_err(|_| invalid("public key DER is invalid"))?;
         Key::from_pkey(pkey)
     }
+}
+
+/// The DER of a PEM certificate (as mod_ssl exports client certificates, or as written in a config).
+pub fn certificate_der(pem: &str) -> Result<Vec<u8>, JoseError> {
+    let (label, der) = pem_block(pem)?;
+    if label != "CERTIFICATE" && label != "X509 CERTIFICATE" {
+        return Err(wrong_label("CERTIFICATE", &label));
+    }
+    Ok(der)
 }
 
 fn invalid(why: &str) -> JoseError {
