@@ -1,7 +1,7 @@
 //! The authentication decision for one request, free of Apache types: token in, outcome out.
 //! The Apache layer (src/apache/) turns the outcome into r->user, headers, variables and a status.
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 use std::sync::Arc;
 
 use crate::challenge::{self, www_authenticate};
@@ -10,7 +10,7 @@ use crate::config::sources::Strip;
 use crate::pass::{self, Passed};
 use crate::pop::mtls::BindingError;
 use crate::token::{self, StripAction, TokenSource};
-use crate::verify::{Origin, ParsedToken, Verifier, VerifyError};
+use crate::verify::{Claims, Origin, ParsedToken, Verifier, VerifyError};
 
 /// What the authentication step needs from a request.
 pub trait Request: TokenSource {
@@ -57,11 +57,12 @@ pub enum Outcome {
 #[derive(Debug, PartialEq)]
 pub struct Granted {
     pub user: String,
-    pub pass: Passed,
+    /// Shared with the cached result when the same settings built it before.
+    pub pass: Arc<Passed>,
     /// How to take the token out of the request for the backend, if `strip` asks for it.
     pub strip: Option<StripAction>,
     /// The verified claims, kept for `Require oauth2_claim`.
-    pub claims: Arc<Map<String, Value>>,
+    pub claims: Claims,
     /// The verifier that accepted, and whether from a cache, for the debug log.
     pub verifier: Arc<str>,
     pub origin: Origin,
@@ -156,12 +157,14 @@ pub fn authenticate(cfg: &DirConfig, req: &impl Request, mode: Mode, now: i64) -
             }
         };
         let stripping = sources.strip == Strip::On;
-        let passed = pass::build(
-            &cfg.target_pass,
-            &claims,
-            &user,
-            (!stripping).then_some(&*found.token),
-        );
+        let passed = claims.passed(&cfg.target_pass, stripping, || {
+            pass::build(
+                &cfg.target_pass,
+                &claims,
+                &user,
+                (!stripping).then_some(&*found.token),
+            )
+        });
         return Outcome::Granted(Box::new(Granted {
             user,
             pass: passed,

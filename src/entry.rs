@@ -288,9 +288,9 @@ pub extern "C" fn oauth2_rs_check_authn(
             req.inherit_user();
             return ffi::OK;
         }
-        let empty = DirConfig::default();
+        static EMPTY: std::sync::LazyLock<DirConfig> = std::sync::LazyLock::new(DirConfig::default);
         // SAFETY: rs is NULL or a DirConfig owned by a pool that outlives the request.
-        let cfg = unsafe { rs.cast::<DirConfig>().as_ref() }.unwrap_or(&empty);
+        let cfg = unsafe { rs.cast::<DirConfig>().as_ref() }.unwrap_or(&EMPTY);
         req.scrub_spoofed_headers(
             cfg.target_pass.prefix(),
             cfg.target_pass.authn_header.as_deref(),

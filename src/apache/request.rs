@@ -12,6 +12,7 @@ use crate::ffi;
 use crate::pass;
 use crate::pop::mtls;
 use crate::token::{StripAction, TokenSource};
+use crate::verify::{Accepted, Claims};
 
 pub struct ApacheRequest {
     r: *mut ffi::request_rec,
@@ -32,7 +33,7 @@ fn pool_str<'a>(p: *const c_char) -> Option<&'a str> {
 unsafe extern "C" fn release_claims(data: *mut c_void) -> c_int {
     let _ = std::panic::catch_unwind(|| {
         // SAFETY: registered once for a pointer made by Arc::into_raw in `keep_claims`.
-        drop(unsafe { Arc::from_raw(data.cast_const().cast::<Map<String, Value>>()) });
+        drop(unsafe { Arc::from_raw(data.cast_const().cast::<Accepted>()) });
     });
     0
 }
@@ -74,12 +75,13 @@ impl ApacheRequest {
         // of the request that stored it, which outlives this one.
         unsafe {
             ffi::oauth2_request_claims_get(self.r)
-                .cast::<Map<String, Value>>()
+                .cast::<Accepted>()
                 .as_ref()
+                .map(Accepted::claims)
         }
     }
 
-    fn keep_claims(&self, claims: Arc<Map<String, Value>>) {
+    fn keep_claims(&self, claims: Claims) {
         let raw = Arc::into_raw(claims).cast_mut().cast::<c_void>();
         // SAFETY: see `new`; the cleanup releases `raw` exactly once with the request pool.
         unsafe { ffi::oauth2_request_claims_set(self.r, raw, release_claims) };

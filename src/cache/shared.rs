@@ -2,7 +2,7 @@
 //! that a broken backend never breaks authentication (a failure is a miss, logged once per
 //! interval).
 
-use openssl::hash::{MessageDigest, hash};
+use openssl::hash::hash;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -14,6 +14,7 @@ use super::redis::RedisStore;
 use super::shm::ShmStore;
 use super::store::Store;
 use crate::config::global;
+use crate::digest::sha256;
 use crate::logsink::{self, Level};
 
 /// Network caches must answer quickly: a slow Redis only delays a request this much.
@@ -91,22 +92,17 @@ impl Cache {
 
     /// The key as stored: the namespace and key material, hashed with `key_hash_algo`, in hex.
     fn storage_key(&self, namespace: &str, key: &[u8]) -> String {
-        let mut input = Vec::with_capacity(namespace.len() + 1 + key.len());
-        input.extend_from_slice(namespace.as_bytes());
-        input.push(0);
-        input.extend_from_slice(key);
+        let parts: [&[u8]; 3] = [namespace.as_bytes(), b"\0", key];
         let digest = match self.spec.key_hash {
-            // The default, on the hot path: the direct SHA-256, without an EVP context per call.
-            Some(md) if md.type_() == openssl::nid::Nid::SHA256 => {
-                openssl::sha::sha256(&input).to_vec()
-            }
-            Some(md) => hash(md, &input)
+            // The default, on the hot path.
+            Some(md) if md.type_() == openssl::nid::Nid::SHA256 => sha256(&parts).to_vec(),
+            Some(md) => hash(md, &parts.concat())
                 .map(|d| d.to_vec())
-                .unwrap_or_else(|_| fallback_hash(&input)),
+                .unwrap_or_else(|_| sha256(&parts).to_vec()),
             // `none`: callers pass hashed key material, so the stored key is still not a token; long
             // material (a URL) is hashed anyway to fit every backend's key limit.
-            None if input.len() <= 64 => input,
-            None => fallback_hash(&input),
+            None if namespace.len() + 1 + key.len() <= 64 => parts.concat(),
+            None => sha256(&parts).to_vec(),
         };
         crate::hex::lower(&digest)
     }
@@ -227,12 +223,6 @@ fn open(backend: &Backend) -> Result<Arc<dyn Store>, String> {
     Ok(store)
 }
 
-fn fallback_hash(input: &[u8]) -> Vec<u8> {
-    hash(MessageDigest::sha256(), input)
-        .map(|d| d.to_vec())
-        .unwrap_or_else(|_| input.to_vec())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -242,7 +232,7 @@ mod tests {
         let (spec, _) = super::super::config::parse("shm", None).unwrap();
         let cache = Cache::new(spec);
         let input = b"result\0key";
-        let evp = hash(MessageDigest::sha256(), input).unwrap();
+        let evp = hash(openssl::hash::MessageDigest::sha256(), input).unwrap();
         assert_eq!(cache.storage_key("result", b"key"), crate::hex::lower(&evp));
     }
 }

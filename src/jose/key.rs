@@ -3,12 +3,14 @@
 //! Import lives in `key/jwk.rs` and `key/pem.rs`, signature checks in
 //! `key/verify.rs`.
 
+mod contexts;
 mod jwk;
 mod pem;
 pub use pem::certificate_der;
 mod verify;
 
 use std::fmt;
+use std::sync::Arc;
 
 use openssl::bn::{BigNum, BigNumContext, BigNumRef};
 use openssl::hash::{MessageDigest, hash};
@@ -34,6 +36,8 @@ pub struct Key {
     /// The `alg` the JWK pinned, if any (RFC 8725 §3.1: one key, one algorithm).
     alg: Option<Alg>,
     private_seen: bool,
+    /// Set-up verification contexts, shared by the clones of this key.
+    contexts: Arc<contexts::VerifyContexts>,
 }
 
 #[derive(Clone)]
@@ -122,6 +126,12 @@ impl Key {
         self.alg
     }
 
+    /// Idle verification contexts kept for the next token (tests of their reuse).
+    #[cfg(test)]
+    pub(crate) fn idle_contexts(&self) -> usize {
+        self.contexts.idle()
+    }
+
     /// The JWK `kty` this key corresponds to.
     pub fn kty(&self) -> &'static str {
         match self.material {
@@ -198,6 +208,7 @@ impl Key {
             kid: None,
             alg: None,
             private_seen: false,
+            contexts: Arc::default(),
         }
     }
 

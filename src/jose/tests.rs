@@ -345,6 +345,85 @@ fn rsa_pkcs1_and_pss_verify() {
     }
 }
 
+/// Set-up contexts are reused between tokens: each keeps its algorithm's padding and digest, a
+/// context that failed is not reused, and several threads can verify with one key at once.
+#[test]
+fn reused_verification_contexts_keep_algorithms_apart() {
+    let key = jwk_key(rsa_key());
+    let pkcs1 = |alg: &str, md| mint(&header(alg), CLAIMS, |d| sign_rsa(md, rsa_key(), None, d));
+    let pss = |alg: &str, md| {
+        mint(&header(alg), CLAIMS, |d| {
+            sign_rsa(md, rsa_key(), Some(RsaPssSaltlen::DIGEST_LENGTH), d)
+        })
+    };
+    let rs256 = pkcs1("RS256", MessageDigest::sha256());
+    let rs512 = pkcs1("RS512", MessageDigest::sha512());
+    let ps256 = pss("PS256", MessageDigest::sha256());
+    // Signed as PKCS#1 v1.5 SHA-256 but labelled PS256, and labelled RS512: must fail although
+    // contexts for both algorithms are idle.
+    let pkcs1_as_pss = mint(&header("PS256"), CLAIMS, |d| {
+        sign_rsa(MessageDigest::sha256(), rsa_key(), None, d)
+    });
+    let rs256_as_rs512 = format!(
+        "{}.{}",
+        b64::encode(header("RS512").as_bytes()),
+        segments(&rs256)[1..].join(".")
+    );
+    for round in 0..3 {
+        for good in [&rs256, &ps256, &rs512] {
+            assert_eq!(verify(&key, good), Ok(()), "round {round}");
+        }
+        // Each failure takes an idle context of its algorithm and drops it.
+        assert_eq!(
+            verify(&key, &pkcs1_as_pss),
+            Err(JoseError::SignatureInvalid)
+        );
+        assert_eq!(
+            verify(&key, &rs256_as_rs512),
+            Err(JoseError::SignatureInvalid)
+        );
+        assert_eq!(
+            verify(&key, &bump_sig(&rs256)),
+            Err(JoseError::SignatureInvalid)
+        );
+        assert_eq!(key.idle_contexts(), 0, "round {round}");
+    }
+    for good in [&rs256, &ps256, &rs512, &rs256, &ps256] {
+        assert_eq!(verify(&key, good), Ok(()));
+    }
+    assert_eq!(
+        key.idle_contexts(),
+        3,
+        "one idle context per algorithm used"
+    );
+
+    let shared = key.clone();
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                for _ in 0..25 {
+                    assert_eq!(verify(&shared, &rs256), Ok(()));
+                    assert_eq!(verify(&shared, &ps256), Ok(()));
+                }
+            });
+        }
+    });
+    // At most one per thread and algorithm: 4 threads x (RS256, PS256) + RS512.
+    assert!(
+        (3..=9).contains(&key.idle_contexts()),
+        "{}",
+        key.idle_contexts()
+    );
+}
+
+/// The same token with one signature byte changed.
+fn bump_sig(token: &str) -> String {
+    let parts = segments(token);
+    let mut sig = b64::decode_strict(&parts[2]).expect("signature");
+    sig[7] ^= 1;
+    format!("{}.{}.{}", parts[0], parts[1], b64::encode(&sig))
+}
+
 #[test]
 fn pss_with_other_salt_length_rejected() {
     let key = jwk_key(rsa_key());

@@ -84,7 +84,7 @@ pub fn thumbprint_of_pem(pem: &str) -> Option<String> {
 }
 
 pub fn thumbprint_of_der(der: &[u8]) -> String {
-    URL_SAFE_NO_PAD.encode(openssl::sha::sha256(der))
+    URL_SAFE_NO_PAD.encode(crate::digest::sha256(&[der]))
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! The verifiers of `OAuth2TokenVerify`: each one turns a token into a verified claim set or a
 //! reason for refusal. Several verifiers are tried in order; the first that accepts wins.
 
+pub mod accepted;
 pub mod claims;
 pub mod result_cache;
 
@@ -17,7 +18,7 @@ use crate::remote::metadata::Metadata;
 use claims::{ClaimError, ClaimPolicy};
 use result_cache::{ResultCache, ttl_for};
 
-pub type Claims = Arc<Map<String, Value>>;
+pub use accepted::{Accepted, Claims};
 
 /// Proof of possession required on top of a valid token (`type=` option).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,10 +77,7 @@ impl ResultCaching {
     }
 
     fn key(&self, token: &str) -> [u8; 32] {
-        let mut h = openssl::sha::Sha256::new();
-        h.update(&self.identity);
-        h.update(token.as_bytes());
-        h.finish()
+        crate::digest::sha256(&[&self.identity, token.as_bytes()])
     }
 }
 
@@ -192,7 +190,7 @@ impl Verifier {
         let ttl = ttl_for(&claims, r.ttl, now);
         r.front.put(key, claims.clone(), ttl);
         if let Some(shared) = &r.shared {
-            if let Ok(json) = serde_json::to_vec(&*claims) {
+            if let Ok(json) = serde_json::to_vec(claims.claims()) {
                 shared.set(RESULT_NAMESPACE, &key, &json, ttl);
             }
         }
@@ -203,7 +201,7 @@ impl Verifier {
         let bytes = self.results.shared.as_ref()?.get(RESULT_NAMESPACE, key)?;
         let claims = jose::json::parse_object_as(&bytes, "cached result").ok()?;
         self.claims.check(&claims, now).ok()?;
-        Some(Arc::new(claims))
+        Some(Accepted::new(claims))
     }
 
     fn verify_uncached(&self, token: &ParsedToken, now: i64) -> Result<Claims, VerifyError> {
@@ -268,7 +266,7 @@ impl Verifier {
             .check(&claims, now)
             .map_err(VerifyError::Claims)?;
         check_issuer(&claims, issuer, false)?;
-        Ok(Arc::new(claims))
+        Ok(Accepted::new(claims))
     }
 
     /// JWT-looking tokens through the discovered JWKS; others, and JWTs that fail there, through
@@ -302,7 +300,7 @@ impl Verifier {
         self.claims
             .check(&claims, now)
             .map_err(VerifyError::Claims)?;
-        Ok(Arc::new(claims))
+        Ok(Accepted::new(claims))
     }
 
     pub fn check_binding(

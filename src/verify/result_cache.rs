@@ -5,10 +5,10 @@
 
 use serde_json::{Map, Value};
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-pub type Claims = Arc<Map<String, Value>>;
+use super::accepted::Claims;
 
 pub struct ResultCache {
     entries: Mutex<Entries>,
@@ -132,7 +132,11 @@ mod tests {
     fn overwriting_one_key_does_not_grow_the_order() {
         let c = ResultCache::new(4);
         for _ in 0..1000 {
-            c.put(key(1), Arc::new(Map::new()), Duration::from_secs(60));
+            c.put(
+                key(1),
+                crate::verify::Accepted::new(Map::new()),
+                Duration::from_secs(60),
+            );
         }
         let order = c.entries.lock().unwrap().order.len();
         assert!(order <= 8, "{order}");
@@ -143,12 +147,20 @@ mod tests {
     fn bounded_and_zero_ttl_not_stored() {
         let c = ResultCache::new(100);
         for i in 0..10_000 {
-            c.put(key(i), Arc::new(Map::new()), Duration::from_secs(60));
+            c.put(
+                key(i),
+                crate::verify::Accepted::new(Map::new()),
+                Duration::from_secs(60),
+            );
         }
         assert!(c.len() <= 100, "{}", c.len());
         assert!(c.get(&key(9_999)).is_some(), "the newest entry is kept");
         assert!(c.get(&key(0)).is_none(), "the oldest went first");
-        c.put(key(1_000_000), Arc::new(Map::new()), Duration::ZERO);
+        c.put(
+            key(1_000_000),
+            crate::verify::Accepted::new(Map::new()),
+            Duration::ZERO,
+        );
         assert!(c.get(&key(1_000_000)).is_none());
     }
 }

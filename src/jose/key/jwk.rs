@@ -41,12 +41,9 @@ impl Key {
                 )));
             }
         };
-        let mut key = Key {
-            material,
-            kid,
-            alg: None,
-            private_seen,
-        };
+        let mut key = Key::new(material);
+        key.kid = kid;
+        key.private_seen = private_seen;
         if let Some(name) = string_member(jwk, "alg")? {
             let alg = Alg::from_name(name).ok_or_else(|| {
                 JoseError::KeyInvalid(format!("unknown alg \"{}\"", sanitize(name)))

@@ -7,11 +7,15 @@ use std::cmp::Ordering;
 use openssl::bn::{BigNum, BigNumContext};
 use openssl::ecdsa::EcdsaSig;
 use openssl::error::ErrorStack;
+use openssl::md::{Md, MdRef};
 use openssl::memcmp;
 use openssl::pkey::{PKey, Public};
+use openssl::pkey_ctx::PkeyCtx;
 use openssl::rsa::Padding;
+use openssl::sha::{Sha256, Sha384, Sha512};
 use openssl::sign::{RsaPssSaltlen, Signer, Verifier};
 
+use super::contexts::VerifyContexts;
 use super::{Curve, Key, Material};
 use crate::jose::alg::{Alg, Family};
 use crate::jose::error::JoseError;
@@ -40,8 +44,12 @@ impl Key {
         self.check_alg(alg)?;
         match &self.material {
             Material::Oct(secret) => hmac(alg, secret, signing_input, signature),
-            Material::Rsa { pkey, bits } => rsa(alg, pkey, *bits, signing_input, signature),
-            Material::Ec { pkey, curve } => ecdsa(alg, pkey, *curve, signing_input, signature),
+            Material::Rsa { pkey, bits } => {
+                rsa(alg, pkey, *bits, &self.contexts, signing_input, signature)
+            }
+            Material::Ec { pkey, curve } => {
+                ecdsa(alg, pkey, *curve, &self.contexts, signing_input, signature)
+            }
             Material::Ed25519(pkey) => ed25519(pkey, signing_input, signature),
         }
     }
@@ -91,6 +99,7 @@ fn rsa(
     alg: Alg,
     pkey: &PKey<Public>,
     bits: u32,
+    contexts: &VerifyContexts,
     input: &[u8],
     signature: &[u8],
 ) -> Result<(), JoseError> {
@@ -100,24 +109,19 @@ fn rsa(
     if signature.len() != modulus_len {
         return Err(JoseError::BadSignatureLength);
     }
-    let mut verifier = Verifier::new(alg.digest(), pkey).map_err(setup("RSA verifier"))?;
-    if alg.family() == Family::RsaPss {
-        // RFC 7518 §3.5: MGF1 with the same hash, salt exactly the hash length.
-        verifier
-            .set_rsa_padding(Padding::PKCS1_PSS)
-            .map_err(setup("PSS padding"))?;
-        verifier
-            .set_rsa_mgf1_md(alg.digest())
-            .map_err(setup("PSS MGF1"))?;
-        verifier
-            .set_rsa_pss_saltlen(RsaPssSaltlen::DIGEST_LENGTH)
-            .map_err(setup("PSS salt"))?;
-    } else {
-        verifier
-            .set_rsa_padding(Padding::PKCS1)
-            .map_err(setup("PKCS#1 padding"))?;
-    }
-    outcome(verifier.verify_oneshot(signature, input))
+    let setup = |ctx: &mut PkeyCtx<Public>| {
+        if alg.family() == Family::RsaPss {
+            // RFC 7518 §3.5: MGF1 with the same hash, salt exactly the hash length.
+            ctx.set_rsa_padding(Padding::PKCS1_PSS)?;
+            ctx.set_rsa_mgf1_md(md(alg))?;
+            ctx.set_rsa_pss_saltlen(RsaPssSaltlen::DIGEST_LENGTH)?;
+        } else {
+            ctx.set_rsa_padding(Padding::PKCS1)?;
+        }
+        ctx.set_signature_md(md(alg))
+    };
+    let digest = Digest::of(alg, input);
+    outcome(contexts.verify(pkey, alg, setup, digest.as_ref(), signature))
 }
 
 /// JWS ECDSA signatures are R||S, each exactly the coordinate length (RFC
@@ -127,6 +131,7 @@ fn ecdsa(
     alg: Alg,
     pkey: &PKey<Public>,
     curve: Curve,
+    contexts: &VerifyContexts,
     input: &[u8],
     signature: &[u8],
 ) -> Result<(), JoseError> {
@@ -152,8 +157,9 @@ fn ecdsa(
     let der = EcdsaSig::from_private_components(r, s)
         .and_then(|sig| sig.to_der())
         .map_err(setup("ECDSA signature"))?;
-    let mut verifier = Verifier::new(alg.digest(), pkey).map_err(setup("ECDSA verifier"))?;
-    outcome(verifier.verify_oneshot(&der, input))
+    let digest = Digest::of(alg, input);
+    let setup = |ctx: &mut PkeyCtx<Public>| ctx.set_signature_md(md(alg));
+    outcome(contexts.verify(pkey, alg, setup, digest.as_ref(), &der))
 }
 
 fn ed25519(pkey: &PKey<Public>, input: &[u8], signature: &[u8]) -> Result<(), JoseError> {
@@ -162,4 +168,52 @@ fn ed25519(pkey: &PKey<Public>, input: &[u8], signature: &[u8]) -> Result<(), Jo
     }
     let mut verifier = Verifier::new_without_digest(pkey).map_err(setup("Ed25519 verifier"))?;
     outcome(verifier.verify_oneshot(signature, input))
+}
+
+fn md(alg: Alg) -> &'static MdRef {
+    match alg.hash_len() {
+        32 => Md::sha256(),
+        48 => Md::sha384(),
+        _ => Md::sha512(),
+    }
+}
+
+/// The SHA-2 hash of a signing input, computed with OpenSSL's low-level functions (no provider
+/// lookup or allocation per call, unlike EVP one-shots).
+enum Digest {
+    Sha256([u8; 32]),
+    Sha384([u8; 48]),
+    Sha512([u8; 64]),
+}
+
+impl Digest {
+    fn of(alg: Alg, input: &[u8]) -> Digest {
+        match alg.hash_len() {
+            32 => {
+                let mut h = Sha256::new();
+                h.update(input);
+                Digest::Sha256(h.finish())
+            }
+            48 => {
+                let mut h = Sha384::new();
+                h.update(input);
+                Digest::Sha384(h.finish())
+            }
+            _ => {
+                let mut h = Sha512::new();
+                h.update(input);
+                Digest::Sha512(h.finish())
+            }
+        }
+    }
+}
+
+impl AsRef<[u8]> for Digest {
+    fn as_ref(&self) -> &[u8] {
+        match self {
+            Digest::Sha256(d) => d,
+            Digest::Sha384(d) => d,
+            Digest::Sha512(d) => d,
+        }
+    }
 }

@@ -1,0 +1,112 @@
+//! A verified claim set as the caches keep it and requests share it, with what the first request
+//! passed on to its backend: a token answered from cache then costs no rebuilding of headers.
+
+use serde_json::{Map, Value};
+use std::ops::Deref;
+use std::sync::{Arc, OnceLock};
+
+use crate::config::target_pass::TargetPass;
+use crate::pass::Passed;
+
+pub type Claims = Arc<Accepted>;
+
+#[derive(Debug)]
+pub struct Accepted {
+    claims: Map<String, Value>,
+    /// The first request's `OAuth2TargetPass` settings, whether it stripped the token, and what
+    /// they made of these claims (the token is part of the cache key, so it is the same too).
+    passed: OnceLock<(TargetPass, bool, Arc<Passed>)>,
+}
+
+impl Accepted {
+    pub fn new(claims: Map<String, Value>) -> Claims {
+        Arc::new(Accepted {
+            claims,
+            passed: OnceLock::new(),
+        })
+    }
+
+    pub fn claims(&self) -> &Map<String, Value> {
+        &self.claims
+    }
+
+    /// What goes to the backend under `target_pass`: built once, then reused for requests with
+    /// the same settings (another location with other settings builds its own each time).
+    pub fn passed(
+        &self,
+        target_pass: &TargetPass,
+        stripping: bool,
+        build: impl FnOnce() -> Passed,
+    ) -> Arc<Passed> {
+        if let Some((tp, strip, passed)) = self.passed.get() {
+            if tp == target_pass && *strip == stripping {
+                return passed.clone();
+            }
+            return Arc::new(build());
+        }
+        let passed = Arc::new(build());
+        // A concurrent first request may have won; either result is the same.
+        let _ = self
+            .passed
+            .set((target_pass.clone(), stripping, passed.clone()));
+        passed
+    }
+}
+
+impl Deref for Accepted {
+    type Target = Map<String, Value>;
+
+    fn deref(&self) -> &Map<String, Value> {
+        &self.claims
+    }
+}
+
+impl PartialEq for Accepted {
+    fn eq(&self, other: &Accepted) -> bool {
+        self.claims == other.claims
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn passed(tag: &str) -> Passed {
+        Passed {
+            vars: vec![(tag.to_string(), b"v".to_vec())],
+            headers: true,
+            envvars: true,
+            authn_header: None,
+        }
+    }
+
+    #[test]
+    fn built_once_per_settings() {
+        let a = Accepted::new(json!({"sub": "alice"}).as_object().cloned().unwrap());
+        let tp = TargetPass::default();
+        let mut builds = 0;
+        for _ in 0..3 {
+            let p = a.passed(&tp, false, || {
+                builds += 1;
+                passed("first")
+            });
+            assert_eq!(p.vars[0].0, "first");
+        }
+        assert_eq!(builds, 1, "the same settings reuse the first result");
+
+        // Other settings (or stripping) never get the memo of the first.
+        let mut other = TargetPass::default();
+        other.apply("prefix=X_").unwrap();
+        assert_eq!(
+            a.passed(&other, false, || passed("other")).vars[0].0,
+            "other"
+        );
+        assert_eq!(
+            a.passed(&tp, true, || passed("stripped")).vars[0].0,
+            "stripped"
+        );
+        assert_eq!(a.passed(&tp, false, || passed("again")).vars[0].0, "first");
+        assert_eq!(a["sub"], "alice");
+    }
+}
