@@ -381,6 +381,29 @@ void oauth2_header_in_set(request_rec *r, const char *name, apr_size_t nlen, con
                    apr_pstrmemdup(r->pool, value, vlen));
 }
 
+/* Copies `text` (NUL-terminated names and values) into the request pool once, then sets each of
+ * the `n` pairs that start at `offsets` (name, value) in the request headers and/or the
+ * environment, pointing into that copy. */
+void oauth2_pairs_set(request_rec *r, const char *text, apr_size_t len, const apr_size_t *offsets,
+                      apr_size_t n, int headers, int envvars)
+{
+    const char *copy;
+    apr_size_t i;
+
+    if (n == 0 || len == 0 || text[len - 1] != '\0')
+        return;
+    copy = apr_pmemdup(r->pool, text, len);
+    for (i = 0; i < n; i++) {
+        apr_size_t name = offsets[2 * i], value = offsets[2 * i + 1];
+        if (name >= len || value >= len)
+            continue;
+        if (headers)
+            apr_table_setn(r->headers_in, copy + name, copy + value);
+        if (envvars)
+            apr_table_setn(r->subprocess_env, copy + name, copy + value);
+    }
+}
+
 const char *oauth2_method(request_rec *r)
 {
     return r->method;

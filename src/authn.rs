@@ -350,9 +350,8 @@ mod tests {
                 assert_eq!(g.user, "alice");
                 let pass: Vec<(String, String)> = g
                     .pass
-                    .vars
-                    .iter()
-                    .map(|(k, v)| (k.clone(), String::from_utf8(v.clone()).unwrap()))
+                    .vars()
+                    .map(|(k, v)| (k.to_string(), String::from_utf8(v.to_vec()).unwrap()))
                     .collect();
                 let get = |n: &str| pass.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
                 assert_eq!(get("OAUTH2_CLAIM_sub"), Some("alice"));

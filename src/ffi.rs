@@ -74,6 +74,15 @@ unsafe extern "C" {
         value: *const c_char,
         vlen: usize,
     );
+    pub fn oauth2_pairs_set(
+        r: *mut request_rec,
+        text: *const c_char,
+        len: usize,
+        offsets: *const usize,
+        n: usize,
+        headers: c_int,
+        envvars: c_int,
+    );
     pub fn oauth2_env_get(r: *mut request_rec, name: *const c_char) -> *const c_char;
     pub fn oauth2_env_unset(r: *mut request_rec, name: *const c_char);
     pub fn oauth2_method(r: *mut request_rec) -> *const c_char;

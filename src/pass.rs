@@ -64,17 +64,75 @@ pub fn header_safe(s: &str) -> String {
         .collect()
 }
 
-/// What goes to the backend after a successful verification.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What goes to the backend after a successful verification. Names and values are NUL-terminated
+/// in one buffer, so the request gets them with one copy into its pool (and a cached token
+/// reuses the whole thing).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Passed {
-    /// `(name, value)` in claim order; values already encoded per `encoding=`.
-    pub vars: Vec<(String, Vec<u8>)>,
+    /// `name\0value\0` for each variable, then for the `authn_header`.
+    text: Vec<u8>,
+    /// Where each variable's name and value start in `text`, in claim order.
+    vars: Vec<[usize; 2]>,
+    /// `authn_header=<Name>`: a request header carrying the remote user.
+    authn_header: Option<[usize; 2]>,
     /// Set them as request headers (`headers=`).
     pub headers: bool,
     /// Set them as environment variables (`envvars=`).
     pub envvars: bool,
-    /// `authn_header=<Name>`: a request header carrying the remote user.
-    pub authn_header: Option<(String, Vec<u8>)>,
+}
+
+impl Passed {
+    /// The whole buffer the offsets of [`Passed::var_offsets`] point into.
+    pub fn text(&self) -> &[u8] {
+        &self.text
+    }
+
+    pub fn var_offsets(&self) -> &[[usize; 2]] {
+        &self.vars
+    }
+
+    pub fn authn_header_offsets(&self) -> Option<[usize; 2]> {
+        self.authn_header
+    }
+
+    /// `(name, value)` in claim order; values encoded per `encoding=`.
+    pub fn vars(&self) -> impl Iterator<Item = (&str, &[u8])> {
+        self.vars.iter().map(|&[n, v]| self.pair(n, v))
+    }
+
+    pub fn authn_header(&self) -> Option<(&str, &[u8])> {
+        self.authn_header.map(|[n, v]| self.pair(n, v))
+    }
+
+    fn pair(&self, name: usize, value: usize) -> (&str, &[u8]) {
+        let until_nul = |at: usize| {
+            let rest = self.text.get(at..).unwrap_or_default();
+            &rest[..rest.iter().position(|&b| b == 0).unwrap_or(rest.len())]
+        };
+        (
+            std::str::from_utf8(until_nul(name)).unwrap_or_default(),
+            until_nul(value),
+        )
+    }
+
+    /// Appends one pair; a NUL inside either part (which the callers never produce) would end it
+    /// early for C, so it becomes a space.
+    fn push(&mut self, name: &[u8], value: &[u8]) -> [usize; 2] {
+        let n = self.text.len();
+        push_c(&mut self.text, name);
+        let v = self.text.len();
+        push_c(&mut self.text, value);
+        [n, v]
+    }
+}
+
+fn push_c(text: &mut Vec<u8>, bytes: &[u8]) {
+    if bytes.contains(&0) {
+        text.extend(bytes.iter().map(|&b| if b == 0 { b' ' } else { b }));
+    } else {
+        text.extend_from_slice(bytes);
+    }
+    text.push(0);
 }
 
 /// Builds the claims, the optional whole payload and the token (unless it is being stripped) for
@@ -87,36 +145,40 @@ pub fn build(
 ) -> Passed {
     let prefix = tp.prefix();
     let encoding = tp.encoding();
-    let mut vars = Vec::with_capacity(claims.len() + 2);
+    let mut p = Passed {
+        text: Vec::with_capacity(256 + token.map_or(0, str::len)),
+        vars: Vec::with_capacity(claims.len() + 2),
+        authn_header: None,
+        headers: tp.headers(),
+        envvars: tp.envvars(),
+    };
     for (name, value) in claims {
-        vars.push((
-            claim_name(prefix, name),
-            encode_owned(encoding, claim_value(value)),
-        ));
+        let pair = p.push(
+            claim_name(prefix, name).as_bytes(),
+            &encode_owned(encoding, claim_value(value)),
+        );
+        p.vars.push(pair);
     }
     if let Some(name) = &tp.json_payload_claim {
         let json = serde_json::to_string(claims).unwrap_or_default();
-        vars.push((
-            claim_name(prefix, name),
-            encode(encoding, &header_safe(&json)),
-        ));
+        let pair = p.push(
+            claim_name(prefix, name).as_bytes(),
+            &encode(encoding, &header_safe(&json)),
+        );
+        p.vars.push(pair);
     }
     // The C module also passes the token itself; backends that call further APIs rely on it.
     if let Some(token) = token {
-        vars.push((
-            claim_name(prefix, "access_token"),
-            header_safe(token).into_bytes(),
-        ));
+        let pair = p.push(
+            claim_name(prefix, "access_token").as_bytes(),
+            header_safe(token).as_bytes(),
+        );
+        p.vars.push(pair);
     }
-    Passed {
-        vars,
-        headers: tp.headers(),
-        envvars: tp.envvars(),
-        authn_header: tp
-            .authn_header
-            .as_ref()
-            .map(|h| (h.clone(), encode(encoding, &header_safe(user)))),
+    if let Some(header) = &tp.authn_header {
+        p.authn_header = Some(p.push(header.as_bytes(), &encode(encoding, &header_safe(user))));
     }
+    p
 }
 
 /// [`encode`] without a copy for the common `none` case.
@@ -143,14 +205,14 @@ pub fn encode(encoding: Encoding, value: &str) -> Vec<u8> {
 /// Whether an incoming request header looks like one this module sets, and must be removed before
 /// anything else runs: its name, with letters and digits upper-cased and everything else read as
 /// `_`, starts with the prefix read the same way (`OAUTH2-CLAIM-SUB`, `oauth2_claim_x`, ...).
-pub fn is_spoofed(prefix: &str, header: &str) -> bool {
+pub fn is_spoofed(prefix: &str, header: &[u8]) -> bool {
     if prefix.is_empty() || header.len() < prefix.len() {
         return false;
     }
     header
-        .bytes()
+        .iter()
         .zip(prefix.bytes())
-        .all(|(h, p)| env_normal(h) == env_normal(p))
+        .all(|(&h, p)| env_normal(h) == env_normal(p))
 }
 
 fn env_normal(b: u8) -> u8 {
@@ -252,7 +314,7 @@ mod tests {
         tp.apply("prefix=X-C-&authn_header=X-User&json_payload_claim=payload&envvars=off")
             .unwrap();
         let p = build(&tp, &claims, "joe", Some("tok"));
-        let names: Vec<&str> = p.vars.iter().map(|(n, _)| n.as_str()).collect();
+        let names: Vec<&str> = p.vars().map(|(n, _)| n).collect();
         assert_eq!(
             names,
             [
@@ -264,16 +326,23 @@ mod tests {
             ]
         );
         assert_eq!(
-            p.vars[3].1,
-            br#"{"sub":"joe","email":"j@x","n":1}"#.to_vec()
+            p.vars().nth(3).unwrap().1,
+            br#"{"sub":"joe","email":"j@x","n":1}"#
         );
         assert!(p.headers && !p.envvars);
-        assert_eq!(
-            p.authn_header,
-            Some(("X-User".to_string(), b"joe".to_vec()))
-        );
+        assert_eq!(p.authn_header(), Some(("X-User", &b"joe"[..])));
+        // One buffer of NUL-terminated C strings at the offsets given.
+        for [n, v] in p
+            .var_offsets()
+            .iter()
+            .copied()
+            .chain(p.authn_header_offsets())
+        {
+            let c = |at: usize| std::ffi::CStr::from_bytes_until_nul(&p.text()[at..]).unwrap();
+            assert!(!c(n).is_empty() && c(v).to_bytes().len() < p.text().len());
+        }
         let stripped = build(&tp, &claims, "joe", None);
-        assert!(!stripped.vars.iter().any(|(n, _)| n == "X-C-access_token"));
+        assert!(!stripped.vars().any(|(n, _)| n == "X-C-access_token"));
     }
 
     #[test]
@@ -284,7 +353,7 @@ mod tests {
             "Oauth2_Claim_Foo",
             "OAUTH2_CLAIM_",
         ] {
-            assert!(is_spoofed(DEFAULT_PREFIX, h), "{h}");
+            assert!(is_spoofed(DEFAULT_PREFIX, h.as_bytes()), "{h}");
         }
         for h in [
             "OAUTH2CLAIMX",
@@ -292,8 +361,8 @@ mod tests {
             "OAUTH2_CLAI",
             "X-OAUTH2_CLAIM_sub",
         ] {
-            assert!(!is_spoofed(DEFAULT_PREFIX, h), "{h}");
+            assert!(!is_spoofed(DEFAULT_PREFIX, h.as_bytes()), "{h}");
         }
-        assert!(!is_spoofed("", "anything"));
+        assert!(!is_spoofed("", b"anything"));
     }
 }

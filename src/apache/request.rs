@@ -9,7 +9,7 @@ use std::sync::Arc;
 use super::log;
 use crate::authn::{self, Granted, LogLevel, Outcome};
 use crate::ffi;
-use crate::pass;
+use crate::pass::{self, Passed};
 use crate::pop::mtls;
 use crate::token::{StripAction, TokenSource};
 use crate::verify::{Accepted, Claims};
@@ -100,6 +100,28 @@ impl ApacheRequest {
         }
     }
 
+    /// Variables of `pass` as request headers and/or environment variables.
+    fn set_pairs(&self, pass: &Passed, pairs: &[[usize; 2]], headers: bool, envvars: bool) {
+        if pairs.is_empty() || !(headers || envvars) {
+            return;
+        }
+        let text = pass.text();
+        // SAFETY: see `new`; the shim copies `text` (NUL-terminated parts, checked to end in NUL)
+        // into the request pool and reads only offsets below its length; `pairs` is `n` pairs of
+        // usize laid out contiguously ([usize; 2] has no padding).
+        unsafe {
+            ffi::oauth2_pairs_set(
+                self.r,
+                text.as_ptr().cast(),
+                text.len(),
+                pairs.as_ptr().cast(),
+                pairs.len(),
+                c_int::from(headers),
+                c_int::from(envvars),
+            )
+        }
+    }
+
     fn set_header(&self, name: &str, value: &[u8]) {
         // SAFETY: see `new`; both are passed with lengths and copied by the shim.
         unsafe {
@@ -130,11 +152,14 @@ impl ApacheRequest {
                 continue;
             }
             // SAFETY: table keys are NUL-terminated pool strings.
-            let name = unsafe { CStr::from_ptr(key) }.to_string_lossy();
-            let ours = pass::is_spoofed(prefix, &name)
-                || authn_header.is_some_and(|h| h.eq_ignore_ascii_case(&name));
-            if ours && !spoofed.iter().any(|s| s.eq_ignore_ascii_case(&name)) {
-                spoofed.push(name.into_owned());
+            let name = unsafe { CStr::from_ptr(key) }.to_bytes();
+            let ours = pass::is_spoofed(prefix, name)
+                || authn_header.is_some_and(|h| h.as_bytes().eq_ignore_ascii_case(name));
+            if ours {
+                let name = String::from_utf8_lossy(name);
+                if !spoofed.iter().any(|s| s.eq_ignore_ascii_case(&name)) {
+                    spoofed.push(name.into_owned());
+                }
             }
         }
         for name in spoofed {
@@ -198,16 +223,9 @@ impl ApacheRequest {
         }
         // SAFETY: see `new`; copied by the shim.
         unsafe { ffi::oauth2_set_user(self.r, user.as_ptr().cast(), user.len()) };
-        for (name, value) in &pass.vars {
-            if pass.headers {
-                self.set_header(name, value);
-            }
-            if pass.envvars {
-                self.set_env(name, value);
-            }
-        }
-        if let Some((name, value)) = &pass.authn_header {
-            self.set_header(name, value);
+        self.set_pairs(&pass, pass.var_offsets(), pass.headers, pass.envvars);
+        if let Some(pair) = pass.authn_header_offsets() {
+            self.set_pairs(&pass, &[pair], true, false);
         }
         self.keep_claims(claims);
         // SAFETY: see `new`. Checked first so the hot path does not format a line nobody reads.
