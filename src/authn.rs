@@ -56,8 +56,8 @@ pub enum Outcome {
 
 #[derive(Debug, PartialEq)]
 pub struct Granted {
-    pub user: String,
-    /// Shared with the cached result when the same settings built it before.
+    /// The remote user and what goes to the backend; shared with the cached result when the same
+    /// settings built it before.
     pub pass: Arc<Passed>,
     /// How to take the token out of the request for the backend, if `strip` asks for it.
     pub strip: Option<StripAction>,
@@ -117,7 +117,7 @@ pub fn authenticate(cfg: &DirConfig, req: &impl Request, mode: Mode, now: i64) -
         );
     }
     let parsed = ParsedToken::parse(&found.token);
-    let mut reasons = Vec::with_capacity(verifiers.len());
+    let mut reasons = Vec::new();
     for verifier in verifiers {
         let (claims, origin) = match verifier.verify_with_origin(&parsed, now) {
             Ok(found) => found,
@@ -141,32 +141,32 @@ pub fn authenticate(cfg: &DirConfig, req: &impl Request, mode: Mode, now: i64) -
                 LogLevel::Warn,
             );
         }
-        let claim = cfg.target_pass.remote_user_claim();
-        let user = match claims.get(claim) {
-            Some(Value::String(user)) if !user.is_empty() => pass::header_safe(user),
-            _ => {
-                return refuse(
-                    challenge::NO_USER,
-                    format!(
-                        "token verified by {} but its \"{}\" claim (the remote user) is missing or not a non-empty string",
-                        verifier.label,
-                        pass::header_safe(claim)
-                    ),
-                    LogLevel::Warn,
-                );
-            }
-        };
         let stripping = sources.strip == Strip::On;
+        let claim = cfg.target_pass.remote_user_claim();
         let passed = claims.passed(&cfg.target_pass, stripping, || {
-            pass::build(
+            let user = match claims.get(claim) {
+                Some(Value::String(user)) if !user.is_empty() => pass::header_safe(user),
+                _ => return None,
+            };
+            Some(pass::build(
                 &cfg.target_pass,
                 &claims,
                 &user,
                 (!stripping).then_some(&*found.token),
-            )
+            ))
         });
+        let Some(passed) = passed else {
+            return refuse(
+                challenge::NO_USER,
+                format!(
+                    "token verified by {} but its \"{}\" claim (the remote user) is missing or not a non-empty string",
+                    verifier.label,
+                    pass::header_safe(claim)
+                ),
+                LogLevel::Warn,
+            );
+        };
         return Outcome::Granted(Box::new(Granted {
-            user,
             pass: passed,
             strip: found.strip,
             claims,
@@ -347,7 +347,7 @@ mod tests {
         let t = token(good_claims());
         match authenticate(&cfg, &Fake::bearer(&t), Mode::OAuth2, NOW) {
             Outcome::Granted(g) => {
-                assert_eq!(g.user, "alice");
+                assert_eq!(g.pass.user(), "alice");
                 let pass: Vec<(String, String)> = g
                     .pass
                     .vars()
@@ -630,7 +630,7 @@ mod tests {
         let cfg = config(&[("plain", SECRET, None)]);
         let t = token(json!({"sub": "eve\r\nX-Admin: 1", "exp": NOW + 9}));
         match authenticate(&cfg, &Fake::bearer(&t), Mode::OAuth2, NOW) {
-            Outcome::Granted(g) => assert_eq!(g.user, "eve  X-Admin: 1"),
+            Outcome::Granted(g) => assert_eq!(g.pass.user(), "eve  X-Admin: 1"),
             other => panic!("{other:?}"),
         }
     }

@@ -6,7 +6,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::ser::Formatter;
 use serde_json::{Map, Value};
-use std::io;
+use std::io::{self, Write};
 
 use crate::config::target_pass::{Encoding, TargetPass};
 
@@ -15,17 +15,22 @@ pub const DEFAULT_PREFIX: &str = "OAUTH2_CLAIM_";
 /// The header/variable name for a claim: the C module replaces control bytes, DEL, every non-ASCII
 /// byte and the HTTP separators with `-`, keeping case.
 pub fn claim_name(prefix: &str, claim: &str) -> String {
-    let mut name = String::with_capacity(prefix.len() + claim.len());
-    name.push_str(prefix);
-    for &b in claim.as_bytes() {
+    let mut name = Vec::with_capacity(prefix.len() + claim.len());
+    push_claim_name(&mut name, prefix, claim);
+    // ASCII after a UTF-8 prefix: always UTF-8.
+    String::from_utf8(name).unwrap_or_default()
+}
+
+fn push_claim_name(out: &mut Vec<u8>, prefix: &str, claim: &str) {
+    out.extend_from_slice(prefix.as_bytes());
+    out.extend(claim.bytes().map(|b| {
         let separator = b"()<>@,;:\\\"/[]?={} \t".contains(&b);
-        name.push(if !(32..127).contains(&b) || separator {
-            '-'
+        if !(32..127).contains(&b) || separator {
+            b'-'
         } else {
-            b as char
-        });
-    }
-    name
+            b
+        }
+    }));
 }
 
 /// The value for a claim: strings as they are, other JSON in jansson's default layout
@@ -50,18 +55,34 @@ pub fn claim_value(value: &Value) -> String {
 /// Control characters (other than tab) can end a header line or truncate a C string: each becomes a
 /// space, so a claim can never inject a header into the request to the backend.
 pub fn header_safe(s: &str) -> String {
-    if !s.bytes().any(|b| (b < 32 && b != b'\t') || b == 127) {
-        return s.to_string();
+    let mut out = Vec::with_capacity(s.len());
+    push_header_safe(&mut out, s.as_bytes());
+    // Only ASCII bytes were replaced, by ASCII: still UTF-8.
+    String::from_utf8(out).unwrap_or_default()
+}
+
+fn is_unsafe(b: u8) -> bool {
+    (b < 32 && b != b'\t') || b == 127
+}
+
+fn push_header_safe(out: &mut Vec<u8>, bytes: &[u8]) {
+    if bytes.iter().any(|&b| is_unsafe(b)) {
+        out.extend(bytes.iter().map(|&b| if is_unsafe(b) { b' ' } else { b }));
+    } else {
+        out.extend_from_slice(bytes);
     }
-    s.chars()
-        .map(|c| {
-            if c.is_ascii_control() && c != '\t' {
-                ' '
-            } else {
-                c
-            }
-        })
-        .collect()
+}
+
+/// A claim's value straight into `out`, as [`claim_value`] and `encoding=` would make it, without
+/// the intermediate strings for the common cases (strings and numbers, no transcoding).
+fn push_claim_value(out: &mut Vec<u8>, encoding: Encoding, value: &Value) {
+    match (encoding, value) {
+        (Encoding::None, Value::String(s)) => push_header_safe(out, s.as_bytes()),
+        (Encoding::None, Value::Number(n)) => {
+            let _ = write!(out, "{n}");
+        }
+        (encoding, value) => out.extend_from_slice(&encode_owned(encoding, claim_value(value))),
+    }
 }
 
 /// What goes to the backend after a successful verification. Names and values are NUL-terminated
@@ -69,6 +90,8 @@ pub fn header_safe(s: &str) -> String {
 /// reuses the whole thing).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Passed {
+    /// The remote user (`remote_user_claim`), made header-safe.
+    user: String,
     /// `name\0value\0` for each variable, then for the `authn_header`.
     text: Vec<u8>,
     /// Where each variable's name and value start in `text`, in claim order.
@@ -82,6 +105,10 @@ pub struct Passed {
 }
 
 impl Passed {
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+
     /// The whole buffer the offsets of [`Passed::var_offsets`] point into.
     pub fn text(&self) -> &[u8] {
         &self.text
@@ -146,6 +173,7 @@ pub fn build(
     let prefix = tp.prefix();
     let encoding = tp.encoding();
     let mut p = Passed {
+        user: user.to_string(),
         text: Vec::with_capacity(256 + token.map_or(0, str::len)),
         vars: Vec::with_capacity(claims.len() + 2),
         authn_header: None,
@@ -153,11 +181,14 @@ pub fn build(
         envvars: tp.envvars(),
     };
     for (name, value) in claims {
-        let pair = p.push(
-            claim_name(prefix, name).as_bytes(),
-            &encode_owned(encoding, claim_value(value)),
-        );
-        p.vars.push(pair);
+        let n = p.text.len();
+        push_claim_name(&mut p.text, prefix, name);
+        p.text.push(0);
+        let v = p.text.len();
+        // NUL-free: header_safe turned every control byte into a space (encodings add none).
+        push_claim_value(&mut p.text, encoding, value);
+        p.text.push(0);
+        p.vars.push([n, v]);
     }
     if let Some(name) = &tp.json_payload_claim {
         let json = serde_json::to_string(claims).unwrap_or_default();

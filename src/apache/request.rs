@@ -211,7 +211,6 @@ impl ApacheRequest {
 
     fn grant(&self, g: Granted) {
         let Granted {
-            user,
             pass,
             strip,
             claims,
@@ -221,6 +220,7 @@ impl ApacheRequest {
         if let Some(action) = strip {
             self.strip(action);
         }
+        let user = pass.user();
         // SAFETY: see `new`; copied by the shim.
         unsafe { ffi::oauth2_set_user(self.r, user.as_ptr().cast(), user.len()) };
         self.set_pairs(&pass, pass.var_offsets(), pass.headers, pass.envvars);

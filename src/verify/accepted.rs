@@ -5,6 +5,7 @@ use serde_json::{Map, Value};
 use std::ops::Deref;
 use std::sync::{Arc, OnceLock};
 
+use super::claims::Times;
 use crate::config::target_pass::TargetPass;
 use crate::pass::Passed;
 
@@ -13,6 +14,8 @@ pub type Claims = Arc<Accepted>;
 #[derive(Debug)]
 pub struct Accepted {
     claims: Map<String, Value>,
+    /// `exp`, `nbf`, `iat`, for re-checking the result on every use.
+    times: Times,
     /// The first request's `OAuth2TargetPass` settings, whether it stripped the token, and what
     /// they made of these claims (the token is part of the cache key, so it is the same too).
     passed: OnceLock<(TargetPass, bool, Arc<Passed>)>,
@@ -21,6 +24,7 @@ pub struct Accepted {
 impl Accepted {
     pub fn new(claims: Map<String, Value>) -> Claims {
         Arc::new(Accepted {
+            times: Times::of(&claims),
             claims,
             passed: OnceLock::new(),
         })
@@ -30,26 +34,31 @@ impl Accepted {
         &self.claims
     }
 
+    pub fn times(&self) -> &Times {
+        &self.times
+    }
+
     /// What goes to the backend under `target_pass`: built once, then reused for requests with
-    /// the same settings (another location with other settings builds its own each time).
+    /// the same settings (another location with other settings builds its own each time). `None`
+    /// (no remote user in these claims) is not kept.
     pub fn passed(
         &self,
         target_pass: &TargetPass,
         stripping: bool,
-        build: impl FnOnce() -> Passed,
-    ) -> Arc<Passed> {
+        build: impl FnOnce() -> Option<Passed>,
+    ) -> Option<Arc<Passed>> {
         if let Some((tp, strip, passed)) = self.passed.get() {
             if tp == target_pass && *strip == stripping {
-                return passed.clone();
+                return Some(passed.clone());
             }
-            return Arc::new(build());
+            return build().map(Arc::new);
         }
-        let passed = Arc::new(build());
+        let passed = Arc::new(build()?);
         // A concurrent first request may have won; either result is the same.
         let _ = self
             .passed
             .set((target_pass.clone(), stripping, passed.clone()));
-        passed
+        Some(passed)
     }
 }
 
@@ -73,12 +82,18 @@ mod tests {
     use serde_json::json;
 
     /// A result whose first variable's value says which build made it.
-    fn passed(tag: &str) -> Passed {
+    fn passed(tag: &str) -> Option<Passed> {
         let claims = json!({ "tag": tag }).as_object().cloned().unwrap();
-        crate::pass::build(&TargetPass::default(), &claims, "alice", None)
+        Some(crate::pass::build(
+            &TargetPass::default(),
+            &claims,
+            "alice",
+            None,
+        ))
     }
 
-    fn tag(p: &Passed) -> String {
+    fn tag(p: &Option<Arc<Passed>>) -> String {
+        let p = p.as_ref().unwrap();
         String::from_utf8(p.vars().next().unwrap().1.to_vec()).unwrap()
     }
 
@@ -102,6 +117,10 @@ mod tests {
         assert_eq!(tag(&a.passed(&other, false, || passed("other"))), "other");
         assert_eq!(tag(&a.passed(&tp, true, || passed("stripped"))), "stripped");
         assert_eq!(tag(&a.passed(&tp, false, || passed("again"))), "first");
+        // No remote user: nothing is built, and nothing is kept.
+        let b = Accepted::new(Map::new());
+        assert!(b.passed(&tp, false, || None).is_none());
+        assert_eq!(tag(&b.passed(&tp, false, || passed("later"))), "later");
         assert_eq!(a["sub"], "alice");
     }
 }

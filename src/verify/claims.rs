@@ -102,6 +102,17 @@ fn numeric_date(
     }
 }
 
+/// RFC 7519 4.1.4: the current time must be before exp.
+fn check_exp(exp: f64, now: i64) -> Result<(), ClaimError> {
+    if now as f64 >= exp {
+        return Err(ClaimError::Expired {
+            exp: exp as i64,
+            now,
+        });
+    }
+    Ok(())
+}
+
 fn present(
     claims: &Map<String, Value>,
     name: &'static str,
@@ -116,45 +127,86 @@ fn present(
     }
 }
 
+/// The time claims of an accepted claim set, read once: a cached result is checked against the
+/// clock again on every use, without looking the claims up each time.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Times {
+    exp: Option<f64>,
+    nbf: Option<f64>,
+    iat: Option<f64>,
+}
+
+impl Times {
+    /// Unusable values are left out: a policy that checks them refused the claims already.
+    pub fn of(claims: &Map<String, Value>) -> Times {
+        let read = |name| numeric_date(claims, name).ok().flatten();
+        Times {
+            exp: read("exp"),
+            nbf: read("nbf"),
+            iat: read("iat"),
+        }
+    }
+}
+
 impl ClaimPolicy {
     /// Checks the claims at time `now` (seconds since the epoch).
     pub fn check(&self, claims: &Map<String, Value>, now: i64) -> Result<(), ClaimError> {
-        let nowf = now as f64;
         if let Some(exp) = present(claims, "exp", self.exp)? {
-            // RFC 7519 4.1.4: the current time must be before exp.
-            if nowf >= exp {
-                return Err(ClaimError::Expired {
-                    exp: exp as i64,
-                    now,
-                });
-            }
+            check_exp(exp, now)?;
         }
         if let Some(nbf) = present(claims, "nbf", self.nbf)? {
-            if nowf + (self.iat_slack_after as f64) < nbf {
-                return Err(ClaimError::NotYetValid {
-                    nbf: nbf as i64,
-                    now,
-                });
-            }
+            self.check_nbf(nbf, now)?;
         }
         if let Some(iat) = present(claims, "iat", self.iat)? {
-            if nowf + (self.iat_slack_after as f64) < iat {
-                return Err(ClaimError::IssuedInFuture {
+            self.check_iat(iat, now)?;
+        }
+        self.check_iss(claims)?;
+        self.check_aud(claims)
+    }
+
+    /// For claims this policy accepted before: only the rules that depend on the time can have
+    /// changed their answer.
+    pub fn recheck_times(&self, times: &Times, now: i64) -> Result<(), ClaimError> {
+        let checked = |rule: Requirement, v: Option<f64>| v.filter(|_| rule != Requirement::Skip);
+        if let Some(exp) = checked(self.exp, times.exp) {
+            check_exp(exp, now)?;
+        }
+        if let Some(nbf) = checked(self.nbf, times.nbf) {
+            self.check_nbf(nbf, now)?;
+        }
+        if let Some(iat) = checked(self.iat, times.iat) {
+            self.check_iat(iat, now)?;
+        }
+        Ok(())
+    }
+
+    fn check_nbf(&self, nbf: f64, now: i64) -> Result<(), ClaimError> {
+        if (now as f64) + (self.iat_slack_after as f64) < nbf {
+            return Err(ClaimError::NotYetValid {
+                nbf: nbf as i64,
+                now,
+            });
+        }
+        Ok(())
+    }
+
+    fn check_iat(&self, iat: f64, now: i64) -> Result<(), ClaimError> {
+        let nowf = now as f64;
+        if nowf + (self.iat_slack_after as f64) < iat {
+            return Err(ClaimError::IssuedInFuture {
+                iat: iat as i64,
+                now,
+            });
+        }
+        if let Some(before) = self.iat_slack_before {
+            if nowf - (before as f64) > iat {
+                return Err(ClaimError::IssuedTooLongAgo {
                     iat: iat as i64,
                     now,
                 });
             }
-            if let Some(before) = self.iat_slack_before {
-                if nowf - (before as f64) > iat {
-                    return Err(ClaimError::IssuedTooLongAgo {
-                        iat: iat as i64,
-                        now,
-                    });
-                }
-            }
         }
-        self.check_iss(claims)?;
-        self.check_aud(claims)
+        Ok(())
     }
 
     fn check_iss(&self, claims: &Map<String, Value>) -> Result<(), ClaimError> {
@@ -320,6 +372,33 @@ mod tests {
             check(&p, json!({"exp": NOW + 600, "iat": NOW - 61})),
             Err(ClaimError::IssuedTooLongAgo { .. })
         ));
+    }
+
+    /// A cached result meets the clock again: the same time rules as the full check, read from
+    /// the times taken once; skipped rules stay skipped.
+    #[test]
+    fn recheck_times_agrees_with_check_as_time_passes() {
+        let p = ClaimPolicy {
+            iat_slack_before: Some(60),
+            ..Default::default()
+        };
+        let c = claims(json!({"exp": NOW + 30, "nbf": NOW + 20, "iat": NOW + 15, "sub": "a"}));
+        let times = Times::of(&c);
+        for now in [NOW, NOW + 5, NOW + 10, NOW + 29, NOW + 30, NOW + 80] {
+            assert_eq!(p.recheck_times(&times, now), p.check(&c, now), "at {now}");
+        }
+        assert!(matches!(
+            p.recheck_times(&times, NOW + 30),
+            Err(ClaimError::Expired { .. })
+        ));
+        let skip = ClaimPolicy {
+            exp: Requirement::Skip,
+            nbf: Requirement::Skip,
+            iat: Requirement::Skip,
+            ..Default::default()
+        };
+        assert_eq!(skip.recheck_times(&times, NOW + 1_000), Ok(()));
+        assert_eq!(Times::of(&claims(json!({"exp": "soon"}))), Times::default());
     }
 
     #[test]
