@@ -127,13 +127,15 @@ impl Cache {
         }
     }
 
-    pub fn set(&self, namespace: &str, key: &[u8], value: &[u8], ttl: Duration) {
+    /// Stores `value` for `ttl`; whether it was stored (a full, broken or unusable backend, a
+    /// value too long for it or a zero TTL store nothing).
+    pub fn set(&self, namespace: &str, key: &[u8], value: &[u8], ttl: Duration) -> bool {
         if ttl.is_zero() {
-            return;
+            return false;
         }
         let k = self.storage_key(namespace, key);
         let Some(store) = self.usable_store() else {
-            return;
+            return false;
         };
         let sealed;
         let value = match self.sealer() {
@@ -142,13 +144,23 @@ impl Cache {
                     sealed = v;
                     &sealed[..]
                 }
-                Err(e) => return self.report(&e),
+                Err(e) => {
+                    self.report(&e);
+                    return false;
+                }
             },
             Ok(None) => value,
-            Err(e) => return self.report(&e),
+            Err(e) => {
+                self.report(&e);
+                return false;
+            }
         };
-        if let Err(e) = store.set(&k, value, ttl) {
-            self.report(&format!("set failed: {e}"));
+        match store.set(&k, value, ttl) {
+            Ok(()) => true,
+            Err(e) => {
+                self.report(&format!("set failed: {e}"));
+                false
+            }
         }
     }
 

@@ -191,11 +191,16 @@ impl Verifier {
         }
         let claims = self.verify_uncached(token, now)?;
         let ttl = ttl_for(&claims, r.ttl, now);
-        r.front.put(key, claims.clone(), ttl);
-        if let Some(shared) = &r.shared {
-            if let Ok(json) = serde_json::to_vec(claims.claims()) {
-                shared.set(RESULT_NAMESPACE, &key, &json, ttl);
-            }
+        let shared = r.shared.as_ref().filter(|shared| {
+            serde_json::to_vec(claims.claims())
+                .is_ok_and(|json| shared.set(RESULT_NAMESPACE, &key, &json, ttl))
+        });
+        // With the result in shared memory, this process's cache takes the token when it comes
+        // back (from there): a flood of tokens used once does not push out the ones in use. With a
+        // network cache (a round trip away) or none, or when the shared cache did not take it, the
+        // result goes to this process's cache now.
+        if !shared.is_some_and(|shared| shared.is_local_memory()) {
+            r.front.put(key, claims.clone(), ttl);
         }
         Ok((claims, Origin::Verified))
     }
