@@ -334,6 +334,46 @@ mod tests {
         );
     }
 
+    /// With the shared memory cache (the default), a result enters this process's cache when its
+    /// token comes back: a flood of single-use tokens does not push out a token in use.
+    #[test]
+    fn single_use_tokens_do_not_evict_a_token_in_use() {
+        use crate::verify::Origin as Found;
+        let cfg = config(&[("plain", SECRET, None)]);
+        let verifier = &cfg.verifiers.as_ref().unwrap()[0];
+        assert!(
+            verifier
+                .results
+                .shared
+                .as_ref()
+                .is_some_and(|c| c.is_local_memory()),
+            "the implicit shm cache is there"
+        );
+        let found = |t: &str| match authenticate(&cfg, &Fake::bearer(t), Mode::OAuth2, NOW) {
+            Outcome::Granted(g) => g.origin,
+            other => panic!("expected a grant, got {other:?}"),
+        };
+        // Claims no other test uses: the shm cache is shared by the tests of this process.
+        let hot = token(json!({"sub": "hot-in-use", "exp": NOW + 60}));
+        assert_eq!(found(&hot), Found::Verified);
+        assert_eq!(found(&hot), Found::SharedCache, "kept in shm first");
+        assert_eq!(
+            found(&hot),
+            Found::ProcessCache,
+            "taken in when it came back"
+        );
+        // More single-use tokens than either cache holds (512 here, 1,000 in shm).
+        for i in 0..2_000 {
+            let once = token(json!({"sub": format!("once{i}"), "exp": NOW + 60}));
+            assert_eq!(found(&once), Found::Verified);
+        }
+        assert_eq!(
+            found(&hot),
+            Found::ProcessCache,
+            "still in this process's cache"
+        );
+    }
+
     #[test]
     fn a_bad_token_in_openidc_mode_is_still_refused() {
         let cfg = config(&[("plain", SECRET, None)]);
