@@ -229,11 +229,15 @@ fn result_caching(
     source: &Source,
     warnings: &mut Vec<String>,
 ) -> Result<ResultCaching, String> {
-    let mut identity = openssl::sha::Sha256::new();
-    for part in [kind, value, options.canonical().as_str()] {
-        identity.update(part.as_bytes());
-        identity.update(&[0]);
-    }
+    let canonical = options.canonical();
+    let identity = crate::digest::sha256(&[
+        kind.as_bytes(),
+        b"\0",
+        value.as_bytes(),
+        b"\0",
+        canonical.as_bytes(),
+        b"\0",
+    ]);
     let ttl = seconds(options, "expiry", 300)?;
     let name = options.get("verify.cache");
     let shared = crate::cache::registry::resolve(name);
@@ -245,7 +249,7 @@ fn result_caching(
         ));
     }
     let shared = shared.filter(|c| !matches!(source, Source::Keys(_)) || c.is_local_memory());
-    Ok(ResultCaching::new(identity.finish(), ttl, shared))
+    Ok(ResultCaching::new(identity, ttl, shared))
 }
 
 /// The keys written in the configuration line.

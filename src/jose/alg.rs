@@ -3,6 +3,7 @@
 use std::fmt;
 
 use openssl::hash::MessageDigest;
+use openssl::md::{Md, MdRef};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Alg {
@@ -106,6 +107,15 @@ impl Alg {
             32 => MessageDigest::sha256(),
             48 => MessageDigest::sha384(),
             _ => MessageDigest::sha512(),
+        }
+    }
+
+    /// The same digest, as the `EVP_MD` a verification context takes.
+    pub(crate) fn md(self) -> &'static MdRef {
+        match self.hash_len() {
+            32 => Md::sha256(),
+            48 => Md::sha384(),
+            _ => Md::sha512(),
         }
     }
 }

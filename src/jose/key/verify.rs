@@ -7,16 +7,15 @@ use std::cmp::Ordering;
 use openssl::bn::{BigNum, BigNumContext};
 use openssl::ecdsa::EcdsaSig;
 use openssl::error::ErrorStack;
-use openssl::md::{Md, MdRef};
 use openssl::memcmp;
 use openssl::pkey::{PKey, Public};
 use openssl::pkey_ctx::PkeyCtx;
 use openssl::rsa::Padding;
-use openssl::sha::{Sha256, Sha384, Sha512};
 use openssl::sign::{RsaPssSaltlen, Signer, Verifier};
 
 use super::contexts::VerifyContexts;
 use super::{Curve, Key, Material};
+use crate::digest::sha2;
 use crate::jose::alg::{Alg, Family};
 use crate::jose::error::JoseError;
 use crate::jose::jws::Jws;
@@ -113,14 +112,14 @@ fn rsa(
         if alg.family() == Family::RsaPss {
             // RFC 7518 §3.5: MGF1 with the same hash, salt exactly the hash length.
             ctx.set_rsa_padding(Padding::PKCS1_PSS)?;
-            ctx.set_rsa_mgf1_md(md(alg))?;
+            ctx.set_rsa_mgf1_md(alg.md())?;
             ctx.set_rsa_pss_saltlen(RsaPssSaltlen::DIGEST_LENGTH)?;
         } else {
             ctx.set_rsa_padding(Padding::PKCS1)?;
         }
-        ctx.set_signature_md(md(alg))
+        ctx.set_signature_md(alg.md())
     };
-    let digest = Digest::of(alg, input);
+    let digest = sha2(alg.hash_len(), input);
     outcome(contexts.verify(pkey, alg, setup, digest.as_ref(), signature))
 }
 
@@ -157,8 +156,8 @@ fn ecdsa(
     let der = EcdsaSig::from_private_components(r, s)
         .and_then(|sig| sig.to_der())
         .map_err(setup("ECDSA signature"))?;
-    let digest = Digest::of(alg, input);
-    let setup = |ctx: &mut PkeyCtx<Public>| ctx.set_signature_md(md(alg));
+    let digest = sha2(alg.hash_len(), input);
+    let setup = |ctx: &mut PkeyCtx<Public>| ctx.set_signature_md(alg.md());
     outcome(contexts.verify(pkey, alg, setup, digest.as_ref(), &der))
 }
 
@@ -168,52 +167,4 @@ fn ed25519(pkey: &PKey<Public>, input: &[u8], signature: &[u8]) -> Result<(), Jo
     }
     let mut verifier = Verifier::new_without_digest(pkey).map_err(setup("Ed25519 verifier"))?;
     outcome(verifier.verify_oneshot(signature, input))
-}
-
-fn md(alg: Alg) -> &'static MdRef {
-    match alg.hash_len() {
-        32 => Md::sha256(),
-        48 => Md::sha384(),
-        _ => Md::sha512(),
-    }
-}
-
-/// The SHA-2 hash of a signing input, computed with OpenSSL's low-level functions (no provider
-/// lookup or allocation per call, unlike EVP one-shots).
-enum Digest {
-    Sha256([u8; 32]),
-    Sha384([u8; 48]),
-    Sha512([u8; 64]),
-}
-
-impl Digest {
-    fn of(alg: Alg, input: &[u8]) -> Digest {
-        match alg.hash_len() {
-            32 => {
-                let mut h = Sha256::new();
-                h.update(input);
-                Digest::Sha256(h.finish())
-            }
-            48 => {
-                let mut h = Sha384::new();
-                h.update(input);
-                Digest::Sha384(h.finish())
-            }
-            _ => {
-                let mut h = Sha512::new();
-                h.update(input);
-                Digest::Sha512(h.finish())
-            }
-        }
-    }
-}
-
-impl AsRef<[u8]> for Digest {
-    fn as_ref(&self) -> &[u8] {
-        match self {
-            Digest::Sha256(d) => d,
-            Digest::Sha384(d) => d,
-            Digest::Sha512(d) => d,
-        }
-    }
 }
