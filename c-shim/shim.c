@@ -32,7 +32,11 @@ void *oauth2_shim_create_dir_cfg(apr_pool_t *p, char *dir)
 
 void *oauth2_shim_merge_dir_cfg(apr_pool_t *p, void *basev, void *addv)
 {
-    oauth2_dir_cfg *base = basev, *add = addv, *merged = apr_pcalloc(p, sizeof(*merged));
+    oauth2_dir_cfg *base = basev, *add = addv, *merged;
+    /* The common case, on every request to a <Location> with our directives: nothing to merge. */
+    if (base->rs == NULL)
+        return add;
+    merged = apr_pcalloc(p, sizeof(*merged));
     merged->rs = oauth2_rs_dir_merge(p, base->rs, add->rs);
     return merged;
 }
@@ -381,26 +385,44 @@ void oauth2_header_in_set(request_rec *r, const char *name, apr_size_t nlen, con
                    apr_pstrmemdup(r->pool, value, vlen));
 }
 
+/* Whether a key of `t` starts with the `len` bytes of `prefix`, in any case. */
+static int table_has_prefix(const apr_table_t *t, const char *prefix, apr_size_t len)
+{
+    const apr_array_header_t *arr = apr_table_elts(t);
+    const apr_table_entry_t *e = (const apr_table_entry_t *)arr->elts;
+    int i;
+    for (i = 0; i < arr->nelts; i++)
+        if (e[i].key != NULL && ap_cstr_casecmpn(e[i].key, prefix, len) == 0)
+            return 1;
+    return 0;
+}
+
 /* Copies `text` (NUL-terminated names and values) into the request pool once, then sets each of
  * the `n` pairs that start at `offsets` (name, value) in the request headers and/or the
- * environment, pointing into that copy. */
+ * environment, pointing into that copy. With `fresh_prefix_len` > 0 every name starts with the
+ * same prefix of that length and no two names are equal in any case: request headers with the
+ * prefix were removed before, so the pairs are added without a search for an earlier value each
+ * (apr_table_setn compares every key); so are environment variables unless one has the prefix. */
 void oauth2_pairs_set(request_rec *r, const char *text, apr_size_t len, const apr_size_t *offsets,
-                      apr_size_t n, int headers, int envvars)
+                      apr_size_t n, int headers, int envvars, apr_size_t fresh_prefix_len)
 {
     const char *copy;
     apr_size_t i;
+    int add_headers, add_env;
 
     if (n == 0 || len == 0 || text[len - 1] != '\0')
         return;
     copy = apr_pmemdup(r->pool, text, len);
+    add_headers = fresh_prefix_len > 0 && offsets[0] + fresh_prefix_len < len;
+    add_env = add_headers && !table_has_prefix(r->subprocess_env, copy + offsets[0], fresh_prefix_len);
     for (i = 0; i < n; i++) {
         apr_size_t name = offsets[2 * i], value = offsets[2 * i + 1];
         if (name >= len || value >= len)
             continue;
         if (headers)
-            apr_table_setn(r->headers_in, copy + name, copy + value);
+            (add_headers ? apr_table_addn : apr_table_setn)(r->headers_in, copy + name, copy + value);
         if (envvars)
-            apr_table_setn(r->subprocess_env, copy + name, copy + value);
+            (add_env ? apr_table_addn : apr_table_setn)(r->subprocess_env, copy + name, copy + value);
     }
 }
 
@@ -505,12 +527,24 @@ const char *oauth2_client_cert_pem(request_rec *r)
     return (pem != NULL && *pem != '\0') ? pem : NULL;
 }
 
-/* Per-connection memo of the last client certificate and its thumbprint, so that the thumbprint is
- * computed once per connection (and again only if a renegotiation changed the certificate). */
+/* Per-connection memo: the last client certificate and its thumbprint, so that the thumbprint is
+ * computed once per connection (and again only if a renegotiation changed the certificate), and
+ * Rust's memo of the last token accepted on the connection. */
 typedef struct {
     const char *pem;
     const char *thumbprint;
+    void *token_memo;
 } oauth2_conn_memo;
+
+static oauth2_conn_memo *conn_memo(conn_rec *c)
+{
+    oauth2_conn_memo *m = ap_get_module_config(c->conn_config, &oauth2_module);
+    if (m == NULL) {
+        m = apr_pcalloc(c->pool, sizeof(*m));
+        ap_set_module_config(c->conn_config, &oauth2_module, m);
+    }
+    return m;
+}
 
 void oauth2_conn_memo_get(request_rec *r, const char **pem, const char **thumbprint)
 {
@@ -522,11 +556,19 @@ void oauth2_conn_memo_get(request_rec *r, const char **pem, const char **thumbpr
 void oauth2_conn_memo_set(request_rec *r, const char *pem, const char *thumbprint, apr_size_t tlen)
 {
     conn_rec *c = r->connection;
-    oauth2_conn_memo *m = ap_get_module_config(c->conn_config, &oauth2_module);
-    if (m == NULL) {
-        m = apr_pcalloc(c->pool, sizeof(*m));
-        ap_set_module_config(c->conn_config, &oauth2_module, m);
-    }
+    oauth2_conn_memo *m = conn_memo(c);
     m->pem = apr_pstrdup(c->pool, pem);
     m->thumbprint = apr_pstrmemdup(c->pool, thumbprint, tlen);
+}
+
+void *oauth2_conn_token_memo(request_rec *r, void *(*create)(void), apr_status_t (*release)(void *))
+{
+    conn_rec *c = r->connection;
+    oauth2_conn_memo *m = conn_memo(c);
+    if (m->token_memo == NULL) {
+        m->token_memo = create();
+        if (m->token_memo != NULL)
+            apr_pool_cleanup_register(c->pool, m->token_memo, release, apr_pool_cleanup_null);
+    }
+    return m->token_memo;
 }

@@ -2,6 +2,7 @@
 //! The Apache layer (src/apache/) turns the outcome into r->user, headers, variables and a status.
 
 use serde_json::Value;
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use crate::challenge::{self, www_authenticate};
@@ -10,7 +11,8 @@ use crate::config::sources::Strip;
 use crate::pass::{self, Passed};
 use crate::pop::mtls::BindingError;
 use crate::token::{self, StripAction, TokenSource};
-use crate::verify::{Claims, Origin, ParsedToken, Verifier, VerifyError};
+use crate::verify::memo::ConnectionMemo;
+use crate::verify::{Claims, Origin, ParsedToken, VerifyError};
 
 /// What the authentication step needs from a request.
 pub trait Request: TokenSource {
@@ -18,10 +20,15 @@ pub trait Request: TokenSource {
     fn auth_name(&self) -> Option<&str>;
     /// base64url SHA-256 thumbprint of the TLS client certificate, if one was presented. It may
     /// come from a memo of this connection: a certificate whose key the connection proved to hold.
-    fn client_thumbprint(&self) -> Option<String>;
+    fn client_thumbprint(&self) -> Option<Cow<'_, str>>;
     /// The same, read from the TLS layer now (after a renegotiation it can differ from the memo).
-    fn client_thumbprint_now(&self) -> Option<String> {
+    fn client_thumbprint_now(&self) -> Option<Cow<'_, str>> {
         self.client_thumbprint()
+    }
+    /// What this connection's previous request accepted, for keep-alive requests with the same
+    /// token; `None` where there is no connection to remember it for.
+    fn connection_memo(&self) -> Option<&ConnectionMemo> {
+        None
     }
 }
 
@@ -51,7 +58,7 @@ pub enum Outcome {
         reason: String,
         level: LogLevel,
     },
-    Granted(Box<Granted>),
+    Granted(Granted),
 }
 
 #[derive(Debug, PartialEq)]
@@ -95,14 +102,13 @@ pub fn authenticate(cfg: &DirConfig, req: &impl Request, mode: Mode, now: i64) -
         };
     };
 
-    let verifiers: &[Verifier] = cfg.verifiers.as_deref().map_or(&[], |v| v.as_slice());
-    if verifiers.is_empty() {
+    let Some(verifiers) = cfg.verifiers.as_ref().filter(|v| !v.is_empty()) else {
         return refuse(
             challenge::BAD_TOKEN,
             "no OAuth2TokenVerify is configured for this location".into(),
             LogLevel::Error,
         );
-    }
+    };
 
     // Bounded before any work, also for opaque tokens that would be sent to introspection.
     if found.token.len() > crate::jose::jws::MAX_TOKEN_LEN {
@@ -117,14 +123,24 @@ pub fn authenticate(cfg: &DirConfig, req: &impl Request, mode: Mode, now: i64) -
         );
     }
     let parsed = ParsedToken::parse(&found.token);
+    let memo = req.connection_memo();
     let mut reasons = Vec::new();
-    for verifier in verifiers {
-        let (claims, origin) = match verifier.verify_with_origin(&parsed, now) {
-            Ok(found) => found,
-            Err(e) => {
-                reasons.push(format!("{}: {e}", verifier.label));
-                continue;
-            }
+    for (index, verifier) in verifiers.iter().enumerate() {
+        let recalled = memo.and_then(|m| m.recall(verifiers, index, &found.token, now));
+        let (claims, origin) = match recalled {
+            Some(claims) => (claims, Origin::ConnectionMemo),
+            None => match verifier.verify_with_origin(&parsed, now) {
+                Ok(answer) => {
+                    if let (Some(memo), Some(until)) = (memo, answer.reusable_until) {
+                        memo.remember(verifiers, index, &found.token, &answer.claims, until);
+                    }
+                    (answer.claims, answer.origin)
+                }
+                Err(e) => {
+                    reasons.push(format!("{}: {e}", verifier.label));
+                    continue;
+                }
+            },
         };
         // The winner's own proof-of-possession settings apply (the C module used the first verifier's).
         let binding = match verifier.check_binding(&claims, || req.client_thumbprint()) {
@@ -166,13 +182,13 @@ pub fn authenticate(cfg: &DirConfig, req: &impl Request, mode: Mode, now: i64) -
                 LogLevel::Warn,
             );
         };
-        return Outcome::Granted(Box::new(Granted {
+        return Outcome::Granted(Granted {
             pass: passed,
             strip: found.strip,
             claims,
             verifier: verifier.label.clone(),
             origin,
-        }));
+        });
     }
     refuse(
         challenge::BAD_TOKEN,
@@ -241,13 +257,13 @@ mod tests {
         fn auth_name(&self) -> Option<&str> {
             self.realm
         }
-        fn client_thumbprint(&self) -> Option<String> {
-            self.thumbprint.map(String::from)
+        fn client_thumbprint(&self) -> Option<Cow<'_, str>> {
+            self.thumbprint.map(Cow::Borrowed)
         }
-        fn client_thumbprint_now(&self) -> Option<String> {
+        fn client_thumbprint_now(&self) -> Option<Cow<'_, str>> {
             self.thumbprint_now
                 .unwrap_or(self.thumbprint)
-                .map(String::from)
+                .map(Cow::Borrowed)
         }
     }
 
@@ -673,6 +689,165 @@ mod tests {
             Outcome::Granted(g) => assert_eq!(g.pass.user(), "eve  X-Admin: 1"),
             other => panic!("{other:?}"),
         }
+    }
+
+    /// A request on a keep-alive connection: the connection's memo lives across requests.
+    struct OnConnection<'a> {
+        req: Fake,
+        memo: &'a ConnectionMemo,
+    }
+
+    impl TokenSource for OnConnection<'_> {
+        fn header(&self, name: &CStr) -> Option<&str> {
+            self.req.header(name)
+        }
+        fn env(&self, name: &CStr) -> Option<&str> {
+            self.req.env(name)
+        }
+        fn method(&self) -> &str {
+            self.req.method()
+        }
+        fn query(&self) -> Option<&str> {
+            self.req.query()
+        }
+        fn form_body(&self, limit: usize) -> Option<&[u8]> {
+            self.req.form_body(limit)
+        }
+    }
+
+    impl Request for OnConnection<'_> {
+        fn auth_name(&self) -> Option<&str> {
+            self.req.auth_name()
+        }
+        fn client_thumbprint(&self) -> Option<Cow<'_, str>> {
+            self.req.client_thumbprint()
+        }
+        fn connection_memo(&self) -> Option<&ConnectionMemo> {
+            Some(self.memo)
+        }
+    }
+
+    fn origin_on(
+        cfg: &DirConfig,
+        memo: &ConnectionMemo,
+        token: &str,
+        now: i64,
+    ) -> Option<crate::verify::Origin> {
+        let req = OnConnection {
+            req: Fake::bearer(token),
+            memo,
+        };
+        match authenticate(cfg, &req, Mode::OAuth2, now) {
+            Outcome::Granted(g) => Some(g.origin),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn the_same_token_again_on_a_connection_is_answered_from_its_memo() {
+        use crate::verify::Origin as From;
+        let cfg = config(&[("plain", SECRET, None)]);
+        let memo = ConnectionMemo::default();
+        // Claims of their own: the shared cache is one for all the tests of this process.
+        let alice = token(json!({"sub": "alice", "exp": NOW + 60, "jti": "memo-1"}));
+        let bob = token(json!({"sub": "bob", "exp": NOW + 60, "jti": "memo-1"}));
+        assert_eq!(origin_on(&cfg, &memo, &alice, NOW), Some(From::Verified));
+        assert_eq!(
+            origin_on(&cfg, &memo, &alice, NOW),
+            Some(From::ConnectionMemo)
+        );
+        // Another token on the same connection is not the memo's, and replaces it.
+        assert_eq!(origin_on(&cfg, &memo, &bob, NOW), Some(From::Verified));
+        assert_eq!(
+            origin_on(&cfg, &memo, &bob, NOW),
+            Some(From::ConnectionMemo)
+        );
+        // The first token again: from a cache, no longer from the memo.
+        assert!(matches!(
+            origin_on(&cfg, &memo, &alice, NOW),
+            Some(From::SharedCache | From::ProcessCache)
+        ));
+        // A token that differs only in its last byte is not mistaken for the memo's.
+        let mut forged = alice.clone();
+        let last = if forged.ends_with('A') { "B" } else { "A" };
+        forged.replace_range(forged.len() - 1.., last);
+        assert_eq!(origin_on(&cfg, &memo, &forged, NOW), None);
+        // Another location's verifiers (same directive, separate configuration) do not take the
+        // memo's answer; the shared cache, keyed by the directive, may answer.
+        let other = config(&[("plain", SECRET, None)]);
+        assert!(matches!(
+            origin_on(&other, &memo, &alice, NOW),
+            Some(From::Verified | From::SharedCache)
+        ));
+    }
+
+    #[test]
+    fn the_memo_keeps_the_time_rules_and_the_cache_expiry() {
+        use crate::verify::Origin as From;
+        let memo = ConnectionMemo::default();
+        let short = token(json!({"sub": "alice", "exp": NOW + 5, "jti": "memo-2"}));
+        let cfg = config(&[("plain", SECRET, None)]);
+        assert_eq!(origin_on(&cfg, &memo, &short, NOW), Some(From::Verified));
+        assert_eq!(
+            origin_on(&cfg, &memo, &short, NOW + 4),
+            Some(From::ConnectionMemo)
+        );
+        assert_eq!(origin_on(&cfg, &memo, &short, NOW + 6), None, "expired");
+
+        // expiry=10: the memo answers no longer than the result cache would.
+        let cfg = config(&[("plain", SECRET, Some("expiry=10"))]);
+        let alice = token(json!({"sub": "alice", "exp": NOW + 60, "jti": "memo-3"}));
+        assert_eq!(origin_on(&cfg, &memo, &alice, NOW), Some(From::Verified));
+        assert_eq!(
+            origin_on(&cfg, &memo, &alice, NOW + 9),
+            Some(From::ConnectionMemo)
+        );
+        // Past the memo's time (the shared cache keeps wall-clock time, so it may still answer).
+        assert!(matches!(
+            origin_on(&cfg, &memo, &alice, NOW + 10),
+            Some(From::Verified | From::SharedCache)
+        ));
+
+        // expiry=0 (no result caching): every request is verified.
+        let cfg = config(&[("plain", SECRET, Some("expiry=0"))]);
+        assert_eq!(origin_on(&cfg, &memo, &alice, NOW), Some(From::Verified));
+        assert_eq!(origin_on(&cfg, &memo, &alice, NOW), Some(From::Verified));
+    }
+
+    #[test]
+    fn a_memo_answer_still_checks_the_certificate_binding() {
+        let cfg = config(&[("plain", SECRET, Some("type=mtls&mtls.policy=required"))]);
+        let memo = ConnectionMemo::default();
+        let bound = token(
+            json!({"sub": "alice", "exp": NOW + 60, "cnf": {"x5t#S256": "thumb-one"}, "jti": "memo-4"}),
+        );
+        let on = |thumbprint| OnConnection {
+            req: Fake {
+                thumbprint,
+                ..Fake::bearer(&bound)
+            },
+            memo: &memo,
+        };
+        let granted = |o: Outcome| matches!(o, Outcome::Granted(_));
+        assert!(granted(authenticate(
+            &cfg,
+            &on(Some("thumb-one")),
+            Mode::OAuth2,
+            NOW
+        )));
+        assert!(granted(authenticate(
+            &cfg,
+            &on(Some("thumb-one")),
+            Mode::OAuth2,
+            NOW
+        )));
+        assert!(!granted(authenticate(
+            &cfg,
+            &on(Some("thumb-two")),
+            Mode::OAuth2,
+            NOW
+        )));
+        assert!(!granted(authenticate(&cfg, &on(None), Mode::OAuth2, NOW)));
     }
 }
 

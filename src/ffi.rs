@@ -82,6 +82,7 @@ unsafe extern "C" {
         n: usize,
         headers: c_int,
         envvars: c_int,
+        fresh_prefix_len: usize,
     );
     pub fn oauth2_env_get(r: *mut request_rec, name: *const c_char) -> *const c_char;
     pub fn oauth2_env_unset(r: *mut request_rec, name: *const c_char);
@@ -131,6 +132,12 @@ unsafe extern "C" {
         thumbprint: *const c_char,
         tlen: usize,
     );
+    /// This connection's token memo: made by `create` on first use, released with the connection.
+    pub fn oauth2_conn_token_memo(
+        r: *mut request_rec,
+        create: unsafe extern "C" fn() -> *mut c_void,
+        release: unsafe extern "C" fn(*mut c_void) -> c_int,
+    ) -> *mut c_void;
 
     // Defined in the shim, referenced only by the module struct below.
     static oauth2_shim_cmds: command_rec; // really `const command_rec[]`; only its address is used

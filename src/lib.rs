@@ -10,6 +10,7 @@ pub mod authz;
 pub mod cache;
 pub mod challenge;
 pub mod config;
+pub mod ct;
 pub mod digest;
 pub mod hex;
 pub mod jose;

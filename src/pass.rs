@@ -102,6 +102,10 @@ pub struct Passed {
     pub headers: bool,
     /// Set them as environment variables (`envvars=`).
     pub envvars: bool,
+    /// The length of the prefix every variable name starts with, when it is not empty and no two
+    /// names are the same in any case: the request can then add them without looking for an
+    /// earlier value of each (0: set each one, replacing what is there).
+    fresh_prefix_len: usize,
 }
 
 impl Passed {
@@ -120,6 +124,11 @@ impl Passed {
 
     pub fn authn_header_offsets(&self) -> Option<[usize; 2]> {
         self.authn_header
+    }
+
+    /// See the field: non-zero when the variables can be added rather than set.
+    pub fn fresh_prefix_len(&self) -> usize {
+        self.fresh_prefix_len
     }
 
     /// `(name, value)` in claim order; values encoded per `encoding=`.
@@ -179,6 +188,7 @@ pub fn build(
         authn_header: None,
         headers: tp.headers(),
         envvars: tp.envvars(),
+        fresh_prefix_len: 0,
     };
     for (name, value) in claims {
         let n = p.text.len();
@@ -209,7 +219,24 @@ pub fn build(
     if let Some(header) = &tp.authn_header {
         p.authn_header = Some(p.push(header.as_bytes(), &encode(encoding, &header_safe(user))));
     }
+    if !prefix.is_empty() && p.names_are_distinct() {
+        p.fresh_prefix_len = prefix.len();
+    }
     p
+}
+
+impl Passed {
+    /// No two variable names equal ignoring case (a claim named `access_token`, two claims that
+    /// differ only in case or in characters that become `-`): the request tables are
+    /// case-insensitive, and such a name must replace, not add.
+    fn names_are_distinct(&self) -> bool {
+        let mut names: Vec<&[u8]> = self.vars().map(|(name, _)| name.as_bytes()).collect();
+        fn lower(name: &[u8]) -> impl Iterator<Item = u8> + '_ {
+            name.iter().map(u8::to_ascii_lowercase)
+        }
+        names.sort_unstable_by(|a, b| lower(a).cmp(lower(b)));
+        names.windows(2).all(|w| !w[0].eq_ignore_ascii_case(w[1]))
+    }
 }
 
 /// [`encode`] without a copy for the common `none` case.
@@ -374,6 +401,33 @@ mod tests {
         }
         let stripped = build(&tp, &claims, "joe", None);
         assert!(!stripped.vars().any(|(n, _)| n == "X-C-access_token"));
+    }
+
+    #[test]
+    fn names_that_would_collide_in_a_request_table_are_set_not_added() {
+        let fresh = |claims: Value, options: &str, token: Option<&str>| {
+            let Value::Object(claims) = claims else {
+                unreachable!()
+            };
+            let mut tp = TargetPass::default();
+            tp.apply(options).unwrap();
+            build(&tp, &claims, "joe", token).fresh_prefix_len()
+        };
+        let prefix = DEFAULT_PREFIX.len();
+        assert_eq!(
+            fresh(json!({"sub": "joe", "scope": "a"}), "", Some("t")),
+            prefix
+        );
+        // Equal in a case-insensitive table, or after `-` replaced a separator.
+        assert_eq!(fresh(json!({"sub": "joe", "SUB": "x"}), "", None), 0);
+        assert_eq!(fresh(json!({"a b": 1, "a-b": 2}), "", None), 0);
+        // A claim named like the token's or the payload's variable.
+        assert_eq!(fresh(json!({"access_token": "x"}), "", Some("t")), 0);
+        assert_eq!(fresh(json!({"access_token": "x"}), "", None), prefix);
+        assert_eq!(fresh(json!({"all": 1}), "json_payload_claim=ALL", None), 0);
+        // No prefix: a claim could be named like any request header, so every name is set.
+        assert_eq!(fresh(json!({"sub": "joe"}), "prefix=", None), 0);
+        assert_eq!(fresh(json!({"sub": "joe"}), "prefix=X-", None), 2);
     }
 
     #[test]

@@ -122,7 +122,9 @@ fn header_token<'a>(value: &'a str, scheme: &str) -> Option<&'a str> {
     if value.eq_ignore_ascii_case(scheme) {
         return Some("");
     }
-    let (given, rest) = value.split_once(' ')?;
+    // Bytes, not a char search: this runs on every request and the space is a few bytes in.
+    let space = value.bytes().position(|b| b == b' ')?;
+    let (given, rest) = (&value[..space], &value[space + 1..]);
     given
         .eq_ignore_ascii_case(scheme)
         .then(|| rest.trim_start_matches(' '))

@@ -595,6 +595,70 @@ fn encodings() {
     f.assert_none();
 }
 
+/// Every variable reaches the backend once, with the module's value: when a variable of the same
+/// name is already there (SetEnvIf ran before authentication) and when two claims make the same
+/// name (the request tables ignore case), the later value replaces the earlier, as in the C module.
+#[test]
+fn each_variable_arrives_once_with_the_verified_value() {
+    let signer = TokenSigner::rsa("one");
+    let backend = RawBackend::start();
+    let verify = format!("OAuth2TokenVerify jwk {}", signer.jwk_arg());
+    // mod_headers reads the variable as most modules do (the first of that name in the table);
+    // the CGI environment would hide a duplicate (httpd merges it, keeping the last).
+    let echo = "RequestHeader set X-Env-Sub %{OAUTH2_CLAIM_sub}e";
+    let preset =
+        format!("SetEnvIf Request_URI . OAUTH2_CLAIM_sub=preset oauth2_claim_role=preset\n{echo}");
+    let h = Httpd::start(HttpdConfig::new(pairs(
+        &verify,
+        &backend,
+        &[("preset", preset), ("plain", echo.to_string())],
+    )));
+    let mut f = Failures::default();
+    let distinct = signer.mint(&with(claims("joe"), json!({"role": "admin"})));
+    let colliding = signer.mint(&with(
+        claims("joe"),
+        json!({"role": "admin", "SUB": "other"}),
+    ));
+    for (name, tok, sub) in [
+        ("preset", &distinct, "joe"),
+        ("preset", &colliding, "other"),
+        ("plain", &colliding, "other"),
+    ] {
+        let r = h.https(&format!("/{name}/env")).bearer(tok).send();
+        f.expect(&format!("/{name} CGI"), &r, 200, None);
+        let entries: Vec<String> = r
+            .body
+            .split(|b| *b == 0)
+            .map(|e| String::from_utf8_lossy(e).into_owned())
+            .filter(|e| e.to_ascii_lowercase().starts_with("oauth2_claim_"))
+            .collect();
+        for (var, want) in [("oauth2_claim_sub=", sub), ("oauth2_claim_role=", "admin")] {
+            let got: Vec<&String> = entries
+                .iter()
+                .filter(|e| e.to_ascii_lowercase().starts_with(var))
+                .collect();
+            f.check(
+                got.len() == 1 && got[0].ends_with(&format!("={want}")),
+                || format!("/{name} CGI: {var}... {got:?}, expected one with {want:?}"),
+            );
+        }
+        let r = h.https(&format!("/px-{name}/x")).bearer(tok).send();
+        f.expect(&format!("/px-{name} proxied"), &r, 200, None);
+        for (header, want) in [
+            ("OAUTH2_CLAIM_sub", sub),
+            ("OAUTH2_CLAIM_role", "admin"),
+            ("X-Env-Sub", sub),
+        ] {
+            let got = head_values(&r.body, header);
+            f.check(got == [want.as_bytes().to_vec()], || {
+                format!("/px-{name}: {header} {got:?}, expected once {want:?}")
+            });
+        }
+    }
+    h.assert_no_child_crash();
+    f.assert_none();
+}
+
 #[test]
 fn spoofed_headers_are_scrubbed_on_every_path() {
     let signer = TokenSigner::rsa("one");

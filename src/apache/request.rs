@@ -2,6 +2,7 @@
 //! the code that carries a decision back into the request.
 
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 use std::cell::OnceCell;
 use std::ffi::{CStr, c_char, c_int, c_void};
 use std::sync::Arc;
@@ -12,11 +13,11 @@ use crate::ffi;
 use crate::pass::{self, Passed};
 use crate::pop::mtls;
 use crate::token::{StripAction, TokenSource};
+use crate::verify::memo::ConnectionMemo;
 use crate::verify::{Accepted, Claims};
 
 pub struct ApacheRequest {
     r: *mut ffi::request_rec,
-    thumbprint: OnceCell<Option<String>>,
     body: OnceCell<Option<&'static [u8]>>,
 }
 
@@ -26,7 +27,13 @@ fn pool_str<'a>(p: *const c_char) -> Option<&'a str> {
         return None;
     }
     // SAFETY: non-NULL strings from the shim are NUL-terminated and pool-owned for the request.
-    unsafe { CStr::from_ptr(p) }.to_str().ok()
+    let bytes = unsafe { CStr::from_ptr(p) }.to_bytes();
+    // Tokens and header values are ASCII: checked a word at a time, cheaper than UTF-8 decoding.
+    if bytes.is_ascii() {
+        // SAFETY: ASCII is valid UTF-8.
+        return Some(unsafe { std::str::from_utf8_unchecked(bytes) });
+    }
+    std::str::from_utf8(bytes).ok()
 }
 
 /// Releases the claims kept for `Require oauth2_claim` when the request pool goes.
@@ -38,13 +45,26 @@ unsafe extern "C" fn release_claims(data: *mut c_void) -> c_int {
     0
 }
 
+unsafe extern "C" fn new_token_memo() -> *mut c_void {
+    std::panic::catch_unwind(|| Box::into_raw(Box::<ConnectionMemo>::default()).cast::<c_void>())
+        .unwrap_or(std::ptr::null_mut())
+}
+
+/// Frees a connection's token memo when the connection pool goes.
+unsafe extern "C" fn release_token_memo(data: *mut c_void) -> c_int {
+    let _ = std::panic::catch_unwind(|| {
+        // SAFETY: registered once for a pointer made by Box::into_raw in `new_token_memo`.
+        drop(unsafe { Box::from_raw(data.cast::<ConnectionMemo>()) });
+    });
+    0
+}
+
 impl ApacheRequest {
     /// # Safety
     /// `r` must be the live request of the current hook, used on this thread only.
     pub unsafe fn new(r: *mut ffi::request_rec) -> ApacheRequest {
         ApacheRequest {
             r,
-            thumbprint: OnceCell::new(),
             body: OnceCell::new(),
         }
     }
@@ -100,8 +120,15 @@ impl ApacheRequest {
         }
     }
 
-    /// Variables of `pass` as request headers and/or environment variables.
-    fn set_pairs(&self, pass: &Passed, pairs: &[[usize; 2]], headers: bool, envvars: bool) {
+    /// Variables of `pass` as request headers and/or environment variables. `fresh_prefix_len`:
+    /// see [`Passed::fresh_prefix_len`] (request headers with the prefix were scrubbed before).
+    fn set_pairs(
+        &self,
+        pass: &Passed,
+        pairs: &[[usize; 2]],
+        (headers, envvars): (bool, bool),
+        fresh_prefix_len: usize,
+    ) {
         if pairs.is_empty() || !(headers || envvars) {
             return;
         }
@@ -118,6 +145,7 @@ impl ApacheRequest {
                 pairs.len(),
                 c_int::from(headers),
                 c_int::from(envvars),
+                fresh_prefix_len,
             )
         }
     }
@@ -203,7 +231,7 @@ impl ApacheRequest {
                 c_int::from(status)
             }
             Outcome::Granted(granted) => {
-                self.grant(*granted);
+                self.grant(granted);
                 ffi::OK
             }
         }
@@ -223,11 +251,14 @@ impl ApacheRequest {
         let user = pass.user();
         // SAFETY: see `new`; copied by the shim.
         unsafe { ffi::oauth2_set_user(self.r, user.as_ptr().cast(), user.len()) };
-        self.set_pairs(&pass, pass.var_offsets(), pass.headers, pass.envvars);
+        let targets = (pass.headers, pass.envvars);
+        self.set_pairs(&pass, pass.var_offsets(), targets, pass.fresh_prefix_len());
         if let Some(pair) = pass.authn_header_offsets() {
-            self.set_pairs(&pass, &[pair], true, false);
+            self.set_pairs(&pass, &[pair], (true, false), 0);
         }
-        self.keep_claims(claims);
+        if crate::authz::claims_required() {
+            self.keep_claims(claims);
+        }
         // SAFETY: see `new`. Checked first so the hot path does not format a line nobody reads.
         if unsafe { ffi::oauth2_log_enabled(self.r, ffi::APLOG_DEBUG) } == 0 {
             return;
@@ -260,18 +291,16 @@ impl ApacheRequest {
 
     /// The thumbprint memoised for this connection, without asking mod_ssl (which would export
     /// the certificate as PEM on every request); the first lookup on a connection fills the memo.
-    fn memo_thumbprint(&self) -> Option<String> {
+    /// Borrowed from the connection's pool, which outlives the request.
+    fn memo_thumbprint(&self) -> Option<&str> {
         let (mut memo_pem, mut memo_thumb) = (std::ptr::null(), std::ptr::null());
         // SAFETY: see `new`; the shim fills both out-pointers.
         unsafe { ffi::oauth2_conn_memo_get(self.r, &mut memo_pem, &mut memo_thumb) };
-        match pool_str(memo_thumb) {
-            Some(thumb) => Some(thumb.to_string()),
-            None => self.current_thumbprint(),
-        }
+        pool_str(memo_thumb).or_else(|| self.current_thumbprint())
     }
 
     /// The certificate mod_ssl has now; hashed only when it differs from the memo, which it updates.
-    fn current_thumbprint(&self) -> Option<String> {
+    fn current_thumbprint(&self) -> Option<&str> {
         // SAFETY: see `new`.
         let pem_ptr = unsafe { ffi::oauth2_client_cert_pem(self.r) };
         let pem = pool_str(pem_ptr)?;
@@ -280,13 +309,15 @@ impl ApacheRequest {
         unsafe { ffi::oauth2_conn_memo_get(self.r, &mut memo_pem, &mut memo_thumb) };
         if let (Some(seen), Some(thumb)) = (pool_str(memo_pem), pool_str(memo_thumb)) {
             if seen == pem {
-                return Some(thumb.to_string());
+                return Some(thumb);
             }
         }
         let thumb = mtls::thumbprint_of_pem(pem)?;
         // SAFETY: see `new`; pem_ptr is NUL-terminated, the thumbprint passed with its length.
         unsafe { ffi::oauth2_conn_memo_set(self.r, pem_ptr, thumb.as_ptr().cast(), thumb.len()) };
-        Some(thumb)
+        // SAFETY: as above; the memo now holds the pool's copy.
+        unsafe { ffi::oauth2_conn_memo_get(self.r, &mut memo_pem, &mut memo_thumb) };
+        pool_str(memo_thumb)
     }
 }
 
@@ -329,13 +360,21 @@ impl authn::Request for ApacheRequest {
         pool_str(unsafe { ffi::oauth2_auth_name(self.r) })
     }
 
-    fn client_thumbprint(&self) -> Option<String> {
-        self.thumbprint
-            .get_or_init(|| self.memo_thumbprint())
-            .clone()
+    fn client_thumbprint(&self) -> Option<Cow<'_, str>> {
+        self.memo_thumbprint().map(Cow::Borrowed)
     }
 
-    fn client_thumbprint_now(&self) -> Option<String> {
-        self.current_thumbprint()
+    fn client_thumbprint_now(&self) -> Option<Cow<'_, str>> {
+        self.current_thumbprint().map(Cow::Borrowed)
+    }
+
+    fn connection_memo(&self) -> Option<&ConnectionMemo> {
+        // SAFETY: see `new`; the memo is made once per connection and freed with the connection's
+        // pool, which outlives this request. It is only used through its own lock.
+        unsafe {
+            ffi::oauth2_conn_token_memo(self.r, new_token_memo, release_token_memo)
+                .cast::<ConnectionMemo>()
+                .as_ref()
+        }
     }
 }

@@ -53,14 +53,14 @@ pub fn bound_thumbprint(claims: &Map<String, Value>) -> Option<&str> {
     claims.get("cnf")?.get("x5t#S256")?.as_str()
 }
 
-/// Applies the decision table of RFC 8705 section 3 (reference section 3).
-/// `client_thumbprint` is only asked for when the token is bound.
-pub fn check(
-    claims: &Map<String, Value>,
+/// Applies the decision table of RFC 8705 section 3 (reference section 3) to the token's
+/// [`bound_thumbprint`]. `client_thumbprint` is only asked for when the token is bound.
+pub fn check<T: AsRef<str>>(
+    bound: Option<&str>,
     policy: MtlsPolicy,
-    client_thumbprint: impl FnOnce() -> Option<String>,
+    client_thumbprint: impl FnOnce() -> Option<T>,
 ) -> Result<(), BindingError> {
-    let Some(expected) = bound_thumbprint(claims) else {
+    let Some(expected) = bound else {
         return match policy {
             MtlsPolicy::Optional => Ok(()),
             MtlsPolicy::Required => Err(BindingError::NotBound),
@@ -68,8 +68,7 @@ pub fn check(
     };
     let actual = client_thumbprint().ok_or(BindingError::NoCertificate)?;
     // Lengths are public (43 characters); the contents are compared in constant time.
-    if expected.len() == actual.len() && openssl::memcmp::eq(expected.as_bytes(), actual.as_bytes())
-    {
+    if crate::ct::eq(expected.as_bytes(), actual.as_ref().as_bytes()) {
         Ok(())
     } else {
         Err(BindingError::Mismatch)
@@ -108,7 +107,7 @@ mod tests {
         } else {
             claims(json!({ "cnf": cnf }))
         };
-        check(&c, policy, || cert.map(String::from))
+        check(bound_thumbprint(&c), policy, || cert)
     }
 
     #[test]

@@ -16,6 +16,8 @@ pub struct Accepted {
     claims: Map<String, Value>,
     /// `exp`, `nbf`, `iat`, for re-checking the result on every use.
     times: Times,
+    /// `cnf["x5t#S256"]`, for checking the certificate binding on every use.
+    bound_thumbprint: Option<Box<str>>,
     /// The first request's `OAuth2TargetPass` settings, whether it stripped the token, and what
     /// they made of these claims (the token is part of the cache key, so it is the same too).
     passed: OnceLock<(TargetPass, bool, Arc<Passed>)>,
@@ -25,6 +27,7 @@ impl Accepted {
     pub fn new(claims: Map<String, Value>) -> Claims {
         Arc::new(Accepted {
             times: Times::of(&claims),
+            bound_thumbprint: crate::pop::mtls::bound_thumbprint(&claims).map(Box::from),
             claims,
             passed: OnceLock::new(),
         })
@@ -36,6 +39,10 @@ impl Accepted {
 
     pub fn times(&self) -> &Times {
         &self.times
+    }
+
+    pub fn bound_thumbprint(&self) -> Option<&str> {
+        self.bound_thumbprint.as_deref()
     }
 
     /// What goes to the backend under `target_pass`: built once, then reused for requests with

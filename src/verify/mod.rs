@@ -3,6 +3,7 @@
 
 pub mod accepted;
 pub mod claims;
+pub mod memo;
 pub mod result_cache;
 
 use serde_json::{Map, Value};
@@ -127,6 +128,8 @@ pub enum Origin {
     Verified,
     ProcessCache,
     SharedCache,
+    /// The token accepted on the previous request of the same connection ([`memo`]).
+    ConnectionMemo,
 }
 
 impl Origin {
@@ -135,6 +138,29 @@ impl Origin {
             Origin::Verified => "verified",
             Origin::ProcessCache => "from this process's cache",
             Origin::SharedCache => "from the shared cache",
+            Origin::ConnectionMemo => "as on this connection's previous request",
+        }
+    }
+}
+
+/// An accepted token: its claims, where the answer came from, and until when a cache may answer
+/// for the same token again.
+#[derive(Debug)]
+pub struct Answer {
+    pub claims: Claims,
+    pub origin: Origin,
+    /// Unix seconds; `None` when results are not cached (`expiry=0`).
+    pub reusable_until: Option<i64>,
+}
+
+impl Answer {
+    fn cached(claims: Claims, origin: Origin, now: i64, left: std::time::Duration) -> Answer {
+        // Whole seconds, rounded down: never later than the cache entry itself.
+        let left = i64::try_from(left.as_secs()).unwrap_or(i64::MAX);
+        Answer {
+            claims,
+            origin,
+            reusable_until: Some(now.saturating_add(left)),
         }
     }
 }
@@ -163,31 +189,29 @@ impl Verifier {
     /// [`Verifier::check_binding`].
     pub fn verify(&self, token: &ParsedToken, now: i64) -> Result<Claims, VerifyError> {
         self.verify_with_origin(token, now)
-            .map(|(claims, _)| claims)
+            .map(|answer| answer.claims)
     }
 
-    pub fn verify_with_origin(
-        &self,
-        token: &ParsedToken,
-        now: i64,
-    ) -> Result<(Claims, Origin), VerifyError> {
+    pub fn verify_with_origin(&self, token: &ParsedToken, now: i64) -> Result<Answer, VerifyError> {
         let r = &self.results;
         if r.ttl.is_zero() {
-            return self
-                .verify_uncached(token, now)
-                .map(|c| (c, Origin::Verified));
+            return self.verify_uncached(token, now).map(|claims| Answer {
+                claims,
+                origin: Origin::Verified,
+                reusable_until: None,
+            });
         }
         let key = r.key(token.raw);
-        if let Some(claims) = r.front.get(&key) {
+        if let Some((claims, left)) = r.front.get(&key) {
             // Re-checked: time-based rules (e.g. verify.iat.slack_before) may have changed the answer.
             if self.claims.recheck_times(claims.times(), now).is_ok() {
-                return Ok((claims, Origin::ProcessCache));
+                return Ok(Answer::cached(claims, Origin::ProcessCache, now, left));
             }
         }
         if let Some(claims) = self.shared_lookup(&key, now) {
-            r.front
-                .put(key, claims.clone(), ttl_for(&claims, r.ttl, now));
-            return Ok((claims, Origin::SharedCache));
+            let ttl = ttl_for(&claims, r.ttl, now);
+            r.front.put(key, claims.clone(), ttl);
+            return Ok(Answer::cached(claims, Origin::SharedCache, now, ttl));
         }
         let claims = self.verify_uncached(token, now)?;
         let ttl = ttl_for(&claims, r.ttl, now);
@@ -202,7 +226,7 @@ impl Verifier {
         if !shared.is_some_and(|shared| shared.is_local_memory()) {
             r.front.put(key, claims.clone(), ttl);
         }
-        Ok((claims, Origin::Verified))
+        Ok(Answer::cached(claims, Origin::Verified, now, ttl))
     }
 
     fn shared_lookup(&self, key: &[u8; 32], now: i64) -> Option<Claims> {
@@ -311,15 +335,16 @@ impl Verifier {
         Ok(Accepted::new(claims))
     }
 
-    pub fn check_binding(
+    pub fn check_binding<T: AsRef<str>>(
         &self,
-        claims: &Map<String, Value>,
-        client_thumbprint: impl FnOnce() -> Option<String>,
+        claims: &Accepted,
+        client_thumbprint: impl FnOnce() -> Option<T>,
     ) -> Result<(), VerifyError> {
         match self.binding {
             Binding::Bearer => Ok(()),
             Binding::Mtls(policy) => {
-                mtls::check(claims, policy, client_thumbprint).map_err(VerifyError::Binding)
+                mtls::check(claims.bound_thumbprint(), policy, client_thumbprint)
+                    .map_err(VerifyError::Binding)
             }
         }
     }

@@ -55,10 +55,12 @@ impl ResultCache {
         }
     }
 
-    pub fn get(&self, key: &[u8; 32]) -> Option<Claims> {
+    /// The claims kept for `key`, and how much longer they are kept.
+    pub fn get(&self, key: &[u8; 32]) -> Option<(Claims, Duration)> {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
         match entries.map.get(key) {
-            Some((until, claims, _)) if Instant::now() < *until => Some(claims.clone()),
+            Some((until, claims, _)) if now < *until => Some((claims.clone(), *until - now)),
             Some(_) => {
                 entries.map.remove(key);
                 None

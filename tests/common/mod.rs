@@ -1129,6 +1129,41 @@ impl Httpd {
             false,
         )
     }
+
+    /// One `GET https://...<path>` per token, all on one keep-alive connection (one curl, its
+    /// transfers joined by `--next`), presenting `cert` if given. Returns, per request, the status
+    /// and whether curl had to open a new connection for it.
+    pub fn keep_alive(
+        &self,
+        path: &str,
+        tokens: &[&str],
+        cert: Option<ClientCert>,
+    ) -> Vec<(u16, bool)> {
+        let mut cmd = Command::new(curl_bin());
+        cmd.arg("-q");
+        for (i, token) in tokens.iter().enumerate() {
+            if i > 0 {
+                cmd.arg("--next");
+            }
+            cmd.args(["-sS", "--http1.1", "--max-time", "10", "--noproxy", "*"]);
+            cmd.arg("--cacert").arg(&self.pki.ca_cert);
+            if let Some(c) = cert {
+                let (crt, key) = self.pki.cert_and_key(c);
+                cmd.arg("--cert").arg(crt).arg("--key").arg(key);
+            }
+            cmd.args(["-o", "/dev/null", "-w", "%{http_code} %{num_connects}\\n"]);
+            cmd.arg("-H").arg(format!("Authorization: Bearer {token}"));
+            cmd.arg(format!("https://127.0.0.1:{}{path}", self.https_port));
+        }
+        let out = cmd.stdin(Stdio::null()).output().expect("cannot run curl");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| {
+                let (code, connects) = l.split_once(' ')?;
+                Some((code.parse().ok()?, connects != "0"))
+            })
+            .collect()
+    }
 }
 
 impl Drop for Httpd {

@@ -7,7 +7,6 @@ use std::cmp::Ordering;
 use openssl::bn::{BigNum, BigNumContext};
 use openssl::ecdsa::EcdsaSig;
 use openssl::error::ErrorStack;
-use openssl::memcmp;
 use openssl::pkey::{PKey, Public};
 use openssl::pkey_ctx::PkeyCtx;
 use openssl::rsa::Padding;
@@ -86,8 +85,7 @@ fn hmac(alg: Alg, secret: &[u8], input: &[u8], signature: &[u8]) -> Result<(), J
     let key = PKey::hmac(secret).map_err(setup("HMAC key"))?;
     let mut signer = Signer::new(alg.digest(), &key).map_err(setup("HMAC"))?;
     let mac = signer.sign_oneshot_to_vec(input).map_err(setup("HMAC"))?;
-    // Constant-time comparison; memcmp::eq requires equal lengths.
-    if mac.len() == signature.len() && memcmp::eq(&mac, signature) {
+    if crate::ct::eq(&mac, signature) {
         Ok(())
     } else {
         Err(JoseError::SignatureInvalid)
