@@ -2,7 +2,6 @@
 //! The Apache layer (src/apache/) turns the outcome into r->user, headers, variables and a status.
 
 use serde_json::Value;
-use std::borrow::Cow;
 use std::sync::Arc;
 
 use crate::challenge::{self, www_authenticate};
@@ -20,9 +19,9 @@ pub trait Request: TokenSource {
     fn auth_name(&self) -> Option<&str>;
     /// base64url SHA-256 thumbprint of the TLS client certificate, if one was presented. It may
     /// come from a memo of this connection: a certificate whose key the connection proved to hold.
-    fn client_thumbprint(&self) -> Option<Cow<'_, str>>;
+    fn client_thumbprint(&self) -> Option<&str>;
     /// The same, read from the TLS layer now (after a renegotiation it can differ from the memo).
-    fn client_thumbprint_now(&self) -> Option<Cow<'_, str>> {
+    fn client_thumbprint_now(&self) -> Option<&str> {
         self.client_thumbprint()
     }
     /// What this connection's previous request accepted, for keep-alive requests with the same
@@ -257,13 +256,11 @@ mod tests {
         fn auth_name(&self) -> Option<&str> {
             self.realm
         }
-        fn client_thumbprint(&self) -> Option<Cow<'_, str>> {
-            self.thumbprint.map(Cow::Borrowed)
+        fn client_thumbprint(&self) -> Option<&str> {
+            self.thumbprint
         }
-        fn client_thumbprint_now(&self) -> Option<Cow<'_, str>> {
-            self.thumbprint_now
-                .unwrap_or(self.thumbprint)
-                .map(Cow::Borrowed)
+        fn client_thumbprint_now(&self) -> Option<&str> {
+            self.thumbprint_now.unwrap_or(self.thumbprint)
         }
     }
 
@@ -719,7 +716,7 @@ mod tests {
         fn auth_name(&self) -> Option<&str> {
             self.req.auth_name()
         }
-        fn client_thumbprint(&self) -> Option<Cow<'_, str>> {
+        fn client_thumbprint(&self) -> Option<&str> {
             self.req.client_thumbprint()
         }
         fn connection_memo(&self) -> Option<&ConnectionMemo> {

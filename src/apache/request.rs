@@ -2,7 +2,6 @@
 //! the code that carries a decision back into the request.
 
 use serde_json::{Map, Value};
-use std::borrow::Cow;
 use std::cell::OnceCell;
 use std::ffi::{CStr, c_char, c_int, c_void};
 use std::sync::Arc;
@@ -360,12 +359,12 @@ impl authn::Request for ApacheRequest {
         pool_str(unsafe { ffi::oauth2_auth_name(self.r) })
     }
 
-    fn client_thumbprint(&self) -> Option<Cow<'_, str>> {
-        self.memo_thumbprint().map(Cow::Borrowed)
+    fn client_thumbprint(&self) -> Option<&str> {
+        self.memo_thumbprint()
     }
 
-    fn client_thumbprint_now(&self) -> Option<Cow<'_, str>> {
-        self.current_thumbprint().map(Cow::Borrowed)
+    fn client_thumbprint_now(&self) -> Option<&str> {
+        self.current_thumbprint()
     }
 
     fn connection_memo(&self) -> Option<&ConnectionMemo> {

@@ -55,10 +55,10 @@ pub fn bound_thumbprint(claims: &Map<String, Value>) -> Option<&str> {
 
 /// Applies the decision table of RFC 8705 section 3 (reference section 3) to the token's
 /// [`bound_thumbprint`]. `client_thumbprint` is only asked for when the token is bound.
-pub fn check<T: AsRef<str>>(
+pub fn check<'a>(
     bound: Option<&str>,
     policy: MtlsPolicy,
-    client_thumbprint: impl FnOnce() -> Option<T>,
+    client_thumbprint: impl FnOnce() -> Option<&'a str>,
 ) -> Result<(), BindingError> {
     let Some(expected) = bound else {
         return match policy {
@@ -68,7 +68,7 @@ pub fn check<T: AsRef<str>>(
     };
     let actual = client_thumbprint().ok_or(BindingError::NoCertificate)?;
     // Lengths are public (43 characters); the contents are compared in constant time.
-    if crate::ct::eq(expected.as_bytes(), actual.as_ref().as_bytes()) {
+    if crate::ct::eq(expected.as_bytes(), actual.as_bytes()) {
         Ok(())
     } else {
         Err(BindingError::Mismatch)

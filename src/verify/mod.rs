@@ -335,10 +335,10 @@ impl Verifier {
         Ok(Accepted::new(claims))
     }
 
-    pub fn check_binding<T: AsRef<str>>(
+    pub fn check_binding<'a>(
         &self,
         claims: &Accepted,
-        client_thumbprint: impl FnOnce() -> Option<T>,
+        client_thumbprint: impl FnOnce() -> Option<&'a str>,
     ) -> Result<(), VerifyError> {
         match self.binding {
             Binding::Bearer => Ok(()),
