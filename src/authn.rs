@@ -812,6 +812,31 @@ mod tests {
     }
 
     #[test]
+    fn a_result_from_the_shared_cache_is_reused_no_longer_than_its_entry_lives() {
+        use crate::verify::Origin as From;
+        let tok = token(json!({"sub": "alice", "exp": NOW + 600, "jti": "shared-1"}));
+        // The same line in three locations: one verifier identity (one shared entry), three
+        // process caches.
+        let line = [("plain", SECRET, Some("expiry=10"))];
+        let (first, second, third) = (config(&line), config(&line), config(&line));
+        let answer = |cfg: &DirConfig, now| {
+            let verifier = &cfg.verifiers.as_ref().unwrap()[0];
+            let a = verifier
+                .verify_with_origin(&ParsedToken::parse(&tok), now)
+                .unwrap();
+            (a.origin, a.reusable_until)
+        };
+        assert_eq!(answer(&first, NOW), (From::Verified, Some(NOW + 10)));
+        // 8 s later: 2 s left, not another 10.
+        assert_eq!(
+            answer(&second, NOW + 8),
+            (From::SharedCache, Some(NOW + 10))
+        );
+        // Past its time the entry answers no more (its backend may keep it a little longer).
+        assert_eq!(answer(&third, NOW + 11), (From::Verified, Some(NOW + 21)));
+    }
+
+    #[test]
     fn a_memo_answer_still_checks_the_certificate_binding() {
         let cfg = config(&[("plain", SECRET, Some("type=mtls&mtls.policy=required"))]);
         let memo = ConnectionMemo::default();

@@ -9,6 +9,7 @@ pub mod result_cache;
 use serde_json::{Map, Value};
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::cache::Cache;
 use crate::jose::{self, JoseError, Jws, Key};
@@ -60,7 +61,7 @@ pub struct ResultCaching {
     /// SHA-256 of the directive's type, value and options.
     pub identity: [u8; 32],
     /// `expiry`: how long an accepted result is reused (default 300 s).
-    pub ttl: std::time::Duration,
+    pub ttl: Duration,
     /// In this process (the hot path: no lock shared with other children, no round trip).
     pub front: Arc<ResultCache>,
     /// Shared with other children and hosts (`verify.cache`); `None` when not worth it.
@@ -68,7 +69,7 @@ pub struct ResultCaching {
 }
 
 impl ResultCaching {
-    pub fn new(identity: [u8; 32], ttl: std::time::Duration, shared: Option<Arc<Cache>>) -> Self {
+    pub fn new(identity: [u8; 32], ttl: Duration, shared: Option<Arc<Cache>>) -> Self {
         ResultCaching {
             identity,
             ttl,
@@ -143,6 +144,17 @@ impl Origin {
     }
 }
 
+/// A result as the shared cache keeps it: until when it may be used (Unix seconds, 8 bytes
+/// big-endian), then the claims as JSON. Every process that reads it keeps it no longer than that,
+/// so a result is reused for `expiry` in all, as in the C module's single cache, not for `expiry`
+/// again in each process that found it there.
+fn shared_entry(claims: &Accepted, now: i64, ttl: Duration) -> Option<Vec<u8>> {
+    let until = now.saturating_add(i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX));
+    let mut entry = until.to_be_bytes().to_vec();
+    serde_json::to_writer(&mut entry, claims.claims()).ok()?;
+    Some(entry)
+}
+
 /// An accepted token: its claims, where the answer came from, and until when a cache may answer
 /// for the same token again.
 #[derive(Debug)]
@@ -154,7 +166,7 @@ pub struct Answer {
 }
 
 impl Answer {
-    fn cached(claims: Claims, origin: Origin, now: i64, left: std::time::Duration) -> Answer {
+    fn cached(claims: Claims, origin: Origin, now: i64, left: Duration) -> Answer {
         // Whole seconds, rounded down: never later than the cache entry itself.
         let left = i64::try_from(left.as_secs()).unwrap_or(i64::MAX);
         Answer {
@@ -208,16 +220,17 @@ impl Verifier {
                 return Ok(Answer::cached(claims, Origin::ProcessCache, now, left));
             }
         }
-        if let Some(claims) = self.shared_lookup(&key, now) {
-            let ttl = ttl_for(&claims, r.ttl, now);
+        if let Some((claims, left)) = self.shared_lookup(&key, now) {
+            // What the entry has left, not a new `expiry`: reused from here it lives no longer.
+            let ttl = ttl_for(&claims, r.ttl, now).min(left);
             r.front.put(key, claims.clone(), ttl);
             return Ok(Answer::cached(claims, Origin::SharedCache, now, ttl));
         }
         let claims = self.verify_uncached(token, now)?;
         let ttl = ttl_for(&claims, r.ttl, now);
         let shared = r.shared.as_ref().filter(|shared| {
-            serde_json::to_vec(claims.claims())
-                .is_ok_and(|json| shared.set(RESULT_NAMESPACE, &key, &json, ttl))
+            shared_entry(&claims, now, ttl)
+                .is_some_and(|entry| shared.set(RESULT_NAMESPACE, &key, &entry, ttl))
         });
         // With the result in shared memory, this process's cache takes the token when it comes
         // back (from there): a flood of tokens used once does not push out the ones in use. With a
@@ -229,11 +242,19 @@ impl Verifier {
         Ok(Answer::cached(claims, Origin::Verified, now, ttl))
     }
 
-    fn shared_lookup(&self, key: &[u8; 32], now: i64) -> Option<Claims> {
+    /// The claims of a shared entry and how long the entry has left (see [`shared_entry`]).
+    fn shared_lookup(&self, key: &[u8; 32], now: i64) -> Option<(Claims, Duration)> {
         let bytes = self.results.shared.as_ref()?.get(RESULT_NAMESPACE, key)?;
-        let claims = jose::json::parse_object_as(&bytes, "cached result").ok()?;
+        let (until, json) = bytes.split_first_chunk::<8>()?;
+        let left = i64::from_be_bytes(*until)
+            .checked_sub(now)
+            .filter(|s| *s > 0)?;
+        let claims = jose::json::parse_object_as(json, "cached result").ok()?;
         self.claims.check(&claims, now).ok()?;
-        Some(Accepted::new(claims))
+        Some((
+            Accepted::new(claims),
+            Duration::from_secs(left.unsigned_abs()),
+        ))
     }
 
     fn verify_uncached(&self, token: &ParsedToken, now: i64) -> Result<Claims, VerifyError> {
