@@ -553,12 +553,15 @@ void oauth2_conn_memo_get(request_rec *r, const char **pem, const char **thumbpr
     *thumbprint = m ? m->thumbprint : NULL;
 }
 
-void oauth2_conn_memo_set(request_rec *r, const char *pem, const char *thumbprint, apr_size_t tlen)
+/* Returns the connection pool's copy of the thumbprint. */
+const char *oauth2_conn_memo_set(request_rec *r, const char *pem, const char *thumbprint,
+                                 apr_size_t tlen)
 {
     conn_rec *c = r->connection;
     oauth2_conn_memo *m = conn_memo(c);
     m->pem = apr_pstrdup(c->pool, pem);
     m->thumbprint = apr_pstrmemdup(c->pool, thumbprint, tlen);
+    return m->thumbprint;
 }
 
 void *oauth2_conn_token_memo(request_rec *r, void *(*create)(void), apr_status_t (*release)(void *))

@@ -128,7 +128,7 @@ pub fn authenticate(cfg: &DirConfig, req: &impl Request, mode: Mode, now: i64) -
         let recalled = memo.and_then(|m| m.recall(verifiers, index, &found.token, now));
         let (claims, origin) = match recalled {
             Some(claims) => (claims, Origin::ConnectionMemo),
-            None => match verifier.verify_with_origin(&parsed, now) {
+            None => match verifier.verify(&parsed, now) {
                 Ok(answer) => {
                     if let (Some(memo), Some(until)) = (memo, answer.reusable_until) {
                         memo.remember(verifiers, index, &found.token, &answer.claims, until);
@@ -821,9 +821,7 @@ mod tests {
         let (first, second, third) = (config(&line), config(&line), config(&line));
         let answer = |cfg: &DirConfig, now| {
             let verifier = &cfg.verifiers.as_ref().unwrap()[0];
-            let a = verifier
-                .verify_with_origin(&ParsedToken::parse(&tok), now)
-                .unwrap();
+            let a = verifier.verify(&ParsedToken::parse(&tok), now).unwrap();
             (a.origin, a.reusable_until)
         };
         assert_eq!(answer(&first, NOW), (From::Verified, Some(NOW + 10)));

@@ -131,7 +131,7 @@ unsafe extern "C" {
         pem: *const c_char,
         thumbprint: *const c_char,
         tlen: usize,
-    );
+    ) -> *const c_char;
     /// This connection's token memo: made by `create` on first use, released with the connection.
     pub fn oauth2_conn_token_memo(
         r: *mut request_rec,

@@ -151,6 +151,18 @@ impl Passed {
         )
     }
 
+    /// No two variable names equal ignoring case (a claim named `access_token`, two claims that
+    /// differ only in case or in characters that become `-`): the request tables are
+    /// case-insensitive, and such a name must replace, not add.
+    fn names_are_distinct(&self) -> bool {
+        let mut names: Vec<&[u8]> = self.vars().map(|(name, _)| name.as_bytes()).collect();
+        fn lower(name: &[u8]) -> impl Iterator<Item = u8> + '_ {
+            name.iter().map(u8::to_ascii_lowercase)
+        }
+        names.sort_unstable_by(|a, b| lower(a).cmp(lower(b)));
+        names.windows(2).all(|w| !w[0].eq_ignore_ascii_case(w[1]))
+    }
+
     /// Appends one pair; a NUL inside either part (which the callers never produce) would end it
     /// early for C, so it becomes a space.
     fn push(&mut self, name: &[u8], value: &[u8]) -> [usize; 2] {
@@ -223,20 +235,6 @@ pub fn build(
         p.fresh_prefix_len = prefix.len();
     }
     p
-}
-
-impl Passed {
-    /// No two variable names equal ignoring case (a claim named `access_token`, two claims that
-    /// differ only in case or in characters that become `-`): the request tables are
-    /// case-insensitive, and such a name must replace, not add.
-    fn names_are_distinct(&self) -> bool {
-        let mut names: Vec<&[u8]> = self.vars().map(|(name, _)| name.as_bytes()).collect();
-        fn lower(name: &[u8]) -> impl Iterator<Item = u8> + '_ {
-            name.iter().map(u8::to_ascii_lowercase)
-        }
-        names.sort_unstable_by(|a, b| lower(a).cmp(lower(b)));
-        names.windows(2).all(|w| !w[0].eq_ignore_ascii_case(w[1]))
-    }
 }
 
 /// [`encode`] without a copy for the common `none` case.

@@ -312,11 +312,11 @@ impl ApacheRequest {
             }
         }
         let thumb = mtls::thumbprint_of_pem(pem)?;
-        // SAFETY: see `new`; pem_ptr is NUL-terminated, the thumbprint passed with its length.
-        unsafe { ffi::oauth2_conn_memo_set(self.r, pem_ptr, thumb.as_ptr().cast(), thumb.len()) };
-        // SAFETY: as above; the memo now holds the pool's copy.
-        unsafe { ffi::oauth2_conn_memo_get(self.r, &mut memo_pem, &mut memo_thumb) };
-        pool_str(memo_thumb)
+        // SAFETY: see `new`; pem_ptr is NUL-terminated, the thumbprint passed with its length; the
+        // shim returns the connection pool's copy.
+        pool_str(unsafe {
+            ffi::oauth2_conn_memo_set(self.r, pem_ptr, thumb.as_ptr().cast(), thumb.len())
+        })
     }
 }
 

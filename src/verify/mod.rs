@@ -166,7 +166,8 @@ pub struct Answer {
 }
 
 impl Answer {
-    fn cached(claims: Claims, origin: Origin, now: i64, left: Duration) -> Answer {
+    /// Reusable for `left` from `now` on.
+    fn reusable(claims: Claims, origin: Origin, now: i64, left: Duration) -> Answer {
         // Whole seconds, rounded down: never later than the cache entry itself.
         let left = i64::try_from(left.as_secs()).unwrap_or(i64::MAX);
         Answer {
@@ -197,14 +198,9 @@ impl<'a> ParsedToken<'a> {
 }
 
 impl Verifier {
-    /// Signature (or introspection) and claims; proof of possession is checked separately by
-    /// [`Verifier::check_binding`].
-    pub fn verify(&self, token: &ParsedToken, now: i64) -> Result<Claims, VerifyError> {
-        self.verify_with_origin(token, now)
-            .map(|answer| answer.claims)
-    }
-
-    pub fn verify_with_origin(&self, token: &ParsedToken, now: i64) -> Result<Answer, VerifyError> {
+    /// Signature (or introspection) and claims, from a cache where one has them; proof of
+    /// possession is checked separately by [`Verifier::check_binding`].
+    pub fn verify(&self, token: &ParsedToken, now: i64) -> Result<Answer, VerifyError> {
         let r = &self.results;
         if r.ttl.is_zero() {
             return self.verify_uncached(token, now).map(|claims| Answer {
@@ -217,14 +213,14 @@ impl Verifier {
         if let Some((claims, left)) = r.front.get(&key) {
             // Re-checked: time-based rules (e.g. verify.iat.slack_before) may have changed the answer.
             if self.claims.recheck_times(claims.times(), now).is_ok() {
-                return Ok(Answer::cached(claims, Origin::ProcessCache, now, left));
+                return Ok(Answer::reusable(claims, Origin::ProcessCache, now, left));
             }
         }
         if let Some((claims, left)) = self.shared_lookup(&key, now) {
             // What the entry has left, not a new `expiry`: reused from here it lives no longer.
             let ttl = ttl_for(&claims, r.ttl, now).min(left);
             r.front.put(key, claims.clone(), ttl);
-            return Ok(Answer::cached(claims, Origin::SharedCache, now, ttl));
+            return Ok(Answer::reusable(claims, Origin::SharedCache, now, ttl));
         }
         let claims = self.verify_uncached(token, now)?;
         let ttl = ttl_for(&claims, r.ttl, now);
@@ -239,7 +235,7 @@ impl Verifier {
         if !shared.is_some_and(|shared| shared.is_local_memory()) {
             r.front.put(key, claims.clone(), ttl);
         }
-        Ok(Answer::cached(claims, Origin::Verified, now, ttl))
+        Ok(Answer::reusable(claims, Origin::Verified, now, ttl))
     }
 
     /// The claims of a shared entry and how long the entry has left (see [`shared_entry`]).
