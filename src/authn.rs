@@ -4,14 +4,15 @@
 use serde_json::Value;
 use std::sync::Arc;
 
-use crate::challenge::{self, www_authenticate};
+use crate::challenge::Scheme;
 use crate::config::DirConfig;
 use crate::config::sources::Strip;
 use crate::pass::{self, Passed};
 use crate::pop::mtls::BindingError;
+use crate::refusal::{Refusal, Rejection};
 use crate::token::{self, StripAction, TokenSource};
 use crate::verify::memo::ConnectionMemo;
-use crate::verify::{Claims, Origin, ParsedToken, VerifyError};
+use crate::verify::{Claims, Origin, ParsedToken};
 
 /// What the authentication step needs from a request.
 pub trait Request: TokenSource {
@@ -39,23 +40,14 @@ pub enum Mode {
     OpenIdc,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogLevel {
-    Info,
-    Warn,
-    Error,
-}
-
 #[derive(Debug, PartialEq)]
 pub enum Outcome {
     /// Not ours to decide (another module may authenticate).
     Declined,
+    /// Refused; the edge maps it with [`Refusal::response`].
     Refused {
-        status: u16,
-        www_authenticate: String,
-        /// One log line with the reason; never contains the token.
-        reason: String,
-        level: LogLevel,
+        refusal: Refusal,
+        scheme: Scheme,
     },
     Granted(Granted),
 }
@@ -76,54 +68,34 @@ pub struct Granted {
 
 pub fn authenticate(cfg: &DirConfig, req: &impl Request, mode: Mode, now: i64) -> Outcome {
     let sources = cfg.sources();
-    let realm = req.auth_name();
     // The C module challenges with `Basic` when Basic is the only way to send a token.
     let scheme = if sources.basic_only() {
-        "Basic"
+        Scheme::Basic
     } else {
-        "Bearer"
+        Scheme::Bearer
     };
-    let refuse = |error, reason: String, level| Outcome::Refused {
-        status: 401,
-        www_authenticate: www_authenticate(scheme, realm, error),
-        reason,
-        level,
-    };
+    let refuse = |refusal| Outcome::Refused { refusal, scheme };
 
     let Some(found) = token::find(sources, req) else {
         return match mode {
             Mode::OpenIdc => Outcome::Declined,
-            Mode::OAuth2 => refuse(
-                challenge::NO_TOKEN,
-                "no bearer token found in the request".into(),
-                LogLevel::Info,
-            ),
+            Mode::OAuth2 => refuse(Refusal::NoToken),
         };
     };
 
     let Some(verifiers) = cfg.verifiers.as_ref().filter(|v| !v.is_empty()) else {
-        return refuse(
-            challenge::BAD_TOKEN,
-            "no OAuth2TokenVerify is configured for this location".into(),
-            LogLevel::Error,
-        );
+        return refuse(Refusal::NoVerifier);
     };
 
     // Bounded before any work, also for opaque tokens that would be sent to introspection.
     if found.token.len() > crate::jose::jws::MAX_TOKEN_LEN {
-        return refuse(
-            challenge::BAD_TOKEN,
-            format!(
-                "token refused: {} bytes is longer than the {} allowed",
-                found.token.len(),
-                crate::jose::jws::MAX_TOKEN_LEN
-            ),
-            LogLevel::Warn,
-        );
+        return refuse(Refusal::TokenTooLong {
+            len: found.token.len(),
+        });
     }
     let parsed = ParsedToken::parse(&found.token);
     let memo = req.connection_memo();
-    let mut reasons = Vec::new();
+    let mut rejections = Vec::new();
     for (index, verifier) in verifiers.iter().enumerate() {
         let recalled = memo.and_then(|m| m.recall(verifiers, index, &found.token, now));
         let (claims, origin) = match recalled {
@@ -135,8 +107,11 @@ pub fn authenticate(cfg: &DirConfig, req: &impl Request, mode: Mode, now: i64) -
                     }
                     (answer.claims, answer.origin)
                 }
-                Err(e) => {
-                    reasons.push(format!("{}: {e}", verifier.label));
+                Err(error) => {
+                    rejections.push(Rejection {
+                        verifier: verifier.label.clone(),
+                        error,
+                    });
                     continue;
                 }
             },
@@ -144,17 +119,16 @@ pub fn authenticate(cfg: &DirConfig, req: &impl Request, mode: Mode, now: i64) -
         // The winner's own proof-of-possession settings apply (the C module used the first verifier's).
         let binding = match verifier.check_binding(&claims, || req.client_thumbprint()) {
             // The memo is of an earlier certificate of this connection: ask the TLS layer again.
-            Err(VerifyError::Binding(BindingError::Mismatch)) => {
+            Err(BindingError::Mismatch) => {
                 verifier.check_binding(&claims, || req.client_thumbprint_now())
             }
             other => other,
         };
-        if let Err(e) = binding {
-            return refuse(
-                challenge::BAD_TOKEN,
-                format!("token refused: {}: {e}", verifier.label),
-                LogLevel::Warn,
-            );
+        if let Err(error) = binding {
+            return refuse(Refusal::Unbound {
+                verifier: verifier.label.clone(),
+                error,
+            });
         }
         let stripping = sources.strip == Strip::On;
         let claim = cfg.target_pass.remote_user_claim();
@@ -171,15 +145,10 @@ pub fn authenticate(cfg: &DirConfig, req: &impl Request, mode: Mode, now: i64) -
             ))
         });
         let Some(passed) = passed else {
-            return refuse(
-                challenge::NO_USER,
-                format!(
-                    "token verified by {} but its \"{}\" claim (the remote user) is missing or not a non-empty string",
-                    verifier.label,
-                    pass::header_safe(claim)
-                ),
-                LogLevel::Warn,
-            );
+            return refuse(Refusal::NoRemoteUser {
+                verifier: verifier.label.clone(),
+                claim: claim.to_string(),
+            });
         };
         return Outcome::Granted(Granted {
             pass: passed,
@@ -189,17 +158,15 @@ pub fn authenticate(cfg: &DirConfig, req: &impl Request, mode: Mode, now: i64) -
             origin,
         });
     }
-    refuse(
-        challenge::BAD_TOKEN,
-        format!("token refused: {}", reasons.join("; ")),
-        LogLevel::Warn,
-    )
+    refuse(Refusal::NotVerified(rejections))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::verifier::{self, Origin};
+    use crate::verify::VerifyError;
+    use crate::verify::claims::ClaimError;
     use base64::Engine;
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use openssl::{hash::MessageDigest, pkey::PKey, rsa::Rsa, sign::Signer};
@@ -304,12 +271,35 @@ mod tests {
         json!({"sub": "alice", "exp": NOW + 60, "scope": "read write"})
     }
 
-    fn challenge_of(o: &Outcome) -> &str {
+    fn refusal_of(o: &Outcome) -> &Refusal {
         match o {
-            Outcome::Refused {
-                www_authenticate, ..
-            } => www_authenticate,
+            Outcome::Refused { refusal, .. } => refusal,
             other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    /// The `WWW-Authenticate` value the edge sends for a refusal.
+    fn challenge_of(o: &Outcome, realm: Option<&str>) -> String {
+        match o {
+            Outcome::Refused { refusal, scheme } => {
+                refusal.response(*scheme, realm).www_authenticate
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    /// The single verifier's reason, for refusals by a one-verifier configuration.
+    fn rejected_for(o: &Outcome) -> &VerifyError {
+        match refusal_of(o) {
+            Refusal::NotVerified(rejections) if rejections.len() == 1 => &rejections[0].error,
+            other => panic!("expected one verifier's rejection, got {other:?}"),
+        }
+    }
+
+    fn unbound_for(o: &Outcome) -> &BindingError {
+        match refusal_of(o) {
+            Refusal::Unbound { error, .. } => error,
+            other => panic!("expected a binding refusal, got {other:?}"),
         }
     }
 
@@ -324,11 +314,11 @@ mod tests {
             thumbprint_now: None,
         };
         let o = authenticate(&cfg, &req, Mode::OAuth2, NOW);
+        assert_eq!(refusal_of(&o), &Refusal::NoToken);
         assert_eq!(
-            challenge_of(&o),
+            challenge_of(&o, None),
             r#"Bearer error="invalid_request", error_description="No bearer token found in the request.""#
         );
-        assert!(matches!(o, Outcome::Refused { status: 401, .. }));
     }
 
     #[test]
@@ -391,7 +381,10 @@ mod tests {
     fn a_bad_token_in_openidc_mode_is_still_refused() {
         let cfg = config(&[("plain", SECRET, None)]);
         let o = authenticate(&cfg, &Fake::bearer("garbage"), Mode::OpenIdc, NOW);
-        assert!(matches!(o, Outcome::Refused { status: 401, .. }));
+        assert!(
+            matches!(rejected_for(&o), VerifyError::Malformed(_)),
+            "{o:?}"
+        );
     }
 
     #[test]
@@ -457,7 +450,11 @@ mod tests {
         req.realm = Some("my realm");
         let o = authenticate(&cfg, &req, Mode::OAuth2, NOW);
         assert_eq!(
-            challenge_of(&o),
+            rejected_for(&o),
+            &VerifyError::Signature(crate::jose::JoseError::SignatureInvalid)
+        );
+        assert_eq!(
+            challenge_of(&o, req.realm),
             r#"Bearer realm="my realm", error="invalid_token", error_description="Token could not be verified.""#
         );
     }
@@ -474,14 +471,11 @@ mod tests {
             ),
             "not.a.token".to_string(),
         ] {
-            match authenticate(&cfg, &Fake::bearer(&t), Mode::OAuth2, NOW) {
-                Outcome::Refused { reason, .. } => {
-                    assert!(!reason.contains(&t), "{reason}");
-                    for segment in t.split('.').filter(|s| s.len() > 8) {
-                        assert!(!reason.contains(segment), "{reason}");
-                    }
-                }
-                other => panic!("{other:?}"),
+            let o = authenticate(&cfg, &Fake::bearer(&t), Mode::OAuth2, NOW);
+            let reason = refusal_of(&o).response(Scheme::Bearer, None).log_line;
+            assert!(!reason.contains(&t), "{reason}");
+            for segment in t.split('.').filter(|s| s.len() > 8) {
+                assert!(!reason.contains(segment), "{reason}");
             }
         }
     }
@@ -490,17 +484,17 @@ mod tests {
     fn expired_token_is_refused_and_says_why() {
         let cfg = config(&[("plain", SECRET, None)]);
         let t = token(json!({"sub": "alice", "exp": NOW - 1}));
-        match authenticate(&cfg, &Fake::bearer(&t), Mode::OAuth2, NOW) {
-            Outcome::Refused {
-                reason,
-                www_authenticate,
-                ..
-            } => {
-                assert!(reason.contains("expired"), "{reason}");
-                assert!(www_authenticate.contains("invalid_token"));
-            }
-            other => panic!("{other:?}"),
-        }
+        let o = authenticate(&cfg, &Fake::bearer(&t), Mode::OAuth2, NOW);
+        assert_eq!(
+            rejected_for(&o),
+            &VerifyError::Claims(ClaimError::Expired {
+                exp: NOW - 1,
+                now: NOW
+            })
+        );
+        let reason = refusal_of(&o).to_string();
+        assert!(reason.contains("expired"), "{reason}");
+        assert!(challenge_of(&o, None).contains("invalid_token"));
     }
 
     #[test]
@@ -512,8 +506,12 @@ mod tests {
             json!({"exp": NOW + 9, "sub": ""}),
         ] {
             let o = authenticate(&cfg, &Fake::bearer(&token(claims)), Mode::OAuth2, NOW);
+            assert!(
+                matches!(refusal_of(&o), Refusal::NoRemoteUser { claim, .. } if claim == "sub"),
+                "{o:?}"
+            );
             assert_eq!(
-                challenge_of(&o),
+                challenge_of(&o, None),
                 r#"Bearer error="invalid_token", error_description="Could not determine remote user.""#
             );
         }
@@ -540,10 +538,8 @@ mod tests {
     fn key_with_other_kid_is_skipped_and_key_without_kid_matches_any() {
         let with_kid = config(&[("plain", SECRET, Some("kid=a"))]);
         let t = hs256(SECRET, json!({"alg": "HS256", "kid": "b"}), good_claims());
-        assert!(matches!(
-            authenticate(&with_kid, &Fake::bearer(&t), Mode::OAuth2, NOW),
-            Outcome::Refused { .. }
-        ));
+        let o = authenticate(&with_kid, &Fake::bearer(&t), Mode::OAuth2, NOW);
+        assert_eq!(rejected_for(&o), &VerifyError::NoKeyForKid);
         let t_a = hs256(SECRET, json!({"alg": "HS256", "kid": "a"}), good_claims());
         assert!(matches!(
             authenticate(&with_kid, &Fake::bearer(&t_a), Mode::OAuth2, NOW),
@@ -560,17 +556,14 @@ mod tests {
     fn oversized_tokens_are_refused_before_any_verifier_runs() {
         let cfg = config(&[("plain", SECRET, None)]);
         let huge = "a".repeat(crate::jose::jws::MAX_TOKEN_LEN + 1);
-        match authenticate(&cfg, &Fake::bearer(&huge), Mode::OAuth2, NOW) {
-            Outcome::Refused {
-                reason,
-                www_authenticate,
-                ..
-            } => {
-                assert!(reason.contains("longer than"), "{reason}");
-                assert!(www_authenticate.contains("invalid_token"));
+        let o = authenticate(&cfg, &Fake::bearer(&huge), Mode::OAuth2, NOW);
+        assert_eq!(
+            refusal_of(&o),
+            &Refusal::TokenTooLong {
+                len: crate::jose::jws::MAX_TOKEN_LEN + 1
             }
-            other => panic!("{other:?}"),
-        }
+        );
+        assert!(challenge_of(&o, None).contains("invalid_token"));
     }
 
     #[test]
@@ -581,7 +574,8 @@ mod tests {
             Mode::OAuth2,
             NOW,
         );
-        assert!(challenge_of(&o).contains("Token could not be verified."));
+        assert_eq!(refusal_of(&o), &Refusal::NoVerifier);
+        assert!(challenge_of(&o, None).contains("Token could not be verified."));
     }
 
     #[test]
@@ -598,8 +592,10 @@ mod tests {
             Mode::OAuth2,
             NOW,
         );
+        assert_eq!(unbound_for(&o), &BindingError::NotBound);
+        let second = &cfg.verifiers.as_ref().unwrap()[1];
         assert!(
-            matches!(o, Outcome::Refused { ref reason, .. } if reason.contains("not certificate-bound")),
+            matches!(refusal_of(&o), Refusal::Unbound { verifier, .. } if Arc::ptr_eq(verifier, &second.label)),
             "{o:?}"
         );
     }
@@ -615,15 +611,11 @@ mod tests {
             Outcome::Granted(_)
         ));
         req.thumbprint = Some("thumb-2");
-        assert!(matches!(
-            authenticate(&cfg, &req, Mode::OAuth2, NOW),
-            Outcome::Refused { .. }
-        ));
+        let o = authenticate(&cfg, &req, Mode::OAuth2, NOW);
+        assert_eq!(unbound_for(&o), &BindingError::Mismatch);
         req.thumbprint = None;
-        assert!(matches!(
-            authenticate(&cfg, &req, Mode::OAuth2, NOW),
-            Outcome::Refused { .. }
-        ));
+        let o = authenticate(&cfg, &req, Mode::OAuth2, NOW);
+        assert_eq!(unbound_for(&o), &BindingError::NoCertificate);
     }
 
     #[test]
@@ -638,10 +630,8 @@ mod tests {
             Outcome::Granted(_)
         ));
         req.thumbprint_now = Some(Some("thumb-3"));
-        assert!(matches!(
-            authenticate(&cfg, &req, Mode::OAuth2, NOW),
-            Outcome::Refused { .. }
-        ));
+        let o = authenticate(&cfg, &req, Mode::OAuth2, NOW);
+        assert_eq!(unbound_for(&o), &BindingError::Mismatch);
     }
 
     #[test]
@@ -672,10 +662,14 @@ mod tests {
             json!({"alg": "HS256", "kid": "one"}),
             good_claims(),
         );
-        assert!(matches!(
-            authenticate(&cfg, &Fake::bearer(&forged), Mode::OAuth2, NOW),
-            Outcome::Refused { .. }
-        ));
+        let o = authenticate(&cfg, &Fake::bearer(&forged), Mode::OAuth2, NOW);
+        assert!(
+            matches!(
+                rejected_for(&o),
+                VerifyError::Signature(_) | VerifyError::NoKeyForKid
+            ),
+            "{o:?}"
+        );
     }
 
     #[test]

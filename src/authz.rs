@@ -12,12 +12,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// Upper bound on a compiled regex, so a configuration cannot make a worker allocate without limit.
 const REGEX_SIZE_LIMIT: usize = 1 << 20;
 
-/// The challenge text the C module stores in `OAUTH2_BEARER_SCOPE_ERROR` on refusal.
-pub const SCOPE_ERROR: (&str, &str) = (
-    "insufficient_scope",
-    "Different scope(s) or other claims required.",
-);
-
 /// Set once a `Require oauth2_claim` line was parsed in this process (configuration or
 /// `.htaccess`, which is read before authentication): until then no request keeps its claims for
 /// authorization, one thing less on every request.

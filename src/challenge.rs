@@ -1,26 +1,60 @@
-//! RFC 6750 `WWW-Authenticate` values, byte for byte as the C module writes them (reference 6).
+//! RFC 6750 section 3 `WWW-Authenticate` values, byte for byte as the C module writes them.
 
-pub const NO_TOKEN: (&str, &str) = ("invalid_request", "No bearer token found in the request.");
-pub const BAD_TOKEN: (&str, &str) = ("invalid_token", "Token could not be verified.");
-pub const NO_USER: (&str, &str) = ("invalid_token", "Could not determine remote user.");
+/// The authentication scheme a challenge names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    Bearer,
+    /// The C module challenges with `Basic` when Basic is the only way to send a token.
+    Basic,
+}
+
+impl Scheme {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Bearer => "Bearer",
+            Scheme::Basic => "Basic",
+        }
+    }
+}
+
+/// An RFC 6750 section 3.1 error code with the description the C module sends with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ErrorCode {
+    pub error: &'static str,
+    pub description: &'static str,
+}
+
+pub const NO_TOKEN: ErrorCode = ErrorCode {
+    error: "invalid_request",
+    description: "No bearer token found in the request.",
+};
+pub const BAD_TOKEN: ErrorCode = ErrorCode {
+    error: "invalid_token",
+    description: "Token could not be verified.",
+};
+pub const NO_USER: ErrorCode = ErrorCode {
+    error: "invalid_token",
+    description: "Could not determine remote user.",
+};
+/// Left for mod_headers in `OAUTH2_BEARER_SCOPE_ERROR` when `Require oauth2_claim` denies.
+pub const INSUFFICIENT_SCOPE: ErrorCode = ErrorCode {
+    error: "insufficient_scope",
+    description: "Different scope(s) or other claims required.",
+};
 
 /// `Bearer [realm="R",] error="E", error_description="D"`.
-pub fn www_authenticate(
-    scheme: &str,
-    realm: Option<&str>,
-    (error, description): (&str, &str),
-) -> String {
+pub fn www_authenticate(scheme: Scheme, realm: Option<&str>, code: ErrorCode) -> String {
     let mut v = String::with_capacity(128);
-    v.push_str(scheme);
+    v.push_str(scheme.as_str());
     if let Some(realm) = realm {
         v.push_str(" realm=\"");
         push_quoted_content(&mut v, realm);
         v.push_str("\",");
     }
     v.push_str(" error=\"");
-    v.push_str(error);
+    v.push_str(code.error);
     v.push_str("\", error_description=\"");
-    v.push_str(description);
+    v.push_str(code.description);
     v.push('"');
     v
 }
@@ -47,7 +81,7 @@ mod tests {
     #[test]
     fn no_token_without_realm() {
         assert_eq!(
-            www_authenticate("Bearer", None, NO_TOKEN),
+            www_authenticate(Scheme::Bearer, None, NO_TOKEN),
             r#"Bearer error="invalid_request", error_description="No bearer token found in the request.""#
         );
     }
@@ -55,15 +89,23 @@ mod tests {
     #[test]
     fn bad_token_with_realm() {
         assert_eq!(
-            www_authenticate("Bearer", Some("my realm"), BAD_TOKEN),
+            www_authenticate(Scheme::Bearer, Some("my realm"), BAD_TOKEN),
             r#"Bearer realm="my realm", error="invalid_token", error_description="Token could not be verified.""#
+        );
+    }
+
+    #[test]
+    fn basic_scheme() {
+        assert_eq!(
+            www_authenticate(Scheme::Basic, None, BAD_TOKEN),
+            r#"Basic error="invalid_token", error_description="Token could not be verified.""#
         );
     }
 
     #[test]
     fn realm_is_escaped() {
         assert_eq!(
-            www_authenticate("Bearer", Some("a\"b\\c\r\nd"), NO_USER),
+            www_authenticate(Scheme::Bearer, Some("a\"b\\c\r\nd"), NO_USER),
             r#"Bearer realm="a\"b\\cd", error="invalid_token", error_description="Could not determine remote user.""#
         );
     }

@@ -9,7 +9,7 @@ use crate::apache::{log, request::ApacheRequest};
 use crate::authn::{self, Mode};
 use crate::authz;
 use crate::cache;
-use crate::challenge::www_authenticate;
+use crate::challenge::{self, Scheme, www_authenticate};
 use crate::config::{DirConfig, global, verifier};
 use crate::ffi;
 
@@ -227,9 +227,9 @@ pub extern "C" fn oauth2_rs_authz_claim(r: *mut ffi::request_rec, parsed: *const
             return 1;
         }
         let challenge = www_authenticate(
-            "Bearer",
+            Scheme::Bearer,
             authn::Request::auth_name(&req),
-            authz::SCOPE_ERROR,
+            challenge::INSUFFICIENT_SCOPE,
         );
         req.set_env("OAUTH2_BEARER_SCOPE_ERROR", challenge.as_bytes());
         req.log(

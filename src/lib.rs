@@ -17,6 +17,7 @@ pub mod jose;
 pub mod logsink;
 pub mod pass;
 pub mod pop;
+pub mod refusal;
 pub mod remote;
 pub mod token;
 pub mod verify;

@@ -7,10 +7,11 @@ use std::ffi::{CStr, c_char, c_int, c_void};
 use std::sync::Arc;
 
 use super::log;
-use crate::authn::{self, Granted, LogLevel, Outcome};
+use crate::authn::{self, Granted, Outcome};
 use crate::ffi;
 use crate::pass::{self, Passed};
 use crate::pop::mtls;
+use crate::refusal::LogLevel;
 use crate::token::{StripAction, TokenSource};
 use crate::verify::memo::ConnectionMemo;
 use crate::verify::{Accepted, Claims};
@@ -206,28 +207,25 @@ impl ApacheRequest {
     pub fn apply(&self, outcome: Outcome) -> c_int {
         match outcome {
             Outcome::Declined => ffi::DECLINED,
-            Outcome::Refused {
-                status,
-                www_authenticate,
-                reason,
-                level,
-            } => {
-                let level = match level {
+            Outcome::Refused { refusal, scheme } => {
+                let response = refusal.response(scheme, authn::Request::auth_name(self));
+                let level = match response.level {
                     LogLevel::Info => ffi::APLOG_INFO,
                     LogLevel::Warn => ffi::APLOG_WARNING,
                     LogLevel::Error => ffi::APLOG_ERR,
                 };
-                self.log(level, &format!("oauth2: {reason}"));
+                self.log(level, &format!("oauth2: {}", response.log_line));
+                let challenge = response.www_authenticate;
                 // SAFETY: see `new`; the value is copied into the request pool by the shim.
                 unsafe {
                     ffi::oauth2_err_header_add(
                         self.r,
                         c"WWW-Authenticate".as_ptr(),
-                        www_authenticate.as_ptr().cast(),
-                        www_authenticate.len(),
+                        challenge.as_ptr().cast(),
+                        challenge.len(),
                     )
                 };
-                c_int::from(status)
+                c_int::from(response.status)
             }
             Outcome::Granted(granted) => {
                 self.grant(granted);

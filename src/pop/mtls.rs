@@ -32,6 +32,17 @@ pub enum BindingError {
     Mismatch,
 }
 
+impl BindingError {
+    /// A short stable name for the reason (for metrics).
+    pub fn label(&self) -> &'static str {
+        match self {
+            BindingError::NotBound => "not_bound",
+            BindingError::NoCertificate => "no_certificate",
+            BindingError::Mismatch => "certificate_mismatch",
+        }
+    }
+}
+
 impl fmt::Display for BindingError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
@@ -53,7 +64,7 @@ pub fn bound_thumbprint(claims: &Map<String, Value>) -> Option<&str> {
     claims.get("cnf")?.get("x5t#S256")?.as_str()
 }
 
-/// Applies the decision table of RFC 8705 section 3 (reference section 3) to the token's
+/// Applies the decision table of RFC 8705 section 3 to the token's
 /// [`bound_thumbprint`]. `client_thumbprint` is only asked for when the token is bound.
 pub fn check<'a>(
     bound: Option<&str>,

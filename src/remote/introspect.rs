@@ -2,10 +2,60 @@
 //! for HTTP 2xx, a JSON object and `"active": true`. (Results are cached by the verifier.)
 
 use serde_json::{Map, Value};
+use std::fmt;
 
 use super::auth::EndpointAuth;
-use super::fetch::{self, HttpOptions};
-use crate::jose::json;
+use super::fetch::{self, FetchError, HttpOptions};
+use crate::jose::{JoseError, json};
+
+/// Why introspection did not accept a token.
+#[derive(Debug, Clone, PartialEq)]
+pub enum IntrospectError {
+    /// The client authentication (`introspect.auth`) could not be prepared.
+    Auth(String),
+    /// The endpoint could not be reached or did not answer 2xx.
+    Transport { url: String, error: FetchError },
+    /// The answer is not a JSON object.
+    NotJson(JoseError),
+    /// The answer carries an `error` member.
+    ErrorMember,
+    /// `"active": false`: the authorization server says no.
+    Inactive,
+    /// No boolean `active` member.
+    NoActive,
+}
+
+impl IntrospectError {
+    /// A short stable name for the reason (for metrics).
+    pub fn label(&self) -> &'static str {
+        match self {
+            IntrospectError::Inactive => "inactive",
+            IntrospectError::Auth(_) | IntrospectError::Transport { .. } => {
+                "introspection_unavailable"
+            }
+            IntrospectError::NotJson(_)
+            | IntrospectError::ErrorMember
+            | IntrospectError::NoActive => "introspection_bad_response",
+        }
+    }
+}
+
+impl fmt::Display for IntrospectError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            IntrospectError::Auth(e) => f.write_str(e),
+            IntrospectError::Transport { url, error } => {
+                write!(f, "introspection at {url} failed: {error}")
+            }
+            IntrospectError::NotJson(e) => write!(f, "{e}"),
+            IntrospectError::ErrorMember => f.write_str("introspection response carries an error"),
+            IntrospectError::Inactive => f.write_str("token is not active (introspection)"),
+            IntrospectError::NoActive => {
+                f.write_str("introspection response has no boolean \"active\"")
+            }
+        }
+    }
+}
 
 pub struct Introspector {
     pub url: String,
@@ -35,9 +85,12 @@ impl Introspector {
     }
 
     /// Asks the authorization server; `Ok` only for an active token.
-    pub fn introspect(&self, token: &str, now: i64) -> Result<Map<String, Value>, String> {
+    pub fn introspect(&self, token: &str, now: i64) -> Result<Map<String, Value>, IntrospectError> {
         let mut http = self.http.clone();
-        let applied = self.auth.apply(&mut http, now)?;
+        let applied = self
+            .auth
+            .apply(&mut http, now)
+            .map_err(IntrospectError::Auth)?;
         let mut form = form_urlencoded::Serializer::new(String::new());
         form.append_pair(&self.token_param, token);
         form.append_pair("token_type_hint", "access_token");
@@ -54,17 +107,19 @@ impl Introspector {
             form: Some(&body),
             basic_auth: basic,
         };
-        let resp = fetch::send(&req, &http)
-            .map_err(|e| format!("introspection at {} failed: {e}", self.url))?;
+        let resp = fetch::send(&req, &http).map_err(|error| IntrospectError::Transport {
+            url: self.url.clone(),
+            error,
+        })?;
         let claims = json::parse_object_as(&resp.body, "introspection response")
-            .map_err(|e| e.to_string())?;
+            .map_err(IntrospectError::NotJson)?;
         if claims.get("error").is_some_and(|e| !e.is_null()) {
-            return Err("introspection response carries an error".into());
+            return Err(IntrospectError::ErrorMember);
         }
         match claims.get("active") {
             Some(Value::Bool(true)) => Ok(claims),
-            Some(Value::Bool(false)) => Err("token is not active (introspection)".into()),
-            _ => Err("introspection response has no boolean \"active\"".into()),
+            Some(Value::Bool(false)) => Err(IntrospectError::Inactive),
+            _ => Err(IntrospectError::NoActive),
         }
     }
 }

@@ -57,6 +57,23 @@ pub enum ClaimError {
     NotAString(&'static str),
 }
 
+impl ClaimError {
+    /// A short stable name for the reason (for metrics).
+    pub fn label(&self) -> &'static str {
+        match self {
+            ClaimError::Missing(_) => "claim_missing",
+            ClaimError::NotANumber(_) | ClaimError::OutOfRange(_) | ClaimError::NotAString(_) => {
+                "claim_invalid"
+            }
+            ClaimError::Expired { .. } => "expired",
+            ClaimError::NotYetValid { .. } => "not_yet_valid",
+            ClaimError::IssuedInFuture { .. } | ClaimError::IssuedTooLongAgo { .. } => "bad_iat",
+            ClaimError::IssuerMismatch => "wrong_issuer",
+            ClaimError::AudienceMismatch => "wrong_audience",
+        }
+    }
+}
+
 impl fmt::Display for ClaimError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

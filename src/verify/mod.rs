@@ -14,7 +14,7 @@ use std::time::Duration;
 use crate::cache::Cache;
 use crate::jose::{self, JoseError, Jws, Key};
 use crate::pop::mtls::{self, BindingError, MtlsPolicy};
-use crate::remote::introspect::Introspector;
+use crate::remote::introspect::{IntrospectError, Introspector};
 use crate::remote::keys::RemoteKeys;
 use crate::remote::metadata::Metadata;
 use claims::{ClaimError, ClaimPolicy};
@@ -90,6 +90,8 @@ impl ResultCaching {
 const FRONT_ENTRIES: usize = 512;
 const RESULT_NAMESPACE: &str = "result";
 
+/// Why one verifier did not accept a token (proof of possession is checked apart: see
+/// [`Verifier::check_binding`]).
 #[derive(Debug, Clone, PartialEq)]
 pub enum VerifyError {
     Malformed(JoseError),
@@ -99,10 +101,33 @@ pub enum VerifyError {
     Signature(JoseError),
     Payload(JoseError),
     Claims(ClaimError),
-    Binding(BindingError),
-    /// The authorization server could not be asked, or said no.
-    Remote(String),
+    /// The key set (`jwks_uri`, `eckey_uri`, or the discovered one) could not be had.
+    KeysUnavailable(String),
+    /// The discovery document (`metadata`) could not be had.
+    MetadataUnavailable(String),
+    /// The introspection endpoint did not accept the token.
+    Introspection(IntrospectError),
+    /// `metadata`: not a JWT, and the discovery document names no introspection endpoint.
+    NotIntrospectable,
     IssuerMismatch,
+}
+
+impl VerifyError {
+    /// A short stable name for the reason (for metrics; never data from the token).
+    pub fn label(&self) -> &'static str {
+        match self {
+            VerifyError::Malformed(_) => "malformed",
+            VerifyError::NoKeyForKid => "unknown_kid",
+            VerifyError::Signature(_) => "bad_signature",
+            VerifyError::Payload(_) => "bad_payload",
+            VerifyError::Claims(e) => e.label(),
+            VerifyError::KeysUnavailable(_) => "keys_unavailable",
+            VerifyError::MetadataUnavailable(_) => "metadata_unavailable",
+            VerifyError::Introspection(e) => e.label(),
+            VerifyError::NotIntrospectable => "not_introspectable",
+            VerifyError::IssuerMismatch => "issuer_mismatch",
+        }
+    }
 }
 
 impl fmt::Display for VerifyError {
@@ -113,8 +138,11 @@ impl fmt::Display for VerifyError {
             VerifyError::Signature(e) => write!(f, "signature not verified: {e}"),
             VerifyError::Payload(e) => write!(f, "bad payload: {e}"),
             VerifyError::Claims(e) => write!(f, "{e}"),
-            VerifyError::Binding(e) => write!(f, "{e}"),
-            VerifyError::Remote(e) => write!(f, "{e}"),
+            VerifyError::KeysUnavailable(e) | VerifyError::MetadataUnavailable(e) => f.write_str(e),
+            VerifyError::Introspection(e) => write!(f, "{e}"),
+            VerifyError::NotIntrospectable => {
+                f.write_str("not a JWT and the metadata has no introspection endpoint")
+            }
             VerifyError::IssuerMismatch => {
                 write!(f, "issuer (iss) is not the one of the discovered metadata")
             }
@@ -288,7 +316,7 @@ impl Verifier {
             .jws()
             .as_ref()
             .map_err(|e| VerifyError::Malformed(e.clone()))?;
-        let keys = remote.keys().map_err(VerifyError::Remote)?;
+        let keys = remote.keys().map_err(VerifyError::KeysUnavailable)?;
         match verify_signature(jws, &keys) {
             Err(VerifyError::NoKeyForKid) => match remote.refresh_for_unknown_kid(&keys) {
                 Some(newer) => verify_signature(jws, &newer)?,
@@ -310,7 +338,7 @@ impl Verifier {
     ) -> Result<Claims, VerifyError> {
         let claims = introspector
             .introspect(token.raw, now)
-            .map_err(VerifyError::Remote)?;
+            .map_err(VerifyError::Introspection)?;
         self.claims
             .check(&claims, now)
             .map_err(VerifyError::Claims)?;
@@ -326,7 +354,9 @@ impl Verifier {
         metadata: &Metadata,
         now: i64,
     ) -> Result<Claims, VerifyError> {
-        let d = metadata.discovered().map_err(VerifyError::Remote)?;
+        let d = metadata
+            .discovered()
+            .map_err(VerifyError::MetadataUnavailable)?;
         let mut jwt_error = None;
         if let (Ok(_), Some(keys)) = (token.jws(), &d.keys) {
             match self.verify_remote_jwt(token, keys, now, Some(&d.issuer)) {
@@ -337,9 +367,7 @@ impl Verifier {
         match (&d.introspector, jwt_error) {
             (Some(i), _) => self.verify_introspect(token, i, now, Some(&d.issuer)),
             (None, Some(e)) => Err(e),
-            (None, None) => Err(VerifyError::Remote(
-                "not a JWT and the metadata has no introspection endpoint".into(),
-            )),
+            (None, None) => Err(VerifyError::NotIntrospectable),
         }
     }
 
@@ -356,18 +384,17 @@ impl Verifier {
         &self,
         claims: &Accepted,
         client_thumbprint: impl FnOnce() -> Option<&'a str>,
-    ) -> Result<(), VerifyError> {
+    ) -> Result<(), BindingError> {
         match self.binding {
             Binding::Bearer => Ok(()),
             Binding::Mtls(policy) => {
                 mtls::check(claims.bound_thumbprint(), policy, client_thumbprint)
-                    .map_err(VerifyError::Binding)
             }
         }
     }
 }
 
-/// Reference 2.5 step 3: a key is skipped when both it and the token name a `kid` and they differ;
+/// As the C module selects keys: a key is skipped when both it and the token name a `kid` and they differ;
 /// every other key is tried in order until one verifies.
 fn verify_signature(jws: &Jws, keys: &[Key]) -> Result<(), VerifyError> {
     let token_kid = jws.header.kid.as_deref();

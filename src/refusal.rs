@@ -1,0 +1,279 @@
+//! Why a request is refused, as a type, from the token source to the Apache edge; and the one
+//! place that turns a refusal into what goes on the wire (status, `WWW-Authenticate`) and into
+//! the error log (level, line), plus a short stable label for metrics.
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::challenge::{self, ErrorCode, Scheme, www_authenticate};
+use crate::pop::mtls::BindingError;
+use crate::verify::VerifyError;
+
+/// One verifier's reason for not accepting the token.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rejection {
+    /// The verifier's label, e.g. `jwk (RSA 2048-bit at site.conf:12)`.
+    pub verifier: Arc<str>,
+    pub error: VerifyError,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Refusal {
+    /// No token where `OAuth2AcceptTokenIn` looks.
+    NoToken,
+    /// The location has `AuthType oauth2` but no `OAuth2TokenVerify`.
+    NoVerifier,
+    /// Longer than any token we verify (bounded before any work).
+    TokenTooLong { len: usize },
+    /// Every verifier said no, each for its reason, in configuration order.
+    NotVerified(Vec<Rejection>),
+    /// The accepting verifier's proof of possession failed (RFC 8705 section 3).
+    Unbound {
+        verifier: Arc<str>,
+        error: BindingError,
+    },
+    /// Verified, but the remote-user claim is missing or not a non-empty string.
+    NoRemoteUser { verifier: Arc<str>, claim: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogLevel {
+    Info,
+    Warn,
+    Error,
+}
+
+/// What a refusal becomes at the edge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    pub status: u16,
+    pub www_authenticate: String,
+    pub level: LogLevel,
+    /// One line with the reason; never contains the token.
+    pub log_line: String,
+}
+
+impl Refusal {
+    /// The one mapping from a refusal to the wire and the log.
+    pub fn response(&self, scheme: Scheme, realm: Option<&str>) -> Response {
+        Response {
+            status: 401,
+            www_authenticate: www_authenticate(scheme, realm, self.error_code()),
+            level: self.level(),
+            log_line: self.to_string(),
+        }
+    }
+
+    /// The RFC 6750 section 3.1 error code of the challenge.
+    pub fn error_code(&self) -> ErrorCode {
+        match self {
+            Refusal::NoToken => challenge::NO_TOKEN,
+            Refusal::NoRemoteUser { .. } => challenge::NO_USER,
+            Refusal::NoVerifier
+            | Refusal::TokenTooLong { .. }
+            | Refusal::NotVerified(_)
+            | Refusal::Unbound { .. } => challenge::BAD_TOKEN,
+        }
+    }
+
+    /// A request without a token is routine; a location without a verifier is a configuration
+    /// mistake; the rest are tokens someone sent that did not pass.
+    fn level(&self) -> LogLevel {
+        match self {
+            Refusal::NoToken => LogLevel::Info,
+            Refusal::NoVerifier => LogLevel::Error,
+            Refusal::TokenTooLong { .. }
+            | Refusal::NotVerified(_)
+            | Refusal::Unbound { .. }
+            | Refusal::NoRemoteUser { .. } => LogLevel::Warn,
+        }
+    }
+
+    /// A short stable name for the reason, for metrics: bounded values, never data from the token.
+    /// With several verifiers that refused for different reasons, `not_verified`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Refusal::NoToken => "no_token",
+            Refusal::NoVerifier => "no_verifier",
+            Refusal::TokenTooLong { .. } => "token_too_long",
+            Refusal::NotVerified(rejections) => {
+                let mut labels = rejections.iter().map(|r| r.error.label());
+                match labels.next() {
+                    Some(first) if labels.all(|l| l == first) => first,
+                    _ => "not_verified",
+                }
+            }
+            Refusal::Unbound { error, .. } => error.label(),
+            Refusal::NoRemoteUser { .. } => "no_remote_user",
+        }
+    }
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Refusal::NoToken => f.write_str("no bearer token found in the request"),
+            Refusal::NoVerifier => {
+                f.write_str("no OAuth2TokenVerify is configured for this location")
+            }
+            Refusal::TokenTooLong { len } => write!(
+                f,
+                "token refused: {len} bytes is longer than the {} allowed",
+                crate::jose::jws::MAX_TOKEN_LEN
+            ),
+            Refusal::NotVerified(rejections) => {
+                f.write_str("token refused: ")?;
+                for (i, r) in rejections.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str("; ")?;
+                    }
+                    write!(f, "{}: {}", r.verifier, r.error)?;
+                }
+                Ok(())
+            }
+            Refusal::Unbound { verifier, error } => write!(f, "token refused: {verifier}: {error}"),
+            Refusal::NoRemoteUser { verifier, claim } => write!(
+                f,
+                "token verified by {verifier} but its \"{}\" claim (the remote user) is missing or not a non-empty string",
+                crate::pass::header_safe(claim)
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jose::JoseError;
+    use crate::verify::claims::ClaimError;
+
+    fn verifier() -> Arc<str> {
+        Arc::from("jwk (RSA 2048-bit at t.conf:1)")
+    }
+
+    fn rejection(error: VerifyError) -> Rejection {
+        Rejection {
+            verifier: verifier(),
+            error,
+        }
+    }
+
+    #[test]
+    fn no_token_is_invalid_request_at_info() {
+        let r = Refusal::NoToken.response(Scheme::Bearer, None);
+        assert_eq!(r.status, 401);
+        assert_eq!(r.level, LogLevel::Info);
+        assert_eq!(
+            r.www_authenticate,
+            r#"Bearer error="invalid_request", error_description="No bearer token found in the request.""#
+        );
+        assert_eq!(r.log_line, "no bearer token found in the request");
+        assert_eq!(Refusal::NoToken.label(), "no_token");
+    }
+
+    #[test]
+    fn no_verifier_is_an_error_line() {
+        let r = Refusal::NoVerifier.response(Scheme::Basic, Some("api"));
+        assert_eq!(r.level, LogLevel::Error);
+        assert_eq!(
+            r.www_authenticate,
+            r#"Basic realm="api", error="invalid_token", error_description="Token could not be verified.""#
+        );
+        assert_eq!(Refusal::NoVerifier.label(), "no_verifier");
+    }
+
+    #[test]
+    fn too_long_names_the_length_and_the_bound() {
+        let refusal = Refusal::TokenTooLong { len: 70_000 };
+        let r = refusal.response(Scheme::Bearer, None);
+        assert_eq!(r.level, LogLevel::Warn);
+        assert_eq!(
+            r.log_line,
+            format!(
+                "token refused: 70000 bytes is longer than the {} allowed",
+                crate::jose::jws::MAX_TOKEN_LEN
+            )
+        );
+        assert_eq!(refusal.label(), "token_too_long");
+    }
+
+    #[test]
+    fn not_verified_lists_every_verifier_in_order() {
+        let refusal = Refusal::NotVerified(vec![
+            rejection(VerifyError::Signature(JoseError::SignatureInvalid)),
+            Rejection {
+                verifier: Arc::from("introspect (at t.conf:2)"),
+                error: VerifyError::Claims(ClaimError::Expired { exp: 1, now: 2 }),
+            },
+        ]);
+        let r = refusal.response(Scheme::Bearer, None);
+        assert_eq!(r.status, 401);
+        assert_eq!(r.level, LogLevel::Warn);
+        assert!(r.www_authenticate.contains(r#"error="invalid_token""#));
+        assert_eq!(
+            r.log_line,
+            format!(
+                "token refused: jwk (RSA 2048-bit at t.conf:1): signature not verified: {}; introspect (at t.conf:2): token expired (exp 1, now 2)",
+                JoseError::SignatureInvalid
+            )
+        );
+        assert_eq!(refusal.label(), "not_verified", "two different reasons");
+    }
+
+    #[test]
+    fn one_reason_gives_its_label() {
+        let expired = || VerifyError::Claims(ClaimError::Expired { exp: 1, now: 2 });
+        assert_eq!(
+            Refusal::NotVerified(vec![rejection(expired())]).label(),
+            "expired"
+        );
+        assert_eq!(
+            Refusal::NotVerified(vec![rejection(expired()), rejection(expired())]).label(),
+            "expired"
+        );
+        assert_eq!(
+            Refusal::NotVerified(vec![rejection(VerifyError::NoKeyForKid)]).label(),
+            "unknown_kid"
+        );
+    }
+
+    #[test]
+    fn unbound_names_the_verifier_and_the_binding_error() {
+        let refusal = Refusal::Unbound {
+            verifier: verifier(),
+            error: BindingError::Mismatch,
+        };
+        let r = refusal.response(Scheme::Bearer, None);
+        assert_eq!(r.level, LogLevel::Warn);
+        assert!(r.www_authenticate.contains(r#"error="invalid_token""#));
+        assert_eq!(
+            r.log_line,
+            format!(
+                "token refused: jwk (RSA 2048-bit at t.conf:1): {}",
+                BindingError::Mismatch
+            )
+        );
+        assert_eq!(refusal.label(), "certificate_mismatch");
+    }
+
+    #[test]
+    fn no_remote_user_is_its_own_error_description() {
+        let refusal = Refusal::NoRemoteUser {
+            verifier: verifier(),
+            claim: "email\r\n".into(),
+        };
+        let r = refusal.response(Scheme::Bearer, None);
+        assert_eq!(r.level, LogLevel::Warn);
+        assert_eq!(
+            r.www_authenticate,
+            r#"Bearer error="invalid_token", error_description="Could not determine remote user.""#
+        );
+        assert!(
+            !r.log_line.contains('\r') && !r.log_line.contains('\n'),
+            "{}",
+            r.log_line
+        );
+        assert_eq!(refusal.label(), "no_remote_user");
+        assert_eq!(refusal.error_code(), challenge::NO_USER);
+    }
+}
