@@ -132,7 +132,7 @@ pub fn authenticate(cfg: &DirConfig, req: &impl Request, mode: Mode, now: i64) -
         }
         let stripping = sources.strip == Strip::On;
         let claim = cfg.target_pass.remote_user_claim();
-        let passed = claims.passed(&cfg.target_pass, stripping, || {
+        let passed = pass::passed_once(&claims, &cfg.target_pass, stripping, || {
             let user = match claims.get(claim) {
                 Some(Value::String(user)) if !user.is_empty() => pass::header_safe(user),
                 _ => return None,
@@ -164,6 +164,7 @@ pub fn authenticate(cfg: &DirConfig, req: &impl Request, mode: Mode, now: i64) -
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cache::registry::CacheRegistry;
     use crate::config::verifier::{self, Origin};
     use crate::verify::VerifyError;
     use crate::verify::claims::ClaimError;
@@ -231,7 +232,13 @@ mod tests {
         }
     }
 
+    /// A location of a server configuration of its own (its own implicit shm cache).
     fn config(lines: &[(&str, &str, Option<&str>)]) -> DirConfig {
+        config_in(&mut CacheRegistry::default(), lines)
+    }
+
+    /// A location of the server configuration whose `OAuth2Cache` lines are `caches`.
+    fn config_in(caches: &mut CacheRegistry, lines: &[(&str, &str, Option<&str>)]) -> DirConfig {
         let mut cfg = DirConfig::default();
         for (kind, value, options) in lines {
             let origin = Origin {
@@ -239,7 +246,7 @@ mod tests {
                 line: 1,
             };
             cfg.add_verifier(
-                verifier::parse(kind, value, *options, &origin)
+                verifier::parse(kind, value, *options, &origin, caches)
                     .unwrap()
                     .verifier,
             );
@@ -356,7 +363,6 @@ mod tests {
             Outcome::Granted(g) => g.origin,
             other => panic!("expected a grant, got {other:?}"),
         };
-        // Claims no other test uses: the shm cache is shared by the tests of this process.
         let hot = token(json!({"sub": "hot-in-use", "exp": NOW + 60}));
         assert_eq!(found(&hot), Found::Verified);
         assert_eq!(found(&hot), Found::SharedCache, "kept in shm first");
@@ -739,7 +745,6 @@ mod tests {
         use crate::verify::Origin as From;
         let cfg = config(&[("plain", SECRET, None)]);
         let memo = ConnectionMemo::default();
-        // Claims of their own: the shared cache is one for all the tests of this process.
         let alice = token(json!({"sub": "alice", "exp": NOW + 60, "jti": "memo-1"}));
         let bob = token(json!({"sub": "bob", "exp": NOW + 60, "jti": "memo-1"}));
         assert_eq!(origin_on(&cfg, &memo, &alice, NOW), Some(From::Verified));
@@ -753,23 +758,33 @@ mod tests {
             origin_on(&cfg, &memo, &bob, NOW),
             Some(From::ConnectionMemo)
         );
-        // The first token again: from a cache, no longer from the memo.
-        assert!(matches!(
-            origin_on(&cfg, &memo, &alice, NOW),
-            Some(From::SharedCache | From::ProcessCache)
-        ));
+        // The first token again: from the shared cache (shm: not yet in this process's cache),
+        // no longer from the memo.
+        assert_eq!(origin_on(&cfg, &memo, &alice, NOW), Some(From::SharedCache));
         // A token that differs only in its last byte is not mistaken for the memo's.
         let mut forged = alice.clone();
         let last = if forged.ends_with('A') { "B" } else { "A" };
         forged.replace_range(forged.len() - 1.., last);
         assert_eq!(origin_on(&cfg, &memo, &forged, NOW), None);
-        // Another location's verifiers (same directive, separate configuration) do not take the
-        // memo's answer; the shared cache, keyed by the directive, may answer.
-        let other = config(&[("plain", SECRET, None)]);
-        assert!(matches!(
-            origin_on(&other, &memo, &alice, NOW),
-            Some(From::Verified | From::SharedCache)
-        ));
+        // Another location's verifiers (the same directive) do not take the memo's answer; the
+        // shared cache of the same server configuration, keyed by the directive, does.
+        let mut caches = CacheRegistry::default();
+        let (one, other) = (
+            config_in(&mut caches, &[("plain", SECRET, None)]),
+            config_in(&mut caches, &[("plain", SECRET, None)]),
+        );
+        let carol = token(json!({"sub": "carol", "exp": NOW + 60}));
+        assert_eq!(origin_on(&one, &memo, &carol, NOW), Some(From::Verified));
+        assert_eq!(
+            origin_on(&other, &memo, &carol, NOW),
+            Some(From::SharedCache)
+        );
+        // A separate server configuration has caches of its own.
+        let elsewhere = config(&[("plain", SECRET, None)]);
+        assert_eq!(
+            origin_on(&elsewhere, &memo, &carol, NOW),
+            Some(From::Verified)
+        );
     }
 
     #[test]
@@ -793,11 +808,11 @@ mod tests {
             origin_on(&cfg, &memo, &alice, NOW + 9),
             Some(From::ConnectionMemo)
         );
-        // Past the memo's time (the shared cache keeps wall-clock time, so it may still answer).
-        assert!(matches!(
+        // Past the memo's time, and past the shared entry's: verified again.
+        assert_eq!(
             origin_on(&cfg, &memo, &alice, NOW + 10),
-            Some(From::Verified | From::SharedCache)
-        ));
+            Some(From::Verified)
+        );
 
         // expiry=0 (no result caching): every request is verified.
         let cfg = config(&[("plain", SECRET, Some("expiry=0"))]);
@@ -812,7 +827,12 @@ mod tests {
         // The same line in three locations: one verifier identity (one shared entry), three
         // process caches.
         let line = [("plain", SECRET, Some("expiry=10"))];
-        let (first, second, third) = (config(&line), config(&line), config(&line));
+        let mut caches = CacheRegistry::default();
+        let (first, second, third) = (
+            config_in(&mut caches, &line),
+            config_in(&mut caches, &line),
+            config_in(&mut caches, &line),
+        );
         let answer = |cfg: &DirConfig, now| {
             let verifier = &cfg.verifiers.as_ref().unwrap()[0];
             let a = verifier.verify(&ParsedToken::parse(&tok), now).unwrap();
@@ -888,9 +908,15 @@ mod microbench {
         let mut cfg = DirConfig::default();
         let origin = Origin { file: "b", line: 1 };
         cfg.add_verifier(
-            verifier::parse("jwk", &jwk.to_string(), None, &origin)
-                .unwrap()
-                .verifier,
+            verifier::parse(
+                "jwk",
+                &jwk.to_string(),
+                None,
+                &origin,
+                &mut crate::cache::registry::CacheRegistry::default(),
+            )
+            .unwrap()
+            .verifier,
         );
         let now = 1_800_000_000;
         let n = 2000;

@@ -7,19 +7,9 @@
 
 use regex::{Regex, RegexBuilder};
 use serde_json::{Map, Value};
-use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Upper bound on a compiled regex, so a configuration cannot make a worker allocate without limit.
 const REGEX_SIZE_LIMIT: usize = 1 << 20;
-
-/// Set once a `Require oauth2_claim` line was parsed in this process (configuration or
-/// `.htaccess`, which is read before authentication): until then no request keeps its claims for
-/// authorization, one thing less on every request.
-static CLAIMS_REQUIRED: AtomicBool = AtomicBool::new(false);
-
-pub fn claims_required() -> bool {
-    CLAIMS_REQUIRED.load(Ordering::Relaxed)
-}
 
 #[derive(Debug)]
 pub struct Requirement {
@@ -45,7 +35,6 @@ impl Requirement {
                         `Require oauth2_claim scope~(^|\\s)read($|\\s)` or `Require oauth2_claim sub:alice`"
                 .to_string());
         }
-        CLAIMS_REQUIRED.store(true, Ordering::Relaxed);
         Ok(Requirement { specs })
     }
 

@@ -10,8 +10,9 @@ use crate::authn::{self, Mode};
 use crate::authz;
 use crate::cache;
 use crate::challenge::{self, Scheme, www_authenticate};
-use crate::config::{DirConfig, global, verifier};
+use crate::config::{DirConfig, verifier};
 use crate::ffi;
+use crate::serving;
 
 /// Releases a DirConfig when its pool is cleared (config reload, graceful restart, end of request).
 unsafe extern "C" fn drop_dir_config(data: *mut c_void) -> c_int {
@@ -67,27 +68,27 @@ pub extern "C" fn oauth2_rs_cmd(
                 .ok_or_else(|| "arguments must be UTF-8 text".to_string()),
         };
         let (a1, a2, a3) = (arg(a1)?.unwrap_or(""), arg(a2)?, arg(a3)?);
-        if (which == ffi::OAUTH2_CMD_CRYPTO_PASSPHRASE || which == ffi::OAUTH2_CMD_CACHE)
-            && global::started()
-        {
-            // An .htaccess file read per request: server-wide settings are not its to change.
-            log::server(
-                site.server,
-                ffi::APLOG_WARNING,
-                "OAuth2Cache and OAuth2CryptoPassphrase in .htaccess have no effect: set them in the server configuration",
-            );
-            return Ok(());
-        }
-        if which == ffi::OAUTH2_CMD_CRYPTO_PASSPHRASE {
-            return global::set_crypto_passphrase(a1);
-        }
-        if which == ffi::OAUTH2_CMD_CACHE {
-            let (spec, warnings) = cache::config::parse(a1, a2)?;
-            for w in &warnings {
-                log::server(site.server, ffi::APLOG_WARNING, w);
-            }
-            cache::registry::add(spec);
-            return Ok(());
+        if which == ffi::OAUTH2_CMD_CRYPTO_PASSPHRASE || which == ffi::OAUTH2_CMD_CACHE {
+            let read = serving::reading(|generation| {
+                if which == ffi::OAUTH2_CMD_CRYPTO_PASSPHRASE {
+                    return generation.set_crypto_passphrase(a1);
+                }
+                let (spec, warnings) = cache::config::parse(a1, a2)?;
+                for w in &warnings {
+                    log::server(site.server, ffi::APLOG_WARNING, w);
+                }
+                generation.caches.add(spec);
+                Ok(())
+            });
+            // None: an .htaccess file read per request; server-wide settings are not its to change.
+            return read.unwrap_or_else(|| {
+                log::server(
+                    site.server,
+                    ffi::APLOG_WARNING,
+                    "OAuth2Cache and OAuth2CryptoPassphrase in .htaccess have no effect: set them in the server configuration",
+                );
+                Ok(())
+            });
         }
         // SAFETY: rs points into this context's shim config; *rs is NULL or a DirConfig we own.
         let slot = unsafe { &mut *rs };
@@ -102,7 +103,9 @@ pub extern "C" fn oauth2_rs_cmd(
                     file: c_str(site.file).unwrap_or("?"),
                     line: site.line,
                 };
-                let parsed = verifier::parse(a1, a2.unwrap_or(""), a3, &origin)?;
+                let parsed = serving::caches(|caches| {
+                    verifier::parse(a1, a2.unwrap_or(""), a3, &origin, caches)
+                })?;
                 for w in &parsed.warnings {
                     log::server(site.server, ffi::APLOG_WARNING, w);
                 }
@@ -131,8 +134,7 @@ pub extern "C" fn oauth2_rs_cmd(
 #[unsafe(no_mangle)]
 pub extern "C" fn oauth2_rs_pre_config() {
     let _ = catch_unwind(|| {
-        global::reset();
-        cache::registry::reset();
+        serving::begin_reading();
         crate::logsink::install(log::process);
     });
 }
@@ -140,7 +142,7 @@ pub extern "C" fn oauth2_rs_pre_config() {
 /// Checks that span directives (run by `apache2 -t` too); NULL or the error to print.
 #[unsafe(no_mangle)]
 pub extern "C" fn oauth2_rs_check_config(ptemp: *mut ffi::apr_pool_t) -> *const c_char {
-    match catch_unwind(cache::registry::check) {
+    match catch_unwind(serving::check) {
         Ok(Ok(())) => std::ptr::null(),
         Ok(Err(e)) => pool_message(ptemp, &e),
         Err(_) => pool_message(
@@ -154,10 +156,7 @@ pub extern "C" fn oauth2_rs_check_config(ptemp: *mut ffi::apr_pool_t) -> *const 
 /// be created is logged and left out: authentication works without it.
 #[unsafe(no_mangle)]
 pub extern "C" fn oauth2_rs_post_config(ptemp: *mut ffi::apr_pool_t) -> *const c_char {
-    match catch_unwind(|| {
-        global::mark_started();
-        cache::registry::init_all()
-    }) {
+    match catch_unwind(serving::start) {
         Ok(errors) => {
             for e in errors {
                 crate::logsink::emit(
@@ -174,7 +173,7 @@ pub extern "C" fn oauth2_rs_post_config(ptemp: *mut ffi::apr_pool_t) -> *const c
 /// The configuration generation is being released (restart or stop).
 #[unsafe(no_mangle)]
 pub extern "C" fn oauth2_rs_config_cleared() {
-    let _ = catch_unwind(cache::registry::reset);
+    let _ = catch_unwind(serving::end);
 }
 
 /// Parses `Require oauth2_claim ...` once, at configuration time.
@@ -186,6 +185,9 @@ pub extern "C" fn oauth2_rs_authz_parse(
 ) -> *const c_char {
     let result = catch_unwind(AssertUnwindSafe(|| {
         let requirement = authz::Requirement::parse(c_str(line).unwrap_or(""))?;
+        // Until a line like this is read (configuration or an `.htaccess` file, which is read
+        // before authentication), no request keeps its claims for authorization.
+        serving::with_generation(|generation| generation.require_claims());
         let raw = Box::into_raw(Box::new(requirement)).cast::<c_void>();
         // SAFETY: pool is the configuration pool; the cleanup frees `raw` exactly once.
         unsafe {

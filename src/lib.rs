@@ -12,6 +12,7 @@ pub mod challenge;
 pub mod config;
 pub mod ct;
 pub mod digest;
+pub mod generation;
 pub mod hex;
 pub mod jose;
 pub mod logsink;
@@ -28,3 +29,5 @@ mod apache;
 mod entry;
 #[cfg(not(test))]
 mod ffi;
+#[cfg(not(test))]
+mod serving;

@@ -253,7 +253,7 @@ impl ApacheRequest {
         if let Some(pair) = pass.authn_header_offsets() {
             self.set_pairs(&pass, &[pair], (true, false), 0);
         }
-        if crate::authz::claims_required() {
+        if crate::serving::claims_required() {
             self.keep_claims(claims);
         }
         // SAFETY: see `new`. Checked first so the hot path does not format a line nobody reads.

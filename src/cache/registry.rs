@@ -1,82 +1,77 @@
-//! The process-wide list of `OAuth2Cache` lines and the C module's name resolution (reference 7.2):
-//! a name matches the first cache with that name; no name means the last cache; `default` means the
-//! first cache named `default`, else the last unnamed one; with no cache at all, an unnamed `shm`
-//! cache with default options is created on the spot. The list is rebuilt on every (re)read of
-//! the configuration.
+//! The `OAuth2Cache` lines of one configuration generation and the C module's name resolution:
+//! a name matches the first cache with that name; no name means the last cache; `default` means
+//! the first cache named `default`, else the last unnamed one; with no cache at all, an unnamed
+//! `shm` cache with default options is created on the spot (not once the generation is sealed:
+//! an `.htaccess` file read per request would add a cache per request).
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 
 use super::config::{self, CacheSpec};
 use super::shared::Cache;
-use crate::config::global;
 
-static CACHES: Mutex<Vec<Arc<Cache>>> = Mutex::new(Vec::new());
-
-fn caches() -> MutexGuard<'static, Vec<Arc<Cache>>> {
-    CACHES.lock().unwrap_or_else(|e| e.into_inner())
+#[derive(Default, Clone)]
+pub struct CacheRegistry {
+    caches: Vec<Arc<Cache>>,
+    sealed: bool,
 }
 
-pub fn reset() {
-    caches().clear();
-}
+impl CacheRegistry {
+    pub fn add(&mut self, spec: CacheSpec) -> Arc<Cache> {
+        let cache = Arc::new(Cache::new(spec));
+        self.caches.push(cache.clone());
+        cache
+    }
 
-pub fn add(spec: CacheSpec) -> Arc<Cache> {
-    let cache = Arc::new(Cache::new(spec));
-    caches().push(cache.clone());
-    cache
-}
-
-/// Resolves a cache name as the C module does; `None` when a given name matches no cache.
-pub fn resolve(name: Option<&str>) -> Option<Arc<Cache>> {
-    let mut list = caches();
-    // Not from an .htaccess file read per request: that would add a cache per request.
-    if list.is_empty() && !global::started() {
-        if let Ok((spec, _)) = config::parse("shm", None) {
-            list.push(Arc::new(Cache::new(spec)));
+    /// Resolves a cache name as the C module does; `None` when a given name matches no cache.
+    pub fn resolve(&mut self, name: Option<&str>) -> Option<Arc<Cache>> {
+        if self.caches.is_empty() && !self.sealed {
+            if let Ok((spec, _)) = config::parse("shm", None) {
+                self.caches.push(Arc::new(Cache::new(spec)));
+            }
+        }
+        let list = &self.caches;
+        match name {
+            None | Some("") => list.last().cloned(),
+            Some("default") => list
+                .iter()
+                .find(|c| c.spec.name.as_deref() == Some("default"))
+                .or_else(|| list.iter().rev().find(|c| c.spec.name.is_none()))
+                .cloned(),
+            Some(n) => list
+                .iter()
+                .find(|c| c.spec.name.as_deref() == Some(n))
+                .cloned(),
         }
     }
-    match name {
-        None | Some("") => list.last().cloned(),
-        Some("default") => list
-            .iter()
-            .find(|c| c.spec.name.as_deref() == Some("default"))
-            .or_else(|| list.iter().rev().find(|c| c.spec.name.is_none()))
-            .cloned(),
-        Some(n) => list
-            .iter()
-            .find(|c| c.spec.name.as_deref() == Some(n))
-            .cloned(),
-    }
-}
 
-/// After the configuration is read: encrypted caches need a passphrase (config-time error).
-pub fn check() -> Result<(), String> {
-    let passphrase = global::crypto_passphrase();
-    for cache in caches().iter() {
-        if cache.spec.encrypt && passphrase.is_none() {
-            return Err(format!(
-                "{} encrypts its values (encrypt defaults to on for file, memcache and redis) but no \
-                 OAuth2CryptoPassphrase is configured: add `OAuth2CryptoPassphrase <long random string>` \
-                 (the same on every host that shares the cache), or set encrypt=false",
-                cache.describe()
-            ));
+    /// After the configuration is read: encrypted caches need a passphrase (config-time error).
+    pub fn check(&self, passphrase: Option<&str>) -> Result<(), String> {
+        for cache in &self.caches {
+            if cache.spec.encrypt && passphrase.is_none() {
+                return Err(format!(
+                    "{} encrypts its values (encrypt defaults to on for file, memcache and redis) but no \
+                     OAuth2CryptoPassphrase is configured: add `OAuth2CryptoPassphrase <long random string>` \
+                     (the same on every host that shares the cache), or set encrypt=false",
+                    cache.describe()
+                ));
+            }
         }
+        Ok(())
     }
-    Ok(())
-}
 
-/// Creates every backend in the parent process, before the children are forked.
-pub fn init_all() -> Vec<String> {
-    caches()
-        .iter()
-        .filter_map(|c| c.init().err().map(|e| format!("{}: {e}", c.describe())))
-        .collect()
-}
-
-#[cfg(test)]
-pub(crate) fn test_lock() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+    /// Creates every backend (in the parent process, before the children are forked) and seals
+    /// the list; returns what could not be created.
+    pub fn init_all(&mut self, passphrase: Option<&str>) -> Vec<String> {
+        self.sealed = true;
+        self.caches
+            .iter()
+            .filter_map(|c| {
+                c.init(passphrase)
+                    .err()
+                    .map(|e| format!("{}: {e}", c.describe()))
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]
@@ -89,45 +84,48 @@ mod tests {
 
     #[test]
     fn name_resolution_follows_the_c_module() {
-        let _guard = test_lock();
-        reset();
-        let implicit = resolve(None).unwrap();
+        let implicit = CacheRegistry::default().resolve(None).unwrap();
         assert_eq!(implicit.spec.name, None, "an implicit unnamed shm cache");
-        reset();
-        let a = add(spec("name=a"));
-        let unnamed1 = add(spec(""));
-        let d = add(spec("name=default"));
-        let unnamed2 = add(spec(""));
-        let last = add(spec("name=z"));
-        assert!(Arc::ptr_eq(&resolve(Some("a")).unwrap(), &a));
+        let mut registry = CacheRegistry::default();
+        let a = registry.add(spec("name=a"));
+        let _unnamed = registry.add(spec(""));
+        let d = registry.add(spec("name=default"));
+        let _unnamed = registry.add(spec(""));
+        let last = registry.add(spec("name=z"));
+        assert!(Arc::ptr_eq(&registry.resolve(Some("a")).unwrap(), &a));
         assert!(
-            Arc::ptr_eq(&resolve(None).unwrap(), &last),
+            Arc::ptr_eq(&registry.resolve(None).unwrap(), &last),
             "no name: the last cache"
         );
-        assert!(Arc::ptr_eq(&resolve(Some("default")).unwrap(), &d));
-        assert!(resolve(Some("missing")).is_none());
-        reset();
-        let _ = add(spec(""));
-        let u = add(spec(""));
-        let _ = add(spec("name=x"));
+        assert!(Arc::ptr_eq(&registry.resolve(Some("default")).unwrap(), &d));
+        assert!(registry.resolve(Some("missing")).is_none());
+        let mut registry = CacheRegistry::default();
+        let _ = registry.add(spec(""));
+        let u = registry.add(spec(""));
+        let _ = registry.add(spec("name=x"));
         assert!(
-            Arc::ptr_eq(&resolve(Some("default")).unwrap(), &u),
+            Arc::ptr_eq(&registry.resolve(Some("default")).unwrap(), &u),
             "default: the last unnamed one"
         );
-        let _ = (unnamed1, unnamed2);
-        reset();
+    }
+
+    #[test]
+    fn a_sealed_registry_creates_no_implicit_cache() {
+        let mut registry = CacheRegistry::default();
+        assert!(registry.init_all(None).is_empty());
+        assert!(registry.resolve(None).is_none());
     }
 
     #[test]
     fn encrypted_cache_without_passphrase_is_a_config_error() {
-        let _guard = test_lock();
-        reset();
-        global::reset();
-        add(config::parse("redis", None).unwrap().0);
-        assert!(check().unwrap_err().contains("OAuth2CryptoPassphrase"));
-        global::set_crypto_passphrase("p").unwrap();
-        assert!(check().is_ok());
-        global::reset();
-        reset();
+        let mut registry = CacheRegistry::default();
+        registry.add(config::parse("redis", None).unwrap().0);
+        assert!(
+            registry
+                .check(None)
+                .unwrap_err()
+                .contains("OAuth2CryptoPassphrase")
+        );
+        assert!(registry.check(Some("p")).is_ok());
     }
 }

@@ -13,7 +13,6 @@ use super::memcache::MemcacheStore;
 use super::redis::RedisStore;
 use super::shm::ShmStore;
 use super::store::Store;
-use crate::config::global;
 use crate::digest::sha256;
 use crate::logsink::{self, Level};
 
@@ -57,8 +56,10 @@ impl Cache {
         }
     }
 
-    /// Creates the backend now (shared memory must exist before httpd forks its children).
-    pub fn init(&self) -> Result<(), String> {
+    /// Creates the backend now (shared memory must exist before httpd forks its children) and
+    /// the encryption key from `OAuth2CryptoPassphrase`.
+    pub fn init(&self, passphrase: Option<&str>) -> Result<(), String> {
+        let _ = self.sealer.set(self.make_sealer(passphrase));
         self.store().map(|_| ())
     }
 
@@ -74,19 +75,22 @@ impl Cache {
             .map_err(Clone::clone)
     }
 
+    fn make_sealer(&self, passphrase: Option<&str>) -> Result<Option<Sealer>, String> {
+        if !self.spec.encrypt {
+            return Ok(None);
+        }
+        let passphrase = passphrase.ok_or_else(|| {
+            format!(
+                "{} has encrypt on but no OAuth2CryptoPassphrase is configured",
+                self.describe()
+            )
+        })?;
+        Sealer::new(passphrase, self.spec.passphrase_hash).map(Some)
+    }
+
+    /// The encryption of this cache; one that was never initialised has no passphrase.
     fn sealer(&self) -> Result<Option<&Sealer>, String> {
-        let sealer = self.sealer.get_or_init(|| {
-            if !self.spec.encrypt {
-                return Ok(None);
-            }
-            let passphrase = global::crypto_passphrase().ok_or_else(|| {
-                format!(
-                    "{} has encrypt on but no OAuth2CryptoPassphrase is configured",
-                    self.describe()
-                )
-            })?;
-            Sealer::new(&passphrase, self.spec.passphrase_hash).map(Some)
-        });
+        let sealer = self.sealer.get_or_init(|| self.make_sealer(None));
         sealer.as_ref().map(Option::as_ref).map_err(Clone::clone)
     }
 

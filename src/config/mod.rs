@@ -2,7 +2,6 @@
 //! merge of a parent and a child context (reference 1.7).
 
 pub mod flag;
-pub mod global;
 pub mod options;
 pub mod sources;
 pub mod target_pass;

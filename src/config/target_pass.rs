@@ -4,6 +4,9 @@
 use super::flag::parse_flag;
 use super::options::Options;
 
+/// The prefix of the variables and headers claims are passed in, unless `prefix=` says otherwise.
+pub const DEFAULT_PREFIX: &str = "OAUTH2_CLAIM_";
+
 pub const ENCODING_ERROR: &str =
     "unknown value for encoding: must be one of \"latin1\", \"base64url\" or \"none\"";
 
@@ -115,9 +118,7 @@ impl TargetPass {
         self.headers.unwrap_or(true)
     }
     pub fn prefix(&self) -> &str {
-        self.prefix
-            .as_deref()
-            .unwrap_or(crate::pass::DEFAULT_PREFIX)
+        self.prefix.as_deref().unwrap_or(DEFAULT_PREFIX)
     }
     pub fn remote_user_claim(&self) -> &str {
         self.remote_user_claim.as_deref().unwrap_or("sub")

@@ -2,6 +2,7 @@
 //! `apache2 -t` prints. Messages that the C module has are kept word for word; ours also say what
 //! to write instead.
 
+use crate::cache::registry::CacheRegistry;
 use base64::Engine;
 use base64::alphabet;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
@@ -101,11 +102,13 @@ pub struct Origin<'a> {
     pub line: u32,
 }
 
+/// One `OAuth2TokenVerify` line; `caches` are the `OAuth2Cache` lines read so far.
 pub fn parse(
     kind: &str,
     value: &str,
     options: Option<&str>,
     origin: &Origin,
+    caches: &mut CacheRegistry,
 ) -> Result<Parsed, String> {
     let options = Options::parse(options.unwrap_or(""));
     let mut warnings = Vec::new();
@@ -123,7 +126,7 @@ pub fn parse(
                 // ALB-style tokens carry exp in the header: the newer liboauth2 keeps exp optional here.
                 claims.exp = Requirement::Optional;
             }
-            let keys = remote_keys(&options, kind, value, format)?;
+            let keys = remote_keys(&options, kind, value, format, caches)?;
             (Source::Remote(Arc::new(keys)), value.to_string())
         }
         "introspect" => {
@@ -150,7 +153,7 @@ pub fn parse(
                 jwks_http: http_options(&options, "jwks_uri")?,
                 jwks_ttl: seconds(&options, "jwks_uri.expiry", 86_400)?,
                 jwks_refresh_interval: seconds(&options, "jwks_uri.refresh_interval", 10)?,
-                jwks_cache: document_cache(&options, "jwks_uri")?,
+                jwks_cache: document_cache(&options, "jwks_uri", caches)?,
                 introspect_http: http_options(&options, "introspect")?,
                 introspect_auth: EndpointAuth::parse(&options, "introspect")?,
                 introspect_params: introspect_params(&options)?,
@@ -204,7 +207,7 @@ pub fn parse(
         }
     }
 
-    let results = result_caching(kind, value, &options, &source, &mut warnings)?;
+    let results = result_caching(kind, value, &options, &source, caches, &mut warnings)?;
     let label = format!("{kind} ({describe} at {}:{})", origin.file, origin.line).into();
     Ok(Parsed {
         verifier: Verifier {
@@ -227,6 +230,7 @@ fn result_caching(
     value: &str,
     options: &Options,
     source: &Source,
+    caches: &mut CacheRegistry,
     warnings: &mut Vec<String>,
 ) -> Result<ResultCaching, String> {
     let canonical = options.canonical();
@@ -240,7 +244,7 @@ fn result_caching(
     ]);
     let ttl = seconds(options, "expiry", 300)?;
     let name = options.get("verify.cache");
-    let shared = crate::cache::registry::resolve(name);
+    let shared = caches.resolve(name);
     if shared.is_none() && name.is_some() {
         warnings.push(format!(
             "OAuth2TokenVerify: verify.cache={}: no OAuth2Cache with that name (OAuth2Cache lines must come \
@@ -281,6 +285,7 @@ fn remote_keys(
     prefix: &str,
     value: &str,
     format: Format,
+    caches: &mut CacheRegistry,
 ) -> Result<RemoteKeys, String> {
     Ok(RemoteKeys::new(
         endpoint_url(prefix, value)?,
@@ -288,7 +293,7 @@ fn remote_keys(
         http_options(options, prefix)?,
         seconds(options, &format!("{prefix}.expiry"), 86_400)?,
         seconds(options, &format!("{prefix}.refresh_interval"), 10)?,
-        document_cache(options, prefix)?,
+        document_cache(options, prefix, caches)?,
     ))
 }
 
@@ -297,9 +302,10 @@ fn remote_keys(
 fn document_cache(
     options: &Options,
     prefix: &str,
+    caches: &mut CacheRegistry,
 ) -> Result<Option<Arc<crate::cache::Cache>>, String> {
     let name = options.get(&format!("{prefix}.cache"));
-    match crate::cache::registry::resolve(name) {
+    match caches.resolve(name) {
         Some(c) => Ok(Some(c)),
         // No cache at all (an .htaccess file after startup): fetched documents stay in the process.
         None if name.is_none() => Ok(None),
@@ -477,6 +483,16 @@ fn parse_claim_policy(options: &Options) -> ClaimPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A line read on its own, with no `OAuth2Cache` before it.
+    fn parse(
+        kind: &str,
+        value: &str,
+        options: Option<&str>,
+        origin: &Origin,
+    ) -> Result<Parsed, String> {
+        super::parse(kind, value, options, origin, &mut CacheRegistry::default())
+    }
 
     const ORIGIN: Origin = Origin {
         file: "test.conf",

@@ -95,7 +95,13 @@ mod tests {
             file: "t.conf",
             line: 1,
         };
-        let parsed = verifier::parse("plain", "0123456789abcdef0123456789abcdef", None, &origin);
+        let parsed = verifier::parse(
+            "plain",
+            "0123456789abcdef0123456789abcdef",
+            None,
+            &origin,
+            &mut crate::cache::registry::CacheRegistry::default(),
+        );
         Arc::new(vec![parsed.unwrap().verifier])
     }
 

@@ -10,7 +10,8 @@ use std::io::{self, Write};
 
 use crate::config::target_pass::{Encoding, TargetPass};
 
-pub const DEFAULT_PREFIX: &str = "OAUTH2_CLAIM_";
+mod once;
+pub use once::passed_once;
 
 /// The header/variable name for a claim: the C module replaces control bytes, DEL, every non-ASCII
 /// byte and the HTTP separators with `-`, keeping case.
@@ -305,6 +306,7 @@ impl Formatter for JanssonFormatter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::target_pass::DEFAULT_PREFIX;
     use serde_json::json;
 
     #[test]

@@ -1,0 +1,78 @@
+//! What one reading of the configuration sets up for the whole server, beside the per-directory
+//! configurations: the `OAuth2Cache` lines, `OAuth2CryptoPassphrase`, and whether any
+//! `Require oauth2_claim` needs the claims kept. Built while httpd reads its configuration,
+//! started at post_config, and dropped as a whole when a restart reads the configuration again.
+//! The core receives it as an argument; holding the current one is the Apache layer's job.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::cache::registry::CacheRegistry;
+
+#[derive(Default)]
+pub struct Generation {
+    pub caches: CacheRegistry,
+    /// `OAuth2CryptoPassphrase`: the last one read wins, wherever it is written (as in the C module).
+    passphrase: Option<String>,
+    /// Set by a `Require oauth2_claim` line, also one in an `.htaccess` file read while serving.
+    claims_required: AtomicBool,
+}
+
+impl Generation {
+    pub fn set_crypto_passphrase(&mut self, value: &str) -> Result<(), String> {
+        if value.is_empty() {
+            return Err(
+                "OAuth2CryptoPassphrase must not be empty: configure a long random string".into(),
+            );
+        }
+        self.passphrase = Some(value.to_string());
+        Ok(())
+    }
+
+    /// A `Require oauth2_claim` line was read: accepted claims are kept for it.
+    pub fn require_claims(&self) {
+        self.claims_required.store(true, Ordering::Relaxed);
+    }
+
+    pub fn claims_required(&self) -> bool {
+        self.claims_required.load(Ordering::Relaxed)
+    }
+
+    /// Checks what spans directives (run by `apache2 -t` too).
+    pub fn check(&self) -> Result<(), String> {
+        self.caches.check(self.passphrase.as_deref())
+    }
+
+    /// Creates the shared caches (before httpd forks its children); returns what could not be
+    /// created. No cache is added after this.
+    pub fn start(&mut self) -> Vec<String> {
+        self.caches.init_all(self.passphrase.as_deref())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cache::config;
+
+    #[test]
+    fn last_passphrase_wins_and_empty_is_refused() {
+        let mut generation = Generation::default();
+        generation
+            .caches
+            .add(config::parse("redis", None).unwrap().0);
+        assert!(generation.check().is_err(), "redis encrypts by default");
+        generation.set_crypto_passphrase("one").unwrap();
+        generation.set_crypto_passphrase("two").unwrap();
+        assert!(generation.set_crypto_passphrase("").is_err());
+        assert_eq!(generation.passphrase.as_deref(), Some("two"));
+        assert!(generation.check().is_ok());
+    }
+
+    #[test]
+    fn a_new_generation_starts_without_the_old_ones_flags() {
+        let old = Generation::default();
+        old.require_claims();
+        assert!(old.claims_required());
+        assert!(!Generation::default().claims_required());
+    }
+}
