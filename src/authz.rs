@@ -1,4 +1,4 @@
-//! `Require oauth2_claim <spec> [<spec> ...]`: authorization on the verified claims (reference 5.4).
+//! `Require oauth2_claim <spec> [<spec> ...]`: authorization on the verified claims, with the C module's spec syntax.
 //!
 //! A spec is `name:value` (the claim equals, or an array claim contains, the value), `name.rest`
 //! (descend into an object claim; on an array claim `rest` is a value to look for), or

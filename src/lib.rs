@@ -16,6 +16,7 @@ pub mod generation;
 pub mod hex;
 pub mod jose;
 pub mod logsink;
+pub mod options;
 pub mod pass;
 pub mod pop;
 pub mod refusal;

@@ -1,4 +1,4 @@
-//! Where the access token comes from (`OAuth2AcceptTokenIn`, reference 4): the configured methods
+//! Where the access token comes from (`OAuth2AcceptTokenIn`): the configured methods
 //! are tried in the fixed order environment, header, query, post, cookie, basic; the first that has
 //! a token wins. Finding a token also yields how to strip it from what the backend receives.
 

@@ -4,7 +4,7 @@ use openssl::hash::MessageDigest;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::config::options::{Options, parse_number};
+use crate::options::{Options, parse_number};
 
 pub const UNKNOWN_TYPE: &str = "internal error: oauth2_cache_init returned null";
 
@@ -139,7 +139,7 @@ pub fn parse(kind: &str, options: Option<&str>) -> Result<(CacheSpec, Vec<String
     };
     let encrypt = match o.get("encrypt") {
         // parse_bool family in the C module: only "true" is true; "1", "on", "yes" mean true here as well.
-        Some(v) => crate::config::flag::parse_bool(v),
+        Some(v) => crate::options::flag::parse_bool(v),
         None => !matches!(backend, Backend::Shm { .. }),
     };
     let spec = CacheSpec {

@@ -1,8 +1,6 @@
 //! Per-directory configuration: directive text in, typed and validated settings out, and the
-//! merge of a parent and a child context (reference 1.7).
+//! merge of a parent and a child context (the C module's merge rules; see docs/compatibility.md).
 
-pub mod flag;
-pub mod options;
 pub mod sources;
 pub mod target_pass;
 pub mod verifier;

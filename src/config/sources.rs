@@ -1,7 +1,7 @@
-//! `OAuth2AcceptTokenIn <method> [<options>]`: where the token may come from (reference 1.2, 4).
+//! `OAuth2AcceptTokenIn <method> [<options>]`: where the token may come from (as in the C module; see docs/compatibility.md).
 
-use super::flag::parse_flag;
-use super::options::Options;
+use crate::options::Options;
+use crate::options::flag::parse_flag;
 use std::ffi::CString;
 
 pub const UNKNOWN_METHOD: &str =

@@ -1,8 +1,9 @@
-//! `OAuth2TargetPass <options>`: how verified claims reach the backend (reference 1.3, 5). Each line
-//! sets only the options it names; each option inherits separately from the parent context.
+//! `OAuth2TargetPass <options>`: how verified claims reach the backend (the C module's options;
+//! differences in docs/compatibility.md). Each line sets only the options it names; each option
+//! inherits separately from the parent context.
 
-use super::flag::parse_flag;
-use super::options::Options;
+use crate::options::Options;
+use crate::options::flag::parse_flag;
 
 /// The prefix of the variables and headers claims are passed in, unless `prefix=` says otherwise.
 pub const DEFAULT_PREFIX: &str = "OAUTH2_CLAIM_";

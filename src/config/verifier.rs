@@ -10,8 +10,8 @@ use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::options::{Options, Requirement, parse_number};
 use crate::jose::Key;
+use crate::options::{Options, Requirement, parse_number};
 use crate::pop::mtls::MtlsPolicy;
 use crate::remote::auth::EndpointAuth;
 use crate::remote::fetch::HttpOptions;
@@ -364,7 +364,7 @@ fn http_options(options: &Options, prefix: &str) -> Result<HttpOptions, String> 
     let mut http = HttpOptions::default();
     if let Some(v) = get("ssl_verify") {
         // The C module treats anything but "true" as false; values that plainly mean "yes" verify here.
-        http.ssl_verify = super::flag::parse_bool(v);
+        http.ssl_verify = crate::options::flag::parse_bool(v);
     }
     if let Some(path) = get("ca_file").filter(|p| !p.is_empty()) {
         if std::fs::File::open(path).is_err() {

@@ -1,6 +1,6 @@
 //! Passing the verified claims on to the backend: `OAUTH2_CLAIM_<name>` request headers and
-//! environment variables (reference 5.2), and scrubbing of incoming headers that could spoof them
-//! (reference 5.3).
+//! environment variables, and scrubbing of incoming headers that could spoof them
+//! (see docs/compatibility.md, header scrubbing).
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

@@ -1,4 +1,4 @@
-//! How the module authenticates to the introspection endpoint (`introspect.auth`, reference 2.6).
+//! How the module authenticates to the introspection endpoint (`introspect.auth`): RFC 6749 section 2.3.1 client secrets and RFC 7523 client assertions.
 //! Credentials are un-prefixed options (`client_id`, `client_secret`, ...), as in the C module.
 
 use base64::Engine;
@@ -11,7 +11,7 @@ use openssl::sign::Signer;
 use serde_json::json;
 
 use super::fetch::HttpOptions;
-use crate::config::options::Options;
+use crate::options::Options;
 
 pub const UNKNOWN_AUTH: &str = "Invalid value, must be one of: none, client_secret_basic, client_secret_post, client_secret_jwt, private_key_jwt, client_cert or basic.";
 

@@ -4,7 +4,7 @@
 use serde_json::{Map, Value};
 use std::fmt;
 
-use crate::config::options::Requirement;
+use crate::options::Requirement;
 
 /// Latest NumericDate we accept (9999-12-31T23:59:59Z): larger values are nonsense or an overflow attempt.
 const MAX_NUMERIC_DATE: f64 = 253_402_300_799.0;

@@ -1,8 +1,10 @@
 //! The "query-encoded" option strings of the C module's directives: `name=value&name2=value2`.
 //!
-//! Rules (reference 1.0): split on `&`, each pair on the first `=` (no `=` gives an empty value),
+//! Rules, as the C module reads them: split on `&`, each pair on the first `=` (no `=` gives an empty value),
 //! `+` and `%XX` decoded in names and values, names case-sensitive, the first occurrence wins,
 //! unknown names are ignored.
+
+pub mod flag;
 
 /// Parsed options of one directive, in the order written.
 #[derive(Debug, Default, Clone)]
