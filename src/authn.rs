@@ -15,7 +15,7 @@ use crate::verify::memo::ConnectionMemo;
 use crate::verify::{Claims, Origin, ParsedToken};
 
 /// What the authentication step needs from a request.
-pub trait Request: TokenSource {
+pub(crate) trait Request: TokenSource {
     /// `AuthName`, for the `realm` of challenges.
     fn auth_name(&self) -> Option<&str>;
     /// base64url SHA-256 thumbprint of the TLS client certificate, if one was presented. It may
@@ -33,7 +33,7 @@ pub trait Request: TokenSource {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
+pub(crate) enum Mode {
     /// `AuthType oauth2`: a missing token is refused.
     OAuth2,
     /// `AuthType auth-openidc`: a missing token is left to mod_auth_openidc.
@@ -41,7 +41,7 @@ pub enum Mode {
 }
 
 #[derive(Debug, PartialEq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// Not ours to decide (another module may authenticate).
     Declined,
     /// Refused; the edge maps it with [`Refusal::response`].
@@ -53,20 +53,20 @@ pub enum Outcome {
 }
 
 #[derive(Debug, PartialEq)]
-pub struct Granted {
+pub(crate) struct Granted {
     /// The remote user and what goes to the backend; shared with the cached result when the same
     /// settings built it before.
-    pub pass: Arc<Passed>,
+    pub(crate) pass: Arc<Passed>,
     /// How to take the token out of the request for the backend, if `strip` asks for it.
-    pub strip: Option<StripAction>,
+    pub(crate) strip: Option<StripAction>,
     /// The verified claims, kept for `Require oauth2_claim`.
-    pub claims: Claims,
+    pub(crate) claims: Claims,
     /// The verifier that accepted, and whether from a cache, for the debug log.
-    pub verifier: Arc<str>,
-    pub origin: Origin,
+    pub(crate) verifier: Arc<str>,
+    pub(crate) origin: Origin,
 }
 
-pub fn authenticate(cfg: &DirConfig, req: &impl Request, mode: Mode, now: i64) -> Outcome {
+pub(crate) fn authenticate(cfg: &DirConfig, req: &impl Request, mode: Mode, now: i64) -> Outcome {
     let sources = cfg.sources();
     // The C module challenges with `Basic` when Basic is the only way to send a token.
     let scheme = if sources.basic_only() {

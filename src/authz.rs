@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 const REGEX_SIZE_LIMIT: usize = 1 << 20;
 
 #[derive(Debug)]
-pub struct Requirement {
+pub(crate) struct Requirement {
     specs: Vec<Spec>,
 }
 
@@ -25,7 +25,7 @@ struct Spec {
 
 impl Requirement {
     /// Parses the words after `Require oauth2_claim`, grouped as `ap_getword_conf` does.
-    pub fn parse(line: &str) -> Result<Requirement, String> {
+    pub(crate) fn parse(line: &str) -> Result<Requirement, String> {
         let mut specs = Vec::new();
         for word in conf_words(line) {
             specs.push(Spec::parse(word)?);
@@ -38,12 +38,12 @@ impl Requirement {
         Ok(Requirement { specs })
     }
 
-    pub fn is_satisfied(&self, claims: &Map<String, Value>) -> bool {
+    pub(crate) fn is_satisfied(&self, claims: &Map<String, Value>) -> bool {
         self.specs.iter().any(|spec| spec.matches(claims))
     }
 
     /// The specs as written, for log lines.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         let texts: Vec<&str> = self.specs.iter().map(|s| s.text.as_str()).collect();
         texts.join(" ")
     }

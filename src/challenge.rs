@@ -2,14 +2,14 @@
 
 /// The authentication scheme a challenge names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scheme {
+pub(crate) enum Scheme {
     Bearer,
     /// The C module challenges with `Basic` when Basic is the only way to send a token.
     Basic,
 }
 
 impl Scheme {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Scheme::Bearer => "Bearer",
             Scheme::Basic => "Basic",
@@ -19,31 +19,31 @@ impl Scheme {
 
 /// An RFC 6750 section 3.1 error code with the description the C module sends with it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ErrorCode {
-    pub error: &'static str,
-    pub description: &'static str,
+pub(crate) struct ErrorCode {
+    pub(crate) error: &'static str,
+    pub(crate) description: &'static str,
 }
 
-pub const NO_TOKEN: ErrorCode = ErrorCode {
+pub(crate) const NO_TOKEN: ErrorCode = ErrorCode {
     error: "invalid_request",
     description: "No bearer token found in the request.",
 };
-pub const BAD_TOKEN: ErrorCode = ErrorCode {
+pub(crate) const BAD_TOKEN: ErrorCode = ErrorCode {
     error: "invalid_token",
     description: "Token could not be verified.",
 };
-pub const NO_USER: ErrorCode = ErrorCode {
+pub(crate) const NO_USER: ErrorCode = ErrorCode {
     error: "invalid_token",
     description: "Could not determine remote user.",
 };
 /// Left for mod_headers in `OAUTH2_BEARER_SCOPE_ERROR` when `Require oauth2_claim` denies.
-pub const INSUFFICIENT_SCOPE: ErrorCode = ErrorCode {
+pub(crate) const INSUFFICIENT_SCOPE: ErrorCode = ErrorCode {
     error: "insufficient_scope",
     description: "Different scope(s) or other claims required.",
 };
 
 /// `Bearer [realm="R",] error="E", error_description="D"`.
-pub fn www_authenticate(scheme: Scheme, realm: Option<&str>, code: ErrorCode) -> String {
+pub(crate) fn www_authenticate(scheme: Scheme, realm: Option<&str>, code: ErrorCode) -> String {
     let mut v = String::with_capacity(128);
     v.push_str(scheme.as_str());
     if let Some(realm) = realm {

@@ -2,7 +2,7 @@
 //! only, never on where the first difference is. Word by word: OpenSSL's CRYPTO_memcmp goes byte
 //! by byte, which costs more than the rest of a cached request for a 1 KB token.
 
-pub fn eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }

@@ -5,7 +5,7 @@
 use openssl::sha::{Sha256, Sha384, Sha512};
 
 /// SHA-256 of the concatenation of `parts`.
-pub fn sha256(parts: &[&[u8]]) -> [u8; 32] {
+pub(crate) fn sha256(parts: &[&[u8]]) -> [u8; 32] {
     let mut h = Sha256::new();
     for part in parts {
         h.update(part);
@@ -14,14 +14,14 @@ pub fn sha256(parts: &[&[u8]]) -> [u8; 32] {
 }
 
 /// A SHA-256, SHA-384 or SHA-512 digest, by its length in bytes.
-pub enum Sha2 {
+pub(crate) enum Sha2 {
     Sha256([u8; 32]),
     Sha384([u8; 48]),
     Sha512([u8; 64]),
 }
 
 /// SHA-2 of `input` with a `len`-byte digest (32 or 48; anything else is SHA-512).
-pub fn sha2(len: usize, input: &[u8]) -> Sha2 {
+pub(crate) fn sha2(len: usize, input: &[u8]) -> Sha2 {
     match len {
         32 => Sha2::Sha256(sha256(&[input])),
         48 => {

@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use crate::cache::registry::CacheRegistry;
 
 #[derive(Default)]
-pub struct Generation {
-    pub caches: CacheRegistry,
+pub(crate) struct Generation {
+    pub(crate) caches: CacheRegistry,
     /// `OAuth2CryptoPassphrase`: the last one read wins, wherever it is written (as in the C module).
     passphrase: Option<String>,
     /// Set by a `Require oauth2_claim` line, also one in an `.htaccess` file read while serving.
@@ -18,7 +18,7 @@ pub struct Generation {
 }
 
 impl Generation {
-    pub fn set_crypto_passphrase(&mut self, value: &str) -> Result<(), String> {
+    pub(crate) fn set_crypto_passphrase(&mut self, value: &str) -> Result<(), String> {
         if value.is_empty() {
             return Err(
                 "OAuth2CryptoPassphrase must not be empty: configure a long random string".into(),
@@ -29,22 +29,22 @@ impl Generation {
     }
 
     /// A `Require oauth2_claim` line was read: accepted claims are kept for it.
-    pub fn require_claims(&self) {
+    pub(crate) fn require_claims(&self) {
         self.claims_required.store(true, Ordering::Relaxed);
     }
 
-    pub fn claims_required(&self) -> bool {
+    pub(crate) fn claims_required(&self) -> bool {
         self.claims_required.load(Ordering::Relaxed)
     }
 
     /// Checks what spans directives (run by `apache2 -t` too).
-    pub fn check(&self) -> Result<(), String> {
+    pub(crate) fn check(&self) -> Result<(), String> {
         self.caches.check(self.passphrase.as_deref())
     }
 
     /// Creates the shared caches (before httpd forks its children); returns what could not be
     /// created. No cache is added after this.
-    pub fn start(&mut self) -> Vec<String> {
+    pub(crate) fn start(&mut self) -> Vec<String> {
         self.caches.init_all(self.passphrase.as_deref())
     }
 }

@@ -1,6 +1,6 @@
 //! Lowercase hex, without the formatting machinery (it runs on the hot path for cache keys).
 
-pub fn lower(bytes: &[u8]) -> String {
+pub(crate) fn lower(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(bytes.len() * 2);
     for b in bytes {

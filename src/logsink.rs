@@ -5,20 +5,19 @@
 use std::sync::OnceLock;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Level {
+pub(crate) enum Level {
     Error,
     Warn,
-    Info,
     Debug,
 }
 
 static SINK: OnceLock<fn(Level, &str)> = OnceLock::new();
 
-pub fn install(sink: fn(Level, &str)) {
+pub(crate) fn install(sink: fn(Level, &str)) {
     let _ = SINK.set(sink);
 }
 
-pub fn emit(level: Level, msg: &str) {
+pub(crate) fn emit(level: Level, msg: &str) {
     if let Some(sink) = SINK.get() {
         sink(level, msg);
     }

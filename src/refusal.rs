@@ -11,14 +11,14 @@ use crate::verify::VerifyError;
 
 /// One verifier's reason for not accepting the token.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Rejection {
+pub(crate) struct Rejection {
     /// The verifier's label, e.g. `jwk (RSA 2048-bit at site.conf:12)`.
-    pub verifier: Arc<str>,
-    pub error: VerifyError,
+    pub(crate) verifier: Arc<str>,
+    pub(crate) error: VerifyError,
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub enum Refusal {
+pub(crate) enum Refusal {
     /// No token where `OAuth2AcceptTokenIn` looks.
     NoToken,
     /// The location has `AuthType oauth2` but no `OAuth2TokenVerify`.
@@ -37,7 +37,7 @@ pub enum Refusal {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogLevel {
+pub(crate) enum LogLevel {
     Info,
     Warn,
     Error,
@@ -45,17 +45,17 @@ pub enum LogLevel {
 
 /// What a refusal becomes at the edge.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Response {
-    pub status: u16,
-    pub www_authenticate: String,
-    pub level: LogLevel,
+pub(crate) struct Response {
+    pub(crate) status: u16,
+    pub(crate) www_authenticate: String,
+    pub(crate) level: LogLevel,
     /// One line with the reason; never contains the token.
-    pub log_line: String,
+    pub(crate) log_line: String,
 }
 
 impl Refusal {
     /// The one mapping from a refusal to the wire and the log.
-    pub fn response(&self, scheme: Scheme, realm: Option<&str>) -> Response {
+    pub(crate) fn response(&self, scheme: Scheme, realm: Option<&str>) -> Response {
         Response {
             status: 401,
             www_authenticate: www_authenticate(scheme, realm, self.error_code()),
@@ -65,7 +65,7 @@ impl Refusal {
     }
 
     /// The RFC 6750 section 3.1 error code of the challenge.
-    pub fn error_code(&self) -> ErrorCode {
+    pub(crate) fn error_code(&self) -> ErrorCode {
         match self {
             Refusal::NoToken => challenge::NO_TOKEN,
             Refusal::NoRemoteUser { .. } => challenge::NO_USER,
@@ -89,9 +89,13 @@ impl Refusal {
         }
     }
 
+    #[cfg_attr(
+        not(test),
+        expect(dead_code, reason = "the metrics of refusals will count by this label")
+    )]
     /// A short stable name for the reason, for metrics: bounded values, never data from the token.
     /// With several verifiers that refused for different reasons, `not_verified`.
-    pub fn label(&self) -> &'static str {
+    pub(crate) fn label(&self) -> &'static str {
         match self {
             Refusal::NoToken => "no_token",
             Refusal::NoVerifier => "no_verifier",

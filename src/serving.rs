@@ -33,7 +33,7 @@ fn phase() -> MutexGuard<'static, Phase> {
 }
 
 /// pre_config: a new reading starts from nothing (the old generation's flags and caches go).
-pub fn begin_reading() {
+pub(crate) fn begin_reading() {
     *phase() = Phase::Reading(Generation::default());
 }
 
@@ -64,7 +64,7 @@ fn being_read(phase: &mut Phase) -> &mut Generation {
 
 /// Runs `f` on the generation being read; `None` while serving (an `.htaccess` file may not
 /// change server-wide settings).
-pub fn reading<R>(f: impl FnOnce(&mut Generation) -> R) -> Option<R> {
+pub(crate) fn reading<R>(f: impl FnOnce(&mut Generation) -> R) -> Option<R> {
     match access() {
         Access::Reading(mut phase) => Some(f(being_read(&mut phase))),
         Access::Serving(_) => None,
@@ -73,7 +73,7 @@ pub fn reading<R>(f: impl FnOnce(&mut Generation) -> R) -> Option<R> {
 
 /// The caches `OAuth2TokenVerify` lines resolve names against: the ones read so far, or, for an
 /// `.htaccess` file read while serving, the generation's (which adds none).
-pub fn caches<R>(f: impl FnOnce(&mut CacheRegistry) -> R) -> R {
+pub(crate) fn caches<R>(f: impl FnOnce(&mut CacheRegistry) -> R) -> R {
     match access() {
         Access::Reading(mut phase) => f(&mut being_read(&mut phase).caches),
         Access::Serving(generation) => f(&mut generation.caches.clone()),
@@ -81,7 +81,7 @@ pub fn caches<R>(f: impl FnOnce(&mut CacheRegistry) -> R) -> R {
 }
 
 /// Runs `f` on the generation being read or served.
-pub fn with_generation<R>(f: impl FnOnce(&Generation) -> R) -> R {
+pub(crate) fn with_generation<R>(f: impl FnOnce(&Generation) -> R) -> R {
     match access() {
         Access::Reading(mut phase) => f(being_read(&mut phase)),
         Access::Serving(generation) => f(&generation),
@@ -89,13 +89,13 @@ pub fn with_generation<R>(f: impl FnOnce(&Generation) -> R) -> R {
 }
 
 /// check_config: what spans directives.
-pub fn check() -> Result<(), String> {
+pub(crate) fn check() -> Result<(), String> {
     with_generation(Generation::check)
 }
 
 /// post_config: creates the caches and puts the generation into service; returns what could not
 /// be created.
-pub fn start() -> Vec<String> {
+pub(crate) fn start() -> Vec<String> {
     let mut phase = phase();
     let mut generation = match std::mem::replace(&mut *phase, Phase::Idle) {
         Phase::Reading(generation) => generation,
@@ -113,7 +113,7 @@ pub fn start() -> Vec<String> {
 }
 
 /// The configuration pool is cleared (restart or stop): the generation goes with it.
-pub fn end() {
+pub(crate) fn end() {
     *phase() = Phase::Idle;
     PUBLISHED.fetch_add(1, Ordering::Release);
 }
@@ -135,6 +135,6 @@ fn with_current<R>(f: impl FnOnce(Option<&Generation>) -> R) -> R {
 }
 
 /// Whether a `Require oauth2_claim` line needs the accepted claims kept for authorization.
-pub fn claims_required() -> bool {
+pub(crate) fn claims_required() -> bool {
     with_current(|generation| generation.is_some_and(Generation::claims_required))
 }

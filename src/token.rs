@@ -10,10 +10,10 @@ use std::ffi::{CStr, CString};
 use crate::config::sources::{Method, Strip, TokenSources};
 
 /// Form bodies larger than this are not searched for a token (the C module's bound).
-pub const MAX_FORM_BODY: usize = 1024 * 1024;
+pub(crate) const MAX_FORM_BODY: usize = 1024 * 1024;
 
 /// Read access to the parts of a request that can carry a token.
-pub trait TokenSource {
+pub(crate) trait TokenSource {
     fn header(&self, name: &CStr) -> Option<&str>;
     fn env(&self, name: &CStr) -> Option<&str>;
     /// The request method, e.g. `POST`.
@@ -27,7 +27,7 @@ pub trait TokenSource {
 
 /// How to remove the token from the request before it goes to the backend.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StripAction {
+pub(crate) enum StripAction {
     UnsetEnv(CString),
     UnsetHeader(CString),
     /// The query string without the token parameter (empty: no query string).
@@ -39,13 +39,13 @@ pub enum StripAction {
 }
 
 #[derive(Debug, PartialEq, Eq)]
-pub struct Found<'a> {
-    pub token: Cow<'a, str>,
-    pub method: Method,
-    pub strip: Option<StripAction>,
+pub(crate) struct Found<'a> {
+    pub(crate) token: Cow<'a, str>,
+    pub(crate) method: Method,
+    pub(crate) strip: Option<StripAction>,
 }
 
-pub fn find<'a>(sources: &TokenSources, req: &'a impl TokenSource) -> Option<Found<'a>> {
+pub(crate) fn find<'a>(sources: &TokenSources, req: &'a impl TokenSource) -> Option<Found<'a>> {
     Method::ORDER
         .into_iter()
         .filter(|m| sources.accepts(*m))

@@ -20,7 +20,6 @@ pub fn process(level: crate::logsink::Level, msg: &str) {
     let level = match level {
         Level::Error => ffi::APLOG_ERR,
         Level::Warn => ffi::APLOG_WARNING,
-        Level::Info => ffi::APLOG_INFO,
         Level::Debug => ffi::APLOG_DEBUG,
     };
     // SAFETY: msg is passed with its length; ap_server_conf is set once httpd has read its config.

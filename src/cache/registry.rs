@@ -10,20 +10,20 @@ use super::config::{self, CacheSpec};
 use super::shared::Cache;
 
 #[derive(Default, Clone)]
-pub struct CacheRegistry {
+pub(crate) struct CacheRegistry {
     caches: Vec<Arc<Cache>>,
     sealed: bool,
 }
 
 impl CacheRegistry {
-    pub fn add(&mut self, spec: CacheSpec) -> Arc<Cache> {
+    pub(crate) fn add(&mut self, spec: CacheSpec) -> Arc<Cache> {
         let cache = Arc::new(Cache::new(spec));
         self.caches.push(cache.clone());
         cache
     }
 
     /// Resolves a cache name as the C module does; `None` when a given name matches no cache.
-    pub fn resolve(&mut self, name: Option<&str>) -> Option<Arc<Cache>> {
+    pub(crate) fn resolve(&mut self, name: Option<&str>) -> Option<Arc<Cache>> {
         if self.caches.is_empty() && !self.sealed {
             if let Ok((spec, _)) = config::parse("shm", None) {
                 self.caches.push(Arc::new(Cache::new(spec)));
@@ -45,7 +45,7 @@ impl CacheRegistry {
     }
 
     /// After the configuration is read: encrypted caches need a passphrase (config-time error).
-    pub fn check(&self, passphrase: Option<&str>) -> Result<(), String> {
+    pub(crate) fn check(&self, passphrase: Option<&str>) -> Result<(), String> {
         for cache in &self.caches {
             if cache.spec.encrypt && passphrase.is_none() {
                 return Err(format!(
@@ -61,7 +61,7 @@ impl CacheRegistry {
 
     /// Creates every backend (in the parent process, before the children are forked) and seals
     /// the list; returns what could not be created.
-    pub fn init_all(&mut self, passphrase: Option<&str>) -> Vec<String> {
+    pub(crate) fn init_all(&mut self, passphrase: Option<&str>) -> Vec<String> {
         self.sealed = true;
         self.caches
             .iter()

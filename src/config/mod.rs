@@ -1,9 +1,9 @@
 //! Per-directory configuration: directive text in, typed and validated settings out, and the
 //! merge of a parent and a child context (the C module's merge rules; see docs/compatibility.md).
 
-pub mod sources;
-pub mod target_pass;
-pub mod verifier;
+pub(crate) mod sources;
+pub(crate) mod target_pass;
+pub(crate) mod verifier;
 
 use std::sync::Arc;
 
@@ -14,18 +14,18 @@ use target_pass::TargetPass;
 /// Everything this module knows about one `<Location>`/`<Directory>`/`.htaccess` context.
 /// Immutable once Apache has finished reading the configuration; shared by all threads.
 #[derive(Default, Clone)]
-pub struct DirConfig {
+pub(crate) struct DirConfig {
     /// `OAuth2TokenVerify` lines of this context, in order; `None` when the context has none.
-    pub verifiers: Option<Arc<Vec<Verifier>>>,
+    pub(crate) verifiers: Option<Arc<Vec<Verifier>>>,
     /// `OAuth2AcceptTokenIn` lines of this context; `None`: inherit, finally the default sources.
-    pub sources: Option<Arc<TokenSources>>,
+    pub(crate) sources: Option<Arc<TokenSources>>,
     /// `OAuth2TargetPass`, option by option.
-    pub target_pass: TargetPass,
+    pub(crate) target_pass: TargetPass,
 }
 
 impl DirConfig {
     /// Appends one verifier (config time only, before any merge shares the list).
-    pub fn add_verifier(&mut self, verifier: Verifier) {
+    pub(crate) fn add_verifier(&mut self, verifier: Verifier) {
         match &mut self.verifiers {
             None => self.verifiers = Some(Arc::new(vec![verifier])),
             Some(list) => Arc::make_mut(list).push(verifier),
@@ -33,7 +33,7 @@ impl DirConfig {
     }
 
     /// Adds one `OAuth2AcceptTokenIn` line.
-    pub fn add_source(&mut self, method: &str, options: Option<&str>) -> Result<(), String> {
+    pub(crate) fn add_source(&mut self, method: &str, options: Option<&str>) -> Result<(), String> {
         let next = TokenSources::add(self.sources.as_deref(), method, options)?;
         self.sources = Some(Arc::new(next));
         Ok(())
@@ -41,7 +41,7 @@ impl DirConfig {
 
     /// Child settings win. Verifier lists and token sources are all-or-nothing (not concatenated);
     /// `OAuth2TargetPass` inherits option by option, as in the C module.
-    pub fn merge(base: &DirConfig, add: &DirConfig) -> DirConfig {
+    pub(crate) fn merge(base: &DirConfig, add: &DirConfig) -> DirConfig {
         DirConfig {
             verifiers: add.verifiers.clone().or_else(|| base.verifiers.clone()),
             sources: add.sources.clone().or_else(|| base.sources.clone()),
@@ -49,7 +49,7 @@ impl DirConfig {
         }
     }
 
-    pub fn sources(&self) -> &TokenSources {
+    pub(crate) fn sources(&self) -> &TokenSources {
         static DEFAULT: std::sync::OnceLock<TokenSources> = std::sync::OnceLock::new();
         self.sources
             .as_deref()

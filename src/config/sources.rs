@@ -4,12 +4,12 @@ use crate::options::Options;
 use crate::options::flag::parse_flag;
 use std::ffi::CString;
 
-pub const UNKNOWN_METHOD: &str =
+pub(crate) const UNKNOWN_METHOD: &str =
     "Invalid value, must be one of: environment, header, query, post, cookie or basic.";
 
 /// The methods, in the fixed order in which they are tried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Method {
+pub(crate) enum Method {
     Environment,
     Header,
     Query,
@@ -19,7 +19,7 @@ pub enum Method {
 }
 
 impl Method {
-    pub const ORDER: [Method; 6] = [
+    pub(crate) const ORDER: [Method; 6] = [
         Method::Environment,
         Method::Header,
         Method::Query,
@@ -47,7 +47,7 @@ impl Method {
 
 /// Whether the token is removed from what the backend receives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Strip {
+pub(crate) enum Strip {
     /// Not configured: only the environment variable is removed (what the C module effectively does).
     Default,
     /// `strip=on`: removed from the header, query, cookie, form field or variable it came from.
@@ -58,16 +58,16 @@ pub enum Strip {
 
 /// A whole token-source configuration (merged all-or-nothing between contexts).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TokenSources {
+pub(crate) struct TokenSources {
     methods: u8,
-    pub env_name: CString,
-    pub header_name: CString,
+    pub(crate) env_name: CString,
+    pub(crate) header_name: CString,
     /// The expected scheme (`Bearer`); empty: the whole header value is the token.
-    pub header_type: String,
-    pub query_name: String,
-    pub post_name: String,
-    pub cookie_name: String,
-    pub strip: Strip,
+    pub(crate) header_type: String,
+    pub(crate) query_name: String,
+    pub(crate) post_name: String,
+    pub(crate) cookie_name: String,
+    pub(crate) strip: Strip,
 }
 
 impl Default for TokenSources {
@@ -94,17 +94,17 @@ impl TokenSources {
         }
     }
 
-    pub fn accepts(&self, method: Method) -> bool {
+    pub(crate) fn accepts(&self, method: Method) -> bool {
         self.methods & method.bit() != 0
     }
 
     /// Only `basic` accepted: challenges then use the `Basic` scheme.
-    pub fn basic_only(&self) -> bool {
+    pub(crate) fn basic_only(&self) -> bool {
         self.methods == Method::Basic.bit()
     }
 
     /// Adds one `OAuth2AcceptTokenIn` line; `current` is this context's configuration so far.
-    pub fn add(
+    pub(crate) fn add(
         current: Option<&TokenSources>,
         method: &str,
         options: Option<&str>,

@@ -6,14 +6,14 @@ use crate::options::Options;
 use crate::options::flag::parse_flag;
 
 /// The prefix of the variables and headers claims are passed in, unless `prefix=` says otherwise.
-pub const DEFAULT_PREFIX: &str = "OAUTH2_CLAIM_";
+pub(crate) const DEFAULT_PREFIX: &str = "OAUTH2_CLAIM_";
 
-pub const ENCODING_ERROR: &str =
+pub(crate) const ENCODING_ERROR: &str =
     "unknown value for encoding: must be one of \"latin1\", \"base64url\" or \"none\"";
 
 /// How claim values are written into headers and variables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Encoding {
+pub(crate) enum Encoding {
     /// UTF-8 as it is (what the C module 3.3.1 does, and what deployed backends receive).
     None,
     /// ISO-8859-1; characters outside it become `?`.
@@ -24,14 +24,14 @@ pub enum Encoding {
 
 /// Every option optional, so that a child context inherits what it does not set.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TargetPass {
-    pub envvars: Option<bool>,
-    pub headers: Option<bool>,
-    pub authn_header: Option<String>,
-    pub prefix: Option<String>,
-    pub remote_user_claim: Option<String>,
-    pub json_payload_claim: Option<String>,
-    pub encoding: Option<Encoding>,
+pub(crate) struct TargetPass {
+    pub(crate) envvars: Option<bool>,
+    pub(crate) headers: Option<bool>,
+    pub(crate) authn_header: Option<String>,
+    pub(crate) prefix: Option<String>,
+    pub(crate) remote_user_claim: Option<String>,
+    pub(crate) json_payload_claim: Option<String>,
+    pub(crate) encoding: Option<Encoding>,
 }
 
 const KNOWN: &[&str] = &[
@@ -46,7 +46,7 @@ const KNOWN: &[&str] = &[
 
 impl TargetPass {
     /// Applies one `OAuth2TargetPass` line on top of this context's earlier lines.
-    pub fn apply(&mut self, text: &str) -> Result<Vec<String>, String> {
+    pub(crate) fn apply(&mut self, text: &str) -> Result<Vec<String>, String> {
         let o = Options::parse(text);
         if let Some(v) = o.get("envvars") {
             self.envvars = Some(parse_flag(v)?);
@@ -91,7 +91,7 @@ impl TargetPass {
     }
 
     /// Field by field: the child's setting if it made one, else the parent's.
-    pub fn merge(base: &TargetPass, add: &TargetPass) -> TargetPass {
+    pub(crate) fn merge(base: &TargetPass, add: &TargetPass) -> TargetPass {
         TargetPass {
             envvars: add.envvars.or(base.envvars),
             headers: add.headers.or(base.headers),
@@ -112,19 +112,19 @@ impl TargetPass {
         }
     }
 
-    pub fn envvars(&self) -> bool {
+    pub(crate) fn envvars(&self) -> bool {
         self.envvars.unwrap_or(true)
     }
-    pub fn headers(&self) -> bool {
+    pub(crate) fn headers(&self) -> bool {
         self.headers.unwrap_or(true)
     }
-    pub fn prefix(&self) -> &str {
+    pub(crate) fn prefix(&self) -> &str {
         self.prefix.as_deref().unwrap_or(DEFAULT_PREFIX)
     }
-    pub fn remote_user_claim(&self) -> &str {
+    pub(crate) fn remote_user_claim(&self) -> &str {
         self.remote_user_claim.as_deref().unwrap_or("sub")
     }
-    pub fn encoding(&self) -> Encoding {
+    pub(crate) fn encoding(&self) -> Encoding {
         self.encoding.unwrap_or(Encoding::None)
     }
 }

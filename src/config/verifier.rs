@@ -21,8 +21,8 @@ use crate::remote::metadata::{Metadata, Templates};
 use crate::verify::claims::ClaimPolicy;
 use crate::verify::{Binding, ResultCaching, Source, Verifier};
 
-pub const UNKNOWN_TYPE: &str = "Invalid value, must be one of: plain, base64, base64url, hex, pem, pubkey, jwk, jwks_uri, eckey_uri, introspect or metadata.";
-pub const UNKNOWN_BINDING: &str =
+pub(crate) const UNKNOWN_TYPE: &str = "Invalid value, must be one of: plain, base64, base64url, hex, pem, pubkey, jwk, jwks_uri, eckey_uri, introspect or metadata.";
+pub(crate) const UNKNOWN_BINDING: &str =
     "Invalid value, must be one of: \"bearer\", \"dpop\" or \"mtls\".";
 
 /// Options this version acts on.
@@ -90,20 +90,20 @@ const INERT_OPTIONS: &[&str] = &[
 ];
 
 /// What the directive produced: the verifier and notes for the error log.
-pub struct Parsed {
-    pub verifier: Verifier,
-    pub warnings: Vec<String>,
-    pub debug: Vec<String>,
+pub(crate) struct Parsed {
+    pub(crate) verifier: Verifier,
+    pub(crate) warnings: Vec<String>,
+    pub(crate) debug: Vec<String>,
 }
 
 /// Where the directive was written, for log lines about the verifier.
-pub struct Origin<'a> {
-    pub file: &'a str,
-    pub line: u32,
+pub(crate) struct Origin<'a> {
+    pub(crate) file: &'a str,
+    pub(crate) line: u32,
 }
 
 /// One `OAuth2TokenVerify` line; `caches` are the `OAuth2Cache` lines read so far.
-pub fn parse(
+pub(crate) fn parse(
     kind: &str,
     value: &str,
     options: Option<&str>,

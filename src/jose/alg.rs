@@ -6,7 +6,7 @@ use openssl::hash::MessageDigest;
 use openssl::md::{Md, MdRef};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Alg {
+pub(crate) enum Alg {
     HS256,
     HS384,
     HS512,
@@ -36,7 +36,7 @@ impl Alg {
     /// Exact, case-sensitive JOSE name. "none" (any case) and unknown names
     /// give `None`. "Ed25519" is the fully specified RFC 9864 name for EdDSA
     /// over Ed25519, the only EdDSA curve supported.
-    pub fn from_name(s: &str) -> Option<Alg> {
+    pub(crate) fn from_name(s: &str) -> Option<Alg> {
         use Alg::*;
         Some(match s {
             "HS256" => HS256,
@@ -56,7 +56,7 @@ impl Alg {
         })
     }
 
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         use Alg::*;
         match self {
             HS256 => "HS256",
@@ -76,7 +76,8 @@ impl Alg {
     }
 
     /// True for the HMAC algorithms (shared-secret keys).
-    pub fn is_symmetric(self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_symmetric(self) -> bool {
         self.family() == Family::Hmac
     }
 

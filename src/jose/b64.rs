@@ -24,12 +24,12 @@ const PEM_BODY: GeneralPurpose = GeneralPurpose::new(
 /// Decode strict base64url (see `URL_STRICT`). A length of 1 modulo 4 is invalid.
 /// The error carries no detail on purpose: callers know which part failed.
 #[allow(clippy::result_unit_err)]
-pub fn decode_strict(s: &str) -> Result<Vec<u8>, ()> {
+pub(crate) fn decode_strict(s: &str) -> Result<Vec<u8>, ()> {
     URL_STRICT.decode(s).map_err(|_| ())
 }
 
 /// Encode as base64url without padding.
-pub fn encode(bytes: &[u8]) -> String {
+pub(crate) fn encode(bytes: &[u8]) -> String {
     URL_STRICT.encode(bytes)
 }
 

@@ -11,7 +11,7 @@ const MAX_ECHO: usize = 64;
 /// log line; it never contains the token, and any text taken from the input
 /// is cut to 64 characters with control and non-ASCII characters escaped.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum JoseError {
+pub(crate) enum JoseError {
     /// The compact token is longer than `jws::MAX_TOKEN_LEN`.
     TooLarge,
     /// Not exactly three dot-separated segments (count given).
@@ -54,8 +54,6 @@ pub enum JoseError {
     BadSignatureLength,
     /// The signature does not verify.
     SignatureInvalid,
-    /// Token `kid` does not match the key (reserved for the caller's key selection).
-    KidMismatch,
     /// Key material is malformed or unusable.
     KeyInvalid(String),
     /// Key is well-formed but too weak to be trusted.
@@ -91,7 +89,6 @@ impl fmt::Display for JoseError {
             AlgNotAllowedByJwk => write!(f, "alg differs from the alg pinned by the JWK"),
             BadSignatureLength => write!(f, "signature has the wrong length"),
             SignatureInvalid => write!(f, "signature invalid"),
-            KidMismatch => write!(f, "kid does not match"),
             KeyInvalid(why) => write!(f, "invalid key: {why}"),
             KeyTooWeak(why) => write!(f, "key too weak: {why}"),
             KeyUnsupported(why) => write!(f, "unsupported key: {why}"),
@@ -104,7 +101,7 @@ impl std::error::Error for JoseError {}
 
 /// Make input-derived text safe for a log line: at most 64 characters,
 /// printable ASCII kept, everything else escaped (`\n`, `\u{202e}`, ...).
-pub fn sanitize(s: &str) -> String {
+pub(crate) fn sanitize(s: &str) -> String {
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
         if i == MAX_ECHO {

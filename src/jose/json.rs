@@ -16,17 +16,21 @@ use super::error::{JoseError, sanitize};
 /// Maximum nesting of objects/arrays (the top-level object counts as 1).
 /// Real headers, claims and JWKs need a handful; serde_json's own guard (128)
 /// stays as a second line against stack exhaustion.
-pub const MAX_DEPTH: usize = 64;
+pub(crate) const MAX_DEPTH: usize = 64;
 
 /// Parse bytes as ONE JSON object (UTF-8), rejecting duplicate member names
 /// at any depth, trailing data, and nesting deeper than 64. Returns the
 /// members in document order.
-pub fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, JoseError> {
+#[cfg(test)]
+pub(crate) fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, JoseError> {
     parse_object_as(bytes, "JSON")
 }
 
 /// Like `parse_object`, naming the part (`"header"`, `"payload"`, `"JWK"`) in errors.
-pub fn parse_object_as(bytes: &[u8], part: &'static str) -> Result<Map<String, Value>, JoseError> {
+pub(crate) fn parse_object_as(
+    bytes: &[u8],
+    part: &'static str,
+) -> Result<Map<String, Value>, JoseError> {
     let text = std::str::from_utf8(bytes).map_err(|_| JoseError::Utf8(part))?;
     // Refuse non-objects before building anything (e.g. 10 000 `[`).
     if !text.trim_start().starts_with('{') {

@@ -16,7 +16,7 @@ use super::json;
 /// in the Authorization header; 16 KiB leaves room for raised limits and
 /// form-body tokens (RFC 6750 §2.2) with large claim sets and RSA-4096+
 /// signatures, while bounding base64, JSON and crypto work per request.
-pub const MAX_TOKEN_LEN: usize = 16 * 1024;
+pub(crate) const MAX_TOKEN_LEN: usize = 16 * 1024;
 
 /// Header names registered for JWS/JWE (RFC 7515 §4.1, RFC 7516 §4.1, RFC 7518
 /// §4.6-4.8); RFC 7515 §4.1.11 forbids listing them in `crit`.
@@ -28,22 +28,22 @@ const REGISTERED: &[&str] = &[
 /// The protected header. `jwk`, `jku`, `x5u` and `x5c` stay in `raw` only:
 /// key material never comes from the token (RFC 8725 §3.10).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Header {
-    pub alg: Alg,
-    pub kid: Option<String>,
-    pub typ: Option<String>,
+pub(crate) struct Header {
+    pub(crate) alg: Alg,
+    pub(crate) kid: Option<String>,
+    pub(crate) typ: Option<String>,
     /// All members, in document order.
-    pub raw: Map<String, Value>,
+    pub(crate) raw: Map<String, Value>,
 }
 
 /// A parsed, NOT yet verified compact JWS.
-pub struct Jws<'a> {
-    pub header: Header,
+pub(crate) struct Jws<'a> {
+    pub(crate) header: Header,
     /// Decoded payload bytes, exactly as signed; parse with `json::parse_object`.
-    pub payload: Vec<u8>,
+    pub(crate) payload: Vec<u8>,
     /// `BASE64URL(header) '.' BASE64URL(payload)`, borrowed from the token.
-    pub signing_input: &'a str,
-    pub signature: Vec<u8>,
+    pub(crate) signing_input: &'a str,
+    pub(crate) signature: Vec<u8>,
 }
 
 impl<'a> Jws<'a> {
@@ -54,7 +54,7 @@ impl<'a> Jws<'a> {
     /// case (even with a signature); any `b64` or `zip`; any `crit` (none of
     /// our extensions exist); a non-string `kid` or `typ`; an empty signature.
     /// The payload is returned as raw bytes.
-    pub fn parse(token: &'a str) -> Result<Jws<'a>, JoseError> {
+    pub(crate) fn parse(token: &'a str) -> Result<Jws<'a>, JoseError> {
         if token.len() > MAX_TOKEN_LEN {
             return Err(JoseError::TooLarge);
         }

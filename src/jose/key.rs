@@ -6,7 +6,7 @@
 mod contexts;
 mod jwk;
 mod pem;
-pub use pem::certificate_der;
+pub(crate) use pem::certificate_der;
 mod verify;
 
 use std::fmt;
@@ -22,7 +22,7 @@ use super::b64;
 use super::error::JoseError;
 
 /// Shortest HMAC secret accepted at all: RFC 7518 §3.2, key >= hash size, HS256.
-pub const MIN_HMAC_SECRET: usize = 32;
+pub(crate) const MIN_HMAC_SECRET: usize = 32;
 const MIN_RSA_BITS: i32 = 2048;
 /// Verification cost grows with the modulus; refuse absurd keys (CVE-2023-29409).
 const MAX_RSA_BITS: i32 = 16384;
@@ -30,7 +30,7 @@ const MAX_RSA_BITS: i32 = 16384;
 /// A verification key. Cheap to clone (OpenSSL keys are reference counted)
 /// and safe to share between threads.
 #[derive(Clone)]
-pub struct Key {
+pub(crate) struct Key {
     material: Material,
     kid: Option<String>,
     /// The `alg` the JWK pinned, if any (RFC 8725 §3.1: one key, one algorithm).
@@ -108,21 +108,22 @@ impl Curve {
 
 impl Key {
     /// A shared HMAC secret (oct key) of at least 32 bytes.
-    pub fn from_secret(secret: &[u8]) -> Result<Key, JoseError> {
+    pub(crate) fn from_secret(secret: &[u8]) -> Result<Key, JoseError> {
         check_secret_len(secret.len())?;
         Ok(Key::new(Material::Oct(secret.to_vec())))
     }
 
-    pub fn kid(&self) -> Option<&str> {
+    pub(crate) fn kid(&self) -> Option<&str> {
         self.kid.as_deref()
     }
 
-    pub fn set_kid(&mut self, kid: String) {
+    pub(crate) fn set_kid(&mut self, kid: String) {
         self.kid = Some(kid);
     }
 
     /// The `alg` the JWK pinned, if it had one.
-    pub fn alg(&self) -> Option<Alg> {
+    #[cfg(test)]
+    pub(crate) fn alg(&self) -> Option<Alg> {
         self.alg
     }
 
@@ -132,24 +133,14 @@ impl Key {
         self.contexts.idle()
     }
 
-    /// The JWK `kty` this key corresponds to.
-    pub fn kty(&self) -> &'static str {
-        match self.material {
-            Material::Oct(_) => "oct",
-            Material::Rsa { .. } => "RSA",
-            Material::Ec { .. } => "EC",
-            Material::Ed25519(_) => "OKP",
-        }
-    }
-
     /// True when an asymmetric JWK carried private members (d, p, q, ...).
     /// They were ignored; the caller may warn that a secret was published.
-    pub fn has_private_material(&self) -> bool {
+    pub(crate) fn has_private_material(&self) -> bool {
         self.private_seen
     }
 
     /// Short description for logs, e.g. "RSA 2048-bit", "EC P-256", "oct 32 bytes".
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match &self.material {
             Material::Oct(secret) => format!("oct {} bytes", secret.len()),
             Material::Rsa { bits, .. } => format!("RSA {bits}-bit"),
@@ -160,7 +151,14 @@ impl Key {
 
     /// RFC 7638 JWK thumbprint (SHA-256, base64url) of the public part, as
     /// used by DPoP `jkt` (RFC 9449) confirmation claims.
-    pub fn jwk_thumbprint(&self) -> Result<String, JoseError> {
+    #[cfg_attr(
+        not(test),
+        expect(
+            dead_code,
+            reason = "DPoP (RFC 9449 section 6) binds tokens by this thumbprint"
+        )
+    )]
+    pub(crate) fn jwk_thumbprint(&self) -> Result<String, JoseError> {
         let crypto = |_| JoseError::Crypto("thumbprint");
         // Required members only, in lexicographic order, no whitespace.
         let canonical = match &self.material {

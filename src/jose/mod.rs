@@ -6,17 +6,16 @@
 //! canonical, and a key only ever verifies the algorithm family it belongs to.
 //! Key selection (`kid`) and claim checks live in the caller.
 
-pub mod alg;
-pub mod b64;
-pub mod error;
-pub mod json;
-pub mod jws;
-pub mod key;
+pub(crate) mod alg;
+pub(crate) mod b64;
+pub(crate) mod error;
+pub(crate) mod json;
+pub(crate) mod jws;
+pub(crate) mod key;
 
-pub use alg::Alg;
-pub use error::JoseError;
-pub use jws::{Header, Jws};
-pub use key::Key;
+pub(crate) use error::JoseError;
+pub(crate) use jws::Jws;
+pub(crate) use key::Key;
 
 #[cfg(test)]
 mod tests;

@@ -18,6 +18,7 @@ use openssl::x509::{X509, X509NameBuilder};
 
 use super::jws::MAX_TOKEN_LEN;
 use super::*;
+use crate::jose::alg::Alg;
 
 // ---------- key fixtures (generated once per test run) ----------
 

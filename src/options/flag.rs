@@ -1,10 +1,11 @@
 //! On/off values as the C module's "flag slot" options read them (`OAuth2TargetPass headers=`,
 //! `OAuth2AcceptTokenIn ... strip=`).
 
-pub const FLAG_ERROR: &str = "value must be \"true\", \"false\", \"1\", \"0\",  \"on\" or \"off\"";
+pub(crate) const FLAG_ERROR: &str =
+    "value must be \"true\", \"false\", \"1\", \"0\",  \"on\" or \"off\"";
 
 /// `on|off|true|false|1|0`, any letter case; anything else is the C module's error.
-pub fn parse_flag(value: &str) -> Result<bool, String> {
+pub(crate) fn parse_flag(value: &str) -> Result<bool, String> {
     match value.to_ascii_lowercase().as_str() {
         "on" | "true" | "1" => Ok(true),
         "off" | "false" | "0" => Ok(false),
@@ -14,7 +15,7 @@ pub fn parse_flag(value: &str) -> Result<bool, String> {
 
 /// The C module's "parse_bool" options (`*.ssl_verify`, cache `encrypt`): it reads only `true` as
 /// true, so `1`, `on`, `yes` silently meant false; here they mean true as well (the safe reading).
-pub fn parse_bool(value: &str) -> bool {
+pub(crate) fn parse_bool(value: &str) -> bool {
     ["true", "1", "on", "yes"]
         .iter()
         .any(|t| value.eq_ignore_ascii_case(t))

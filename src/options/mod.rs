@@ -4,16 +4,16 @@
 //! `+` and `%XX` decoded in names and values, names case-sensitive, the first occurrence wins,
 //! unknown names are ignored.
 
-pub mod flag;
+pub(crate) mod flag;
 
 /// Parsed options of one directive, in the order written.
 #[derive(Debug, Default, Clone)]
-pub struct Options {
+pub(crate) struct Options {
     pairs: Vec<(String, String)>,
 }
 
 impl Options {
-    pub fn parse(text: &str) -> Options {
+    pub(crate) fn parse(text: &str) -> Options {
         let mut pairs: Vec<(String, String)> = Vec::new();
         for (name, value) in form_urlencoded::parse(text.as_bytes()) {
             if !pairs.iter().any(|(n, _)| *n == name) {
@@ -24,7 +24,7 @@ impl Options {
     }
 
     /// The value of `name` (first occurrence), if given.
-    pub fn get(&self, name: &str) -> Option<&str> {
+    pub(crate) fn get(&self, name: &str) -> Option<&str> {
         self.pairs
             .iter()
             .find(|(n, _)| n == name)
@@ -32,7 +32,7 @@ impl Options {
     }
 
     /// A canonical text of the options (first occurrences, in order), for identities.
-    pub fn canonical(&self) -> String {
+    pub(crate) fn canonical(&self) -> String {
         let mut s = String::new();
         for (n, v) in &self.pairs {
             s.push_str(n);
@@ -44,7 +44,7 @@ impl Options {
     }
 
     /// Names given that are not in `known`: the C module ignores them silently; we tell the admin.
-    pub fn unknown<'a>(&'a self, known: &'a [&str]) -> impl Iterator<Item = &'a str> + 'a {
+    pub(crate) fn unknown<'a>(&'a self, known: &'a [&str]) -> impl Iterator<Item = &'a str> + 'a {
         self.pairs
             .iter()
             .map(|(n, _)| n.as_str())
@@ -55,14 +55,14 @@ impl Options {
 /// `skip` / `optional` / `required` as the C module reads them: case-insensitive, anything else
 /// falls back to the default.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Requirement {
+pub(crate) enum Requirement {
     Skip,
     Optional,
     Required,
 }
 
 impl Requirement {
-    pub fn parse_or(value: Option<&str>, default: Requirement) -> Requirement {
+    pub(crate) fn parse_or(value: Option<&str>, default: Requirement) -> Requirement {
         match value {
             Some(v) if v.eq_ignore_ascii_case("skip") => Requirement::Skip,
             Some(v) if v.eq_ignore_ascii_case("optional") => Requirement::Optional,
@@ -73,7 +73,7 @@ impl Requirement {
 }
 
 /// Numbers as the C module reads them (`strtol`): leading digits count, garbage gives 0.
-pub fn parse_number(value: &str) -> i64 {
+pub(crate) fn parse_number(value: &str) -> i64 {
     let v = value.trim_start();
     let (sign, digits) = match v.strip_prefix('-') {
         Some(rest) => (-1, rest),

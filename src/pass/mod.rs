@@ -11,11 +11,11 @@ use std::io::{self, Write};
 use crate::config::target_pass::{Encoding, TargetPass};
 
 mod once;
-pub use once::passed_once;
+pub(crate) use once::passed_once;
 
 /// The header/variable name for a claim: the C module replaces control bytes, DEL, every non-ASCII
 /// byte and the HTTP separators with `-`, keeping case.
-pub fn claim_name(prefix: &str, claim: &str) -> String {
+pub(crate) fn claim_name(prefix: &str, claim: &str) -> String {
     let mut name = Vec::with_capacity(prefix.len() + claim.len());
     push_claim_name(&mut name, prefix, claim);
     // ASCII after a UTF-8 prefix: always UTF-8.
@@ -36,7 +36,7 @@ fn push_claim_name(out: &mut Vec<u8>, prefix: &str, claim: &str) {
 
 /// The value for a claim: strings as they are, other JSON in jansson's default layout
 /// (`["a", "b"]`, `{"k": "v"}`), then made safe for a header line.
-pub fn claim_value(value: &Value) -> String {
+pub(crate) fn claim_value(value: &Value) -> String {
     let raw = match value {
         Value::String(s) => return header_safe(s),
         // Digits only: nothing to make safe, no serializer needed.
@@ -55,7 +55,7 @@ pub fn claim_value(value: &Value) -> String {
 
 /// Control characters (other than tab) can end a header line or truncate a C string: each becomes a
 /// space, so a claim can never inject a header into the request to the backend.
-pub fn header_safe(s: &str) -> String {
+pub(crate) fn header_safe(s: &str) -> String {
     let mut out = Vec::with_capacity(s.len());
     push_header_safe(&mut out, s.as_bytes());
     // Only ASCII bytes were replaced, by ASCII: still UTF-8.
@@ -90,7 +90,7 @@ fn push_claim_value(out: &mut Vec<u8>, encoding: Encoding, value: &Value) {
 /// in one buffer, so the request gets them with one copy into its pool (and a cached token
 /// reuses the whole thing).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Passed {
+pub(crate) struct Passed {
     /// The remote user (`remote_user_claim`), made header-safe.
     user: String,
     /// `name\0value\0` for each variable, then for the `authn_header`.
@@ -100,9 +100,9 @@ pub struct Passed {
     /// `authn_header=<Name>`: a request header carrying the remote user.
     authn_header: Option<[usize; 2]>,
     /// Set them as request headers (`headers=`).
-    pub headers: bool,
+    pub(crate) headers: bool,
     /// Set them as environment variables (`envvars=`).
-    pub envvars: bool,
+    pub(crate) envvars: bool,
     /// The length of the prefix every variable name starts with, when it is not empty and no two
     /// names are the same in any case: the request can then add them without looking for an
     /// earlier value of each (0: set each one, replacing what is there).
@@ -110,34 +110,35 @@ pub struct Passed {
 }
 
 impl Passed {
-    pub fn user(&self) -> &str {
+    pub(crate) fn user(&self) -> &str {
         &self.user
     }
 
     /// The whole buffer the offsets of [`Passed::var_offsets`] point into.
-    pub fn text(&self) -> &[u8] {
+    pub(crate) fn text(&self) -> &[u8] {
         &self.text
     }
 
-    pub fn var_offsets(&self) -> &[[usize; 2]] {
+    pub(crate) fn var_offsets(&self) -> &[[usize; 2]] {
         &self.vars
     }
 
-    pub fn authn_header_offsets(&self) -> Option<[usize; 2]> {
+    pub(crate) fn authn_header_offsets(&self) -> Option<[usize; 2]> {
         self.authn_header
     }
 
     /// See the field: non-zero when the variables can be added rather than set.
-    pub fn fresh_prefix_len(&self) -> usize {
+    pub(crate) fn fresh_prefix_len(&self) -> usize {
         self.fresh_prefix_len
     }
 
     /// `(name, value)` in claim order; values encoded per `encoding=`.
-    pub fn vars(&self) -> impl Iterator<Item = (&str, &[u8])> {
+    pub(crate) fn vars(&self) -> impl Iterator<Item = (&str, &[u8])> {
         self.vars.iter().map(|&[n, v]| self.pair(n, v))
     }
 
-    pub fn authn_header(&self) -> Option<(&str, &[u8])> {
+    #[cfg(test)]
+    pub(crate) fn authn_header(&self) -> Option<(&str, &[u8])> {
         self.authn_header.map(|[n, v]| self.pair(n, v))
     }
 
@@ -186,7 +187,7 @@ fn push_c(text: &mut Vec<u8>, bytes: &[u8]) {
 
 /// Builds the claims, the optional whole payload and the token (unless it is being stripped) for
 /// the backend, following `OAuth2TargetPass`.
-pub fn build(
+pub(crate) fn build(
     tp: &TargetPass,
     claims: &Map<String, Value>,
     user: &str,
@@ -248,7 +249,7 @@ fn encode_owned(encoding: Encoding, value: String) -> Vec<u8> {
 
 /// `encoding=`: `none` keeps UTF-8, `latin1` transcodes (unmappable characters become `?`),
 /// `base64url` encodes the UTF-8 bytes.
-pub fn encode(encoding: Encoding, value: &str) -> Vec<u8> {
+pub(crate) fn encode(encoding: Encoding, value: &str) -> Vec<u8> {
     match encoding {
         Encoding::None => value.as_bytes().to_vec(),
         Encoding::Latin1 => value
@@ -262,7 +263,7 @@ pub fn encode(encoding: Encoding, value: &str) -> Vec<u8> {
 /// Whether an incoming request header looks like one this module sets, and must be removed before
 /// anything else runs: its name, with letters and digits upper-cased and everything else read as
 /// `_`, starts with the prefix read the same way (`OAUTH2-CLAIM-SUB`, `oauth2_claim_x`, ...).
-pub fn is_spoofed(prefix: &str, header: &[u8]) -> bool {
+pub(crate) fn is_spoofed(prefix: &str, header: &[u8]) -> bool {
     if prefix.is_empty() || header.len() < prefix.len() {
         return false;
     }

@@ -18,7 +18,7 @@ struct PassedOnce {
 /// What goes to the backend under `target_pass`: built once, then reused for requests with the
 /// same settings (another location with other settings builds its own each time). `None` (no
 /// remote user in these claims) is not kept.
-pub fn passed_once(
+pub(crate) fn passed_once(
     claims: &Accepted,
     target_pass: &TargetPass,
     stripping: bool,

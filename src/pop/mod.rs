@@ -1,2 +1,2 @@
 //! Proof of possession: the checks that bind a verified token to the presenting client.
-pub mod mtls;
+pub(crate) mod mtls;

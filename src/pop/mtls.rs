@@ -8,7 +8,7 @@ use std::fmt;
 
 /// `mtls.policy`: whether unbound tokens are acceptable where `type=mtls` is configured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MtlsPolicy {
+pub(crate) enum MtlsPolicy {
     /// A bound token must match the certificate; an unbound token is accepted.
     Optional,
     /// Every token must be bound and match.
@@ -17,7 +17,7 @@ pub enum MtlsPolicy {
 
 impl MtlsPolicy {
     /// As the C module reads it: exactly `optional`, anything else (or nothing) means `required`.
-    pub fn parse(value: Option<&str>) -> MtlsPolicy {
+    pub(crate) fn parse(value: Option<&str>) -> MtlsPolicy {
         match value {
             Some("optional") => MtlsPolicy::Optional,
             _ => MtlsPolicy::Required,
@@ -26,7 +26,7 @@ impl MtlsPolicy {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BindingError {
+pub(crate) enum BindingError {
     NotBound,
     NoCertificate,
     Mismatch,
@@ -34,7 +34,7 @@ pub enum BindingError {
 
 impl BindingError {
     /// A short stable name for the reason (for metrics).
-    pub fn label(&self) -> &'static str {
+    pub(crate) fn label(&self) -> &'static str {
         match self {
             BindingError::NotBound => "not_bound",
             BindingError::NoCertificate => "no_certificate",
@@ -60,13 +60,13 @@ impl fmt::Display for BindingError {
 }
 
 /// The `x5t#S256` confirmation of a claim set, when it is a string.
-pub fn bound_thumbprint(claims: &Map<String, Value>) -> Option<&str> {
+pub(crate) fn bound_thumbprint(claims: &Map<String, Value>) -> Option<&str> {
     claims.get("cnf")?.get("x5t#S256")?.as_str()
 }
 
 /// Applies the decision table of RFC 8705 section 3 to the token's
 /// [`bound_thumbprint`]. `client_thumbprint` is only asked for when the token is bound.
-pub fn check<'a>(
+pub(crate) fn check<'a>(
     bound: Option<&str>,
     policy: MtlsPolicy,
     client_thumbprint: impl FnOnce() -> Option<&'a str>,
@@ -88,12 +88,12 @@ pub fn check<'a>(
 
 /// base64url(SHA-256(DER)) without padding, of a PEM certificate as mod_ssl exports it.
 /// `None` when the PEM cannot be decoded (then no binding can match).
-pub fn thumbprint_of_pem(pem: &str) -> Option<String> {
+pub(crate) fn thumbprint_of_pem(pem: &str) -> Option<String> {
     let der = crate::jose::key::certificate_der(pem).ok()?;
     Some(thumbprint_of_der(&der))
 }
 
-pub fn thumbprint_of_der(der: &[u8]) -> String {
+pub(crate) fn thumbprint_of_der(der: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(crate::digest::sha256(&[der]))
 }
 

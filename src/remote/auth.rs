@@ -13,10 +13,10 @@ use serde_json::json;
 use super::fetch::HttpOptions;
 use crate::options::Options;
 
-pub const UNKNOWN_AUTH: &str = "Invalid value, must be one of: none, client_secret_basic, client_secret_post, client_secret_jwt, private_key_jwt, client_cert or basic.";
+pub(crate) const UNKNOWN_AUTH: &str = "Invalid value, must be one of: none, client_secret_basic, client_secret_post, client_secret_jwt, private_key_jwt, client_cert or basic.";
 
 #[derive(Clone)]
-pub enum EndpointAuth {
+pub(crate) enum EndpointAuth {
     None,
     ClientSecretBasic {
         id: String,
@@ -58,13 +58,13 @@ impl std::fmt::Debug for EndpointAuth {
 
 /// What authentication adds to one request.
 #[derive(Default)]
-pub struct Applied {
-    pub form: Vec<(String, String)>,
-    pub basic: Option<(String, String)>,
+pub(crate) struct Applied {
+    pub(crate) form: Vec<(String, String)>,
+    pub(crate) basic: Option<(String, String)>,
 }
 
 impl EndpointAuth {
-    pub fn name(&self) -> &'static str {
+    pub(crate) fn name(&self) -> &'static str {
         match self {
             EndpointAuth::None => "none",
             EndpointAuth::ClientSecretBasic { .. } => "client_secret_basic",
@@ -77,7 +77,7 @@ impl EndpointAuth {
     }
 
     /// `<prefix>.auth` and the credentials it needs.
-    pub fn parse(options: &Options, prefix: &str) -> Result<EndpointAuth, String> {
+    pub(crate) fn parse(options: &Options, prefix: &str) -> Result<EndpointAuth, String> {
         let method = options.get(&format!("{prefix}.auth")).unwrap_or("none");
         let need = |name: &str| {
             options
@@ -128,7 +128,7 @@ impl EndpointAuth {
     }
 
     /// Adds credentials to a request; `now` is for the assertion timestamps.
-    pub fn apply(&self, http: &mut HttpOptions, now: i64) -> Result<Applied, String> {
+    pub(crate) fn apply(&self, http: &mut HttpOptions, now: i64) -> Result<Applied, String> {
         let mut a = Applied::default();
         match self {
             EndpointAuth::None => {}

@@ -8,21 +8,21 @@ use std::fmt;
 use std::time::Duration;
 
 /// Larger responses are refused (the C module's bound as well).
-pub const MAX_RESPONSE: usize = 1024 * 1024;
+pub(crate) const MAX_RESPONSE: usize = 1024 * 1024;
 
 /// How to reach one endpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HttpOptions {
+pub(crate) struct HttpOptions {
     /// Verify the server's certificate and name (`<prefix>.ssl_verify`, default true).
-    pub ssl_verify: bool,
+    pub(crate) ssl_verify: bool,
     /// Trust anchors in a PEM file instead of the system store (`<prefix>.ca_file`).
-    pub ca_file: Option<String>,
+    pub(crate) ca_file: Option<String>,
     /// `<prefix>.outgoing_proxy`, a curl proxy string.
-    pub proxy: Option<String>,
+    pub(crate) proxy: Option<String>,
     /// The whole exchange, connecting included (`<prefix>.http_timeout`).
-    pub timeout: Duration,
+    pub(crate) timeout: Duration,
     /// TLS client certificate and key files (introspection `client_cert` auth).
-    pub client_cert: Option<(String, String)>,
+    pub(crate) client_cert: Option<(String, String)>,
 }
 
 impl Default for HttpOptions {
@@ -38,13 +38,12 @@ impl Default for HttpOptions {
 }
 
 #[derive(Debug)]
-pub struct Response {
-    pub status: u32,
-    pub body: Vec<u8>,
+pub(crate) struct Response {
+    pub(crate) body: Vec<u8>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FetchError {
+pub(crate) enum FetchError {
     Transport(String),
     TooLarge,
     Status(u32),
@@ -61,10 +60,10 @@ impl fmt::Display for FetchError {
 }
 
 /// A request: GET, or POST of an already encoded form.
-pub struct Request<'a> {
-    pub url: &'a str,
-    pub form: Option<&'a str>,
-    pub basic_auth: Option<(&'a str, &'a str)>,
+pub(crate) struct Request<'a> {
+    pub(crate) url: &'a str,
+    pub(crate) form: Option<&'a str>,
+    pub(crate) basic_auth: Option<(&'a str, &'a str)>,
 }
 
 thread_local! {
@@ -73,7 +72,7 @@ thread_local! {
 }
 
 /// Performs the request; only 2xx answers are `Ok`.
-pub fn send(req: &Request, opts: &HttpOptions) -> Result<Response, FetchError> {
+pub(crate) fn send(req: &Request, opts: &HttpOptions) -> Result<Response, FetchError> {
     HANDLE.with(|cell| {
         let mut slot = cell.borrow_mut();
         let easy = slot.get_or_insert_with(Easy::new);
@@ -150,7 +149,7 @@ fn perform(easy: &mut Easy, req: &Request, opts: &HttpOptions) -> Result<Respons
     if !(200..300).contains(&status) {
         return Err(FetchError::Status(status));
     }
-    Ok(Response { status, body })
+    Ok(Response { body })
 }
 
 /// http and https only, also after redirects (no file://, gopher://, ...).

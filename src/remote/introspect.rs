@@ -10,7 +10,7 @@ use crate::jose::{JoseError, json};
 
 /// Why introspection did not accept a token.
 #[derive(Debug, Clone, PartialEq)]
-pub enum IntrospectError {
+pub(crate) enum IntrospectError {
     /// The client authentication (`introspect.auth`) could not be prepared.
     Auth(String),
     /// The endpoint could not be reached or did not answer 2xx.
@@ -27,7 +27,7 @@ pub enum IntrospectError {
 
 impl IntrospectError {
     /// A short stable name for the reason (for metrics).
-    pub fn label(&self) -> &'static str {
+    pub(crate) fn label(&self) -> &'static str {
         match self {
             IntrospectError::Inactive => "inactive",
             IntrospectError::Auth(_) | IntrospectError::Transport { .. } => {
@@ -57,18 +57,18 @@ impl fmt::Display for IntrospectError {
     }
 }
 
-pub struct Introspector {
-    pub url: String,
-    pub http: HttpOptions,
-    pub auth: EndpointAuth,
+pub(crate) struct Introspector {
+    pub(crate) url: String,
+    pub(crate) http: HttpOptions,
+    pub(crate) auth: EndpointAuth,
     /// `introspect.params`: extra form parameters.
-    pub params: Vec<(String, String)>,
+    pub(crate) params: Vec<(String, String)>,
     /// `introspect.token_param_name`, default `token`.
-    pub token_param: String,
+    pub(crate) token_param: String,
 }
 
 impl Introspector {
-    pub fn new(
+    pub(crate) fn new(
         url: String,
         http: HttpOptions,
         auth: EndpointAuth,
@@ -85,7 +85,11 @@ impl Introspector {
     }
 
     /// Asks the authorization server; `Ok` only for an active token.
-    pub fn introspect(&self, token: &str, now: i64) -> Result<Map<String, Value>, IntrospectError> {
+    pub(crate) fn introspect(
+        &self,
+        token: &str,
+        now: i64,
+    ) -> Result<Map<String, Value>, IntrospectError> {
         let mut http = self.http.clone();
         let applied = self
             .auth

@@ -16,15 +16,15 @@ use crate::jose::{Key, json};
 use crate::logsink::{self, Level};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
+pub(crate) enum Format {
     /// A JWK Set: `{"keys": [...]}`.
     Jwks,
     /// One PEM public key (AWS ALB style `eckey_uri`).
     Pem,
 }
 
-pub struct RemoteKeys {
-    pub url: String,
+pub(crate) struct RemoteKeys {
+    pub(crate) url: String,
     format: Format,
     http: HttpOptions,
     ttl: Duration,
@@ -51,7 +51,7 @@ struct State {
 }
 
 impl RemoteKeys {
-    pub fn new(
+    pub(crate) fn new(
         url: String,
         format: Format,
         http: HttpOptions,
@@ -76,7 +76,7 @@ impl RemoteKeys {
     }
 
     /// The current keys, fetching them when absent or expired.
-    pub fn keys(&self) -> Result<Arc<Vec<Key>>, String> {
+    pub(crate) fn keys(&self) -> Result<Arc<Vec<Key>>, String> {
         let mut st = self.lock();
         loop {
             if let Some(keys) = &st.keys {
@@ -104,7 +104,7 @@ impl RemoteKeys {
 
     /// For a token whose `kid` is not in `seen`: refetch if allowed, or wait for a fetch that is
     /// already running. Returns keys newer than `seen`, if any.
-    pub fn refresh_for_unknown_kid(&self, seen: &Arc<Vec<Key>>) -> Option<Arc<Vec<Key>>> {
+    pub(crate) fn refresh_for_unknown_kid(&self, seen: &Arc<Vec<Key>>) -> Option<Arc<Vec<Key>>> {
         let mut st = self.lock();
         if st.in_flight {
             st = self.wait(st);
@@ -119,7 +119,8 @@ impl RemoteKeys {
     }
 
     /// Fetch count so far (debugging and tests).
-    pub fn fetches(&self) -> u64 {
+    #[cfg(test)]
+    pub(crate) fn fetches(&self) -> u64 {
         self.lock().fetches
     }
 
@@ -260,7 +261,7 @@ impl RemoteKeys {
 
 /// A JWK Set: keys for signing (`use` absent or `sig`) are imported; others, unsupported or
 /// invalid keys are skipped (with a debug note), as the C module does.
-pub fn parse_jwks(body: &[u8]) -> Result<Vec<Key>, String> {
+pub(crate) fn parse_jwks(body: &[u8]) -> Result<Vec<Key>, String> {
     let doc = json::parse_object_as(body, "JWKS").map_err(|e| e.to_string())?;
     let Some(serde_json::Value::Array(items)) = doc.get("keys") else {
         return Err("JWKS has no \"keys\" array".into());

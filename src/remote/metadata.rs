@@ -14,25 +14,25 @@ use crate::logsink::{self, Level};
 
 /// How to use what the document points at.
 #[derive(Clone)]
-pub struct Templates {
-    pub jwks_http: HttpOptions,
-    pub jwks_ttl: Duration,
-    pub jwks_refresh_interval: Duration,
-    pub jwks_cache: Option<Arc<crate::cache::Cache>>,
-    pub introspect_http: HttpOptions,
-    pub introspect_auth: EndpointAuth,
-    pub introspect_params: Vec<(String, String)>,
-    pub introspect_token_param: String,
+pub(crate) struct Templates {
+    pub(crate) jwks_http: HttpOptions,
+    pub(crate) jwks_ttl: Duration,
+    pub(crate) jwks_refresh_interval: Duration,
+    pub(crate) jwks_cache: Option<Arc<crate::cache::Cache>>,
+    pub(crate) introspect_http: HttpOptions,
+    pub(crate) introspect_auth: EndpointAuth,
+    pub(crate) introspect_params: Vec<(String, String)>,
+    pub(crate) introspect_token_param: String,
 }
 
-pub struct Discovered {
-    pub issuer: String,
-    pub keys: Option<Arc<RemoteKeys>>,
-    pub introspector: Option<Arc<Introspector>>,
+pub(crate) struct Discovered {
+    pub(crate) issuer: String,
+    pub(crate) keys: Option<Arc<RemoteKeys>>,
+    pub(crate) introspector: Option<Arc<Introspector>>,
 }
 
-pub struct Metadata {
-    pub url: String,
+pub(crate) struct Metadata {
+    pub(crate) url: String,
     http: HttpOptions,
     ttl: Duration,
     retry_interval: Duration,
@@ -48,7 +48,7 @@ struct State {
 }
 
 impl Metadata {
-    pub fn new(url: String, http: HttpOptions, ttl: Duration, templates: Templates) -> Self {
+    pub(crate) fn new(url: String, http: HttpOptions, ttl: Duration, templates: Templates) -> Self {
         let retry_interval = templates.jwks_refresh_interval;
         Metadata {
             url,
@@ -61,7 +61,7 @@ impl Metadata {
     }
 
     /// The discovered endpoints; fetched when absent or expired, the last good ones on failure.
-    pub fn discovered(&self) -> Result<Arc<Discovered>, String> {
+    pub(crate) fn discovered(&self) -> Result<Arc<Discovered>, String> {
         // Held across the fetch: discovery happens about once a day, and the lock makes it single flight.
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((at, d)) = &st.current {

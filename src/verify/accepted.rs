@@ -9,10 +9,10 @@ use std::sync::{Arc, OnceLock};
 
 use super::claims::Times;
 
-pub type Claims = Arc<Accepted>;
+pub(crate) type Claims = Arc<Accepted>;
 
 #[derive(Debug)]
-pub struct Accepted {
+pub(crate) struct Accepted {
     claims: Map<String, Value>,
     /// `exp`, `nbf`, `iat`, for re-checking the result on every use.
     times: Times,
@@ -24,7 +24,7 @@ pub struct Accepted {
 }
 
 impl Accepted {
-    pub fn new(claims: Map<String, Value>) -> Claims {
+    pub(crate) fn new(claims: Map<String, Value>) -> Claims {
         Arc::new(Accepted {
             times: Times::of(&claims),
             bound_thumbprint: crate::pop::mtls::bound_thumbprint(&claims).map(Box::from),
@@ -33,26 +33,26 @@ impl Accepted {
         })
     }
 
-    pub fn claims(&self) -> &Map<String, Value> {
+    pub(crate) fn claims(&self) -> &Map<String, Value> {
         &self.claims
     }
 
-    pub fn times(&self) -> &Times {
+    pub(crate) fn times(&self) -> &Times {
         &self.times
     }
 
-    pub fn bound_thumbprint(&self) -> Option<&str> {
+    pub(crate) fn bound_thumbprint(&self) -> Option<&str> {
         self.bound_thumbprint.as_deref()
     }
 
     /// What a later stage derived from these claims, if it did.
-    pub fn derived(&self) -> Option<&(dyn Any + Send + Sync)> {
+    pub(crate) fn derived(&self) -> Option<&(dyn Any + Send + Sync)> {
         self.derived.get().map(|d| &**d)
     }
 
     /// Keeps `value` with the result; the first one kept stays (concurrent first requests derive
     /// the same thing).
-    pub fn keep_derived(&self, value: Arc<dyn Any + Send + Sync>) {
+    pub(crate) fn keep_derived(&self, value: Arc<dyn Any + Send + Sync>) {
         let _ = self.derived.set(value);
     }
 }

@@ -11,18 +11,18 @@ const MAX_NUMERIC_DATE: f64 = 253_402_300_799.0;
 
 /// The claim-validation settings of one `OAuth2TokenVerify` line.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ClaimPolicy {
-    pub exp: Requirement,
-    pub nbf: Requirement,
-    pub iat: Requirement,
+pub(crate) struct ClaimPolicy {
+    pub(crate) exp: Requirement,
+    pub(crate) nbf: Requirement,
+    pub(crate) iat: Requirement,
     /// Reject `iat` older than now minus this many seconds (unset: no "too old" check).
-    pub iat_slack_before: Option<i64>,
+    pub(crate) iat_slack_before: Option<i64>,
     /// Accept `iat` (and `nbf`) up to this many seconds in the future (clock skew).
-    pub iat_slack_after: i64,
-    pub iss: Requirement,
-    pub expected_iss: Option<String>,
-    pub aud: Requirement,
-    pub expected_aud: Option<String>,
+    pub(crate) iat_slack_after: i64,
+    pub(crate) iss: Requirement,
+    pub(crate) expected_iss: Option<String>,
+    pub(crate) aud: Requirement,
+    pub(crate) expected_aud: Option<String>,
 }
 
 impl Default for ClaimPolicy {
@@ -44,7 +44,7 @@ impl Default for ClaimPolicy {
 
 /// Why a claim check failed; shown in the log line of the refusal.
 #[derive(Debug, Clone, PartialEq)]
-pub enum ClaimError {
+pub(crate) enum ClaimError {
     Missing(&'static str),
     NotANumber(&'static str),
     OutOfRange(&'static str),
@@ -59,7 +59,7 @@ pub enum ClaimError {
 
 impl ClaimError {
     /// A short stable name for the reason (for metrics).
-    pub fn label(&self) -> &'static str {
+    pub(crate) fn label(&self) -> &'static str {
         match self {
             ClaimError::Missing(_) => "claim_missing",
             ClaimError::NotANumber(_) | ClaimError::OutOfRange(_) | ClaimError::NotAString(_) => {
@@ -147,7 +147,7 @@ fn present(
 /// The time claims of an accepted claim set, read once: a cached result is checked against the
 /// clock again on every use, without looking the claims up each time.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct Times {
+pub(crate) struct Times {
     exp: Option<f64>,
     nbf: Option<f64>,
     iat: Option<f64>,
@@ -155,7 +155,7 @@ pub struct Times {
 
 impl Times {
     /// Unusable values are left out: a policy that checks them refused the claims already.
-    pub fn of(claims: &Map<String, Value>) -> Times {
+    pub(crate) fn of(claims: &Map<String, Value>) -> Times {
         let read = |name| numeric_date(claims, name).ok().flatten();
         Times {
             exp: read("exp"),
@@ -167,7 +167,7 @@ impl Times {
 
 impl ClaimPolicy {
     /// Checks the claims at time `now` (seconds since the epoch).
-    pub fn check(&self, claims: &Map<String, Value>, now: i64) -> Result<(), ClaimError> {
+    pub(crate) fn check(&self, claims: &Map<String, Value>, now: i64) -> Result<(), ClaimError> {
         if let Some(exp) = present(claims, "exp", self.exp)? {
             check_exp(exp, now)?;
         }
@@ -183,7 +183,7 @@ impl ClaimPolicy {
 
     /// For claims this policy accepted before: only the rules that depend on the time can have
     /// changed their answer.
-    pub fn recheck_times(&self, times: &Times, now: i64) -> Result<(), ClaimError> {
+    pub(crate) fn recheck_times(&self, times: &Times, now: i64) -> Result<(), ClaimError> {
         let checked = |rule: Requirement, v: Option<f64>| v.filter(|_| rule != Requirement::Skip);
         if let Some(exp) = checked(self.exp, times.exp) {
             check_exp(exp, now)?;

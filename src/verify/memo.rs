@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, Weak};
 use super::{Claims, Verifier};
 
 #[derive(Default)]
-pub struct ConnectionMemo(Mutex<Option<Memo>>);
+pub(crate) struct ConnectionMemo(Mutex<Option<Memo>>);
 
 struct Memo {
     /// The verifier list of the configuration that accepted the token. Weak: a memo does not keep
@@ -26,7 +26,7 @@ struct Memo {
 impl ConnectionMemo {
     /// The claims remembered for `token` accepted by `verifiers[index]`, if still reusable at `now`
     /// and still valid by that verifier's time rules.
-    pub fn recall(
+    pub(crate) fn recall(
         &self,
         verifiers: &Arc<Vec<Verifier>>,
         index: usize,
@@ -47,7 +47,7 @@ impl ConnectionMemo {
     }
 
     /// Remembers `token`, accepted by `verifiers[index]`, until `until` (Unix seconds).
-    pub fn remember(
+    pub(crate) fn remember(
         &self,
         verifiers: &Arc<Vec<Verifier>>,
         index: usize,

@@ -1,10 +1,10 @@
 //! The verifiers of `OAuth2TokenVerify`: each one turns a token into a verified claim set or a
 //! reason for refusal. Several verifiers are tried in order; the first that accepts wins.
 
-pub mod accepted;
-pub mod claims;
-pub mod memo;
-pub mod result_cache;
+pub(crate) mod accepted;
+pub(crate) mod claims;
+pub(crate) mod memo;
+pub(crate) mod result_cache;
 
 use serde_json::{Map, Value};
 use std::fmt;
@@ -20,18 +20,18 @@ use crate::remote::metadata::Metadata;
 use claims::{ClaimError, ClaimPolicy};
 use result_cache::{ResultCache, ttl_for};
 
-pub use accepted::{Accepted, Claims};
+pub(crate) use accepted::{Accepted, Claims};
 
 /// Proof of possession required on top of a valid token (`type=` option).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Binding {
+pub(crate) enum Binding {
     Bearer,
     Mtls(MtlsPolicy),
 }
 
 /// Where a verifier gets its answer.
 #[derive(Clone)]
-pub enum Source {
+pub(crate) enum Source {
     /// Keys written in the configuration (`jwk`, `pem`, `pubkey`, `plain`, ...).
     Keys(Vec<Key>),
     /// Keys fetched from a URL (`jwks_uri`, `eckey_uri`).
@@ -44,32 +44,32 @@ pub enum Source {
 
 /// One `OAuth2TokenVerify` line.
 #[derive(Clone)]
-pub struct Verifier {
+pub(crate) struct Verifier {
     /// Human-readable origin for log lines, e.g. `jwk (RSA 2048-bit at site.conf:12)`.
-    pub label: Arc<str>,
-    pub source: Source,
-    pub claims: ClaimPolicy,
-    pub binding: Binding,
-    pub results: ResultCaching,
+    pub(crate) label: Arc<str>,
+    pub(crate) source: Source,
+    pub(crate) claims: ClaimPolicy,
+    pub(crate) binding: Binding,
+    pub(crate) results: ResultCaching,
 }
 
 /// Where accepted tokens are remembered. Entries are bound to the verifier's configuration
 /// (a token accepted by a lax verifier is not accepted from cache by a strict one), keyed by a
 /// hash of that identity and the token, and never kept past the token's `exp`.
 #[derive(Clone)]
-pub struct ResultCaching {
+pub(crate) struct ResultCaching {
     /// SHA-256 of the directive's type, value and options.
-    pub identity: [u8; 32],
+    pub(crate) identity: [u8; 32],
     /// `expiry`: how long an accepted result is reused (default 300 s).
-    pub ttl: Duration,
+    pub(crate) ttl: Duration,
     /// In this process (the hot path: no lock shared with other children, no round trip).
-    pub front: Arc<ResultCache>,
+    pub(crate) front: Arc<ResultCache>,
     /// Shared with other children and hosts (`verify.cache`); `None` when not worth it.
-    pub shared: Option<Arc<Cache>>,
+    pub(crate) shared: Option<Arc<Cache>>,
 }
 
 impl ResultCaching {
-    pub fn new(identity: [u8; 32], ttl: Duration, shared: Option<Arc<Cache>>) -> Self {
+    pub(crate) fn new(identity: [u8; 32], ttl: Duration, shared: Option<Arc<Cache>>) -> Self {
         ResultCaching {
             identity,
             ttl,
@@ -93,7 +93,7 @@ const RESULT_NAMESPACE: &str = "result";
 /// Why one verifier did not accept a token (proof of possession is checked apart: see
 /// [`Verifier::check_binding`]).
 #[derive(Debug, Clone, PartialEq)]
-pub enum VerifyError {
+pub(crate) enum VerifyError {
     Malformed(JoseError),
     /// No configured key has the token's `kid`.
     NoKeyForKid,
@@ -114,7 +114,7 @@ pub enum VerifyError {
 
 impl VerifyError {
     /// A short stable name for the reason (for metrics; never data from the token).
-    pub fn label(&self) -> &'static str {
+    pub(crate) fn label(&self) -> &'static str {
         match self {
             VerifyError::Malformed(_) => "malformed",
             VerifyError::NoKeyForKid => "unknown_kid",
@@ -153,7 +153,7 @@ impl fmt::Display for VerifyError {
 /// The token, parsed once and shared by all verifiers of a request.
 /// Where an accepted result came from (for the debug log, and tests that count verifications).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Origin {
+pub(crate) enum Origin {
     Verified,
     ProcessCache,
     SharedCache,
@@ -162,7 +162,7 @@ pub enum Origin {
 }
 
 impl Origin {
-    pub fn describe(self) -> &'static str {
+    pub(crate) fn describe(self) -> &'static str {
         match self {
             Origin::Verified => "verified",
             Origin::ProcessCache => "from this process's cache",
@@ -186,11 +186,11 @@ fn shared_entry(claims: &Accepted, now: i64, ttl: Duration) -> Option<Vec<u8>> {
 /// An accepted token: its claims, where the answer came from, and until when a cache may answer
 /// for the same token again.
 #[derive(Debug)]
-pub struct Answer {
-    pub claims: Claims,
-    pub origin: Origin,
+pub(crate) struct Answer {
+    pub(crate) claims: Claims,
+    pub(crate) origin: Origin,
     /// Unix seconds; `None` when results are not cached (`expiry=0`).
-    pub reusable_until: Option<i64>,
+    pub(crate) reusable_until: Option<i64>,
 }
 
 impl Answer {
@@ -207,13 +207,13 @@ impl Answer {
 }
 
 /// The token of a request, parsed at most once (and not at all when a cached result answers).
-pub struct ParsedToken<'a> {
+pub(crate) struct ParsedToken<'a> {
     raw: &'a str,
     jws: std::cell::OnceCell<Result<Jws<'a>, JoseError>>,
 }
 
 impl<'a> ParsedToken<'a> {
-    pub fn parse(token: &'a str) -> ParsedToken<'a> {
+    pub(crate) fn parse(token: &'a str) -> ParsedToken<'a> {
         ParsedToken {
             raw: token,
             jws: std::cell::OnceCell::new(),
@@ -228,7 +228,7 @@ impl<'a> ParsedToken<'a> {
 impl Verifier {
     /// Signature (or introspection) and claims, from a cache where one has them; proof of
     /// possession is checked separately by [`Verifier::check_binding`].
-    pub fn verify(&self, token: &ParsedToken, now: i64) -> Result<Answer, VerifyError> {
+    pub(crate) fn verify(&self, token: &ParsedToken, now: i64) -> Result<Answer, VerifyError> {
         let r = &self.results;
         if r.ttl.is_zero() {
             return self.verify_uncached(token, now).map(|claims| Answer {
@@ -380,7 +380,7 @@ impl Verifier {
         Ok(Accepted::new(claims))
     }
 
-    pub fn check_binding<'a>(
+    pub(crate) fn check_binding<'a>(
         &self,
         claims: &Accepted,
         client_thumbprint: impl FnOnce() -> Option<&'a str>,

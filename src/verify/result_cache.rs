@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use super::accepted::Claims;
 
-pub struct ResultCache {
+pub(crate) struct ResultCache {
     entries: Mutex<Entries>,
     max_entries: usize,
 }
@@ -48,7 +48,7 @@ impl Hasher for DigestHasher {
 }
 
 impl ResultCache {
-    pub fn new(max_entries: usize) -> Self {
+    pub(crate) fn new(max_entries: usize) -> Self {
         ResultCache {
             entries: Mutex::new(Entries::default()),
             max_entries,
@@ -56,7 +56,7 @@ impl ResultCache {
     }
 
     /// The claims kept for `key`, and how much longer they are kept.
-    pub fn get(&self, key: &[u8; 32]) -> Option<(Claims, Duration)> {
+    pub(crate) fn get(&self, key: &[u8; 32]) -> Option<(Claims, Duration)> {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
         match entries.map.get(key) {
@@ -70,7 +70,7 @@ impl ResultCache {
     }
 
     /// Keeps `claims` for `ttl` (nothing is kept for a zero TTL).
-    pub fn put(&self, key: [u8; 32], claims: Claims, ttl: Duration) {
+    pub(crate) fn put(&self, key: [u8; 32], claims: Claims, ttl: Duration) {
         if ttl.is_zero() {
             return;
         }
@@ -97,7 +97,8 @@ impl ResultCache {
         }
     }
 
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
         self.entries
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -105,13 +106,14 @@ impl ResultCache {
             .len()
     }
 
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.len() == 0
     }
 }
 
 /// How long a result may be kept: the configured TTL, but never past the claims' `exp`.
-pub fn ttl_for(claims: &Map<String, Value>, configured: Duration, now: i64) -> Duration {
+pub(crate) fn ttl_for(claims: &Map<String, Value>, configured: Duration, now: i64) -> Duration {
     match claims.get("exp").and_then(Value::as_f64) {
         Some(exp) if exp.is_finite() => {
             let left = exp - now as f64;

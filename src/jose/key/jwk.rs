@@ -17,14 +17,14 @@ const RSA_PRIVATE: &[&str] = &["d", "p", "q", "dp", "dq", "qi", "oth"];
 
 impl Key {
     /// Import one JWK given as JSON text (duplicates anywhere are refused).
-    pub fn from_jwk_json(json: &str) -> Result<Key, JoseError> {
+    pub(crate) fn from_jwk_json(json: &str) -> Result<Key, JoseError> {
         let jwk = json::parse_object_as(json.as_bytes(), "JWK")?;
         Key::from_jwk_map(&jwk)
     }
 
     /// Import one JWK already parsed with `json::parse_object` (e.g. a member
     /// of a JWKS `keys` array).
-    pub fn from_jwk_map(jwk: &Map<String, Value>) -> Result<Key, JoseError> {
+    pub(crate) fn from_jwk_map(jwk: &Map<String, Value>) -> Result<Key, JoseError> {
         let kty = string_member(jwk, "kty")?.ok_or_else(|| invalid("missing kty"))?;
         check_use(jwk)?;
         check_key_ops(jwk)?;

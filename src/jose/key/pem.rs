@@ -18,7 +18,7 @@ const DASHES: &str = "-----";
 
 impl Key {
     /// The public key (RSA, EC P-256/384/521 or Ed25519) of a PEM X.509 certificate.
-    pub fn from_pem_certificate(pem: &str) -> Result<Key, JoseError> {
+    pub(crate) fn from_pem_certificate(pem: &str) -> Result<Key, JoseError> {
         let der = certificate_der(pem)?;
         let cert = X509::from_der(&der).map_err(|_| invalid("certificate DER is invalid"))?;
         let pkey = cert
@@ -28,7 +28,7 @@ impl Key {
     }
 
     /// A PEM "PUBLIC KEY" (SubjectPublicKeyInfo) or "RSA PUBLIC KEY" (PKCS#1).
-    pub fn from_pem_public_key(pem: &str) -> Result<Key, JoseError> {
+    pub(crate) fn from_pem_public_key(pem: &str) -> Result<Key, JoseError> {
         let (label, der) = pem_block(pem)?;
         let pkey = match label.as_str() {
             "PUBLIC KEY" => PKey::public_key_from_der(&der),
@@ -41,7 +41,7 @@ impl Key {
 }
 
 /// The DER of a PEM certificate (as mod_ssl exports client certificates, or as written in a config).
-pub fn certificate_der(pem: &str) -> Result<Vec<u8>, JoseError> {
+pub(crate) fn certificate_der(pem: &str) -> Result<Vec<u8>, JoseError> {
     let (label, der) = pem_block(pem)?;
     if label != "CERTIFICATE" && label != "X509 CERTIFICATE" {
         return Err(wrong_label("CERTIFICATE", &label));

@@ -22,18 +22,19 @@ use crate::jose::jws::Jws;
 impl Key {
     /// Whether this key may verify `alg`: family fits kty/curve, HMAC secret
     /// at least the hash size, and equal to the JWK's own `alg` if it had one.
-    pub fn accepts(&self, alg: Alg) -> bool {
+    #[cfg(test)]
+    pub(crate) fn accepts(&self, alg: Alg) -> bool {
         self.check_alg(alg).is_ok()
     }
 
     /// Verify the signature of a parsed JWS with this key.
-    pub fn verify(&self, jws: &Jws<'_>) -> Result<(), JoseError> {
+    pub(crate) fn verify(&self, jws: &Jws<'_>) -> Result<(), JoseError> {
         self.verify_signature(jws.header.alg, jws.signing_input.as_bytes(), &jws.signature)
     }
 
     /// Verify a raw JWS signature (`signature` as in the compact form, after
     /// base64url decoding) over `signing_input`.
-    pub fn verify_signature(
+    pub(crate) fn verify_signature(
         &self,
         alg: Alg,
         signing_input: &[u8],
