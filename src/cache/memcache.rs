@@ -5,7 +5,8 @@
 use std::time::Duration;
 
 use super::backoff::{Backoff, DEFAULT_INTERVAL};
-use super::net::{self, Conn, MAX_LINE, MAX_VALUE, OpError, Pool, protocol};
+use super::net::{self, Conn, OpError, Pool, protocol};
+use super::reader::parse_decimal;
 use super::store::{Store, StoreError, check_key, now_unix, ttl_secs};
 
 /// The memcached text protocol's key limit.
@@ -128,7 +129,8 @@ fn get_cmd(conn: &mut Conn, key: &str) -> Result<Option<Vec<u8>>, OpError> {
     cmd.extend_from_slice(key.as_bytes());
     cmd.extend_from_slice(b"\r\n");
     conn.send(&cmd)?;
-    let line = conn.read_line(MAX_LINE)?;
+    let r = conn.reader();
+    let line = r.read_line()?;
     if line == b"END" {
         return Ok(None);
     }
@@ -143,18 +145,11 @@ fn get_cmd(conn: &mut Conn, key: &str) -> Result<Option<Vec<u8>>, OpError> {
     {
         return protocol("unexpected reply to get");
     }
-    let len = std::str::from_utf8(fields[3])
-        .ok()
-        .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
-        .and_then(|s| s.parse::<usize>().ok());
-    let Some(len) = len else {
+    let Some(len) = parse_decimal(fields[3]).and_then(|n| usize::try_from(n).ok()) else {
         return protocol("bad length in VALUE line");
     };
-    if len > MAX_VALUE {
-        return protocol("value larger than 16 MiB");
-    }
-    let value = conn.read_block(len)?;
-    if conn.read_line(MAX_LINE)? != b"END" {
+    let value = r.read_value(len, "value")?;
+    if r.read_line()? != b"END" {
         return protocol("missing END after value");
     }
     Ok(Some(value))
@@ -180,7 +175,7 @@ fn store_cmd(
     cmd.extend_from_slice(value);
     cmd.extend_from_slice(b"\r\n");
     conn.send(&cmd)?;
-    let line = conn.read_line(MAX_LINE)?;
+    let line = conn.reader().read_line()?;
     match &line[..] {
         b"STORED" => Ok(true),
         b"NOT_STORED" => Ok(false),

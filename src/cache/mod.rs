@@ -7,6 +7,7 @@ pub mod crypto;
 pub mod file;
 pub mod memcache;
 pub mod net;
+pub mod reader;
 pub mod redis;
 pub mod registry;
 pub mod shared;

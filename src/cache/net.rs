@@ -1,6 +1,6 @@
 //! Deadline-bounded TCP connections, a small idle-connection pool and the attempt/retry loop shared
 //! by the Redis and memcached clients. Every attempt (connect, authenticate, command, reply) has
-//! one deadline; replies are read through a bounded buffer, never trusting a length from the wire.
+//! one deadline; replies are read through the bounded `reader`, never trusting a length from the wire.
 
 use std::io::{self, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
@@ -8,15 +8,11 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::backoff::Backoff;
+use super::reader::Reader;
 use super::store::StoreError;
 
 /// Idle connections kept per server and process (more concurrent callers open more, then close them).
 const MAX_IDLE: usize = 16;
-/// Largest reply line (status, header) accepted.
-pub(crate) const MAX_LINE: usize = 1024;
-/// Largest value accepted from a server.
-pub(crate) const MAX_VALUE: usize = 16 * 1024 * 1024;
-const READ_CHUNK: usize = 16 * 1024;
 
 #[derive(Debug)]
 pub(crate) enum OpError {
@@ -56,20 +52,34 @@ pub(crate) fn protocol<T>(msg: &str) -> Result<T, OpError> {
     Err(OpError::Protocol(msg.to_string()))
 }
 
-pub(crate) struct Conn {
+/// A TCP stream whose reads are bounded by the current attempt's deadline.
+pub(crate) struct Deadlined {
     stream: TcpStream,
-    buf: Vec<u8>,
-    pos: usize,
     deadline: Instant,
-    /// The process that opened it: a connection inherited across fork() is never used.
-    pid: u32,
-    /// Whether any reply byte arrived during the current attempt (then a retry could repeat a
-    /// command the server already executed).
-    read_any: bool,
 }
 
 fn timed_out() -> io::Error {
     io::Error::new(io::ErrorKind::TimedOut, "timed out")
+}
+
+impl Deadlined {
+    fn remaining(&self) -> io::Result<Duration> {
+        let r = self.deadline.saturating_duration_since(Instant::now());
+        if r.is_zero() { Err(timed_out()) } else { Ok(r) }
+    }
+}
+
+impl Read for Deadlined {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.stream.set_read_timeout(Some(self.remaining()?))?;
+        self.stream.read(buf)
+    }
+}
+
+pub(crate) struct Conn {
+    reader: Reader<Deadlined>,
+    /// The process that opened it: a connection inherited across fork() is never used.
+    pid: u32,
 }
 
 impl Conn {
@@ -87,12 +97,8 @@ impl Conn {
                 Ok(stream) => {
                     let _ = stream.set_nodelay(true);
                     return Ok(Conn {
-                        stream,
-                        buf: Vec::new(),
-                        pos: 0,
-                        deadline,
+                        reader: Reader::new(Deadlined { stream, deadline }),
                         pid: std::process::id(),
-                        read_any: false,
                     });
                 }
                 Err(e) => last = e,
@@ -101,21 +107,18 @@ impl Conn {
         Err(last)
     }
 
+    /// Starts an attempt: a new deadline, and no reply byte seen yet.
     pub(crate) fn set_deadline(&mut self, deadline: Instant) {
-        self.deadline = deadline;
-        self.read_any = false;
-    }
-
-    fn remaining(&self) -> io::Result<Duration> {
-        let r = self.deadline.saturating_duration_since(Instant::now());
-        if r.is_zero() { Err(timed_out()) } else { Ok(r) }
+        self.reader.get_mut().deadline = deadline;
+        self.reader.reset_read_any();
     }
 
     pub(crate) fn send(&mut self, data: &[u8]) -> io::Result<()> {
+        let out = self.reader.get_mut();
         let mut off = 0;
         while off < data.len() {
-            self.stream.set_write_timeout(Some(self.remaining()?))?;
-            match self.stream.write(&data[off..]) {
+            out.stream.set_write_timeout(Some(out.remaining()?))?;
+            match out.stream.write(&data[off..]) {
                 Ok(0) => {
                     return Err(io::Error::new(
                         io::ErrorKind::WriteZero,
@@ -130,95 +133,14 @@ impl Conn {
         Ok(())
     }
 
-    /// Reads more bytes into the buffer; EOF is an error (a reply was expected).
-    fn fill(&mut self) -> io::Result<()> {
-        if self.pos > 0 {
-            self.buf.drain(..self.pos);
-            self.pos = 0;
-        }
-        let old = self.buf.len();
-        self.buf.resize(old + READ_CHUNK, 0);
-        let r = loop {
-            if let Err(e) = self
-                .remaining()
-                .and_then(|t| self.stream.set_read_timeout(Some(t)))
-            {
-                break Err(e);
-            }
-            match self.stream.read(&mut self.buf[old..]) {
-                Ok(0) => {
-                    break Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "connection closed by server",
-                    ));
-                }
-                Ok(n) => break Ok(n),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => break Err(e),
-            }
-        };
-        match r {
-            Ok(n) => {
-                self.buf.truncate(old + n);
-                self.read_any = true;
-                Ok(())
-            }
-            Err(e) => {
-                self.buf.truncate(old);
-                Err(e)
-            }
-        }
-    }
-
-    /// One CRLF-terminated line (without the CRLF), at most `max` bytes; a bare LF is an error.
-    pub(crate) fn read_line(&mut self, max: usize) -> Result<Vec<u8>, OpError> {
-        let mut scanned = 0;
-        loop {
-            let avail = &self.buf[self.pos..];
-            if let Some(i) = avail[scanned..].iter().position(|&b| b == b'\n') {
-                let end = scanned + i;
-                if end == 0 || avail[end - 1] != b'\r' {
-                    return protocol("line not terminated by CRLF");
-                }
-                if end - 1 > max {
-                    return protocol("reply line too long");
-                }
-                let line = avail[..end - 1].to_vec();
-                self.pos += end + 1;
-                return Ok(line);
-            }
-            scanned = avail.len();
-            if scanned > max + 1 {
-                return protocol("reply line too long");
-            }
-            self.fill()?;
-        }
-    }
-
-    /// Exactly `n` bytes followed by CRLF (a length-prefixed value); the caller bounds `n`.
-    pub(crate) fn read_block(&mut self, n: usize) -> Result<Vec<u8>, OpError> {
-        let mut out = Vec::with_capacity(n.min(64 * 1024));
-        while out.len() < n {
-            if self.pos == self.buf.len() {
-                self.fill()?;
-            }
-            let take = (n - out.len()).min(self.buf.len() - self.pos);
-            out.extend_from_slice(&self.buf[self.pos..self.pos + take]);
-            self.pos += take;
-        }
-        while self.buf.len() - self.pos < 2 {
-            self.fill()?;
-        }
-        if &self.buf[self.pos..self.pos + 2] != b"\r\n" {
-            return protocol("value not terminated by CRLF");
-        }
-        self.pos += 2;
-        Ok(out)
+    /// The reply side: lines, values and numbers, bounded (see `reader`).
+    pub(crate) fn reader(&mut self) -> &mut Reader<Deadlined> {
+        &mut self.reader
     }
 
     /// Whether the connection is idle and in sync (no unread bytes) so it can be pooled.
     fn clean(&self) -> bool {
-        self.pos == self.buf.len()
+        self.reader.is_clean()
     }
 }
 
@@ -300,7 +222,7 @@ pub(crate) fn run<T>(
                 // (that would double the time a hung server costs).
                 let stale = reused
                     && !retried
-                    && !conn.read_any
+                    && !conn.reader.read_any()
                     && matches!(&e, OpError::Net(io) if !matches!(io.kind(), io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock));
                 drop(conn);
                 if stale {

@@ -5,7 +5,8 @@
 use std::time::{Duration, Instant};
 
 use super::backoff::{Backoff, DEFAULT_INTERVAL};
-use super::net::{self, Conn, MAX_LINE, MAX_VALUE, OpError, Pool, protocol};
+use super::net::{self, Conn, OpError, Pool, protocol};
+use super::reader::parse_decimal;
 use super::store::{Store, StoreError, check_key, ttl_secs};
 
 /// Redis keys can be long; ours are hex digests, this only bounds mistakes.
@@ -51,18 +52,17 @@ fn parse_int(digits: &[u8]) -> Result<i64, OpError> {
         Some((b'-', rest)) => (true, rest),
         _ => (false, digits),
     };
-    if body.is_empty() || body.len() > 19 || !body.iter().all(u8::is_ascii_digit) {
-        return protocol("bad integer in reply");
+    match parse_decimal(body).and_then(|v| i64::try_from(v).ok()) {
+        Some(v) if neg => Ok(-v),
+        Some(v) => Ok(v),
+        None => protocol("bad integer in reply"),
     }
-    let v = body.iter().fold(0i64, |acc, d| {
-        acc.saturating_mul(10).saturating_add(i64::from(d - b'0'))
-    });
-    Ok(if neg { -v } else { v })
 }
 
 /// Reads one reply; arrays are not expected for our commands and are refused.
 fn read_reply(conn: &mut Conn) -> Result<Reply, OpError> {
-    let line = conn.read_line(MAX_LINE)?;
+    let r = conn.reader();
+    let line = r.read_line()?;
     let Some((&kind, rest)) = line.split_first() else {
         return protocol("empty reply line");
     };
@@ -76,10 +76,7 @@ fn read_reply(conn: &mut Conn) -> Result<Reply, OpError> {
                 return Ok(Reply::Bulk(None));
             }
             let len = usize::try_from(len).or_else(|_| protocol("negative bulk length"))?;
-            if len > MAX_VALUE {
-                return protocol("bulk reply larger than 16 MiB");
-            }
-            Ok(Reply::Bulk(Some(conn.read_block(len)?)))
+            Ok(Reply::Bulk(Some(r.read_value(len, "bulk reply")?)))
         }
         _ => protocol("unexpected reply type"),
     }
