@@ -16,8 +16,6 @@ pub struct Backoff {
     interval_ms: u64,
     /// Milliseconds since `base` until which calls fail fast; 0 = closed (healthy).
     open_until: AtomicU64,
-    /// Milliseconds since `base` + 1 of the last "should log" answer; 0 = never.
-    last_log: AtomicU64,
 }
 
 impl Backoff {
@@ -26,12 +24,7 @@ impl Backoff {
             base: Instant::now(),
             interval_ms: u64::try_from(interval.as_millis()).unwrap_or(u64::MAX),
             open_until: AtomicU64::new(0),
-            last_log: AtomicU64::new(0),
         }
-    }
-
-    pub fn interval(&self) -> Duration {
-        Duration::from_millis(self.interval_ms)
     }
 
     fn now_ms(&self) -> u64 {
@@ -73,23 +66,6 @@ impl Backoff {
             self.open_until.store(0, Ordering::Relaxed);
         }
     }
-
-    /// True at most once per interval: whether a caller should log the current failure.
-    pub fn should_log(&self) -> bool {
-        self.should_log_at(self.now_ms())
-    }
-
-    fn should_log_at(&self, now: u64) -> bool {
-        let stamp = now.saturating_add(1);
-        let last = self.last_log.load(Ordering::Relaxed);
-        if last != 0 && stamp < last.saturating_add(self.interval_ms) {
-            return false;
-        }
-        // Only one thread wins a given interval.
-        self.last_log
-            .compare_exchange(last, stamp, Ordering::Relaxed, Ordering::Relaxed)
-            .is_ok()
-    }
 }
 
 #[cfg(test)]
@@ -128,17 +104,6 @@ mod tests {
         let b = Backoff::new(Duration::from_millis(10));
         b.failure_at(0);
         assert!(b.check_at(0, "x").is_err());
-    }
-
-    #[test]
-    fn logs_once_per_interval() {
-        let b = Backoff::new(Duration::from_secs(60));
-        assert!(b.should_log_at(0));
-        assert!(!b.should_log_at(1));
-        assert!(!b.should_log_at(59_998));
-        assert!(b.should_log_at(60_000));
-        assert!(!b.should_log_at(60_001));
-        assert!(b.should_log_at(200_000));
     }
 
     #[test]

@@ -345,10 +345,6 @@ impl Store for FileStore {
     fn add(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, StoreError> {
         self.add_at(key, value, ttl, now_unix())
     }
-
-    fn name(&self) -> &'static str {
-        "file"
-    }
 }
 
 #[cfg(test)]
@@ -398,7 +394,6 @@ mod tests {
     fn round_trip_format_and_permissions() {
         let d = TempDir::new();
         let s = store(&d);
-        assert_eq!(s.name(), "file");
         let now = now_unix();
         assert_eq!(s.get_at(&k(1), now).unwrap(), None);
         let v = b"any\r\nbytes\0\xff".to_vec();

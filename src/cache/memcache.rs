@@ -200,7 +200,8 @@ impl MemcacheStore {
     }
 
     /// Changes how long calls to a failed server fail fast (default 5 s).
-    pub fn with_backoff(mut self, interval: Duration) -> MemcacheStore {
+    #[cfg(test)]
+    fn with_backoff(mut self, interval: Duration) -> MemcacheStore {
         for s in &mut self.servers {
             s.backoff = Backoff::new(interval);
         }
@@ -254,10 +255,6 @@ impl Store for MemcacheStore {
         };
         let exp = exptime(secs, now_unix());
         self.run(key, &mut |c| store_cmd(c, b"add", key, value, exp))
-    }
-
-    fn name(&self) -> &'static str {
-        "memcache"
     }
 }
 
@@ -348,7 +345,6 @@ mod tests {
     fn round_trip_add_and_binary_values() {
         let srv = memcached();
         let s = store(&[srv.port]);
-        assert_eq!(s.name(), "memcache");
         assert_eq!(s.get("k").unwrap(), None);
         let nasty = b"value with spaces\r\nEND\r\nset x 0 0 1\r\n\0\xff".to_vec();
         s.set("k", &nasty, Duration::from_secs(60)).unwrap();

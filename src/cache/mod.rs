@@ -5,6 +5,7 @@ pub mod backoff;
 pub mod config;
 pub mod crypto;
 pub mod file;
+pub mod log_limit;
 pub mod memcache;
 pub mod net;
 pub mod reader;

@@ -3,12 +3,13 @@
 //! interval).
 
 use openssl::hash::hash;
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use super::config::{Backend, CacheSpec};
 use super::crypto::Sealer;
 use super::file::FileStore;
+use super::log_limit::LogLimit;
 use super::memcache::MemcacheStore;
 use super::redis::RedisStore;
 use super::shm::ShmStore;
@@ -25,7 +26,7 @@ pub struct Cache {
     pub spec: CacheSpec,
     store: OnceLock<Result<Arc<dyn Store>, String>>,
     sealer: OnceLock<Result<Option<Sealer>, String>>,
-    last_logged: Mutex<Option<Instant>>,
+    log_limit: LogLimit,
 }
 
 impl std::fmt::Debug for Cache {
@@ -45,7 +46,7 @@ impl Cache {
             spec,
             store: OnceLock::new(),
             sealer: OnceLock::new(),
-            last_logged: Mutex::new(None),
+            log_limit: LogLimit::new(LOG_INTERVAL),
         }
     }
 
@@ -193,9 +194,7 @@ impl Cache {
 
     /// Logs a backend problem at most once per interval; the request goes on uncached.
     fn report(&self, problem: &str) {
-        let mut last = self.last_logged.lock().unwrap_or_else(|e| e.into_inner());
-        if last.is_none_or(|t| t.elapsed() >= LOG_INTERVAL) {
-            *last = Some(Instant::now());
+        if self.log_limit.allow() {
             logsink::emit(
                 Level::Error,
                 &format!(

@@ -42,7 +42,6 @@ pub trait Store: Send + Sync {
     fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), StoreError>;
     /// Insert if absent (for DPoP replay detection): Ok(true) if inserted, Ok(false) if the key existed (and had not expired).
     fn add(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, StoreError>;
-    fn name(&self) -> &'static str; // "shm", "file", "redis", "memcache"
 }
 
 /// Longest key any backend accepts (the trait's contract; shm may allow less).

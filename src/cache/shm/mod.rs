@@ -103,10 +103,6 @@ impl Store for ShmStore {
     fn add(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, StoreError> {
         self.add_at(key, value, ttl, now_unix())
     }
-
-    fn name(&self) -> &'static str {
-        "shm"
-    }
 }
 
 #[cfg(test)]
@@ -123,7 +119,6 @@ mod tests {
     #[test]
     fn get_set_overwrite_and_expiry() {
         let s = ShmStore::new(128, 100, 50).unwrap();
-        assert_eq!(s.name(), "shm");
         assert_eq!(s.get_at(&k(1), NOW).unwrap(), None);
         s.set_at(&k(1), b"one", S, NOW).unwrap();
         s.set_at(&k(2), b"two", Duration::from_secs(10), NOW)
