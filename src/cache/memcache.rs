@@ -248,7 +248,8 @@ impl Store for MemcacheStore {
         })
     }
 
-    fn add(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, StoreError> {
+    /// memcached's `add`: stores only if the key is absent, atomically in the server.
+    fn insert_if_absent(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, StoreError> {
         check_key(key, MAX_KEY)?;
         let Some(secs) = ttl_secs(ttl) else {
             return Ok(true);
@@ -262,6 +263,7 @@ impl Store for MemcacheStore {
 mod tests {
     use super::*;
     use crate::cache::net::testutil::{Server as Proc, free_port};
+    use crate::cache::store::race;
     use std::io::{Read, Write};
     use std::net::TcpListener;
     use std::time::Instant;
@@ -352,8 +354,14 @@ mod tests {
         assert_eq!(s.get("x").unwrap(), None, "the embedded command was data");
         s.set("k", b"", Duration::from_secs(60)).unwrap();
         assert_eq!(s.get("k").unwrap(), Some(Vec::new()));
-        assert!(s.add("jti", b"1", Duration::from_secs(60)).unwrap());
-        assert!(!s.add("jti", b"2", Duration::from_secs(60)).unwrap());
+        assert!(
+            s.insert_if_absent("jti", b"1", Duration::from_secs(60))
+                .unwrap()
+        );
+        assert!(
+            !s.insert_if_absent("jti", b"2", Duration::from_secs(60))
+                .unwrap()
+        );
         assert_eq!(s.get("jti").unwrap(), Some(b"1".to_vec()));
         // A TTL beyond 30 days must not be read as a date in 1970 (which expires at once).
         s.set("long", b"v", Duration::from_secs(40 * 24 * 3600))
@@ -372,16 +380,29 @@ mod tests {
     }
 
     #[test]
+    fn concurrent_inserters_of_one_key_get_one_true() {
+        let srv = memcached();
+        let inserted = race::threads(|| store(&[srv.port]), "m", 8, 100);
+        assert!(inserted.iter().all(|&n| n == 1), "{inserted:?}");
+    }
+
+    #[test]
     fn entries_expire() {
         let srv = memcached();
         let s = store(&[srv.port]);
         s.set("k", b"v", Duration::from_secs(1)).unwrap();
-        assert!(s.add("a", b"v", Duration::from_secs(1)).unwrap());
+        assert!(
+            s.insert_if_absent("a", b"v", Duration::from_secs(1))
+                .unwrap()
+        );
         assert_eq!(s.get("k").unwrap(), Some(b"v".to_vec()));
         // memcached's clock ticks once a second: an entry with a 1 s TTL lives at most ~2 s.
         std::thread::sleep(Duration::from_millis(2200));
         assert_eq!(s.get("k").unwrap(), None);
-        assert!(s.add("a", b"v", Duration::from_secs(1)).unwrap());
+        assert!(
+            s.insert_if_absent("a", b"v", Duration::from_secs(1))
+                .unwrap()
+        );
     }
 
     #[test]
@@ -413,7 +434,7 @@ mod tests {
         let t = Instant::now();
         assert!(matches!(s.get("k"), Err(StoreError::Unavailable(_))));
         assert!(matches!(
-            s.add("k", b"v", Duration::from_secs(1)),
+            s.insert_if_absent("k", b"v", Duration::from_secs(1)),
             Err(StoreError::Unavailable(_))
         ));
         assert!(t.elapsed() < T, "{:?}", t.elapsed());
@@ -494,7 +515,7 @@ mod tests {
         for bad in ["a b", "a\r\nb", "a\0", ""] {
             assert!(
                 matches!(
-                    s.add(bad, b"", Duration::from_secs(1)),
+                    s.insert_if_absent(bad, b"", Duration::from_secs(1)),
                     Err(StoreError::Io(_))
                 ),
                 "{bad:?}"

@@ -179,7 +179,8 @@ impl Store for RedisStore {
         })
     }
 
-    fn add(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, StoreError> {
+    /// `SET key value NX EX ttl`: one command, atomic in the server.
+    fn insert_if_absent(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, StoreError> {
         check_key(key, MAX_KEY)?;
         let Some(secs) = ttl_secs(ttl) else {
             return Ok(true);
@@ -187,7 +188,7 @@ impl Store for RedisStore {
         let secs = secs.to_string();
         self.run(&mut |c| match command(
             c,
-            &[b"SET", key.as_bytes(), value, b"EX", secs.as_bytes(), b"NX"],
+            &[b"SET", key.as_bytes(), value, b"NX", b"EX", secs.as_bytes()],
         )? {
             Reply::Simple(s) if s == b"OK" => Ok(true),
             Reply::Bulk(None) => Ok(false),
@@ -200,6 +201,7 @@ impl Store for RedisStore {
 mod tests {
     use super::*;
     use crate::cache::net::testutil::{Server, free_port};
+    use crate::cache::store::race;
     use std::io::{Read, Write};
     use std::net::TcpListener;
 
@@ -307,20 +309,44 @@ mod tests {
     }
 
     #[test]
-    fn add_is_insert_if_absent() {
+    fn insert_if_absent_semantics() {
         let srv = redis(&["--requirepass", "pw"]);
         let s = store(srv.port, None, Some("pw"));
-        assert!(s.add("jti", b"1", Duration::from_secs(60)).unwrap());
-        assert!(!s.add("jti", b"2", Duration::from_secs(60)).unwrap());
+        assert!(
+            s.insert_if_absent("jti", b"1", Duration::from_secs(60))
+                .unwrap()
+        );
+        assert!(
+            !s.insert_if_absent("jti", b"2", Duration::from_secs(60))
+                .unwrap()
+        );
         assert_eq!(s.get("jti").unwrap(), Some(b"1".to_vec()));
         assert_eq!(
             raw(srv.port, "pw", &[b"TTL", b"jti"]).unwrap(),
             Reply::Int(60)
         );
         // After expiry it can be inserted again.
-        assert!(s.add("short", b"1", Duration::from_secs(1)).unwrap());
+        assert!(
+            s.insert_if_absent("short", b"1", Duration::from_secs(1))
+                .unwrap()
+        );
         std::thread::sleep(Duration::from_millis(1100));
-        assert!(s.add("short", b"2", Duration::from_secs(1)).unwrap());
+        assert!(
+            s.insert_if_absent("short", b"2", Duration::from_secs(1))
+                .unwrap()
+        );
+    }
+
+    #[test]
+    fn concurrent_inserters_of_one_key_get_one_true() {
+        let srv = redis(&["--requirepass", "pw"]);
+        let inserted = race::threads(|| store(srv.port, None, Some("pw")), "r", 8, 100);
+        assert!(inserted.iter().all(|&n| n == 1), "{inserted:?}");
+        // The command is SET NX with the TTL.
+        assert_eq!(
+            raw(srv.port, "pw", &[b"TTL", race::key("r", 0).as_bytes()]).unwrap(),
+            Reply::Int(60)
+        );
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! interval).
 
 use openssl::hash::hash;
+use std::borrow::Cow;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -21,6 +22,19 @@ use crate::logsink::{self, Level};
 pub const NETWORK_TIMEOUT: Duration = Duration::from_millis(500);
 /// A failing backend is reported at most once per this interval.
 const LOG_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Why a cache could not answer (backend down or unusable, encryption not configured, value too
+/// large, ...); already logged, at most once per interval.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unavailable(pub String);
+
+impl std::fmt::Display for Unavailable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Unavailable {}
 
 pub struct Cache {
     pub spec: CacheSpec,
@@ -142,25 +156,14 @@ impl Cache {
         let Some(store) = self.usable_store() else {
             return false;
         };
-        let sealed;
-        let value = match self.sealer() {
-            Ok(Some(sealer)) => match sealer.seal(k.as_bytes(), value) {
-                Ok(v) => {
-                    sealed = v;
-                    &sealed[..]
-                }
-                Err(e) => {
-                    self.report(&e);
-                    return false;
-                }
-            },
-            Ok(None) => value,
+        let value = match self.sealed(&k, value) {
+            Ok(v) => v,
             Err(e) => {
                 self.report(&e);
                 return false;
             }
         };
-        match store.set(&k, value, ttl) {
+        match store.set(&k, &value, ttl) {
             Ok(()) => true,
             Err(e) => {
                 self.report(&format!("set failed: {e}"));
@@ -169,17 +172,38 @@ impl Cache {
         }
     }
 
-    /// Insert if absent: `Some(true)` inserted, `Some(false)` present, `None` backend unusable.
-    pub fn add(&self, namespace: &str, key: &[u8], value: &[u8], ttl: Duration) -> Option<bool> {
+    /// Stores `value` for `ttl` unless a live entry of this key exists, sealed as `set` seals it:
+    /// Ok(true) inserted, Ok(false) already present. Atomic in every backend, across processes
+    /// and hosts sharing it: of concurrent inserters of one key exactly one gets Ok(true) (DPoP
+    /// replay detection). A zero TTL stores nothing and gives Ok(true). Err when the backend (or
+    /// the encryption) cannot answer; the problem is logged (at most once per interval).
+    pub fn insert_if_absent(
+        &self,
+        namespace: &str,
+        key: &[u8],
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<bool, Unavailable> {
         let k = self.storage_key(namespace, key);
-        let store = self.usable_store()?;
-        match store.add(&k, value, ttl) {
-            Ok(inserted) => Some(inserted),
-            Err(e) => {
-                self.report(&format!("add failed: {e}"));
-                None
-            }
-        }
+        let store = self.store().map_err(|e| self.unavailable(e))?;
+        let value = self.sealed(&k, value).map_err(|e| self.unavailable(e))?;
+        store
+            .insert_if_absent(&k, &value, ttl)
+            .map_err(|e| self.unavailable(format!("insert failed: {e}")))
+    }
+
+    /// The value as stored: sealed when the cache encrypts (the same for `set` and
+    /// `insert_if_absent`, so `get` opens what either stored).
+    fn sealed<'v>(&self, k: &str, value: &'v [u8]) -> Result<Cow<'v, [u8]>, String> {
+        Ok(match self.sealer()? {
+            Some(sealer) => Cow::Owned(sealer.seal(k.as_bytes(), value)?),
+            None => Cow::Borrowed(value),
+        })
+    }
+
+    fn unavailable(&self, problem: String) -> Unavailable {
+        self.report(&problem);
+        Unavailable(problem)
     }
 
     fn usable_store(&self) -> Option<&Arc<dyn Store>> {
@@ -249,5 +273,39 @@ mod tests {
         let input = b"result\0key";
         let evp = hash(openssl::hash::MessageDigest::sha256(), input).unwrap();
         assert_eq!(cache.storage_key("result", b"key"), crate::hex::lower(&evp));
+    }
+
+    #[test]
+    fn insert_if_absent_seals_like_set() {
+        let _guard = super::super::registry::test_lock();
+        global::reset();
+        global::set_crypto_passphrase("p").unwrap();
+        let (spec, _) = super::super::config::parse("shm", Some("encrypt=true")).unwrap();
+        let cache = Cache::new(spec);
+        let ttl = Duration::from_secs(60);
+        assert_eq!(
+            cache.insert_if_absent("dpop", b"jti", b"seen", ttl),
+            Ok(true)
+        );
+        assert_eq!(
+            cache.insert_if_absent("dpop", b"jti", b"again", ttl),
+            Ok(false)
+        );
+        assert_eq!(cache.insert_if_absent("other", b"jti", b"x", ttl), Ok(true));
+        assert_eq!(cache.get("dpop", b"jti").as_deref(), Some(&b"seen"[..]));
+        let stored = cache.storage_key("dpop", b"jti");
+        let raw = cache.store().unwrap().get(&stored).unwrap().unwrap();
+        assert_ne!(raw, b"seen");
+        assert_eq!(
+            raw.len(),
+            1 + 12 + 4 + 16,
+            "version, nonce, sealed value, tag"
+        );
+        // Encryption on but no passphrase: an error, not an unsealed insert.
+        global::reset();
+        let (spec, _) = super::super::config::parse("shm", Some("encrypt=true")).unwrap();
+        let cache = Cache::new(spec);
+        assert!(cache.insert_if_absent("dpop", b"jti", b"v", ttl).is_err());
+        assert!(!cache.set("dpop", b"jti", b"v", ttl));
     }
 }

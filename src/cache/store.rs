@@ -40,15 +40,17 @@ impl std::error::Error for StoreError {}
 pub trait Store: Send + Sync {
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
     fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), StoreError>;
-    /// Insert if absent (for DPoP replay detection): Ok(true) if inserted, Ok(false) if the key existed (and had not expired).
-    fn add(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, StoreError>;
+    /// Insert if absent, atomically across every process sharing the store (for DPoP replay
+    /// detection): Ok(true) if inserted, Ok(false) if the key existed (and had not expired). Of
+    /// two concurrent inserters of one key, exactly one gets Ok(true).
+    fn insert_if_absent(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, StoreError>;
 }
 
 /// Longest key any backend accepts (the trait's contract; shm may allow less).
 pub const MAX_KEY_LEN: usize = 200;
 
 /// The TTL in whole seconds, rounded up; `None` for a zero TTL, which means "do not store".
-/// With `None`, `set` is a no-op and `add` reports Ok(true) without storing anything.
+/// With `None`, `set` is a no-op and `insert_if_absent` reports Ok(true) without storing anything.
 pub fn ttl_secs(ttl: Duration) -> Option<u64> {
     if ttl.is_zero() {
         return None;
@@ -131,5 +133,105 @@ mod tests {
             StoreError::Unavailable("x".into()).to_string(),
             "unavailable: x"
         );
+    }
+}
+
+/// Races of concurrent inserters, for every backend's tests.
+#[cfg(test)]
+pub(crate) mod race {
+    use super::Store;
+    use std::sync::{Arc, Barrier};
+    use std::time::Duration;
+
+    pub(crate) const TTL: Duration = Duration::from_secs(60);
+
+    pub(crate) fn key(round: &str, i: usize) -> String {
+        format!("race-{round}-{i:04}")
+    }
+
+    /// `threads` inserters, each with its own store from `open` (as separate processes have), race
+    /// on each of `keys` keys in turn; returns how many got Ok(true) per key.
+    pub(crate) fn threads<S: Store + 'static>(
+        open: impl Fn() -> S,
+        round: &str,
+        threads: usize,
+        keys: usize,
+    ) -> Vec<usize> {
+        let barrier = Arc::new(Barrier::new(threads));
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let store = open();
+                let barrier = barrier.clone();
+                let round = round.to_string();
+                std::thread::spawn(move || {
+                    (0..keys)
+                        .map(|i| {
+                            barrier.wait();
+                            let value = format!("thread {t}");
+                            store
+                                .insert_if_absent(&key(&round, i), value.as_bytes(), TTL)
+                                .unwrap()
+                        })
+                        .collect::<Vec<bool>>()
+                })
+            })
+            .collect();
+        let mut inserted = vec![0; keys];
+        for h in handles {
+            for (i, ok) in h.join().unwrap().into_iter().enumerate() {
+                inserted[i] += usize::from(ok);
+            }
+        }
+        inserted
+    }
+
+    /// `procs` forked children race on `keys` keys (all released at once); returns how many
+    /// inserts succeeded in all (each key once: `keys`).
+    pub(crate) fn processes(store: &dyn Store, round: &str, procs: usize, keys: usize) -> usize {
+        assert!(keys < 256, "counted in an exit status");
+        // Made before forking: the children allocate as little as the store lets them.
+        let names: Vec<String> = (0..keys).map(|i| key(round, i)).collect();
+        let mut fds = [0; 2];
+        // SAFETY: pipe(2) writes two descriptors into the array.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        let children: Vec<libc::pid_t> = (0..procs)
+            .map(|_| {
+                // SAFETY: the child only waits on the pipe, uses the store and leaves with _exit
+                // (no destructors, no test harness code).
+                let pid = unsafe { libc::fork() };
+                assert!(pid >= 0);
+                if pid == 0 {
+                    let mut b = [0u8; 1];
+                    // SAFETY: closing our copy of the write end, then a read into a local buffer:
+                    // it returns (EOF) once the parent closes its write end.
+                    unsafe {
+                        libc::close(fds[1]);
+                        libc::read(fds[0], b.as_mut_ptr().cast(), 1);
+                    }
+                    let n = names
+                        .iter()
+                        .filter(|k| store.insert_if_absent(k, b"child", TTL) == Ok(true))
+                        .count();
+                    // SAFETY: ends the child without running the parent's destructors.
+                    unsafe { libc::_exit(n as i32) };
+                }
+                pid
+            })
+            .collect();
+        // SAFETY: closing our own descriptors; the children, all forked, start now.
+        unsafe {
+            libc::close(fds[0]);
+            libc::close(fds[1]);
+        }
+        children
+            .into_iter()
+            .map(|pid| {
+                let mut status = 0;
+                // SAFETY: waiting for our own child.
+                assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+                assert!(libc::WIFEXITED(status), "child died: {status}");
+                libc::WEXITSTATUS(status) as usize
+            })
+            .sum()
     }
 }

@@ -80,7 +80,8 @@ impl ShmStore {
             .map(|_| ())
     }
 
-    pub(crate) fn add_at(
+    /// Insert if absent, under the segment's lock.
+    pub(crate) fn insert_if_absent_at(
         &self,
         key: &str,
         value: &[u8],
@@ -100,14 +101,15 @@ impl Store for ShmStore {
         self.set_at(key, value, ttl, now_unix())
     }
 
-    fn add(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, StoreError> {
-        self.add_at(key, value, ttl, now_unix())
+    fn insert_if_absent(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, StoreError> {
+        self.insert_if_absent_at(key, value, ttl, now_unix())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cache::store::race;
 
     const S: Duration = Duration::from_secs(1);
     const NOW: u64 = 1_700_000_000;
@@ -153,7 +155,7 @@ mod tests {
             Err(StoreError::ValueTooLong { len: 101, max: 100 })
         );
         assert_eq!(
-            s.add(&k(2), &[0; 101], S),
+            s.insert_if_absent(&k(2), &[0; 101], S),
             Err(StoreError::ValueTooLong { len: 101, max: 100 })
         );
         assert_eq!(s.get(&k(2)).unwrap(), None);
@@ -217,16 +219,45 @@ mod tests {
     }
 
     #[test]
-    fn add_semantics() {
+    fn insert_if_absent_semantics() {
         let s = ShmStore::new(64, 16, 10).unwrap();
-        assert_eq!(s.add_at(&k(1), b"a", S, NOW), Ok(true));
-        assert_eq!(s.add_at(&k(1), b"b", S, NOW), Ok(false));
+        assert_eq!(s.insert_if_absent_at(&k(1), b"a", S, NOW), Ok(true));
+        assert_eq!(s.insert_if_absent_at(&k(1), b"b", S, NOW), Ok(false));
         assert_eq!(s.get_at(&k(1), NOW).unwrap(), Some(b"a".to_vec()));
         // Expired: inserted again.
-        assert_eq!(s.add_at(&k(1), b"c", S, NOW + 1), Ok(true));
+        assert_eq!(s.insert_if_absent_at(&k(1), b"c", S, NOW + 1), Ok(true));
         assert_eq!(s.get_at(&k(1), NOW + 1).unwrap(), Some(b"c".to_vec()));
-        assert!(s.add(&k(2), b"x", S).unwrap());
-        assert!(!s.add(&k(2), b"x", S).unwrap());
+        assert!(s.insert_if_absent(&k(2), b"x", S).unwrap());
+        assert!(!s.insert_if_absent(&k(2), b"x", S).unwrap());
+    }
+
+    #[test]
+    fn concurrent_inserters_of_one_key_get_one_true() {
+        let s = std::sync::Arc::new(ShmStore::new(64, 64, 4096).unwrap());
+        let inserted = race::threads(|| Shared(s.clone()), "threads", 8, 200);
+        assert!(inserted.iter().all(|&n| n == 1), "{inserted:?}");
+        // Processes sharing the mapping, as Apache's children do.
+        assert_eq!(race::processes(&*s, "procs", 4, 200), 200);
+    }
+
+    /// One mapping used through several handles, as threads of a child use it.
+    struct Shared(std::sync::Arc<ShmStore>);
+
+    impl Store for Shared {
+        fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+            self.0.get(key)
+        }
+        fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), StoreError> {
+            self.0.set(key, value, ttl)
+        }
+        fn insert_if_absent(
+            &self,
+            key: &str,
+            value: &[u8],
+            ttl: Duration,
+        ) -> Result<bool, StoreError> {
+            self.0.insert_if_absent(key, value, ttl)
+        }
     }
 
     fn wait_child(pid: libc::pid_t) -> i32 {
@@ -252,7 +283,7 @@ mod tests {
         assert!(pid >= 0);
         if pid == 0 {
             let ok = s.set(&k(2), b"from child", Duration::from_secs(60)).is_ok()
-                && s.add(&k(1), b"x", Duration::from_secs(60)) == Ok(false);
+                && s.insert_if_absent(&k(1), b"x", Duration::from_secs(60)) == Ok(false);
             // SAFETY: _exit ends the forked child without running the parent's destructors.
             unsafe { libc::_exit(if ok { 0 } else { 1 }) };
         }

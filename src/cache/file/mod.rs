@@ -6,6 +6,11 @@
 //!
 //! The directory may be shared (the C default is /tmp): symlinks are never followed, and a file not
 //! owned by us or writable by others is refused, so another local user cannot plant an entry.
+//!
+//! Insert-if-absent, and deleting a dead entry, happen under the directory lock (`lock`), so two
+//! inserters of one key, in any processes, never both succeed.
+
+mod lock;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Read, Write};
@@ -15,6 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, UNIX_EPOCH};
 
 use super::store::{MAX_KEY_LEN, Store, StoreError, check_key, now_unix, ttl_secs};
+use lock::DirLock;
 
 const PREFIX: &str = "oauth2-cache-";
 const TMP_PREFIX: &str = "oauth2-cache.tmp-";
@@ -25,6 +31,8 @@ const MARKER: &str = "oauth2-cache.swept";
 const STALE_SECS: u64 = 300;
 /// Refuse to read entries larger than this (the caches hold tokens' results and key sets).
 const MAX_FILE: u64 = 64 * 1024 * 1024;
+/// How long an insert waits for the directory lock before giving up (a stuck process holding it).
+const LOCK_TIMEOUT: Duration = Duration::from_secs(1);
 
 pub struct FileStore {
     dir: PathBuf,
@@ -40,7 +48,7 @@ enum Entry {
     Dead(u64, u64),
 }
 
-fn io_err(what: &str, path: &Path, e: std::io::Error) -> StoreError {
+pub(super) fn io_err(what: &str, path: &Path, e: std::io::Error) -> StoreError {
     StoreError::Io(format!("file cache: {what} {}: {e}", path.display()))
 }
 
@@ -58,7 +66,7 @@ fn random_suffix() -> String {
     crate::hex::lower(&b)
 }
 
-fn euid() -> u32 {
+pub(super) fn euid() -> u32 {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() }
 }
@@ -182,7 +190,7 @@ impl FileStore {
             Entry::Missing => Ok(None),
             Entry::Live(v) => Ok(Some(v)),
             Entry::Dead(dev, ino) => {
-                remove_if_same(&path, dev, ino);
+                self.remove_dead(&path, dev, ino);
                 Ok(None)
             }
         }
@@ -204,13 +212,19 @@ impl FileStore {
         self.install(&tmp, &path)
     }
 
-    /// Insert if absent. The complete entry is written to a temporary file and hard-linked to the
-    /// final name: link(2) fails with EEXIST atomically, like O_CREAT|O_EXCL, but readers never see
-    /// a half-written file. An existing but expired entry is replaced by rename; two processes
-    /// replacing the same expired entry at the same instant may both report "inserted" (a small
-    /// race the C module's lock did not have; for DPoP it needs the same proof replayed within
-    /// microseconds of its previous entry expiring).
-    pub(crate) fn add_at(
+    /// Deletes a dead entry if it is still the file that was read, under the directory lock so
+    /// that it cannot delete an entry an insert put in place meanwhile. Only if the lock is free
+    /// now: otherwise the entry stays for a later reader or the sweep.
+    fn remove_dead(&self, path: &Path, dev: u64, ino: u64) {
+        if let Ok(_lock) = DirLock::acquire(&self.dir, Duration::ZERO) {
+            remove_if_same(path, dev, ino);
+        }
+    }
+
+    /// Insert if absent: Ok(true) if inserted, Ok(false) if a live entry exists. The complete
+    /// entry is written to a temporary file first, then renamed into place if, under the directory
+    /// lock, no live entry is there (readers never see a half-written file).
+    pub(crate) fn insert_if_absent_at(
         &self,
         key: &str,
         value: &[u8],
@@ -222,34 +236,26 @@ impl FileStore {
             return Ok(true);
         };
         self.maybe_sweep(now);
+        // A live entry stays live until it expires (only a dead one is ever deleted): no lock needed
+        // to say it is there.
+        if let Entry::Live(_) = self.read_entry(&path, now, true)? {
+            return Ok(false);
+        }
         let tmp = self.write_temp(value, now.saturating_add(ttl))?;
-        let result = self.add_linked(&tmp, &path, now);
-        let _ = fs::remove_file(&tmp);
-        result
+        let inserted = self.install_if_absent(&tmp, &path, now);
+        if !matches!(inserted, Ok(true)) {
+            let _ = fs::remove_file(&tmp);
+        }
+        inserted
     }
 
-    fn add_linked(&self, tmp: &Path, path: &Path, now: u64) -> Result<bool, StoreError> {
-        for _ in 0..2 {
-            match fs::hard_link(tmp, path) {
-                Ok(()) => return Ok(true),
-                Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
-                Err(e) => return Err(io_err("cannot link into", path, e)),
-            }
-            match self.read_entry(path, now, true)? {
-                Entry::Live(_) => return Ok(false),
-                // Deleted meanwhile: try the exclusive link once more.
-                Entry::Missing => continue,
-                Entry::Dead(..) => {
-                    // The caller's removal of `tmp` afterwards then finds nothing: fine.
-                    self.install(tmp, path)?;
-                    return Ok(true);
-                }
-            }
+    fn install_if_absent(&self, tmp: &Path, path: &Path, now: u64) -> Result<bool, StoreError> {
+        let _lock = DirLock::acquire(&self.dir, LOCK_TIMEOUT)?;
+        if let Entry::Live(_) = self.read_entry(path, now, true)? {
+            return Ok(false);
         }
-        Err(StoreError::Io(format!(
-            "file cache: {} keeps appearing and disappearing",
-            path.display()
-        )))
+        self.install(tmp, path)?;
+        Ok(true)
     }
 
     /// Sweeps at most once per clean_interval across all processes sharing the directory. The
@@ -315,7 +321,7 @@ impl FileStore {
                     continue;
                 }
                 if let Ok(Entry::Dead(dev, ino)) = self.read_entry(&path, now, true) {
-                    remove_if_same(&path, dev, ino);
+                    self.remove_dead(&path, dev, ino);
                 }
             } else if (name.starts_with(TMP_PREFIX) || name.starts_with(CLAIM_PREFIX))
                 && path != own_claim
@@ -342,14 +348,15 @@ impl Store for FileStore {
         self.set_at(key, value, ttl, now_unix())
     }
 
-    fn add(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, StoreError> {
-        self.add_at(key, value, ttl, now_unix())
+    fn insert_if_absent(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, StoreError> {
+        self.insert_if_absent_at(key, value, ttl, now_unix())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cache::store::race;
     use std::os::unix::fs::PermissionsExt;
 
     const S: Duration = Duration::from_secs(1);
@@ -458,19 +465,19 @@ mod tests {
     }
 
     #[test]
-    fn add_semantics() {
+    fn insert_if_absent_semantics() {
         let d = TempDir::new();
         let s = store(&d);
         let now = now_unix();
-        assert!(s.add_at(&k(1), b"a", S, now).unwrap());
-        assert!(!s.add_at(&k(1), b"b", S, now).unwrap());
+        assert!(s.insert_if_absent_at(&k(1), b"a", S, now).unwrap());
+        assert!(!s.insert_if_absent_at(&k(1), b"b", S, now).unwrap());
         assert_eq!(s.get_at(&k(1), now).unwrap(), Some(b"a".to_vec()));
         // Expired: replaced.
-        assert!(s.add_at(&k(1), b"c", S, now + 1).unwrap());
+        assert!(s.insert_if_absent_at(&k(1), b"c", S, now + 1).unwrap());
         assert_eq!(s.get_at(&k(1), now + 1).unwrap(), Some(b"c".to_vec()));
         // A malformed (truncated) entry counts as absent.
         fs::write(d.0.join(format!("oauth2-cache-{}", k(2))), b"abc").unwrap();
-        assert!(s.add_at(&k(2), b"d", S, now).unwrap());
+        assert!(s.insert_if_absent_at(&k(2), b"d", S, now).unwrap());
         assert_eq!(s.get_at(&k(2), now).unwrap(), Some(b"d".to_vec()));
         assert!(
             d.names()
@@ -482,24 +489,70 @@ mod tests {
     }
 
     #[test]
-    fn concurrent_add_inserts_once() {
+    fn concurrent_inserters_of_one_key_get_one_true() {
         let d = TempDir::new();
-        let s = std::sync::Arc::new(store(&d));
+        let inserted = race::threads(|| store(&d), "threads", 8, 100);
+        assert!(inserted.iter().all(|&n| n == 1), "{inserted:?}");
+        // Replacing expired entries races too: only one inserter may replace each.
         let now = now_unix();
-        let handles: Vec<_> = (0..8)
-            .map(|_| {
-                let s = s.clone();
-                std::thread::spawn(move || {
-                    s.add_at(&k(7), b"v", Duration::from_secs(60), now).unwrap()
-                })
-            })
-            .collect();
-        let inserted = handles
-            .into_iter()
-            .map(|h| h.join().unwrap())
-            .filter(|&b| b)
-            .count();
-        assert_eq!(inserted, 1);
+        let s = store(&d);
+        for i in 0..100 {
+            s.set_at(&race::key("expired", i), b"old", S, now - 10)
+                .unwrap();
+        }
+        let inserted = race::threads(|| store(&d), "expired", 8, 100);
+        assert!(inserted.iter().all(|&n| n == 1), "{inserted:?}");
+        // Processes sharing the directory.
+        assert_eq!(race::processes(&s, "procs", 4, 100), 100);
+        for i in 0..100 {
+            s.set_at(&race::key("procs-expired", i), b"old", S, now - 10)
+                .unwrap();
+        }
+        assert_eq!(race::processes(&s, "procs-expired", 4, 100), 100);
+        assert!(
+            d.names()
+                .iter()
+                .all(|n| !n.starts_with("oauth2-cache.tmp-")),
+            "{:?}",
+            d.names()
+        );
+    }
+
+    #[test]
+    fn a_foreign_lock_file_is_refused() {
+        let d = TempDir::new();
+        let s = store(&d);
+        let lock = d.0.join(lock::LOCK_FILE);
+        fs::write(&lock, b"").unwrap();
+        fs::set_permissions(&lock, fs::Permissions::from_mode(0o666)).unwrap();
+        assert!(matches!(
+            s.insert_if_absent(&k(1), b"v", S),
+            Err(StoreError::Io(_))
+        ));
+        fs::remove_file(&lock).unwrap();
+        std::os::unix::fs::symlink(d.0.join("elsewhere"), &lock).unwrap();
+        assert!(matches!(
+            s.insert_if_absent(&k(1), b"v", S),
+            Err(StoreError::Io(_))
+        ));
+        assert!(!d.0.join("elsewhere").exists());
+        fs::remove_file(&lock).unwrap();
+        assert!(s.insert_if_absent(&k(1), b"v", S).unwrap());
+    }
+
+    #[test]
+    fn a_held_lock_times_out_as_unavailable() {
+        let d = TempDir::new();
+        let s = store(&d);
+        let held = DirLock::acquire(&d.0, Duration::ZERO).unwrap();
+        let t = std::time::Instant::now();
+        assert!(matches!(
+            s.insert_if_absent(&k(1), b"v", S),
+            Err(StoreError::Unavailable(_))
+        ));
+        assert!(t.elapsed() >= LOCK_TIMEOUT);
+        drop(held);
+        assert!(s.insert_if_absent(&k(1), b"v", S).unwrap());
     }
 
     #[test]
