@@ -1,8 +1,8 @@
 //! File backend: one file per key, `<dir>/oauth2-cache-<key>`, holding an 8-byte big-endian expiry
-//! (Unix seconds) and the value. Files are written to a temporary name and renamed (or linked) into
-//! place, so readers never see a partial entry. Unlike the C module, the periodic sweep deletes only
-//! expired entries, and only files of our own naming pattern; paths are never built from anything
-//! but a checked `[0-9A-Za-z_-]` key.
+//! (Unix seconds) and the value. Files are written to a temporary name and renamed into place, so
+//! readers never see a partial entry. Unlike the C module, the periodic sweep (`sweep`) deletes
+//! only expired entries, and only files of our own naming pattern; paths are never built from
+//! anything but a checked `[0-9A-Za-z_-]` key.
 //!
 //! The directory may be shared (the C default is /tmp): symlinks are never followed, and a file not
 //! owned by us or writable by others is refused, so another local user cannot plant an entry.
@@ -11,6 +11,7 @@
 //! inserters of one key, in any processes, never both succeed.
 
 mod lock;
+mod sweep;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Read, Write};
@@ -24,11 +25,6 @@ use lock::DirLock;
 
 const PREFIX: &str = "oauth2-cache-";
 const TMP_PREFIX: &str = "oauth2-cache.tmp-";
-const CLAIM_PREFIX: &str = "oauth2-cache.sweep-";
-/// Its mtime is the time of the last sweep, shared by all processes.
-const MARKER: &str = "oauth2-cache.swept";
-/// Leftover temporary files (a process died between create and rename) older than this go.
-const STALE_SECS: u64 = 300;
 /// Refuse to read entries larger than this (the caches hold tokens' results and key sets).
 const MAX_FILE: u64 = 64 * 1024 * 1024;
 /// How long an insert waits for the directory lock before giving up (a stuck process holding it).
@@ -256,86 +252,6 @@ impl FileStore {
         }
         self.install(tmp, path)?;
         Ok(true)
-    }
-
-    /// Sweeps at most once per clean_interval across all processes sharing the directory. The
-    /// marker file's mtime is the last sweep; a process claims a due sweep by renaming the marker
-    /// away (only one rename can succeed) and puts it back, stamped, when done.
-    fn maybe_sweep(&self, now: u64) {
-        if now < self.next_check.load(Ordering::Relaxed) {
-            return;
-        }
-        let marker = self.dir.join(MARKER);
-        let next = match fs::symlink_metadata(&marker) {
-            Ok(m) => {
-                let last = u64::try_from(m.mtime()).unwrap_or(0);
-                let due = last.saturating_add(self.clean_interval);
-                if due > now {
-                    due
-                } else {
-                    let claim = self.dir.join(format!("{CLAIM_PREFIX}{}", random_suffix()));
-                    if fs::rename(&marker, &claim).is_ok() {
-                        self.sweep(now, &claim);
-                        let stamped = File::options()
-                            .write(true)
-                            .custom_flags(libc::O_NOFOLLOW)
-                            .open(&claim)
-                            .and_then(|f| f.set_modified(UNIX_EPOCH + Duration::from_secs(now)));
-                        if stamped.is_err() || fs::rename(&claim, &marker).is_err() {
-                            let _ = fs::remove_file(&claim);
-                        }
-                    }
-                    now.saturating_add(self.clean_interval)
-                }
-            }
-            Err(e) if e.kind() == ErrorKind::NotFound => {
-                // First use (or a sweep is running right now): start the interval.
-                let created = OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o600)
-                    .custom_flags(libc::O_NOFOLLOW)
-                    .open(&marker);
-                if let Ok(f) = created {
-                    let _ = f.set_modified(UNIX_EPOCH + Duration::from_secs(now));
-                }
-                now.saturating_add(self.clean_interval)
-            }
-            Err(_) => now.saturating_add(self.clean_interval),
-        };
-        self.next_check.store(next, Ordering::Relaxed);
-    }
-
-    /// Deletes expired or malformed entries and stale temporary files of ours; nothing else.
-    fn sweep(&self, now: u64, own_claim: &Path) {
-        let Ok(entries) = fs::read_dir(&self.dir) else {
-            return;
-        };
-        let stale = STALE_SECS.max(self.clean_interval);
-        for entry in entries.flatten() {
-            let name = entry.file_name();
-            let Some(name) = name.to_str() else { continue };
-            let path = entry.path();
-            if let Some(key) = name.strip_prefix(PREFIX) {
-                if check_key(key, MAX_KEY_LEN).is_err() {
-                    continue;
-                }
-                if let Ok(Entry::Dead(dev, ino)) = self.read_entry(&path, now, true) {
-                    self.remove_dead(&path, dev, ino);
-                }
-            } else if (name.starts_with(TMP_PREFIX) || name.starts_with(CLAIM_PREFIX))
-                && path != own_claim
-            {
-                let old = fs::symlink_metadata(&path).is_ok_and(|m| {
-                    m.is_file()
-                        && m.uid() == euid()
-                        && u64::try_from(m.mtime()).unwrap_or(0).saturating_add(stale) < now
-                });
-                if old {
-                    let _ = fs::remove_file(&path);
-                }
-            }
-        }
     }
 }
 
