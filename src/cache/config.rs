@@ -1,4 +1,6 @@
-//! `OAuth2Cache <type> [<options>]` -> a validated cache specification (reference 7.1).
+//! `OAuth2Cache <type> [<options>]` -> a validated cache specification. The types, options and
+//! defaults are those of the C module, documented in `apache-conf/oauth2.conf` (`OAuth2Cache`);
+//! where we differ, `docs/compatibility.md` says so.
 
 use openssl::hash::MessageDigest;
 use std::path::PathBuf;
