@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use super::backoff::{Backoff, DEFAULT_INTERVAL};
-use super::net::{self, Conn, OpError, Pool, protocol};
-use super::reader::parse_decimal;
+use super::net::{self, Conn, Pool};
+use super::reader::{OpError, parse_decimal, protocol};
 use super::store::{Store, StoreError, check_key, now_unix, ttl_secs};
 
 /// The memcached text protocol's key limit.

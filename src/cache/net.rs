@@ -8,49 +8,11 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::backoff::Backoff;
-use super::reader::Reader;
+use super::reader::{OpError, Reader};
 use super::store::StoreError;
 
 /// Idle connections kept per server and process (more concurrent callers open more, then close them).
 const MAX_IDLE: usize = 16;
-
-#[derive(Debug)]
-pub(crate) enum OpError {
-    /// Transport failure: the connection is dropped.
-    Net(io::Error),
-    /// The server said something we do not understand: the connection is dropped.
-    Protocol(String),
-    /// The server refuses to serve us at all (credentials, permissions): the connection is dropped.
-    Refused(String),
-    /// A well-formed error reply to this command: the connection stays usable.
-    Server(String),
-}
-
-impl std::fmt::Display for OpError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            OpError::Net(e)
-                if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::TimedOut =>
-            {
-                write!(f, "timed out")
-            }
-            OpError::Net(e) => write!(f, "{e}"),
-            OpError::Protocol(m) => write!(f, "protocol error: {m}"),
-            OpError::Refused(m) => write!(f, "refused: {m}"),
-            OpError::Server(m) => write!(f, "server error: {m}"),
-        }
-    }
-}
-
-impl From<io::Error> for OpError {
-    fn from(e: io::Error) -> OpError {
-        OpError::Net(e)
-    }
-}
-
-pub(crate) fn protocol<T>(msg: &str) -> Result<T, OpError> {
-    Err(OpError::Protocol(msg.to_string()))
-}
 
 /// A TCP stream whose reads are bounded by the current attempt's deadline.
 pub(crate) struct Deadlined {

@@ -5,8 +5,8 @@
 use std::time::{Duration, Instant};
 
 use super::backoff::{Backoff, DEFAULT_INTERVAL};
-use super::net::{self, Conn, OpError, Pool, protocol};
-use super::reader::parse_decimal;
+use super::net::{self, Conn, Pool};
+use super::reader::{OpError, parse_decimal, protocol};
 use super::store::{Store, StoreError, check_key, ttl_secs};
 
 /// Redis keys can be long; ours are hex digests, this only bounds mistakes.
