@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 use super::store::StoreError;
 
 /// The default fail-fast interval after a network failure.
-pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
+pub(crate) const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
 
 #[derive(Debug)]
-pub struct Backoff {
+pub(crate) struct Backoff {
     base: Instant,
     interval_ms: u64,
     /// Milliseconds since `base` until which calls fail fast; 0 = closed (healthy).
@@ -19,7 +19,7 @@ pub struct Backoff {
 }
 
 impl Backoff {
-    pub fn new(interval: Duration) -> Backoff {
+    pub(crate) fn new(interval: Duration) -> Backoff {
         Backoff {
             base: Instant::now(),
             interval_ms: u64::try_from(interval.as_millis()).unwrap_or(u64::MAX),
@@ -32,7 +32,7 @@ impl Backoff {
     }
 
     /// Ok if a call may go to the network; Err(Unavailable) while backing off after a failure.
-    pub fn check(&self, what: &str) -> Result<(), StoreError> {
+    pub(crate) fn check(&self, what: &str) -> Result<(), StoreError> {
         self.check_at(self.now_ms(), what)
     }
 
@@ -48,7 +48,7 @@ impl Backoff {
     }
 
     /// Records a failure: calls fail fast for the interval from now.
-    pub fn failure(&self) {
+    pub(crate) fn failure(&self) {
         self.failure_at(self.now_ms());
     }
 
@@ -61,7 +61,7 @@ impl Backoff {
     }
 
     /// Records a success: the breaker closes.
-    pub fn success(&self) {
+    pub(crate) fn success(&self) {
         if self.open_until.load(Ordering::Relaxed) != 0 {
             self.open_until.store(0, Ordering::Relaxed);
         }

@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use crate::options::{Options, parse_number};
 
-pub const UNKNOWN_TYPE: &str = "internal error: oauth2_cache_init returned null";
+pub(crate) const UNKNOWN_TYPE: &str = "internal error: oauth2_cache_init returned null";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Backend {
+pub(crate) enum Backend {
     Shm {
         max_key_size: usize,
         max_val_size: usize,
@@ -33,7 +33,7 @@ pub enum Backend {
 }
 
 impl Backend {
-    pub fn kind(&self) -> &'static str {
+    pub(crate) fn kind(&self) -> &'static str {
         match self {
             Backend::Shm { .. } => "shm",
             Backend::File { .. } => "file",
@@ -44,14 +44,14 @@ impl Backend {
 }
 
 #[derive(Clone)]
-pub struct CacheSpec {
-    pub name: Option<String>,
-    pub backend: Backend,
+pub(crate) struct CacheSpec {
+    pub(crate) name: Option<String>,
+    pub(crate) backend: Backend,
     /// `key_hash_algo`: digest over the (already namespaced) key; `none` keeps it as it is.
-    pub key_hash: Option<MessageDigest>,
+    pub(crate) key_hash: Option<MessageDigest>,
     /// `encrypt`: values sealed with `OAuth2CryptoPassphrase` (default: on for file, memcache, redis).
-    pub encrypt: bool,
-    pub passphrase_hash: Option<MessageDigest>,
+    pub(crate) encrypt: bool,
+    pub(crate) passphrase_hash: Option<MessageDigest>,
 }
 
 impl std::fmt::Debug for CacheSpec {
@@ -84,7 +84,7 @@ const KNOWN: &[&str] = &[
 ];
 
 /// Parses one line; returns the spec and warnings for the error log.
-pub fn parse(kind: &str, options: Option<&str>) -> Result<(CacheSpec, Vec<String>), String> {
+pub(crate) fn parse(kind: &str, options: Option<&str>) -> Result<(CacheSpec, Vec<String>), String> {
     let o = Options::parse(options.unwrap_or(""));
     let size = |name: &str, default: i64, min: i64, max: i64| -> Result<usize, String> {
         let v = o.get(name).map_or(default, parse_number);

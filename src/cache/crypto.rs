@@ -10,7 +10,7 @@ const NONCE_LEN: usize = 12;
 const TAG_LEN: usize = 16;
 
 #[derive(Clone)]
-pub struct Sealer {
+pub(crate) struct Sealer {
     key: [u8; 32],
 }
 
@@ -22,7 +22,7 @@ impl std::fmt::Debug for Sealer {
 
 impl Sealer {
     /// `passphrase_hash_algo` names the digest applied to the passphrase first (`none`: as it is).
-    pub fn new(
+    pub(crate) fn new(
         passphrase: &str,
         passphrase_hash_algo: Option<MessageDigest>,
     ) -> Result<Sealer, String> {
@@ -40,7 +40,7 @@ impl Sealer {
         Ok(Sealer { key })
     }
 
-    pub fn seal(&self, aad: &[u8], plain: &[u8]) -> Result<Vec<u8>, String> {
+    pub(crate) fn seal(&self, aad: &[u8], plain: &[u8]) -> Result<Vec<u8>, String> {
         let mut nonce = [0u8; NONCE_LEN];
         openssl::rand::rand_bytes(&mut nonce).map_err(|e| e.to_string())?;
         let mut tag = [0u8; TAG_LEN];
@@ -62,7 +62,7 @@ impl Sealer {
     }
 
     /// `None` for anything that does not decrypt and authenticate (treated as a cache miss).
-    pub fn open(&self, aad: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
+    pub(crate) fn open(&self, aad: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
         let (&version, rest) = sealed.split_first()?;
         if version != VERSION || rest.len() < NONCE_LEN + TAG_LEN {
             return None;

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 #[derive(Debug)]
-pub struct LogLimit {
+pub(crate) struct LogLimit {
     base: Instant,
     interval_ms: u64,
     /// Milliseconds since `base`, plus 1, of the last allowed line; 0 = never.
@@ -13,7 +13,7 @@ pub struct LogLimit {
 }
 
 impl LogLimit {
-    pub fn new(interval: Duration) -> LogLimit {
+    pub(crate) fn new(interval: Duration) -> LogLimit {
         LogLimit {
             base: Instant::now(),
             interval_ms: u64::try_from(interval.as_millis()).unwrap_or(u64::MAX),
@@ -23,7 +23,7 @@ impl LogLimit {
 
     /// True at most once per interval (the first time, then once the interval has passed); among
     /// threads asking at the same moment, only one gets true.
-    pub fn allow(&self) -> bool {
+    pub(crate) fn allow(&self) -> bool {
         self.allow_at(u64::try_from(self.base.elapsed().as_millis()).unwrap_or(u64::MAX))
     }
 

@@ -23,7 +23,7 @@ struct Server {
     backoff: Backoff,
 }
 
-pub struct MemcacheStore {
+pub(crate) struct MemcacheStore {
     servers: Vec<Server>,
     timeout: Duration,
 }
@@ -185,7 +185,7 @@ fn store_cmd(
 }
 
 impl MemcacheStore {
-    pub fn new(config_string: &str, timeout: Duration) -> Result<MemcacheStore, StoreError> {
+    pub(crate) fn new(config_string: &str, timeout: Duration) -> Result<MemcacheStore, StoreError> {
         let servers = parse_config(config_string)?
             .into_iter()
             .map(|(host, port)| Server {

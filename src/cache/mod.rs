@@ -1,18 +1,18 @@
 //! `OAuth2Cache`: caches shared across Apache children (`shm`, `file`) and hosts (`memcache`,
 //! `redis`) for verification results, fetched key sets, and (later) DPoP replay detection.
 
-pub mod backoff;
-pub mod config;
-pub mod crypto;
-pub mod file;
-pub mod log_limit;
-pub mod memcache;
-pub mod net;
-pub mod reader;
-pub mod redis;
-pub mod registry;
-pub mod shared;
-pub mod shm;
-pub mod store;
+pub(crate) mod backoff;
+pub(crate) mod config;
+pub(crate) mod crypto;
+pub(crate) mod file;
+pub(crate) mod log_limit;
+pub(crate) mod memcache;
+pub(crate) mod net;
+pub(crate) mod reader;
+pub(crate) mod redis;
+pub(crate) mod registry;
+pub(crate) mod shared;
+pub(crate) mod shm;
+pub(crate) mod store;
 
-pub use shared::Cache;
+pub(crate) use shared::Cache;

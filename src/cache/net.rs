@@ -205,13 +205,13 @@ pub(crate) mod testutil {
     use std::time::{Duration, Instant};
 
     /// A port that was free a moment ago (the kernel does not hand it out again at once).
-    pub fn free_port() -> u16 {
+    pub(crate) fn free_port() -> u16 {
         let l = TcpListener::bind("127.0.0.1:0").expect("bind");
         l.local_addr().expect("addr").port()
     }
 
     /// Waits until something accepts connections on the port.
-    pub fn wait_port(port: u16) {
+    pub(crate) fn wait_port(port: u16) {
         let start = Instant::now();
         while start.elapsed() < Duration::from_secs(10) {
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
@@ -223,7 +223,7 @@ pub(crate) mod testutil {
     }
 
     /// A server process killed when dropped.
-    pub struct Server {
+    pub(crate) struct Server {
         pub child: Option<Child>,
         pub port: u16,
         program: String,
@@ -231,7 +231,7 @@ pub(crate) mod testutil {
     }
 
     impl Server {
-        pub fn start(program: &str, args: Vec<String>, port: u16) -> Server {
+        pub(crate) fn start(program: &str, args: Vec<String>, port: u16) -> Server {
             let mut s = Server {
                 child: None,
                 port,
@@ -242,7 +242,7 @@ pub(crate) mod testutil {
             s
         }
 
-        pub fn restart(&mut self) {
+        pub(crate) fn restart(&mut self) {
             self.kill();
             let child = Command::new(&self.program)
                 .args(&self.args)
@@ -260,14 +260,14 @@ pub(crate) mod testutil {
             wait_port(self.port);
         }
 
-        pub fn kill(&mut self) {
+        pub(crate) fn kill(&mut self) {
             if let Some(mut c) = self.child.take() {
                 let _ = c.kill();
                 let _ = c.wait();
             }
         }
 
-        pub fn signal(&self, sig: i32) {
+        pub(crate) fn signal(&self, sig: i32) {
             if let Some(c) = &self.child {
                 // SAFETY: kill(2) on our own child's pid.
                 unsafe { libc::kill(c.id() as libc::pid_t, sig) };

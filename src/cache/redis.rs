@@ -12,7 +12,7 @@ use super::store::{Store, StoreError, check_key, ttl_secs};
 /// Redis keys can be long; ours are hex digests, this only bounds mistakes.
 const MAX_KEY: usize = 1024;
 
-pub struct RedisStore {
+pub(crate) struct RedisStore {
     host: String,
     port: u16,
     username: Option<String>,
@@ -98,7 +98,7 @@ fn command(conn: &mut Conn, args: &[&[u8]]) -> Result<Reply, OpError> {
 }
 
 impl RedisStore {
-    pub fn new(
+    pub(crate) fn new(
         host: String,
         port: u16,
         username: Option<String>,

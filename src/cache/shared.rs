@@ -19,14 +19,18 @@ use crate::digest::sha256;
 use crate::logsink::{self, Level};
 
 /// Network caches must answer quickly: a slow Redis only delays a request this much.
-pub const NETWORK_TIMEOUT: Duration = Duration::from_millis(500);
+pub(crate) const NETWORK_TIMEOUT: Duration = Duration::from_millis(500);
 /// A failing backend is reported at most once per this interval.
 const LOG_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Why a cache could not answer (backend down or unusable, encryption not configured, value too
 /// large, ...); already logged, at most once per interval.
+#[allow(
+    dead_code,
+    reason = "DPoP replay detection (next) is the first caller of insert_if_absent"
+)]
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Unavailable(pub String);
+pub(crate) struct Unavailable(pub String);
 
 impl std::fmt::Display for Unavailable {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -36,7 +40,7 @@ impl std::fmt::Display for Unavailable {
 
 impl std::error::Error for Unavailable {}
 
-pub struct Cache {
+pub(crate) struct Cache {
     pub spec: CacheSpec,
     store: OnceLock<Result<Arc<dyn Store>, String>>,
     sealer: OnceLock<Result<Option<Sealer>, String>>,
@@ -55,7 +59,7 @@ impl std::fmt::Debug for Cache {
 }
 
 impl Cache {
-    pub fn new(spec: CacheSpec) -> Cache {
+    pub(crate) fn new(spec: CacheSpec) -> Cache {
         Cache {
             spec,
             store: OnceLock::new(),
@@ -64,7 +68,7 @@ impl Cache {
         }
     }
 
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match &self.spec.name {
             Some(n) => format!("{} cache \"{n}\"", self.spec.backend.kind()),
             None => format!("{} cache", self.spec.backend.kind()),
@@ -73,13 +77,13 @@ impl Cache {
 
     /// Creates the backend now (shared memory must exist before httpd forks its children) and
     /// the encryption key from `OAuth2CryptoPassphrase`.
-    pub fn init(&self, passphrase: Option<&str>) -> Result<(), String> {
+    pub(crate) fn init(&self, passphrase: Option<&str>) -> Result<(), String> {
         let _ = self.sealer.set(self.make_sealer(passphrase));
         self.store().map(|_| ())
     }
 
     /// Whether lookups are cheap enough to be worth it for locally verifiable tokens.
-    pub fn is_local_memory(&self) -> bool {
+    pub(crate) fn is_local_memory(&self) -> bool {
         matches!(self.spec.backend, Backend::Shm { .. })
     }
 
@@ -126,7 +130,7 @@ impl Cache {
         crate::hex::lower(&digest)
     }
 
-    pub fn get(&self, namespace: &str, key: &[u8]) -> Option<Vec<u8>> {
+    pub(crate) fn get(&self, namespace: &str, key: &[u8]) -> Option<Vec<u8>> {
         let k = self.storage_key(namespace, key);
         let store = self.usable_store()?;
         let raw = match store.get(&k) {
@@ -148,7 +152,7 @@ impl Cache {
 
     /// Stores `value` for `ttl`; whether it was stored (a full, broken or unusable backend, a
     /// value too long for it or a zero TTL store nothing).
-    pub fn set(&self, namespace: &str, key: &[u8], value: &[u8], ttl: Duration) -> bool {
+    pub(crate) fn set(&self, namespace: &str, key: &[u8], value: &[u8], ttl: Duration) -> bool {
         if ttl.is_zero() {
             return false;
         }
@@ -177,7 +181,8 @@ impl Cache {
     /// and hosts sharing it: of concurrent inserters of one key exactly one gets Ok(true) (DPoP
     /// replay detection). A zero TTL stores nothing and gives Ok(true). Err when the backend (or
     /// the encryption) cannot answer; the problem is logged (at most once per interval).
-    pub fn insert_if_absent(
+    #[allow(dead_code, reason = "DPoP replay detection (next) is its first caller")]
+    pub(crate) fn insert_if_absent(
         &self,
         namespace: &str,
         key: &[u8],
@@ -277,11 +282,9 @@ mod tests {
 
     #[test]
     fn insert_if_absent_seals_like_set() {
-        let _guard = super::super::registry::test_lock();
-        global::reset();
-        global::set_crypto_passphrase("p").unwrap();
         let (spec, _) = super::super::config::parse("shm", Some("encrypt=true")).unwrap();
         let cache = Cache::new(spec);
+        cache.init(Some("p")).unwrap();
         let ttl = Duration::from_secs(60);
         assert_eq!(
             cache.insert_if_absent("dpop", b"jti", b"seen", ttl),
@@ -302,9 +305,9 @@ mod tests {
             "version, nonce, sealed value, tag"
         );
         // Encryption on but no passphrase: an error, not an unsealed insert.
-        global::reset();
         let (spec, _) = super::super::config::parse("shm", Some("encrypt=true")).unwrap();
         let cache = Cache::new(spec);
+        cache.init(None).unwrap();
         assert!(cache.insert_if_absent("dpop", b"jti", b"v", ttl).is_err());
         assert!(!cache.set("dpop", b"jti", b"v", ttl));
     }

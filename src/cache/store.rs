@@ -4,7 +4,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StoreError {
+pub(crate) enum StoreError {
     /// The backend cannot serve now (server down, timeout, protocol error, backing off).
     Unavailable(String),
     KeyTooLong {
@@ -37,7 +37,7 @@ impl std::error::Error for StoreError {}
 /// A shared key-value store with per-entry TTL. Keys are short ASCII strings (already hashed by the
 /// caller, hex, at most 200 bytes); values are opaque bytes. Implementations are Send + Sync,
 /// never panic on input, and bound every network operation by `timeout`.
-pub trait Store: Send + Sync {
+pub(crate) trait Store: Send + Sync {
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
     fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), StoreError>;
     /// Insert if absent, atomically across every process sharing the store (for DPoP replay
@@ -47,11 +47,11 @@ pub trait Store: Send + Sync {
 }
 
 /// Longest key any backend accepts (the trait's contract; shm may allow less).
-pub const MAX_KEY_LEN: usize = 200;
+pub(crate) const MAX_KEY_LEN: usize = 200;
 
 /// The TTL in whole seconds, rounded up; `None` for a zero TTL, which means "do not store".
 /// With `None`, `set` is a no-op and `insert_if_absent` reports Ok(true) without storing anything.
-pub fn ttl_secs(ttl: Duration) -> Option<u64> {
+pub(crate) fn ttl_secs(ttl: Duration) -> Option<u64> {
     if ttl.is_zero() {
         return None;
     }
@@ -62,7 +62,7 @@ pub fn ttl_secs(ttl: Duration) -> Option<u64> {
 }
 
 /// Seconds since the Unix epoch (0 if the clock is before 1970, which only makes entries expire).
-pub fn now_unix() -> u64 {
+pub(crate) fn now_unix() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -72,7 +72,7 @@ pub fn now_unix() -> u64 {
 /// Common key check: non-empty, at most `max` bytes, and only `[0-9A-Za-z_-]` — the caller's keys
 /// are hex digests, so anything else is a bug and is refused rather than passed to a path or a
 /// text protocol.
-pub fn check_key(key: &str, max: usize) -> Result<(), StoreError> {
+pub(crate) fn check_key(key: &str, max: usize) -> Result<(), StoreError> {
     if key.is_empty() {
         return Err(StoreError::Io("empty cache key".into()));
     }

@@ -30,7 +30,7 @@ const MAX_FILE: u64 = 64 * 1024 * 1024;
 /// How long an insert waits for the directory lock before giving up (a stuck process holding it).
 const LOCK_TIMEOUT: Duration = Duration::from_secs(1);
 
-pub struct FileStore {
+pub(crate) struct FileStore {
     dir: PathBuf,
     clean_interval: u64,
     /// Before this Unix second this process does not even look at the marker.
@@ -96,7 +96,7 @@ fn remove_if_same(path: &Path, dev: u64, ino: u64) {
 }
 
 impl FileStore {
-    pub fn new(dir: PathBuf, clean_interval: Duration) -> Result<FileStore, StoreError> {
+    pub(crate) fn new(dir: PathBuf, clean_interval: Duration) -> Result<FileStore, StoreError> {
         match fs::metadata(&dir) {
             Ok(m) if m.is_dir() => {}
             Ok(_) => {

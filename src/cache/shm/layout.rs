@@ -20,20 +20,20 @@ const MAX_TOTAL: usize = 1 << 30;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(super) struct SlotHeader {
     /// Unix seconds; the entry is live while now < expiry.
-    pub expiry: u64,
-    pub last_access: u64,
+    pub(crate) expiry: u64,
+    pub(crate) last_access: u64,
     /// The keyed hash, compared before the key bytes.
-    pub hash: u64,
+    pub(crate) hash: u64,
     /// 0 = empty slot.
-    pub key_len: u16,
-    pub _pad: u16,
-    pub val_len: u32,
+    pub(crate) key_len: u16,
+    pub(crate) _pad: u16,
+    pub(crate) val_len: u32,
 }
 
 pub(super) const SLOT_HEADER: usize = std::mem::size_of::<SlotHeader>();
 
 impl SlotHeader {
-    pub const EMPTY: SlotHeader = SlotHeader {
+    pub(crate) const EMPTY: SlotHeader = SlotHeader {
         expiry: 0,
         last_access: 0,
         hash: 0,
@@ -42,7 +42,7 @@ impl SlotHeader {
         val_len: 0,
     };
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.key_len == 0
     }
 }
@@ -50,17 +50,17 @@ impl SlotHeader {
 /// The geometry of one shared segment, fixed at creation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Layout {
-    pub segments: usize,
-    pub slots_per_segment: usize,
-    pub window: usize,
-    pub slot_size: usize,
-    pub max_key: usize,
-    pub max_val: usize,
-    pub mutex_stride: usize,
-    pub headers_off: usize,
-    pub slots_off: usize,
+    pub(crate) segments: usize,
+    pub(crate) slots_per_segment: usize,
+    pub(crate) window: usize,
+    pub(crate) slot_size: usize,
+    pub(crate) max_key: usize,
+    pub(crate) max_val: usize,
+    pub(crate) mutex_stride: usize,
+    pub(crate) headers_off: usize,
+    pub(crate) slots_off: usize,
     /// Bytes of the whole mapping.
-    pub len: usize,
+    pub(crate) len: usize,
 }
 
 fn round_up(n: usize, to: usize) -> Option<usize> {
@@ -68,7 +68,7 @@ fn round_up(n: usize, to: usize) -> Option<usize> {
 }
 
 impl Layout {
-    pub fn new(
+    pub(crate) fn new(
         max_key_size: usize,
         max_val_size: usize,
         max_entries: usize,
@@ -124,22 +124,22 @@ impl Layout {
     }
 
     /// Offset of a segment's mutex.
-    pub fn mutex_off(&self, seg: usize) -> usize {
+    pub(crate) fn mutex_off(&self, seg: usize) -> usize {
         seg * self.mutex_stride
     }
 
     /// Offset of a segment's first slot header; its `slots_per_segment` headers follow.
-    pub fn segment_headers_off(&self, seg: usize) -> usize {
+    pub(crate) fn segment_headers_off(&self, seg: usize) -> usize {
         self.headers_off + seg * self.slots_per_segment * SLOT_HEADER
     }
 
     /// Offset of a segment's first slot; its `slots_per_segment` slots follow.
-    pub fn segment_slots_off(&self, seg: usize) -> usize {
+    pub(crate) fn segment_slots_off(&self, seg: usize) -> usize {
         self.slots_off + seg * self.segment_slots_len()
     }
 
     /// Bytes of one segment's slots.
-    pub fn segment_slots_len(&self) -> usize {
+    pub(crate) fn segment_slots_len(&self) -> usize {
         self.slots_per_segment * self.slot_size
     }
 }

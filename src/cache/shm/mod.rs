@@ -20,12 +20,12 @@ use super::store::{Store, StoreError, check_key, now_unix, ttl_secs};
 use layout::Layout;
 use table::{Put, Table};
 
-pub struct ShmStore {
+pub(crate) struct ShmStore {
     table: Table,
 }
 
 impl ShmStore {
-    pub fn new(
+    pub(crate) fn new(
         max_key_size: usize,
         max_val_size: usize,
         max_entries: usize,
