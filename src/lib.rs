@@ -18,6 +18,7 @@ mod digest;
 mod generation;
 mod hex;
 mod jose;
+mod log_limit;
 mod logsink;
 mod options;
 mod pass;

@@ -5,7 +5,6 @@ pub(crate) mod backoff;
 pub(crate) mod config;
 pub(crate) mod crypto;
 pub(crate) mod file;
-pub(crate) mod log_limit;
 pub(crate) mod memcache;
 pub(crate) mod net;
 pub(crate) mod reader;

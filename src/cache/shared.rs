@@ -10,12 +10,12 @@ use std::time::Duration;
 use super::config::{Backend, CacheSpec};
 use super::crypto::Sealer;
 use super::file::FileStore;
-use super::log_limit::LogLimit;
 use super::memcache::MemcacheStore;
 use super::redis::RedisStore;
 use super::shm::ShmStore;
 use super::store::Store;
 use crate::digest::sha256;
+use crate::log_limit::LogLimit;
 use crate::logsink::{self, Level};
 
 /// Network caches must answer quickly: a slow Redis only delays a request this much.

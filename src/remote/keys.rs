@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use super::fetch::{self, HttpOptions};
 use crate::cache::Cache;
 use crate::jose::{Key, json};
+use crate::log_limit::LogLimit;
 use crate::logsink::{self, Level};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,6 +32,8 @@ pub(crate) struct RemoteKeys {
     refresh_interval: Duration,
     /// `<prefix>.cache`: fetched documents shared with other children and hosts.
     shared: Option<Arc<Cache>>,
+    /// A failing key endpoint is logged once per `refresh_interval`, not on every request.
+    error_log: LogLimit,
     state: Mutex<State>,
     fetched: Condvar,
 }
@@ -45,7 +48,6 @@ struct State {
     last_failure: Option<Instant>,
     last_error: Option<String>,
     in_flight: bool,
-    error_logged_at: Option<Instant>,
     /// Number of fetches made (for tests and debug logs).
     fetches: u64,
 }
@@ -66,6 +68,7 @@ impl RemoteKeys {
             ttl,
             refresh_interval,
             shared,
+            error_log: LogLimit::new(refresh_interval),
             state: Mutex::default(),
             fetched: Condvar::new(),
         }
@@ -178,11 +181,7 @@ impl RemoteKeys {
                 Ok(keys)
             }
             Err(e) => {
-                let log_now = st
-                    .error_logged_at
-                    .is_none_or(|t| t.elapsed() >= self.refresh_interval);
-                if log_now {
-                    st.error_logged_at = Some(Instant::now());
+                if self.error_log.allow() {
                     let fallback = if st.keys.is_some() {
                         "; keeping the last good keys"
                     } else {
