@@ -110,7 +110,7 @@ fn failure_lines(log: &str) -> Vec<String> {
 
 /// Prints the oauth2 lines of the error log (tail) when something failed, then asserts.
 fn finish(f: Failures, h: &Httpd) {
-    if !f.0.is_empty() {
+    if !f.all_passed() {
         let log = h.error_log();
         let lines: Vec<&str> = log.lines().filter(|l| l.contains("oauth2")).collect();
         eprintln!(
@@ -200,7 +200,7 @@ fn introspect_line(m: &MockServer, opts: &Opts) -> String {
 fn cache_configuration_errors() {
     let signer = TokenSigner::ec("k");
     let m = MockServer::json(json!({ "keys": [signer.public_jwk_value()] }));
-    let mut f = Failures::default();
+    let mut f = Failures::new();
 
     let ct = Httpd::config_test(
         HttpdConfig::new(oauth2_location("/a", &jwk_verify(&signer, "")))
@@ -211,7 +211,7 @@ fn cache_configuration_errors() {
             msg.starts_with("internal error: oauth2_cache_init returned null"),
             || format!("unknown cache type: message {msg:?}"),
         ),
-        Err(e) => f.0.push(format!("unknown cache type: {e}")),
+        Err(e) => f.fail(format!("unknown cache type: {e}")),
     }
 
     let ct = Httpd::config_test(
@@ -259,7 +259,7 @@ fn cache_configuration_errors() {
         Ok(msg) => f.check(msg.contains("cache could not be found"), || {
             format!("jwks_uri.cache=<unknown>: message {msg:?}")
         }),
-        Err(e) => f.0.push(format!("jwks_uri.cache=<unknown>: {e}")),
+        Err(e) => f.fail(format!("jwks_uri.cache=<unknown>: {e}")),
     }
     let line = verify_line(
         "jwks_uri",
@@ -298,7 +298,7 @@ fn cache_names_resolve_to_the_named_or_the_last_cache() {
     ]
     .concat();
     let h = Httpd::start(HttpdConfig::new(body).server(server));
-    let mut f = Failures::default();
+    let mut f = Failures::new();
 
     let mark = h.log_mark();
     let t1 = random_id(24);
@@ -357,7 +357,7 @@ fn hosts_share(what: &str, cache: &str, inspect: &dyn Fn(&mut Failures, &str, &s
     };
     let tok = random_id(32);
     let sub = sub_of(&tok);
-    let mut f = Failures::default();
+    let mut f = Failures::new();
 
     let h1 = Httpd::start(cfg(PASSPHRASE));
     let mark = h1.log_mark();
@@ -483,7 +483,7 @@ fn redis_with_acl_user_is_shared_by_hosts_and_encrypted() {
             ),
         ),
     );
-    let mut f = Failures::default();
+    let mut f = Failures::new();
     let mark = h.log_mark();
     let tok = random_id(32);
     for i in 0..2 {
@@ -568,7 +568,7 @@ fn prefork_children_share_the_shm_cache() {
             .mpm(Mpm::Prefork)
             .server(prefork_children()),
     );
-    let mut f = Failures::default();
+    let mut f = Failures::new();
     let other_pid_hit = |lines: &[Accepted]| {
         let first = lines.first().map(|a| a.pid);
         lines.len() >= 2 && lines.iter().any(|a| Some(a.pid) != first)
@@ -683,7 +683,7 @@ fn prefork_children_share_a_redis_cache() {
                 passphrase_line(PASSPHRASE)
             )),
     );
-    let mut f = Failures::default();
+    let mut f = Failures::new();
     for round in 0..2 {
         let mark = h.log_mark();
         let tok = random_id(32);
@@ -740,7 +740,7 @@ fn lax_acceptance_is_not_reused_by_a_strict_verifier() {
     ]
     .concat();
     let h = Httpd::start(HttpdConfig::new(body).server(cache_line("shm", "")));
-    let mut f = Failures::default();
+    let mut f = Failures::new();
     let no_exp = signer.mint(&without(claims("lax-user"), "exp"));
     for i in 0..2 {
         let r = h.https("/lax/ok").bearer(&no_exp).send();
@@ -788,7 +788,7 @@ fn cached_token_is_refused_after_its_exp() {
     let line = jwk_verify(&signer, "expiry=300");
     let body = [oauth2_location("/e", &line), oauth2_location("/e2", &line)].concat();
     let h = Httpd::start(HttpdConfig::new(body).server(single_process()));
-    let mut f = Failures::default();
+    let mut f = Failures::new();
     let exp = now() + 3;
     let tok = signer.mint(&with(claims("short-lived"), json!({ "exp": exp })));
     let mark = h.log_mark();
@@ -871,7 +871,7 @@ fn redis_failure_never_breaks_authentication() {
             ),
         ),
     );
-    let mut f = Failures::default();
+    let mut f = Failures::new();
     let bound = Duration::from_secs(2);
 
     // healthy
@@ -935,11 +935,9 @@ fn redis_failure_never_breaks_authentication() {
         (r.dbsize() >= 1).then_some(Ok(()))
     });
     match resumed {
-        Some(Ok(())) => {}
-        Some(Err(e)) => f.0.push(e),
-        None => {
-            f.0.push("redis restarted: nothing stored within 20 s".into())
-        }
+        Some(Ok(())) => f.pass(),
+        Some(Err(e)) => f.fail(e),
+        None => f.fail("redis restarted: nothing stored within 20 s"),
     }
 
     // frozen (SIGSTOP: connections accepted, no answers): bounded by the network timeout
@@ -984,7 +982,7 @@ fn shm_max_key_size_too_small() {
             cache_line("shm", "max_key_size=16&key_hash_algo=sha512")
         )),
     );
-    let mut f = Failures::default();
+    let mut f = Failures::new();
     let mark = h.log_mark();
     let tok = signer.mint(&claims("mk-user"));
     f.expect(
@@ -1032,7 +1030,7 @@ fn shm_max_val_size_too_small() {
             cache_line("shm", "max_val_size=300")
         )),
     );
-    let mut f = Failures::default();
+    let mut f = Failures::new();
 
     // control: short claims fit in 300 bytes
     let mark = h.log_mark();
@@ -1102,7 +1100,7 @@ fn shm_max_entries_evicts_early_tokens() {
             cache_line("shm", "max_entries=2")
         )),
     );
-    let mut f = Failures::default();
+    let mut f = Failures::new();
     let users: Vec<String> = (1..=5).map(|i| format!("me-{i}")).collect();
     let tokens: Vec<String> = users.iter().map(|u| signer.mint(&claims(u))).collect();
     // One token per clock second: the least recently used entry is then unambiguous (the store's
@@ -1162,7 +1160,7 @@ fn keep_alive_requests_with_the_same_token_use_the_connection_memo() {
     let h = Httpd::start(
         HttpdConfig::new(oauth2_location("/ka", &bound_line)).server(single_process()),
     );
-    let mut f = Failures::default();
+    let mut f = Failures::new();
     let alice = signer.mint(&claims("ka-alice"));
     let bob = signer.mint(&claims("ka-bob"));
     let bound = signer.mint(&with(
@@ -1308,7 +1306,7 @@ fn graceful_restarts_keep_shm_usable_and_do_not_leak() {
             cache_line("shm", "max_entries=2000")
         )),
     );
-    let mut f = Failures::default();
+    let mut f = Failures::new();
     shm_round_trip(&h, &signer, &mut f, "before restarts");
     let pid = parent_pid(&h);
     let before = shared_anon_mappings(pid);
@@ -1452,7 +1450,7 @@ fn file_cache_entries_are_opaque_and_expired_ones_are_swept() {
             ),
         ),
     );
-    let mut f = Failures::default();
+    let mut f = Failures::new();
 
     // a live entry (exp in 300 s)
     let live = random_id(32);
@@ -1510,9 +1508,9 @@ fn file_cache_entries_are_opaque_and_expired_ones_are_swept() {
         (st != 200 || gone).then_some(st)
     });
     match swept {
-        Some(200) => {}
-        Some(st) => f.0.push(format!("sweep trigger request: status {st}")),
-        None => f.0.push(format!(
+        Some(200) => f.pass(),
+        Some(st) => f.fail(format!("sweep trigger request: status {st}")),
+        None => f.fail(format!(
             "expired entry {short_files:?} still there 8 s after exp + 1: {:?}",
             dir.all()
         )),

@@ -213,7 +213,7 @@ fn child_locations_inherit_or_replace() {
             vec![],
         ),
     ];
-    let mut f = Failures::default();
+    let mut f = Failures::new();
     let run = |f: &mut Failures, row: &Row| {
         let (what, path, bearer, cookie, status, challenge, vars) = row;
         let mut req = h.https(path);
@@ -291,7 +291,7 @@ fn htaccess_needs_allow_override_authconfig() {
         fs::write(dir.join("f.txt"), format!("{d}\n")).unwrap();
     }
     let tok = signer.mint(&with(claims("joe"), json!({ "email": "joe@example.com" })));
-    let mut f = Failures::default();
+    let mut f = Failures::new();
     let r = h.https(&format!("/ht/f.txt?access_token={tok}")).send();
     f.expect("/ht with a query token", &r, 200, None);
     f.check(r.text() == "ht\n", || format!("/ht body {:?}", r.text()));
@@ -362,7 +362,7 @@ fn internal_redirects_and_subrequests_verify_once() {
     }
     fs::write(h.dir.join("htdocs/rw/x.txt"), "x\n").unwrap();
     let tok = signer.mint(&claims("joe"));
-    let mut f = Failures::default();
+    let mut f = Failures::new();
     // (what, path, status, REDIRECT_URL at the CGI: proof of an internal redirect)
     for (what, path, status, redirect_url) in [
         ("server-level rewrite [PT]", "/a/env", 200, None),
@@ -435,7 +435,7 @@ fn auth_types() {
     let h = Httpd::start(HttpdConfig::new(body));
     let tok = signer.mint(&claims("joe"));
     let bad = tamper_signature(&tok);
-    let mut f = Failures::default();
+    let mut f = Failures::new();
     for path in ["/lower", "/upper", "/mixed"] {
         let r = h.https(&format!("{path}/env")).bearer(&tok).send();
         f.expect(&format!("{path} valid token"), &r, 200, None);
@@ -513,7 +513,7 @@ fn auth_types() {
 fn crypto_passphrase_contexts() {
     let signer = TokenSigner::rsa("one");
     let verify = format!("OAuth2TokenVerify jwk {}", signer.jwk_arg());
-    let mut f = Failures::default();
+    let mut f = Failures::new();
     let t = Httpd::config_test(
         HttpdConfig::new(oauth2_location("/p", &verify)).server("OAuth2CryptoPassphrase secret"),
     );
@@ -537,7 +537,7 @@ fn crypto_passphrase_contexts() {
         Ok(m) => f.check(!m.trim().is_empty(), || {
             "OAuth2CryptoPassphrase \"\": empty message".into()
         }),
-        Err(e) => f.0.push(format!("OAuth2CryptoPassphrase \"\": {e}")),
+        Err(e) => f.fail(format!("OAuth2CryptoPassphrase \"\": {e}")),
     }
     f.assert_none();
 }

@@ -149,7 +149,7 @@ fn decision_table_optional_required_default_and_bearer() {
     ]
     .concat();
     let h = Httpd::start(HttpdConfig::new(body));
-    let mut f = Failures::default();
+    let mut f = Failures::new();
     for row in rows(&h.pki) {
         let tok = token_for(&signer, &row);
         for (loc, want) in [
@@ -228,7 +228,7 @@ fn plain_http_listener_has_no_certificate() {
     ));
     let unbound = signer.mint(&claims("joe"));
     let jkt_only = signer.mint(&with(claims("joe"), json!({ "cnf": { "jkt": "abc" } })));
-    let mut f = Failures::default();
+    let mut f = Failures::new();
     for (loc, tok, name, want) in [
         ("/opt", &bound, "bound", 401),
         ("/opt", &unbound, "unbound", 200),
@@ -284,7 +284,7 @@ Require valid-user"#;
 fn seed_configuration_verbatim() {
     let signer = TokenSigner::rsa("one");
     let h = Httpd::start(HttpdConfig::new(seed_body(&signer)));
-    let mut f = Failures::default();
+    let mut f = Failures::new();
     for row in rows(&h.pki) {
         let tok = token_for(&signer, &row);
         let r = h.https("/seed/ok").maybe_cert(row.cert).bearer(&tok).send();
@@ -349,7 +349,7 @@ fn policy_value_is_case_sensitive_and_invalid_means_required() {
     ]
     .concat();
     let h = Httpd::start(HttpdConfig::new(body));
-    let mut f = Failures::default();
+    let mut f = Failures::new();
     let unbound = signer.mint(&claims("joe"));
     let bound_b = signer.mint(&with(
         claims("joe"),

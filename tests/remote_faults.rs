@@ -27,7 +27,7 @@ fn token_with_kid(s: &TokenSigner, kid: &str, c: &Value) -> String {
 }
 
 fn finish(f: Failures, h: &Httpd) {
-    if !f.0.is_empty() {
+    if !f.all_passed() {
         let log = h.error_log();
         let lines: Vec<&str> = log.lines().filter(|l| l.contains("oauth2")).collect();
         eprintln!(
@@ -56,7 +56,7 @@ fn cached_keys_survive_a_key_endpoint_outage() {
         &verify_line("jwks_uri", &m.url("/jwks"), &Opts::new()),
     );
     let h = Httpd::start(HttpdConfig::new(body).server(single_process()));
-    let mut f = Failures::default();
+    let mut f = Failures::new();
     let t1 = s.mint(&claims("joe"));
     let r = h.https("/k/env").bearer(&t1).send();
     f.expect("first request (keys fetched)", &r, 200, None);
@@ -186,12 +186,12 @@ fn endpoints_that_never_answer_time_out() {
             .collect();
         hs.into_iter().map(|x| x.join().unwrap()).collect()
     });
-    let mut f = Failures::default();
+    let mut f = Failures::new();
     for (p, r, took) in results {
         eprintln!("{p}: {:?} after {took:?}", r.as_ref().map(|r| r.status));
         match r {
             Ok(r) => f.expect(p, &r, 401, Some(INVALID_TOKEN)),
-            Err(e) => f.0.push(format!("{p}: no response after {took:?}: {e}")),
+            Err(e) => f.fail(format!("{p}: no response after {took:?}: {e}")),
         }
         f.check(took < Duration::from_secs(6), || {
             format!("{p}: answered after {took:?}, expected within ~3 s (http_timeout=2)")
@@ -272,7 +272,7 @@ fn bad_key_set_responses_are_refused() {
         .collect();
     let h = Httpd::start(HttpdConfig::new(body));
     let tok = s.mint(&claims("joe"));
-    let mut f = Failures::default();
+    let mut f = Failures::new();
     for (n, _, want) in &cases {
         let r = h.https(&format!("/{n}/ok")).bearer(&tok).send();
         f.expect(n, &r, *want, (*want == 401).then_some(INVALID_TOKEN));
@@ -295,7 +295,7 @@ fn key_rotation_is_picked_up_without_restart() {
         ),
     );
     let h = Httpd::start(HttpdConfig::new(body).server(single_process()));
-    let mut f = Failures::default();
+    let mut f = Failures::new();
     let t1 = k1.mint(&claims("joe"));
     let r = h.https("/k/ok").bearer(&t1).send();
     f.expect("k1 token before rotation", &r, 200, None);
@@ -348,7 +348,7 @@ fn key_set_expiry_refetches() {
         ),
     );
     let h = Httpd::start(HttpdConfig::new(body).server(single_process()));
-    let mut f = Failures::default();
+    let mut f = Failures::new();
     let start = Instant::now();
     let mut statuses = Vec::new();
     let refetched = poll(Duration::from_secs(6), || {
@@ -443,7 +443,7 @@ fn unknown_kid_flood_is_rate_limited() {
     .concat();
     // two child processes: each may keep its own key cache
     let h = Httpd::start(HttpdConfig::new(body).server(two_processes()));
-    let mut f = Failures::default();
+    let mut f = Failures::new();
 
     // default refresh_interval (10 s), flood right after the keys were fetched
     let url = format!("http://127.0.0.1:{}/f/ok", h.http_port);
@@ -486,7 +486,7 @@ fn tokens_failing_for_other_reasons_cause_no_refetch() {
         ),
     );
     let h = Httpd::start(HttpdConfig::new(body).server(single_process()));
-    let mut f = Failures::default();
+    let mut f = Failures::new();
     let good = s.mint(&claims("joe"));
     let r = h.http("/k/ok").bearer(&good).send();
     f.expect("warm-up", &r, 200, None);
@@ -564,7 +564,7 @@ fn eckey_uri_serves_one_pem_key() {
     ]
     .concat();
     let h = Httpd::start(HttpdConfig::new(body));
-    let mut f = Failures::default();
+    let mut f = Failures::new();
     let no_kid = s.mint_with_header(&json!({ "alg": "ES256", "typ": "at+jwt" }), &claims("joe"));
     let with_kid = s.mint(&claims("joe"));
     let other = TokenSigner::ec("k1").mint(&claims("joe"));
@@ -622,7 +622,7 @@ fn introspection_results_are_cached() {
     ]
     .concat();
     let h = Httpd::start(HttpdConfig::new(body).server(single_process()));
-    let mut f = Failures::default();
+    let mut f = Failures::new();
 
     // default expiry (300 s): 10 requests, 1 call
     let ta = random_id(32);
@@ -764,7 +764,7 @@ fn introspection_responses_that_must_be_refused() {
     let opts = Opts::new().kv("iss", ISS).kv("aud", "api");
     let body = oauth2_location("/r", &verify_line("introspect", &m.url("/i"), &opts));
     let h = Httpd::start(HttpdConfig::new(body));
-    let mut f = Failures::default();
+    let mut f = Failures::new();
     for ((what, _, want), tok) in rows.iter().zip(&tokens) {
         let r = h.https("/r/ok").bearer(tok).send();
         f.expect(what, &r, *want, (*want == 401).then_some(INVALID_TOKEN));
@@ -802,7 +802,7 @@ fn introspection_request_shape() {
     ]
     .concat();
     let h = Httpd::start(HttpdConfig::new(body));
-    let mut f = Failures::default();
+    let mut f = Failures::new();
     let (tp, tb, tn) = (random_id(24), random_id(24), random_id(24));
     for (loc, tok) in [("/p", &tp), ("/b", &tb), ("/n", &tn)] {
         let r = h.https(&format!("{loc}/ok")).bearer(tok).send();
@@ -812,9 +812,7 @@ fn introspection_request_shape() {
     let one = |path: &str| seen.iter().find(|s| s.path() == path).cloned();
     let has = |s: &Seen, k: &str, v: &str| s.form().iter().any(|(a, b)| a == k && b == v);
     match one("/ip") {
-        None => {
-            f.0.push("client_secret_post: no introspection request".into())
-        }
+        None => f.fail("client_secret_post: no introspection request"),
         Some(s) => {
             f.check(s.method == "POST", || format!("/ip method {}", s.method));
             f.check(
@@ -848,9 +846,7 @@ fn introspection_request_shape() {
         }
     }
     match one("/ib") {
-        None => {
-            f.0.push("client_secret_basic: no introspection request".into())
-        }
+        None => f.fail("client_secret_basic: no introspection request"),
         Some(s) => {
             let want = format!(
                 "Basic {}",
@@ -872,7 +868,7 @@ fn introspection_request_shape() {
         }
     }
     match one("/in") {
-        None => f.0.push("auth none: no introspection request".into()),
+        None => f.fail("auth none: no introspection request"),
         Some(s) => {
             f.check(has(&s, "token", &tn), || format!("/in form {:?}", s.form()));
             f.check(s.header("Authorization").is_none(), || {

@@ -32,7 +32,7 @@ fn location(path: &str, verify: &str) -> String {
 }
 
 fn finish(f: Failures, a: &RealAs, h: &Httpd) {
-    if !f.0.is_empty() {
+    if !f.all_passed() {
         let log = h.error_log();
         let lines: Vec<&str> = log.lines().filter(|l| l.contains("oauth2")).collect();
         eprintln!(
@@ -89,7 +89,7 @@ fn opaque_tokens_active_and_revoked() {
     ]
     .concat();
     let h = Httpd::start(HttpdConfig::new(body).server(single_process()));
-    let mut f = Failures::default();
+    let mut f = Failures::new();
 
     // active: 200 with the response's claims
     let t1 = a.token(AsClient::Basic, "/opaque", "read write");
@@ -192,7 +192,7 @@ fn certificate_bound_opaque_tokens() {
     let pki_tok = a.token(AsClient::Pki, "/opaque", "read");
     let plain_tok = a.token(AsClient::Basic, "/opaque", "read");
     use ClientCert::{A, B};
-    let mut f = Failures::default();
+    let mut f = Failures::new();
     // the right certificate first (so that the later refusals also hold for a cached result)
     for (what, tok, cert, im, ib, user) in [
         (
@@ -388,7 +388,7 @@ fn introspection_endpoint_authentication_methods() {
         })
         .collect();
     let h = Httpd::start(HttpdConfig::new(body));
-    let mut f = Failures::default();
+    let mut f = Failures::new();
     for (i, (what, _, want)) in rows.iter().enumerate() {
         // a fresh token per location: a result cached for one location must not decide another
         let tok = a.token(AsClient::Basic, "/opaque", "read");
@@ -414,7 +414,7 @@ fn metadata_with_jwks_and_introspection() {
         .path("jwks_uri.ca_file", &a.pki.ca_cert);
     let body = location("/m", &verify_line("metadata", &a.discovery_url(), &opts));
     let h = Httpd::start(HttpdConfig::new(body));
-    let mut f = Failures::default();
+    let mut f = Failures::new();
 
     let opaque = a.token(AsClient::Basic, "/opaque", "read write");
     let r = h.https("/m/env").bearer(&opaque).send();
@@ -513,7 +513,7 @@ fn introspection_results_are_not_shared_across_locations() {
     ]
     .concat();
     let h = Httpd::start(HttpdConfig::new(body));
-    let mut f = Failures::default();
+    let mut f = Failures::new();
     let t = a.token(AsClient::Basic, "/opaque", "read");
     let r = h.https("/iv/ok").bearer(&t).send();
     f.expect("/iv (ssl_verify=false)", &r, 200, None);

@@ -23,7 +23,7 @@ fn meta_opts(a: &RealAs) -> Opts {
 }
 
 fn finish(f: Failures, a: &RealAs, h: &Httpd) {
-    if !f.0.is_empty() {
+    if !f.all_passed() {
         eprintln!(
             "--- AS log (tail) ---\n{}\n--- httpd error_log (oauth2 lines, tail) ---\n{}",
             a.log_tail(30),
@@ -65,7 +65,7 @@ fn jwts_of_every_algorithm_through_jwks_uri_and_metadata() {
     ]
     .concat();
     let h = Httpd::start(HttpdConfig::new(body));
-    let mut f = Failures::default();
+    let mut f = Failures::new();
 
     for (res, alg, kid) in [
         ("/rs256", "RS256", "rsa-1"),
@@ -223,7 +223,7 @@ fn key_fetch_tls_trust() {
     // process a request lands in)
     let h = Httpd::start(HttpdConfig::new(body).server(single_process()));
     let fresh = || a.token(AsClient::Basic, "/es256", "read");
-    let mut f = Failures::default();
+    let mut f = Failures::new();
     for (loc, want) in [
         ("/noca", 401),
         ("/wrongca", 401),
@@ -335,7 +335,7 @@ fn certificate_bound_jwts_from_the_real_as() {
     assert!(jwt_payload(&plain_tok).get("cnf").is_none());
 
     let tampered = tamper_signature(&self_tok);
-    let mut f = Failures::default();
+    let mut f = Failures::new();
     use ClientCert::{A, B};
     // (token, cert, /mtls, /mtlsopt, /meta, /bearer); type=mtls alone means mtls.policy=required
     let rows: [(&str, &String, Option<ClientCert>, [u16; 4]); 9] = [

@@ -129,7 +129,7 @@ fn claim_specs() {
     ));
     let h = Httpd::start(HttpdConfig::new(body));
     let tok = signer.mint(&rich("joe"));
-    let mut f = Failures::default();
+    let mut f = Failures::new();
     let expect = |f: &mut Failures, what: &str, r: &Response, granted: bool| {
         if granted {
             f.expect(what, r, 200, None);
@@ -264,7 +264,7 @@ fn denial_responses() {
     let good = signer.mint(&with(claims("joe"), json!({ "level": 3 })));
     let low = signer.mint(&with(claims("joe"), json!({ "level": 1 })));
     let realm_error = with_realm(SCOPE_ERROR, "my realm");
-    let mut f = Failures::default();
+    let mut f = Failures::new();
     for (loc, status, scope_error) in [
         ("/deny", 401, SCOPE_ERROR),
         ("/realm", 401, realm_error.as_str()),
@@ -338,7 +338,7 @@ fn require_any_with_all_granted_does_not_verify() {
         "<RequireAny>\nRequire oauth2_claim x:y\nRequire all granted\n</RequireAny>",
     )));
     let good = signer.mint(&with(claims("joe"), json!({ "x": "y" })));
-    let mut f = Failures::default();
+    let mut f = Failures::new();
     for (what, token) in [
         ("no token", None),
         ("valid token", Some(good.clone())),
@@ -378,7 +378,7 @@ fn require_any_with_all_granted_does_not_verify() {
 fn bad_regex_fails_the_configuration_test() {
     let signer = TokenSigner::rsa("one");
     let verify = format!("OAuth2TokenVerify jwk {}", signer.jwk_arg());
-    let mut f = Failures::default();
+    let mut f = Failures::new();
     for spec in ["scope~(", "scope~[a-", "sub:joe scopes~(?<x"] {
         let t = Httpd::config_test(HttpdConfig::new(claim_location(
             "/p",

@@ -42,7 +42,7 @@ fn exact_challenges() {
     let no_sub = signer.mint(&without(claims("joe"), "sub"));
     let num_sub = signer.mint(&with(claims("joe"), json!({ "sub": 5 })));
     let null_sub = signer.mint(&with(claims("joe"), json!({ "sub": null })));
-    let mut f = Failures::default();
+    let mut f = Failures::new();
 
     let cases: Vec<(&str, Vec<String>, u16, Option<&str>)> = vec![
         ("no token", vec![], 401, Some(NO_TOKEN)),
@@ -164,7 +164,7 @@ fn bearer_scheme_is_case_insensitive() {
     let signer = TokenSigner::rsa("one");
     let h = Httpd::start(HttpdConfig::new(body(&signer.jwk_arg(), "unused")));
     let tok = signer.mint(&claims("joe"));
-    let mut f = Failures::default();
+    let mut f = Failures::new();
     for scheme in ["Bearer", "bearer", "BEARER", "bEaReR"] {
         let r = h
             .https("/p/env")
@@ -209,7 +209,7 @@ fn token_from_environment_variable() {
     let h = Httpd::start(HttpdConfig::new(body(&signer.jwk_arg(), &static_tok)));
     let alice = signer.mint(&claims("alice"));
     let bob = signer.mint(&claims("bob"));
-    let mut f = Failures::default();
+    let mut f = Failures::new();
 
     // SetEnvIf from a request header
     let r = h
@@ -319,7 +319,7 @@ fn one_log_line_per_refusal_and_never_the_token() {
         ("unbound under required", "/mtls/ok", Some(&good), None),
         ("no remote user", "/p/ok", Some(&no_sub), None),
     ];
-    let mut f = Failures::default();
+    let mut f = Failures::new();
     let mut marks = vec![];
     for (name, path, tok, cert) in &refusals {
         marks.push(h.log_mark());

@@ -174,7 +174,7 @@ fn flags_prefix_and_authn_header() {
             ("OAUTH2_CLAIM_access_token", b(&tok)),
         ]
     };
-    let mut f = Failures::default();
+    let mut f = Failures::new();
     // defaults: both variables and headers
     check(
         &mut f,
@@ -349,7 +349,7 @@ fn remote_user_claim_and_json_payload_claim() {
         &[("jsonmin", "OAuth2TargetPass json_payload_claim=n".into())],
     ));
     let h = Httpd::start(HttpdConfig::new(body));
-    let mut f = Failures::default();
+    let mut f = Failures::new();
 
     // remote_user_claim
     let with_email = signer.mint(&with(claims("joe"), json!({ "email": "joe@example.com" })));
@@ -552,7 +552,7 @@ fn encodings() {
             ],
         ),
     ];
-    let mut f = Failures::default();
+    let mut f = Failures::new();
     for (loc, prefix, expect) in &rows {
         let r = h.https(&format!("/{loc}/env")).bearer(&tok).send();
         f.expect(&format!("/{loc} CGI"), &r, 200, None);
@@ -613,7 +613,7 @@ fn each_variable_arrives_once_with_the_verified_value() {
         &backend,
         &[("preset", preset), ("plain", echo.to_string())],
     )));
-    let mut f = Failures::default();
+    let mut f = Failures::new();
     let distinct = signer.mint(&with(claims("joe"), json!({"role": "admin"})));
     let colliding = signer.mint(&with(
         claims("joe"),
@@ -699,7 +699,7 @@ fn spoofed_headers_are_scrubbed_on_every_path() {
         "oauth2-claim-sub: spoof2",
         "Oauth2_Claim_Role: spoof3",
     ];
-    let mut f = Failures::default();
+    let mut f = Failures::new();
     type Case<'a> = (&'a str, &'a [&'a str], Option<String>, u16);
     let cases: Vec<Case> = vec![
         ("/sp", &spoofs_sp, Some(tok.clone()), 200),
@@ -789,7 +789,7 @@ fn configuration_errors() {
     let verify = format!("OAuth2TokenVerify jwk {}", signer.jwk_arg());
     let flag = "value must be \"true\", \"false\", \"1\", \"0\",  \"on\" or \"off\"";
     let enc = "unknown value for encoding: must be one of \"latin1\", \"base64url\" or \"none\"";
-    let mut f = Failures::default();
+    let mut f = Failures::new();
     for (line, want) in [
         ("OAuth2TargetPass encoding=utf8", enc),
         ("OAuth2TargetPass encoding=LATIN1", enc),
@@ -805,7 +805,7 @@ fn configuration_errors() {
             Ok(m) => f.check(m == want, || {
                 format!("{line}: message {m:?}, expected {want:?}")
             }),
-            Err(e) => f.0.push(format!("{line}: {e}")),
+            Err(e) => f.fail(format!("{line}: {e}")),
         }
     }
     // valid values pass

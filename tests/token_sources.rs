@@ -443,7 +443,7 @@ fn methods_options_and_lookup_order() {
             "",
         ),
     ];
-    let mut f = Failures::default();
+    let mut f = Failures::new();
     for (i, (loc, query, req, status, challenge, user)) in rows.iter().enumerate() {
         let r = req.send(&h, &format!("{loc}/body{query}"));
         let what = abbrev(
@@ -738,7 +738,7 @@ fn strip_semantics() {
             vec![("access_token", None), (claim, None)],
         ),
     ];
-    let mut f = Failures::default();
+    let mut f = Failures::new();
     for (i, (loc, query, headers, expect)) in rows.iter().enumerate() {
         let mut req = h.https(&format!("{loc}/env{query}"));
         for l in headers {
@@ -1034,7 +1034,7 @@ fn request_bodies_reach_the_backend_intact() {
             Some(json.len()),
         ),
     ];
-    let mut f = Failures::default();
+    let mut f = Failures::new();
     for (name, path, headers, sent, want, want_cl) in &rows {
         // through a CGI that echoes its stdin
         let mut req = h.https(&format!("{path}/body"));

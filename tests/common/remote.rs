@@ -214,7 +214,10 @@ pub(crate) fn rsa_private_jwk(key: &PKey<Private>, kid: &str) -> String {
 
 /// Run `cmd` with stdout/stderr captured, killed after `limit`. Returns (success, stdout,
 /// stderr); `Err` when it could not be started or did not finish in time.
-pub(crate) fn run_limited(cmd: &mut Command, limit: Duration) -> Result<(bool, String, String), String> {
+pub(crate) fn run_limited(
+    cmd: &mut Command,
+    limit: Duration,
+) -> Result<(bool, String, String), String> {
     let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
