@@ -334,7 +334,7 @@ fn seed_configuration_verbatim() {
 #[test]
 fn policy_value_is_case_sensitive_and_invalid_means_required() {
     // `type` is case-insensitive; `mtls.policy` is case-sensitive and anything but
-    // optional/required is treated as required (reference section 2.1).
+    // optional/required is treated as required, as in the C module.
     let signer = TokenSigner::rsa("one");
     let jwk = signer.jwk_arg();
     let body = [

@@ -1,4 +1,4 @@
-//! `OAuth2TargetPass` (reference 1.3, 5.2, 5.3): `envvars`/`headers` flags (independent),
+//! `OAuth2TargetPass` as the C module has it: `envvars`/`headers` flags (independent),
 //! `authn_header`, `prefix`, `remote_user_claim`, `json_payload_claim`, `encoding`, one line setting
 //! only what it names, spoofed headers scrubbed on every path, and the configuration errors.
 

@@ -1,4 +1,4 @@
-//! `OAuth2AcceptTokenIn` (reference 1.2, 4): the six methods and their options, accumulation,
+//! `OAuth2AcceptTokenIn` as the C module has it: the six methods and their options, accumulation,
 //! the fixed lookup order, the `Basic` challenge, `strip` semantics as the backend sees them, and
 //! request bodies reaching the backend intact (also when the module read them to look for a token).
 
