@@ -1,6 +1,6 @@
 //! Configuration contexts as Apache and the C module have them: per-directory merging of
-//! verifiers, token sources and `OAuth2TargetPass`; `.htaccess` with and without `AllowOverride AuthConfig`; internal
-//! redirects and sub-requests verified once; `AuthType` handling (`oauth2` in any case,
+//! verifiers, token sources and `OAuth2TargetPass`; `.htaccess` with and without
+//! `AllowOverride AuthConfig`; internal redirects and sub-requests verified once; `AuthType` handling (`oauth2` in any case,
 //! `auth-openidc` co-operation, others ignored); `OAuth2CryptoPassphrase` contexts.
 
 mod common;

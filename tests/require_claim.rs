@@ -1,6 +1,6 @@
 //! `Require oauth2_claim <spec> [<spec> ...]` as the C module has it: exact values, integers,
-//! booleans, array membership, nested objects, regexes, quoting, OR-ed specs; the denial responses (401
-//! without a challenge, 403 with `AuthzSendForbiddenOnFailure On`, `OAUTH2_BEARER_SCOPE_ERROR`);
+//! booleans, array membership, nested objects, regexes, quoting, OR-ed specs; the denial responses
+//! (401 without a challenge, 403 with `AuthzSendForbiddenOnFailure On`, `OAUTH2_BEARER_SCOPE_ERROR`);
 //! `RequireAny` with `Require all granted` not verifying at all; a bad regex refused by
 //! `apache2 -t`.
 
