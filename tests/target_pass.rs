@@ -505,55 +505,66 @@ fn encodings() {
     let utf8 = "Cem \u{d6}zdemir".as_bytes().to_vec();
     assert_eq!(utf8, b"Cem \xc3\x96zdemir");
     let city_utf8 = "\u{6771}\u{4eac}".as_bytes().to_vec();
-    type Row = (&'static str, &'static str, Vec<(&'static str, Vec<u8>)>);
+    /// A location (`/<loc>/env` and `/px-<loc>/x`), the prefix of its variables, and the claim
+    /// values (after the location's `encoding`) the backend must get.
+    struct Row {
+        loc: &'static str,
+        prefix: &'static str,
+        expect: Vec<(&'static str, Vec<u8>)>,
+    }
     let rows: Vec<Row> = vec![
-        (
-            "dflt",
-            "OAUTH2_CLAIM_",
-            vec![
+        Row {
+            loc: "dflt",
+            prefix: "OAUTH2_CLAIM_",
+            expect: vec![
                 ("name", utf8.clone()),
                 ("city", city_utf8.clone()),
                 ("plain", b"plain".to_vec()),
             ],
-        ),
-        (
-            "none",
-            "OAUTH2_CLAIM_",
-            vec![
+        },
+        Row {
+            loc: "none",
+            prefix: "OAUTH2_CLAIM_",
+            expect: vec![
                 ("name", utf8.clone()),
                 ("city", city_utf8.clone()),
                 ("plain", b"plain".to_vec()),
             ],
-        ),
-        (
-            "latin1",
-            "OAUTH2_CLAIM_",
-            vec![
+        },
+        Row {
+            loc: "latin1",
+            prefix: "OAUTH2_CLAIM_",
+            expect: vec![
                 ("name", b"Cem \xd6zdemir".to_vec()),
                 ("city", b"??".to_vec()),
                 ("plain", b"plain".to_vec()),
             ],
-        ),
-        (
-            "b64",
-            "OAUTH2_CLAIM_",
-            vec![
+        },
+        Row {
+            loc: "b64",
+            prefix: "OAUTH2_CLAIM_",
+            expect: vec![
                 ("name", b"Q2VtIMOWemRlbWly".to_vec()),
                 ("city", b64url(&city_utf8).into_bytes()),
                 ("plain", b"cGxhaW4".to_vec()),
             ],
-        ),
-        (
-            "later",
-            "E_",
-            vec![
+        },
+        Row {
+            loc: "later",
+            prefix: "E_",
+            expect: vec![
                 ("name", b"Cem \xd6zdemir".to_vec()),
                 ("plain", b"plain".to_vec()),
             ],
-        ),
+        },
     ];
     let mut f = Failures::new();
-    for (loc, prefix, expect) in &rows {
+    for Row {
+        loc,
+        prefix,
+        expect,
+    } in &rows
+    {
         let r = h.https(&format!("/{loc}/env")).bearer(&tok).send();
         f.expect(&format!("/{loc} CGI"), &r, 200, None);
         if r.status == 200 {
