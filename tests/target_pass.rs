@@ -630,11 +630,35 @@ fn each_variable_arrives_once_with_the_verified_value() {
         claims("joe"),
         json!({"role": "admin", "SUB": "other"}),
     ));
-    for (name, tok, sub) in [
-        ("preset", &distinct, "joe"),
-        ("preset", &colliding, "other"),
-        ("plain", &colliding, "other"),
-    ] {
+    /// A token sent to `/<name>/env`, and the `OAUTH2_CLAIM_sub` value that must win.
+    struct Collision<'a> {
+        name: &'a str,
+        token: &'a str,
+        sub: &'a str,
+    }
+    let cases = [
+        Collision {
+            name: "preset",
+            token: &distinct,
+            sub: "joe",
+        },
+        Collision {
+            name: "preset",
+            token: &colliding,
+            sub: "other",
+        },
+        Collision {
+            name: "plain",
+            token: &colliding,
+            sub: "other",
+        },
+    ];
+    for Collision {
+        name,
+        token: tok,
+        sub,
+    } in cases
+    {
         let r = h.https(&format!("/{name}/env")).bearer(tok).send();
         f.expect(&format!("/{name} CGI"), &r, 200, None);
         let entries: Vec<String> = r
@@ -711,17 +735,64 @@ fn spoofed_headers_are_scrubbed_on_every_path() {
         "Oauth2_Claim_Role: spoof3",
     ];
     let mut f = Failures::new();
-    type Case<'a> = (&'a str, &'a [&'a str], Option<String>, u16);
+    /// A request with spoofed headers (and `token`, if any) to `<loc>/x`.
+    struct Case<'a> {
+        loc: &'a str,
+        spoofs: &'a [&'a str],
+        token: Option<String>,
+        expect_status: u16,
+    }
     let cases: Vec<Case> = vec![
-        ("/sp", &spoofs_sp, Some(tok.clone()), 200),
-        ("/sp", &spoofs_sp, None, 401),
-        ("/sp", &spoofs_sp, Some(tamper_signature(&tok)), 401),
-        ("/sp", &spoofs_sp, Some("not-a-jwt".into()), 401),
-        ("/dflt", &spoofs_dflt, Some(tok.clone()), 200),
-        ("/dflt", &spoofs_dflt, None, 401),
-        ("/dflt", &spoofs_dflt, Some(tamper_signature(&tok)), 401),
+        Case {
+            loc: "/sp",
+            spoofs: &spoofs_sp,
+            token: Some(tok.clone()),
+            expect_status: 200,
+        },
+        Case {
+            loc: "/sp",
+            spoofs: &spoofs_sp,
+            token: None,
+            expect_status: 401,
+        },
+        Case {
+            loc: "/sp",
+            spoofs: &spoofs_sp,
+            token: Some(tamper_signature(&tok)),
+            expect_status: 401,
+        },
+        Case {
+            loc: "/sp",
+            spoofs: &spoofs_sp,
+            token: Some("not-a-jwt".into()),
+            expect_status: 401,
+        },
+        Case {
+            loc: "/dflt",
+            spoofs: &spoofs_dflt,
+            token: Some(tok.clone()),
+            expect_status: 200,
+        },
+        Case {
+            loc: "/dflt",
+            spoofs: &spoofs_dflt,
+            token: None,
+            expect_status: 401,
+        },
+        Case {
+            loc: "/dflt",
+            spoofs: &spoofs_dflt,
+            token: Some(tamper_signature(&tok)),
+            expect_status: 401,
+        },
     ];
-    for (loc, spoofs, token, status) in &cases {
+    for Case {
+        loc,
+        spoofs,
+        token,
+        expect_status: status,
+    } in &cases
+    {
         let what = format!(
             "{loc} {}",
             match (token, status) {
