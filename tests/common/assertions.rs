@@ -17,21 +17,6 @@ pub(crate) fn with_realm(challenge: &str, realm: &str) -> String {
     format!("{scheme} realm=\"{realm}\", {rest}")
 }
 
-/// Assert a 401 with exactly this WWW-Authenticate value.
-#[track_caller]
-pub(crate) fn assert_401(r: &Response, challenge: &str, what: &str) {
-    assert_eq!(
-        r.status, 401,
-        "{what}: expected 401, got {} ({:?})",
-        r.status, r.headers
-    );
-    assert_eq!(
-        r.www_authenticate(),
-        Some(challenge),
-        "{what}: WWW-Authenticate"
-    );
-}
-
 /// Assert a 200.
 #[track_caller]
 pub(crate) fn assert_200(r: &Response, what: &str) {

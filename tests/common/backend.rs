@@ -19,7 +19,6 @@ use std::time::Duration;
 pub(crate) struct RawBackend {
     pub(crate) port: u16,
     heads: Arc<Mutex<Vec<Vec<u8>>>>,
-    bodies: Arc<Mutex<Vec<Vec<u8>>>>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
@@ -30,7 +29,7 @@ impl RawBackend {
     }
 
     /// Like [`RawBackend::start`], but also reads the request body (`Content-Length` or chunked,
-    /// de-chunked), records it (see [`RawBackend::bodies`]) and answers with the raw head followed
+    /// de-chunked) and answers with the raw head followed
     /// by the body (split them with [`split_head_body`]).
     pub(crate) fn start_with_bodies() -> RawBackend {
         Self::start_inner(true)
@@ -40,26 +39,23 @@ impl RawBackend {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind backend");
         let port = listener.local_addr().unwrap().port();
         let heads = Arc::new(Mutex::new(Vec::new()));
-        let bodies = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
-        let (h2, b2, s2) = (heads.clone(), bodies.clone(), stop.clone());
+        let (h2, s2) = (heads.clone(), stop.clone());
         let thread = std::thread::spawn(move || {
             for conn in listener.incoming() {
                 if s2.load(Ordering::SeqCst) {
                     break;
                 }
                 let Ok(mut conn) = conn else { continue };
-                let (h3, b3) = (h2.clone(), b2.clone());
+                let h3 = h2.clone();
                 std::thread::spawn(move || {
-                    let bodies = read_bodies.then_some(&*b3);
-                    let _ = serve_raw(&mut conn, &h3, bodies);
+                    let _ = serve_raw(&mut conn, &h3, read_bodies);
                 });
             }
         });
         RawBackend {
             port,
             heads,
-            bodies,
             stop,
             thread: Some(thread),
         }
@@ -74,11 +70,6 @@ impl RawBackend {
     /// All request heads received so far.
     pub(crate) fn heads(&self) -> Vec<Vec<u8>> {
         self.heads.lock().unwrap().clone()
-    }
-
-    /// All request bodies received so far (only for [`RawBackend::start_with_bodies`]).
-    pub(crate) fn bodies(&self) -> Vec<Vec<u8>> {
-        self.bodies.lock().unwrap().clone()
     }
 }
 
@@ -169,7 +160,7 @@ fn read_request_body(
 fn serve_raw(
     conn: &mut TcpStream,
     heads: &Mutex<Vec<Vec<u8>>>,
-    bodies: Option<&Mutex<Vec<Vec<u8>>>>,
+    read_body: bool,
 ) -> std::io::Result<()> {
     conn.set_read_timeout(Some(Duration::from_secs(10)))?;
     conn.set_write_timeout(Some(Duration::from_secs(10)))?;
@@ -190,10 +181,9 @@ fn serve_raw(
     };
     let head = buf[..end].to_vec();
     let mut echo = head.clone();
-    if let Some(bodies) = bodies {
+    if read_body {
         let body = read_request_body(conn, &head, buf[end..].to_vec())?;
         echo.extend_from_slice(&body);
-        bodies.lock().unwrap().push(body);
     }
     heads.lock().unwrap().push(head);
     let mut resp = format!(

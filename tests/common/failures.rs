@@ -71,11 +71,6 @@ impl Failures {
         self.failed.is_empty()
     }
 
-    /// Number of cases checked so far.
-    pub(crate) fn checked(&self) -> usize {
-        self.checked
-    }
-
     /// Ends the test: panics listing every failed case, or when no case was checked.
     #[track_caller]
     pub(crate) fn assert_none(mut self) {

@@ -21,11 +21,9 @@ use std::time::Instant;
 /// host on free loopback ports. Stopped (SIGTERM, then SIGKILL of its process group) on drop.
 pub(crate) struct Httpd {
     pub(crate) dir: PathBuf,
-    pub(crate) conf: PathBuf,
     pub(crate) pki: Pki,
     pub(crate) https_port: u16,
     pub(crate) http_port: u16,
-    pub(crate) config: HttpdConfig,
     child: Option<Child>,
 }
 
@@ -62,11 +60,9 @@ impl Httpd {
                 .expect("spawn apache2");
             let mut h = Httpd {
                 dir: dir.clone(),
-                conf: conf.clone(),
                 pki: pki.clone(),
                 https_port,
                 http_port,
-                config: config.clone(),
                 child: Some(child),
             };
             match h.wait_ready(Duration::from_secs(10)) {

@@ -35,7 +35,6 @@ pub(crate) enum ClientCert {
 /// the CA, and two self-signed client certificates (A and B) with their keys, all PEM files.
 #[derive(Clone, Debug)]
 pub(crate) struct Pki {
-    pub(crate) dir: PathBuf,
     pub(crate) ca_cert: PathBuf,
     pub(crate) server_cert: PathBuf,
     pub(crate) server_key: PathBuf,
@@ -160,7 +159,6 @@ impl Pki {
 
         let p = |n: &str| dir.join(n);
         let pki = Pki {
-            dir: dir.to_path_buf(),
             ca_cert: p("ca.crt"),
             server_cert: p("server.crt"),
             server_key: p("server.key"),

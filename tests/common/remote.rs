@@ -9,7 +9,6 @@
 //!   per-process caches are observable).
 //!
 //! Needs `node` and, when `tests/realas/node_modules` is missing, `npm` (runs `npm ci`).
-#![allow(dead_code)]
 
 use super::{Httpd, b64url, free_port, poll};
 use openssl::asn1::Asn1Time;

@@ -5,7 +5,6 @@
 //!
 //! Small clients are included (RESP for Redis, the text protocol for memcached) so that a test can
 //! look at what the module stored without `redis-cli`.
-#![allow(dead_code)]
 
 use super::{free_port, poll};
 use std::fs;
@@ -451,14 +450,6 @@ impl Memcached {
             return Err(format!("{e}\n--- memcached stderr ---\n{log}"));
         }
         Ok(())
-    }
-
-    pub(crate) fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
-    }
-
-    pub(crate) fn kill(&mut self) {
-        kill_child(&mut self.child);
     }
 
     /// One text-protocol command (`version`, `stats`...); the reply up to `END`/the first line.
