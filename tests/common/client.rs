@@ -5,8 +5,7 @@ use super::pki::ClientCert;
 use super::sys::{curl_bin, find, unique_dir, write_file};
 use std::collections::BTreeMap;
 use std::fs;
-use std::process::Command;
-use std::process::Stdio;
+use std::process::{Command, Stdio};
 
 impl Httpd {
     /// `https://127.0.0.1:<port><path>` request builder (TLS vhost).

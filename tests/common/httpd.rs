@@ -6,16 +6,12 @@ use super::module_under_test::module_path;
 use super::pki::Pki;
 use super::sys::{apache_bin, free_port, poll, signal, unique_dir, write_file};
 use std::fs;
-use std::io::Read;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::Child;
-use std::process::Command;
-use std::process::Stdio;
-use std::time::Duration;
-use std::time::Instant;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 /// A private httpd: TLS virtual host (`SSLVerifyClient optional_no_ca`) and plain-HTTP virtual
 /// host on free loopback ports. Stopped (SIGTERM, then SIGKILL of its process group) on drop.

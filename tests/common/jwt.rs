@@ -5,16 +5,13 @@ use super::pki::ec_key;
 use super::sys::now;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use openssl::bn::BigNum;
-use openssl::bn::BigNumContext;
+use openssl::bn::{BigNum, BigNumContext};
 use openssl::ecdsa::EcdsaSig;
 use openssl::hash::MessageDigest;
-use openssl::pkey::PKey;
-use openssl::pkey::Private;
+use openssl::pkey::{PKey, Private};
 use openssl::rsa::Rsa;
 use openssl::sign::Signer;
-use serde_json::Value;
-use serde_json::json;
+use serde_json::{Value, json};
 
 /// base64url without padding.
 pub(crate) fn b64url(data: &[u8]) -> String {

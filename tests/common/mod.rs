@@ -31,26 +31,9 @@ mod module_under_test;
 mod pki;
 mod sys;
 
-#[allow(unused_imports)]
-pub(crate) use assertions::*;
-#[allow(unused_imports)]
-pub(crate) use backend::*;
-#[allow(unused_imports)]
-pub(crate) use client::*;
-#[allow(unused_imports)]
-pub(crate) use config_test::*;
-#[allow(unused_imports)]
-pub(crate) use failures::*;
-#[allow(unused_imports)]
-pub(crate) use httpd::*;
-#[allow(unused_imports)]
-pub(crate) use httpd_config::*;
-#[allow(unused_imports)]
-pub(crate) use jwt::*;
-#[allow(unused_imports)]
-pub(crate) use module_under_test::*;
-#[allow(unused_imports)]
-pub(crate) use pki::*;
 // Each test binary uses a subset of the harness.
 #[allow(unused_imports)]
-pub(crate) use sys::*;
+pub(crate) use {
+    assertions::*, backend::*, client::*, config_test::*, failures::*, httpd::*, httpd_config::*,
+    jwt::*, module_under_test::*, pki::*, sys::*,
+};

@@ -1,8 +1,7 @@
 //! Which `mod_oauth2.so` the tests load, and the refusal to load a stale one.
 
 use std::fs;
-use std::path::Path;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 /// Path of the module under test: `$OAUTH2_MODULE`, else the newer of

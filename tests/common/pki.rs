@@ -4,25 +4,18 @@
 use super::jwt::b64url;
 use super::sys::{now, write_file};
 use openssl::asn1::Asn1Time;
-use openssl::bn::BigNum;
-use openssl::bn::MsbOption;
-use openssl::ec::EcGroup;
-use openssl::ec::EcKey;
+use openssl::bn::{BigNum, MsbOption};
+use openssl::ec::{EcGroup, EcKey};
 use openssl::hash::MessageDigest;
 use openssl::nid::Nid;
-use openssl::pkey::PKey;
-use openssl::pkey::Private;
-use openssl::x509::X509;
-use openssl::x509::X509NameBuilder;
-use openssl::x509::extension::AuthorityKeyIdentifier;
-use openssl::x509::extension::BasicConstraints;
-use openssl::x509::extension::ExtendedKeyUsage;
-use openssl::x509::extension::KeyUsage;
-use openssl::x509::extension::SubjectAlternativeName;
-use openssl::x509::extension::SubjectKeyIdentifier;
+use openssl::pkey::{PKey, Private};
+use openssl::x509::extension::{
+    AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage, SubjectAlternativeName,
+    SubjectKeyIdentifier,
+};
+use openssl::x509::{X509, X509NameBuilder};
 use std::fs;
-use std::path::Path;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// One of the two self-signed client certificates.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
