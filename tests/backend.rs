@@ -101,7 +101,7 @@ fn claims_reach_cgi_environment() {
     let h = start(&signer, &backend);
     let c = rich_claims();
     let tok = signer.mint(&c);
-    let mut f = Failures::default();
+    let mut f = Failures::new();
     for (listener, r) in [
         ("TLS", h.https("/c/env").bearer(&tok).send()),
         ("plain", h.http("/c/env").bearer(&tok).send()),
@@ -135,7 +135,7 @@ fn claims_reach_proxied_backend_as_headers() {
     let h = start(&signer, &backend);
     let c = rich_claims();
     let tok = signer.mint(&c);
-    let mut f = Failures::default();
+    let mut f = Failures::new();
     let r = h.https("/b/x?q=1").bearer(&tok).send();
     assert_200(&r, "proxied backend");
     assert!(
@@ -180,7 +180,7 @@ fn spoofed_claim_headers_never_reach_the_backend() {
         "oauth2-claim-evil: admin",
         "OAUTH2_CLAIM_: admin",
     ];
-    let mut f = Failures::default();
+    let mut f = Failures::new();
 
     // proxied backend: the raw request head
     let mut req = h.https("/b/x").bearer(&tok);
@@ -262,7 +262,7 @@ fn control_characters_in_claims_do_not_inject_headers() {
         }),
     );
     let tok = signer.mint(&c);
-    let mut f = Failures::default();
+    let mut f = Failures::new();
     for (listener, r) in [
         ("TLS", h.https("/b/x").bearer(&tok).send()),
         ("plain", h.http("/b/x").bearer(&tok).send()),

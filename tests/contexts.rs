@@ -1,6 +1,6 @@
-//! Configuration contexts (reference 1.6, 1.7): per-directory merging of verifiers, token sources
-//! and `OAuth2TargetPass`; `.htaccess` with and without `AllowOverride AuthConfig`; internal
-//! redirects and sub-requests verified once; `AuthType` handling (`oauth2` in any case,
+//! Configuration contexts as Apache and the C module have them: per-directory merging of
+//! verifiers, token sources and `OAuth2TargetPass`; `.htaccess` with and without
+//! `AllowOverride AuthConfig`; internal redirects and sub-requests verified once; `AuthType` handling (`oauth2` in any case,
 //! `auth-openidc` co-operation, others ignored); `OAuth2CryptoPassphrase` contexts.
 
 mod common;
@@ -59,163 +59,174 @@ fn child_locations_inherit_or_replace() {
     let (ta, tb, tc) = (a.mint(&cl), b.mint(&cl), c.mint(&cl));
     let q = |t: &str| format!("?access_token={t}");
 
-    // (what, path, bearer token, cookie token, status, challenge, expected variables)
-    type Row<'a> = (
-        &'a str,
-        String,
-        Option<&'a str>,
-        Option<&'a str>,
-        u16,
-        Option<&'a str>,
-        Vec<(&'a str, Option<String>)>,
-    );
+    /// One request and what it must get.
+    struct Row<'a> {
+        what: &'a str,
+        path: String,
+        /// Sent as `Authorization: Bearer`.
+        bearer: Option<&'a str>,
+        /// Sent as `Cookie: access_token=`.
+        cookie: Option<&'a str>,
+        expect_status: u16,
+        expect_challenge: Option<&'a str>,
+        /// Variables the CGI must see (None: must not see), for a 200.
+        expect_vars: Vec<(&'a str, Option<String>)>,
+    }
     let v = |s: &str| Some(s.to_string());
     let email = v("joe@example.com");
     let rows: Vec<Row> = vec![
-        (
-            "parent",
-            format!("/p/env{}", q(&ta)),
-            None,
-            None,
-            200,
-            None,
-            vec![
+        Row {
+            what: "parent",
+            path: format!("/p/env{}", q(&ta)),
+            bearer: None,
+            cookie: None,
+            expect_status: 200,
+            expect_challenge: None,
+            expect_vars: vec![
                 ("REMOTE_USER", email.clone()),
                 ("OAUTH2_CLAIM_sub", v("joe")),
             ],
-        ),
-        (
-            "parent, header token",
-            "/p/env".into(),
-            Some(&ta),
-            None,
-            401,
-            Some(NO_TOKEN),
-            vec![],
-        ),
-        (
-            "child without OAuth2 directives",
-            format!("/p/inherit/env{}", q(&ta)),
-            None,
-            None,
-            200,
-            None,
-            vec![("REMOTE_USER", email.clone()), ("CHILD", v("inherit"))],
-        ),
-        (
-            "child without OAuth2 directives, other key",
-            format!("/p/inherit/env{}", q(&tb)),
-            None,
-            None,
-            401,
-            Some(INVALID_TOKEN),
-            vec![],
-        ),
-        (
-            "child sets only prefix: inherits verifier, source and remote_user_claim",
-            format!("/p/prefix/env{}", q(&ta)),
-            None,
-            None,
-            200,
-            None,
-            vec![
+        },
+        Row {
+            what: "parent, header token",
+            path: "/p/env".into(),
+            bearer: Some(&ta),
+            cookie: None,
+            expect_status: 401,
+            expect_challenge: Some(NO_TOKEN),
+            expect_vars: vec![],
+        },
+        Row {
+            what: "child without OAuth2 directives",
+            path: format!("/p/inherit/env{}", q(&ta)),
+            bearer: None,
+            cookie: None,
+            expect_status: 200,
+            expect_challenge: None,
+            expect_vars: vec![("REMOTE_USER", email.clone()), ("CHILD", v("inherit"))],
+        },
+        Row {
+            what: "child without OAuth2 directives, other key",
+            path: format!("/p/inherit/env{}", q(&tb)),
+            bearer: None,
+            cookie: None,
+            expect_status: 401,
+            expect_challenge: Some(INVALID_TOKEN),
+            expect_vars: vec![],
+        },
+        Row {
+            what: "child sets only prefix: inherits verifier, source and remote_user_claim",
+            path: format!("/p/prefix/env{}", q(&ta)),
+            bearer: None,
+            cookie: None,
+            expect_status: 200,
+            expect_challenge: None,
+            expect_vars: vec![
                 ("REMOTE_USER", email.clone()),
                 ("CHILD_sub", v("joe")),
                 ("CHILD_email", email.clone()),
                 ("OAUTH2_CLAIM_sub", None),
             ],
-        ),
-        (
-            "child sets only prefix, header token",
-            "/p/prefix/env".into(),
-            Some(&ta),
-            None,
-            401,
-            Some(NO_TOKEN),
-            vec![],
-        ),
-        (
-            "child with its own verifier",
-            format!("/p/key/env{}", q(&tb)),
-            None,
-            None,
-            200,
-            None,
-            vec![
+        },
+        Row {
+            what: "child sets only prefix, header token",
+            path: "/p/prefix/env".into(),
+            bearer: Some(&ta),
+            cookie: None,
+            expect_status: 401,
+            expect_challenge: Some(NO_TOKEN),
+            expect_vars: vec![],
+        },
+        Row {
+            what: "child with its own verifier",
+            path: format!("/p/key/env{}", q(&tb)),
+            bearer: None,
+            cookie: None,
+            expect_status: 200,
+            expect_challenge: None,
+            expect_vars: vec![
                 ("REMOTE_USER", email.clone()),
                 ("OAUTH2_CLAIM_sub", v("joe")),
             ],
-        ),
-        (
-            "child with its own verifier, parent's key",
-            format!("/p/key/env{}", q(&ta)),
-            None,
-            None,
-            401,
-            Some(INVALID_TOKEN),
-            vec![],
-        ),
-        (
-            "child with its own source",
-            "/p/src/env".into(),
-            None,
-            Some(&ta),
-            200,
-            None,
-            vec![("REMOTE_USER", email.clone())],
-        ),
-        (
-            "child with its own source, parent's source",
-            format!("/p/src/env{}", q(&ta)),
-            None,
-            None,
-            401,
-            Some(NO_TOKEN),
-            vec![],
-        ),
-        (
-            "child overrides remote_user_claim",
-            format!("/p/user/env{}", q(&ta)),
-            None,
-            None,
-            200,
-            None,
-            vec![("REMOTE_USER", v("joe"))],
-        ),
-        (
-            "parent with strip=on",
-            "/q/env".into(),
-            Some(&ta),
-            None,
-            200,
-            None,
-            vec![("REMOTE_USER", v("joe")), ("HTTP_AUTHORIZATION", None)],
-        ),
-        (
-            "child's own sources without strip",
-            "/q/hdr/env".into(),
-            Some(&ta),
-            None,
-            200,
-            None,
-            vec![
+        },
+        Row {
+            what: "child with its own verifier, parent's key",
+            path: format!("/p/key/env{}", q(&ta)),
+            bearer: None,
+            cookie: None,
+            expect_status: 401,
+            expect_challenge: Some(INVALID_TOKEN),
+            expect_vars: vec![],
+        },
+        Row {
+            what: "child with its own source",
+            path: "/p/src/env".into(),
+            bearer: None,
+            cookie: Some(&ta),
+            expect_status: 200,
+            expect_challenge: None,
+            expect_vars: vec![("REMOTE_USER", email.clone())],
+        },
+        Row {
+            what: "child with its own source, parent's source",
+            path: format!("/p/src/env{}", q(&ta)),
+            bearer: None,
+            cookie: None,
+            expect_status: 401,
+            expect_challenge: Some(NO_TOKEN),
+            expect_vars: vec![],
+        },
+        Row {
+            what: "child overrides remote_user_claim",
+            path: format!("/p/user/env{}", q(&ta)),
+            bearer: None,
+            cookie: None,
+            expect_status: 200,
+            expect_challenge: None,
+            expect_vars: vec![("REMOTE_USER", v("joe"))],
+        },
+        Row {
+            what: "parent with strip=on",
+            path: "/q/env".into(),
+            bearer: Some(&ta),
+            cookie: None,
+            expect_status: 200,
+            expect_challenge: None,
+            expect_vars: vec![("REMOTE_USER", v("joe")), ("HTTP_AUTHORIZATION", None)],
+        },
+        Row {
+            what: "child's own sources without strip",
+            path: "/q/hdr/env".into(),
+            bearer: Some(&ta),
+            cookie: None,
+            expect_status: 200,
+            expect_challenge: None,
+            expect_vars: vec![
                 ("REMOTE_USER", v("joe")),
                 ("HTTP_AUTHORIZATION", Some(format!("Bearer {ta}"))),
             ],
-        ),
-        (
-            "child's own sources: parent's query not accepted",
-            format!("/q/hdr/env{}", q(&ta)),
-            None,
-            None,
-            401,
-            Some(NO_TOKEN),
-            vec![],
-        ),
+        },
+        Row {
+            what: "child's own sources: parent's query not accepted",
+            path: format!("/q/hdr/env{}", q(&ta)),
+            bearer: None,
+            cookie: None,
+            expect_status: 401,
+            expect_challenge: Some(NO_TOKEN),
+            expect_vars: vec![],
+        },
     ];
-    let mut f = Failures::default();
+    let mut f = Failures::new();
     let run = |f: &mut Failures, row: &Row| {
-        let (what, path, bearer, cookie, status, challenge, vars) = row;
+        let Row {
+            what,
+            path,
+            bearer,
+            cookie,
+            expect_status: status,
+            expect_challenge: challenge,
+            expect_vars: vars,
+        } = row;
         let mut req = h.https(path);
         if let Some(t) = bearer {
             req = req.bearer(t);
@@ -239,17 +250,65 @@ fn child_locations_inherit_or_replace() {
         run(&mut f, row);
     }
     // verifier lists: parent A+B, child C only, another child inherits A+B
-    for (path, tok, ok) in [
-        ("/v", &ta, true),
-        ("/v", &tb, true),
-        ("/v", &tc, false),
-        ("/v/c", &ta, false),
-        ("/v/c", &tb, false),
-        ("/v/c", &tc, true),
-        ("/v/inh", &ta, true),
-        ("/v/inh", &tb, true),
-        ("/v/inh", &tc, false),
-    ] {
+    /// A token signed by key a, b or c, and whether `<path>/ok` accepts it.
+    struct Verifier<'a> {
+        path: &'a str,
+        token: &'a String,
+        accepted: bool,
+    }
+    let cases = [
+        Verifier {
+            path: "/v",
+            token: &ta,
+            accepted: true,
+        },
+        Verifier {
+            path: "/v",
+            token: &tb,
+            accepted: true,
+        },
+        Verifier {
+            path: "/v",
+            token: &tc,
+            accepted: false,
+        },
+        Verifier {
+            path: "/v/c",
+            token: &ta,
+            accepted: false,
+        },
+        Verifier {
+            path: "/v/c",
+            token: &tb,
+            accepted: false,
+        },
+        Verifier {
+            path: "/v/c",
+            token: &tc,
+            accepted: true,
+        },
+        Verifier {
+            path: "/v/inh",
+            token: &ta,
+            accepted: true,
+        },
+        Verifier {
+            path: "/v/inh",
+            token: &tb,
+            accepted: true,
+        },
+        Verifier {
+            path: "/v/inh",
+            token: &tc,
+            accepted: false,
+        },
+    ];
+    for Verifier {
+        path,
+        token: tok,
+        accepted: ok,
+    } in cases
+    {
         let r = h.https(&format!("{path}/ok")).bearer(tok).send();
         let kid = if tok == &ta {
             "a"
@@ -291,7 +350,7 @@ fn htaccess_needs_allow_override_authconfig() {
         fs::write(dir.join("f.txt"), format!("{d}\n")).unwrap();
     }
     let tok = signer.mint(&with(claims("joe"), json!({ "email": "joe@example.com" })));
-    let mut f = Failures::default();
+    let mut f = Failures::new();
     let r = h.https(&format!("/ht/f.txt?access_token={tok}")).send();
     f.expect("/ht with a query token", &r, 200, None);
     f.check(r.text() == "ht\n", || format!("/ht body {:?}", r.text()));
@@ -362,15 +421,53 @@ fn internal_redirects_and_subrequests_verify_once() {
     }
     fs::write(h.dir.join("htdocs/rw/x.txt"), "x\n").unwrap();
     let tok = signer.mint(&claims("joe"));
-    let mut f = Failures::default();
-    // (what, path, status, REDIRECT_URL at the CGI: proof of an internal redirect)
-    for (what, path, status, redirect_url) in [
-        ("server-level rewrite [PT]", "/a/env", 200, None),
-        ("direct", "/b/env", 200, None),
-        ("ErrorDocument", "/e/missing", 404, Some("/e/missing")),
-        ("per-directory rewrite", "/rw/x.txt", 200, Some("/rw/x.txt")),
-        ("DirectoryIndex", "/di/", 200, None),
-    ] {
+    let mut f = Failures::new();
+    /// A request and the `REDIRECT_URL` the CGI must see (proof of an internal redirect).
+    struct Redirect<'a> {
+        what: &'a str,
+        path: &'a str,
+        expect_status: u16,
+        expect_redirect_url: Option<&'a str>,
+    }
+    let cases = [
+        Redirect {
+            what: "server-level rewrite [PT]",
+            path: "/a/env",
+            expect_status: 200,
+            expect_redirect_url: None,
+        },
+        Redirect {
+            what: "direct",
+            path: "/b/env",
+            expect_status: 200,
+            expect_redirect_url: None,
+        },
+        Redirect {
+            what: "ErrorDocument",
+            path: "/e/missing",
+            expect_status: 404,
+            expect_redirect_url: Some("/e/missing"),
+        },
+        Redirect {
+            what: "per-directory rewrite",
+            path: "/rw/x.txt",
+            expect_status: 200,
+            expect_redirect_url: Some("/rw/x.txt"),
+        },
+        Redirect {
+            what: "DirectoryIndex",
+            path: "/di/",
+            expect_status: 200,
+            expect_redirect_url: None,
+        },
+    ];
+    for Redirect {
+        what,
+        path,
+        expect_status: status,
+        expect_redirect_url: redirect_url,
+    } in cases
+    {
         let mark = h.log_mark();
         let r = h.https(path).bearer(&tok).send();
         f.check(r.status == status, || {
@@ -435,7 +532,7 @@ fn auth_types() {
     let h = Httpd::start(HttpdConfig::new(body));
     let tok = signer.mint(&claims("joe"));
     let bad = tamper_signature(&tok);
-    let mut f = Failures::default();
+    let mut f = Failures::new();
     for path in ["/lower", "/upper", "/mixed"] {
         let r = h.https(&format!("{path}/env")).bearer(&tok).send();
         f.expect(&format!("{path} valid token"), &r, 200, None);
@@ -513,7 +610,7 @@ fn auth_types() {
 fn crypto_passphrase_contexts() {
     let signer = TokenSigner::rsa("one");
     let verify = format!("OAuth2TokenVerify jwk {}", signer.jwk_arg());
-    let mut f = Failures::default();
+    let mut f = Failures::new();
     let t = Httpd::config_test(
         HttpdConfig::new(oauth2_location("/p", &verify)).server("OAuth2CryptoPassphrase secret"),
     );
@@ -537,7 +634,7 @@ fn crypto_passphrase_contexts() {
         Ok(m) => f.check(!m.trim().is_empty(), || {
             "OAuth2CryptoPassphrase \"\": empty message".into()
         }),
-        Err(e) => f.0.push(format!("OAuth2CryptoPassphrase \"\": {e}")),
+        Err(e) => f.fail(format!("OAuth2CryptoPassphrase \"\": {e}")),
     }
     f.assert_none();
 }

@@ -106,7 +106,7 @@ fn concurrent(h: &Httpd, signer: &TokenSigner, f: &mut Failures, when: &str) {
 fn run_mpm(mpm: Mpm) {
     let signer = TokenSigner::rsa("one");
     let h = Httpd::start(HttpdConfig::new(seed_body(&signer)).mpm(mpm));
-    let mut f = Failures::default();
+    let mut f = Failures::new();
     exercise(&h, &signer, &mut f, &format!("{mpm:?}"));
     concurrent(&h, &signer, &mut f, &format!("{mpm:?}"));
     f.assert_none();
@@ -131,7 +131,7 @@ fn seed_under_prefork() {
 fn run_graceful(mpm: Mpm) {
     let signer = TokenSigner::rsa("one");
     let mut h = Httpd::start(HttpdConfig::new(seed_body(&signer)).mpm(mpm));
-    let mut f = Failures::default();
+    let mut f = Failures::new();
     exercise(&h, &signer, &mut f, &format!("{mpm:?} before graceful"));
     for i in 1..=3 {
         h.graceful();

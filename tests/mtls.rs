@@ -149,7 +149,7 @@ fn decision_table_optional_required_default_and_bearer() {
     ]
     .concat();
     let h = Httpd::start(HttpdConfig::new(body));
-    let mut f = Failures::default();
+    let mut f = Failures::new();
     for row in rows(&h.pki) {
         let tok = token_for(&signer, &row);
         for (loc, want) in [
@@ -228,18 +228,77 @@ fn plain_http_listener_has_no_certificate() {
     ));
     let unbound = signer.mint(&claims("joe"));
     let jkt_only = signer.mint(&with(claims("joe"), json!({ "cnf": { "jkt": "abc" } })));
-    let mut f = Failures::default();
-    for (loc, tok, name, want) in [
-        ("/opt", &bound, "bound", 401),
-        ("/opt", &unbound, "unbound", 200),
-        ("/opt", &jkt_only, "cnf.jkt only", 200),
-        ("/req", &bound, "bound", 401),
-        ("/req", &unbound, "unbound", 401),
-        ("/def", &bound, "bound", 401),
-        ("/def", &unbound, "unbound", 401),
-        ("/bearer", &bound, "bound", 200),
-        ("/bearer", &unbound, "unbound", 200),
-    ] {
+    let mut f = Failures::new();
+    /// A token (described by `name`) sent to `<loc>/ok`.
+    struct Case<'a> {
+        loc: &'a str,
+        token: &'a str,
+        name: &'a str,
+        expect_status: u16,
+    }
+    let cases = [
+        Case {
+            loc: "/opt",
+            token: &bound,
+            name: "bound",
+            expect_status: 401,
+        },
+        Case {
+            loc: "/opt",
+            token: &unbound,
+            name: "unbound",
+            expect_status: 200,
+        },
+        Case {
+            loc: "/opt",
+            token: &jkt_only,
+            name: "cnf.jkt only",
+            expect_status: 200,
+        },
+        Case {
+            loc: "/req",
+            token: &bound,
+            name: "bound",
+            expect_status: 401,
+        },
+        Case {
+            loc: "/req",
+            token: &unbound,
+            name: "unbound",
+            expect_status: 401,
+        },
+        Case {
+            loc: "/def",
+            token: &bound,
+            name: "bound",
+            expect_status: 401,
+        },
+        Case {
+            loc: "/def",
+            token: &unbound,
+            name: "unbound",
+            expect_status: 401,
+        },
+        Case {
+            loc: "/bearer",
+            token: &bound,
+            name: "bound",
+            expect_status: 200,
+        },
+        Case {
+            loc: "/bearer",
+            token: &unbound,
+            name: "unbound",
+            expect_status: 200,
+        },
+    ];
+    for Case {
+        loc,
+        token: tok,
+        name,
+        expect_status: want,
+    } in cases
+    {
         let r = h.http(&format!("{loc}/ok")).bearer(tok).send();
         f.expect(
             &format!("plain HTTP {loc} | {name}"),
@@ -284,7 +343,7 @@ Require valid-user"#;
 fn seed_configuration_verbatim() {
     let signer = TokenSigner::rsa("one");
     let h = Httpd::start(HttpdConfig::new(seed_body(&signer)));
-    let mut f = Failures::default();
+    let mut f = Failures::new();
     for row in rows(&h.pki) {
         let tok = token_for(&signer, &row);
         let r = h.https("/seed/ok").maybe_cert(row.cert).bearer(&tok).send();
@@ -334,7 +393,7 @@ fn seed_configuration_verbatim() {
 #[test]
 fn policy_value_is_case_sensitive_and_invalid_means_required() {
     // `type` is case-insensitive; `mtls.policy` is case-sensitive and anything but
-    // optional/required is treated as required (reference section 2.1).
+    // optional/required is treated as required, as in the C module.
     let signer = TokenSigner::rsa("one");
     let jwk = signer.jwk_arg();
     let body = [
@@ -349,18 +408,52 @@ fn policy_value_is_case_sensitive_and_invalid_means_required() {
     ]
     .concat();
     let h = Httpd::start(HttpdConfig::new(body));
-    let mut f = Failures::default();
+    let mut f = Failures::new();
     let unbound = signer.mint(&claims("joe"));
     let bound_b = signer.mint(&with(
         claims("joe"),
         json!({ "cnf": { "x5t#S256": h.pki.thumb_b } }),
     ));
-    for (loc, tok, name, want) in [
-        ("/upper-type", &unbound, "unbound", 200),
-        ("/upper-type", &bound_b, "bound to B, cert A", 401),
-        ("/odd-policy", &unbound, "unbound", 401),
-        ("/odd-policy", &bound_b, "bound to B, cert A", 401),
-    ] {
+    /// A token (described by `name`) sent to `<loc>/ok` with certificate A.
+    struct Case<'a> {
+        loc: &'a str,
+        token: &'a str,
+        name: &'a str,
+        expect_status: u16,
+    }
+    let cases = [
+        Case {
+            loc: "/upper-type",
+            token: &unbound,
+            name: "unbound",
+            expect_status: 200,
+        },
+        Case {
+            loc: "/upper-type",
+            token: &bound_b,
+            name: "bound to B, cert A",
+            expect_status: 401,
+        },
+        Case {
+            loc: "/odd-policy",
+            token: &unbound,
+            name: "unbound",
+            expect_status: 401,
+        },
+        Case {
+            loc: "/odd-policy",
+            token: &bound_b,
+            name: "bound to B, cert A",
+            expect_status: 401,
+        },
+    ];
+    for Case {
+        loc,
+        token: tok,
+        name,
+        expect_status: want,
+    } in cases
+    {
         let r = h
             .https(&format!("{loc}/ok"))
             .cert(ClientCert::A)

@@ -17,6 +17,14 @@ use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// What a mock endpoint answers (at `/<name>` or for its own token), and the status a request
+/// verified through it must get.
+struct ReplyCase<'a> {
+    name: &'a str,
+    reply: Reply,
+    expect_status: u16,
+}
+
 fn jwks_of(signers: &[&TokenSigner]) -> Value {
     json!({ "keys": signers.iter().map(|s| s.public_jwk_value()).collect::<Vec<_>>() })
 }
@@ -27,7 +35,7 @@ fn token_with_kid(s: &TokenSigner, kid: &str, c: &Value) -> String {
 }
 
 fn finish(f: Failures, h: &Httpd) {
-    if !f.0.is_empty() {
+    if !f.all_passed() {
         let log = h.error_log();
         let lines: Vec<&str> = log.lines().filter(|l| l.contains("oauth2")).collect();
         eprintln!(
@@ -56,7 +64,7 @@ fn cached_keys_survive_a_key_endpoint_outage() {
         &verify_line("jwks_uri", &m.url("/jwks"), &Opts::new()),
     );
     let h = Httpd::start(HttpdConfig::new(body).server(single_process()));
-    let mut f = Failures::default();
+    let mut f = Failures::new();
     let t1 = s.mint(&claims("joe"));
     let r = h.https("/k/env").bearer(&t1).send();
     f.expect("first request (keys fetched)", &r, 200, None);
@@ -186,12 +194,12 @@ fn endpoints_that_never_answer_time_out() {
             .collect();
         hs.into_iter().map(|x| x.join().unwrap()).collect()
     });
-    let mut f = Failures::default();
+    let mut f = Failures::new();
     for (p, r, took) in results {
         eprintln!("{p}: {:?} after {took:?}", r.as_ref().map(|r| r.status));
         match r {
             Ok(r) => f.expect(p, &r, 401, Some(INVALID_TOKEN)),
-            Err(e) => f.0.push(format!("{p}: no response after {took:?}: {e}")),
+            Err(e) => f.fail(format!("{p}: no response after {took:?}: {e}")),
         }
         f.check(took < Duration::from_secs(6), || {
             format!("{p}: answered after {took:?}, expected within ~3 s (http_timeout=2)")
@@ -213,46 +221,66 @@ fn bad_key_set_responses_are_refused() {
     let impostor = TokenSigner::rsa("k1");
     let good = jwks_of(&[&s]).to_string();
     let other = jwks_of(&[&impostor]).to_string();
-    let cases: Vec<(&str, Reply, u16)> = vec![
-        ("good", Reply::raw(200, "application/json", &good), 200),
-        (
-            "status-500",
-            Reply::raw(500, "application/json", &good),
-            401,
-        ),
-        (
-            "status-404",
-            Reply::raw(404, "application/json", &good),
-            401,
-        ),
-        (
-            "invalid-json",
-            Reply::raw(200, "application/json", "{\"keys\": [{\"kty\""),
-            401,
-        ),
-        ("json-array", Reply::raw(200, "application/json", "[]"), 401),
-        (
-            "keys-not-array",
-            Reply::raw(200, "application/json", "{\"keys\":\"x\"}"),
-            401,
-        ),
-        (
-            "empty-keys",
-            Reply::raw(200, "application/json", "{\"keys\":[]}"),
-            401,
-        ),
-        ("html", Reply::raw(200, "text/html", "<html>hi</html>"), 401),
-        ("empty-body", Reply::raw(200, "application/json", ""), 401),
-        ("close", Reply::Close, 401),
-        (
-            "other-key-same-kid",
-            Reply::raw(200, "application/json", &other),
-            401,
-        ),
+    let cases = vec![
+        ReplyCase {
+            name: "good",
+            reply: Reply::raw(200, "application/json", &good),
+            expect_status: 200,
+        },
+        ReplyCase {
+            name: "status-500",
+            reply: Reply::raw(500, "application/json", &good),
+            expect_status: 401,
+        },
+        ReplyCase {
+            name: "status-404",
+            reply: Reply::raw(404, "application/json", &good),
+            expect_status: 401,
+        },
+        ReplyCase {
+            name: "invalid-json",
+            reply: Reply::raw(200, "application/json", "{\"keys\": [{\"kty\""),
+            expect_status: 401,
+        },
+        ReplyCase {
+            name: "json-array",
+            reply: Reply::raw(200, "application/json", "[]"),
+            expect_status: 401,
+        },
+        ReplyCase {
+            name: "keys-not-array",
+            reply: Reply::raw(200, "application/json", "{\"keys\":\"x\"}"),
+            expect_status: 401,
+        },
+        ReplyCase {
+            name: "empty-keys",
+            reply: Reply::raw(200, "application/json", "{\"keys\":[]}"),
+            expect_status: 401,
+        },
+        ReplyCase {
+            name: "html",
+            reply: Reply::raw(200, "text/html", "<html>hi</html>"),
+            expect_status: 401,
+        },
+        ReplyCase {
+            name: "empty-body",
+            reply: Reply::raw(200, "application/json", ""),
+            expect_status: 401,
+        },
+        ReplyCase {
+            name: "close",
+            reply: Reply::Close,
+            expect_status: 401,
+        },
+        ReplyCase {
+            name: "other-key-same-kid",
+            reply: Reply::raw(200, "application/json", &other),
+            expect_status: 401,
+        },
     ];
     let table: Vec<(String, Reply)> = cases
         .iter()
-        .map(|(n, r, _)| (format!("/{n}"), r.clone()))
+        .map(|c| (format!("/{}", c.name), c.reply.clone()))
         .collect();
     let m = MockServer::start(move |req| {
         table
@@ -263,7 +291,7 @@ fn bad_key_set_responses_are_refused() {
     });
     let body: String = cases
         .iter()
-        .map(|(n, _, _)| {
+        .map(|ReplyCase { name: n, .. }| {
             oauth2_location(
                 &format!("/{n}"),
                 &verify_line("jwks_uri", &m.url(&format!("/{n}")), &Opts::new()),
@@ -272,8 +300,13 @@ fn bad_key_set_responses_are_refused() {
         .collect();
     let h = Httpd::start(HttpdConfig::new(body));
     let tok = s.mint(&claims("joe"));
-    let mut f = Failures::default();
-    for (n, _, want) in &cases {
+    let mut f = Failures::new();
+    for ReplyCase {
+        name: n,
+        expect_status: want,
+        ..
+    } in &cases
+    {
         let r = h.https(&format!("/{n}/ok")).bearer(&tok).send();
         f.expect(n, &r, *want, (*want == 401).then_some(INVALID_TOKEN));
     }
@@ -295,7 +328,7 @@ fn key_rotation_is_picked_up_without_restart() {
         ),
     );
     let h = Httpd::start(HttpdConfig::new(body).server(single_process()));
-    let mut f = Failures::default();
+    let mut f = Failures::new();
     let t1 = k1.mint(&claims("joe"));
     let r = h.https("/k/ok").bearer(&t1).send();
     f.expect("k1 token before rotation", &r, 200, None);
@@ -348,7 +381,7 @@ fn key_set_expiry_refetches() {
         ),
     );
     let h = Httpd::start(HttpdConfig::new(body).server(single_process()));
-    let mut f = Failures::default();
+    let mut f = Failures::new();
     let start = Instant::now();
     let mut statuses = Vec::new();
     let refetched = poll(Duration::from_secs(6), || {
@@ -443,7 +476,7 @@ fn unknown_kid_flood_is_rate_limited() {
     .concat();
     // two child processes: each may keep its own key cache
     let h = Httpd::start(HttpdConfig::new(body).server(two_processes()));
-    let mut f = Failures::default();
+    let mut f = Failures::new();
 
     // default refresh_interval (10 s), flood right after the keys were fetched
     let url = format!("http://127.0.0.1:{}/f/ok", h.http_port);
@@ -486,7 +519,7 @@ fn tokens_failing_for_other_reasons_cause_no_refetch() {
         ),
     );
     let h = Httpd::start(HttpdConfig::new(body).server(single_process()));
-    let mut f = Failures::default();
+    let mut f = Failures::new();
     let good = s.mint(&claims("joe"));
     let r = h.http("/k/ok").bearer(&good).send();
     f.expect("warm-up", &r, 200, None);
@@ -564,18 +597,62 @@ fn eckey_uri_serves_one_pem_key() {
     ]
     .concat();
     let h = Httpd::start(HttpdConfig::new(body));
-    let mut f = Failures::default();
+    let mut f = Failures::new();
     let no_kid = s.mint_with_header(&json!({ "alg": "ES256", "typ": "at+jwt" }), &claims("joe"));
     let with_kid = s.mint(&claims("joe"));
     let other = TokenSigner::ec("k1").mint(&claims("joe"));
-    for (what, loc, tok, want) in [
-        ("ES256 without kid", "/e", &no_kid, 200),
-        ("ES256 with a kid", "/e", &with_kid, 200),
-        ("another EC key", "/e", &other, 401),
-        ("tampered", "/e", &tamper_signature(&no_kid), 401),
-        ("garbage PEM", "/garbage", &no_kid, 401),
-        ("HTTP 500", "/err", &no_kid, 401),
-    ] {
+    /// A token sent to `<loc>/ok`.
+    struct Case<'a> {
+        what: &'a str,
+        loc: &'a str,
+        token: &'a str,
+        expect_status: u16,
+    }
+    let cases = [
+        Case {
+            what: "ES256 without kid",
+            loc: "/e",
+            token: &no_kid,
+            expect_status: 200,
+        },
+        Case {
+            what: "ES256 with a kid",
+            loc: "/e",
+            token: &with_kid,
+            expect_status: 200,
+        },
+        Case {
+            what: "another EC key",
+            loc: "/e",
+            token: &other,
+            expect_status: 401,
+        },
+        Case {
+            what: "tampered",
+            loc: "/e",
+            token: &tamper_signature(&no_kid),
+            expect_status: 401,
+        },
+        Case {
+            what: "garbage PEM",
+            loc: "/garbage",
+            token: &no_kid,
+            expect_status: 401,
+        },
+        Case {
+            what: "HTTP 500",
+            loc: "/err",
+            token: &no_kid,
+            expect_status: 401,
+        },
+    ];
+    for Case {
+        what,
+        loc,
+        token: tok,
+        expect_status: want,
+    } in cases
+    {
         let r = h.https(&format!("{loc}/ok")).bearer(tok).send();
         f.expect(what, &r, want, (want == 401).then_some(INVALID_TOKEN));
     }
@@ -622,7 +699,7 @@ fn introspection_results_are_cached() {
     ]
     .concat();
     let h = Httpd::start(HttpdConfig::new(body).server(single_process()));
-    let mut f = Failures::default();
+    let mut f = Failures::new();
 
     // default expiry (300 s): 10 requests, 1 call
     let ta = random_id(32);
@@ -705,67 +782,119 @@ fn introspection_responses_that_must_be_refused() {
     let good = json!({ "active": true, "sub": "joe", "iss": ISS, "aud": "api", "exp": n + 300 });
     let j = |extra: Value| Reply::json(&with(good.clone(), extra));
     let raw = |status: u16, body: &str| Reply::raw(status, "application/json", body);
-    let rows: Vec<(&str, Reply, u16)> = vec![
-        ("active, iss and aud match", Reply::json(&good), 200),
-        (
-            "aud array containing api",
-            j(json!({ "aud": ["x", "api"] })),
-            200,
-        ),
-        ("active false", j(json!({ "active": false })), 401),
-        (
-            "active \"true\" (string)",
-            j(json!({ "active": "true" })),
-            401,
-        ),
-        ("active 1", j(json!({ "active": 1 })), 401),
-        ("active null", j(json!({ "active": null })), 401),
-        (
-            "no active",
-            Reply::json(&without(good.clone(), "active")),
-            401,
-        ),
-        (
-            "exp in the past",
-            j(json!({ "exp": n - 60, "iat": n - 600 })),
-            401,
-        ),
-        ("nbf in the future", j(json!({ "nbf": n + 600 })), 401),
-        (
-            "other iss",
-            j(json!({ "iss": "https://evil.example.test" })),
-            401,
-        ),
-        ("other aud", j(json!({ "aud": "other" })), 401),
-        (
-            "HTTP 500 with an active body",
-            raw(500, &good.to_string()),
-            401,
-        ),
-        (
-            "HTTP 401 with an active body",
-            raw(401, &good.to_string()),
-            401,
-        ),
-        ("invalid JSON", raw(200, "{\"active\": true, \"sub\""), 401),
-        ("JSON array", raw(200, "[{\"active\": true}]"), 401),
-        ("JSON string", raw(200, "\"active\""), 401),
-        ("empty body", raw(200, ""), 401),
-        ("connection closed", Reply::Close, 401),
+    let rows = vec![
+        ReplyCase {
+            name: "active, iss and aud match",
+            reply: Reply::json(&good),
+            expect_status: 200,
+        },
+        ReplyCase {
+            name: "aud array containing api",
+            reply: j(json!({ "aud": ["x", "api"] })),
+            expect_status: 200,
+        },
+        ReplyCase {
+            name: "active false",
+            reply: j(json!({ "active": false })),
+            expect_status: 401,
+        },
+        ReplyCase {
+            name: "active \"true\" (string)",
+            reply: j(json!({ "active": "true" })),
+            expect_status: 401,
+        },
+        ReplyCase {
+            name: "active 1",
+            reply: j(json!({ "active": 1 })),
+            expect_status: 401,
+        },
+        ReplyCase {
+            name: "active null",
+            reply: j(json!({ "active": null })),
+            expect_status: 401,
+        },
+        ReplyCase {
+            name: "no active",
+            reply: Reply::json(&without(good.clone(), "active")),
+            expect_status: 401,
+        },
+        ReplyCase {
+            name: "exp in the past",
+            reply: j(json!({ "exp": n - 60, "iat": n - 600 })),
+            expect_status: 401,
+        },
+        ReplyCase {
+            name: "nbf in the future",
+            reply: j(json!({ "nbf": n + 600 })),
+            expect_status: 401,
+        },
+        ReplyCase {
+            name: "other iss",
+            reply: j(json!({ "iss": "https://evil.example.test" })),
+            expect_status: 401,
+        },
+        ReplyCase {
+            name: "other aud",
+            reply: j(json!({ "aud": "other" })),
+            expect_status: 401,
+        },
+        ReplyCase {
+            name: "HTTP 500 with an active body",
+            reply: raw(500, &good.to_string()),
+            expect_status: 401,
+        },
+        ReplyCase {
+            name: "HTTP 401 with an active body",
+            reply: raw(401, &good.to_string()),
+            expect_status: 401,
+        },
+        ReplyCase {
+            name: "invalid JSON",
+            reply: raw(200, "{\"active\": true, \"sub\""),
+            expect_status: 401,
+        },
+        ReplyCase {
+            name: "JSON array",
+            reply: raw(200, "[{\"active\": true}]"),
+            expect_status: 401,
+        },
+        ReplyCase {
+            name: "JSON string",
+            reply: raw(200, "\"active\""),
+            expect_status: 401,
+        },
+        ReplyCase {
+            name: "empty body",
+            reply: raw(200, ""),
+            expect_status: 401,
+        },
+        ReplyCase {
+            name: "connection closed",
+            reply: Reply::Close,
+            expect_status: 401,
+        },
     ];
     let tokens: Vec<String> = rows.iter().map(|_| random_id(24)).collect();
     let table = Arc::new(Mutex::new(
         rows.iter()
             .zip(&tokens)
-            .map(|((_, r, _), t)| (t.clone(), r.clone()))
+            .map(|(c, t)| (t.clone(), c.reply.clone()))
             .collect::<Vec<_>>(),
     ));
     let m = introspection_server(table);
     let opts = Opts::new().kv("iss", ISS).kv("aud", "api");
     let body = oauth2_location("/r", &verify_line("introspect", &m.url("/i"), &opts));
     let h = Httpd::start(HttpdConfig::new(body));
-    let mut f = Failures::default();
-    for ((what, _, want), tok) in rows.iter().zip(&tokens) {
+    let mut f = Failures::new();
+    for (
+        ReplyCase {
+            name: what,
+            expect_status: want,
+            ..
+        },
+        tok,
+    ) in rows.iter().zip(&tokens)
+    {
         let r = h.https("/r/ok").bearer(tok).send();
         f.expect(what, &r, *want, (*want == 401).then_some(INVALID_TOKEN));
         // and again (a refusal is not turned into an acceptance by any cache)
@@ -802,7 +931,7 @@ fn introspection_request_shape() {
     ]
     .concat();
     let h = Httpd::start(HttpdConfig::new(body));
-    let mut f = Failures::default();
+    let mut f = Failures::new();
     let (tp, tb, tn) = (random_id(24), random_id(24), random_id(24));
     for (loc, tok) in [("/p", &tp), ("/b", &tb), ("/n", &tn)] {
         let r = h.https(&format!("{loc}/ok")).bearer(tok).send();
@@ -812,9 +941,7 @@ fn introspection_request_shape() {
     let one = |path: &str| seen.iter().find(|s| s.path() == path).cloned();
     let has = |s: &Seen, k: &str, v: &str| s.form().iter().any(|(a, b)| a == k && b == v);
     match one("/ip") {
-        None => {
-            f.0.push("client_secret_post: no introspection request".into())
-        }
+        None => f.fail("client_secret_post: no introspection request"),
         Some(s) => {
             f.check(s.method == "POST", || format!("/ip method {}", s.method));
             f.check(
@@ -848,9 +975,7 @@ fn introspection_request_shape() {
         }
     }
     match one("/ib") {
-        None => {
-            f.0.push("client_secret_basic: no introspection request".into())
-        }
+        None => f.fail("client_secret_basic: no introspection request"),
         Some(s) => {
             let want = format!(
                 "Basic {}",
@@ -872,7 +997,7 @@ fn introspection_request_shape() {
         }
     }
     match one("/in") {
-        None => f.0.push("auth none: no introspection request".into()),
+        None => f.fail("auth none: no introspection request"),
         Some(s) => {
             f.check(has(&s, "token", &tn), || format!("/in form {:?}", s.form()));
             f.check(s.header("Authorization").is_none(), || {

@@ -32,7 +32,7 @@ fn location(path: &str, verify: &str) -> String {
 }
 
 fn finish(f: Failures, a: &RealAs, h: &Httpd) {
-    if !f.0.is_empty() {
+    if !f.all_passed() {
         let log = h.error_log();
         let lines: Vec<&str> = log.lines().filter(|l| l.contains("oauth2")).collect();
         eprintln!(
@@ -89,7 +89,7 @@ fn opaque_tokens_active_and_revoked() {
     ]
     .concat();
     let h = Httpd::start(HttpdConfig::new(body).server(single_process()));
-    let mut f = Failures::default();
+    let mut f = Failures::new();
 
     // active: 200 with the response's claims
     let t1 = a.token(AsClient::Basic, "/opaque", "read write");
@@ -192,40 +192,94 @@ fn certificate_bound_opaque_tokens() {
     let pki_tok = a.token(AsClient::Pki, "/opaque", "read");
     let plain_tok = a.token(AsClient::Basic, "/opaque", "read");
     use ClientCert::{A, B};
-    let mut f = Failures::default();
+    let mut f = Failures::new();
     // the right certificate first (so that the later refusals also hold for a cached result)
-    for (what, tok, cert, im, ib, user) in [
-        (
-            "self-signed token, its cert",
-            &self_tok,
-            Some(A),
-            200,
-            200,
-            "self-signed-mtls-client",
-        ),
-        (
-            "self-signed token, other cert",
-            &self_tok,
-            Some(B),
-            401,
-            200,
-            "",
-        ),
-        ("self-signed token, no cert", &self_tok, None, 401, 200, ""),
-        (
-            "pki token, its cert",
-            &pki_tok,
-            Some(B),
-            200,
-            200,
-            "pki-mtls-client",
-        ),
-        ("pki token, other cert", &pki_tok, Some(A), 401, 200, ""),
-        ("pki token, no cert", &pki_tok, None, 401, 200, ""),
+    /// A certificate-bound opaque token: the status at `/im` (`type=mtls`) and at `/ib` (bearer),
+    /// and the `REMOTE_USER` expected at `/im` when it is accepted.
+    struct Bound<'a> {
+        what: &'a str,
+        token: &'a str,
+        cert: Option<ClientCert>,
+        expect_mtls: u16,
+        expect_bearer: u16,
+        expect_user: &'a str,
+    }
+    let cases = [
+        Bound {
+            what: "self-signed token, its cert",
+            token: &self_tok,
+            cert: Some(A),
+            expect_mtls: 200,
+            expect_bearer: 200,
+            expect_user: "self-signed-mtls-client",
+        },
+        Bound {
+            what: "self-signed token, other cert",
+            token: &self_tok,
+            cert: Some(B),
+            expect_mtls: 401,
+            expect_bearer: 200,
+            expect_user: "",
+        },
+        Bound {
+            what: "self-signed token, no cert",
+            token: &self_tok,
+            cert: None,
+            expect_mtls: 401,
+            expect_bearer: 200,
+            expect_user: "",
+        },
+        Bound {
+            what: "pki token, its cert",
+            token: &pki_tok,
+            cert: Some(B),
+            expect_mtls: 200,
+            expect_bearer: 200,
+            expect_user: "pki-mtls-client",
+        },
+        Bound {
+            what: "pki token, other cert",
+            token: &pki_tok,
+            cert: Some(A),
+            expect_mtls: 401,
+            expect_bearer: 200,
+            expect_user: "",
+        },
+        Bound {
+            what: "pki token, no cert",
+            token: &pki_tok,
+            cert: None,
+            expect_mtls: 401,
+            expect_bearer: 200,
+            expect_user: "",
+        },
         // type=mtls alone means mtls.policy=required: an unbound token is refused
-        ("unbound token, cert A", &plain_tok, Some(A), 401, 200, ""),
-        ("unbound token, no cert", &plain_tok, None, 401, 200, ""),
-    ] {
+        Bound {
+            what: "unbound token, cert A",
+            token: &plain_tok,
+            cert: Some(A),
+            expect_mtls: 401,
+            expect_bearer: 200,
+            expect_user: "",
+        },
+        Bound {
+            what: "unbound token, no cert",
+            token: &plain_tok,
+            cert: None,
+            expect_mtls: 401,
+            expect_bearer: 200,
+            expect_user: "",
+        },
+    ];
+    for Bound {
+        what,
+        token: tok,
+        cert,
+        expect_mtls: im,
+        expect_bearer: ib,
+        expect_user: user,
+    } in cases
+    {
         for (loc, want) in [("/im", im), ("/ib", ib)] {
             let r = h
                 .https(&format!("{loc}/env"))
@@ -260,127 +314,137 @@ fn certificate_bound_opaque_tokens() {
 
 #[test]
 fn introspection_endpoint_authentication_methods() {
+    /// Options of one location's introspection verifier and the status a valid token gets there.
+    struct AuthCase<'a> {
+        what: &'a str,
+        opts: Opts,
+        expect_status: u16,
+    }
     let a = real_as();
     let ca = Opts::new().path("introspect.ca_file", &a.pki.ca_cert);
     let auth = |method: &str| ca.clone().kv("introspect.auth", method);
     let wrong_key =
         openssl::pkey::PKey::from_rsa(openssl::rsa::Rsa::generate(2048).unwrap()).unwrap();
-    let rows: Vec<(&str, Opts, u16)> = vec![
-        (
-            "client_secret_basic",
-            auth("client_secret_basic")
+    let rows = vec![
+        AuthCase {
+            what: "client_secret_basic",
+            opts: auth("client_secret_basic")
                 .kv("client_id", RS_CLIENT.0)
                 .kv("client_secret", RS_CLIENT.1),
-            200,
-        ),
-        (
-            "client_secret_basic, wrong secret",
-            auth("client_secret_basic")
+            expect_status: 200,
+        },
+        AuthCase {
+            what: "client_secret_basic, wrong secret",
+            opts: auth("client_secret_basic")
                 .kv("client_id", RS_CLIENT.0)
                 .kv("client_secret", "nope"),
-            401,
-        ),
-        (
-            "client_secret_post",
-            auth("client_secret_post")
+            expect_status: 401,
+        },
+        AuthCase {
+            what: "client_secret_post",
+            opts: auth("client_secret_post")
                 .kv("client_id", POST_CLIENT.0)
                 .kv("client_secret", POST_CLIENT.1),
-            200,
-        ),
-        (
-            "client_secret_post, wrong secret",
-            auth("client_secret_post")
+            expect_status: 200,
+        },
+        AuthCase {
+            what: "client_secret_post, wrong secret",
+            opts: auth("client_secret_post")
                 .kv("client_id", POST_CLIENT.0)
                 .kv("client_secret", "nope"),
-            401,
-        ),
-        (
-            "client_secret_jwt (aud = issuer)",
-            auth("client_secret_jwt")
+            expect_status: 401,
+        },
+        AuthCase {
+            what: "client_secret_jwt (aud = issuer)",
+            opts: auth("client_secret_jwt")
                 .kv("client_id", SECRETJWT_CLIENT.0)
                 .kv("client_secret", SECRETJWT_CLIENT.1)
                 .kv("aud", &a.issuer),
-            200,
-        ),
-        (
-            "client_secret_jwt, wrong secret",
-            auth("client_secret_jwt")
+            expect_status: 200,
+        },
+        AuthCase {
+            what: "client_secret_jwt, wrong secret",
+            opts: auth("client_secret_jwt")
                 .kv("client_id", SECRETJWT_CLIENT.0)
                 .kv(
                     "client_secret",
                     "secretjwt-secret-but-not-the-right-one-0123456789abcdef",
                 )
                 .kv("aud", &a.issuer),
-            401,
-        ),
-        (
-            "private_key_jwt (aud = introspection endpoint)",
-            auth("private_key_jwt")
+            expect_status: 401,
+        },
+        AuthCase {
+            what: "private_key_jwt (aud = introspection endpoint)",
+            opts: auth("private_key_jwt")
                 .kv("client_id", "pkjwt-client")
                 .kv("jwk", a.pkjwt_jwk())
                 .kv("aud", a.introspection_url()),
-            200,
-        ),
-        (
-            "private_key_jwt, wrong key",
-            auth("private_key_jwt")
+            expect_status: 200,
+        },
+        AuthCase {
+            what: "private_key_jwt, wrong key",
+            opts: auth("private_key_jwt")
                 .kv("client_id", "pkjwt-client")
                 .kv("jwk", rsa_private_jwk(&wrong_key, "pkjwt-1"))
                 .kv("aud", a.introspection_url()),
-            401,
-        ),
-        (
-            "private_key_jwt, wrong aud",
-            auth("private_key_jwt")
+            expect_status: 401,
+        },
+        AuthCase {
+            what: "private_key_jwt, wrong aud",
+            opts: auth("private_key_jwt")
                 .kv("client_id", "pkjwt-client")
                 .kv("jwk", a.pkjwt_jwk())
                 .kv("aud", "https://elsewhere.example.test"),
-            401,
-        ),
-        (
-            "client_cert (tls_client_auth)",
-            auth("client_cert")
+            expect_status: 401,
+        },
+        AuthCase {
+            what: "client_cert (tls_client_auth)",
+            opts: auth("client_cert")
                 .kv("client_id", "pki-mtls-client")
                 .path("cert", &a.pki.client_pki_cert)
                 .path("key", &a.pki.client_pki_key),
-            200,
-        ),
-        (
-            "client_cert, certificate of another subject",
-            auth("client_cert")
+            expect_status: 200,
+        },
+        AuthCase {
+            what: "client_cert, certificate of another subject",
+            opts: auth("client_cert")
                 .kv("client_id", "pki-mtls-client")
                 .path("cert", &a.pki.client_other_cert)
                 .path("key", &a.pki.client_other_key),
-            401,
-        ),
-        (
-            "client_cert (self_signed_tls_client_auth)",
-            auth("client_cert")
+            expect_status: 401,
+        },
+        AuthCase {
+            what: "client_cert (self_signed_tls_client_auth)",
+            opts: auth("client_cert")
                 .kv("client_id", "self-signed-mtls-client")
                 .path("cert", &a.pki.client_self_cert)
                 .path("key", &a.pki.client_self_key),
-            200,
-        ),
-        (
-            "basic",
-            auth("basic")
+            expect_status: 200,
+        },
+        AuthCase {
+            what: "basic",
+            opts: auth("basic")
                 .kv("username", RS_CLIENT.0)
                 .kv("password", RS_CLIENT.1),
-            200,
-        ),
-        (
-            "basic, wrong password",
-            auth("basic")
+            expect_status: 200,
+        },
+        AuthCase {
+            what: "basic, wrong password",
+            opts: auth("basic")
                 .kv("username", RS_CLIENT.0)
                 .kv("password", "nope"),
-            401,
-        ),
-        ("none", auth("none").kv("client_id", RS_CLIENT.0), 401),
+            expect_status: 401,
+        },
+        AuthCase {
+            what: "none",
+            opts: auth("none").kv("client_id", RS_CLIENT.0),
+            expect_status: 401,
+        },
     ];
     let body: String = rows
         .iter()
         .enumerate()
-        .map(|(i, (_, o, _))| {
+        .map(|(i, AuthCase { opts: o, .. })| {
             location(
                 &format!("/a{i}"),
                 &verify_line("introspect", &a.introspection_url(), o),
@@ -388,8 +452,16 @@ fn introspection_endpoint_authentication_methods() {
         })
         .collect();
     let h = Httpd::start(HttpdConfig::new(body));
-    let mut f = Failures::default();
-    for (i, (what, _, want)) in rows.iter().enumerate() {
+    let mut f = Failures::new();
+    for (
+        i,
+        AuthCase {
+            what,
+            expect_status: want,
+            ..
+        },
+    ) in rows.iter().enumerate()
+    {
         // a fresh token per location: a result cached for one location must not decide another
         let tok = a.token(AsClient::Basic, "/opaque", "read");
         let r = h.https(&format!("/a{i}/env")).bearer(&tok).send();
@@ -414,7 +486,7 @@ fn metadata_with_jwks_and_introspection() {
         .path("jwks_uri.ca_file", &a.pki.ca_cert);
     let body = location("/m", &verify_line("metadata", &a.discovery_url(), &opts));
     let h = Httpd::start(HttpdConfig::new(body));
-    let mut f = Failures::default();
+    let mut f = Failures::new();
 
     let opaque = a.token(AsClient::Basic, "/opaque", "read write");
     let r = h.https("/m/env").bearer(&opaque).send();
@@ -513,7 +585,7 @@ fn introspection_results_are_not_shared_across_locations() {
     ]
     .concat();
     let h = Httpd::start(HttpdConfig::new(body));
-    let mut f = Failures::default();
+    let mut f = Failures::new();
     let t = a.token(AsClient::Basic, "/opaque", "read");
     let r = h.https("/iv/ok").bearer(&t).send();
     f.expect("/iv (ssl_verify=false)", &r, 200, None);

@@ -23,7 +23,7 @@ fn meta_opts(a: &RealAs) -> Opts {
 }
 
 fn finish(f: Failures, a: &RealAs, h: &Httpd) {
-    if !f.0.is_empty() {
+    if !f.all_passed() {
         eprintln!(
             "--- AS log (tail) ---\n{}\n--- httpd error_log (oauth2 lines, tail) ---\n{}",
             a.log_tail(30),
@@ -65,14 +65,37 @@ fn jwts_of_every_algorithm_through_jwks_uri_and_metadata() {
     ]
     .concat();
     let h = Httpd::start(HttpdConfig::new(body));
-    let mut f = Failures::default();
+    let mut f = Failures::new();
 
-    for (res, alg, kid) in [
-        ("/rs256", "RS256", "rsa-1"),
-        ("/ps256", "PS256", "rsa-1"),
-        ("/es256", "ES256", "ec-p256-1"),
-        ("/eddsa", "EdDSA", "ed25519-1"),
-    ] {
+    /// An AS resource (`res`) whose tokens the AS signs with `alg` under `kid`.
+    struct AsAlg<'a> {
+        res: &'a str,
+        alg: &'a str,
+        kid: &'a str,
+    }
+    let cases = [
+        AsAlg {
+            res: "/rs256",
+            alg: "RS256",
+            kid: "rsa-1",
+        },
+        AsAlg {
+            res: "/ps256",
+            alg: "PS256",
+            kid: "rsa-1",
+        },
+        AsAlg {
+            res: "/es256",
+            alg: "ES256",
+            kid: "ec-p256-1",
+        },
+        AsAlg {
+            res: "/eddsa",
+            alg: "EdDSA",
+            kid: "ed25519-1",
+        },
+    ];
+    for AsAlg { res, alg, kid } in cases {
         let tok = a.token(AsClient::Basic, res, "read write");
         let hd = jwt_header(&tok);
         assert_eq!(hd["alg"], alg, "AS token header for {res}: {hd}");
@@ -127,12 +150,52 @@ fn jwts_of_every_algorithm_through_jwks_uri_and_metadata() {
         real.clone(),
         json!({ "iss": "https://other.example.test" }),
     ));
-    for (what, tok, jwks, jwksiss, meta) in [
-        ("AS key, other iss", &other_iss, 200, 401, 401),
-        ("AS key, AS iss (control)", &same_iss, 200, 200, 200),
-        ("other key under kid rsa-1", &impostor, 401, 401, 401),
-        ("other key and kid, other iss", &foreign, 401, 401, 401),
-    ] {
+    /// A token and its status at `/jwks`, `/jwksiss` and `/meta`.
+    struct IssCase<'a> {
+        what: &'a str,
+        token: &'a str,
+        jwks: u16,
+        jwksiss: u16,
+        meta: u16,
+    }
+    let cases = [
+        IssCase {
+            what: "AS key, other iss",
+            token: &other_iss,
+            jwks: 200,
+            jwksiss: 401,
+            meta: 401,
+        },
+        IssCase {
+            what: "AS key, AS iss (control)",
+            token: &same_iss,
+            jwks: 200,
+            jwksiss: 200,
+            meta: 200,
+        },
+        IssCase {
+            what: "other key under kid rsa-1",
+            token: &impostor,
+            jwks: 401,
+            jwksiss: 401,
+            meta: 401,
+        },
+        IssCase {
+            what: "other key and kid, other iss",
+            token: &foreign,
+            jwks: 401,
+            jwksiss: 401,
+            meta: 401,
+        },
+    ];
+    for IssCase {
+        what,
+        token: tok,
+        jwks,
+        jwksiss,
+        meta,
+    } in cases
+    {
         for (loc, want) in [("/jwks", jwks), ("/jwksiss", jwksiss), ("/meta", meta)] {
             let r = h.https(&format!("{loc}/env")).bearer(tok).send();
             f.expect(
@@ -223,7 +286,7 @@ fn key_fetch_tls_trust() {
     // process a request lands in)
     let h = Httpd::start(HttpdConfig::new(body).server(single_process()));
     let fresh = || a.token(AsClient::Basic, "/es256", "read");
-    let mut f = Failures::default();
+    let mut f = Failures::new();
     for (loc, want) in [
         ("/noca", 401),
         ("/wrongca", 401),
@@ -335,62 +398,115 @@ fn certificate_bound_jwts_from_the_real_as() {
     assert!(jwt_payload(&plain_tok).get("cnf").is_none());
 
     let tampered = tamper_signature(&self_tok);
-    let mut f = Failures::default();
+    let mut f = Failures::new();
     use ClientCert::{A, B};
-    // (token, cert, /mtls, /mtlsopt, /meta, /bearer); type=mtls alone means mtls.policy=required
-    let rows: [(&str, &String, Option<ClientCert>, [u16; 4]); 9] = [
-        (
-            "self-signed token, its cert",
-            &self_tok,
-            Some(A),
-            [200, 200, 200, 200],
-        ),
-        (
-            "self-signed token, other cert",
-            &self_tok,
-            Some(B),
-            [401, 401, 401, 200],
-        ),
-        (
-            "self-signed token, no cert",
-            &self_tok,
-            None,
-            [401, 401, 401, 200],
-        ),
-        (
-            "pki token, its cert",
-            &pki_tok,
-            Some(B),
-            [200, 200, 200, 200],
-        ),
-        (
-            "pki token, other cert",
-            &pki_tok,
-            Some(A),
-            [401, 401, 401, 200],
-        ),
-        ("pki token, no cert", &pki_tok, None, [401, 401, 401, 200]),
-        (
-            "unbound token, cert A",
-            &plain_tok,
-            Some(A),
-            [401, 200, 401, 200],
-        ),
-        (
-            "unbound token, no cert",
-            &plain_tok,
-            None,
-            [401, 200, 401, 200],
-        ),
-        (
-            "self-signed token, its cert, tampered",
-            &tampered,
-            Some(A),
-            [401; 4],
-        ),
+    /// A token, the certificate presented, and the status at each location; `type=mtls` alone
+    /// means `mtls.policy=required`.
+    struct Bound<'a> {
+        what: &'a str,
+        token: &'a str,
+        cert: Option<ClientCert>,
+        mtls: u16,
+        mtlsopt: u16,
+        meta: u16,
+        bearer: u16,
+    }
+    let rows = [
+        Bound {
+            what: "self-signed token, its cert",
+            token: &self_tok,
+            cert: Some(A),
+            mtls: 200,
+            mtlsopt: 200,
+            meta: 200,
+            bearer: 200,
+        },
+        Bound {
+            what: "self-signed token, other cert",
+            token: &self_tok,
+            cert: Some(B),
+            mtls: 401,
+            mtlsopt: 401,
+            meta: 401,
+            bearer: 200,
+        },
+        Bound {
+            what: "self-signed token, no cert",
+            token: &self_tok,
+            cert: None,
+            mtls: 401,
+            mtlsopt: 401,
+            meta: 401,
+            bearer: 200,
+        },
+        Bound {
+            what: "pki token, its cert",
+            token: &pki_tok,
+            cert: Some(B),
+            mtls: 200,
+            mtlsopt: 200,
+            meta: 200,
+            bearer: 200,
+        },
+        Bound {
+            what: "pki token, other cert",
+            token: &pki_tok,
+            cert: Some(A),
+            mtls: 401,
+            mtlsopt: 401,
+            meta: 401,
+            bearer: 200,
+        },
+        Bound {
+            what: "pki token, no cert",
+            token: &pki_tok,
+            cert: None,
+            mtls: 401,
+            mtlsopt: 401,
+            meta: 401,
+            bearer: 200,
+        },
+        Bound {
+            what: "unbound token, cert A",
+            token: &plain_tok,
+            cert: Some(A),
+            mtls: 401,
+            mtlsopt: 200,
+            meta: 401,
+            bearer: 200,
+        },
+        Bound {
+            what: "unbound token, no cert",
+            token: &plain_tok,
+            cert: None,
+            mtls: 401,
+            mtlsopt: 200,
+            meta: 401,
+            bearer: 200,
+        },
+        Bound {
+            what: "self-signed token, its cert, tampered",
+            token: &tampered,
+            cert: Some(A),
+            mtls: 401,
+            mtlsopt: 401,
+            meta: 401,
+            bearer: 401,
+        },
     ];
-    for (what, tok, cert, want) in rows.iter() {
-        for (loc, w) in ["/mtls", "/mtlsopt", "/meta", "/bearer"].iter().zip(want) {
+    for row in &rows {
+        let Bound {
+            what,
+            token: tok,
+            cert,
+            ..
+        } = row;
+        for (loc, w) in [
+            ("/mtls", &row.mtls),
+            ("/mtlsopt", &row.mtlsopt),
+            ("/meta", &row.meta),
+            ("/bearer", &row.bearer),
+        ] {
             let r = h
                 .https(&format!("{loc}/env"))
                 .maybe_cert(*cert)
@@ -402,7 +518,7 @@ fn certificate_bound_jwts_from_the_real_as() {
                 *w,
                 (*w == 401).then_some(INVALID_TOKEN),
             );
-            if *w == 200 && r.status == 200 && *loc == "/mtls" {
+            if *w == 200 && r.status == 200 && loc == "/mtls" {
                 let env = r.env();
                 let want_user = jwt_payload(tok)["client_id"].as_str().unwrap().to_string();
                 f.check(env.get("REMOTE_USER") == Some(&want_user), || {

@@ -1,6 +1,6 @@
-//! `Require oauth2_claim <spec> [<spec> ...]` (reference 5.4): exact values, integers, booleans,
-//! array membership, nested objects, regexes, quoting, OR-ed specs; the denial responses (401
-//! without a challenge, 403 with `AuthzSendForbiddenOnFailure On`, `OAUTH2_BEARER_SCOPE_ERROR`);
+//! `Require oauth2_claim <spec> [<spec> ...]` as the C module has it: exact values, integers,
+//! booleans, array membership, nested objects, regexes, quoting, OR-ed specs; the denial responses
+//! (401 without a challenge, 403 with `AuthzSendForbiddenOnFailure On`, `OAUTH2_BEARER_SCOPE_ERROR`);
 //! `RequireAny` with `Require all granted` not verifying at all; a bad regex refused by
 //! `apache2 -t`.
 
@@ -41,66 +41,78 @@ fn rich(sub: &str) -> Value {
 fn claim_specs() {
     let signer = TokenSigner::rsa("one");
     let verify = format!("OAuth2TokenVerify jwk {}", signer.jwk_arg());
-    // (specs after `Require oauth2_claim`, granted for the rich token)
-    let specs: Vec<(&str, bool)> = vec![
+    /// The specs after `Require oauth2_claim`, and whether the rich token is granted.
+    struct Spec {
+        spec: &'static str,
+        granted: bool,
+    }
+    let granted = |spec| Spec {
+        spec,
+        granted: true,
+    };
+    let denied = |spec| Spec {
+        spec,
+        granted: false,
+    };
+    let specs: Vec<Spec> = vec![
         // exact string equality, whitespace included
-        ("\"scope:read write\"", true),
-        ("'scope:read write'", true),
-        ("scope:readwrite", false),
-        ("scope:read", false),
-        ("\"scope:read  write\"", false),
-        ("\"scope: read write\"", false),
-        ("scope:READ", false),
-        ("sub:joe", true),
-        ("sub:Joe", false),
-        ("sub:jo", false),
-        ("num_str:42", true),
+        granted("\"scope:read write\""),
+        granted("'scope:read write'"),
+        denied("scope:readwrite"),
+        denied("scope:read"),
+        denied("\"scope:read  write\""),
+        denied("\"scope: read write\""),
+        denied("scope:READ"),
+        granted("sub:joe"),
+        denied("sub:Joe"),
+        denied("sub:jo"),
+        granted("num_str:42"),
         // integers
-        ("level:3", true),
-        ("level:4", false),
-        ("level:abc", false),
+        granted("level:3"),
+        denied("level:4"),
+        denied("level:abc"),
         // booleans
-        ("admin:true", true),
-        ("admin:false", false),
-        ("off:false", true),
-        ("off:true", false),
+        granted("admin:true"),
+        denied("admin:false"),
+        granted("off:false"),
+        denied("off:true"),
         // arrays: membership
-        ("roles:admin", true),
-        ("roles:user", true),
-        ("roles:root", false),
-        ("roles:adm", false),
-        ("roles.admin", true),
-        ("roles.root", false),
-        ("scopes:one", true),
+        granted("roles:admin"),
+        granted("roles:user"),
+        denied("roles:root"),
+        denied("roles:adm"),
+        granted("roles.admin"),
+        denied("roles.root"),
+        granted("scopes:one"),
         // nested objects
-        ("nested.level:3", true),
-        ("nested.level:4", false),
-        ("\"nested.name:x y\"", true),
-        ("nested.name:x", false),
-        ("a.b.c:v", true),
-        ("a.b.c:w", false),
-        ("a.b:v", false),
-        ("a.x.c:v", false),
+        granted("nested.level:3"),
+        denied("nested.level:4"),
+        granted("\"nested.name:x y\""),
+        denied("nested.name:x"),
+        granted("a.b.c:v"),
+        denied("a.b.c:w"),
+        denied("a.b:v"),
+        denied("a.x.c:v"),
         // regexes on strings and string arrays
-        (r"scope~(^|\s)read($|\s)", true),
-        (r"scope~(^|\s)write($|\s)", true),
-        (r"scope~(^|\s)delete($|\s)", false),
-        ("scope~^read$", false),
-        ("scopes~^three$", true),
-        ("scopes~^thr$", false),
-        ("scopes~^t", true),
-        ("level~3", false),
+        granted(r"scope~(^|\s)read($|\s)"),
+        granted(r"scope~(^|\s)write($|\s)"),
+        denied(r"scope~(^|\s)delete($|\s)"),
+        denied("scope~^read$"),
+        granted("scopes~^three$"),
+        denied("scopes~^thr$"),
+        granted("scopes~^t"),
+        denied("level~3"),
         // unknown claims
-        ("nosuch:x", false),
-        ("nosuch~.", false),
+        denied("nosuch:x"),
+        denied("nosuch~."),
         // several specs are OR-ed
-        ("level:9 roles:admin", true),
-        ("level:9 roles:root", false),
-        ("nosuch:1 \"scope:read write\"", true),
-        ("scope:read scope:write sub:joe", true),
+        granted("level:9 roles:admin"),
+        denied("level:9 roles:root"),
+        granted("nosuch:1 \"scope:read write\""),
+        granted("scope:read scope:write sub:joe"),
     ];
     let mut body = String::new();
-    for (i, (spec, _)) in specs.iter().enumerate() {
+    for (i, Spec { spec, .. }) in specs.iter().enumerate() {
         body.push_str(&claim_location(
             &format!("/r{i}"),
             &verify,
@@ -129,7 +141,7 @@ fn claim_specs() {
     ));
     let h = Httpd::start(HttpdConfig::new(body));
     let tok = signer.mint(&rich("joe"));
-    let mut f = Failures::default();
+    let mut f = Failures::new();
     let expect = |f: &mut Failures, what: &str, r: &Response, granted: bool| {
         if granted {
             f.expect(what, r, 200, None);
@@ -146,7 +158,7 @@ fn claim_specs() {
             );
         }
     };
-    for (i, (spec, granted)) in specs.iter().enumerate() {
+    for (i, Spec { spec, granted }) in specs.iter().enumerate() {
         let r = h.https(&format!("/r{i}/ok")).bearer(&tok).send();
         expect(
             &mut f,
@@ -160,62 +172,81 @@ fn claim_specs() {
         expect(&mut f, loc, &r, granted);
     }
     // other tokens against some of the same locations
-    let idx = |s: &str| specs.iter().position(|(x, _)| *x == s).unwrap();
-    let variants: Vec<(&str, Value, bool)> = vec![
-        (
-            "nested.level:3",
-            with(claims("joe"), json!({ "nested": { "level": "3" } })),
-            true,
-        ),
-        ("level:3", claims("joe"), false),
-        (
-            "level:3",
-            with(claims("joe"), json!({ "level": "3" })),
-            true,
-        ),
-        (
-            "roles:admin",
-            with(claims("joe"), json!({ "roles": "admin" })),
-            true,
-        ),
-        (
-            "roles:admin",
-            with(claims("joe"), json!({ "roles": [] })),
-            false,
-        ),
-        (
-            "\"scope:read write\"",
-            with(claims("joe"), json!({ "scope": "readwrite" })),
-            false,
-        ),
-        (
-            r"scope~(^|\s)read($|\s)",
-            with(claims("joe"), json!({ "scope": "openid read" })),
-            true,
-        ),
-        (
-            r"scope~(^|\s)read($|\s)",
-            with(claims("joe"), json!({ "scope": "reader" })),
-            false,
-        ),
-        (
-            "scopes~^three$",
-            with(claims("joe"), json!({ "scopes": "three" })),
-            true,
-        ),
-        (
-            "admin:true",
-            with(claims("joe"), json!({ "admin": "true" })),
-            true,
-        ),
-        (
-            "admin:true",
-            with(claims("joe"), json!({ "admin": 1 })),
-            false,
-        ),
-        ("sub:joe", claims("ann"), false),
+    let idx = |s: &str| specs.iter().position(|x| x.spec == s).unwrap();
+    /// One of the specs above, another token's claims, and whether they are granted.
+    struct Variant {
+        spec: &'static str,
+        claims: Value,
+        granted: bool,
+    }
+    let variants: Vec<Variant> = vec![
+        Variant {
+            spec: "nested.level:3",
+            claims: with(claims("joe"), json!({ "nested": { "level": "3" } })),
+            granted: true,
+        },
+        Variant {
+            spec: "level:3",
+            claims: claims("joe"),
+            granted: false,
+        },
+        Variant {
+            spec: "level:3",
+            claims: with(claims("joe"), json!({ "level": "3" })),
+            granted: true,
+        },
+        Variant {
+            spec: "roles:admin",
+            claims: with(claims("joe"), json!({ "roles": "admin" })),
+            granted: true,
+        },
+        Variant {
+            spec: "roles:admin",
+            claims: with(claims("joe"), json!({ "roles": [] })),
+            granted: false,
+        },
+        Variant {
+            spec: "\"scope:read write\"",
+            claims: with(claims("joe"), json!({ "scope": "readwrite" })),
+            granted: false,
+        },
+        Variant {
+            spec: r"scope~(^|\s)read($|\s)",
+            claims: with(claims("joe"), json!({ "scope": "openid read" })),
+            granted: true,
+        },
+        Variant {
+            spec: r"scope~(^|\s)read($|\s)",
+            claims: with(claims("joe"), json!({ "scope": "reader" })),
+            granted: false,
+        },
+        Variant {
+            spec: "scopes~^three$",
+            claims: with(claims("joe"), json!({ "scopes": "three" })),
+            granted: true,
+        },
+        Variant {
+            spec: "admin:true",
+            claims: with(claims("joe"), json!({ "admin": "true" })),
+            granted: true,
+        },
+        Variant {
+            spec: "admin:true",
+            claims: with(claims("joe"), json!({ "admin": 1 })),
+            granted: false,
+        },
+        Variant {
+            spec: "sub:joe",
+            claims: claims("ann"),
+            granted: false,
+        },
     ];
-    for (spec, c, granted) in &variants {
+    for Variant {
+        spec,
+        claims: c,
+        granted,
+    } in &variants
+    {
         let r = h
             .https(&format!("/r{}/ok", idx(spec)))
             .bearer(&signer.mint(c))
@@ -264,12 +295,36 @@ fn denial_responses() {
     let good = signer.mint(&with(claims("joe"), json!({ "level": 3 })));
     let low = signer.mint(&with(claims("joe"), json!({ "level": 1 })));
     let realm_error = with_realm(SCOPE_ERROR, "my realm");
-    let mut f = Failures::default();
-    for (loc, status, scope_error) in [
-        ("/deny", 401, SCOPE_ERROR),
-        ("/realm", 401, realm_error.as_str()),
-        ("/forbid", 403, SCOPE_ERROR),
-    ] {
+    let mut f = Failures::new();
+    /// A location that denies the low token: its status and `OAUTH2_BEARER_SCOPE_ERROR`.
+    struct Denial<'a> {
+        loc: &'a str,
+        expect_status: u16,
+        expect_scope_error: &'a str,
+    }
+    let cases = [
+        Denial {
+            loc: "/deny",
+            expect_status: 401,
+            expect_scope_error: SCOPE_ERROR,
+        },
+        Denial {
+            loc: "/realm",
+            expect_status: 401,
+            expect_scope_error: realm_error.as_str(),
+        },
+        Denial {
+            loc: "/forbid",
+            expect_status: 403,
+            expect_scope_error: SCOPE_ERROR,
+        },
+    ];
+    for Denial {
+        loc,
+        expect_status: status,
+        expect_scope_error: scope_error,
+    } in cases
+    {
         let mark = h.log_mark();
         let r = h.https(&format!("{loc}/ok")).bearer(&low).send();
         f.check(r.status == status, || {
@@ -338,7 +393,7 @@ fn require_any_with_all_granted_does_not_verify() {
         "<RequireAny>\nRequire oauth2_claim x:y\nRequire all granted\n</RequireAny>",
     )));
     let good = signer.mint(&with(claims("joe"), json!({ "x": "y" })));
-    let mut f = Failures::default();
+    let mut f = Failures::new();
     for (what, token) in [
         ("no token", None),
         ("valid token", Some(good.clone())),
@@ -378,7 +433,7 @@ fn require_any_with_all_granted_does_not_verify() {
 fn bad_regex_fails_the_configuration_test() {
     let signer = TokenSigner::rsa("one");
     let verify = format!("OAuth2TokenVerify jwk {}", signer.jwk_arg());
-    let mut f = Failures::default();
+    let mut f = Failures::new();
     for spec in ["scope~(", "scope~[a-", "sub:joe scopes~(?<x"] {
         let t = Httpd::config_test(HttpdConfig::new(claim_location(
             "/p",

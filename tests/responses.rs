@@ -42,93 +42,108 @@ fn exact_challenges() {
     let no_sub = signer.mint(&without(claims("joe"), "sub"));
     let num_sub = signer.mint(&with(claims("joe"), json!({ "sub": 5 })));
     let null_sub = signer.mint(&with(claims("joe"), json!({ "sub": null })));
-    let mut f = Failures::default();
+    let mut f = Failures::new();
 
-    let cases: Vec<(&str, Vec<String>, u16, Option<&str>)> = vec![
-        ("no token", vec![], 401, Some(NO_TOKEN)),
-        (
-            "wrong scheme Basic xyz",
-            vec!["Authorization: Basic xyz".into()],
-            401,
-            Some(NO_TOKEN),
-        ),
-        (
-            "bad signature",
-            vec![format!("Authorization: Bearer {bad_sig}")],
-            401,
-            Some(INVALID_TOKEN),
-        ),
-        (
-            "expired",
-            vec![format!("Authorization: Bearer {expired}")],
-            401,
-            Some(INVALID_TOKEN),
-        ),
-        (
-            "signed by another key with the same kid",
-            vec![format!("Authorization: Bearer {other_key}")],
-            401,
-            Some(INVALID_TOKEN),
-        ),
-        (
-            "not a JWT",
-            vec!["Authorization: Bearer abc".into()],
-            401,
-            Some(INVALID_TOKEN),
-        ),
-        (
-            "empty bearer token",
-            vec!["Authorization: Bearer".into()],
-            401,
-            Some(INVALID_TOKEN),
-        ),
-        (
-            "trailing junk after the token",
-            vec![format!("Authorization: Bearer {good} junk")],
-            401,
-            Some(INVALID_TOKEN),
-        ),
-        (
-            "sub missing",
-            vec![format!("Authorization: Bearer {no_sub}")],
-            401,
-            Some(NO_REMOTE_USER),
-        ),
-        (
-            "numeric sub",
-            vec![format!("Authorization: Bearer {num_sub}")],
-            401,
-            Some(NO_REMOTE_USER),
-        ),
-        (
-            "null sub",
-            vec![format!("Authorization: Bearer {null_sub}")],
-            401,
-            Some(NO_REMOTE_USER),
-        ),
-        (
-            "good",
-            vec![format!("Authorization: Bearer {good}")],
-            200,
-            None,
-        ),
+    /// One request to `/p/ok` and to `/realm/ok` (where the challenge carries `realm="my realm"`).
+    struct Case<'a> {
+        name: &'a str,
+        /// The `Authorization` header's value, if any.
+        authorization: Option<String>,
+        status: u16,
+        /// The exact WWW-Authenticate value (without the realm) for a 401.
+        challenge: Option<&'a str>,
+    }
+    let cases = [
+        Case {
+            name: "no token",
+            authorization: None,
+            status: 401,
+            challenge: Some(NO_TOKEN),
+        },
+        Case {
+            name: "wrong scheme Basic xyz",
+            authorization: Some("Basic xyz".into()),
+            status: 401,
+            challenge: Some(NO_TOKEN),
+        },
+        Case {
+            name: "bad signature",
+            authorization: Some(format!("Bearer {bad_sig}")),
+            status: 401,
+            challenge: Some(INVALID_TOKEN),
+        },
+        Case {
+            name: "expired",
+            authorization: Some(format!("Bearer {expired}")),
+            status: 401,
+            challenge: Some(INVALID_TOKEN),
+        },
+        Case {
+            name: "signed by another key with the same kid",
+            authorization: Some(format!("Bearer {other_key}")),
+            status: 401,
+            challenge: Some(INVALID_TOKEN),
+        },
+        Case {
+            name: "not a JWT",
+            authorization: Some("Bearer abc".into()),
+            status: 401,
+            challenge: Some(INVALID_TOKEN),
+        },
+        Case {
+            name: "empty bearer token",
+            authorization: Some("Bearer".into()),
+            status: 401,
+            challenge: Some(INVALID_TOKEN),
+        },
+        Case {
+            name: "trailing junk after the token",
+            authorization: Some(format!("Bearer {good} junk")),
+            status: 401,
+            challenge: Some(INVALID_TOKEN),
+        },
+        Case {
+            name: "sub missing",
+            authorization: Some(format!("Bearer {no_sub}")),
+            status: 401,
+            challenge: Some(NO_REMOTE_USER),
+        },
+        Case {
+            name: "numeric sub",
+            authorization: Some(format!("Bearer {num_sub}")),
+            status: 401,
+            challenge: Some(NO_REMOTE_USER),
+        },
+        Case {
+            name: "null sub",
+            authorization: Some(format!("Bearer {null_sub}")),
+            status: 401,
+            challenge: Some(NO_REMOTE_USER),
+        },
+        Case {
+            name: "good",
+            authorization: Some(format!("Bearer {good}")),
+            status: 200,
+            challenge: None,
+        },
     ];
-    for (name, headers, status, challenge) in &cases {
+    for case in &cases {
+        let name = case.name;
         for (loc, with_realm_prefix) in [("/p", false), ("/realm", true)] {
             let mut req = h.https(&format!("{loc}/ok"));
-            for hd in headers {
-                req = req.header(hd);
+            if let Some(v) = &case.authorization {
+                req = req.header(&format!("Authorization: {v}"));
             }
             let r = req.send();
-            let want = challenge.map(|c| {
+            let want = case.challenge.map(|c| {
                 if with_realm_prefix {
                     with_realm(c, realm)
                 } else {
                     c.to_string()
                 }
             });
-            f.expect(&format!("{loc} | {name}"), &r, *status, want.as_deref());
-            f.check(*status != 200 || r.www_authenticate().is_none(), || {
+            f.expect(&format!("{loc} | {name}"), &r, case.status, want.as_deref());
+            f.check(case.status != 200 || r.www_authenticate().is_none(), || {
                 format!("{loc} | {name}: WWW-Authenticate on success")
             });
         }
@@ -164,7 +179,7 @@ fn bearer_scheme_is_case_insensitive() {
     let signer = TokenSigner::rsa("one");
     let h = Httpd::start(HttpdConfig::new(body(&signer.jwk_arg(), "unused")));
     let tok = signer.mint(&claims("joe"));
-    let mut f = Failures::default();
+    let mut f = Failures::new();
     for scheme in ["Bearer", "bearer", "BEARER", "bEaReR"] {
         let r = h
             .https("/p/env")
@@ -209,7 +224,7 @@ fn token_from_environment_variable() {
     let h = Httpd::start(HttpdConfig::new(body(&signer.jwk_arg(), &static_tok)));
     let alice = signer.mint(&claims("alice"));
     let bob = signer.mint(&claims("bob"));
-    let mut f = Failures::default();
+    let mut f = Failures::new();
 
     // SetEnvIf from a request header
     let r = h
@@ -304,27 +319,45 @@ fn one_log_line_per_refusal_and_never_the_token() {
     let no_sub = signer.mint(&without(claims("joe"), "sub"));
     let all_tokens = [&good, &bad_sig, &expired, &bound_b, &no_sub];
 
-    // (name, path, token, cert); every one of these is refused
-    let refusals: Vec<(&str, &str, Option<&String>, Option<ClientCert>)> = vec![
-        ("no token", "/p/ok", None, None),
-        ("bad signature", "/p/ok", Some(&bad_sig), None),
-        ("expired", "/p/ok", Some(&expired), None),
-        (
+    /// A request that is refused.
+    struct Refusal<'a> {
+        name: &'a str,
+        path: &'a str,
+        token: Option<&'a String>,
+        cert: Option<ClientCert>,
+    }
+    let refusal = |name, path, token, cert| Refusal {
+        name,
+        path,
+        token,
+        cert,
+    };
+    let refusals = [
+        refusal("no token", "/p/ok", None, None),
+        refusal("bad signature", "/p/ok", Some(&bad_sig), None),
+        refusal("expired", "/p/ok", Some(&expired), None),
+        refusal(
             "certificate mismatch",
             "/mtls/ok",
             Some(&bound_b),
             Some(ClientCert::A),
         ),
-        ("no certificate", "/mtls/ok", Some(&bound_b), None),
-        ("unbound under required", "/mtls/ok", Some(&good), None),
-        ("no remote user", "/p/ok", Some(&no_sub), None),
+        refusal("no certificate", "/mtls/ok", Some(&bound_b), None),
+        refusal("unbound under required", "/mtls/ok", Some(&good), None),
+        refusal("no remote user", "/p/ok", Some(&no_sub), None),
     ];
-    let mut f = Failures::default();
+    let mut f = Failures::new();
     let mut marks = vec![];
-    for (name, path, tok, cert) in &refusals {
+    for Refusal {
+        name,
+        path,
+        token,
+        cert,
+    } in &refusals
+    {
         marks.push(h.log_mark());
         let mut req = h.https(path).maybe_cert(*cert);
-        if let Some(t) = tok {
+        if let Some(t) = token {
             req = req.bearer(t);
         }
         let r = req.send();
@@ -345,7 +378,7 @@ fn one_log_line_per_refusal_and_never_the_token() {
     let _ = h.http("/none/ok").send();
     marks.push(h.log_mark());
 
-    for (i, (name, ..)) in refusals.iter().enumerate() {
+    for (i, Refusal { name, .. }) in refusals.iter().enumerate() {
         let window = h.log_between(marks[i], marks[i + 1]);
         let lines = oauth2_refusal_lines(&window);
         f.check(lines.len() == 1, || {

@@ -1,4 +1,4 @@
-//! `OAuth2TargetPass` (reference 1.3, 5.2, 5.3): `envvars`/`headers` flags (independent),
+//! `OAuth2TargetPass` as the C module has it: `envvars`/`headers` flags (independent),
 //! `authn_header`, `prefix`, `remote_user_claim`, `json_payload_claim`, `encoding`, one line setting
 //! only what it names, spoofed headers scrubbed on every path, and the configuration errors.
 
@@ -174,7 +174,7 @@ fn flags_prefix_and_authn_header() {
             ("OAUTH2_CLAIM_access_token", b(&tok)),
         ]
     };
-    let mut f = Failures::default();
+    let mut f = Failures::new();
     // defaults: both variables and headers
     check(
         &mut f,
@@ -349,7 +349,7 @@ fn remote_user_claim_and_json_payload_claim() {
         &[("jsonmin", "OAuth2TargetPass json_payload_claim=n".into())],
     ));
     let h = Httpd::start(HttpdConfig::new(body));
-    let mut f = Failures::default();
+    let mut f = Failures::new();
 
     // remote_user_claim
     let with_email = signer.mint(&with(claims("joe"), json!({ "email": "joe@example.com" })));
@@ -505,55 +505,66 @@ fn encodings() {
     let utf8 = "Cem \u{d6}zdemir".as_bytes().to_vec();
     assert_eq!(utf8, b"Cem \xc3\x96zdemir");
     let city_utf8 = "\u{6771}\u{4eac}".as_bytes().to_vec();
-    type Row = (&'static str, &'static str, Vec<(&'static str, Vec<u8>)>);
+    /// A location (`/<loc>/env` and `/px-<loc>/x`), the prefix of its variables, and the claim
+    /// values (after the location's `encoding`) the backend must get.
+    struct Row {
+        loc: &'static str,
+        prefix: &'static str,
+        expect: Vec<(&'static str, Vec<u8>)>,
+    }
     let rows: Vec<Row> = vec![
-        (
-            "dflt",
-            "OAUTH2_CLAIM_",
-            vec![
+        Row {
+            loc: "dflt",
+            prefix: "OAUTH2_CLAIM_",
+            expect: vec![
                 ("name", utf8.clone()),
                 ("city", city_utf8.clone()),
                 ("plain", b"plain".to_vec()),
             ],
-        ),
-        (
-            "none",
-            "OAUTH2_CLAIM_",
-            vec![
+        },
+        Row {
+            loc: "none",
+            prefix: "OAUTH2_CLAIM_",
+            expect: vec![
                 ("name", utf8.clone()),
                 ("city", city_utf8.clone()),
                 ("plain", b"plain".to_vec()),
             ],
-        ),
-        (
-            "latin1",
-            "OAUTH2_CLAIM_",
-            vec![
+        },
+        Row {
+            loc: "latin1",
+            prefix: "OAUTH2_CLAIM_",
+            expect: vec![
                 ("name", b"Cem \xd6zdemir".to_vec()),
                 ("city", b"??".to_vec()),
                 ("plain", b"plain".to_vec()),
             ],
-        ),
-        (
-            "b64",
-            "OAUTH2_CLAIM_",
-            vec![
+        },
+        Row {
+            loc: "b64",
+            prefix: "OAUTH2_CLAIM_",
+            expect: vec![
                 ("name", b"Q2VtIMOWemRlbWly".to_vec()),
                 ("city", b64url(&city_utf8).into_bytes()),
                 ("plain", b"cGxhaW4".to_vec()),
             ],
-        ),
-        (
-            "later",
-            "E_",
-            vec![
+        },
+        Row {
+            loc: "later",
+            prefix: "E_",
+            expect: vec![
                 ("name", b"Cem \xd6zdemir".to_vec()),
                 ("plain", b"plain".to_vec()),
             ],
-        ),
+        },
     ];
-    let mut f = Failures::default();
-    for (loc, prefix, expect) in &rows {
+    let mut f = Failures::new();
+    for Row {
+        loc,
+        prefix,
+        expect,
+    } in &rows
+    {
         let r = h.https(&format!("/{loc}/env")).bearer(&tok).send();
         f.expect(&format!("/{loc} CGI"), &r, 200, None);
         if r.status == 200 {
@@ -613,17 +624,41 @@ fn each_variable_arrives_once_with_the_verified_value() {
         &backend,
         &[("preset", preset), ("plain", echo.to_string())],
     )));
-    let mut f = Failures::default();
+    let mut f = Failures::new();
     let distinct = signer.mint(&with(claims("joe"), json!({"role": "admin"})));
     let colliding = signer.mint(&with(
         claims("joe"),
         json!({"role": "admin", "SUB": "other"}),
     ));
-    for (name, tok, sub) in [
-        ("preset", &distinct, "joe"),
-        ("preset", &colliding, "other"),
-        ("plain", &colliding, "other"),
-    ] {
+    /// A token sent to `/<name>/env`, and the `OAUTH2_CLAIM_sub` value that must win.
+    struct Collision<'a> {
+        name: &'a str,
+        token: &'a str,
+        sub: &'a str,
+    }
+    let cases = [
+        Collision {
+            name: "preset",
+            token: &distinct,
+            sub: "joe",
+        },
+        Collision {
+            name: "preset",
+            token: &colliding,
+            sub: "other",
+        },
+        Collision {
+            name: "plain",
+            token: &colliding,
+            sub: "other",
+        },
+    ];
+    for Collision {
+        name,
+        token: tok,
+        sub,
+    } in cases
+    {
         let r = h.https(&format!("/{name}/env")).bearer(tok).send();
         f.expect(&format!("/{name} CGI"), &r, 200, None);
         let entries: Vec<String> = r
@@ -699,18 +734,65 @@ fn spoofed_headers_are_scrubbed_on_every_path() {
         "oauth2-claim-sub: spoof2",
         "Oauth2_Claim_Role: spoof3",
     ];
-    let mut f = Failures::default();
-    type Case<'a> = (&'a str, &'a [&'a str], Option<String>, u16);
+    let mut f = Failures::new();
+    /// A request with spoofed headers (and `token`, if any) to `<loc>/x`.
+    struct Case<'a> {
+        loc: &'a str,
+        spoofs: &'a [&'a str],
+        token: Option<String>,
+        expect_status: u16,
+    }
     let cases: Vec<Case> = vec![
-        ("/sp", &spoofs_sp, Some(tok.clone()), 200),
-        ("/sp", &spoofs_sp, None, 401),
-        ("/sp", &spoofs_sp, Some(tamper_signature(&tok)), 401),
-        ("/sp", &spoofs_sp, Some("not-a-jwt".into()), 401),
-        ("/dflt", &spoofs_dflt, Some(tok.clone()), 200),
-        ("/dflt", &spoofs_dflt, None, 401),
-        ("/dflt", &spoofs_dflt, Some(tamper_signature(&tok)), 401),
+        Case {
+            loc: "/sp",
+            spoofs: &spoofs_sp,
+            token: Some(tok.clone()),
+            expect_status: 200,
+        },
+        Case {
+            loc: "/sp",
+            spoofs: &spoofs_sp,
+            token: None,
+            expect_status: 401,
+        },
+        Case {
+            loc: "/sp",
+            spoofs: &spoofs_sp,
+            token: Some(tamper_signature(&tok)),
+            expect_status: 401,
+        },
+        Case {
+            loc: "/sp",
+            spoofs: &spoofs_sp,
+            token: Some("not-a-jwt".into()),
+            expect_status: 401,
+        },
+        Case {
+            loc: "/dflt",
+            spoofs: &spoofs_dflt,
+            token: Some(tok.clone()),
+            expect_status: 200,
+        },
+        Case {
+            loc: "/dflt",
+            spoofs: &spoofs_dflt,
+            token: None,
+            expect_status: 401,
+        },
+        Case {
+            loc: "/dflt",
+            spoofs: &spoofs_dflt,
+            token: Some(tamper_signature(&tok)),
+            expect_status: 401,
+        },
     ];
-    for (loc, spoofs, token, status) in &cases {
+    for Case {
+        loc,
+        spoofs,
+        token,
+        expect_status: status,
+    } in &cases
+    {
         let what = format!(
             "{loc} {}",
             match (token, status) {
@@ -789,7 +871,7 @@ fn configuration_errors() {
     let verify = format!("OAuth2TokenVerify jwk {}", signer.jwk_arg());
     let flag = "value must be \"true\", \"false\", \"1\", \"0\",  \"on\" or \"off\"";
     let enc = "unknown value for encoding: must be one of \"latin1\", \"base64url\" or \"none\"";
-    let mut f = Failures::default();
+    let mut f = Failures::new();
     for (line, want) in [
         ("OAuth2TargetPass encoding=utf8", enc),
         ("OAuth2TargetPass encoding=LATIN1", enc),
@@ -805,7 +887,7 @@ fn configuration_errors() {
             Ok(m) => f.check(m == want, || {
                 format!("{line}: message {m:?}, expected {want:?}")
             }),
-            Err(e) => f.0.push(format!("{line}: {e}")),
+            Err(e) => f.fail(format!("{line}: {e}")),
         }
     }
     // valid values pass

@@ -1,4 +1,4 @@
-//! `OAuth2AcceptTokenIn` (reference 1.2, 4): the six methods and their options, accumulation,
+//! `OAuth2AcceptTokenIn` as the C module has it: the six methods and their options, accumulation,
 //! the fixed lookup order, the `Basic` challenge, `strip` semantics as the backend sees them, and
 //! request bodies reaching the backend intact (also when the module read them to look for a token).
 
@@ -157,18 +157,32 @@ fn methods_options_and_lookup_order() {
     let cookie = |v: String| format!("Cookie: {v}");
 
     // (location, query string, request, expected status, challenge, REMOTE_USER at the CGI)
-    type Row = (
-        &'static str,
-        String,
-        Rq,
-        u16,
-        Option<&'static str>,
-        &'static str,
-    );
-    let ok = |loc: &'static str, q: String, r: Rq, user: &'static str| -> Row {
-        (loc, q, r, 200, None, user)
+    /// A request to `<loc>/body<query>` and what it must get; `expect_user` is the `REMOTE_USER`
+    /// (the token that was found) for a 200.
+    struct Row {
+        loc: &'static str,
+        query: String,
+        req: Rq,
+        expect_status: u16,
+        expect_challenge: Option<&'static str>,
+        expect_user: &'static str,
+    }
+    let ok = |loc: &'static str, query: String, req: Rq, expect_user: &'static str| Row {
+        loc,
+        query,
+        req,
+        expect_status: 200,
+        expect_challenge: None,
+        expect_user,
     };
-    let no = |loc: &'static str, q: String, r: Rq| -> Row { (loc, q, r, 401, Some(NO_TOKEN), "") };
+    let no = |loc: &'static str, query: String, req: Rq| Row {
+        loc,
+        query,
+        req,
+        expect_status: 401,
+        expect_challenge: Some(NO_TOKEN),
+        expect_user: "",
+    };
     let nq = String::new;
     let q = |s: String| format!("?{s}");
     let rows: Vec<Row> = vec![
@@ -206,14 +220,14 @@ fn methods_options_and_lookup_order() {
         ),
         // `type=` empty: the whole header value is the token
         ok("/hdrraw", nq(), rq().h(format!("X-Token: {t_hdr}")), "hdr"),
-        (
-            "/hdrraw",
-            nq(),
-            rq().h(format!("X-Token: Bearer {t_hdr}")),
-            401,
-            Some(INVALID_TOKEN),
-            "",
-        ),
+        Row {
+            loc: "/hdrraw",
+            query: nq(),
+            req: rq().h(format!("X-Token: Bearer {t_hdr}")),
+            expect_status: 401,
+            expect_challenge: Some(INVALID_TOKEN),
+            expect_user: "",
+        },
         no("/hdrraw", nq(), rq().h(bearer(&t_hdr))),
         ok(
             "/hdrname",
@@ -359,23 +373,30 @@ fn methods_options_and_lookup_order() {
         // basic: the part after the first `:`; the only method -> `Basic` challenge
         ok("/basic", nq(), rq().h(basic("someone", &t_basic)), "basic"),
         ok("/basic", nq(), rq().h(basic("", &t_basic)), "basic"),
-        ("/basic", nq(), rq(), 401, Some(BASIC_NO_TOKEN), ""),
-        (
-            "/basic",
-            nq(),
-            rq().h(bearer(&t_hdr)),
-            401,
-            Some(BASIC_NO_TOKEN),
-            "",
-        ),
-        (
-            "/basic",
-            nq(),
-            rq().h(basic("someone", &tamper_signature(&t_basic))),
-            401,
-            None,
-            "",
-        ),
+        Row {
+            loc: "/basic",
+            query: nq(),
+            req: rq(),
+            expect_status: 401,
+            expect_challenge: Some(BASIC_NO_TOKEN),
+            expect_user: "",
+        },
+        Row {
+            loc: "/basic",
+            query: nq(),
+            req: rq().h(bearer(&t_hdr)),
+            expect_status: 401,
+            expect_challenge: Some(BASIC_NO_TOKEN),
+            expect_user: "",
+        },
+        Row {
+            loc: "/basic",
+            query: nq(),
+            req: rq().h(basic("someone", &tamper_signature(&t_basic))),
+            expect_status: 401,
+            expect_challenge: None,
+            expect_user: "",
+        },
         // basic with another method: the Bearer challenge
         no("/basichdr", nq(), rq()),
         ok("/basichdr", nq(), rq().h(basic("u", &t_basic)), "basic"),
@@ -434,17 +455,28 @@ fn methods_options_and_lookup_order() {
         ok("/all", nq(), rq().h(basic("u", &t_basic)), "basic"),
         no("/all", nq(), rq()),
         // first found wins: a bad header token is not rescued by a good query token
-        (
-            "/all",
-            q(format!("access_token={t_qry}")),
-            rq().h(bearer(&bad)),
-            401,
-            Some(INVALID_TOKEN),
-            "",
-        ),
+        Row {
+            loc: "/all",
+            query: q(format!("access_token={t_qry}")),
+            req: rq().h(bearer(&bad)),
+            expect_status: 401,
+            expect_challenge: Some(INVALID_TOKEN),
+            expect_user: "",
+        },
     ];
-    let mut f = Failures::default();
-    for (i, (loc, query, req, status, challenge, user)) in rows.iter().enumerate() {
+    let mut f = Failures::new();
+    for (
+        i,
+        Row {
+            loc,
+            query,
+            req,
+            expect_status: status,
+            expect_challenge: challenge,
+            expect_user: user,
+        },
+    ) in rows.iter().enumerate()
+    {
         let r = req.send(&h, &format!("{loc}/body{query}"));
         let what = abbrev(
             &format!(
@@ -538,208 +570,218 @@ fn strip_semantics() {
     let ck_hdr = format!("Cookie: a=1; at={t}; b=2");
 
     let v = |s: &str| Some(s.to_string());
-    // (location, query, request headers, expectations: (variable, value or None = absent))
-    type Row = (
-        &'static str,
-        String,
-        Vec<String>,
-        Vec<(&'static str, Option<String>)>,
-    );
+    /// A request to `<loc>/env<query>` with `headers`, and the variables the CGI must see
+    /// (`None`: absent).
+    struct StripRow {
+        loc: &'static str,
+        query: String,
+        headers: Vec<String>,
+        expect: Vec<(&'static str, Option<String>)>,
+    }
     let claim = "OAUTH2_CLAIM_access_token";
-    let rows: Vec<Row> = vec![
+    let rows: Vec<StripRow> = vec![
         // environment: removed by default, kept with strip=off, removed with strip=on
-        (
-            "/dflt",
-            String::new(),
-            vec![env_hdr.clone()],
-            vec![("access_token", None), (claim, v(&t))],
-        ),
-        (
-            "/env",
-            String::new(),
-            vec![env_hdr.clone()],
-            vec![("access_token", None), (claim, v(&t))],
-        ),
-        (
-            "/env-off",
-            String::new(),
-            vec![env_hdr.clone()],
-            vec![("access_token", v(&t)), (claim, v(&t))],
-        ),
-        (
-            "/env-on",
-            String::new(),
-            vec![env_hdr.clone()],
-            vec![("access_token", None), (claim, None)],
-        ),
+        StripRow {
+            loc: "/dflt",
+            query: String::new(),
+            headers: vec![env_hdr.clone()],
+            expect: vec![("access_token", None), (claim, v(&t))],
+        },
+        StripRow {
+            loc: "/env",
+            query: String::new(),
+            headers: vec![env_hdr.clone()],
+            expect: vec![("access_token", None), (claim, v(&t))],
+        },
+        StripRow {
+            loc: "/env-off",
+            query: String::new(),
+            headers: vec![env_hdr.clone()],
+            expect: vec![("access_token", v(&t)), (claim, v(&t))],
+        },
+        StripRow {
+            loc: "/env-on",
+            query: String::new(),
+            headers: vec![env_hdr.clone()],
+            expect: vec![("access_token", None), (claim, None)],
+        },
         // header
-        (
-            "/dflt",
-            String::new(),
-            vec![bearer.clone()],
-            vec![("HTTP_AUTHORIZATION", v(&bearer_val)), (claim, v(&t))],
-        ),
-        (
-            "/hdr",
-            String::new(),
-            vec![bearer.clone()],
-            vec![("HTTP_AUTHORIZATION", v(&bearer_val)), (claim, v(&t))],
-        ),
-        (
-            "/hdr-off",
-            String::new(),
-            vec![bearer.clone()],
-            vec![("HTTP_AUTHORIZATION", v(&bearer_val)), (claim, v(&t))],
-        ),
-        (
-            "/hdr-on",
-            String::new(),
-            vec![bearer.clone()],
-            vec![("HTTP_AUTHORIZATION", None), (claim, None)],
-        ),
-        (
-            "/hdrx-on",
-            String::new(),
-            vec![format!("X-Token: {t}"), "X-Other: stays".into()],
-            vec![
+        StripRow {
+            loc: "/dflt",
+            query: String::new(),
+            headers: vec![bearer.clone()],
+            expect: vec![("HTTP_AUTHORIZATION", v(&bearer_val)), (claim, v(&t))],
+        },
+        StripRow {
+            loc: "/hdr",
+            query: String::new(),
+            headers: vec![bearer.clone()],
+            expect: vec![("HTTP_AUTHORIZATION", v(&bearer_val)), (claim, v(&t))],
+        },
+        StripRow {
+            loc: "/hdr-off",
+            query: String::new(),
+            headers: vec![bearer.clone()],
+            expect: vec![("HTTP_AUTHORIZATION", v(&bearer_val)), (claim, v(&t))],
+        },
+        StripRow {
+            loc: "/hdr-on",
+            query: String::new(),
+            headers: vec![bearer.clone()],
+            expect: vec![("HTTP_AUTHORIZATION", None), (claim, None)],
+        },
+        StripRow {
+            loc: "/hdrx-on",
+            query: String::new(),
+            headers: vec![format!("X-Token: {t}"), "X-Other: stays".into()],
+            expect: vec![
                 ("HTTP_X_TOKEN", None),
                 (claim, None),
                 ("HTTP_X_OTHER", v("stays")),
             ],
-        ),
+        },
         // query
-        (
-            "/qry",
-            qry.clone(),
-            vec![],
-            vec![("QUERY_STRING", v(&qry_kept)), (claim, v(&t))],
-        ),
-        (
-            "/qry-off",
-            qry.clone(),
-            vec![],
-            vec![("QUERY_STRING", v(&qry_kept)), (claim, v(&t))],
-        ),
-        (
-            "/qry-false",
-            qry.clone(),
-            vec![],
-            vec![("QUERY_STRING", v(&qry_kept)), (claim, v(&t))],
-        ),
-        (
-            "/qry-0",
-            qry.clone(),
-            vec![],
-            vec![("QUERY_STRING", v(&qry_kept)), (claim, v(&t))],
-        ),
-        (
-            "/qry-on",
-            qry.clone(),
-            vec![],
-            vec![("QUERY_STRING", v("a=1&b=2")), (claim, None)],
-        ),
-        (
-            "/qry-true",
-            qry.clone(),
-            vec![],
-            vec![("QUERY_STRING", v("a=1&b=2")), (claim, None)],
-        ),
-        (
-            "/qry-1",
-            qry.clone(),
-            vec![],
-            vec![("QUERY_STRING", v("a=1&b=2")), (claim, None)],
-        ),
-        (
-            "/qry-on",
-            format!("?access_token={t}&z=3&y=%20"),
-            vec![],
-            vec![("QUERY_STRING", v("z=3&y=%20")), (claim, None)],
-        ),
-        (
-            "/qry-on",
-            format!("?access_token={t}"),
-            vec![],
-            vec![("QUERY_STRING", v("")), (claim, None)],
-        ),
+        StripRow {
+            loc: "/qry",
+            query: qry.clone(),
+            headers: vec![],
+            expect: vec![("QUERY_STRING", v(&qry_kept)), (claim, v(&t))],
+        },
+        StripRow {
+            loc: "/qry-off",
+            query: qry.clone(),
+            headers: vec![],
+            expect: vec![("QUERY_STRING", v(&qry_kept)), (claim, v(&t))],
+        },
+        StripRow {
+            loc: "/qry-false",
+            query: qry.clone(),
+            headers: vec![],
+            expect: vec![("QUERY_STRING", v(&qry_kept)), (claim, v(&t))],
+        },
+        StripRow {
+            loc: "/qry-0",
+            query: qry.clone(),
+            headers: vec![],
+            expect: vec![("QUERY_STRING", v(&qry_kept)), (claim, v(&t))],
+        },
+        StripRow {
+            loc: "/qry-on",
+            query: qry.clone(),
+            headers: vec![],
+            expect: vec![("QUERY_STRING", v("a=1&b=2")), (claim, None)],
+        },
+        StripRow {
+            loc: "/qry-true",
+            query: qry.clone(),
+            headers: vec![],
+            expect: vec![("QUERY_STRING", v("a=1&b=2")), (claim, None)],
+        },
+        StripRow {
+            loc: "/qry-1",
+            query: qry.clone(),
+            headers: vec![],
+            expect: vec![("QUERY_STRING", v("a=1&b=2")), (claim, None)],
+        },
+        StripRow {
+            loc: "/qry-on",
+            query: format!("?access_token={t}&z=3&y=%20"),
+            headers: vec![],
+            expect: vec![("QUERY_STRING", v("z=3&y=%20")), (claim, None)],
+        },
+        StripRow {
+            loc: "/qry-on",
+            query: format!("?access_token={t}"),
+            headers: vec![],
+            expect: vec![("QUERY_STRING", v("")), (claim, None)],
+        },
         // cookie
-        (
-            "/ck",
-            String::new(),
-            vec![ck_hdr.clone()],
-            vec![
+        StripRow {
+            loc: "/ck",
+            query: String::new(),
+            headers: vec![ck_hdr.clone()],
+            expect: vec![
                 ("HTTP_COOKIE", v(&format!("a=1; at={t}; b=2"))),
                 (claim, v(&t)),
             ],
-        ),
-        (
-            "/ck-off",
-            String::new(),
-            vec![ck_hdr.clone()],
-            vec![
+        },
+        StripRow {
+            loc: "/ck-off",
+            query: String::new(),
+            headers: vec![ck_hdr.clone()],
+            expect: vec![
                 ("HTTP_COOKIE", v(&format!("a=1; at={t}; b=2"))),
                 (claim, v(&t)),
             ],
-        ),
-        (
-            "/ck-on",
-            String::new(),
-            vec![ck_hdr.clone()],
-            vec![("HTTP_COOKIE", v("a=1; b=2")), (claim, None)],
-        ),
-        (
-            "/ck-on",
-            String::new(),
-            vec![format!("Cookie: a=1;at={t};  b=2")],
-            vec![("HTTP_COOKIE", v("a=1; b=2")), (claim, None)],
-        ),
-        (
-            "/ck-on",
-            String::new(),
-            vec![format!("Cookie: at={t}")],
-            vec![("HTTP_COOKIE", None), (claim, None)],
-        ),
+        },
+        StripRow {
+            loc: "/ck-on",
+            query: String::new(),
+            headers: vec![ck_hdr.clone()],
+            expect: vec![("HTTP_COOKIE", v("a=1; b=2")), (claim, None)],
+        },
+        StripRow {
+            loc: "/ck-on",
+            query: String::new(),
+            headers: vec![format!("Cookie: a=1;at={t};  b=2")],
+            expect: vec![("HTTP_COOKIE", v("a=1; b=2")), (claim, None)],
+        },
+        StripRow {
+            loc: "/ck-on",
+            query: String::new(),
+            headers: vec![format!("Cookie: at={t}")],
+            expect: vec![("HTTP_COOKIE", None), (claim, None)],
+        },
         // basic
-        (
-            "/basic",
-            String::new(),
-            vec![basic_hdr.clone()],
-            vec![("HTTP_AUTHORIZATION", v(&basic_val)), (claim, v(&t))],
-        ),
-        (
-            "/basic-on",
-            String::new(),
-            vec![basic_hdr.clone()],
-            vec![("HTTP_AUTHORIZATION", None), (claim, None)],
-        ),
+        StripRow {
+            loc: "/basic",
+            query: String::new(),
+            headers: vec![basic_hdr.clone()],
+            expect: vec![("HTTP_AUTHORIZATION", v(&basic_val)), (claim, v(&t))],
+        },
+        StripRow {
+            loc: "/basic-on",
+            query: String::new(),
+            headers: vec![basic_hdr.clone()],
+            expect: vec![("HTTP_AUTHORIZATION", None), (claim, None)],
+        },
         // one strip=on line strips whatever method found the token
-        (
-            "/mixed1",
-            String::new(),
-            vec![bearer.clone()],
-            vec![("HTTP_AUTHORIZATION", None), (claim, None)],
-        ),
-        (
-            "/mixed1",
-            qry.clone(),
-            vec![],
-            vec![("QUERY_STRING", v("a=1&b=2")), (claim, None)],
-        ),
-        (
-            "/mixed2",
-            String::new(),
-            vec![bearer.clone()],
-            vec![("HTTP_AUTHORIZATION", None), (claim, None)],
-        ),
-        (
-            "/mixed3",
-            String::new(),
-            vec![env_hdr.clone()],
-            vec![("access_token", None), (claim, None)],
-        ),
+        StripRow {
+            loc: "/mixed1",
+            query: String::new(),
+            headers: vec![bearer.clone()],
+            expect: vec![("HTTP_AUTHORIZATION", None), (claim, None)],
+        },
+        StripRow {
+            loc: "/mixed1",
+            query: qry.clone(),
+            headers: vec![],
+            expect: vec![("QUERY_STRING", v("a=1&b=2")), (claim, None)],
+        },
+        StripRow {
+            loc: "/mixed2",
+            query: String::new(),
+            headers: vec![bearer.clone()],
+            expect: vec![("HTTP_AUTHORIZATION", None), (claim, None)],
+        },
+        StripRow {
+            loc: "/mixed3",
+            query: String::new(),
+            headers: vec![env_hdr.clone()],
+            expect: vec![("access_token", None), (claim, None)],
+        },
     ];
-    let mut f = Failures::default();
-    for (i, (loc, query, headers, expect)) in rows.iter().enumerate() {
+    let mut f = Failures::new();
+    for (
+        i,
+        StripRow {
+            loc,
+            query,
+            headers,
+            expect,
+        },
+    ) in rows.iter().enumerate()
+    {
         let mut req = h.https(&format!("{loc}/env{query}"));
         for l in headers {
             req = req.header(l);
@@ -890,152 +932,160 @@ fn request_bodies_reach_the_backend_intact() {
     let mut binary: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
     binary.extend_from_slice(b"\r\n\r\n0\r\n\r\n");
 
-    // (name, path, headers, body sent, body the backend must receive, CONTENT_LENGTH expected
-    // at the CGI: Some(n) or None = not asserted)
-    type Row = (
-        &'static str,
-        &'static str,
-        Vec<String>,
-        Vec<u8>,
-        Vec<u8>,
-        Option<usize>,
-    );
+    /// A request with a body, and what the backend must receive.
+    struct BodyRow {
+        name: &'static str,
+        path: &'static str,
+        headers: Vec<String>,
+        sent: Vec<u8>,
+        expect_body: Vec<u8>,
+        /// `CONTENT_LENGTH` at the CGI (`None`: not asserted).
+        expect_content_length: Option<usize>,
+    }
     let form = FORM.to_string();
-    let rows: Vec<Row> = vec![
-        (
-            "form with the token, no strip",
-            "/post",
-            vec![form.clone()],
-            small.clone().into(),
-            small.clone().into(),
-            Some(small.len()),
-        ),
-        (
-            "form with the token, no strip, chunked",
-            "/post",
-            vec![form.clone(), chunked.into()],
-            small.clone().into(),
-            small.clone().into(),
-            None,
-        ),
-        (
-            "form with the token, strip=on",
-            "/post-on",
-            vec![form.clone()],
-            small.clone().into(),
-            small_stripped.clone().into(),
-            Some(small_stripped.len()),
-        ),
-        (
-            "form with the token, strip=on, chunked",
-            "/post-on",
-            vec![form.clone(), chunked.into()],
-            small.clone().into(),
-            small_stripped.clone().into(),
-            Some(small_stripped.len()),
-        ),
-        (
-            "form that is only the token, strip=on",
-            "/post-on",
-            vec![form.clone()],
-            format!("access_token={t}").into(),
-            vec![],
-            Some(0),
-        ),
-        (
-            "custom field name, strip=on",
-            "/post-name-on",
-            vec![form.clone()],
-            format!("at={t}&access_token=keep&c=3").into(),
-            b"access_token=keep&c=3".to_vec(),
-            Some(21),
-        ),
-        (
-            "2 MB form, header token",
-            "/dflt",
-            vec![form.clone(), bearer.clone()],
-            big.clone().into(),
-            big.clone().into(),
-            Some(big.len()),
-        ),
-        (
-            "2 MB form, header token, chunked",
-            "/dflt",
-            vec![form.clone(), bearer.clone(), chunked.into()],
-            big.clone().into(),
-            big.clone().into(),
-            None,
-        ),
-        (
-            "JSON body, header token",
-            "/dflt",
-            vec![json_ct.into(), bearer.clone()],
-            json.clone().into(),
-            json.clone().into(),
-            Some(json.len()),
-        ),
-        (
-            "JSON body, header token, chunked",
-            "/dflt",
-            vec![json_ct.into(), bearer.clone(), chunked.into()],
-            json.clone().into(),
-            json.clone().into(),
-            None,
-        ),
-        (
-            "binary body, header token",
-            "/dflt",
-            vec![
+    let rows: Vec<BodyRow> = vec![
+        BodyRow {
+            name: "form with the token, no strip",
+            path: "/post",
+            headers: vec![form.clone()],
+            sent: small.clone().into(),
+            expect_body: small.clone().into(),
+            expect_content_length: Some(small.len()),
+        },
+        BodyRow {
+            name: "form with the token, no strip, chunked",
+            path: "/post",
+            headers: vec![form.clone(), chunked.into()],
+            sent: small.clone().into(),
+            expect_body: small.clone().into(),
+            expect_content_length: None,
+        },
+        BodyRow {
+            name: "form with the token, strip=on",
+            path: "/post-on",
+            headers: vec![form.clone()],
+            sent: small.clone().into(),
+            expect_body: small_stripped.clone().into(),
+            expect_content_length: Some(small_stripped.len()),
+        },
+        BodyRow {
+            name: "form with the token, strip=on, chunked",
+            path: "/post-on",
+            headers: vec![form.clone(), chunked.into()],
+            sent: small.clone().into(),
+            expect_body: small_stripped.clone().into(),
+            expect_content_length: Some(small_stripped.len()),
+        },
+        BodyRow {
+            name: "form that is only the token, strip=on",
+            path: "/post-on",
+            headers: vec![form.clone()],
+            sent: format!("access_token={t}").into(),
+            expect_body: vec![],
+            expect_content_length: Some(0),
+        },
+        BodyRow {
+            name: "custom field name, strip=on",
+            path: "/post-name-on",
+            headers: vec![form.clone()],
+            sent: format!("at={t}&access_token=keep&c=3").into(),
+            expect_body: b"access_token=keep&c=3".to_vec(),
+            expect_content_length: Some(21),
+        },
+        BodyRow {
+            name: "2 MB form, header token",
+            path: "/dflt",
+            headers: vec![form.clone(), bearer.clone()],
+            sent: big.clone().into(),
+            expect_body: big.clone().into(),
+            expect_content_length: Some(big.len()),
+        },
+        BodyRow {
+            name: "2 MB form, header token, chunked",
+            path: "/dflt",
+            headers: vec![form.clone(), bearer.clone(), chunked.into()],
+            sent: big.clone().into(),
+            expect_body: big.clone().into(),
+            expect_content_length: None,
+        },
+        BodyRow {
+            name: "JSON body, header token",
+            path: "/dflt",
+            headers: vec![json_ct.into(), bearer.clone()],
+            sent: json.clone().into(),
+            expect_body: json.clone().into(),
+            expect_content_length: Some(json.len()),
+        },
+        BodyRow {
+            name: "JSON body, header token, chunked",
+            path: "/dflt",
+            headers: vec![json_ct.into(), bearer.clone(), chunked.into()],
+            sent: json.clone().into(),
+            expect_body: json.clone().into(),
+            expect_content_length: None,
+        },
+        BodyRow {
+            name: "binary body, header token",
+            path: "/dflt",
+            headers: vec![
                 "Content-Type: application/octet-stream".into(),
                 bearer.clone(),
             ],
-            binary.clone(),
-            binary.clone(),
-            Some(binary.len()),
-        ),
-        (
-            "small form without the token, read by the module, token in the cookie",
-            "/postck",
-            vec![form.clone(), ck.clone()],
-            b"x=1&y=%26".to_vec(),
-            b"x=1&y=%26".to_vec(),
-            Some(9),
-        ),
-        (
-            "small form, chunked, token in the cookie",
-            "/postck",
-            vec![form.clone(), ck.clone(), chunked.into()],
-            b"x=1&y=%26".to_vec(),
-            b"x=1&y=%26".to_vec(),
-            None,
-        ),
-        (
-            "2 MB form, token in the cookie (over the post limit)",
-            "/postck",
-            vec![form.clone(), ck.clone()],
-            big.clone().into(),
-            big.clone().into(),
-            Some(big.len()),
-        ),
-        (
-            "2 MB form, chunked, token in the cookie (read past the post limit, replayed)",
-            "/postck",
-            vec![form.clone(), ck.clone(), chunked.into()],
-            big.clone().into(),
-            big.clone().into(),
-            None,
-        ),
-        (
-            "JSON body, token in the cookie (not a form)",
-            "/postck",
-            vec![json_ct.into(), ck.clone()],
-            json.clone().into(),
-            json.clone().into(),
-            Some(json.len()),
-        ),
+            sent: binary.clone(),
+            expect_body: binary.clone(),
+            expect_content_length: Some(binary.len()),
+        },
+        BodyRow {
+            name: "small form without the token, read by the module, token in the cookie",
+            path: "/postck",
+            headers: vec![form.clone(), ck.clone()],
+            sent: b"x=1&y=%26".to_vec(),
+            expect_body: b"x=1&y=%26".to_vec(),
+            expect_content_length: Some(9),
+        },
+        BodyRow {
+            name: "small form, chunked, token in the cookie",
+            path: "/postck",
+            headers: vec![form.clone(), ck.clone(), chunked.into()],
+            sent: b"x=1&y=%26".to_vec(),
+            expect_body: b"x=1&y=%26".to_vec(),
+            expect_content_length: None,
+        },
+        BodyRow {
+            name: "2 MB form, token in the cookie (over the post limit)",
+            path: "/postck",
+            headers: vec![form.clone(), ck.clone()],
+            sent: big.clone().into(),
+            expect_body: big.clone().into(),
+            expect_content_length: Some(big.len()),
+        },
+        BodyRow {
+            name: "2 MB form, chunked, token in the cookie (read past the post limit, replayed)",
+            path: "/postck",
+            headers: vec![form.clone(), ck.clone(), chunked.into()],
+            sent: big.clone().into(),
+            expect_body: big.clone().into(),
+            expect_content_length: None,
+        },
+        BodyRow {
+            name: "JSON body, token in the cookie (not a form)",
+            path: "/postck",
+            headers: vec![json_ct.into(), ck.clone()],
+            sent: json.clone().into(),
+            expect_body: json.clone().into(),
+            expect_content_length: Some(json.len()),
+        },
     ];
-    let mut f = Failures::default();
-    for (name, path, headers, sent, want, want_cl) in &rows {
+    let mut f = Failures::new();
+    for BodyRow {
+        name,
+        path,
+        headers,
+        sent,
+        expect_body: want,
+        expect_content_length: want_cl,
+    } in &rows
+    {
         // through a CGI that echoes its stdin
         let mut req = h.https(&format!("{path}/body"));
         for l in headers {

@@ -9,7 +9,6 @@
 //!   per-process caches are observable).
 //!
 //! Needs `node` and, when `tests/realas/node_modules` is missing, `npm` (runs `npm ci`).
-#![allow(dead_code)]
 
 use super::{Httpd, b64url, free_port, poll};
 use openssl::asn1::Asn1Time;
@@ -45,7 +44,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Percent-encode an option value for a `a=b&c=d` options string: everything except ALPHA,
 /// DIGIT and `-._~/:` is `%XX`.
-pub fn pct(s: &str) -> String {
+pub(crate) fn pct(s: &str) -> String {
     let mut o = String::new();
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || b"-._~/:".contains(&b) {
@@ -58,7 +57,7 @@ pub fn pct(s: &str) -> String {
 }
 
 /// Percent-decode (`+` = space), as in `application/x-www-form-urlencoded`.
-pub fn form_unescape(s: &str) -> String {
+pub(crate) fn form_unescape(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
@@ -83,7 +82,7 @@ pub fn form_unescape(s: &str) -> String {
 }
 
 /// Parse a form-encoded body into (name, value) pairs.
-pub fn form_decode(body: &[u8]) -> Vec<(String, String)> {
+pub(crate) fn form_decode(body: &[u8]) -> Vec<(String, String)> {
     let s = String::from_utf8_lossy(body);
     s.split('&')
         .filter(|p| !p.is_empty())
@@ -96,25 +95,25 @@ pub fn form_decode(body: &[u8]) -> Vec<(String, String)> {
 
 /// A `name=value&...` options string with percent-encoded values.
 #[derive(Clone, Debug, Default)]
-pub struct Opts(Vec<(String, String)>);
+pub(crate) struct Opts(Vec<(String, String)>);
 
 impl Opts {
-    pub fn new() -> Opts {
+    pub(crate) fn new() -> Opts {
         Opts::default()
     }
 
     /// Add `name=value` (value percent-encoded).
-    pub fn kv(mut self, name: &str, value: impl AsRef<str>) -> Opts {
+    pub(crate) fn kv(mut self, name: &str, value: impl AsRef<str>) -> Opts {
         self.0.push((name.into(), value.as_ref().into()));
         self
     }
 
     /// Add a file path option.
-    pub fn path(self, name: &str, p: &Path) -> Opts {
+    pub(crate) fn path(self, name: &str, p: &Path) -> Opts {
         self.kv(name, p.display().to_string())
     }
 
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         self.0
             .iter()
             .map(|(k, v)| format!("{k}={}", pct(v)))
@@ -124,7 +123,7 @@ impl Opts {
 }
 
 /// `OAuth2TokenVerify <kind> <url> "<options>"` (no options argument when `opts` is empty).
-pub fn verify_line(kind: &str, url: &str, opts: &Opts) -> String {
+pub(crate) fn verify_line(kind: &str, url: &str, opts: &Opts) -> String {
     let o = opts.render();
     if o.is_empty() {
         format!("OAuth2TokenVerify {kind} {url}")
@@ -135,18 +134,18 @@ pub fn verify_line(kind: &str, url: &str, opts: &Opts) -> String {
 
 /// Server-level directives for one httpd child process (event MPM, 8 threads): per-process
 /// caches (keys, introspection results) then see every request.
-pub fn single_process() -> &'static str {
+pub(crate) fn single_process() -> &'static str {
     "StartServers 1\nServerLimit 1\nMinSpareThreads 1\nMaxSpareThreads 16\nMaxRequestWorkers 8\n"
 }
 
 /// Server-level directives for at most two httpd child processes.
-pub fn two_processes() -> &'static str {
+pub(crate) fn two_processes() -> &'static str {
     "StartServers 2\nServerLimit 2\nMaxRequestWorkers 16\n"
 }
 
 /// Replace the harness's client certificate `which` of `h` (the files curl presents) with
 /// `cert`/`key`, e.g. a certificate registered at the real AS.
-pub fn present_cert(h: &Httpd, which: super::ClientCert, cert: &Path, key: &Path) {
+pub(crate) fn present_cert(h: &Httpd, which: super::ClientCert, cert: &Path, key: &Path) {
     let (c, k) = h.pki.cert_and_key(which);
     fs::copy(cert, c).unwrap_or_else(|e| panic!("copy {}: {e}", cert.display()));
     fs::copy(key, k).unwrap_or_else(|e| panic!("copy {}: {e}", key.display()));
@@ -157,7 +156,7 @@ pub fn present_cert(h: &Httpd, which: super::ClientCert, cert: &Path, key: &Path
 // ---------------------------------------------------------------------------------------------
 
 /// The decoded payload of a compact JWS.
-pub fn jwt_payload(token: &str) -> Value {
+pub(crate) fn jwt_payload(token: &str) -> Value {
     let p = token
         .split('.')
         .nth(1)
@@ -168,14 +167,14 @@ pub fn jwt_payload(token: &str) -> Value {
 }
 
 /// The decoded header of a compact JWS.
-pub fn jwt_header(token: &str) -> Value {
+pub(crate) fn jwt_header(token: &str) -> Value {
     let p = token.split('.').next().unwrap();
     let raw = base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, p).unwrap();
     serde_json::from_slice(&raw).unwrap()
 }
 
 /// RS256 compact JWS with header `{"alg":"RS256","kid":kid,"typ":"at+jwt"}`, signed with `key`.
-pub fn mint_rs256(key: &PKey<Private>, kid: &str, claims: &Value) -> String {
+pub(crate) fn mint_rs256(key: &PKey<Private>, kid: &str, claims: &Value) -> String {
     let h = json!({ "alg": "RS256", "kid": kid, "typ": "at+jwt" });
     let input = format!(
         "{}.{}",
@@ -188,7 +187,7 @@ pub fn mint_rs256(key: &PKey<Private>, kid: &str, claims: &Value) -> String {
 }
 
 /// A random string of `n` bytes of entropy, base64url.
-pub fn random_id(n: usize) -> String {
+pub(crate) fn random_id(n: usize) -> String {
     let mut b = vec![0u8; n];
     openssl::rand::rand_bytes(&mut b).unwrap();
     b64url(&b)
@@ -196,7 +195,7 @@ pub fn random_id(n: usize) -> String {
 
 /// The private RSA key as a JWK (JSON text) with `kid`, members kty, kid, n, e, d, p, q, dp, dq,
 /// qi.
-pub fn rsa_private_jwk(key: &PKey<Private>, kid: &str) -> String {
+pub(crate) fn rsa_private_jwk(key: &PKey<Private>, kid: &str) -> String {
     let r = key.rsa().unwrap();
     let e = |b: Option<&openssl::bn::BigNumRef>| b64url(&b.unwrap().to_vec());
     json!({
@@ -214,7 +213,10 @@ pub fn rsa_private_jwk(key: &PKey<Private>, kid: &str) -> String {
 
 /// Run `cmd` with stdout/stderr captured, killed after `limit`. Returns (success, stdout,
 /// stderr); `Err` when it could not be started or did not finish in time.
-pub fn run_limited(cmd: &mut Command, limit: Duration) -> Result<(bool, String, String), String> {
+pub(crate) fn run_limited(
+    cmd: &mut Command,
+    limit: Duration,
+) -> Result<(bool, String, String), String> {
     let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -263,23 +265,23 @@ fn curl() -> Command {
 /// `client-self` (registered for `self-signed-mtls-client`), the AS's signing keys (RSA, P-256,
 /// Ed25519) and the RSA key of `pkjwt-client`. All files are world-readable: httpd's children
 /// read the CA and the client key as `www-data`.
-pub struct AsPki {
-    pub dir: PathBuf,
-    pub ca_cert: PathBuf,
-    pub client_pki_cert: PathBuf,
-    pub client_pki_key: PathBuf,
-    pub client_other_cert: PathBuf,
-    pub client_other_key: PathBuf,
-    pub client_self_cert: PathBuf,
-    pub client_self_key: PathBuf,
+pub(crate) struct AsPki {
+    pub(crate) dir: PathBuf,
+    pub(crate) ca_cert: PathBuf,
+    pub(crate) client_pki_cert: PathBuf,
+    pub(crate) client_pki_key: PathBuf,
+    pub(crate) client_other_cert: PathBuf,
+    pub(crate) client_other_key: PathBuf,
+    pub(crate) client_self_cert: PathBuf,
+    pub(crate) client_self_key: PathBuf,
     /// x5t#S256 of client-self.crt / client-pki.crt / client-other.crt.
-    pub thumb_self: String,
-    pub thumb_pki: String,
-    pub thumb_other: String,
+    pub(crate) thumb_self: String,
+    pub(crate) thumb_pki: String,
+    pub(crate) thumb_other: String,
     /// The AS's RSA signing key (kid `rsa-1`).
-    pub as_rsa: PKey<Private>,
+    pub(crate) as_rsa: PKey<Private>,
     /// The private_key_jwt client's key (kid `pkjwt-1`).
-    pub pkjwt: PKey<Private>,
+    pub(crate) pkjwt: PKey<Private>,
 }
 
 fn ec_p256() -> PKey<Private> {
@@ -331,7 +333,7 @@ fn put(path: &Path, data: &[u8]) {
 }
 
 impl AsPki {
-    pub fn new(dir: &Path) -> AsPki {
+    pub(crate) fn new(dir: &Path) -> AsPki {
         fs::create_dir_all(dir).unwrap();
         fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).unwrap();
         let ca_key = ec_p256();
@@ -442,19 +444,19 @@ impl AsPki {
 // ---------------------------------------------------------------------------------------------
 
 /// The default resource server of the AS (RS256 JWTs).
-pub const RS: &str = "https://rs.example.test";
+pub(crate) const RS: &str = "https://rs.example.test";
 
 /// `rs-client`'s credentials (client_secret_basic), for introspection.
-pub const RS_CLIENT: (&str, &str) = ("rs-client", "rs-secret");
-pub const POST_CLIENT: (&str, &str) = ("post-client", "post-secret");
-pub const SECRETJWT_CLIENT: (&str, &str) = (
+pub(crate) const RS_CLIENT: (&str, &str) = ("rs-client", "rs-secret");
+pub(crate) const POST_CLIENT: (&str, &str) = ("post-client", "post-secret");
+pub(crate) const SECRETJWT_CLIENT: (&str, &str) = (
     "secretjwt-client",
     "secretjwt-secret-0123456789abcdefghijklmnopqrstuvwxyz-0123456789abcdef",
 );
 
 /// How a token request authenticates at the AS.
 #[derive(Clone, Copy, Debug)]
-pub enum AsClient {
+pub(crate) enum AsClient {
     /// `basic-client` / `basic-secret` (client_secret_basic): plain bearer tokens.
     Basic,
     /// `self-signed-mtls-client` with `client-self.crt`: certificate-bound tokens.
@@ -466,13 +468,13 @@ pub enum AsClient {
 /// A running `node tests/realas/server.mjs`. One per test binary ([`real_as`]); killed at exit
 /// (atexit) and, should the test binary die without running exit handlers, node exits by itself
 /// when its standard input (a pipe from this process) reaches EOF.
-pub struct RealAs {
-    pub port: u16,
+pub(crate) struct RealAs {
+    pub(crate) port: u16,
     /// `https://127.0.0.1:<port>`
-    pub issuer: String,
-    pub pki: AsPki,
-    pub dir: PathBuf,
-    pub log: PathBuf,
+    pub(crate) issuer: String,
+    pub(crate) pki: AsPki,
+    pub(crate) dir: PathBuf,
+    pub(crate) log: PathBuf,
     child: Mutex<Option<(Child, ChildStdin)>>,
 }
 
@@ -492,7 +494,7 @@ extern "C" fn stop_real_as_at_exit() {
 }
 
 /// The test binary's real AS, started on first use.
-pub fn real_as() -> &'static RealAs {
+pub(crate) fn real_as() -> &'static RealAs {
     REAL_AS.get_or_init(|| {
         let a = RealAs::start();
         // SAFETY: registering a plain extern "C" function without captured state.
@@ -504,7 +506,7 @@ pub fn real_as() -> &'static RealAs {
 }
 
 /// `tests/realas` of this crate.
-pub fn realas_dir() -> PathBuf {
+pub(crate) fn realas_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/realas")
 }
 
@@ -660,7 +662,7 @@ impl RealAs {
     }
 
     /// Kill node (SIGKILL) and reap it. Idempotent.
-    pub fn stop(&self) {
+    pub(crate) fn stop(&self) {
         let mut g = self.child.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((mut c, stdin)) = g.take() {
             drop(stdin);
@@ -670,24 +672,24 @@ impl RealAs {
     }
 
     /// `<issuer><path>`
-    pub fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.issuer)
     }
 
-    pub fn discovery_url(&self) -> String {
+    pub(crate) fn discovery_url(&self) -> String {
         self.url("/.well-known/openid-configuration")
     }
 
-    pub fn jwks_url(&self) -> String {
+    pub(crate) fn jwks_url(&self) -> String {
         self.url("/jwks")
     }
 
-    pub fn introspection_url(&self) -> String {
+    pub(crate) fn introspection_url(&self) -> String {
         self.url("/token/introspection")
     }
 
     /// The last `n` lines of the AS's log.
-    pub fn log_tail(&self, n: usize) -> String {
+    pub(crate) fn log_tail(&self, n: usize) -> String {
         let t = fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = t.lines().collect();
         lines[lines.len().saturating_sub(n)..].join("\n")
@@ -745,7 +747,7 @@ impl RealAs {
 
     /// The token endpoint's JSON response for a client_credentials grant (panics unless 200
     /// with an `access_token`). `resource` is a path under [`RS`] (`/rs256`, `/es256`, `/opaque`...).
-    pub fn token_response(&self, client: AsClient, resource: &str, scope: &str) -> Value {
+    pub(crate) fn token_response(&self, client: AsClient, resource: &str, scope: &str) -> Value {
         let (auth, mut form) = self.client_auth(client);
         let res = format!("{RS}{resource}");
         form.push(("grant_type", "client_credentials"));
@@ -767,7 +769,7 @@ impl RealAs {
     }
 
     /// An access token (see [`RealAs::token_response`]).
-    pub fn token(&self, client: AsClient, resource: &str, scope: &str) -> String {
+    pub(crate) fn token(&self, client: AsClient, resource: &str, scope: &str) -> String {
         self.token_response(client, resource, scope)["access_token"]
             .as_str()
             .unwrap()
@@ -775,7 +777,7 @@ impl RealAs {
     }
 
     /// Revoke a token as `rs-client` (RFC 7009); panics unless 200.
-    pub fn revoke(&self, token: &str) {
+    pub(crate) fn revoke(&self, token: &str) {
         let (code, body) = self.post(
             "/token/revocation",
             &["-u", "rs-client:rs-secret"],
@@ -785,7 +787,7 @@ impl RealAs {
     }
 
     /// Introspect a token as `rs-client` (RFC 7662): the JSON response.
-    pub fn introspect(&self, token: &str) -> Value {
+    pub(crate) fn introspect(&self, token: &str) -> Value {
         let (code, body) = self.post(
             "/token/introspection",
             &["-u", "rs-client:rs-secret"],
@@ -797,12 +799,12 @@ impl RealAs {
 
     /// A JWT that looks like the AS's RS256 tokens (kid `rsa-1`, signed with the AS's RSA key)
     /// but with the given claims: for issuer-binding tests.
-    pub fn mint_with_as_key(&self, claims: &Value) -> String {
+    pub(crate) fn mint_with_as_key(&self, claims: &Value) -> String {
         mint_rs256(&self.pki.as_rsa, "rsa-1", claims)
     }
 
     /// The private JWK of `pkjwt-client` (for `introspect.auth=private_key_jwt&jwk=...`).
-    pub fn pkjwt_jwk(&self) -> String {
+    pub(crate) fn pkjwt_jwk(&self) -> String {
         rsa_private_jwk(&self.pki.pkjwt, "pkjwt-1")
     }
 }
@@ -813,22 +815,22 @@ impl RealAs {
 
 /// One request as the mock server saw it.
 #[derive(Clone, Debug)]
-pub struct Seen {
-    pub method: String,
+pub(crate) struct Seen {
+    pub(crate) method: String,
     /// The request target (path and query).
-    pub target: String,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-    pub at: Instant,
+    pub(crate) target: String,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) body: Vec<u8>,
+    pub(crate) at: Instant,
 }
 
 impl Seen {
     /// The path without the query.
-    pub fn path(&self) -> &str {
+    pub(crate) fn path(&self) -> &str {
         self.target.split('?').next().unwrap_or("")
     }
 
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
@@ -836,12 +838,12 @@ impl Seen {
     }
 
     /// The body as a form (`application/x-www-form-urlencoded`).
-    pub fn form(&self) -> Vec<(String, String)> {
+    pub(crate) fn form(&self) -> Vec<(String, String)> {
         form_decode(&self.body)
     }
 
     /// The first value of a form parameter.
-    pub fn param(&self, name: &str) -> Option<String> {
+    pub(crate) fn param(&self, name: &str) -> Option<String> {
         self.form()
             .into_iter()
             .find(|(k, _)| k == name)
@@ -851,7 +853,7 @@ impl Seen {
 
 /// What the mock server does with a request.
 #[derive(Clone, Debug)]
-pub enum Reply {
+pub(crate) enum Reply {
     /// Status, Content-Type, body.
     Full(u16, String, Vec<u8>),
     /// Accept, read the request, never answer (until the server stops, at most 120 s).
@@ -862,12 +864,12 @@ pub enum Reply {
 
 impl Reply {
     /// 200 `application/json` with `v` serialised.
-    pub fn json(v: &Value) -> Reply {
+    pub(crate) fn json(v: &Value) -> Reply {
         Reply::Full(200, "application/json".into(), v.to_string().into_bytes())
     }
 
     /// `status` with a raw body and a content type.
-    pub fn raw(status: u16, ctype: &str, body: &str) -> Reply {
+    pub(crate) fn raw(status: u16, ctype: &str, body: &str) -> Reply {
         Reply::Full(status, ctype.into(), body.as_bytes().to_vec())
     }
 }
@@ -877,8 +879,8 @@ type Handler = Box<dyn FnMut(&Seen) -> Reply + Send>;
 /// A plain-HTTP/1.1 server on 127.0.0.1 (one thread per connection, `Connection: close`), whose
 /// replies come from a replaceable handler and which records every request. Stopped on drop
 /// (also ends hanging connections).
-pub struct MockServer {
-    pub port: u16,
+pub(crate) struct MockServer {
+    pub(crate) port: u16,
     seen: Arc<Mutex<Vec<Seen>>>,
     handler: Arc<Mutex<Handler>>,
     stop: Arc<AtomicBool>,
@@ -887,7 +889,7 @@ pub struct MockServer {
 }
 
 impl MockServer {
-    pub fn start(handler: impl FnMut(&Seen) -> Reply + Send + 'static) -> MockServer {
+    pub(crate) fn start(handler: impl FnMut(&Seen) -> Reply + Send + 'static) -> MockServer {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind mock server");
         let port = listener.local_addr().unwrap().port();
         let seen = Arc::new(Mutex::new(Vec::new()));
@@ -923,32 +925,32 @@ impl MockServer {
     }
 
     /// Serve `body` as JSON at every path.
-    pub fn json(body: Value) -> MockServer {
+    pub(crate) fn json(body: Value) -> MockServer {
         MockServer::start(move |_| Reply::json(&body))
     }
 
-    pub fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
     /// Replace the handler.
-    pub fn set(&self, handler: impl FnMut(&Seen) -> Reply + Send + 'static) {
+    pub(crate) fn set(&self, handler: impl FnMut(&Seen) -> Reply + Send + 'static) {
         *self.handler.lock().unwrap() = Box::new(handler);
     }
 
     /// All requests so far.
-    pub fn seen(&self) -> Vec<Seen> {
+    pub(crate) fn seen(&self) -> Vec<Seen> {
         self.seen.lock().unwrap().clone()
     }
 
     /// Number of requests so far.
-    pub fn count(&self) -> usize {
+    pub(crate) fn count(&self) -> usize {
         self.seen.lock().unwrap().len()
     }
 
     /// Stop listening (connections are refused from now on), end hanging connections and join
     /// every thread. Idempotent.
-    pub fn shutdown(&mut self) {
+    pub(crate) fn shutdown(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
         if let Some(t) = self.accept.take() {
             let _ = TcpStream::connect_timeout(
@@ -1058,7 +1060,7 @@ fn serve_mock(
 /// GET `url` once per token (as `Authorization: Bearer <token>`), spread over `procs` curl
 /// processes that each reuse their connection (keep-alive), all running at the same time.
 /// Returns the status codes (0 = no response) and the wall time.
-pub fn flood(url: &str, tokens: &[String], procs: usize) -> (Vec<u16>, Duration) {
+pub(crate) fn flood(url: &str, tokens: &[String], procs: usize) -> (Vec<u16>, Duration) {
     static N: AtomicUsize = AtomicUsize::new(0);
     let dir = std::env::temp_dir().join(format!(
         "mod_oauth2-flood-{}-{}",
@@ -1113,7 +1115,7 @@ pub fn flood(url: &str, tokens: &[String], procs: usize) -> (Vec<u16>, Duration)
 }
 
 /// Histogram of status codes.
-pub fn histogram(codes: &[u16]) -> BTreeMap<u16, usize> {
+pub(crate) fn histogram(codes: &[u16]) -> BTreeMap<u16, usize> {
     let mut m = BTreeMap::new();
     for c in codes {
         *m.entry(*c).or_insert(0) += 1;

@@ -5,7 +5,6 @@
 //!
 //! Small clients are included (RESP for Redis, the text protocol for memcached) so that a test can
 //! look at what the module stored without `redis-cli`.
-#![allow(dead_code)]
 
 use super::{free_port, poll};
 use std::fs;
@@ -72,7 +71,7 @@ fn kill_child(child: &mut Option<Child>) {
 
 /// How clients authenticate at a [`Redis`].
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum RedisAuth {
+pub(crate) enum RedisAuth {
     /// No authentication.
     Open,
     /// `requirepass <password>` (the `default` user).
@@ -84,7 +83,7 @@ pub enum RedisAuth {
 
 /// A RESP reply.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Resp {
+pub(crate) enum Resp {
     Simple(String),
     Error(String),
     Int(i64),
@@ -93,17 +92,17 @@ pub enum Resp {
 }
 
 /// A `redis-server` on 127.0.0.1 (no persistence).
-pub struct Redis {
-    pub port: u16,
-    pub auth: RedisAuth,
-    pub dir: PathBuf,
+pub(crate) struct Redis {
+    pub(crate) port: u16,
+    pub(crate) auth: RedisAuth,
+    pub(crate) dir: PathBuf,
     child: Option<Child>,
 }
 
 impl Redis {
     /// Starts on a free port (a few attempts on a port race); panics with the server's log when
     /// it does not come up.
-    pub fn start(auth: RedisAuth) -> Redis {
+    pub(crate) fn start(auth: RedisAuth) -> Redis {
         let mut last = String::new();
         for _ in 0..5 {
             let mut r = Redis {
@@ -121,7 +120,7 @@ impl Redis {
     }
 
     /// The URL-query options for `OAuth2Cache redis` pointing at this server (no `name`).
-    pub fn cache_options(&self) -> String {
+    pub(crate) fn cache_options(&self) -> String {
         let mut o = format!("host=127.0.0.1&port={}", self.port);
         match &self.auth {
             RedisAuth::Open => {}
@@ -172,21 +171,21 @@ impl Redis {
     }
 
     /// The server's log file.
-    pub fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         fs::read_to_string(self.dir.join("redis.log")).unwrap_or_default()
     }
 
-    pub fn pid(&self) -> Option<u32> {
+    pub(crate) fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
     }
 
     /// SIGKILL now (connections are reset, the port refuses connections).
-    pub fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         kill_child(&mut self.child);
     }
 
     /// Starts again on the same port, with the same authentication (the data is gone).
-    pub fn restart(&mut self) {
+    pub(crate) fn restart(&mut self) {
         self.kill();
         let mut last = String::new();
         // The port was ours a moment ago; a few bounded attempts in case it is still held.
@@ -206,7 +205,7 @@ impl Redis {
 
     /// SIGSTOP: the server keeps its socket (the kernel still accepts connections) but answers
     /// nothing until [`Redis::resume`].
-    pub fn pause(&self) {
+    pub(crate) fn pause(&self) {
         if let Some(p) = self.pid() {
             send_signal(p, "STOP");
             // Delivery is asynchronous: wait (bounded) until the process is really stopped.
@@ -225,14 +224,14 @@ impl Redis {
         }
     }
 
-    pub fn resume(&self) {
+    pub(crate) fn resume(&self) {
         if let Some(p) = self.pid() {
             send_signal(p, "CONT");
         }
     }
 
     /// One command on a fresh, authenticated connection (1 s timeouts).
-    pub fn command(&self, args: &[&str]) -> Result<Resp, String> {
+    pub(crate) fn command(&self, args: &[&str]) -> Result<Resp, String> {
         let mut s = connect(self.port, Duration::from_secs(1)).map_err(|e| e.to_string())?;
         match &self.auth {
             RedisAuth::Open => {}
@@ -243,7 +242,7 @@ impl Redis {
     }
 
     /// Number of keys (`DBSIZE`); panics when the server cannot be asked.
-    pub fn dbsize(&self) -> i64 {
+    pub(crate) fn dbsize(&self) -> i64 {
         match self.command(&["DBSIZE"]) {
             Ok(Resp::Int(n)) => n,
             other => panic!("DBSIZE: {other:?}"),
@@ -251,7 +250,7 @@ impl Redis {
     }
 
     /// All keys (`KEYS *`).
-    pub fn keys(&self) -> Vec<String> {
+    pub(crate) fn keys(&self) -> Vec<String> {
         match self.command(&["KEYS", "*"]) {
             Ok(Resp::Array(items)) => items
                 .into_iter()
@@ -265,7 +264,7 @@ impl Redis {
     }
 
     /// `GET key`.
-    pub fn get(&self, key: &str) -> Option<Vec<u8>> {
+    pub(crate) fn get(&self, key: &str) -> Option<Vec<u8>> {
         match self.command(&["GET", key]) {
             Ok(Resp::Bulk(v)) => v,
             other => panic!("GET {key}: {other:?}"),
@@ -273,7 +272,7 @@ impl Redis {
     }
 
     /// `TTL key` in seconds (-2 missing, -1 no expiry).
-    pub fn ttl(&self, key: &str) -> i64 {
+    pub(crate) fn ttl(&self, key: &str) -> i64 {
         match self.command(&["TTL", key]) {
             Ok(Resp::Int(n)) => n,
             other => panic!("TTL {key}: {other:?}"),
@@ -392,14 +391,14 @@ impl Reader<'_> {
 // ---------------------------------------------------------------------------------------------
 
 /// A `memcached` on 127.0.0.1 (TCP only, 16 MB).
-pub struct Memcached {
-    pub port: u16,
-    pub dir: PathBuf,
+pub(crate) struct Memcached {
+    pub(crate) port: u16,
+    pub(crate) dir: PathBuf,
     child: Option<Child>,
 }
 
 impl Memcached {
-    pub fn start() -> Memcached {
+    pub(crate) fn start() -> Memcached {
         let mut last = String::new();
         for _ in 0..5 {
             let mut m = Memcached {
@@ -416,7 +415,7 @@ impl Memcached {
     }
 
     /// `config_string=--SERVER=127.0.0.1:<port>` for `OAuth2Cache memcache` (query-encoded).
-    pub fn cache_options(&self) -> String {
+    pub(crate) fn cache_options(&self) -> String {
         format!("config_string=--SERVER%3D127.0.0.1%3A{}", self.port)
     }
 
@@ -453,16 +452,8 @@ impl Memcached {
         Ok(())
     }
 
-    pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
-    }
-
-    pub fn kill(&mut self) {
-        kill_child(&mut self.child);
-    }
-
     /// One text-protocol command (`version`, `stats`...); the reply up to `END`/the first line.
-    pub fn text_command(&self, cmd: &str) -> Result<String, String> {
+    pub(crate) fn text_command(&self, cmd: &str) -> Result<String, String> {
         let mut s = connect(self.port, Duration::from_secs(1)).map_err(|e| e.to_string())?;
         s.write_all(format!("{cmd}\r\n").as_bytes())
             .map_err(|e| e.to_string())?;
@@ -487,7 +478,7 @@ impl Memcached {
     }
 
     /// One counter of `stats` (e.g. `curr_items`, `get_hits`, `cmd_set`).
-    pub fn stat(&self, name: &str) -> u64 {
+    pub(crate) fn stat(&self, name: &str) -> u64 {
         let text = self
             .text_command("stats")
             .unwrap_or_else(|e| panic!("memcached stats: {e}"));
