@@ -1,4 +1,5 @@
-/* Interface between the C shim and the Rust core (src/ffi.rs declares the same). */
+/* Interface between the C shim and the Rust core. src/ffi.rs declares the same functions; every
+ * `#define OAUTH2_<NAME> <value>` here becomes a Rust constant of the same name (build.rs). */
 #ifndef OAUTH2_SHIM_H
 #define OAUTH2_SHIM_H
 
