@@ -51,8 +51,9 @@ unsafe extern "C" {
     pub fn oauth2_log_process(level: c_int, msg: *const c_char, len: usize);
     pub fn oauth2_log_server(s: *mut server_rec, level: c_int, msg: *const c_char, len: usize);
     pub fn oauth2_header_in_get(r: *mut request_rec, name: *const c_char) -> *const c_char;
-    pub fn oauth2_headers_in_count(r: *mut request_rec) -> c_int;
-    pub fn oauth2_headers_in_key(r: *mut request_rec, i: c_int) -> *const c_char;
+    /// `table` is an `OAUTH2_TABLE_*`.
+    pub fn oauth2_table_count(r: *mut request_rec, table: c_int) -> c_int;
+    pub fn oauth2_table_key(r: *mut request_rec, table: c_int, i: c_int) -> *const c_char;
     pub fn oauth2_header_in_unset(r: *mut request_rec, name: *const c_char, len: usize);
     pub fn oauth2_header_in_set(
         r: *mut request_rec,
@@ -61,15 +62,15 @@ unsafe extern "C" {
         value: *const c_char,
         vlen: usize,
     );
-    pub fn oauth2_pairs_set(
+    /// `headers` and `env` are `OAUTH2_PUT_*`.
+    pub fn oauth2_pairs_put(
         r: *mut request_rec,
         text: *const c_char,
         len: usize,
         offsets: *const usize,
         n: usize,
         headers: c_int,
-        envvars: c_int,
-        fresh_prefix_len: usize,
+        env: c_int,
     );
     pub fn oauth2_env_get(r: *mut request_rec, name: *const c_char) -> *const c_char;
     pub fn oauth2_env_unset(r: *mut request_rec, name: *const c_char);
@@ -105,8 +106,9 @@ unsafe extern "C" {
     );
     pub fn oauth2_set_user(r: *mut request_rec, user: *const c_char, len: usize);
     pub fn oauth2_auth_name(r: *mut request_rec) -> *const c_char;
-    pub fn oauth2_derived_from_user(r: *mut request_rec) -> *const c_char;
-    pub fn oauth2_inherit_user(r: *mut request_rec);
+    pub fn oauth2_main(r: *mut request_rec) -> *mut request_rec;
+    pub fn oauth2_prev(r: *mut request_rec) -> *mut request_rec;
+    pub fn oauth2_user_share(r: *mut request_rec, from: *mut request_rec);
     pub fn oauth2_client_cert_pem(r: *mut request_rec) -> *const c_char;
     pub fn oauth2_conn_memo_get(
         r: *mut request_rec,
