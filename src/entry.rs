@@ -321,8 +321,8 @@ pub extern "C" fn oauth2_rs_check_authn(
             cfg.target_pass.authn_header.as_deref(),
         );
         // Whole seconds are what the time rules use: time(2), a vDSO read, is the cheapest clock.
-        // SAFETY: a NULL argument is allowed; the value is returned.
         #[allow(clippy::useless_conversion)] // time_t is 32 bits on some targets
+        // SAFETY: a NULL argument is allowed; the value is returned.
         let now = i64::from(unsafe { libc::time(std::ptr::null_mut()) });
         req.apply(authn::authenticate(cfg, &req, mode, now))
     }));

@@ -315,9 +315,10 @@ impl<'r> ApacheRequest<'r> {
     }
 
     /// Removes incoming headers that look like the ones this module passes to the backend, before
-    /// anything reads them, so a client cannot forge a claim (the C module's `OAuth2TargetPass`
-    /// scrubbing; docs/compatibility.md lists where ours removes more): names that start with the
-    /// claim prefix in any spelling ([`pass::is_spoofed`]), and the `authn_header` in any case.
+    /// anything reads them, so that a client cannot forge a claim or the remote user for the
+    /// backend (docs/compatibility.md, row "header scrubbing", says where this goes further than
+    /// the C module): names that start with the claim prefix in any spelling
+    /// ([`pass::is_spoofed`]), and the `authn_header` in any letter case.
     pub fn scrub_spoofed_headers(&self, prefix: &'r str, authn_header: Option<&str>) {
         let mut spoofed: Vec<String> = Vec::new();
         // The keys are all read before the first unset changes the table.
