@@ -90,9 +90,14 @@ const command_rec oauth2_shim_cmds[] = {
 static authz_status oauth2_authz_claim(request_rec *r, const char *require_line,
                                        const void *parsed)
 {
-    if (r->user == NULL || *r->user == '\0')
+    switch (oauth2_rs_authz_claim(r, parsed)) {
+    case OAUTH2_AUTHZ_GRANTED:
+        return AUTHZ_GRANTED;
+    case OAUTH2_AUTHZ_DENIED_NO_USER:
         return AUTHZ_DENIED_NO_USER;
-    return oauth2_rs_authz_claim(r, parsed) ? AUTHZ_GRANTED : AUTHZ_DENIED;
+    default:
+        return AUTHZ_DENIED;
+    }
 }
 
 static const char *oauth2_authz_parse(cmd_parms *cmd, const char *require_line,
@@ -108,23 +113,11 @@ static const authz_provider oauth2_authz_claim_provider = {
 
 /* ---------------------------------------------------------------- hooks */
 
+/* Rust decides which AuthType is ours (it declines the others). */
 static int oauth2_check_authn(request_rec *r)
 {
-    const char *auth_type = ap_auth_type(r);
-    oauth2_dir_cfg *cfg;
-    int mode;
-
-    if (auth_type == NULL)
-        return DECLINED;
-    if (strcasecmp(auth_type, "oauth2") == 0)
-        mode = OAUTH2_MODE_OAUTH2;
-    else if (strcasecmp(auth_type, "auth-openidc") == 0)
-        mode = OAUTH2_MODE_OPENIDC;
-    else
-        return DECLINED;
-
-    cfg = ap_get_module_config(r->per_dir_config, &oauth2_module);
-    return oauth2_rs_check_authn(r, cfg ? cfg->rs : NULL, mode);
+    oauth2_dir_cfg *cfg = ap_get_module_config(r->per_dir_config, &oauth2_module);
+    return oauth2_rs_check_authn(r, cfg ? cfg->rs : NULL, ap_auth_type(r));
 }
 
 /* Each (re)read of the configuration starts from a clean slate of process-wide settings. */
@@ -360,15 +353,29 @@ const char *oauth2_header_in_get(request_rec *r, const char *name)
     return apr_table_get(r->headers_in, name);
 }
 
-int oauth2_headers_in_count(request_rec *r)
+static const apr_table_t *request_table(request_rec *r, int table)
 {
-    return apr_table_elts(r->headers_in)->nelts;
+    switch (table) {
+    case OAUTH2_TABLE_HEADERS_IN:
+        return r->headers_in;
+    case OAUTH2_TABLE_ENV:
+        return r->subprocess_env;
+    default:
+        return NULL;
+    }
 }
 
-const char *oauth2_headers_in_key(request_rec *r, int i)
+int oauth2_table_count(request_rec *r, int table)
 {
-    const apr_array_header_t *arr = apr_table_elts(r->headers_in);
-    if (i < 0 || i >= arr->nelts)
+    const apr_table_t *t = request_table(r, table);
+    return t != NULL ? apr_table_elts(t)->nelts : 0;
+}
+
+const char *oauth2_table_key(request_rec *r, int table, int i)
+{
+    const apr_table_t *t = request_table(r, table);
+    const apr_array_header_t *arr = t != NULL ? apr_table_elts(t) : NULL;
+    if (arr == NULL || i < 0 || i >= arr->nelts)
         return NULL;
     return ((const apr_table_entry_t *)arr->elts)[i].key;
 }
@@ -385,44 +392,33 @@ void oauth2_header_in_set(request_rec *r, const char *name, apr_size_t nlen, con
                    apr_pstrmemdup(r->pool, value, vlen));
 }
 
-/* Whether a key of `t` starts with the `len` bytes of `prefix`, in any case. */
-static int table_has_prefix(const apr_table_t *t, const char *prefix, apr_size_t len)
+/* One `put` (OAUTH2_PUT_*) into `t`. */
+static void table_put(apr_table_t *t, int put, const char *name, const char *value)
 {
-    const apr_array_header_t *arr = apr_table_elts(t);
-    const apr_table_entry_t *e = (const apr_table_entry_t *)arr->elts;
-    int i;
-    for (i = 0; i < arr->nelts; i++)
-        if (e[i].key != NULL && ap_cstr_casecmpn(e[i].key, prefix, len) == 0)
-            return 1;
-    return 0;
+    if (put == OAUTH2_PUT_ADD)
+        apr_table_addn(t, name, value);
+    else if (put == OAUTH2_PUT_SET)
+        apr_table_setn(t, name, value);
 }
 
-/* Copies `text` (NUL-terminated names and values) into the request pool once, then sets each of
- * the `n` pairs that start at `offsets` (name, value) in the request headers and/or the
- * environment, pointing into that copy. With `fresh_prefix_len` > 0 every name starts with the
- * same prefix of that length and no two names are equal in any case: request headers with the
- * prefix were removed before, so the pairs are added without a search for an earlier value each
- * (apr_table_setn compares every key); so are environment variables unless one has the prefix. */
-void oauth2_pairs_set(request_rec *r, const char *text, apr_size_t len, const apr_size_t *offsets,
-                      apr_size_t n, int headers, int envvars, apr_size_t fresh_prefix_len)
+/* Copies `text` (NUL-terminated names and values) into the request pool once, then puts each of
+ * the `n` pairs that start at `offsets` (name, value) into the request headers and the
+ * environment, pointing into that copy, as `headers` and `env` say (OAUTH2_PUT_*). */
+void oauth2_pairs_put(request_rec *r, const char *text, apr_size_t len, const apr_size_t *offsets,
+                      apr_size_t n, int headers, int env)
 {
     const char *copy;
     apr_size_t i;
-    int add_headers, add_env;
 
     if (n == 0 || len == 0 || text[len - 1] != '\0')
         return;
     copy = apr_pmemdup(r->pool, text, len);
-    add_headers = fresh_prefix_len > 0 && offsets[0] + fresh_prefix_len < len;
-    add_env = add_headers && !table_has_prefix(r->subprocess_env, copy + offsets[0], fresh_prefix_len);
     for (i = 0; i < n; i++) {
         apr_size_t name = offsets[2 * i], value = offsets[2 * i + 1];
         if (name >= len || value >= len)
             continue;
-        if (headers)
-            (add_headers ? apr_table_addn : apr_table_setn)(r->headers_in, copy + name, copy + value);
-        if (envvars)
-            (add_env ? apr_table_addn : apr_table_setn)(r->subprocess_env, copy + name, copy + value);
+        table_put(r->headers_in, headers, copy + name, copy + value);
+        table_put(r->subprocess_env, env, copy + name, copy + value);
     }
 }
 
@@ -454,15 +450,10 @@ void oauth2_request_claims_set(request_rec *r, void *claims, apr_status_t (*rele
     apr_pool_cleanup_register(r->pool, claims, release, apr_pool_cleanup_null);
 }
 
+/* The claims kept on this very request (Rust looks at the requests it came from). */
 const void *oauth2_request_claims_get(request_rec *r)
 {
-    /* sub-requests and internal redirects use the claims of the request they came from */
-    for (; r != NULL; r = r->main != NULL ? r->main : r->prev) {
-        const void *c = ap_get_module_config(r->request_config, &oauth2_module);
-        if (c != NULL)
-            return c;
-    }
-    return NULL;
+    return ap_get_module_config(r->request_config, &oauth2_module);
 }
 
 const char *oauth2_user(request_rec *r)
@@ -497,22 +488,22 @@ const char *oauth2_auth_name(request_rec *r)
     return ap_auth_name(r);
 }
 
-/* The user of the request this one was derived from (sub-request or internal redirect), if any. */
-const char *oauth2_derived_from_user(request_rec *r)
+/* The main request of a sub-request, or NULL. */
+request_rec *oauth2_main(request_rec *r)
 {
-    if (ap_is_initial_req(r))
-        return NULL;
-    if (r->main != NULL)
-        return r->main->user;
-    if (r->prev != NULL)
-        return r->prev->user;
-    return NULL;
+    return r->main;
 }
 
-/* Copies the user of the originating request; see oauth2_derived_from_user. */
-void oauth2_inherit_user(request_rec *r)
+/* The request an internal redirect came from, or NULL. */
+request_rec *oauth2_prev(request_rec *r)
 {
-    r->user = r->main != NULL ? r->main->user : (r->prev != NULL ? r->prev->user : r->user);
+    return r->prev;
+}
+
+/* r->user becomes the user of `from` (a request r derives from, whose pool outlives r's). */
+void oauth2_user_share(request_rec *r, request_rec *from)
+{
+    r->user = from->user;
 }
 
 /* The PEM client certificate mod_ssl saw on this connection, or NULL (no mod_ssl, plain HTTP,

@@ -1,11 +1,23 @@
-/* Interface between the C shim and the Rust core (src/ffi.rs declares the same). */
+/* Interface between the C shim and the Rust core. src/ffi.rs declares the same functions; every
+ * `#define OAUTH2_<NAME> <value>` here becomes a Rust constant of the same name (build.rs). */
 #ifndef OAUTH2_SHIM_H
 #define OAUTH2_SHIM_H
 
 #include "httpd.h"
 
-#define OAUTH2_MODE_OAUTH2 1  /* AuthType oauth2 */
-#define OAUTH2_MODE_OPENIDC 2 /* AuthType auth-openidc: co-operation with mod_auth_openidc */
+/* What oauth2_pairs_put does with the pairs in a table: Rust decides, C does exactly that. */
+#define OAUTH2_PUT_NONE 0 /* leave the table alone */
+#define OAUTH2_PUT_SET 1  /* apr_table_setn: replace any value of the same name */
+#define OAUTH2_PUT_ADD 2  /* apr_table_addn: append without searching (no such name is there) */
+
+/* The tables of a request whose keys Rust reads (oauth2_table_count, oauth2_table_key) */
+#define OAUTH2_TABLE_HEADERS_IN 1
+#define OAUTH2_TABLE_ENV 2 /* subprocess_env */
+
+/* oauth2_rs_authz_claim's answer, returned to mod_authz_core as the authz_status of that name */
+#define OAUTH2_AUTHZ_DENIED 0
+#define OAUTH2_AUTHZ_GRANTED 1
+#define OAUTH2_AUTHZ_DENIED_NO_USER 2
 
 typedef struct {
     void *rs; /* Rust DirConfig, owned by a pool cleanup; NULL when nothing was configured here */
@@ -37,6 +49,6 @@ extern const char *oauth2_rs_authz_parse(apr_pool_t *pool, const char *require_l
                                          const void **parsed);
 extern int oauth2_rs_authz_claim(request_rec *r, const void *parsed);
 extern void *oauth2_rs_dir_merge(apr_pool_t *pool, void *base, void *add);
-extern int oauth2_rs_check_authn(request_rec *r, void *rs, int mode);
+extern int oauth2_rs_check_authn(request_rec *r, void *rs, const char *auth_type);
 
 #endif

@@ -214,19 +214,25 @@ unsafe extern "C" fn drop_requirement(data: *mut c_void) -> c_int {
     0
 }
 
-/// `Require oauth2_claim`: 1 when the verified claims satisfy the line, 0 otherwise (then the C
-/// module's insufficient_scope challenge is left in `OAUTH2_BEARER_SCOPE_ERROR` for mod_headers).
+/// `Require oauth2_claim`: `OAUTH2_AUTHZ_DENIED_NO_USER` when no user was authenticated (so that
+/// httpd asks for authentication), `OAUTH2_AUTHZ_GRANTED` when the verified claims satisfy the
+/// line, `OAUTH2_AUTHZ_DENIED` otherwise (then the C module's insufficient_scope challenge is left
+/// in `OAUTH2_BEARER_SCOPE_ERROR` for mod_headers).
 #[unsafe(no_mangle)]
 pub extern "C" fn oauth2_rs_authz_claim(r: *mut ffi::request_rec, parsed: *const c_void) -> c_int {
     let result = catch_unwind(AssertUnwindSafe(|| {
-        // SAFETY: r is the live request of this hook, on this thread.
+        // SAFETY: r is the live request of this hook, on this thread, until it returns.
         let req = unsafe { ApacheRequest::new(r) };
-        // SAFETY: parsed is NULL or the Requirement made by oauth2_rs_authz_parse.
+        if !req.has_user() {
+            return ffi::OAUTH2_AUTHZ_DENIED_NO_USER;
+        }
+        // SAFETY: parsed is NULL or the Requirement made by oauth2_rs_authz_parse, owned by the
+        // configuration pool, which outlives the request.
         let Some(requirement) = (unsafe { parsed.cast::<authz::Requirement>().as_ref() }) else {
-            return 0;
+            return ffi::OAUTH2_AUTHZ_DENIED;
         };
         if req.claims().is_some_and(|c| requirement.is_satisfied(c)) {
-            return 1;
+            return ffi::OAUTH2_AUTHZ_GRANTED;
         }
         let challenge = www_authenticate(
             Scheme::Bearer,
@@ -242,7 +248,7 @@ pub extern "C" fn oauth2_rs_authz_claim(r: *mut ffi::request_rec, parsed: *const
                 requirement.describe().escape_default()
             ),
         );
-        0
+        ffi::OAUTH2_AUTHZ_DENIED
     }));
     result.unwrap_or_else(|_| {
         log::request(
@@ -250,7 +256,7 @@ pub extern "C" fn oauth2_rs_authz_claim(r: *mut ffi::request_rec, parsed: *const
             ffi::APLOG_ERR,
             "oauth2: internal error (panic) in Require oauth2_claim; denying",
         );
-        0
+        ffi::OAUTH2_AUTHZ_DENIED
     })
 }
 
@@ -275,18 +281,36 @@ pub extern "C" fn oauth2_rs_dir_merge(
     .unwrap_or(add) // on a panic the child's own settings are the safer choice
 }
 
+/// The AuthType names this module handles, in any case: `oauth2`, and `auth-openidc` for the
+/// co-operation with mod_auth_openidc (a request without a token is left to it).
+fn auth_type_mode(auth_type: &CStr) -> Option<Mode> {
+    let name = auth_type.to_bytes();
+    if name.eq_ignore_ascii_case(b"oauth2") {
+        Some(Mode::OAuth2)
+    } else if name.eq_ignore_ascii_case(b"auth-openidc") {
+        Some(Mode::OpenIdc)
+    } else {
+        None
+    }
+}
+
+/// The check_authn hook, for every request: `auth_type` is the request's AuthType (or NULL).
 #[unsafe(no_mangle)]
 pub extern "C" fn oauth2_rs_check_authn(
     r: *mut ffi::request_rec,
     rs: *mut c_void,
-    mode: c_int,
+    auth_type: *const c_char,
 ) -> c_int {
     let result = catch_unwind(AssertUnwindSafe(|| {
-        // SAFETY: r is the live request of this hook, on this thread.
+        // SAFETY: auth_type is NULL or httpd's NUL-terminated AuthType, valid for this call.
+        let auth_type = (!auth_type.is_null()).then(|| unsafe { CStr::from_ptr(auth_type) });
+        let Some(mode) = auth_type.and_then(auth_type_mode) else {
+            return ffi::DECLINED;
+        };
+        // SAFETY: r is the live request of this hook, on this thread, until it returns.
         let req = unsafe { ApacheRequest::new(r) };
         // A sub-request or internal redirect of an authenticated request: no second verification.
-        if req.derived_from_user().is_some() {
-            req.inherit_user();
+        if req.inherit_user() {
             return ffi::OK;
         }
         static EMPTY: std::sync::LazyLock<DirConfig> = std::sync::LazyLock::new(DirConfig::default);
@@ -296,14 +320,9 @@ pub extern "C" fn oauth2_rs_check_authn(
             cfg.target_pass.prefix(),
             cfg.target_pass.authn_header.as_deref(),
         );
-        let mode = if mode == ffi::OAUTH2_MODE_OPENIDC {
-            Mode::OpenIdc
-        } else {
-            Mode::OAuth2
-        };
         // Whole seconds are what the time rules use: time(2), a vDSO read, is the cheapest clock.
-        // SAFETY: a NULL argument is allowed; the value is returned.
         #[allow(clippy::useless_conversion)] // time_t is 32 bits on some targets
+        // SAFETY: a NULL argument is allowed; the value is returned.
         let now = i64::from(unsafe { libc::time(std::ptr::null_mut()) });
         req.apply(authn::authenticate(cfg, &req, mode, now))
     }));

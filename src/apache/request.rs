@@ -2,8 +2,9 @@
 //! the code that carries a decision back into the request.
 
 use serde_json::{Map, Value};
-use std::cell::OnceCell;
+use std::cell::{Cell, OnceCell};
 use std::ffi::{CStr, c_char, c_int, c_void};
+use std::marker::PhantomData;
 use std::sync::Arc;
 
 use super::log;
@@ -16,17 +17,66 @@ use crate::token::{StripAction, TokenSource};
 use crate::verify::memo::ConnectionMemo;
 use crate::verify::{Accepted, Claims};
 
-pub struct ApacheRequest {
+/// The request of the current hook. `'r` is the request's lifetime: every string, body and memo
+/// it hands out lives in the request's pool, or in a pool that outlives it (the connection's, the
+/// pool of a request this one derives from), so borrows of `'r` are valid until the hook returns.
+pub struct ApacheRequest<'r> {
     r: *mut ffi::request_rec,
-    body: OnceCell<Option<&'static [u8]>>,
+    body: OnceCell<Option<&'r [u8]>>,
+    /// The claim prefix whose look-alike request headers [`ApacheRequest::scrub_spoofed_headers`]
+    /// removed, as long as no header with such a name was set since: the claims with exactly that
+    /// prefix can then be added to the request headers without a search for an earlier value.
+    scrubbed: Cell<Option<&'r str>>,
+    _request: PhantomData<&'r ffi::request_rec>,
 }
 
-/// A C string owned by an APR pool that outlives the request (or NULL).
-fn pool_str<'a>(p: *const c_char) -> Option<&'a str> {
+/// What [`ffi::oauth2_pairs_put`] does with the pairs in one table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Put {
+    /// Leave the table alone.
+    None,
+    /// Replace any value of the same name (`apr_table_setn`).
+    Set,
+    /// Append without searching (`apr_table_addn`): only when no such name can be in the table.
+    Add,
+}
+
+impl Put {
+    fn raw(self) -> c_int {
+        match self {
+            Put::None => ffi::OAUTH2_PUT_NONE,
+            Put::Set => ffi::OAUTH2_PUT_SET,
+            Put::Add => ffi::OAUTH2_PUT_ADD,
+        }
+    }
+}
+
+/// The tables of a request whose keys Rust reads.
+#[derive(Debug, Clone, Copy)]
+enum Table {
+    HeadersIn,
+    /// `subprocess_env`.
+    Env,
+}
+
+impl Table {
+    fn raw(self) -> c_int {
+        match self {
+            Table::HeadersIn => ffi::OAUTH2_TABLE_HEADERS_IN,
+            Table::Env => ffi::OAUTH2_TABLE_ENV,
+        }
+    }
+}
+
+/// A NUL-terminated C string that lives for `'r` (or NULL), as text: None when it is not UTF-8.
+///
+/// # Safety
+/// `p` must be NULL or point to a NUL-terminated string that stays unchanged for `'r`.
+unsafe fn pool_str<'r>(p: *const c_char) -> Option<&'r str> {
     if p.is_null() {
         return None;
     }
-    // SAFETY: non-NULL strings from the shim are NUL-terminated and pool-owned for the request.
+    // SAFETY: the caller promises a NUL-terminated string that lives for 'r.
     let bytes = unsafe { CStr::from_ptr(p) }.to_bytes();
     // Tokens and header values are ASCII: checked a word at a time, cheaper than UTF-8 decoding.
     if bytes.is_ascii() {
@@ -34,6 +84,21 @@ fn pool_str<'a>(p: *const c_char) -> Option<&'a str> {
         return Some(unsafe { std::str::from_utf8_unchecked(bytes) });
     }
     std::str::from_utf8(bytes).ok()
+}
+
+/// The request `r` derives from: the main request of a sub-request, else the request an internal
+/// redirect came from (NULL for an initial request: `ap_is_initial_req`).
+///
+/// # Safety
+/// `r` must be a live request.
+unsafe fn derived_from(r: *mut ffi::request_rec) -> *mut ffi::request_rec {
+    // SAFETY: the caller promises a live request; the shim only reads r->main.
+    let main = unsafe { ffi::oauth2_main(r) };
+    if !main.is_null() {
+        return main;
+    }
+    // SAFETY: as above, for r->prev.
+    unsafe { ffi::oauth2_prev(r) }
 }
 
 /// Releases the claims kept for `Require oauth2_claim` when the request pool goes.
@@ -59,46 +124,83 @@ unsafe extern "C" fn release_token_memo(data: *mut c_void) -> c_int {
     0
 }
 
-impl ApacheRequest {
+impl<'r> ApacheRequest<'r> {
     /// # Safety
-    /// `r` must be the live request of the current hook, used on this thread only.
-    pub unsafe fn new(r: *mut ffi::request_rec) -> ApacheRequest {
+    /// `r` must be the live request of the current hook, used on this thread only, and `'r` must
+    /// end before the hook returns.
+    pub unsafe fn new(r: *mut ffi::request_rec) -> ApacheRequest<'r> {
         ApacheRequest {
             r,
             body: OnceCell::new(),
+            scrubbed: Cell::new(None),
+            _request: PhantomData,
         }
+    }
+
+    /// A string of the shim about this request: NULL or owned by a pool that lives for `'r`.
+    fn str(&self, p: *const c_char) -> Option<&'r str> {
+        // SAFETY: the shim's strings about a request live in its pool, its connection's pool or
+        // the pool of a request it derives from, all of which outlive `'r` (see `new`).
+        unsafe { pool_str(p) }
     }
 
     pub fn log(&self, level: c_int, msg: &str) {
         log::request(self.r, level, msg);
     }
 
-    /// For sub-requests and internal redirects: the user the originating request authenticated.
-    pub fn derived_from_user(&self) -> Option<&str> {
+    /// A sub-request or an internal redirect of a request that has a user gets that user, without
+    /// a second verification (the token was verified for the request it came from). Whether it did.
+    pub fn inherit_user(&self) -> bool {
         // SAFETY: see `new`.
-        pool_str(unsafe { ffi::oauth2_derived_from_user(self.r) })
-    }
-
-    pub fn inherit_user(&self) {
-        // SAFETY: see `new`.
-        unsafe { ffi::oauth2_inherit_user(self.r) }
-    }
-
-    pub fn user(&self) -> Option<&str> {
-        // SAFETY: see `new`.
-        pool_str(unsafe { ffi::oauth2_user(self.r) })
-    }
-
-    /// The claims verified for this request (or the one it derives from), for authorization.
-    pub fn claims(&self) -> Option<&Map<String, Value>> {
-        // SAFETY: see `new`; the pointer was stored by `keep_claims` and lives as long as the pool
-        // of the request that stored it, which outlives this one.
-        unsafe {
-            ffi::oauth2_request_claims_get(self.r)
-                .cast::<Accepted>()
-                .as_ref()
-                .map(Accepted::claims)
+        let from = unsafe { derived_from(self.r) };
+        if from.is_null() {
+            return false;
         }
+        // SAFETY: `from` outlives this request (a main request outlives its sub-requests, and an
+        // internal redirect keeps the request it came from as `prev`).
+        let user = unsafe { ffi::oauth2_user(from) };
+        if self.str(user).is_none() {
+            return false;
+        }
+        // SAFETY: both are live requests; the user string is in the pool of `from`, which outlives
+        // this request.
+        unsafe { ffi::oauth2_user_share(self.r, from) };
+        true
+    }
+
+    pub fn user(&self) -> Option<&'r str> {
+        // SAFETY: see `new`.
+        self.str(unsafe { ffi::oauth2_user(self.r) })
+    }
+
+    /// Whether httpd has a user for this request at all (any bytes, not only UTF-8).
+    pub fn has_user(&self) -> bool {
+        // SAFETY: see `new`.
+        let user = unsafe { ffi::oauth2_user(self.r) };
+        // SAFETY: a non-NULL r->user is a NUL-terminated pool string, at least one byte long.
+        !user.is_null() && unsafe { *user } != 0
+    }
+
+    /// The claims verified for this request, or for the request it derives from (sub-requests and
+    /// internal redirects are authorized with the claims of their origin), for authorization.
+    pub fn claims(&self) -> Option<&'r Map<String, Value>> {
+        let mut r = self.r;
+        while !r.is_null() {
+            // SAFETY: r is this request or one it derives from, all live; a non-NULL pointer was
+            // stored by `keep_claims` and lives as long as the pool of the request that stored it,
+            // which outlives this one.
+            let kept = unsafe {
+                ffi::oauth2_request_claims_get(r)
+                    .cast::<Accepted>()
+                    .as_ref()
+            };
+            if let Some(accepted) = kept {
+                return Some(accepted.claims());
+            }
+            // SAFETY: r is live (see above).
+            r = unsafe { derived_from(r) };
+        }
+        None
     }
 
     fn keep_claims(&self, claims: Claims) {
@@ -120,16 +222,9 @@ impl ApacheRequest {
         }
     }
 
-    /// Variables of `pass` as request headers and/or environment variables. `fresh_prefix_len`:
-    /// see [`Passed::fresh_prefix_len`] (request headers with the prefix were scrubbed before).
-    fn set_pairs(
-        &self,
-        pass: &Passed,
-        pairs: &[[usize; 2]],
-        (headers, envvars): (bool, bool),
-        fresh_prefix_len: usize,
-    ) {
-        if pairs.is_empty() || !(headers || envvars) {
+    /// Puts pairs of `pass` (offsets into its text) into the request headers and the environment.
+    fn put_pairs(&self, pass: &Passed, pairs: &[[usize; 2]], headers: Put, env: Put) {
+        if pairs.is_empty() || (headers == Put::None && env == Put::None) {
             return;
         }
         let text = pass.text();
@@ -137,20 +232,71 @@ impl ApacheRequest {
         // into the request pool and reads only offsets below its length; `pairs` is `n` pairs of
         // usize laid out contiguously ([usize; 2] has no padding).
         unsafe {
-            ffi::oauth2_pairs_set(
+            ffi::oauth2_pairs_put(
                 self.r,
                 text.as_ptr().cast(),
                 text.len(),
                 pairs.as_ptr().cast(),
                 pairs.len(),
-                c_int::from(headers),
-                c_int::from(envvars),
-                fresh_prefix_len,
+                headers.raw(),
+                env.raw(),
             )
         }
     }
 
+    /// How the claim variables of `pass` go into each table. Added (no search for an earlier value
+    /// of each name, which `apr_table_setn` does) only where no variable's name can be there yet:
+    /// the names are distinct in any case and share a prefix ([`Passed::fresh_prefix_len`]), and
+    /// for the headers this request's look-alikes of exactly that prefix were scrubbed, for the
+    /// environment no variable starts with it. Replaced otherwise.
+    fn put_modes(&self, pass: &Passed) -> (Put, Put) {
+        let n = pass.fresh_prefix_len();
+        let prefix = (n > 0)
+            .then(|| pass.vars().next().and_then(|(name, _)| name.get(..n)))
+            .flatten();
+        let headers = match prefix {
+            _ if !pass.headers => Put::None,
+            Some(p) if self.scrubbed.get() == Some(p) => Put::Add,
+            _ => Put::Set,
+        };
+        let env = match prefix {
+            _ if !pass.envvars => Put::None,
+            Some(p) if !self.has_key_with_prefix(Table::Env, p) => Put::Add,
+            _ => Put::Set,
+        };
+        (headers, env)
+    }
+
+    /// The keys of one of the request's tables, as bytes. They are pool strings that outlive the
+    /// request (an unset takes a key out of the table, not out of its pool).
+    fn keys(&self, table: Table) -> impl Iterator<Item = &'r [u8]> + '_ {
+        // SAFETY: see `new`.
+        let count = unsafe { ffi::oauth2_table_count(self.r, table.raw()) };
+        (0..count).filter_map(move |i| {
+            // SAFETY: see `new`; i is below the count, and the shim checks it again.
+            let key = unsafe { ffi::oauth2_table_key(self.r, table.raw(), i) };
+            // SAFETY: non-NULL table keys are NUL-terminated strings in the request's pool.
+            (!key.is_null()).then(|| unsafe { CStr::from_ptr(key) }.to_bytes())
+        })
+    }
+
+    /// Whether a key of `table` starts with `prefix`, in any case (tables are case-insensitive).
+    fn has_key_with_prefix(&self, table: Table, prefix: &str) -> bool {
+        let prefix = prefix.as_bytes();
+        self.keys(table).any(|k| {
+            k.get(..prefix.len())
+                .is_some_and(|k| k.eq_ignore_ascii_case(prefix))
+        })
+    }
+
     fn set_header(&self, name: &str, value: &[u8]) {
+        if self
+            .scrubbed
+            .get()
+            .is_some_and(|prefix| pass::is_spoofed(prefix, name.as_bytes()))
+        {
+            self.scrubbed.set(None); // a header with the prefix is there again
+        }
         // SAFETY: see `new`; both are passed with lengths and copied by the shim.
         unsafe {
             ffi::oauth2_header_in_set(
@@ -168,19 +314,15 @@ impl ApacheRequest {
         unsafe { ffi::oauth2_header_in_unset(self.r, name.as_ptr().cast(), name.len()) };
     }
 
-    /// Removes incoming headers that look like ours (reference 5.3) before anything reads them:
-    /// names starting with the claim prefix in any spelling, and the `authn_header` in any case.
-    pub fn scrub_spoofed_headers(&self, prefix: &str, authn_header: Option<&str>) {
+    /// Removes incoming headers that look like the ones this module passes to the backend, before
+    /// anything reads them, so that a client cannot forge a claim or the remote user for the
+    /// backend (docs/compatibility.md, row "header scrubbing", says where this goes further than
+    /// the C module): names that start with the claim prefix in any spelling
+    /// ([`pass::is_spoofed`]), and the `authn_header` in any letter case.
+    pub fn scrub_spoofed_headers(&self, prefix: &'r str, authn_header: Option<&str>) {
         let mut spoofed: Vec<String> = Vec::new();
-        // SAFETY: see `new`; keys are collected before any unset changes the table.
-        let count = unsafe { ffi::oauth2_headers_in_count(self.r) };
-        for i in 0..count {
-            let key = unsafe { ffi::oauth2_headers_in_key(self.r, i) };
-            if key.is_null() {
-                continue;
-            }
-            // SAFETY: table keys are NUL-terminated pool strings.
-            let name = unsafe { CStr::from_ptr(key) }.to_bytes();
+        // The keys are all read before the first unset changes the table.
+        for name in self.keys(Table::HeadersIn) {
             let ours = pass::is_spoofed(prefix, name)
                 || authn_header.is_some_and(|h| h.as_bytes().eq_ignore_ascii_case(name));
             if ours {
@@ -201,6 +343,7 @@ impl ApacheRequest {
             );
             self.unset_header(&name);
         }
+        self.scrubbed.set(Some(prefix));
     }
 
     /// Carries the decision into httpd and returns the hook's status code.
@@ -248,10 +391,10 @@ impl ApacheRequest {
         let user = pass.user();
         // SAFETY: see `new`; copied by the shim.
         unsafe { ffi::oauth2_set_user(self.r, user.as_ptr().cast(), user.len()) };
-        let targets = (pass.headers, pass.envvars);
-        self.set_pairs(&pass, pass.var_offsets(), targets, pass.fresh_prefix_len());
+        let (headers, env) = self.put_modes(&pass);
+        self.put_pairs(&pass, pass.var_offsets(), headers, env);
         if let Some(pair) = pass.authn_header_offsets() {
-            self.set_pairs(&pass, &[pair], (true, false), 0);
+            self.put_pairs(&pass, &[pair], Put::Set, Put::None);
         }
         if crate::serving::claims_required() {
             self.keep_claims(claims);
@@ -271,15 +414,17 @@ impl ApacheRequest {
     }
 
     fn strip(&self, action: StripAction) {
-        // SAFETY (all arms): see `new`; values are passed with lengths or as NUL-terminated CStrings.
         match action {
+            // SAFETY: see `new`; the name is a NUL-terminated CString.
             StripAction::UnsetEnv(name) => unsafe { ffi::oauth2_env_unset(self.r, name.as_ptr()) },
             StripAction::UnsetHeader(name) => self.unset_header(&name.to_string_lossy()),
+            // SAFETY: see `new`; passed with its length and copied by the shim.
             StripAction::SetQuery(q) => unsafe {
                 ffi::oauth2_args_set(self.r, q.as_ptr().cast(), q.len())
             },
             StripAction::SetCookie(c) if c.is_empty() => self.unset_header("Cookie"),
             StripAction::SetCookie(c) => self.set_header("Cookie", c.as_bytes()),
+            // SAFETY: see `new`; passed with its length and copied by the shim.
             StripAction::SetBody(b) => unsafe {
                 ffi::oauth2_body_replace(self.r, b.as_ptr().cast(), b.len())
             },
@@ -289,22 +434,22 @@ impl ApacheRequest {
     /// The thumbprint memoised for this connection, without asking mod_ssl (which would export
     /// the certificate as PEM on every request); the first lookup on a connection fills the memo.
     /// Borrowed from the connection's pool, which outlives the request.
-    fn memo_thumbprint(&self) -> Option<&str> {
+    fn memo_thumbprint(&self) -> Option<&'r str> {
         let (mut memo_pem, mut memo_thumb) = (std::ptr::null(), std::ptr::null());
         // SAFETY: see `new`; the shim fills both out-pointers.
         unsafe { ffi::oauth2_conn_memo_get(self.r, &mut memo_pem, &mut memo_thumb) };
-        pool_str(memo_thumb).or_else(|| self.current_thumbprint())
+        self.str(memo_thumb).or_else(|| self.current_thumbprint())
     }
 
     /// The certificate mod_ssl has now; hashed only when it differs from the memo, which it updates.
-    fn current_thumbprint(&self) -> Option<&str> {
+    fn current_thumbprint(&self) -> Option<&'r str> {
         // SAFETY: see `new`.
         let pem_ptr = unsafe { ffi::oauth2_client_cert_pem(self.r) };
-        let pem = pool_str(pem_ptr)?;
+        let pem = self.str(pem_ptr)?;
         let (mut memo_pem, mut memo_thumb) = (std::ptr::null(), std::ptr::null());
         // SAFETY: see `new`; the shim fills both out-pointers.
         unsafe { ffi::oauth2_conn_memo_get(self.r, &mut memo_pem, &mut memo_thumb) };
-        if let (Some(seen), Some(thumb)) = (pool_str(memo_pem), pool_str(memo_thumb)) {
+        if let (Some(seen), Some(thumb)) = (self.str(memo_pem), self.str(memo_thumb)) {
             if seen == pem {
                 return Some(thumb);
             }
@@ -312,49 +457,51 @@ impl ApacheRequest {
         let thumb = mtls::thumbprint_of_pem(pem)?;
         // SAFETY: see `new`; pem_ptr is NUL-terminated, the thumbprint passed with its length; the
         // shim returns the connection pool's copy.
-        pool_str(unsafe {
+        self.str(unsafe {
             ffi::oauth2_conn_memo_set(self.r, pem_ptr, thumb.as_ptr().cast(), thumb.len())
         })
     }
 }
 
-impl TokenSource for ApacheRequest {
+impl<'r> TokenSource for ApacheRequest<'r> {
     fn header(&self, name: &CStr) -> Option<&str> {
         // SAFETY: see `new`.
-        pool_str(unsafe { ffi::oauth2_header_in_get(self.r, name.as_ptr()) })
+        self.str(unsafe { ffi::oauth2_header_in_get(self.r, name.as_ptr()) })
     }
 
     fn env(&self, name: &CStr) -> Option<&str> {
         // SAFETY: see `new`.
-        pool_str(unsafe { ffi::oauth2_env_get(self.r, name.as_ptr()) })
+        self.str(unsafe { ffi::oauth2_env_get(self.r, name.as_ptr()) })
     }
 
     fn method(&self) -> &str {
         // SAFETY: see `new`.
-        pool_str(unsafe { ffi::oauth2_method(self.r) }).unwrap_or("")
+        self.str(unsafe { ffi::oauth2_method(self.r) })
+            .unwrap_or("")
     }
 
     fn query(&self) -> Option<&str> {
         // SAFETY: see `new`.
-        pool_str(unsafe { ffi::oauth2_args(self.r) })
+        self.str(unsafe { ffi::oauth2_args(self.r) })
     }
 
     fn form_body(&self, limit: usize) -> Option<&[u8]> {
-        *self.body.get_or_init(|| {
+        *self.body.get_or_init(|| -> Option<&'r [u8]> {
             let (mut data, mut len) = (std::ptr::null(), 0usize);
-            // SAFETY: see `new`; on success the shim returns `len` bytes in the request pool,
-            // which outlives this view.
+            // SAFETY: see `new`; the shim fills both out-pointers.
             let rc = unsafe { ffi::oauth2_body_read(self.r, limit, &mut data, &mut len) };
+            // SAFETY: on success the shim returns `len` bytes in the request pool, which lives for
+            // 'r and is not written to while the body is held.
             (rc == 0 && !data.is_null())
                 .then(|| unsafe { std::slice::from_raw_parts(data.cast::<u8>(), len) })
         })
     }
 }
 
-impl authn::Request for ApacheRequest {
+impl<'r> authn::Request for ApacheRequest<'r> {
     fn auth_name(&self) -> Option<&str> {
         // SAFETY: see `new`.
-        pool_str(unsafe { ffi::oauth2_auth_name(self.r) })
+        self.str(unsafe { ffi::oauth2_auth_name(self.r) })
     }
 
     fn client_thumbprint(&self) -> Option<&str> {
