@@ -188,7 +188,7 @@ fn generate_constants(httpd_inc: &str, apr_inc: &str) {
             .find_map(|&(n, v)| (n == name).then_some(v))
             .unwrap_or_else(|| panic!("{name} not found in the preprocessed shim_gen.c"));
         rust.push_str(&format!(
-            "pub const {name}: {ty} = {};\n",
+            "pub(crate) const {name}: {ty} = {};\n",
             rust_value(name, value)
         ));
     }

@@ -50,7 +50,7 @@ fn pool_message(pool: *mut ffi::apr_pool_t, msg: &str) -> *const c_char {
 /// One directive line. `which` is the directive (ffi::OAUTH2_CMD_*); returns NULL or the message
 /// that `apache2 -t` prints after "Syntax error on line N of FILE:".
 #[unsafe(no_mangle)]
-pub extern "C" fn oauth2_rs_cmd(
+pub(crate) extern "C" fn oauth2_rs_cmd(
     site: *const ffi::oauth2_cmd_site,
     rs: *mut *mut c_void,
     which: c_int,
@@ -132,7 +132,7 @@ pub extern "C" fn oauth2_rs_cmd(
 }
 
 #[unsafe(no_mangle)]
-pub extern "C" fn oauth2_rs_pre_config() {
+pub(crate) extern "C" fn oauth2_rs_pre_config() {
     let _ = catch_unwind(|| {
         serving::begin_reading();
         crate::logsink::install(log::process);
@@ -141,7 +141,7 @@ pub extern "C" fn oauth2_rs_pre_config() {
 
 /// Checks that span directives (run by `apache2 -t` too); NULL or the error to print.
 #[unsafe(no_mangle)]
-pub extern "C" fn oauth2_rs_check_config(ptemp: *mut ffi::apr_pool_t) -> *const c_char {
+pub(crate) extern "C" fn oauth2_rs_check_config(ptemp: *mut ffi::apr_pool_t) -> *const c_char {
     match catch_unwind(serving::check) {
         Ok(Ok(())) => std::ptr::null(),
         Ok(Err(e)) => pool_message(ptemp, &e),
@@ -155,7 +155,7 @@ pub extern "C" fn oauth2_rs_check_config(ptemp: *mut ffi::apr_pool_t) -> *const 
 /// Creates the shared caches in the parent, before the children are forked. A cache that cannot
 /// be created is logged and left out: authentication works without it.
 #[unsafe(no_mangle)]
-pub extern "C" fn oauth2_rs_post_config(ptemp: *mut ffi::apr_pool_t) -> *const c_char {
+pub(crate) extern "C" fn oauth2_rs_post_config(ptemp: *mut ffi::apr_pool_t) -> *const c_char {
     match catch_unwind(serving::start) {
         Ok(errors) => {
             for e in errors {
@@ -172,13 +172,13 @@ pub extern "C" fn oauth2_rs_post_config(ptemp: *mut ffi::apr_pool_t) -> *const c
 
 /// The configuration generation is being released (restart or stop).
 #[unsafe(no_mangle)]
-pub extern "C" fn oauth2_rs_config_cleared() {
+pub(crate) extern "C" fn oauth2_rs_config_cleared() {
     let _ = catch_unwind(serving::end);
 }
 
 /// Parses `Require oauth2_claim ...` once, at configuration time.
 #[unsafe(no_mangle)]
-pub extern "C" fn oauth2_rs_authz_parse(
+pub(crate) extern "C" fn oauth2_rs_authz_parse(
     pool: *mut ffi::apr_pool_t,
     line: *const c_char,
     parsed: *mut *const c_void,
@@ -219,7 +219,10 @@ unsafe extern "C" fn drop_requirement(data: *mut c_void) -> c_int {
 /// line, `OAUTH2_AUTHZ_DENIED` otherwise (then the C module's insufficient_scope challenge is left
 /// in `OAUTH2_BEARER_SCOPE_ERROR` for mod_headers).
 #[unsafe(no_mangle)]
-pub extern "C" fn oauth2_rs_authz_claim(r: *mut ffi::request_rec, parsed: *const c_void) -> c_int {
+pub(crate) extern "C" fn oauth2_rs_authz_claim(
+    r: *mut ffi::request_rec,
+    parsed: *const c_void,
+) -> c_int {
     let result = catch_unwind(AssertUnwindSafe(|| {
         // SAFETY: r is the live request of this hook, on this thread, until it returns.
         let req = unsafe { ApacheRequest::new(r) };
@@ -261,7 +264,7 @@ pub extern "C" fn oauth2_rs_authz_claim(r: *mut ffi::request_rec, parsed: *const
 }
 
 #[unsafe(no_mangle)]
-pub extern "C" fn oauth2_rs_dir_merge(
+pub(crate) extern "C" fn oauth2_rs_dir_merge(
     pool: *mut ffi::apr_pool_t,
     base: *mut c_void,
     add: *mut c_void,
@@ -296,7 +299,7 @@ fn auth_type_mode(auth_type: &CStr) -> Option<Mode> {
 
 /// The check_authn hook, for every request: `auth_type` is the request's AuthType (or NULL).
 #[unsafe(no_mangle)]
-pub extern "C" fn oauth2_rs_check_authn(
+pub(crate) extern "C" fn oauth2_rs_check_authn(
     r: *mut ffi::request_rec,
     rs: *mut c_void,
     auth_type: *const c_char,

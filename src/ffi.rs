@@ -10,52 +10,66 @@ use std::ffi::{c_char, c_int, c_ulong, c_void};
 mod generated {
     include!(concat!(env!("OUT_DIR"), "/shim_gen.rs"));
 }
-pub use generated::*;
+pub(crate) use generated::*;
 
 /// Opaque httpd/APR types: Rust only ever holds pointers to them.
 #[repr(C)]
-pub struct request_rec {
+pub(crate) struct request_rec {
     _opaque: [u8; 0],
 }
 #[repr(C)]
-pub struct server_rec {
+pub(crate) struct server_rec {
     _opaque: [u8; 0],
 }
 #[repr(C)]
-pub struct apr_pool_t {
+pub(crate) struct apr_pool_t {
     _opaque: [u8; 0],
 }
 #[repr(C)]
-pub struct command_rec {
+pub(crate) struct command_rec {
     _opaque: [u8; 0],
 }
 
 /// Where a directive was written (c-shim/shim.h `oauth2_cmd_site`).
 #[repr(C)]
-pub struct oauth2_cmd_site {
-    pub pool: *mut apr_pool_t,
-    pub server: *mut server_rec,
-    pub file: *const c_char,
-    pub line: std::ffi::c_uint,
+pub(crate) struct oauth2_cmd_site {
+    pub(crate) pool: *mut apr_pool_t,
+    pub(crate) server: *mut server_rec,
+    pub(crate) file: *const c_char,
+    pub(crate) line: std::ffi::c_uint,
 }
 
 unsafe extern "C" {
-    pub fn oauth2_pstrmemdup(p: *mut apr_pool_t, s: *const c_char, len: usize) -> *const c_char;
-    pub fn oauth2_pool_cleanup_register(
+    pub(crate) fn oauth2_pstrmemdup(
+        p: *mut apr_pool_t,
+        s: *const c_char,
+        len: usize,
+    ) -> *const c_char;
+    pub(crate) fn oauth2_pool_cleanup_register(
         p: *mut apr_pool_t,
         data: *mut c_void,
         cleanup: unsafe extern "C" fn(*mut c_void) -> c_int,
     );
-    pub fn oauth2_log_request(r: *mut request_rec, level: c_int, msg: *const c_char, len: usize);
-    pub fn oauth2_log_enabled(r: *mut request_rec, level: c_int) -> c_int;
-    pub fn oauth2_log_process(level: c_int, msg: *const c_char, len: usize);
-    pub fn oauth2_log_server(s: *mut server_rec, level: c_int, msg: *const c_char, len: usize);
-    pub fn oauth2_header_in_get(r: *mut request_rec, name: *const c_char) -> *const c_char;
+    pub(crate) fn oauth2_log_request(
+        r: *mut request_rec,
+        level: c_int,
+        msg: *const c_char,
+        len: usize,
+    );
+    pub(crate) fn oauth2_log_enabled(r: *mut request_rec, level: c_int) -> c_int;
+    pub(crate) fn oauth2_log_process(level: c_int, msg: *const c_char, len: usize);
+    pub(crate) fn oauth2_log_server(
+        s: *mut server_rec,
+        level: c_int,
+        msg: *const c_char,
+        len: usize,
+    );
+    pub(crate) fn oauth2_header_in_get(r: *mut request_rec, name: *const c_char) -> *const c_char;
     /// `table` is an `OAUTH2_TABLE_*`.
-    pub fn oauth2_table_count(r: *mut request_rec, table: c_int) -> c_int;
-    pub fn oauth2_table_key(r: *mut request_rec, table: c_int, i: c_int) -> *const c_char;
-    pub fn oauth2_header_in_unset(r: *mut request_rec, name: *const c_char, len: usize);
-    pub fn oauth2_header_in_set(
+    pub(crate) fn oauth2_table_count(r: *mut request_rec, table: c_int) -> c_int;
+    pub(crate) fn oauth2_table_key(r: *mut request_rec, table: c_int, i: c_int) -> *const c_char;
+    pub(crate) fn oauth2_header_in_unset(r: *mut request_rec, name: *const c_char, len: usize);
+    pub(crate) fn oauth2_header_in_set(
         r: *mut request_rec,
         name: *const c_char,
         nlen: usize,
@@ -63,7 +77,7 @@ unsafe extern "C" {
         vlen: usize,
     );
     /// `headers` and `env` are `OAUTH2_PUT_*`.
-    pub fn oauth2_pairs_put(
+    pub(crate) fn oauth2_pairs_put(
         r: *mut request_rec,
         text: *const c_char,
         len: usize,
@@ -72,57 +86,57 @@ unsafe extern "C" {
         headers: c_int,
         env: c_int,
     );
-    pub fn oauth2_env_get(r: *mut request_rec, name: *const c_char) -> *const c_char;
-    pub fn oauth2_env_unset(r: *mut request_rec, name: *const c_char);
-    pub fn oauth2_method(r: *mut request_rec) -> *const c_char;
-    pub fn oauth2_args(r: *mut request_rec) -> *const c_char;
-    pub fn oauth2_args_set(r: *mut request_rec, args: *const c_char, len: usize);
-    pub fn oauth2_body_read(
+    pub(crate) fn oauth2_env_get(r: *mut request_rec, name: *const c_char) -> *const c_char;
+    pub(crate) fn oauth2_env_unset(r: *mut request_rec, name: *const c_char);
+    pub(crate) fn oauth2_method(r: *mut request_rec) -> *const c_char;
+    pub(crate) fn oauth2_args(r: *mut request_rec) -> *const c_char;
+    pub(crate) fn oauth2_args_set(r: *mut request_rec, args: *const c_char, len: usize);
+    pub(crate) fn oauth2_body_read(
         r: *mut request_rec,
         limit: usize,
         data: *mut *const c_char,
         len: *mut usize,
     ) -> c_int;
-    pub fn oauth2_body_replace(r: *mut request_rec, data: *const c_char, len: usize);
-    pub fn oauth2_request_claims_set(
+    pub(crate) fn oauth2_body_replace(r: *mut request_rec, data: *const c_char, len: usize);
+    pub(crate) fn oauth2_request_claims_set(
         r: *mut request_rec,
         claims: *mut c_void,
         release: unsafe extern "C" fn(*mut c_void) -> c_int,
     );
-    pub fn oauth2_request_claims_get(r: *mut request_rec) -> *const c_void;
-    pub fn oauth2_user(r: *mut request_rec) -> *const c_char;
-    pub fn oauth2_env_set(
+    pub(crate) fn oauth2_request_claims_get(r: *mut request_rec) -> *const c_void;
+    pub(crate) fn oauth2_user(r: *mut request_rec) -> *const c_char;
+    pub(crate) fn oauth2_env_set(
         r: *mut request_rec,
         name: *const c_char,
         nlen: usize,
         value: *const c_char,
         vlen: usize,
     );
-    pub fn oauth2_err_header_add(
+    pub(crate) fn oauth2_err_header_add(
         r: *mut request_rec,
         name: *const c_char,
         value: *const c_char,
         vlen: usize,
     );
-    pub fn oauth2_set_user(r: *mut request_rec, user: *const c_char, len: usize);
-    pub fn oauth2_auth_name(r: *mut request_rec) -> *const c_char;
-    pub fn oauth2_main(r: *mut request_rec) -> *mut request_rec;
-    pub fn oauth2_prev(r: *mut request_rec) -> *mut request_rec;
-    pub fn oauth2_user_share(r: *mut request_rec, from: *mut request_rec);
-    pub fn oauth2_client_cert_pem(r: *mut request_rec) -> *const c_char;
-    pub fn oauth2_conn_memo_get(
+    pub(crate) fn oauth2_set_user(r: *mut request_rec, user: *const c_char, len: usize);
+    pub(crate) fn oauth2_auth_name(r: *mut request_rec) -> *const c_char;
+    pub(crate) fn oauth2_main(r: *mut request_rec) -> *mut request_rec;
+    pub(crate) fn oauth2_prev(r: *mut request_rec) -> *mut request_rec;
+    pub(crate) fn oauth2_user_share(r: *mut request_rec, from: *mut request_rec);
+    pub(crate) fn oauth2_client_cert_pem(r: *mut request_rec) -> *const c_char;
+    pub(crate) fn oauth2_conn_memo_get(
         r: *mut request_rec,
         pem: *mut *const c_char,
         thumbprint: *mut *const c_char,
     );
-    pub fn oauth2_conn_memo_set(
+    pub(crate) fn oauth2_conn_memo_set(
         r: *mut request_rec,
         pem: *const c_char,
         thumbprint: *const c_char,
         tlen: usize,
     ) -> *const c_char;
     /// This connection's token memo: made by `create` on first use, released with the connection.
-    pub fn oauth2_conn_token_memo(
+    pub(crate) fn oauth2_conn_token_memo(
         r: *mut request_rec,
         create: unsafe extern "C" fn() -> *mut c_void,
         release: unsafe extern "C" fn(*mut c_void) -> c_int,
@@ -141,7 +155,7 @@ unsafe extern "C" {
 
 /// httpd's `module` (http_config.h, `module_struct`), field for field.
 #[repr(C)]
-pub struct Module {
+pub(crate) struct Module {
     version: c_int,
     minor_version: c_int,
     module_index: c_int,
@@ -165,7 +179,7 @@ pub struct Module {
 /// rustc does not export a C-defined data symbol from a cdylib. httpd writes `module_index`, `next`
 /// and `dynamic_load_handle` at load time, hence `static mut`.
 #[unsafe(no_mangle)]
-pub static mut oauth2_module: Module = Module {
+pub(crate) static mut oauth2_module: Module = Module {
     version: MODULE_MAGIC_NUMBER_MAJOR,
     minor_version: MODULE_MAGIC_NUMBER_MINOR,
     module_index: -1,

@@ -4,18 +4,18 @@ use std::ffi::c_int;
 
 use crate::ffi;
 
-pub fn request(r: *mut ffi::request_rec, level: c_int, msg: &str) {
+pub(crate) fn request(r: *mut ffi::request_rec, level: c_int, msg: &str) {
     // SAFETY: r is the live request of the current hook; msg is passed with its length ("%.*s").
     unsafe { ffi::oauth2_log_request(r, level, msg.as_ptr().cast(), msg.len()) }
 }
 
-pub fn server(s: *mut ffi::server_rec, level: c_int, msg: &str) {
+pub(crate) fn server(s: *mut ffi::server_rec, level: c_int, msg: &str) {
     // SAFETY: s is the server of the current directive; msg is passed with its length.
     unsafe { ffi::oauth2_log_server(s, level, msg.as_ptr().cast(), msg.len()) }
 }
 
 /// The sink for [`crate::logsink`]: lines about no particular request go to the main error log.
-pub fn process(level: crate::logsink::Level, msg: &str) {
+pub(crate) fn process(level: crate::logsink::Level, msg: &str) {
     use crate::logsink::Level;
     let level = match level {
         Level::Error => ffi::APLOG_ERR,

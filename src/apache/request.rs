@@ -20,7 +20,7 @@ use crate::verify::{Accepted, Claims};
 /// The request of the current hook. `'r` is the request's lifetime: every string, body and memo
 /// it hands out lives in the request's pool, or in a pool that outlives it (the connection's, the
 /// pool of a request this one derives from), so borrows of `'r` are valid until the hook returns.
-pub struct ApacheRequest<'r> {
+pub(crate) struct ApacheRequest<'r> {
     r: *mut ffi::request_rec,
     body: OnceCell<Option<&'r [u8]>>,
     /// The claim prefix whose look-alike request headers [`ApacheRequest::scrub_spoofed_headers`]
@@ -128,7 +128,7 @@ impl<'r> ApacheRequest<'r> {
     /// # Safety
     /// `r` must be the live request of the current hook, used on this thread only, and `'r` must
     /// end before the hook returns.
-    pub unsafe fn new(r: *mut ffi::request_rec) -> ApacheRequest<'r> {
+    pub(crate) unsafe fn new(r: *mut ffi::request_rec) -> ApacheRequest<'r> {
         ApacheRequest {
             r,
             body: OnceCell::new(),
@@ -144,13 +144,13 @@ impl<'r> ApacheRequest<'r> {
         unsafe { pool_str(p) }
     }
 
-    pub fn log(&self, level: c_int, msg: &str) {
+    pub(crate) fn log(&self, level: c_int, msg: &str) {
         log::request(self.r, level, msg);
     }
 
     /// A sub-request or an internal redirect of a request that has a user gets that user, without
     /// a second verification (the token was verified for the request it came from). Whether it did.
-    pub fn inherit_user(&self) -> bool {
+    pub(crate) fn inherit_user(&self) -> bool {
         // SAFETY: see `new`.
         let from = unsafe { derived_from(self.r) };
         if from.is_null() {
@@ -168,13 +168,13 @@ impl<'r> ApacheRequest<'r> {
         true
     }
 
-    pub fn user(&self) -> Option<&'r str> {
+    pub(crate) fn user(&self) -> Option<&'r str> {
         // SAFETY: see `new`.
         self.str(unsafe { ffi::oauth2_user(self.r) })
     }
 
     /// Whether httpd has a user for this request at all (any bytes, not only UTF-8).
-    pub fn has_user(&self) -> bool {
+    pub(crate) fn has_user(&self) -> bool {
         // SAFETY: see `new`.
         let user = unsafe { ffi::oauth2_user(self.r) };
         // SAFETY: a non-NULL r->user is a NUL-terminated pool string, at least one byte long.
@@ -183,7 +183,7 @@ impl<'r> ApacheRequest<'r> {
 
     /// The claims verified for this request, or for the request it derives from (sub-requests and
     /// internal redirects are authorized with the claims of their origin), for authorization.
-    pub fn claims(&self) -> Option<&'r Map<String, Value>> {
+    pub(crate) fn claims(&self) -> Option<&'r Map<String, Value>> {
         let mut r = self.r;
         while !r.is_null() {
             // SAFETY: r is this request or one it derives from, all live; a non-NULL pointer was
@@ -209,7 +209,7 @@ impl<'r> ApacheRequest<'r> {
         unsafe { ffi::oauth2_request_claims_set(self.r, raw, release_claims) };
     }
 
-    pub fn set_env(&self, name: &str, value: &[u8]) {
+    pub(crate) fn set_env(&self, name: &str, value: &[u8]) {
         // SAFETY: see `new`; both are passed with lengths and copied by the shim.
         unsafe {
             ffi::oauth2_env_set(
@@ -319,7 +319,7 @@ impl<'r> ApacheRequest<'r> {
     /// backend (docs/compatibility.md, row "header scrubbing", says where this goes further than
     /// the C module): names that start with the claim prefix in any spelling
     /// ([`pass::is_spoofed`]), and the `authn_header` in any letter case.
-    pub fn scrub_spoofed_headers(&self, prefix: &'r str, authn_header: Option<&str>) {
+    pub(crate) fn scrub_spoofed_headers(&self, prefix: &'r str, authn_header: Option<&str>) {
         let mut spoofed: Vec<String> = Vec::new();
         // The keys are all read before the first unset changes the table.
         for name in self.keys(Table::HeadersIn) {
@@ -347,7 +347,7 @@ impl<'r> ApacheRequest<'r> {
     }
 
     /// Carries the decision into httpd and returns the hook's status code.
-    pub fn apply(&self, outcome: Outcome) -> c_int {
+    pub(crate) fn apply(&self, outcome: Outcome) -> c_int {
         match outcome {
             Outcome::Declined => ffi::DECLINED,
             Outcome::Refused { refusal, scheme } => {
