@@ -51,7 +51,10 @@ pub(crate) enum DpopError {
     /// `htm` differs from the request method (both, sanitized).
     HtmMismatch { htm: String, method: String },
     /// `htu` is not an http(s) URI we can normalise (value sanitized, reason).
-    HtuInvalid { htu: String, why: super::htu::HtuError },
+    HtuInvalid {
+        htu: String,
+        why: super::htu::HtuError,
+    },
     /// The request URL itself could not be normalised (e.g. `OPTIONS *`).
     RequestUrlInvalid(super::htu::HtuError),
     /// `htu` names another URL (both normal forms, sanitized).

@@ -71,7 +71,10 @@ pub(crate) fn request_url(url: &RequestUrl<'_>) -> Result<String, HtuError> {
     } else {
         url.host
     };
-    let path = url.path.find(['?', '#']).map_or(url.path, |at| &url.path[..at]);
+    let path = url
+        .path
+        .find(['?', '#'])
+        .map_or(url.path, |at| &url.path[..at]);
     assemble(scheme, host, Some(url.port), path)
 }
 
@@ -243,13 +246,19 @@ mod tests {
             ("http://rs.example:80/api", "http://rs.example/api"),
             ("http://rs.example:443/api", "http://rs.example:443/api"),
             ("https://rs.example:80/api", "https://rs.example:80/api"),
-            ("https://rs.example:08443/api", "https://rs.example:8443/api"),
+            (
+                "https://rs.example:08443/api",
+                "https://rs.example:8443/api",
+            ),
             ("https://rs.example", "https://rs.example/"),
             ("https://rs.example?q=1", "https://rs.example/"),
             ("https://rs.example/api?q=1#frag", "https://rs.example/api"),
             ("https://rs.example/api#frag?x", "https://rs.example/api"),
             ("https://rs.example/a%2fb", "https://rs.example/a%2Fb"),
-            ("https://rs.example/%7Euser/%61%2D", "https://rs.example/~user/a-"),
+            (
+                "https://rs.example/%7Euser/%61%2D",
+                "https://rs.example/~user/a-",
+            ),
             ("https://rs.example/A/b", "https://rs.example/A/b"),
             ("https://rs.example/a/../b", "https://rs.example/a/../b"),
             ("https://%52S.example/", "https://rs.example/"),

@@ -60,7 +60,8 @@ const ASYMMETRIC: [Alg; 10] = [
     Alg::RS512,
     Alg::EdDSA,
 ];
-const ASYMMETRIC_NAMES: &str = "ES256, ES384, ES512, PS256, PS384, PS512, RS256, RS384, RS512 or EdDSA";
+const ASYMMETRIC_NAMES: &str =
+    "ES256, ES384, ES512, PS256, PS384, PS512, RS256, RS384, RS512 or EdDSA";
 
 const DEFAULT_SLACK: u64 = 5;
 const MAX_SLACK: u64 = 3600;
@@ -111,7 +112,8 @@ impl DpopPolicy {
             Some(list) => parse_algs(list)?,
         };
         // As liboauth2 reads it: anything but skip/optional/required keeps the default.
-        let iat_verify = Requirement::parse_or(options.get("dpop.iat.verify"), Requirement::Required);
+        let iat_verify =
+            Requirement::parse_or(options.get("dpop.iat.verify"), Requirement::Required);
         let iat_slack_before = seconds(options, "dpop.iat.slack.before", DEFAULT_SLACK, MAX_SLACK)?;
         let iat_slack_after = seconds(options, "dpop.iat.slack.after", DEFAULT_SLACK, MAX_SLACK)?;
         let window = match iat_verify {
@@ -136,8 +138,9 @@ impl DpopPolicy {
         };
         let nonce = match options.get("dpop.nonce") {
             None => false,
-            Some(v) => crate::options::flag::parse_flag(v)
-                .map_err(|e| format!("dpop.nonce={v}: {e}"))?,
+            Some(v) => {
+                crate::options::flag::parse_flag(v).map_err(|e| format!("dpop.nonce={v}: {e}"))?
+            }
         };
         let interval = seconds(
             options,
@@ -433,7 +436,10 @@ impl<'p> Claims<'p> {
     }
 }
 
-fn string_claim<'p>(payload: &'p Map<String, Value>, name: &'static str) -> Result<&'p str, DpopError> {
+fn string_claim<'p>(
+    payload: &'p Map<String, Value>,
+    name: &'static str,
+) -> Result<&'p str, DpopError> {
     match payload.get(name) {
         None => Err(DpopError::ClaimMissing(name)),
         Some(Value::String(s)) => Ok(s),
