@@ -38,7 +38,11 @@ pub(crate) fn proof_key(header: &Map<String, Value>, alg: Alg) -> Result<Key, Dp
     if kty == "oct" {
         return Err(DpopError::JwkSymmetric);
     }
-    if let Some(member) = PRIVATE_MEMBERS.iter().find(|m| jwk.contains_key(**m)) {
+    if let Some(member) = PRIVATE_MEMBERS
+        .iter()
+        .copied()
+        .find(|m| jwk.contains_key(*m))
+    {
         return Err(DpopError::JwkPrivate(member));
     }
     let fits = match kty {

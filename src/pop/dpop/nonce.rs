@@ -204,7 +204,11 @@ mod tests {
         assert!(n.is_valid(&nonce, start + 300), "previous interval");
         assert!(n.is_valid(&nonce, start + 599));
         assert!(!n.is_valid(&nonce, start + 600), "two intervals old");
-        assert!(!n.is_valid(&nonce, start - 1), "a future interval");
+        assert!(!n.is_valid(&nonce, start - 31), "a future interval");
+        assert!(
+            n.is_valid(&nonce, start - 30),
+            "handed out as the next nonce by now"
+        );
         assert!(!n.is_valid(&nonce, start - 300));
     }
 

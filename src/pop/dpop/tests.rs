@@ -426,7 +426,7 @@ fn several_proofs() {
     let proof = Proof::new(Alg::ES256).compact();
     let request = Request::bound_to(p256());
     assert_eq!(
-        request.check_all(&[&proof, &proof]),
+        request.check_all(&[proof.as_str(), proof.as_str()]),
         Err(DpopError::SeveralProofs(2))
     );
     // As httpd merges repeated headers.
