@@ -130,7 +130,7 @@ fn check_rsa(jwk: &Map<String, Value>) -> Result<(), DpopError> {
         0..=4 => e.iter().fold(0u64, |v, b| (v << 8) | u64::from(*b)),
         _ => return Err(DpopError::JwkRsaExponent),
     };
-    if value < 3 || value % 2 == 0 {
+    if value < 3 || value & 1 == 0 {
         return Err(DpopError::JwkRsaExponent);
     }
     Ok(())

@@ -388,13 +388,13 @@ fn single_proof<'a>(proofs: &[&'a str]) -> Result<&'a str, DpopError> {
     if proof.is_empty() {
         return Err(DpopError::NoProof);
     }
-    if proof.len() > MAX_PROOF_LEN {
-        return Err(DpopError::TooLarge(proof.len()));
-    }
     // httpd joins repeated request headers with ", "; a compact JWS has no comma.
     if proof.contains(',') {
         let count = proof.bytes().filter(|b| *b == b',').count();
         return Err(DpopError::SeveralProofs(count.saturating_add(1)));
+    }
+    if proof.len() > MAX_PROOF_LEN {
+        return Err(DpopError::TooLarge(proof.len()));
     }
     Ok(proof)
 }
