@@ -122,7 +122,7 @@ impl DpopError {
         }
     }
 
-    /// True when a fresh nonce is the answer (RFC 9449 section 8: `use_dpop_nonce` with a
+    /// True when a fresh nonce is the answer (RFC 9449 section 9: `use_dpop_nonce` with a
     /// `DPoP-Nonce` header).
     pub(crate) fn is_nonce_problem(&self) -> bool {
         matches!(self, DpopError::NonceMissing | DpopError::NonceInvalid)

@@ -1,6 +1,6 @@
 //! RFC 9449 DPoP at the resource server: the checks of one request's proof (section 4.3) and of
 //! its binding to the access token (section 7.1), the `type=dpop` settings, and stateless
-//! server nonces (section 8, in `nonce`). Pure: no Apache types, no replay store (the caller
+//! server nonces (section 9, in `nonce`). Pure: no Apache types, no replay store (the caller
 //! records [`CheckedProof::replay_key`] after every check passed, section 11.1).
 
 // Nothing outside this module calls it until the Apache layer is wired to it.
@@ -29,7 +29,7 @@ use crate::jose::error::sanitize;
 use crate::jose::{JoseError, Jws, b64, json};
 use crate::options::{Options, Requirement};
 
-/// Longest proof accepted, checked before anything else is done with it. A proof carrying an
+/// Longest proof accepted, checked before it is parsed. A proof carrying an
 /// RSA-8192 `jwk` and signature is under 4 KiB; real ones (EC) are well under 1 KiB.
 pub(crate) const MAX_PROOF_LEN: usize = 8 * 1024;
 /// Longest `jti`: RFC 9449 section 4.2 asks for at least 96 bits of randomness, a UUID or a
@@ -124,13 +124,20 @@ impl DpopPolicy {
             None => DEFAULT_EXPIRY.max(window),
             Some(_) => {
                 let expiry = seconds(options, "dpop.expiry", DEFAULT_EXPIRY, MAX_EXPIRY)?;
-                if expiry == 0 || expiry < window {
+                if expiry == 0 {
+                    return Err(
+                        "dpop.expiry=0: the jti of a proof must be remembered for at least 1 \
+                         second, or every proof could be replayed; the default is 10"
+                            .to_owned(),
+                    );
+                }
+                if expiry < window {
                     return Err(format!(
                         "dpop.expiry={expiry}: a proof is accepted for {window} seconds \
                          (dpop.iat.slack.before + dpop.iat.slack.after) and its jti must be \
                          remembered at least that long, or it could be replayed; set dpop.expiry \
                          to {} or more",
-                        window.max(1)
+                        window
                     ));
                 }
                 expiry

@@ -1,4 +1,4 @@
-//! Server-provided DPoP nonces (RFC 9449 section 8) without server state: a nonce is the number of
+//! Server-provided DPoP nonces (RFC 9449 section 9, with the syntax of section 8.1) without server state: a nonce is the number of
 //! a time interval and a MAC over it, so every child process and every host that shares the
 //! secret issues and accepts the same nonces, and nothing has to be stored or synchronised.
 //!
