@@ -1,6 +1,7 @@
-//! Server-provided DPoP nonces (RFC 9449 section 9, with the syntax of section 8.1) without server state: a nonce is the number of
-//! a time interval and a MAC over it, so every child process and every host that shares the
-//! secret issues and accepts the same nonces, and nothing has to be stored or synchronised.
+//! Resource-server DPoP nonces (RFC 9449 section 9, syntax of section 8.1) without server state:
+//! a nonce is the number of a time interval and a MAC over it, so every child process and every
+//! host that shares the secret issues and accepts the same nonces, and nothing has to be stored
+//! or synchronised.
 //!
 //! Format: base64url(interval number, 8 bytes big-endian || HMAC-SHA256(secret, "dpop-nonce" 0x00
 //! || interval number) cut to 16 bytes): 32 characters, unpredictable without the secret.
