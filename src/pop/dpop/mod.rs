@@ -14,9 +14,6 @@ pub(crate) mod htu;
 mod key;
 pub(crate) mod nonce;
 
-#[cfg(test)]
-mod tests;
-
 use std::time::Duration;
 
 use serde_json::{Map, Value};
@@ -476,3 +473,6 @@ fn check_iat(policy: &DpopPolicy, iat: f64, now: i64) -> Result<i64, DpopError> 
 fn whole_seconds(t: f64) -> i64 {
     t.floor() as i64
 }
+
+#[cfg(test)]
+mod tests;
