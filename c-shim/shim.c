@@ -12,6 +12,8 @@
 #include "mod_auth.h"
 #include "mod_ssl.h"
 #include "apr_strings.h"
+
+#include <strings.h>
 #include "apr_optional.h"
 #include "apr_buckets.h"
 #include "util_filter.h"
@@ -369,6 +371,25 @@ int oauth2_table_count(request_rec *r, int table)
 {
     const apr_table_t *t = request_table(r, table);
     return t != NULL ? apr_table_elts(t)->nelts : 0;
+}
+
+/* 1 when a key of the table starts with the `len` bytes of `prefix` in any letter case (tables
+ * are case-insensitive), else 0. One call instead of one per key: it runs on every request. */
+int oauth2_table_has_prefix(request_rec *r, int table, const char *prefix, apr_size_t len)
+{
+    const apr_table_t *t = request_table(r, table);
+    const apr_array_header_t *elts;
+    const apr_table_entry_t *e;
+    int i;
+    if (t == NULL)
+        return 0;
+    elts = apr_table_elts(t);
+    e = (const apr_table_entry_t *)elts->elts;
+    for (i = 0; i < elts->nelts; i++) {
+        if (e[i].key != NULL && strncasecmp(e[i].key, prefix, len) == 0)
+            return 1;
+    }
+    return 0;
 }
 
 const char *oauth2_table_key(request_rec *r, int table, int i)

@@ -67,6 +67,12 @@ unsafe extern "C" {
     pub(crate) fn oauth2_header_in_get(r: *mut request_rec, name: *const c_char) -> *const c_char;
     /// `table` is an `OAUTH2_TABLE_*`.
     pub(crate) fn oauth2_table_count(r: *mut request_rec, table: c_int) -> c_int;
+    pub(crate) fn oauth2_table_has_prefix(
+        r: *mut request_rec,
+        table: c_int,
+        prefix: *const c_char,
+        len: usize,
+    ) -> c_int;
     pub(crate) fn oauth2_table_key(r: *mut request_rec, table: c_int, i: c_int) -> *const c_char;
     pub(crate) fn oauth2_header_in_unset(r: *mut request_rec, name: *const c_char, len: usize);
     pub(crate) fn oauth2_header_in_set(

@@ -282,11 +282,15 @@ impl<'r> ApacheRequest<'r> {
 
     /// Whether a key of `table` starts with `prefix`, in any case (tables are case-insensitive).
     fn has_key_with_prefix(&self, table: Table, prefix: &str) -> bool {
-        let prefix = prefix.as_bytes();
-        self.keys(table).any(|k| {
-            k.get(..prefix.len())
-                .is_some_and(|k| k.eq_ignore_ascii_case(prefix))
-        })
+        // SAFETY: see `new`; the shim reads `prefix.len()` bytes of `prefix` at most.
+        unsafe {
+            ffi::oauth2_table_has_prefix(
+                self.r,
+                table.raw(),
+                prefix.as_ptr().cast(),
+                prefix.len(),
+            ) != 0
+        }
     }
 
     fn set_header(&self, name: &str, value: &[u8]) {
