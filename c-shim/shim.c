@@ -448,6 +448,41 @@ const char *oauth2_method(request_rec *r)
     return r->method;
 }
 
+typedef struct {
+    const char **values;
+    int max;
+    int count;
+} oauth2_values;
+
+static int collect_value(void *data, const char *key, const char *value)
+{
+    oauth2_values *v = data;
+    (void)key;
+    if (v->count < v->max)
+        v->values[v->count] = value;
+    v->count++;
+    return 1;
+}
+
+/* Every value of request header `name` (case-insensitive), up to `max` of them into `values`;
+ * returns how many there are in all. */
+int oauth2_header_in_values(request_rec *r, const char *name, const char **values, int max)
+{
+    oauth2_values v = {values, max, 0};
+    apr_table_do(collect_value, &v, r->headers_in, name, NULL);
+    return v.count;
+}
+
+/* The request URL as httpd itself builds self-referencing URLs (ServerName, UseCanonicalName). */
+void oauth2_request_url(request_rec *r, const char **scheme, const char **host, unsigned *port,
+                        const char **uri)
+{
+    *scheme = ap_http_scheme(r);
+    *host = ap_get_server_name_for_url(r);
+    *port = ap_get_server_port(r);
+    *uri = r->unparsed_uri;
+}
+
 const char *oauth2_args(request_rec *r)
 {
     return r->args;
