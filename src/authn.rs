@@ -1098,6 +1098,258 @@ mod tests {
             &Generation::default()
         )));
     }
+
+    // ---- RFC 9449 DPoP: the decision around the proof checks (src/pop/dpop has the checks) ----
+
+    /// A client's DPoP key: its public JWK and a signer of proofs.
+    struct ProofKey {
+        key: openssl::ec::EcKey<openssl::pkey::Private>,
+        jwk: serde_json::Value,
+    }
+
+    impl ProofKey {
+        fn new() -> ProofKey {
+            use openssl::bn::BigNumContext;
+            use openssl::ec::{EcGroup, EcKey};
+            use openssl::nid::Nid;
+            let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap();
+            let key = EcKey::generate(&group).unwrap();
+            let (mut x, mut y) = (
+                openssl::bn::BigNum::new().unwrap(),
+                openssl::bn::BigNum::new().unwrap(),
+            );
+            let mut ctx = BigNumContext::new().unwrap();
+            key.public_key()
+                .affine_coordinates(&group, &mut x, &mut y, &mut ctx)
+                .unwrap();
+            let jwk = json!({
+                "kty": "EC",
+                "crv": "P-256",
+                "x": b64(&x.to_vec_padded(32).unwrap()),
+                "y": b64(&y.to_vec_padded(32).unwrap()),
+            });
+            ProofKey { key, jwk }
+        }
+
+        /// RFC 7638 thumbprint, as a token's `cnf.jkt`.
+        fn jkt(&self) -> String {
+            crate::jose::Key::from_jwk_map(self.jwk.as_object().unwrap())
+                .unwrap()
+                .jwk_thumbprint()
+                .unwrap()
+        }
+
+        /// A proof for `GET https://rs.example/api` (the fake request) with `token`.
+        fn proof(&self, token: &str, jti: &str, nonce: Option<&str>) -> String {
+            let mut claims = json!({
+                "jti": jti,
+                "htm": "GET",
+                "htu": "https://rs.example/api",
+                "iat": NOW,
+                "ath": b64(&crate::digest::sha256(&[token.as_bytes()])),
+            });
+            if let Some(nonce) = nonce {
+                claims["nonce"] = json!(nonce);
+            }
+            let header = json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": self.jwk});
+            let input = format!(
+                "{}.{}",
+                b64(header.to_string().as_bytes()),
+                b64(claims.to_string().as_bytes())
+            );
+            let digest = openssl::sha::sha256(input.as_bytes());
+            let sig = openssl::ecdsa::EcdsaSig::sign(&digest, &self.key).unwrap();
+            let mut raw = sig.r().to_vec_padded(32).unwrap();
+            raw.extend(sig.s().to_vec_padded(32).unwrap());
+            format!("{input}.{}", b64(&raw))
+        }
+    }
+
+    /// The fake request with `DPoP` headers.
+    struct WithProofs {
+        req: Fake,
+        proofs: Vec<String>,
+    }
+
+    impl TokenSource for WithProofs {
+        fn header(&self, name: &CStr) -> Option<&str> {
+            self.req.header(name)
+        }
+        fn env(&self, name: &CStr) -> Option<&str> {
+            self.req.env(name)
+        }
+        fn method(&self) -> &str {
+            self.req.method()
+        }
+        fn query(&self) -> Option<&str> {
+            None
+        }
+        fn form_body(&self, _: usize) -> Option<&[u8]> {
+            None
+        }
+    }
+
+    impl Request for WithProofs {
+        fn auth_name(&self) -> Option<&str> {
+            None
+        }
+        fn client_thumbprint(&self) -> Option<&str> {
+            None
+        }
+        fn dpop_proofs(&self) -> Vec<&str> {
+            self.proofs.iter().map(String::as_str).collect()
+        }
+        fn url(&self) -> RequestUrl<'_> {
+            self.req.url()
+        }
+    }
+
+    fn dpop_request(scheme: &str, token: &str, proofs: Vec<String>) -> WithProofs {
+        let mut req = Fake::bearer(token);
+        req.authorization = Some(format!("{scheme} {token}"));
+        WithProofs { req, proofs }
+    }
+
+    fn bound_token(key: &ProofKey, jti: &str) -> String {
+        token(json!({"sub": "alice", "exp": NOW + 60, "jti": jti, "cnf": {"jkt": key.jkt()}}))
+    }
+
+    #[test]
+    fn a_dpop_bound_token_with_its_proof_is_granted_once_per_proof() {
+        let cfg = config(&[("plain", SECRET, Some("type=dpop"))]);
+        let generation = Generation::default();
+        let key = ProofKey::new();
+        let t = bound_token(&key, "dpop-1");
+        let proof = key.proof(&t, "proof-1", None);
+        let req = dpop_request("DPoP", &t, vec![proof.clone()]);
+        match authenticate(&cfg, &req, Mode::OAuth2, NOW, &generation) {
+            Outcome::Granted(g) => assert_eq!(g.pass.user(), "alice"),
+            other => panic!("{other:?}"),
+        }
+        // The same proof again (RFC 9449 section 11.1), also for the cached token.
+        let o = authenticate(&cfg, &req, Mode::OAuth2, NOW, &generation);
+        assert!(
+            matches!(refusal_of(&o), Refusal::DpopReplay { .. }),
+            "{o:?}"
+        );
+        assert!(challenge_of(&o, None).starts_with("DPoP algs=\"ES256 "));
+        assert!(challenge_of(&o, None).contains(r#"error="invalid_dpop_proof""#));
+        // A new proof for the same token passes.
+        let again = dpop_request("dpop", &t, vec![key.proof(&t, "proof-2", None)]);
+        assert!(matches!(
+            authenticate(&cfg, &again, Mode::OAuth2, NOW, &generation),
+            Outcome::Granted(_)
+        ));
+    }
+
+    #[test]
+    fn a_failed_proof_does_not_use_up_its_jti() {
+        let cfg = config(&[("plain", SECRET, Some("type=dpop"))]);
+        let generation = Generation::default();
+        let (key, other) = (ProofKey::new(), ProofKey::new());
+        let t = bound_token(&key, "dpop-2");
+        // Signed by another key: refused for the key, and its jti stays unused.
+        let wrong = dpop_request("DPoP", &t, vec![other.proof(&t, "shared-jti", None)]);
+        let o = authenticate(&cfg, &wrong, Mode::OAuth2, NOW, &generation);
+        assert!(matches!(refusal_of(&o), Refusal::DpopProof { .. }), "{o:?}");
+        let right = dpop_request("DPoP", &t, vec![key.proof(&t, "shared-jti", None)]);
+        assert!(matches!(
+            authenticate(&cfg, &right, Mode::OAuth2, NOW, &generation),
+            Outcome::Granted(_)
+        ));
+    }
+
+    #[test]
+    fn no_downgrade_of_a_dpop_bound_token() {
+        let key = ProofKey::new();
+        let t = bound_token(&key, "dpop-3");
+        let proof = key.proof(&t, "proof-3", None);
+        let generation = Generation::default();
+        // At a bearer location, and at a DPoP location, with the Bearer scheme: refused, even
+        // with a valid proof (RFC 9449 section 7.2).
+        for options in [None, Some("type=dpop")] {
+            let cfg = config(&[("plain", SECRET, options)]);
+            let req = dpop_request("Bearer", &t, vec![proof.clone()]);
+            let o = authenticate(&cfg, &req, Mode::OAuth2, NOW, &generation);
+            assert!(
+                matches!(refusal_of(&o), Refusal::DpopSchemeMissing { .. }),
+                "{options:?}: {o:?}"
+            );
+        }
+        // An unbound token at a DPoP location needs the DPoP scheme and a proof too.
+        let cfg = config(&[("plain", SECRET, Some("type=dpop"))]);
+        let unbound = token(good_claims());
+        let o = authenticate(
+            &cfg,
+            &Fake::bearer(&unbound),
+            Mode::OAuth2,
+            NOW,
+            &generation,
+        );
+        assert!(
+            matches!(refusal_of(&o), Refusal::DpopSchemeMissing { .. }),
+            "{o:?}"
+        );
+        // cnf.jkt that is not a string: a binding that cannot be checked is never accepted.
+        let odd = token(json!({"sub": "a", "exp": NOW + 9, "cnf": {"jkt": 7}}));
+        let req = dpop_request("DPoP", &odd, vec![proof]);
+        let o = authenticate(&cfg, &req, Mode::OAuth2, NOW, &generation);
+        assert!(
+            matches!(refusal_of(&o), Refusal::DpopBindingUnreadable { .. }),
+            "{o:?}"
+        );
+    }
+
+    #[test]
+    fn a_nonce_is_asked_for_then_accepted() {
+        let cfg = config(&[("plain", SECRET, Some("type=dpop&dpop.nonce=on"))]);
+        let generation = Generation::default();
+        let key = ProofKey::new();
+        let t = bound_token(&key, "dpop-4");
+        let first = dpop_request("DPoP", &t, vec![key.proof(&t, "n-1", None)]);
+        let o = authenticate(&cfg, &first, Mode::OAuth2, NOW, &generation);
+        let nonce = match &o {
+            Outcome::Refused {
+                refusal: Refusal::DpopNonce { nonce, .. },
+                ..
+            } => nonce.clone(),
+            other => panic!("{other:?}"),
+        };
+        assert!(challenge_of(&o, None).contains(r#"error="use_dpop_nonce""#));
+        let retry = dpop_request("DPoP", &t, vec![key.proof(&t, "n-2", Some(&nonce))]);
+        assert!(matches!(
+            authenticate(&cfg, &retry, Mode::OAuth2, NOW, &generation),
+            Outcome::Granted(_)
+        ));
+        // Another generation (a restart without a passphrase) has another secret.
+        let later = dpop_request("DPoP", &t, vec![key.proof(&t, "n-3", Some(&nonce))]);
+        let o = authenticate(&cfg, &later, Mode::OAuth2, NOW, &Generation::default());
+        assert!(matches!(refusal_of(&o), Refusal::DpopNonce { .. }), "{o:?}");
+    }
+
+    #[test]
+    fn challenges_follow_the_location() {
+        let generation = Generation::default();
+        let no_token = Fake {
+            authorization: None,
+            env_token: None,
+            realm: None,
+            thumbprint: None,
+            thumbprint_now: None,
+        };
+        let dpop_only = config(&[("plain", SECRET, Some("type=dpop&dpop.algs=ES256 EdDSA"))]);
+        let o = authenticate(&dpop_only, &no_token, Mode::OAuth2, NOW, &generation);
+        assert_eq!(challenge_of(&o, None), r#"DPoP algs="ES256 EdDSA""#);
+        let mixed = config(&[
+            ("plain", SECRET, None),
+            ("plain", SECRET, Some("type=dpop&dpop.algs=ES256")),
+        ]);
+        let o = authenticate(&mixed, &no_token, Mode::OAuth2, NOW, &generation);
+        assert_eq!(
+            challenge_of(&o, None),
+            "Bearer error=\"invalid_request\", error_description=\"No bearer token found in the request.\"\nDPoP algs=\"ES256\""
+        );
+    }
 }
 
 #[cfg(test)]
