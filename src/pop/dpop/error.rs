@@ -75,8 +75,6 @@ pub(crate) enum DpopError {
     TokenNotBound,
     /// The proof key's thumbprint is not the token's `cnf.jkt`.
     JktMismatch,
-    /// The proof was seen before (reported by the caller's replay store, never by `check`).
-    Replay,
     /// The crypto library failed on a well-formed key (not the client's fault).
     Internal(&'static str),
 }
@@ -117,7 +115,6 @@ impl DpopError {
             NonceInvalid => "dpop_nonce_invalid",
             TokenNotBound => "dpop_token_not_bound",
             JktMismatch => "dpop_jkt_mismatch",
-            Replay => "dpop_replay",
             Internal(_) => "dpop_internal",
         }
     }
@@ -131,6 +128,13 @@ impl DpopError {
     /// The RFC 9449 error code for the challenge: `use_dpop_nonce` for nonce problems,
     /// `invalid_token` when the token is not bound to the proof's key (section 7.1), and
     /// `invalid_dpop_proof` for everything wrong with the proof itself.
+    #[cfg_attr(
+        not(test),
+        expect(
+            dead_code,
+            reason = "authentication answers invalid_dpop_proof for the binding errors too"
+        )
+    )]
     pub(crate) fn error_code(&self) -> &'static str {
         match self {
             DpopError::NonceMissing | DpopError::NonceInvalid => "use_dpop_nonce",
@@ -218,7 +222,6 @@ impl fmt::Display for DpopError {
                 f,
                 "DPoP proof key thumbprint does not match the access token's cnf.jkt"
             ),
-            Replay => write!(f, "DPoP proof replayed: its jti was seen before"),
             Internal(what) => write!(f, "DPoP proof check failed in the crypto library: {what}"),
         }
     }
