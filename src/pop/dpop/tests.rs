@@ -979,6 +979,30 @@ fn jkt_mismatch() {
     assert_eq!(label(request.check(&proof)), "dpop_jkt_mismatch");
 }
 
+#[test]
+fn every_one_character_change_or_cut_is_refused_without_panicking() {
+    let proof = Proof::new(Alg::ES256).compact();
+    let request = Request::bound_to(p256());
+    assert_eq!(label(request.check(&proof)), "ok");
+    for (at, c) in proof.char_indices() {
+        let other = if c == 'A' { 'B' } else { 'A' };
+        let changed = format!("{}{other}{}", &proof[..at], &proof[at + 1..]);
+        assert!(request.check(&changed).is_err(), "change at {at}");
+        if at % 7 == 0 {
+            assert!(request.check(&proof[..at]).is_err(), "cut at {at}");
+        }
+    }
+}
+
+#[test]
+fn a_jwk_that_pins_the_header_alg_is_accepted() {
+    let proof = Proof::new(Alg::PS256)
+        .jwk("alg", json!("PS256"))
+        .jwk("use", json!("sig"))
+        .jwk("kid", json!("client-key-1"));
+    assert_eq!(label(proof.check()), "ok");
+}
+
 // ---------- results and errors ----------
 
 #[test]
