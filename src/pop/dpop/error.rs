@@ -2,6 +2,7 @@
 //! binding of section 7.1). `Display` is one log line naming the failed check; it never holds the
 //! token or the proof, and text taken from the proof is sanitized and cut short.
 
+use crate::challenge::{self, ErrorCode};
 use std::fmt;
 
 use crate::jose::JoseError;
@@ -128,18 +129,12 @@ impl DpopError {
     /// The RFC 9449 error code for the challenge: `use_dpop_nonce` for nonce problems,
     /// `invalid_token` when the token is not bound to the proof's key (section 7.1), and
     /// `invalid_dpop_proof` for everything wrong with the proof itself.
-    #[cfg_attr(
-        not(test),
-        expect(
-            dead_code,
-            reason = "authentication answers invalid_dpop_proof for the binding errors too"
-        )
-    )]
-    pub(crate) fn error_code(&self) -> &'static str {
+    pub(crate) fn error_code(&self) -> ErrorCode {
         match self {
-            DpopError::NonceMissing | DpopError::NonceInvalid => "use_dpop_nonce",
-            DpopError::TokenNotBound | DpopError::JktMismatch => "invalid_token",
-            _ => "invalid_dpop_proof",
+            DpopError::NonceMissing | DpopError::NonceInvalid => challenge::USE_DPOP_NONCE,
+            // RFC 9449 section 7.1: a token not bound to the proof's key is an invalid token.
+            DpopError::TokenNotBound | DpopError::JktMismatch => challenge::BAD_TOKEN,
+            _ => challenge::BAD_DPOP_PROOF,
         }
     }
 }

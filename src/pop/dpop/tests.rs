@@ -914,7 +914,7 @@ fn nonce_missing() {
     request.nonces = Some(Nonces::new([9; 32], Duration::from_secs(300)));
     let err = request.check(&Proof::new(Alg::ES256).compact());
     assert_eq!(err, Err(DpopError::NonceMissing));
-    assert!(err.is_err_and(|e| e.is_nonce_problem() && e.error_code() == "use_dpop_nonce"));
+    assert!(err.is_err_and(|e| e.is_nonce_problem() && e.error_code().error == "use_dpop_nonce"));
 }
 
 #[test]
@@ -962,7 +962,7 @@ fn token_not_bound() {
     request.bound = None;
     let err = request.check(&Proof::new(Alg::ES256).compact());
     assert_eq!(err, Err(DpopError::TokenNotBound));
-    assert!(err.is_err_and(|e| e.error_code() == "invalid_token"));
+    assert!(err.is_err_and(|e| e.error_code().error == "invalid_token"));
 }
 
 #[test]
@@ -972,7 +972,7 @@ fn jkt_mismatch() {
     let request = Request::bound_to(p256());
     let err = request.check(&proof);
     assert_eq!(err, Err(DpopError::JktMismatch));
-    assert!(err.is_err_and(|e| !e.is_nonce_problem() && e.error_code() == "invalid_token"));
+    assert!(err.is_err_and(|e| !e.is_nonce_problem() && e.error_code().error == "invalid_token"));
     let mut request = Request::bound_to(other_p256());
     assert_eq!(label(request.check(&proof)), "ok");
     request.bound = Some(String::new());
