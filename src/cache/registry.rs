@@ -141,7 +141,12 @@ mod tests {
         let kept = old.add(spec("max_entries=64"));
         let other = old.add(spec("max_entries=32"));
         assert!(old.init_all(None).is_empty());
-        kept.set("ns", b"k", b"remembered", std::time::Duration::from_secs(60));
+        kept.set(
+            "ns",
+            b"k",
+            b"remembered",
+            std::time::Duration::from_secs(60),
+        );
         other.set("ns", b"k", b"other", std::time::Duration::from_secs(60));
 
         let mut new = CacheRegistry::default();
@@ -151,7 +156,11 @@ mod tests {
         new.follow(old.all());
         assert!(new.init_all(None).is_empty());
         assert_eq!(same.get("ns", b"k").as_deref(), Some(&b"remembered"[..]));
-        assert_eq!(twin.get("ns", b"k"), None, "one old cache is taken over once");
+        assert_eq!(
+            twin.get("ns", b"k"),
+            None,
+            "one old cache is taken over once"
+        );
         assert_eq!(changed.get("ns", b"k"), None, "other options: new memory");
     }
 

@@ -219,6 +219,34 @@ mod tests {
     }
 
     #[test]
+    fn insert_if_absent_never_evicts_a_live_entry() {
+        let s = ShmStore::new(128, 16, 4).unwrap();
+        let mut inserted = 0;
+        let mut full = 0;
+        for i in 0..64 {
+            match s.insert_if_absent_at(&k(i), b"x", S, NOW) {
+                Ok(true) => inserted += 1,
+                Err(StoreError::Unavailable(why)) if why.starts_with("full") => full += 1,
+                other => panic!("{other:?}"),
+            }
+        }
+        assert!(
+            inserted >= 4 && full > 0,
+            "inserted {inserted}, full {full}"
+        );
+        // Every key that went in is still there: nothing live was pushed out.
+        let kept = (0..64)
+            .filter(|i| s.get_at(&k(*i), NOW).unwrap().is_some())
+            .count();
+        assert_eq!(kept, inserted);
+        // Once they expire, their slots are used again.
+        assert_eq!(
+            s.insert_if_absent_at(&k(100), b"x", S, NOW + 3600),
+            Ok(true)
+        );
+    }
+
+    #[test]
     fn insert_if_absent_semantics() {
         let s = ShmStore::new(64, 16, 10).unwrap();
         assert_eq!(s.insert_if_absent_at(&k(1), b"a", S, NOW), Ok(true));

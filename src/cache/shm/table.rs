@@ -200,6 +200,13 @@ impl Table {
         if p.found.is_some() && mode == Put::IfAbsent {
             return Ok(false);
         }
+        // What insert-if-absent records (a DPoP proof's jti) must not be forgotten while it is
+        // live, nor make something else forgotten: with every slot of the window live, it fails.
+        if mode == Put::IfAbsent && p.free.is_none() {
+            return Err(StoreError::Unavailable(
+                "full: every slot this key may use holds a live entry (raise max_entries)".into(),
+            ));
+        }
         let idx = p.found.or(p.free).unwrap_or(p.lru);
         let slot = &mut slots[idx * l.slot_size..][..l.slot_size];
         slot[..key.len()].copy_from_slice(key);
