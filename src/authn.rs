@@ -163,20 +163,27 @@ pub(crate) fn authenticate(
         let passed = pass::passed_once(&claims, &cfg.target_pass, stripping, || {
             let user = match claims.get(claim) {
                 Some(Value::String(user)) if !user.is_empty() => pass::header_safe(user),
-                _ => return None,
+                _ => {
+                    return Err(Refusal::NoRemoteUser {
+                        verifier: verifier.label.clone(),
+                        claim: claim.to_string(),
+                    });
+                }
             };
-            Some(pass::build(
+            pass::build(
                 &cfg.target_pass,
                 &claims,
                 &user,
                 (!stripping).then_some(&*found.token),
-            ))
-        });
-        let Some(passed) = passed else {
-            return refuse(Refusal::NoRemoteUser {
+            )
+            .map_err(|clash| Refusal::ClaimNameClash {
                 verifier: verifier.label.clone(),
-                claim: claim.to_string(),
-            });
+                clash,
+            })
+        });
+        let passed = match passed {
+            Ok(passed) => passed,
+            Err(refusal) => return refuse(refusal),
         };
         return Outcome::Granted(Granted {
             pass: passed,
@@ -1443,7 +1450,7 @@ mod microbench {
         let tp = crate::config::target_pass::TargetPass::default();
         let t4 = Instant::now();
         for t in &tokens {
-            std::hint::black_box(pass::build(&tp, &claims, "user", Some(t)));
+            let _ = std::hint::black_box(pass::build(&tp, &claims, "user", Some(t)));
         }
         let build = t4.elapsed() / n;
         let t5 = Instant::now();

@@ -324,8 +324,9 @@ impl<'r> ApacheRequest<'r> {
         let mut spoofed: Vec<String> = Vec::new();
         // The keys are all read before the first unset changes the table.
         for name in self.keys(Table::HeadersIn) {
+            // `-` and `_` alike: CGI and WSGI backends read both as one variable.
             let ours = pass::is_spoofed(prefix, name)
-                || authn_header.is_some_and(|h| h.as_bytes().eq_ignore_ascii_case(name));
+                || authn_header.is_some_and(|h| pass::same_env_name(h.as_bytes(), name));
             if ours {
                 let name = String::from_utf8_lossy(name);
                 if !spoofed.iter().any(|s| s.eq_ignore_ascii_case(&name)) {
@@ -405,6 +406,10 @@ impl<'r> ApacheRequest<'r> {
         unsafe { ffi::oauth2_set_user(self.r, user.as_ptr().cast(), user.len()) };
         let (headers, env) = self.put_modes(&pass);
         self.put_pairs(&pass, pass.var_offsets(), headers, env);
+        // Framing and hop-by-hop names: variables only (docs/compatibility.md, row "claims named
+        // like framing headers").
+        let env_only = if pass.envvars { Put::Set } else { Put::None };
+        self.put_pairs(&pass, pass.env_only_offsets(), Put::None, env_only);
         if let Some(pair) = pass.authn_header_offsets() {
             self.put_pairs(&pass, &[pair], Put::Set, Put::None);
         }
