@@ -70,8 +70,10 @@ pub(crate) struct Granted {
     pub(crate) strip: Option<StripAction>,
     /// The verified claims, kept for `Require oauth2_claim`.
     pub(crate) claims: Claims,
-    /// The verifier that accepted, and whether from a cache, for the debug log.
+    /// The verifier that accepted (its label, and its place in the location's list), and whether
+    /// from a cache, for the debug log.
     pub(crate) verifier: Arc<str>,
+    pub(crate) index: usize,
     pub(crate) origin: Origin,
     /// The next DPoP nonce, sent ahead of its interval (RFC 9449 section 8.2).
     pub(crate) dpop_nonce: Option<String>,
@@ -137,14 +139,7 @@ pub(crate) fn authenticate(
             },
         };
         // The winner's own proof-of-possession settings apply (the C module used the first verifier's).
-        let binding = match verifier.check_binding(&claims, || req.client_thumbprint()) {
-            // The memo is of an earlier certificate of this connection: ask the TLS layer again.
-            Err(BindingError::Mismatch) => {
-                verifier.check_binding(&claims, || req.client_thumbprint_now())
-            }
-            other => other,
-        };
-        if let Err(error) = binding {
+        if let Err(error) = check_binding(verifier, &claims, req) {
             return refuse(Refusal::Unbound {
                 verifier: verifier.label.clone(),
                 error,
@@ -190,11 +185,50 @@ pub(crate) fn authenticate(
             strip: found.strip,
             claims,
             verifier: verifier.label.clone(),
+            index,
             origin,
             dpop_nonce,
         });
     }
     refuse(Refusal::NotVerified(rejections))
+}
+
+/// The certificate binding of `verifier` for `claims` on this request's connection.
+fn check_binding(
+    verifier: &Verifier,
+    claims: &Accepted,
+    req: &impl Request,
+) -> Result<(), BindingError> {
+    match verifier.check_binding(claims, || req.client_thumbprint()) {
+        // The memo is of an earlier certificate of this connection: ask the TLS layer again.
+        Err(BindingError::Mismatch) => {
+            verifier.check_binding(claims, || req.client_thumbprint_now())
+        }
+        other => other,
+    }
+}
+
+/// Whether a sub-request or internal redirect to a location with `cfg` may take the user this
+/// module granted to the request it derives from (at a location with `parent`, by its verifier
+/// `index`, with `claims`) without verifying again: only when both locations verify alike (the
+/// same `OAuth2TokenVerify` lines and `OAuth2TargetPass`), and the certificate binding still holds
+/// (a renegotiation may have replaced the certificate in between). Otherwise the request is
+/// scrubbed and verified like any other (docs/compatibility.md, row "internal redirects and
+/// sub-requests").
+pub(crate) fn inherits(
+    cfg: &DirConfig,
+    parent: &DirConfig,
+    index: usize,
+    claims: &Accepted,
+    req: &impl Request,
+) -> bool {
+    if !cfg.verifies_like(parent) {
+        return false;
+    }
+    let Some(verifier) = cfg.verifiers.as_ref().and_then(|v| v.get(index)) else {
+        return false;
+    };
+    check_binding(verifier, claims, req).is_ok()
 }
 
 /// The challenges of a location: the C module's (`Basic` when Basic is the only way to send a

@@ -117,12 +117,14 @@ unsafe extern "C" {
         len: *mut usize,
     ) -> c_int;
     pub(crate) fn oauth2_body_replace(r: *mut request_rec, data: *const c_char, len: usize);
-    pub(crate) fn oauth2_request_claims_set(
+    pub(crate) fn oauth2_request_auth_set(
         r: *mut request_rec,
-        claims: *mut c_void,
+        auth: *mut c_void,
         release: unsafe extern "C" fn(*mut c_void) -> c_int,
     );
-    pub(crate) fn oauth2_request_claims_get(r: *mut request_rec) -> *const c_void;
+    pub(crate) fn oauth2_request_auth_get(r: *mut request_rec) -> *const c_void;
+    pub(crate) fn oauth2_request_scrubbed_set(r: *mut request_rec);
+    pub(crate) fn oauth2_request_scrubbed(r: *mut request_rec) -> c_int;
     pub(crate) fn oauth2_user(r: *mut request_rec) -> *const c_char;
     pub(crate) fn oauth2_env_set(
         r: *mut request_rec,
