@@ -61,29 +61,90 @@ fn rows(pki: &Pki) -> Vec<Row> {
             required: 401,
             bearer: 200,
         },
+        // a DPoP-bound token is never accepted without its proof, whatever the verifier
+        // (docs/compatibility.md, row "DPoP-bound token")
         Row {
             name: "cnf with only jkt, cert A",
             cnf: Some(json!({ "jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I" })),
             cert: Some(ClientCert::A),
-            optional: 200,
+            optional: 401,
             required: 401,
-            bearer: 200,
+            bearer: 401,
         },
         Row {
             name: "cnf with only jkt, no cert",
             cnf: Some(json!({ "jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I" })),
             cert: None,
-            optional: 200,
+            optional: 401,
             required: 401,
-            bearer: 200,
+            bearer: 401,
         },
+        // a binding that is present but cannot be read is a refusal under every policy, never
+        // "unbound" (docs/compatibility.md, row "malformed `cnf`"); a bearer verifier does not
+        // look at x5t#S256, but a `cnf` that is not an object is unreadable for cnf.jkt too
         Row {
             name: "x5t#S256 is a number, cert A",
             cnf: Some(json!({ "x5t#S256": 5 })),
             cert: Some(ClientCert::A),
-            optional: 200,
+            optional: 401,
             required: 401,
             bearer: 200,
+        },
+        Row {
+            name: "x5t#S256 is a number, no cert",
+            cnf: Some(json!({ "x5t#S256": 5 })),
+            cert: None,
+            optional: 401,
+            required: 401,
+            bearer: 200,
+        },
+        Row {
+            name: "x5t#S256 is an array with A's thumbprint, cert A",
+            cnf: Some(json!({ "x5t#S256": [a] })),
+            cert: Some(ClientCert::A),
+            optional: 401,
+            required: 401,
+            bearer: 200,
+        },
+        Row {
+            name: "x5t#S256 is an object, no cert",
+            cnf: Some(json!({ "x5t#S256": { "v": a } })),
+            cert: None,
+            optional: 401,
+            required: 401,
+            bearer: 200,
+        },
+        Row {
+            name: "x5t#S256 is null, no cert",
+            cnf: Some(json!({ "x5t#S256": null })),
+            cert: None,
+            optional: 401,
+            required: 401,
+            bearer: 200,
+        },
+        Row {
+            name: "x5t#S256 is true, no cert",
+            cnf: Some(json!({ "x5t#S256": true })),
+            cert: None,
+            optional: 401,
+            required: 401,
+            bearer: 200,
+        },
+        Row {
+            name: "cnf is a string, no cert",
+            cnf: Some(json!("x5t#S256")),
+            cert: None,
+            optional: 401,
+            required: 401,
+            bearer: 401,
+        },
+        Row {
+            name: "cnf is an array, cert A",
+            cnf: Some(json!([{ "x5t#S256": a }])),
+            cert: Some(ClientCert::A),
+            optional: 401,
+            required: 401,
+            bearer: 401,
         },
         // beyond the table: the comparison is exact (padding and case matter)
         Row {
@@ -108,9 +169,9 @@ fn rows(pki: &Pki) -> Vec<Row> {
                 json!({ "jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I", "x5t#S256": a }),
             ),
             cert: Some(ClientCert::A),
-            optional: 200,
-            required: 200,
-            bearer: 200,
+            optional: 401,
+            required: 401,
+            bearer: 401,
         },
     ]
 }
@@ -249,11 +310,12 @@ fn plain_http_listener_has_no_certificate() {
             name: "unbound",
             expect_status: 200,
         },
+        // DPoP-bound: never without its proof (docs/compatibility.md, row "DPoP-bound token")
         Case {
             loc: "/opt",
             token: &jkt_only,
             name: "cnf.jkt only",
-            expect_status: 200,
+            expect_status: 401,
         },
         Case {
             loc: "/req",
