@@ -536,3 +536,141 @@ fn policy_value_is_case_sensitive_and_invalid_means_required() {
     f.expect("/odd-policy | bound to B, cert B", &r, 200, None);
     f.assert_none();
 }
+
+/// One HTTP/1.1 request on a TLS stream that stays open; the response status.
+fn exchange(
+    tls: &mut openssl::ssl::SslStream<std::net::TcpStream>,
+    path: &str,
+    token: &str,
+) -> u16 {
+    use std::io::{Read, Write};
+    let req =
+        format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\n\r\n");
+    tls.write_all(req.as_bytes()).expect("write request");
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        if let Some(i) = find_bytes(&buf, b"\r\n\r\n") {
+            break i + 4;
+        }
+        let n = tls.read(&mut chunk).expect("read response");
+        assert!(
+            n > 0,
+            "connection closed: {:?}",
+            String::from_utf8_lossy(&buf)
+        );
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+    let status: u16 = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status");
+    let len: usize = head
+        .lines()
+        .find_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            n.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse().ok())
+                .flatten()
+        })
+        .expect("Content-Length");
+    while buf.len() < head_end + len {
+        let n = tls.read(&mut chunk).expect("read body");
+        assert!(n > 0, "connection closed in the body");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    status
+}
+
+/// docs/compatibility.md, row "certificate thumbprint comparison": the connection's memo of the
+/// client certificate's thumbprint never answers for a certificate the connection no longer has.
+/// A TLS 1.2 renegotiation (forced by a per-directory `SSLVerifyClient require`) in which the
+/// client presents certificate B instead of A: a token bound to A is refused from then on, one
+/// bound to B accepted.
+#[test]
+fn a_renegotiation_that_replaces_the_certificate_replaces_the_memo() {
+    use openssl::ssl::{SslConnector, SslFiletype, SslMethod, SslRef, SslVerifyMode, SslVersion};
+    let signer = TokenSigner::rsa("one");
+    let verify = format!(
+        "OAuth2TokenVerify jwk {} type=mtls&mtls.policy=required",
+        signer.jwk_arg()
+    );
+    let mut cfg = HttpdConfig::new(oauth2_location("/m", &verify));
+    // B is self-signed: its own trust anchor for `require`; A (never verified) stays acceptable
+    // to the virtual host's `optional_no_ca`.
+    cfg.tls_body = format!(
+        "SSLCACertificateFile @DIR@/pki/client-b.crt\n{}",
+        oauth2_location("/reneg", &format!("{verify}\nSSLVerifyClient require"))
+    );
+    let h = Httpd::start(cfg);
+    let bound = |thumb: &str| {
+        signer.mint(&with(
+            claims("joe"),
+            json!({ "cnf": { "x5t#S256": thumb } }),
+        ))
+    };
+    let (to_a, to_b) = (bound(&h.pki.thumb_a), bound(&h.pki.thumb_b));
+
+    let mut b = SslConnector::builder(SslMethod::tls_client()).unwrap();
+    b.set_max_proto_version(Some(SslVersion::TLS1_2)).unwrap();
+    b.set_verify(SslVerifyMode::NONE);
+    b.set_certificate_file(&h.pki.client_a_cert, SslFiletype::PEM)
+        .unwrap();
+    b.set_private_key_file(&h.pki.client_a_key, SslFiletype::PEM)
+        .unwrap();
+    let tcp = std::net::TcpStream::connect(("127.0.0.1", h.https_port)).unwrap();
+    tcp.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let mut tls = b
+        .build()
+        .configure()
+        .unwrap()
+        .verify_hostname(false)
+        .connect("localhost", tcp)
+        .unwrap();
+    let mut f = Failures::new();
+    let status = exchange(&mut tls, "/m/ok", &to_a);
+    f.check(status == 200, || {
+        format!("certificate A, token bound to A: {status}")
+    });
+    // The next handshake on this connection presents B.
+    let cert_b =
+        openssl::x509::X509::from_pem(&std::fs::read(&h.pki.client_b_cert).unwrap()).unwrap();
+    let key_b =
+        openssl::pkey::PKey::private_key_from_pem(&std::fs::read(&h.pki.client_b_key).unwrap())
+            .unwrap();
+    let ssl = tls.ssl() as *const SslRef as *mut openssl_sys::SSL;
+    let cert_b_ptr = &*cert_b as *const openssl::x509::X509Ref as *mut openssl_sys::X509;
+    let key_b_ptr = &*key_b as *const openssl::pkey::PKeyRef<openssl::pkey::Private>
+        as *mut openssl_sys::EVP_PKEY;
+    // SAFETY: the pointers are the live objects behind these references (a foreign-types
+    // reference is the C pointer itself); SSL_use_* take their own references, and nothing else
+    // uses the stream meanwhile.
+    let (c, k) = unsafe {
+        (
+            openssl_sys::SSL_use_certificate(ssl, cert_b_ptr),
+            openssl_sys::SSL_use_PrivateKey(ssl, key_b_ptr),
+        )
+    };
+    assert!(
+        c == 1 && k == 1,
+        "SSL_use_certificate {c}, SSL_use_PrivateKey {k}"
+    );
+    let status = exchange(&mut tls, "/reneg/ok", &to_a);
+    f.check(status == 401, || {
+        format!("after the renegotiation to B, token bound to A: {status}, expected 401")
+    });
+    // (B's token accepted proves the renegotiation happened on this connection)
+    let status = exchange(&mut tls, "/reneg/ok", &to_b);
+    f.check(status == 200, || {
+        format!("after the renegotiation to B, token bound to B: {status}, expected 200")
+    });
+    let status = exchange(&mut tls, "/m/ok", &to_a);
+    f.check(status == 401, || {
+        format!("back at /m on the same connection, token bound to A: {status}, expected 401")
+    });
+    f.assert_none();
+    h.assert_no_child_crash();
+}
