@@ -615,12 +615,24 @@ const char *oauth2_client_cert_pem(request_rec *r)
     return (pem != NULL && *pem != '\0') ? pem : NULL;
 }
 
-/* Per-connection memo: the last client certificate and its thumbprint, so that the thumbprint is
- * computed once per connection (and again only if a renegotiation changed the certificate), and
- * Rust's memo of the last token accepted on the connection. */
+/* The TLS session of the connection now (hex), or NULL: a renegotiation is a new session. */
+const char *oauth2_ssl_session_id(request_rec *r)
+{
+    const char *id;
+    if (oauth2_ssl_var_lookup == NULL)
+        return NULL;
+    id = oauth2_ssl_var_lookup(r->pool, r->server, r->connection, r, "SSL_SESSION_ID");
+    return (id != NULL && *id != '\0') ? id : NULL;
+}
+
+/* Per-connection memo: the last client certificate, its thumbprint and the TLS session it was
+ * read in, so that the thumbprint is computed once per connection (and again only if a
+ * renegotiation changed the certificate), and Rust's memo of the last token accepted on the
+ * connection. */
 typedef struct {
     const char *pem;
     const char *thumbprint;
+    const char *session;
     void *token_memo;
 } oauth2_conn_memo;
 
@@ -634,21 +646,27 @@ static oauth2_conn_memo *conn_memo(conn_rec *c)
     return m;
 }
 
-void oauth2_conn_memo_get(request_rec *r, const char **pem, const char **thumbprint)
+void oauth2_conn_memo_get(request_rec *r, const char **pem, const char **thumbprint,
+                          const char **session)
 {
     oauth2_conn_memo *m = ap_get_module_config(r->connection->conn_config, &oauth2_module);
     *pem = m ? m->pem : NULL;
     *thumbprint = m ? m->thumbprint : NULL;
+    *session = m ? m->session : NULL;
 }
 
-/* Returns the connection pool's copy of the thumbprint. */
+/* Returns the connection pool's copy of the thumbprint; `session` may be NULL (unknown). */
 const char *oauth2_conn_memo_set(request_rec *r, const char *pem, const char *thumbprint,
-                                 apr_size_t tlen)
+                                 apr_size_t tlen, const char *session)
 {
     conn_rec *c = r->connection;
     oauth2_conn_memo *m = conn_memo(c);
-    m->pem = apr_pstrdup(c->pool, pem);
-    m->thumbprint = apr_pstrmemdup(c->pool, thumbprint, tlen);
+    if (m->pem == NULL || strcmp(m->pem, pem) != 0)
+        m->pem = apr_pstrdup(c->pool, pem);
+    if (m->thumbprint == NULL || strlen(m->thumbprint) != tlen ||
+        memcmp(m->thumbprint, thumbprint, tlen) != 0)
+        m->thumbprint = apr_pstrmemdup(c->pool, thumbprint, tlen);
+    m->session = session != NULL ? apr_pstrdup(c->pool, session) : NULL;
     return m->thumbprint;
 }
 

@@ -145,16 +145,19 @@ unsafe extern "C" {
     pub(crate) fn oauth2_prev(r: *mut request_rec) -> *mut request_rec;
     pub(crate) fn oauth2_user_share(r: *mut request_rec, from: *mut request_rec);
     pub(crate) fn oauth2_client_cert_pem(r: *mut request_rec) -> *const c_char;
+    pub(crate) fn oauth2_ssl_session_id(r: *mut request_rec) -> *const c_char;
     pub(crate) fn oauth2_conn_memo_get(
         r: *mut request_rec,
         pem: *mut *const c_char,
         thumbprint: *mut *const c_char,
+        session: *mut *const c_char,
     );
     pub(crate) fn oauth2_conn_memo_set(
         r: *mut request_rec,
         pem: *const c_char,
         thumbprint: *const c_char,
         tlen: usize,
+        session: *const c_char,
     ) -> *const c_char;
     /// This connection's token memo: made by `create` on first use, released with the connection.
     pub(crate) fn oauth2_conn_token_memo(

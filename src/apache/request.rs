@@ -543,34 +543,48 @@ impl<'r> ApacheRequest<'r> {
         }
     }
 
-    /// The thumbprint memoised for this connection, without asking mod_ssl (which would export
-    /// the certificate as PEM on every request); the first lookup on a connection fills the memo.
-    /// Borrowed from the connection's pool, which outlives the request.
+    /// The thumbprint memoised for this connection while its TLS session is the one the memo was
+    /// made in, without asking mod_ssl for the certificate (which would export it as PEM on every
+    /// request); after a renegotiation (a new session) or on the first lookup, the certificate is
+    /// read again ([`ApacheRequest::current_thumbprint`]). Borrowed from the connection's pool,
+    /// which outlives the request.
     fn memo_thumbprint(&self) -> Option<&'r str> {
-        let (mut memo_pem, mut memo_thumb) = (std::ptr::null(), std::ptr::null());
-        // SAFETY: see `new`; the shim fills both out-pointers.
-        unsafe { ffi::oauth2_conn_memo_get(self.r, &mut memo_pem, &mut memo_thumb) };
-        self.str(memo_thumb).or_else(|| self.current_thumbprint())
+        let (mut memo_pem, mut memo_thumb, mut memo_session) =
+            (std::ptr::null(), std::ptr::null(), std::ptr::null());
+        // SAFETY: see `new`; the shim fills the out-pointers.
+        unsafe {
+            ffi::oauth2_conn_memo_get(self.r, &mut memo_pem, &mut memo_thumb, &mut memo_session)
+        };
+        // SAFETY: see `new`.
+        let session = self.str(unsafe { ffi::oauth2_ssl_session_id(self.r) });
+        match (self.str(memo_thumb), self.str(memo_session), session) {
+            (Some(thumb), Some(seen), Some(now)) if seen == now => Some(thumb),
+            _ => self.current_thumbprint(),
+        }
     }
 
-    /// The certificate mod_ssl has now; hashed only when it differs from the memo, which it updates.
+    /// The certificate mod_ssl has now; hashed only when it differs from the memo, which it
+    /// updates (with the TLS session it was read in).
     fn current_thumbprint(&self) -> Option<&'r str> {
         // SAFETY: see `new`.
         let pem_ptr = unsafe { ffi::oauth2_client_cert_pem(self.r) };
         let pem = self.str(pem_ptr)?;
-        let (mut memo_pem, mut memo_thumb) = (std::ptr::null(), std::ptr::null());
-        // SAFETY: see `new`; the shim fills both out-pointers.
-        unsafe { ffi::oauth2_conn_memo_get(self.r, &mut memo_pem, &mut memo_thumb) };
-        if let (Some(seen), Some(thumb)) = (self.str(memo_pem), self.str(memo_thumb)) {
-            if seen == pem {
-                return Some(thumb);
-            }
-        }
-        let thumb = mtls::thumbprint_of_pem(pem)?;
-        // SAFETY: see `new`; pem_ptr is NUL-terminated, the thumbprint passed with its length; the
-        // shim returns the connection pool's copy.
+        // SAFETY: see `new`.
+        let session = unsafe { ffi::oauth2_ssl_session_id(self.r) };
+        let (mut memo_pem, mut memo_thumb, mut memo_session) =
+            (std::ptr::null(), std::ptr::null(), std::ptr::null());
+        // SAFETY: see `new`; the shim fills the out-pointers.
+        unsafe {
+            ffi::oauth2_conn_memo_get(self.r, &mut memo_pem, &mut memo_thumb, &mut memo_session)
+        };
+        let thumb = match (self.str(memo_pem), self.str(memo_thumb)) {
+            (Some(seen), Some(thumb)) if seen == pem => thumb.to_string(),
+            _ => mtls::thumbprint_of_pem(pem)?,
+        };
+        // SAFETY: see `new`; pem_ptr and session are NUL-terminated (session may be NULL), the
+        // thumbprint passed with its length; the shim returns the connection pool's copy.
         self.str(unsafe {
-            ffi::oauth2_conn_memo_set(self.r, pem_ptr, thumb.as_ptr().cast(), thumb.len())
+            ffi::oauth2_conn_memo_set(self.r, pem_ptr, thumb.as_ptr().cast(), thumb.len(), session)
         })
     }
 }
