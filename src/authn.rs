@@ -866,6 +866,45 @@ mod tests {
         assert_eq!(unbound_for(&o), &BindingError::Mismatch);
     }
 
+    /// docs/compatibility.md, row "internal redirects and sub-requests".
+    #[test]
+    fn a_derived_request_inherits_only_under_the_same_verification() {
+        let mut caches = CacheRegistry::default();
+        let lax = config_in(&mut caches, &[("plain", SECRET, None)]);
+        let same_lines = config_in(&mut caches, &[("plain", SECRET, None)]);
+        let other_key = config_in(
+            &mut caches,
+            &[("plain", "zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz", None)],
+        );
+        let strict = config_in(
+            &mut caches,
+            &[("plain", SECRET, Some("type=mtls&mtls.policy=required"))],
+        );
+        let mut other_pass = lax.clone();
+        other_pass.target_pass.apply("prefix=X_").unwrap();
+        let claims = Accepted::new(
+            json!({"sub": "joe", "cnf": {"x5t#S256": "thumb-1"}})
+                .as_object()
+                .cloned()
+                .unwrap(),
+        );
+        let req = Fake::bearer("t");
+        assert!(inherits(&lax, &lax, 0, &claims, &req));
+        assert!(inherits(&same_lines, &lax, 0, &claims, &req), "same lines");
+        assert!(!inherits(&other_key, &lax, 0, &claims, &req));
+        assert!(!inherits(&strict, &lax, 0, &claims, &req));
+        assert!(!inherits(&other_pass, &lax, 0, &claims, &req));
+        assert!(!inherits(&DirConfig::default(), &lax, 0, &claims, &req));
+        assert!(!inherits(&lax, &lax, 1, &claims, &req), "no such verifier");
+        // The strict location itself: the binding is checked again with the certificate now.
+        let mut with_cert = Fake::bearer("t");
+        with_cert.thumbprint = Some("thumb-1");
+        assert!(inherits(&strict, &strict, 0, &claims, &with_cert));
+        with_cert.thumbprint_now = Some(Some("thumb-2"));
+        with_cert.thumbprint = Some("thumb-2");
+        assert!(!inherits(&strict, &strict, 0, &claims, &with_cert));
+    }
+
     #[test]
     fn rsa_jwk_seed_configuration() {
         let rsa = Rsa::generate(2048).unwrap();
