@@ -60,7 +60,7 @@ impl TargetPass {
                     "authn_header={v}: not a valid HTTP header name (letters, digits and !#$%&'*+-.^_`|~ only)"
                 ));
             }
-            if crate::pass::is_reserved_header(v.as_bytes()) {
+            if crate::header_name::is_reserved_header(v.as_bytes()) {
                 return Err(format!(
                     "authn_header={v}: a framing or hop-by-hop header cannot carry the remote user"
                 ));

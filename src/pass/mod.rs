@@ -9,6 +9,8 @@ use serde_json::{Map, Value};
 use std::io::{self, Write};
 
 use crate::config::target_pass::{Encoding, TargetPass};
+use crate::header_name::env_normal;
+pub(crate) use crate::header_name::{is_reserved_header, same_env_name};
 
 mod once;
 pub(crate) use once::passed_once;
@@ -352,47 +354,6 @@ pub(crate) fn is_spoofed(prefix: &str, header: &[u8]) -> bool {
         .iter()
         .zip(prefix.bytes())
         .all(|(&h, p)| env_normal(h) == env_normal(p))
-}
-
-/// Whether two header names are one name to a CGI or WSGI backend, which reads `X-Remote-User`
-/// and `X_Remote_User` alike as `HTTP_X_REMOTE_USER` (letters in any case, `-` and `_` alike).
-pub(crate) fn same_env_name(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len()
-        && a.iter()
-            .zip(b)
-            .all(|(&x, &y)| env_normal(x) == env_normal(y))
-}
-
-/// Request headers that frame the message or concern only the next hop (RFC 9110 sections 6.3,
-/// 7.2, 7.6.1, 7.8, 10.1.1; RFC 9112 section 6): set from a claim they would make mod_proxy wait
-/// for a body that never comes, or drop other headers. Read like [`same_env_name`], and every
-/// `Proxy-*`.
-pub(crate) fn is_reserved_header(name: &[u8]) -> bool {
-    const RESERVED: [&[u8]; 11] = [
-        b"Transfer-Encoding",
-        b"Content-Length",
-        b"Connection",
-        b"Host",
-        b"TE",
-        b"Upgrade",
-        b"Trailer",
-        b"Expect",
-        b"Keep-Alive",
-        b"HTTP2-Settings",
-        b"Proxy-",
-    ];
-    RESERVED.iter().any(|r| match r.last() {
-        Some(b'-') => name.len() >= r.len() && same_env_name(&name[..r.len()], r),
-        _ => same_env_name(name, r),
-    })
-}
-
-fn env_normal(b: u8) -> u8 {
-    if b.is_ascii_alphanumeric() {
-        b.to_ascii_uppercase()
-    } else {
-        b'_'
-    }
 }
 
 /// jansson's `json_dumps(..., 0)` separators: `", "` between items, `": "` after keys.
