@@ -656,6 +656,7 @@ fn redirects_into_another_location_are_verified_there() {
     let server = [
         load_module("auth_basic_module", "mod_auth_basic.so"),
         load_module("authn_file_module", "mod_authn_file.so"),
+        load_module("dir_module", "mod_dir.so"),
     ]
     .concat();
     let body = [
@@ -664,12 +665,15 @@ fn redirects_into_another_location_are_verified_there() {
         // a 404 inside /lax is answered by the strict location's CGI (or by /lax2's)
         oauth2_location("/lax", &format!("{lax_verify}\nErrorDocument 404 /strict/env")),
         oauth2_location("/laxsame", &format!("{lax_verify}\nErrorDocument 404 /lax2/env")),
+        // DirectoryIndex: a sub-request into the strict location
+        oauth2_location("/dilax", &format!("{lax_verify}\nDirectoryIndex /strict/env")),
         "<Location /basic>\nAuthType Basic\nAuthName basic\nAuthBasicProvider file\n\
          AuthUserFile @DIR@/htpasswd\nErrorDocument 404 /lax2/env\nRequire valid-user\n</Location>\n"
             .to_string(),
     ]
     .concat();
     let h = Httpd::start(HttpdConfig::new(body).server(server));
+    fs::create_dir_all(h.dir.join("htdocs/dilax")).unwrap();
     let made = std::process::Command::new("htpasswd")
         .args(["-bcB", "-C", "4"])
         .arg(h.dir.join("htpasswd"))
@@ -713,6 +717,13 @@ fn redirects_into_another_location_are_verified_there() {
             authorization: Some(format!("Bearer {lax_tok}")),
             cert: None,
             expect_cgi_user: Some("joe"),
+        },
+        Redirect {
+            what: "lax token in a sub-request (DirectoryIndex) into the strict location",
+            path: "/dilax/",
+            authorization: Some(format!("Bearer {lax_tok}")),
+            cert: Some(ClientCert::A),
+            expect_cgi_user: None,
         },
         Redirect {
             what: "Basic user redirected into an oauth2 location",
