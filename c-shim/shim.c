@@ -122,6 +122,16 @@ static int oauth2_check_authn(request_rec *r)
     return oauth2_rs_check_authn(r, cfg ? cfg->rs : NULL, ap_auth_type(r));
 }
 
+/* Every request of an oauth2/auth-openidc location, also one that check_authn never saw
+ * (authorization granted without a user, a sub-request): Rust scrubs the look-alikes of the
+ * headers it passes unless that was done or this module's user is inherited. Before the other
+ * fixups (mod_rewrite, mod_headers, mod_env) can copy a spoofed value anywhere. */
+static int oauth2_fixups(request_rec *r)
+{
+    oauth2_dir_cfg *cfg = ap_get_module_config(r->per_dir_config, &oauth2_module);
+    return oauth2_rs_fixups(r, cfg ? cfg->rs : NULL, ap_auth_type(r));
+}
+
 /* Each (re)read of the configuration starts from a clean slate of process-wide settings. */
 static int oauth2_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
 {
@@ -308,6 +318,7 @@ void oauth2_shim_register_hooks(apr_pool_t *p)
     /* Before mod_auth_openidc, so that AuthType auth-openidc co-operation works. */
     static const char *const succ[] = { "mod_auth_openidc.c", NULL };
     ap_hook_check_authn(oauth2_check_authn, NULL, succ, APR_HOOK_MIDDLE, AP_AUTH_INTERNAL_PER_CONF);
+    ap_hook_fixups(oauth2_fixups, NULL, NULL, APR_HOOK_REALLY_FIRST);
     ap_hook_optional_fn_retrieve(oauth2_retrieve_optional_fn, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_pre_config(oauth2_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_check_config(oauth2_check_config, NULL, NULL, APR_HOOK_MIDDLE);
@@ -499,17 +510,47 @@ void oauth2_env_unset(request_rec *r, const char *name)
     apr_table_unset(r->subprocess_env, name);
 }
 
-/* Claims of the request for Require oauth2_claim, kept on the request that authenticated. */
-void oauth2_request_claims_set(request_rec *r, void *claims, apr_status_t (*release)(void *))
+/* What this module did to one request (each request_rec, sub-requests and internal redirects
+ * included, has its own): Rust's note of the authentication it granted, and whether the request
+ * headers that look like ours were scrubbed. */
+typedef struct {
+    void *auth;
+    int scrubbed;
+} oauth2_request_note;
+
+static oauth2_request_note *request_note(request_rec *r, int create)
 {
-    ap_set_module_config(r->request_config, &oauth2_module, claims);
-    apr_pool_cleanup_register(r->pool, claims, release, apr_pool_cleanup_null);
+    oauth2_request_note *n = ap_get_module_config(r->request_config, &oauth2_module);
+    if (n == NULL && create) {
+        n = apr_pcalloc(r->pool, sizeof(*n));
+        ap_set_module_config(r->request_config, &oauth2_module, n);
+    }
+    return n;
 }
 
-/* The claims kept on this very request (Rust looks at the requests it came from). */
-const void *oauth2_request_claims_get(request_rec *r)
+/* Rust's note of the authentication granted to this request, released with the request pool. */
+void oauth2_request_auth_set(request_rec *r, void *auth, apr_status_t (*release)(void *))
 {
-    return ap_get_module_config(r->request_config, &oauth2_module);
+    request_note(r, 1)->auth = auth;
+    apr_pool_cleanup_register(r->pool, auth, release, apr_pool_cleanup_null);
+}
+
+/* The note on this very request (Rust looks at the requests it came from). */
+const void *oauth2_request_auth_get(request_rec *r)
+{
+    oauth2_request_note *n = request_note(r, 0);
+    return n != NULL ? n->auth : NULL;
+}
+
+void oauth2_request_scrubbed_set(request_rec *r)
+{
+    request_note(r, 1)->scrubbed = 1;
+}
+
+int oauth2_request_scrubbed(request_rec *r)
+{
+    oauth2_request_note *n = request_note(r, 0);
+    return n != NULL && n->scrubbed;
 }
 
 const char *oauth2_user(request_rec *r)
@@ -574,12 +615,24 @@ const char *oauth2_client_cert_pem(request_rec *r)
     return (pem != NULL && *pem != '\0') ? pem : NULL;
 }
 
-/* Per-connection memo: the last client certificate and its thumbprint, so that the thumbprint is
- * computed once per connection (and again only if a renegotiation changed the certificate), and
- * Rust's memo of the last token accepted on the connection. */
+/* The TLS session of the connection now (hex), or NULL: a renegotiation is a new session. */
+const char *oauth2_ssl_session_id(request_rec *r)
+{
+    const char *id;
+    if (oauth2_ssl_var_lookup == NULL)
+        return NULL;
+    id = oauth2_ssl_var_lookup(r->pool, r->server, r->connection, r, "SSL_SESSION_ID");
+    return (id != NULL && *id != '\0') ? id : NULL;
+}
+
+/* Per-connection memo: the last client certificate, its thumbprint and the TLS session it was
+ * read in, so that the thumbprint is computed once per connection (and again only if a
+ * renegotiation changed the certificate), and Rust's memo of the last token accepted on the
+ * connection. */
 typedef struct {
     const char *pem;
     const char *thumbprint;
+    const char *session;
     void *token_memo;
 } oauth2_conn_memo;
 
@@ -593,21 +646,27 @@ static oauth2_conn_memo *conn_memo(conn_rec *c)
     return m;
 }
 
-void oauth2_conn_memo_get(request_rec *r, const char **pem, const char **thumbprint)
+void oauth2_conn_memo_get(request_rec *r, const char **pem, const char **thumbprint,
+                          const char **session)
 {
     oauth2_conn_memo *m = ap_get_module_config(r->connection->conn_config, &oauth2_module);
     *pem = m ? m->pem : NULL;
     *thumbprint = m ? m->thumbprint : NULL;
+    *session = m ? m->session : NULL;
 }
 
-/* Returns the connection pool's copy of the thumbprint. */
+/* Returns the connection pool's copy of the thumbprint; `session` may be NULL (unknown). */
 const char *oauth2_conn_memo_set(request_rec *r, const char *pem, const char *thumbprint,
-                                 apr_size_t tlen)
+                                 apr_size_t tlen, const char *session)
 {
     conn_rec *c = r->connection;
     oauth2_conn_memo *m = conn_memo(c);
-    m->pem = apr_pstrdup(c->pool, pem);
-    m->thumbprint = apr_pstrmemdup(c->pool, thumbprint, tlen);
+    if (m->pem == NULL || strcmp(m->pem, pem) != 0)
+        m->pem = apr_pstrdup(c->pool, pem);
+    if (m->thumbprint == NULL || strlen(m->thumbprint) != tlen ||
+        memcmp(m->thumbprint, thumbprint, tlen) != 0)
+        m->thumbprint = apr_pstrmemdup(c->pool, thumbprint, tlen);
+    m->session = session != NULL ? apr_pstrdup(c->pool, session) : NULL;
     return m->thumbprint;
 }
 

@@ -50,5 +50,6 @@ extern const char *oauth2_rs_authz_parse(apr_pool_t *pool, const char *require_l
 extern int oauth2_rs_authz_claim(request_rec *r, const void *parsed);
 extern void *oauth2_rs_dir_merge(apr_pool_t *pool, void *base, void *add);
 extern int oauth2_rs_check_authn(request_rec *r, void *rs, const char *auth_type);
+extern int oauth2_rs_fixups(request_rec *r, void *rs, const char *auth_type);
 
 #endif

@@ -70,8 +70,10 @@ pub(crate) struct Granted {
     pub(crate) strip: Option<StripAction>,
     /// The verified claims, kept for `Require oauth2_claim`.
     pub(crate) claims: Claims,
-    /// The verifier that accepted, and whether from a cache, for the debug log.
+    /// The verifier that accepted (its label, and its place in the location's list), and whether
+    /// from a cache, for the debug log.
     pub(crate) verifier: Arc<str>,
+    pub(crate) index: usize,
     pub(crate) origin: Origin,
     /// The next DPoP nonce, sent ahead of its interval (RFC 9449 section 8.2).
     pub(crate) dpop_nonce: Option<String>,
@@ -137,14 +139,7 @@ pub(crate) fn authenticate(
             },
         };
         // The winner's own proof-of-possession settings apply (the C module used the first verifier's).
-        let binding = match verifier.check_binding(&claims, || req.client_thumbprint()) {
-            // The memo is of an earlier certificate of this connection: ask the TLS layer again.
-            Err(BindingError::Mismatch) => {
-                verifier.check_binding(&claims, || req.client_thumbprint_now())
-            }
-            other => other,
-        };
-        if let Err(error) = binding {
+        if let Err(error) = check_binding(verifier, &claims, req) {
             return refuse(Refusal::Unbound {
                 verifier: verifier.label.clone(),
                 error,
@@ -163,31 +158,77 @@ pub(crate) fn authenticate(
         let passed = pass::passed_once(&claims, &cfg.target_pass, stripping, || {
             let user = match claims.get(claim) {
                 Some(Value::String(user)) if !user.is_empty() => pass::header_safe(user),
-                _ => return None,
+                _ => {
+                    return Err(Refusal::NoRemoteUser {
+                        verifier: verifier.label.clone(),
+                        claim: claim.to_string(),
+                    });
+                }
             };
-            Some(pass::build(
+            pass::build(
                 &cfg.target_pass,
                 &claims,
                 &user,
                 (!stripping).then_some(&*found.token),
-            ))
-        });
-        let Some(passed) = passed else {
-            return refuse(Refusal::NoRemoteUser {
+            )
+            .map_err(|clash| Refusal::ClaimNameClash {
                 verifier: verifier.label.clone(),
-                claim: claim.to_string(),
-            });
+                clash,
+            })
+        });
+        let passed = match passed {
+            Ok(passed) => passed,
+            Err(refusal) => return refuse(refusal),
         };
         return Outcome::Granted(Granted {
             pass: passed,
             strip: found.strip,
             claims,
             verifier: verifier.label.clone(),
+            index,
             origin,
             dpop_nonce,
         });
     }
     refuse(Refusal::NotVerified(rejections))
+}
+
+/// The certificate binding of `verifier` for `claims` on this request's connection.
+fn check_binding(
+    verifier: &Verifier,
+    claims: &Accepted,
+    req: &impl Request,
+) -> Result<(), BindingError> {
+    match verifier.check_binding(claims, || req.client_thumbprint()) {
+        // The memo is of an earlier certificate of this connection: ask the TLS layer again.
+        Err(BindingError::Mismatch) => {
+            verifier.check_binding(claims, || req.client_thumbprint_now())
+        }
+        other => other,
+    }
+}
+
+/// Whether a sub-request or internal redirect to a location with `cfg` may take the user this
+/// module granted to the request it derives from (at a location with `parent`, by its verifier
+/// `index`, with `claims`) without verifying again: only when both locations verify alike (the
+/// same `OAuth2TokenVerify` lines and `OAuth2TargetPass`), and the certificate binding still holds
+/// (a renegotiation may have replaced the certificate in between). Otherwise the request is
+/// scrubbed and verified like any other (docs/compatibility.md, row "internal redirects and
+/// sub-requests").
+pub(crate) fn inherits(
+    cfg: &DirConfig,
+    parent: &DirConfig,
+    index: usize,
+    claims: &Accepted,
+    req: &impl Request,
+) -> bool {
+    if !cfg.verifies_like(parent) {
+        return false;
+    }
+    let Some(verifier) = cfg.verifiers.as_ref().and_then(|v| v.get(index)) else {
+        return false;
+    };
+    check_binding(verifier, claims, req).is_ok()
 }
 
 /// The challenges of a location: the C module's (`Basic` when Basic is the only way to send a
@@ -825,6 +866,45 @@ mod tests {
         assert_eq!(unbound_for(&o), &BindingError::Mismatch);
     }
 
+    /// docs/compatibility.md, row "internal redirects and sub-requests".
+    #[test]
+    fn a_derived_request_inherits_only_under_the_same_verification() {
+        let mut caches = CacheRegistry::default();
+        let lax = config_in(&mut caches, &[("plain", SECRET, None)]);
+        let same_lines = config_in(&mut caches, &[("plain", SECRET, None)]);
+        let other_key = config_in(
+            &mut caches,
+            &[("plain", "zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz", None)],
+        );
+        let strict = config_in(
+            &mut caches,
+            &[("plain", SECRET, Some("type=mtls&mtls.policy=required"))],
+        );
+        let mut other_pass = lax.clone();
+        other_pass.target_pass.apply("prefix=X_").unwrap();
+        let claims = Accepted::new(
+            json!({"sub": "joe", "cnf": {"x5t#S256": "thumb-1"}})
+                .as_object()
+                .cloned()
+                .unwrap(),
+        );
+        let req = Fake::bearer("t");
+        assert!(inherits(&lax, &lax, 0, &claims, &req));
+        assert!(inherits(&same_lines, &lax, 0, &claims, &req), "same lines");
+        assert!(!inherits(&other_key, &lax, 0, &claims, &req));
+        assert!(!inherits(&strict, &lax, 0, &claims, &req));
+        assert!(!inherits(&other_pass, &lax, 0, &claims, &req));
+        assert!(!inherits(&DirConfig::default(), &lax, 0, &claims, &req));
+        assert!(!inherits(&lax, &lax, 1, &claims, &req), "no such verifier");
+        // The strict location itself: the binding is checked again with the certificate now.
+        let mut with_cert = Fake::bearer("t");
+        with_cert.thumbprint = Some("thumb-1");
+        assert!(inherits(&strict, &strict, 0, &claims, &with_cert));
+        with_cert.thumbprint_now = Some(Some("thumb-2"));
+        with_cert.thumbprint = Some("thumb-2");
+        assert!(!inherits(&strict, &strict, 0, &claims, &with_cert));
+    }
+
     #[test]
     fn rsa_jwk_seed_configuration() {
         let rsa = Rsa::generate(2048).unwrap();
@@ -1443,7 +1523,7 @@ mod microbench {
         let tp = crate::config::target_pass::TargetPass::default();
         let t4 = Instant::now();
         for t in &tokens {
-            std::hint::black_box(pass::build(&tp, &claims, "user", Some(t)));
+            let _ = std::hint::black_box(pass::build(&tp, &claims, "user", Some(t)));
         }
         let build = t4.elapsed() / n;
         let t5 = Instant::now();

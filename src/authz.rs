@@ -76,35 +76,44 @@ impl Spec {
         self.matches_at(0, claims)
     }
 
-    /// Matches the spec text from byte `start` against an object's members.
+    /// Matches the spec text from byte `start` against an object's members. The member is the
+    /// shortest name the spec starts with, followed by `:`, `.` or `~`: a `.` after a member name
+    /// descends into that member, so a member literally named `a.b` cannot stand in for `b`
+    /// inside `a` (docs/compatibility.md, row "`Require oauth2_claim a.b`"); a name with such
+    /// characters in it (`https://example.com/roles`) is matched when no shorter one is there.
     fn matches_at(&self, start: usize, claims: &Map<String, Value>) -> bool {
         let spec = &self.text[start..];
-        for (name, value) in claims {
-            let Some(rest) = spec.strip_prefix(name.as_str()) else {
-                continue;
-            };
-            let sep_at = start + name.len();
-            return match rest.as_bytes().first() {
-                Some(b':') => value_matches(value, &rest[1..]),
-                Some(b'.') => match value {
-                    Value::Object(inner) => self.matches_at(sep_at + 1, inner),
-                    Value::Array(items) => items.iter().any(|i| scalar_matches(i, &rest[1..])),
+        let member = claims
+            .iter()
+            .filter(|(name, _)| {
+                spec.strip_prefix(name.as_str())
+                    .is_some_and(|rest| matches!(rest.as_bytes().first(), Some(b':' | b'.' | b'~')))
+            })
+            .min_by_key(|(name, _)| name.len());
+        let Some((name, value)) = member else {
+            return false;
+        };
+        let sep_at = start + name.len();
+        let rest = &spec[name.len()..];
+        match rest.as_bytes().first() {
+            Some(b':') => value_matches(value, &rest[1..]),
+            Some(b'.') => match value {
+                Value::Object(inner) => self.matches_at(sep_at + 1, inner),
+                Value::Array(items) => items.iter().any(|i| scalar_matches(i, &rest[1..])),
+                _ => false,
+            },
+            Some(b'~') => match self.regexes.iter().find(|(p, _)| *p == sep_at) {
+                Some((_, re)) => match value {
+                    Value::String(s) => re.is_match(s),
+                    Value::Array(items) => items
+                        .iter()
+                        .any(|i| i.as_str().is_some_and(|s| re.is_match(s))),
                     _ => false,
                 },
-                Some(b'~') => match self.regexes.iter().find(|(p, _)| *p == sep_at) {
-                    Some((_, re)) => match value {
-                        Value::String(s) => re.is_match(s),
-                        Value::Array(items) => items
-                            .iter()
-                            .any(|i| i.as_str().is_some_and(|s| re.is_match(s))),
-                        _ => false,
-                    },
-                    None => false,
-                },
-                _ => continue,
-            };
+                None => false,
+            },
+            _ => false,
         }
-        false
     }
 }
 
@@ -270,6 +279,43 @@ mod tests {
                 .contains("invalid regular expression")
         );
         assert!(Requirement::parse("   ").is_err());
+    }
+
+    /// A member named `realm_access.roles` is not the `roles` member of `realm_access`, whatever
+    /// the order of the members.
+    #[test]
+    fn dots_descend_by_member_names_only() {
+        let spoofed = [
+            json!({"realm_access.roles": ["admin"], "realm_access": {"roles": ["user"]}}),
+            json!({"realm_access": {"roles": ["user"]}, "realm_access.roles": ["admin"]}),
+            json!({"realm_access.roles:admin": "x", "realm_access": {"roles": []}}),
+        ];
+        for claims in spoofed {
+            let Value::Object(claims) = claims else {
+                unreachable!()
+            };
+            let r = Requirement::parse("realm_access.roles:admin").unwrap();
+            assert!(!r.is_satisfied(&claims), "{claims:?}");
+        }
+        let Value::Object(real) = json!({"realm_access": {"roles": ["admin"]}}) else {
+            unreachable!()
+        };
+        assert!(
+            Requirement::parse("realm_access.roles:admin")
+                .unwrap()
+                .is_satisfied(&real)
+        );
+        // Names with separators in them still work where nothing shorter is a member.
+        let Value::Object(namespaced) =
+            json!({"https://example.com/roles": ["admin"], "https://example.com/x": 1})
+        else {
+            unreachable!()
+        };
+        assert!(
+            Requirement::parse("https://example.com/roles:admin")
+                .unwrap()
+                .is_satisfied(&namespaced)
+        );
     }
 
     #[test]

@@ -185,9 +185,6 @@ pub(crate) extern "C" fn oauth2_rs_authz_parse(
 ) -> *const c_char {
     let result = catch_unwind(AssertUnwindSafe(|| {
         let requirement = authz::Requirement::parse(c_str(line).unwrap_or(""))?;
-        // Until a line like this is read (configuration or an `.htaccess` file, which is read
-        // before authentication), no request keeps its claims for authorization.
-        serving::with_generation(|generation| generation.require_claims());
         let raw = Box::into_raw(Box::new(requirement)).cast::<c_void>();
         // SAFETY: pool is the configuration pool; the cleanup frees `raw` exactly once.
         unsafe {
@@ -297,6 +294,46 @@ fn auth_type_mode(auth_type: &CStr) -> Option<Mode> {
     }
 }
 
+/// The request's configuration: `rs` is NULL or a DirConfig owned by a pool that outlives the
+/// request (a location without our directives has the defaults).
+fn dir_config<'a>(rs: *mut c_void) -> &'a DirConfig {
+    static EMPTY: std::sync::LazyLock<DirConfig> = std::sync::LazyLock::new(DirConfig::default);
+    // SAFETY: rs is NULL or a DirConfig owned by a pool that outlives the request.
+    unsafe { rs.cast::<DirConfig>().as_ref() }.unwrap_or(&EMPTY)
+}
+
+/// The fixups hook, for every request: scrubs the look-alikes of our headers at an oauth2 or
+/// auth-openidc location where check_authn did not (docs/compatibility.md, row "header
+/// scrubbing"). Never changes the request's fate.
+#[unsafe(no_mangle)]
+pub(crate) extern "C" fn oauth2_rs_fixups(
+    r: *mut ffi::request_rec,
+    rs: *mut c_void,
+    auth_type: *const c_char,
+) -> c_int {
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: auth_type is NULL or httpd's NUL-terminated AuthType, valid for this call.
+        let auth_type = (!auth_type.is_null()).then(|| unsafe { CStr::from_ptr(auth_type) });
+        if auth_type.and_then(auth_type_mode).is_none() {
+            return;
+        }
+        // SAFETY: r is the live request of this hook, on this thread, until it returns.
+        let req = unsafe { ApacheRequest::new(r) };
+        req.scrub_if_not_yet(dir_config(rs));
+    }));
+    match result {
+        Ok(()) => ffi::DECLINED,
+        Err(_) => {
+            log::request(
+                r,
+                ffi::APLOG_ERR,
+                "oauth2: internal error (panic) while scrubbing request headers; answering 500",
+            );
+            ffi::HTTP_INTERNAL_SERVER_ERROR
+        }
+    }
+}
+
 /// The check_authn hook, for every request: `auth_type` is the request's AuthType (or NULL).
 #[unsafe(no_mangle)]
 pub(crate) extern "C" fn oauth2_rs_check_authn(
@@ -312,13 +349,12 @@ pub(crate) extern "C" fn oauth2_rs_check_authn(
         };
         // SAFETY: r is the live request of this hook, on this thread, until it returns.
         let req = unsafe { ApacheRequest::new(r) };
-        // A sub-request or internal redirect of an authenticated request: no second verification.
-        if req.inherit_user() {
+        let cfg = dir_config(rs);
+        // A sub-request or internal redirect of a request this module authenticated under the
+        // same settings: no second verification. Anything else is scrubbed and verified.
+        if req.inherit_user(cfg) {
             return ffi::OK;
         }
-        static EMPTY: std::sync::LazyLock<DirConfig> = std::sync::LazyLock::new(DirConfig::default);
-        // SAFETY: rs is NULL or a DirConfig owned by a pool that outlives the request.
-        let cfg = unsafe { rs.cast::<DirConfig>().as_ref() }.unwrap_or(&EMPTY);
         req.scrub_spoofed_headers(
             cfg.target_pass.prefix(),
             cfg.target_pass.authn_header.as_deref(),
@@ -330,7 +366,7 @@ pub(crate) extern "C" fn oauth2_rs_check_authn(
         let outcome = serving::with_current(|generation| {
             authn::authenticate(cfg, &req, mode, now, generation)
         });
-        req.apply(outcome)
+        req.apply(cfg, outcome)
     }));
     result.unwrap_or_else(|_| {
         log::request(

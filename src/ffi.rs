@@ -117,12 +117,14 @@ unsafe extern "C" {
         len: *mut usize,
     ) -> c_int;
     pub(crate) fn oauth2_body_replace(r: *mut request_rec, data: *const c_char, len: usize);
-    pub(crate) fn oauth2_request_claims_set(
+    pub(crate) fn oauth2_request_auth_set(
         r: *mut request_rec,
-        claims: *mut c_void,
+        auth: *mut c_void,
         release: unsafe extern "C" fn(*mut c_void) -> c_int,
     );
-    pub(crate) fn oauth2_request_claims_get(r: *mut request_rec) -> *const c_void;
+    pub(crate) fn oauth2_request_auth_get(r: *mut request_rec) -> *const c_void;
+    pub(crate) fn oauth2_request_scrubbed_set(r: *mut request_rec);
+    pub(crate) fn oauth2_request_scrubbed(r: *mut request_rec) -> c_int;
     pub(crate) fn oauth2_user(r: *mut request_rec) -> *const c_char;
     pub(crate) fn oauth2_env_set(
         r: *mut request_rec,
@@ -143,16 +145,19 @@ unsafe extern "C" {
     pub(crate) fn oauth2_prev(r: *mut request_rec) -> *mut request_rec;
     pub(crate) fn oauth2_user_share(r: *mut request_rec, from: *mut request_rec);
     pub(crate) fn oauth2_client_cert_pem(r: *mut request_rec) -> *const c_char;
+    pub(crate) fn oauth2_ssl_session_id(r: *mut request_rec) -> *const c_char;
     pub(crate) fn oauth2_conn_memo_get(
         r: *mut request_rec,
         pem: *mut *const c_char,
         thumbprint: *mut *const c_char,
+        session: *mut *const c_char,
     );
     pub(crate) fn oauth2_conn_memo_set(
         r: *mut request_rec,
         pem: *const c_char,
         thumbprint: *const c_char,
         tlen: usize,
+        session: *const c_char,
     ) -> *const c_char;
     /// This connection's token memo: made by `create` on first use, released with the connection.
     pub(crate) fn oauth2_conn_token_memo(

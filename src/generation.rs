@@ -4,16 +4,12 @@
 //! started at post_config, and dropped as a whole when a restart reads the configuration again.
 //! The core receives it as an argument; holding the current one is the Apache layer's job.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-
 use crate::cache::registry::CacheRegistry;
 
 pub(crate) struct Generation {
     pub(crate) caches: CacheRegistry,
     /// `OAuth2CryptoPassphrase`: the last one read wins, wherever it is written (as in the C module).
     passphrase: Option<String>,
-    /// Set by a `Require oauth2_claim` line, also one in an `.htaccess` file read while serving.
-    claims_required: AtomicBool,
     /// Signs DPoP nonces (RFC 9449 section 9): from the passphrase, so that every host sharing
     /// it accepts the others' nonces, else random, made before the children are forked.
     dpop_nonce_secret: [u8; 32],
@@ -28,7 +24,6 @@ impl Default for Generation {
         Generation {
             caches: CacheRegistry::default(),
             passphrase: None,
-            claims_required: AtomicBool::new(false),
             dpop_nonce_secret: secret,
         }
     }
@@ -43,15 +38,6 @@ impl Generation {
         }
         self.passphrase = Some(value.to_string());
         Ok(())
-    }
-
-    /// A `Require oauth2_claim` line was read: accepted claims are kept for it.
-    pub(crate) fn require_claims(&self) {
-        self.claims_required.store(true, Ordering::Relaxed);
-    }
-
-    pub(crate) fn claims_required(&self) -> bool {
-        self.claims_required.load(Ordering::Relaxed)
     }
 
     /// Checks what spans directives (run by `apache2 -t` too).
@@ -90,13 +76,5 @@ mod tests {
         assert!(generation.set_crypto_passphrase("").is_err());
         assert_eq!(generation.passphrase.as_deref(), Some("two"));
         assert!(generation.check().is_ok());
-    }
-
-    #[test]
-    fn a_new_generation_starts_without_the_old_ones_flags() {
-        let old = Generation::default();
-        old.require_claims();
-        assert!(old.claims_required());
-        assert!(!Generation::default().claims_required());
     }
 }

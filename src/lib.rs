@@ -16,6 +16,7 @@ mod config;
 mod ct;
 mod digest;
 mod generation;
+mod header_name;
 mod hex;
 mod jose;
 mod log_limit;

@@ -35,6 +35,12 @@ pub(crate) enum Refusal {
     },
     /// Verified, but the remote-user claim is missing or not a non-empty string.
     NoRemoteUser { verifier: Arc<str>, claim: String },
+    /// Verified, but two claims would be passed to the backend under one name
+    /// (docs/compatibility.md, row "claim names that differ only in case").
+    ClaimNameClash {
+        verifier: Arc<str>,
+        clash: crate::pass::NameClash,
+    },
     /// A token that needs a DPoP proof (a `type=dpop` verifier, or bound by `cnf.jkt`) came with
     /// another scheme than `DPoP` (RFC 9449 section 7.2: no downgrade to Bearer).
     DpopSchemeMissing { verifier: Arc<str> },
@@ -109,6 +115,7 @@ impl Refusal {
             | Refusal::TokenTooLong { .. }
             | Refusal::NotVerified(_)
             | Refusal::Unbound { .. }
+            | Refusal::ClaimNameClash { .. }
             | Refusal::DpopSchemeMissing { .. }
             | Refusal::DpopBindingUnreadable { .. }
             | Refusal::DpopProof { .. }
@@ -133,6 +140,7 @@ impl Refusal {
             | Refusal::NotVerified(_)
             | Refusal::Unbound { .. }
             | Refusal::NoRemoteUser { .. }
+            | Refusal::ClaimNameClash { .. }
             | Refusal::DpopSchemeMissing { .. }
             | Refusal::DpopBindingUnreadable { .. } => Some(self.error_code()),
         }
@@ -148,6 +156,7 @@ impl Refusal {
             | Refusal::NotVerified(_)
             | Refusal::Unbound { .. }
             | Refusal::NoRemoteUser { .. }
+            | Refusal::ClaimNameClash { .. }
             | Refusal::DpopSchemeMissing { .. }
             | Refusal::DpopBindingUnreadable { .. }
             | Refusal::DpopProof { .. }
@@ -176,6 +185,7 @@ impl Refusal {
             }
             Refusal::Unbound { error, .. } => error.label(),
             Refusal::NoRemoteUser { .. } => "no_remote_user",
+            Refusal::ClaimNameClash { .. } => "claim_name_clash",
             Refusal::DpopSchemeMissing { .. } => "dpop_scheme_missing",
             Refusal::DpopBindingUnreadable { .. } => "dpop_binding_unreadable",
             Refusal::DpopProof { error, .. } => error.label(),
@@ -214,6 +224,19 @@ impl fmt::Display for Refusal {
                 "token verified by {verifier} but its \"{}\" claim (the remote user) is missing or not a non-empty string",
                 crate::pass::header_safe(claim)
             ),
+            Refusal::ClaimNameClash { verifier, clash } => {
+                let shown = |name: &str| {
+                    let short: String = name.chars().take(64).collect();
+                    short.escape_default().to_string()
+                };
+                write!(
+                    f,
+                    "token verified by {verifier} but its claims \"{}\" and \"{}\" would both be passed as \"{}\" (names differ only in letter case, `-` or `_`); refused",
+                    shown(&clash.first),
+                    shown(&clash.second),
+                    shown(&clash.passed_as)
+                )
+            }
             Refusal::DpopSchemeMissing { verifier } => write!(
                 f,
                 "token refused: {verifier}: the token needs a DPoP proof and the DPoP authorization scheme (RFC 9449 section 7.2)"
@@ -378,6 +401,26 @@ mod tests {
         );
         assert_eq!(refusal.label(), "no_remote_user");
         assert_eq!(refusal.error_code(), challenge::NO_USER);
+    }
+
+    #[test]
+    fn a_claim_name_clash_names_both_claims_escaped() {
+        let refusal = Refusal::ClaimNameClash {
+            verifier: verifier(),
+            clash: crate::pass::NameClash {
+                first: "sub".into(),
+                second: "SU\nB".into(),
+                passed_as: "OAUTH2_CLAIM_sub".into(),
+            },
+        };
+        let r = refusal.response(&Challenges::bearer(Scheme::Bearer), None);
+        assert_eq!(r.level, LogLevel::Warn);
+        assert!(r.www_authenticate[0].contains(r#"error="invalid_token""#));
+        assert_eq!(
+            r.log_line,
+            r#"token verified by jwk (RSA 2048-bit at t.conf:1) but its claims "sub" and "SU\nB" would both be passed as "OAUTH2_CLAIM_sub" (names differ only in letter case, `-` or `_`); refused"#
+        );
+        assert_eq!(refusal.label(), "claim_name_clash");
     }
 
     fn dpop_only() -> Challenges {

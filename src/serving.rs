@@ -152,8 +152,3 @@ fn with_published<R>(f: impl FnOnce(Option<&Generation>) -> R) -> R {
         f(current.1.as_deref())
     })
 }
-
-/// Whether a `Require oauth2_claim` line needs the accepted claims kept for authorization.
-pub(crate) fn claims_required() -> bool {
-    with_published(|generation| generation.is_some_and(Generation::claims_required))
-}

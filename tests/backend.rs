@@ -309,3 +309,133 @@ fn control_characters_in_claims_do_not_inject_headers() {
     f.assert_none();
     h.assert_no_child_crash();
 }
+
+/// Spoofed claim headers are scrubbed on every request of an `AuthType oauth2` location, also when
+/// authorization needs no user and no token is verified (docs/compatibility.md, row "header
+/// scrubbing"): `Require method OPTIONS` beside `Require valid-user`, and `Require all granted`.
+#[test]
+fn spoofed_headers_are_scrubbed_when_no_user_is_needed() {
+    let signer = TokenSigner::rsa("one");
+    let backend = RawBackend::start();
+    let verify = format!("OAuth2TokenVerify jwk {}", signer.jwk_arg());
+    let url = backend.url();
+    let body = format!(
+        "<Location /any>\nAuthType oauth2\n{verify}\nOAuth2TargetPass authn_header=X-Remote-User\n\
+         <RequireAny>\nRequire valid-user\nRequire method OPTIONS\n</RequireAny>\nProxyPass {url}\n</Location>\n\
+         <Location /pub>\nAuthType oauth2\n{verify}\nOAuth2TargetPass authn_header=X-Remote-User\nRequire all granted\nProxyPass {url}\n</Location>\n"
+    );
+    let h = Httpd::start(HttpdConfig::new(body));
+    let tok = signer.mint(&claims("joe"));
+    /// A request with spoofed headers (and a token, if any) and what the backend must see.
+    struct Case<'a> {
+        what: &'a str,
+        method: &'a str,
+        path: &'a str,
+        token: Option<&'a str>,
+        /// `OAUTH2_CLAIM_sub` at the backend (None: absent).
+        expect_sub: Option<&'a str>,
+    }
+    let cases = [
+        Case {
+            what: "OPTIONS granted without a user",
+            method: "OPTIONS",
+            path: "/any/x",
+            token: None,
+            expect_sub: None,
+        },
+        Case {
+            what: "GET with a token at the same location",
+            method: "GET",
+            path: "/any/x",
+            token: Some(&tok),
+            expect_sub: Some("joe"),
+        },
+        Case {
+            what: "Require all granted",
+            method: "GET",
+            path: "/pub/x",
+            token: None,
+            expect_sub: None,
+        },
+    ];
+    let mut f = Failures::new();
+    for Case {
+        what,
+        method,
+        path,
+        token,
+        expect_sub,
+    } in cases
+    {
+        let mut req = h
+            .https(path)
+            .method(method)
+            .header("OAUTH2_CLAIM_sub: admin")
+            .header("oauth2-claim-role: admin")
+            .header("X_Remote_User: admin")
+            .header("X-Remote-User: admin");
+        if let Some(t) = token {
+            req = req.bearer(t);
+        }
+        let r = req.send();
+        f.expect(what, &r, 200, None);
+        let fields = raw_head_fields(&r.body);
+        let spoofed: Vec<&(String, String)> = fields.iter().filter(|(_, v)| v == "admin").collect();
+        f.check(spoofed.is_empty(), || {
+            format!("{what}: spoofed headers reached the backend: {spoofed:?}")
+        });
+        let sub = fields_named(&fields, "OAUTH2_CLAIM_sub");
+        let want: Vec<&str> = expect_sub.into_iter().collect();
+        f.check(sub == want, || {
+            format!("{what}: OAUTH2_CLAIM_sub at the backend {sub:?}, expected {want:?}")
+        });
+    }
+    f.assert_none();
+}
+
+/// A client can make every request carry look-alike headers: the warning is one line per request
+/// naming at most 4 of them, and at most one line every 10 s per child process.
+#[test]
+fn scrub_warnings_are_bounded() {
+    let signer = TokenSigner::rsa("one");
+    let verify = format!("OAuth2TokenVerify jwk {}", signer.jwk_arg());
+    let h = Httpd::start(
+        HttpdConfig::new(oauth2_location("/c", &verify)).server(common::remote::single_process()),
+    );
+    let tok = signer.mint(&claims("joe"));
+    let mut f = Failures::new();
+    let send = || {
+        let mut req = h.https("/c/ok").bearer(&tok);
+        for i in 0..6 {
+            req = req.header(&format!("OAUTH2_CLAIM_x{i}: spoof"));
+        }
+        req.send()
+    };
+    let mark = h.log_mark();
+    for i in 0..3 {
+        let r = send();
+        f.expect(&format!("request {i}"), &r, 200, None);
+    }
+    let log = h.wait_log_since(mark, |l| l.matches(ACCEPTED_LINE).count() >= 3);
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("suspicious request header"))
+        .collect();
+    f.check(lines.len() == 1, || {
+        format!(
+            "{} scrub warnings for 3 requests, expected 1:\n{log}",
+            lines.len()
+        )
+    });
+    if let Some(line) = lines.first() {
+        f.check(
+            line.contains("removed 6 suspicious request header(s)")
+                && line.matches("OAUTH2_CLAIM_x").count() == 4
+                && line.contains("and 2 more"),
+            || format!("scrub warning: {line}"),
+        );
+    }
+    f.assert_none();
+}
+
+const ACCEPTED_LINE: &str = "token accepted by";

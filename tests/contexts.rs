@@ -638,3 +638,164 @@ fn crypto_passphrase_contexts() {
     }
     f.assert_none();
 }
+
+/// An internal redirect into another location (docs/compatibility.md, row "internal redirects and
+/// sub-requests"): it keeps the user only when this module authenticated the request it came from
+/// under the same `OAuth2TokenVerify` lines and `OAuth2TargetPass`. Otherwise it is scrubbed and
+/// verified like any request: a lax location's token (another key, no certificate) does not run
+/// the strict location's handler, and neither does a Basic user with spoofed claim headers.
+#[test]
+fn redirects_into_another_location_are_verified_there() {
+    let lax = TokenSigner::rsa("lax");
+    let strict = TokenSigner::ec("strict");
+    let lax_verify = format!("OAuth2TokenVerify jwk {}", lax.jwk_arg());
+    let strict_verify = format!(
+        "OAuth2TokenVerify jwk {} type=mtls&mtls.policy=required",
+        strict.jwk_arg()
+    );
+    let server = [
+        load_module("auth_basic_module", "mod_auth_basic.so"),
+        load_module("authn_file_module", "mod_authn_file.so"),
+        load_module("dir_module", "mod_dir.so"),
+    ]
+    .concat();
+    let body = [
+        oauth2_location("/strict", &strict_verify),
+        oauth2_location("/lax2", &lax_verify),
+        // a 404 inside /lax is answered by the strict location's CGI (or by /lax2's)
+        oauth2_location("/lax", &format!("{lax_verify}\nErrorDocument 404 /strict/env")),
+        oauth2_location("/laxsame", &format!("{lax_verify}\nErrorDocument 404 /lax2/env")),
+        // DirectoryIndex: a sub-request into the strict location
+        oauth2_location("/dilax", &format!("{lax_verify}\nDirectoryIndex /strict/env")),
+        "<Location /basic>\nAuthType Basic\nAuthName basic\nAuthBasicProvider file\n\
+         AuthUserFile @DIR@/htpasswd\nErrorDocument 404 /lax2/env\nRequire valid-user\n</Location>\n"
+            .to_string(),
+    ]
+    .concat();
+    let h = Httpd::start(HttpdConfig::new(body).server(server));
+    fs::create_dir_all(h.dir.join("htdocs/dilax")).unwrap();
+    let made = std::process::Command::new("htpasswd")
+        .args(["-bcB", "-C", "4"])
+        .arg(h.dir.join("htpasswd"))
+        .args(["basicuser", "pw"])
+        .output()
+        .expect("htpasswd");
+    assert!(made.status.success(), "htpasswd: {made:?}");
+    fs::set_permissions(
+        h.dir.join("htpasswd"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )
+    .unwrap();
+    let lax_tok = lax.mint(&claims("joe"));
+    let strict_bound = strict.mint(&with(
+        claims("carol"),
+        json!({"cnf": {"x5t#S256": h.pki.thumb_a}}),
+    ));
+
+    /// A request to a missing file (answered by an ErrorDocument in another location), and
+    /// whether that location's CGI runs, as whom.
+    struct Redirect<'a> {
+        what: &'a str,
+        path: &'a str,
+        authorization: Option<String>,
+        cert: Option<ClientCert>,
+        /// REMOTE_USER of the CGI the redirect reaches; None: the CGI must not run.
+        expect_cgi_user: Option<&'a str>,
+    }
+    let basic = format!("Basic {}", openssl::base64::encode_block(b"basicuser:pw"));
+    let rows = [
+        Redirect {
+            what: "lax token redirected into the strict location",
+            path: "/lax/missing",
+            authorization: Some(format!("Bearer {lax_tok}")),
+            cert: Some(ClientCert::A),
+            expect_cgi_user: None,
+        },
+        Redirect {
+            what: "lax token redirected into a location with the same verifier",
+            path: "/laxsame/missing",
+            authorization: Some(format!("Bearer {lax_tok}")),
+            cert: None,
+            expect_cgi_user: Some("joe"),
+        },
+        Redirect {
+            what: "lax token in a sub-request (DirectoryIndex) into the strict location",
+            path: "/dilax/",
+            authorization: Some(format!("Bearer {lax_tok}")),
+            cert: Some(ClientCert::A),
+            expect_cgi_user: None,
+        },
+        Redirect {
+            what: "Basic user redirected into an oauth2 location",
+            path: "/basic/missing",
+            authorization: Some(basic.clone()),
+            cert: None,
+            expect_cgi_user: None,
+        },
+    ];
+    let mut f = Failures::new();
+    for row in &rows {
+        let Redirect {
+            what,
+            path,
+            authorization,
+            cert,
+            expect_cgi_user,
+        } = row;
+        let mut req = h
+            .https(path)
+            .maybe_cert(*cert)
+            .header("OAUTH2_CLAIM_sub: spoofed")
+            .header("OAUTH2-CLAIM-role: spoofed");
+        if let Some(a) = authorization {
+            req = req.header(&format!("Authorization: {a}"));
+        }
+        let r = req.send();
+        let env = r.env_bytes();
+        let ran = env.contains_key("GATEWAY_INTERFACE");
+        match expect_cgi_user {
+            None => f.check(!ran, || {
+                format!(
+                    "{what}: the CGI ran (status {}) as {:?}",
+                    r.status,
+                    env.get("REMOTE_USER")
+                        .map(|v| String::from_utf8_lossy(v).into_owned())
+                )
+            }),
+            Some(user) => {
+                f.check(
+                    ran && env.get("REMOTE_USER").map(Vec::as_slice) == Some(user.as_bytes()),
+                    || format!("{what}: status {}, body {:?}", r.status, r.text()),
+                );
+            }
+        }
+        let spoofed: Vec<String> = env
+            .iter()
+            .filter(|(_, v)| v.as_slice() == b"spoofed")
+            .map(|(k, _)| k.clone())
+            .collect();
+        f.check(spoofed.is_empty(), || {
+            format!("{what}: spoofed headers reached the CGI: {spoofed:?}")
+        });
+    }
+    // The strict location itself, and a redirect that verifies there: certificate-bound tokens.
+    let r = h
+        .https("/strict/env")
+        .cert(ClientCert::A)
+        .bearer(&strict_bound)
+        .send();
+    f.expect("strict location, bound token", &r, 200, None);
+    let r = h
+        .https("/strict/env")
+        .cert(ClientCert::B)
+        .bearer(&strict_bound)
+        .send();
+    f.expect(
+        "strict location, other certificate",
+        &r,
+        401,
+        Some(INVALID_TOKEN),
+    );
+    f.assert_none();
+    h.assert_no_child_crash();
+}

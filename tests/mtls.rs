@@ -61,29 +61,90 @@ fn rows(pki: &Pki) -> Vec<Row> {
             required: 401,
             bearer: 200,
         },
+        // a DPoP-bound token is never accepted without its proof, whatever the verifier
+        // (docs/compatibility.md, row "DPoP-bound token")
         Row {
             name: "cnf with only jkt, cert A",
             cnf: Some(json!({ "jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I" })),
             cert: Some(ClientCert::A),
-            optional: 200,
+            optional: 401,
             required: 401,
-            bearer: 200,
+            bearer: 401,
         },
         Row {
             name: "cnf with only jkt, no cert",
             cnf: Some(json!({ "jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I" })),
             cert: None,
-            optional: 200,
+            optional: 401,
             required: 401,
-            bearer: 200,
+            bearer: 401,
         },
+        // a binding that is present but cannot be read is a refusal under every policy, never
+        // "unbound" (docs/compatibility.md, row "malformed `cnf`"); a bearer verifier does not
+        // look at x5t#S256, but a `cnf` that is not an object is unreadable for cnf.jkt too
         Row {
             name: "x5t#S256 is a number, cert A",
             cnf: Some(json!({ "x5t#S256": 5 })),
             cert: Some(ClientCert::A),
-            optional: 200,
+            optional: 401,
             required: 401,
             bearer: 200,
+        },
+        Row {
+            name: "x5t#S256 is a number, no cert",
+            cnf: Some(json!({ "x5t#S256": 5 })),
+            cert: None,
+            optional: 401,
+            required: 401,
+            bearer: 200,
+        },
+        Row {
+            name: "x5t#S256 is an array with A's thumbprint, cert A",
+            cnf: Some(json!({ "x5t#S256": [a] })),
+            cert: Some(ClientCert::A),
+            optional: 401,
+            required: 401,
+            bearer: 200,
+        },
+        Row {
+            name: "x5t#S256 is an object, no cert",
+            cnf: Some(json!({ "x5t#S256": { "v": a } })),
+            cert: None,
+            optional: 401,
+            required: 401,
+            bearer: 200,
+        },
+        Row {
+            name: "x5t#S256 is null, no cert",
+            cnf: Some(json!({ "x5t#S256": null })),
+            cert: None,
+            optional: 401,
+            required: 401,
+            bearer: 200,
+        },
+        Row {
+            name: "x5t#S256 is true, no cert",
+            cnf: Some(json!({ "x5t#S256": true })),
+            cert: None,
+            optional: 401,
+            required: 401,
+            bearer: 200,
+        },
+        Row {
+            name: "cnf is a string, no cert",
+            cnf: Some(json!("x5t#S256")),
+            cert: None,
+            optional: 401,
+            required: 401,
+            bearer: 401,
+        },
+        Row {
+            name: "cnf is an array, cert A",
+            cnf: Some(json!([{ "x5t#S256": a }])),
+            cert: Some(ClientCert::A),
+            optional: 401,
+            required: 401,
+            bearer: 401,
         },
         // beyond the table: the comparison is exact (padding and case matter)
         Row {
@@ -108,9 +169,9 @@ fn rows(pki: &Pki) -> Vec<Row> {
                 json!({ "jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I", "x5t#S256": a }),
             ),
             cert: Some(ClientCert::A),
-            optional: 200,
-            required: 200,
-            bearer: 200,
+            optional: 401,
+            required: 401,
+            bearer: 401,
         },
     ]
 }
@@ -249,11 +310,12 @@ fn plain_http_listener_has_no_certificate() {
             name: "unbound",
             expect_status: 200,
         },
+        // DPoP-bound: never without its proof (docs/compatibility.md, row "DPoP-bound token")
         Case {
             loc: "/opt",
             token: &jkt_only,
             name: "cnf.jkt only",
-            expect_status: 200,
+            expect_status: 401,
         },
         Case {
             loc: "/req",
@@ -473,4 +535,206 @@ fn policy_value_is_case_sensitive_and_invalid_means_required() {
         .send();
     f.expect("/odd-policy | bound to B, cert B", &r, 200, None);
     f.assert_none();
+}
+
+/// One HTTP/1.1 request on a TLS stream that stays open; the response status.
+fn exchange(
+    tls: &mut openssl::ssl::SslStream<std::net::TcpStream>,
+    path: &str,
+    token: &str,
+) -> u16 {
+    use std::io::{Read, Write};
+    let req =
+        format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\n\r\n");
+    tls.write_all(req.as_bytes()).expect("write request");
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        if let Some(i) = find_bytes(&buf, b"\r\n\r\n") {
+            break i + 4;
+        }
+        let n = tls.read(&mut chunk).expect("read response");
+        assert!(
+            n > 0,
+            "connection closed: {:?}",
+            String::from_utf8_lossy(&buf)
+        );
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+    let status: u16 = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status");
+    let len: usize = head
+        .lines()
+        .find_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            n.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse().ok())
+                .flatten()
+        })
+        .expect("Content-Length");
+    while buf.len() < head_end + len {
+        let n = tls.read(&mut chunk).expect("read body");
+        assert!(n > 0, "connection closed in the body");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    status
+}
+
+/// docs/compatibility.md, row "certificate thumbprint comparison": the connection's memo of the
+/// client certificate's thumbprint never answers for a certificate the connection no longer has.
+/// A TLS 1.2 renegotiation (forced by a per-directory `SSLVerifyClient require`) in which the
+/// client presents certificate B instead of A: a token bound to A is refused from then on, one
+/// bound to B accepted.
+#[test]
+fn a_renegotiation_that_replaces_the_certificate_replaces_the_memo() {
+    renegotiation_replaces_the_memo(false);
+}
+
+/// The same with TLS 1.3, where mod_ssl's renegotiation is post-handshake authentication: it is
+/// refused on a connection that already has a certificate, so the certificate cannot change.
+#[test]
+fn post_handshake_authentication_cannot_replace_a_certificate() {
+    renegotiation_replaces_the_memo(true);
+}
+
+fn renegotiation_replaces_the_memo(tls13: bool) {
+    use openssl::ssl::{SslConnector, SslFiletype, SslMethod, SslRef, SslVerifyMode, SslVersion};
+    let signer = TokenSigner::rsa("one");
+    let verify = format!(
+        "OAuth2TokenVerify jwk {} type=mtls&mtls.policy=required",
+        signer.jwk_arg()
+    );
+    let mut cfg = HttpdConfig::new(oauth2_location("/m", &verify));
+    // B is self-signed: its own trust anchor for `require`; A (never verified) stays acceptable
+    // to the virtual host's `optional_no_ca`.
+    cfg.tls_body = format!(
+        "SSLCACertificateFile @DIR@/pki/client-b.crt\n{}",
+        oauth2_location("/reneg", &format!("{verify}\nSSLVerifyClient require"))
+    );
+    let h = Httpd::start(cfg);
+    let bound = |thumb: &str| {
+        signer.mint(&with(
+            claims("joe"),
+            json!({ "cnf": { "x5t#S256": thumb } }),
+        ))
+    };
+    let (to_a, to_b) = (bound(&h.pki.thumb_a), bound(&h.pki.thumb_b));
+
+    let mut b = SslConnector::builder(SslMethod::tls_client()).unwrap();
+    if tls13 {
+        b.set_min_proto_version(Some(SslVersion::TLS1_3)).unwrap();
+        // SAFETY: the builder's own context, live for this call.
+        unsafe { openssl_sys::SSL_CTX_set_post_handshake_auth(b.as_ptr(), 1) };
+    } else {
+        b.set_max_proto_version(Some(SslVersion::TLS1_2)).unwrap();
+    }
+    b.set_verify(SslVerifyMode::NONE);
+    b.set_certificate_file(&h.pki.client_a_cert, SslFiletype::PEM)
+        .unwrap();
+    b.set_private_key_file(&h.pki.client_a_key, SslFiletype::PEM)
+        .unwrap();
+    let tcp = std::net::TcpStream::connect(("127.0.0.1", h.https_port)).unwrap();
+    tcp.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let mut tls = b
+        .build()
+        .configure()
+        .unwrap()
+        .verify_hostname(false)
+        .connect("localhost", tcp)
+        .unwrap();
+    let mut f = Failures::new();
+    let status = exchange(&mut tls, "/m/ok", &to_a);
+    f.check(status == 200, || {
+        format!("certificate A, token bound to A: {status}")
+    });
+    // The next handshake on this connection presents B.
+    let cert_b =
+        openssl::x509::X509::from_pem(&std::fs::read(&h.pki.client_b_cert).unwrap()).unwrap();
+    let key_b =
+        openssl::pkey::PKey::private_key_from_pem(&std::fs::read(&h.pki.client_b_key).unwrap())
+            .unwrap();
+    let ssl = tls.ssl() as *const SslRef as *mut openssl_sys::SSL;
+    let cert_b_ptr = &*cert_b as *const openssl::x509::X509Ref as *mut openssl_sys::X509;
+    let key_b_ptr = &*key_b as *const openssl::pkey::PKeyRef<openssl::pkey::Private>
+        as *mut openssl_sys::EVP_PKEY;
+    // SAFETY: the pointers are the live objects behind these references (a foreign-types
+    // reference is the C pointer itself); SSL_use_* take their own references, and nothing else
+    // uses the stream meanwhile.
+    let (c, k) = unsafe {
+        (
+            openssl_sys::SSL_use_certificate(ssl, cert_b_ptr),
+            openssl_sys::SSL_use_PrivateKey(ssl, key_b_ptr),
+        )
+    };
+    assert!(
+        c == 1 && k == 1,
+        "SSL_use_certificate {c}, SSL_use_PrivateKey {k}"
+    );
+    /// A request on the connection after the switch to B, and its expected status.
+    struct Step {
+        path: &'static str,
+        token_bound_to: &'static str,
+        expect_status: u16,
+    }
+    let steps = if tls13 {
+        // mod_ssl cannot ask for another certificate once the connection has one (OpenSSL:
+        // "invalid config"), so `require` answers 403 and the connection keeps A.
+        [
+            Step {
+                path: "/reneg/ok",
+                token_bound_to: "A",
+                expect_status: 403,
+            },
+            Step {
+                path: "/reneg/ok",
+                token_bound_to: "B",
+                expect_status: 403,
+            },
+            Step {
+                path: "/m/ok",
+                token_bound_to: "A",
+                expect_status: 200,
+            },
+        ]
+    } else {
+        // B's token accepted proves the renegotiation happened on this connection.
+        [
+            Step {
+                path: "/reneg/ok",
+                token_bound_to: "A",
+                expect_status: 401,
+            },
+            Step {
+                path: "/reneg/ok",
+                token_bound_to: "B",
+                expect_status: 200,
+            },
+            Step {
+                path: "/m/ok",
+                token_bound_to: "A",
+                expect_status: 401,
+            },
+        ]
+    };
+    for Step {
+        path,
+        token_bound_to,
+        expect_status,
+    } in steps
+    {
+        let token = if token_bound_to == "A" { &to_a } else { &to_b };
+        let status = exchange(&mut tls, path, token);
+        f.check(status == expect_status, || {
+            format!(
+                "after presenting B (TLS 1.3: {tls13}): {path}, token bound to {token_bound_to}: {status}, expected {expect_status}"
+            )
+        });
+    }
+    f.assert_none();
+    h.assert_no_child_crash();
 }

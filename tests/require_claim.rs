@@ -476,3 +476,53 @@ fn bad_regex_fails_the_configuration_test() {
     f.check(t.ok, || format!("name:a~(b refused:\n{}", t.output));
     f.assert_none();
 }
+
+/// A `.` in a spec descends into the member named before it: a top-level member literally named
+/// `realm_access.roles` does not satisfy `realm_access.roles:admin`, beside a real
+/// `realm_access` or not in front of it (docs/compatibility.md, row "`Require oauth2_claim a.b`").
+#[test]
+fn dotted_specs_descend_by_member_names() {
+    let signer = TokenSigner::rsa("one");
+    let verify = format!("OAuth2TokenVerify jwk {}", signer.jwk_arg());
+    let h = Httpd::start(HttpdConfig::new(claim_location(
+        "/kc",
+        &verify,
+        "",
+        "Require oauth2_claim realm_access.roles:admin",
+    )));
+    /// The token's extra claims, and whether `/kc` grants.
+    struct Case {
+        what: &'static str,
+        extra: Value,
+        expect_status: u16,
+    }
+    let cases = [
+        Case {
+            what: "literal member beside a real realm_access without admin",
+            extra: json!({"realm_access.roles": ["admin"], "realm_access": {"roles": ["user"]}}),
+            expect_status: 401,
+        },
+        Case {
+            what: "real realm_access first, then the literal member",
+            extra: json!({"realm_access": {"roles": ["user"]}, "realm_access.roles": "admin"}),
+            expect_status: 401,
+        },
+        Case {
+            what: "real realm_access with admin",
+            extra: json!({"realm_access": {"roles": ["user", "admin"]}}),
+            expect_status: 200,
+        },
+    ];
+    let mut f = Failures::new();
+    for Case {
+        what,
+        extra,
+        expect_status,
+    } in cases
+    {
+        let tok = signer.mint(&with(claims("joe"), extra));
+        let r = h.https("/kc/ok").bearer(&tok).send();
+        f.expect(what, &r, expect_status, None);
+    }
+    f.assert_none();
+}

@@ -630,27 +630,28 @@ fn each_variable_arrives_once_with_the_verified_value() {
         claims("joe"),
         json!({"role": "admin", "SUB": "other"}),
     ));
-    /// A token sent to `/<name>/env`, and the `OAUTH2_CLAIM_sub` value that must win.
+    /// A token sent to `/<name>/env`, and the `OAUTH2_CLAIM_sub` value that must win (None: the
+    /// token is refused, its `sub` and `SUB` would be one variable).
     struct Collision<'a> {
         name: &'a str,
         token: &'a str,
-        sub: &'a str,
+        sub: Option<&'a str>,
     }
     let cases = [
         Collision {
             name: "preset",
             token: &distinct,
-            sub: "joe",
+            sub: Some("joe"),
         },
         Collision {
             name: "preset",
             token: &colliding,
-            sub: "other",
+            sub: None,
         },
         Collision {
             name: "plain",
             token: &colliding,
-            sub: "other",
+            sub: None,
         },
     ];
     for Collision {
@@ -660,6 +661,12 @@ fn each_variable_arrives_once_with_the_verified_value() {
     } in cases
     {
         let r = h.https(&format!("/{name}/env")).bearer(tok).send();
+        let Some(sub) = sub else {
+            f.expect(&format!("/{name} CGI"), &r, 401, Some(INVALID_TOKEN));
+            let r = h.https(&format!("/px-{name}/x")).bearer(tok).send();
+            f.expect(&format!("/px-{name} proxied"), &r, 401, Some(INVALID_TOKEN));
+            continue;
+        };
         f.expect(&format!("/{name} CGI"), &r, 200, None);
         let entries: Vec<String> = r
             .body
@@ -728,6 +735,9 @@ fn spoofed_headers_are_scrubbed_on_every_path() {
         "x-remote-user: spoof6",
         "X-REMOTE-USER: spoof7",
         "X-Remote-User: spoof8",
+        // `-` and `_` alike: a WSGI backend reads both as HTTP_X_REMOTE_USER
+        "X_Remote_User: spoof9",
+        "x_remote-USER: spoof10",
     ];
     let spoofs_dflt = [
         "OAUTH2_CLAIM_sub: spoof1",
@@ -902,5 +912,151 @@ fn configuration_errors() {
     f.check(t.ok && t.output.contains("Syntax OK"), || {
         format!("valid OAuth2TargetPass lines refused:\n{}", t.output)
     });
+    f.assert_none();
+}
+
+/// Two claims passed under one name (any letter case, `-` and `_` alike) refuse the token: one
+/// would overwrite the other, and `OAUTH2_CLAIM_sub` could say `admin` while `REMOTE_USER` says
+/// `alice` (docs/compatibility.md, row "claim names that differ only in case").
+#[test]
+fn claims_passed_under_one_name_refuse_the_token() {
+    let signer = TokenSigner::rsa("one");
+    let verify = format!("OAuth2TokenVerify jwk {}", signer.jwk_arg());
+    let h = Httpd::start(HttpdConfig::new(oauth2_location("/c", &verify)));
+    /// Extra claims beside `sub: alice`, and whether the token is refused for them.
+    struct Case {
+        what: &'static str,
+        extra: serde_json::Value,
+        expect_status: u16,
+        /// In the refusal's log line.
+        expect_log: Option<&'static str>,
+    }
+    let cases = [
+        Case {
+            what: "sub and SUB",
+            extra: json!({"SUB": "admin"}),
+            expect_status: 401,
+            expect_log: Some(
+                r#"claims "sub" and "SUB" would both be passed as "OAUTH2_CLAIM_sub""#,
+            ),
+        },
+        Case {
+            what: "a-b and a_b",
+            extra: json!({"a-b": "1", "a_b": "2"}),
+            expect_status: 401,
+            expect_log: Some(r#"claims "a-b" and "a_b""#),
+        },
+        Case {
+            what: "distinct names",
+            extra: json!({"subject": "x", "Sub2": "y"}),
+            expect_status: 200,
+            expect_log: None,
+        },
+    ];
+    let mut f = Failures::new();
+    for Case {
+        what,
+        extra,
+        expect_status,
+        expect_log,
+    } in cases
+    {
+        let tok = signer.mint(&with(claims("alice"), extra));
+        let mark = h.log_mark();
+        let r = h.https("/c/env").bearer(&tok).send();
+        let challenge = (expect_status == 401).then_some(INVALID_TOKEN);
+        f.expect(what, &r, expect_status, challenge);
+        if r.status == 200 {
+            let env = r.env();
+            f.check(
+                env.get("OAUTH2_CLAIM_sub").map(String::as_str) == Some("alice"),
+                || format!("{what}: OAUTH2_CLAIM_sub {:?}", env.get("OAUTH2_CLAIM_sub")),
+            );
+        }
+        if let Some(want) = expect_log {
+            let log = h.wait_log_since(mark, |l| l.contains(want));
+            f.check(log.contains(want), || {
+                format!("{what}: no log line with {want:?}:\n{log}")
+            });
+        }
+    }
+    f.assert_none();
+}
+
+/// With `prefix=` (empty), claims named like framing or hop-by-hop headers never become request
+/// headers (mod_proxy would wait for a body that never comes, or drop other headers); they stay
+/// variables (docs/compatibility.md, row "claims named like framing headers").
+#[test]
+fn framing_and_hop_by_hop_claims_never_become_headers() {
+    let signer = TokenSigner::rsa("one");
+    let backend = RawBackend::start();
+    let verify = format!("OAuth2TokenVerify jwk {}", signer.jwk_arg());
+    let h = Httpd::start(HttpdConfig::new(pairs(
+        &verify,
+        &backend,
+        &[("np", "OAuth2TargetPass prefix=".to_string())],
+    )));
+    let reserved = [
+        "Transfer-Encoding",
+        "Content-Length",
+        "Connection",
+        "Host",
+        "TE",
+        "Upgrade",
+        "Trailer",
+        "Expect",
+        "Keep-Alive",
+        "Proxy-Authorization",
+        "proxy_connection",
+        "HTTP2-Settings",
+    ];
+    let mut extra = serde_json::Map::new();
+    for (i, name) in reserved.iter().enumerate() {
+        let value = match *name {
+            "Transfer-Encoding" => "chunked".to_string(),
+            "Content-Length" => "10".to_string(),
+            _ => format!("from-claim-{i}"),
+        };
+        extra.insert(name.to_string(), json!(value));
+    }
+    extra.insert("X-Team".into(), json!("blue"));
+    let tok = signer.mint(&with(claims("joe"), serde_json::Value::Object(extra)));
+    let mut f = Failures::new();
+    let started = std::time::Instant::now();
+    let r = h.https("/px-np/x").bearer(&tok).send();
+    f.expect("proxied", &r, 200, None);
+    f.check(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        || format!("the proxied request took {:?}", started.elapsed()),
+    );
+    if r.status == 200 {
+        let head = String::from_utf8_lossy(&r.body).into_owned();
+        for line in head.lines() {
+            f.check(
+                !line.contains("from-claim") && !line.to_ascii_lowercase().contains("chunked"),
+                || format!("a reserved claim reached the backend as a header: {line:?}"),
+            );
+        }
+        f.check(head_values(&r.body, "Content-Length").is_empty(), || {
+            format!("Content-Length at the backend: {head:?}")
+        });
+        f.check(head_values(&r.body, "X-Team") == [b"blue".to_vec()], || {
+            format!("X-Team (an ordinary claim) missing at the backend: {head:?}")
+        });
+    }
+    // Still variables for a CGI (whose environment names turn `-` into `_`).
+    let r = h.https("/np/env").bearer(&tok).send();
+    f.expect("CGI", &r, 200, None);
+    if r.status == 200 {
+        let env = r.env();
+        f.check(
+            env.get("Connection").map(String::as_str) == Some("from-claim-2"),
+            || format!("Connection variable: {:?}", env.get("Connection")),
+        );
+        f.check(
+            env.get("HTTP_CONNECTION").map(String::as_str) != Some("from-claim-2"),
+            || "Connection became a request header".into(),
+        );
+    }
     f.assert_none();
 }

@@ -5,18 +5,19 @@ use serde_json::{Map, Value};
 use std::cell::{Cell, OnceCell};
 use std::ffi::{CStr, c_char, c_int, c_void};
 use std::marker::PhantomData;
-use std::sync::Arc;
 
 use super::log;
 use crate::authn::{self, Granted, Outcome};
+use crate::config::DirConfig;
 use crate::ffi;
+use crate::log_limit::LogLimit;
 use crate::pass::{self, Passed};
 use crate::pop::dpop::RequestUrl;
 use crate::pop::mtls;
 use crate::refusal::LogLevel;
 use crate::token::{StripAction, TokenSource};
+use crate::verify::Claims;
 use crate::verify::memo::ConnectionMemo;
-use crate::verify::{Accepted, Claims};
 
 /// The request of the current hook. `'r` is the request's lifetime: every string, body and memo
 /// it hands out lives in the request's pool, or in a pool that outlives it (the connection's, the
@@ -102,14 +103,71 @@ unsafe fn derived_from(r: *mut ffi::request_rec) -> *mut ffi::request_rec {
     unsafe { ffi::oauth2_prev(r) }
 }
 
-/// Releases the claims kept for `Require oauth2_claim` when the request pool goes.
-unsafe extern "C" fn release_claims(data: *mut c_void) -> c_int {
+/// This module's note on a request it granted: which configuration and verifier accepted, the
+/// user it set, and the claims (for `Require oauth2_claim`, and for requests derived from this one).
+struct Authenticated {
+    /// The location's configuration: owned by the configuration pool or by the pool of this
+    /// request, which outlives every request derived from it.
+    cfg: *const DirConfig,
+    /// The accepting verifier's place in `cfg`'s list.
+    index: usize,
+    /// `r->user` as set by this module: a request whose user is another string was not
+    /// authenticated by it (mod_auth_basic in between, for one).
+    user: *const c_char,
+    claims: Claims,
+}
+
+/// Releases the note when the request pool goes.
+unsafe extern "C" fn release_authenticated(data: *mut c_void) -> c_int {
     let _ = std::panic::catch_unwind(|| {
-        // SAFETY: registered once for a pointer made by Arc::into_raw in `keep_claims`.
-        drop(unsafe { Arc::from_raw(data.cast_const().cast::<Accepted>()) });
+        // SAFETY: registered once for a pointer made by Box::into_raw in `grant`.
+        drop(unsafe { Box::from_raw(data.cast::<Authenticated>()) });
     });
     0
 }
+
+/// The note of the authentication that gave `r` its user, when this module gave it: on `r`
+/// itself, or on a request `r` derives from that has the very same user string (shared by
+/// [`ApacheRequest::inherit_user`], or by httpd for a sub-request or redirect under the same
+/// configuration). A request in between with another user string ends the search.
+///
+/// # Safety
+/// `r` must be a live request; the note borrowed lives as long as the pool of the request that
+/// holds it, which outlives `r`.
+unsafe fn authenticated_of<'a>(r: *mut ffi::request_rec) -> Option<&'a Authenticated> {
+    // SAFETY: the caller promises a live request.
+    let user = unsafe { ffi::oauth2_user(r) };
+    if user.is_null() {
+        return None;
+    }
+    let mut at = r;
+    while !at.is_null() {
+        // SAFETY: `at` is `r` or a request it derives from, all live.
+        if unsafe { ffi::oauth2_user(at) } != user {
+            return None;
+        }
+        // SAFETY: as above; a non-NULL note was stored by `grant` and lives with its pool.
+        let note = unsafe {
+            ffi::oauth2_request_auth_get(at)
+                .cast::<Authenticated>()
+                .as_ref()
+        };
+        if let Some(note) = note {
+            return (note.user == user).then_some(note);
+        }
+        // SAFETY: `at` is live (see above).
+        at = unsafe { derived_from(at) };
+    }
+    None
+}
+
+/// Scrub warnings an attacker can cause on every request: at most one line per interval per
+/// process, naming at most [`SCRUB_LOG_NAMES`] headers.
+static SCRUB_LOG: std::sync::LazyLock<LogLimit> = std::sync::LazyLock::new(|| {
+    LogLimit::new(std::time::Duration::from_secs(SCRUB_LOG_INTERVAL_SECS))
+});
+const SCRUB_LOG_INTERVAL_SECS: u64 = 10;
+const SCRUB_LOG_NAMES: usize = 4;
 
 unsafe extern "C" fn new_token_memo() -> *mut c_void {
     std::panic::catch_unwind(|| Box::into_raw(Box::<ConnectionMemo>::default()).cast::<c_void>())
@@ -149,9 +207,10 @@ impl<'r> ApacheRequest<'r> {
         log::request(self.r, level, msg);
     }
 
-    /// A sub-request or an internal redirect of a request that has a user gets that user, without
-    /// a second verification (the token was verified for the request it came from). Whether it did.
-    pub(crate) fn inherit_user(&self) -> bool {
+    /// A sub-request or an internal redirect gets the user this module granted to the request it
+    /// derives from, without a second verification, when [`authn::inherits`] says the two
+    /// locations verify alike. Whether it did; if not, the request is scrubbed and verified.
+    pub(crate) fn inherit_user(&self, cfg: &DirConfig) -> bool {
         // SAFETY: see `new`.
         let from = unsafe { derived_from(self.r) };
         if from.is_null() {
@@ -159,14 +218,25 @@ impl<'r> ApacheRequest<'r> {
         }
         // SAFETY: `from` outlives this request (a main request outlives its sub-requests, and an
         // internal redirect keeps the request it came from as `prev`).
-        let user = unsafe { ffi::oauth2_user(from) };
-        if self.str(user).is_none() {
+        let Some(note) = (unsafe { authenticated_of(from) }) else {
+            return false;
+        };
+        // SAFETY: the note's configuration lives at least as long as `from` (see `Authenticated`).
+        let parent = unsafe { &*note.cfg };
+        if !authn::inherits(cfg, parent, note.index, &note.claims, self) {
             return false;
         }
         // SAFETY: both are live requests; the user string is in the pool of `from`, which outlives
         // this request.
         unsafe { ffi::oauth2_user_share(self.r, from) };
         true
+    }
+
+    /// Whether this request's user is one this module granted (here or to a request it derives
+    /// from): then the headers with the claim prefix are the ones it set.
+    fn user_is_ours(&self) -> bool {
+        // SAFETY: see `new`.
+        unsafe { authenticated_of(self.r) }.is_some()
     }
 
     pub(crate) fn user(&self) -> Option<&'r str> {
@@ -182,32 +252,27 @@ impl<'r> ApacheRequest<'r> {
         !user.is_null() && unsafe { *user } != 0
     }
 
-    /// The claims verified for this request, or for the request it derives from (sub-requests and
-    /// internal redirects are authorized with the claims of their origin), for authorization.
+    /// The claims verified for this request's user, here or for the request it derives from
+    /// (sub-requests and internal redirects are authorized with the claims of their origin), for
+    /// authorization; none when another module set the user.
     pub(crate) fn claims(&self) -> Option<&'r Map<String, Value>> {
-        let mut r = self.r;
-        while !r.is_null() {
-            // SAFETY: r is this request or one it derives from, all live; a non-NULL pointer was
-            // stored by `keep_claims` and lives as long as the pool of the request that stored it,
-            // which outlives this one.
-            let kept = unsafe {
-                ffi::oauth2_request_claims_get(r)
-                    .cast::<Accepted>()
-                    .as_ref()
-            };
-            if let Some(accepted) = kept {
-                return Some(accepted.claims());
-            }
-            // SAFETY: r is live (see above).
-            r = unsafe { derived_from(r) };
-        }
-        None
+        // SAFETY: see `new`; the note lives with a pool that outlives this request.
+        unsafe { authenticated_of(self.r) }.map(|note| note.claims.claims())
     }
 
-    fn keep_claims(&self, claims: Claims) {
-        let raw = Arc::into_raw(claims).cast_mut().cast::<c_void>();
+    /// Leaves the note of this grant on the request.
+    fn keep_authenticated(&self, cfg: *const DirConfig, index: usize, claims: Claims) {
+        // SAFETY: see `new`.
+        let user = unsafe { ffi::oauth2_user(self.r) };
+        let note = Authenticated {
+            cfg,
+            index,
+            user,
+            claims,
+        };
+        let raw = Box::into_raw(Box::new(note)).cast::<c_void>();
         // SAFETY: see `new`; the cleanup releases `raw` exactly once with the request pool.
-        unsafe { ffi::oauth2_request_claims_set(self.r, raw, release_claims) };
+        unsafe { ffi::oauth2_request_auth_set(self.r, raw, release_authenticated) };
     }
 
     pub(crate) fn set_env(&self, name: &str, value: &[u8]) {
@@ -324,8 +389,9 @@ impl<'r> ApacheRequest<'r> {
         let mut spoofed: Vec<String> = Vec::new();
         // The keys are all read before the first unset changes the table.
         for name in self.keys(Table::HeadersIn) {
+            // `-` and `_` alike: CGI and WSGI backends read both as one variable.
             let ours = pass::is_spoofed(prefix, name)
-                || authn_header.is_some_and(|h| h.as_bytes().eq_ignore_ascii_case(name));
+                || authn_header.is_some_and(|h| pass::same_env_name(h.as_bytes(), name));
             if ours {
                 let name = String::from_utf8_lossy(name);
                 if !spoofed.iter().any(|s| s.eq_ignore_ascii_case(&name)) {
@@ -333,22 +399,52 @@ impl<'r> ApacheRequest<'r> {
                 }
             }
         }
-        for name in spoofed {
-            let shown: String = name.chars().take(32).collect();
+        if !spoofed.is_empty() && SCRUB_LOG.allow() {
+            let shown: Vec<String> = spoofed
+                .iter()
+                .take(SCRUB_LOG_NAMES)
+                .map(|name| {
+                    let short: String = name.chars().take(32).collect();
+                    format!("\"{}\"", short.escape_default())
+                })
+                .collect();
+            let more = spoofed.len().saturating_sub(SCRUB_LOG_NAMES);
             self.log(
                 ffi::APLOG_WARNING,
                 &format!(
-                    "oauth2: removed suspicious request header \"{}\"",
-                    shown.escape_default()
+                    "oauth2: removed {} suspicious request header(s): {}{} (logged at most every {} s)",
+                    spoofed.len(),
+                    shown.join(", "),
+                    if more > 0 { format!(" and {more} more") } else { String::new() },
+                    SCRUB_LOG_INTERVAL_SECS
                 ),
             );
+        }
+        for name in spoofed {
             self.unset_header(&name);
         }
         self.scrubbed.set(Some(prefix));
+        // SAFETY: see `new`.
+        unsafe { ffi::oauth2_request_scrubbed_set(self.r) };
     }
 
-    /// Carries the decision into httpd and returns the hook's status code.
-    pub(crate) fn apply(&self, outcome: Outcome) -> c_int {
+    /// The fixups hook: scrubs a request of an oauth2 location that check_authn did not scrub
+    /// (authorization granted without a user, a sub-request httpd did not authenticate), unless
+    /// its user is one this module granted under the same settings (the claim headers are ours).
+    pub(crate) fn scrub_if_not_yet(&self, cfg: &'r DirConfig) {
+        // SAFETY: see `new`.
+        if unsafe { ffi::oauth2_request_scrubbed(self.r) } != 0 || self.user_is_ours() {
+            return;
+        }
+        self.scrub_spoofed_headers(
+            cfg.target_pass.prefix(),
+            cfg.target_pass.authn_header.as_deref(),
+        );
+    }
+
+    /// Carries the decision into httpd and returns the hook's status code; `cfg` is the
+    /// configuration that decided (see [`Authenticated`]).
+    pub(crate) fn apply(&self, cfg: *const DirConfig, outcome: Outcome) -> c_int {
         match outcome {
             Outcome::Declined => ffi::DECLINED,
             Outcome::Refused {
@@ -371,7 +467,7 @@ impl<'r> ApacheRequest<'r> {
                 c_int::from(response.status)
             }
             Outcome::Granted(granted) => {
-                self.grant(granted);
+                self.grant(cfg, granted);
                 ffi::OK
             }
         }
@@ -385,12 +481,13 @@ impl<'r> ApacheRequest<'r> {
         };
     }
 
-    fn grant(&self, g: Granted) {
+    fn grant(&self, cfg: *const DirConfig, g: Granted) {
         let Granted {
             pass,
             strip,
             claims,
             verifier,
+            index,
             origin,
             dpop_nonce,
         } = g;
@@ -405,12 +502,15 @@ impl<'r> ApacheRequest<'r> {
         unsafe { ffi::oauth2_set_user(self.r, user.as_ptr().cast(), user.len()) };
         let (headers, env) = self.put_modes(&pass);
         self.put_pairs(&pass, pass.var_offsets(), headers, env);
+        // Framing and hop-by-hop names: variables only (docs/compatibility.md, row "claims named
+        // like framing headers").
+        let env_only = if pass.envvars { Put::Set } else { Put::None };
+        self.put_pairs(&pass, pass.env_only_offsets(), Put::None, env_only);
         if let Some(pair) = pass.authn_header_offsets() {
             self.put_pairs(&pass, &[pair], Put::Set, Put::None);
         }
-        if crate::serving::claims_required() {
-            self.keep_claims(claims);
-        }
+        // Always: requests derived from this one (and `Require oauth2_claim`) read it.
+        self.keep_authenticated(cfg, index, claims);
         // SAFETY: see `new`. Checked first so the hot path does not format a line nobody reads.
         if unsafe { ffi::oauth2_log_enabled(self.r, ffi::APLOG_DEBUG) } == 0 {
             return;
@@ -443,34 +543,48 @@ impl<'r> ApacheRequest<'r> {
         }
     }
 
-    /// The thumbprint memoised for this connection, without asking mod_ssl (which would export
-    /// the certificate as PEM on every request); the first lookup on a connection fills the memo.
-    /// Borrowed from the connection's pool, which outlives the request.
+    /// The thumbprint memoised for this connection while its TLS session is the one the memo was
+    /// made in, without asking mod_ssl for the certificate (which would export it as PEM on every
+    /// request); after a renegotiation (a new session) or on the first lookup, the certificate is
+    /// read again ([`ApacheRequest::current_thumbprint`]). Borrowed from the connection's pool,
+    /// which outlives the request.
     fn memo_thumbprint(&self) -> Option<&'r str> {
-        let (mut memo_pem, mut memo_thumb) = (std::ptr::null(), std::ptr::null());
-        // SAFETY: see `new`; the shim fills both out-pointers.
-        unsafe { ffi::oauth2_conn_memo_get(self.r, &mut memo_pem, &mut memo_thumb) };
-        self.str(memo_thumb).or_else(|| self.current_thumbprint())
+        let (mut memo_pem, mut memo_thumb, mut memo_session) =
+            (std::ptr::null(), std::ptr::null(), std::ptr::null());
+        // SAFETY: see `new`; the shim fills the out-pointers.
+        unsafe {
+            ffi::oauth2_conn_memo_get(self.r, &mut memo_pem, &mut memo_thumb, &mut memo_session)
+        };
+        // SAFETY: see `new`.
+        let session = self.str(unsafe { ffi::oauth2_ssl_session_id(self.r) });
+        match (self.str(memo_thumb), self.str(memo_session), session) {
+            (Some(thumb), Some(seen), Some(now)) if seen == now => Some(thumb),
+            _ => self.current_thumbprint(),
+        }
     }
 
-    /// The certificate mod_ssl has now; hashed only when it differs from the memo, which it updates.
+    /// The certificate mod_ssl has now; hashed only when it differs from the memo, which it
+    /// updates (with the TLS session it was read in).
     fn current_thumbprint(&self) -> Option<&'r str> {
         // SAFETY: see `new`.
         let pem_ptr = unsafe { ffi::oauth2_client_cert_pem(self.r) };
         let pem = self.str(pem_ptr)?;
-        let (mut memo_pem, mut memo_thumb) = (std::ptr::null(), std::ptr::null());
-        // SAFETY: see `new`; the shim fills both out-pointers.
-        unsafe { ffi::oauth2_conn_memo_get(self.r, &mut memo_pem, &mut memo_thumb) };
-        if let (Some(seen), Some(thumb)) = (self.str(memo_pem), self.str(memo_thumb)) {
-            if seen == pem {
-                return Some(thumb);
-            }
-        }
-        let thumb = mtls::thumbprint_of_pem(pem)?;
-        // SAFETY: see `new`; pem_ptr is NUL-terminated, the thumbprint passed with its length; the
-        // shim returns the connection pool's copy.
+        // SAFETY: see `new`.
+        let session = unsafe { ffi::oauth2_ssl_session_id(self.r) };
+        let (mut memo_pem, mut memo_thumb, mut memo_session) =
+            (std::ptr::null(), std::ptr::null(), std::ptr::null());
+        // SAFETY: see `new`; the shim fills the out-pointers.
+        unsafe {
+            ffi::oauth2_conn_memo_get(self.r, &mut memo_pem, &mut memo_thumb, &mut memo_session)
+        };
+        let thumb = match (self.str(memo_pem), self.str(memo_thumb)) {
+            (Some(seen), Some(thumb)) if seen == pem => thumb.to_string(),
+            _ => mtls::thumbprint_of_pem(pem)?,
+        };
+        // SAFETY: see `new`; pem_ptr and session are NUL-terminated (session may be NULL), the
+        // thumbprint passed with its length; the shim returns the connection pool's copy.
         self.str(unsafe {
-            ffi::oauth2_conn_memo_set(self.r, pem_ptr, thumb.as_ptr().cast(), thumb.len())
+            ffi::oauth2_conn_memo_set(self.r, pem_ptr, thumb.as_ptr().cast(), thumb.len(), session)
         })
     }
 }

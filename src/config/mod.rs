@@ -49,6 +49,24 @@ impl DirConfig {
         }
     }
 
+    /// Whether a token this configuration accepted would be accepted, and passed on, alike by
+    /// `other`: the same `OAuth2TokenVerify` lines (each verifier's identity covers its type,
+    /// value and options, as for the result caches) in the same order, and the same
+    /// `OAuth2TargetPass`.
+    pub(crate) fn verifies_like(&self, other: &DirConfig) -> bool {
+        let same_verifiers = match (&self.verifiers, &other.verifiers) {
+            (Some(a), Some(b)) => {
+                Arc::ptr_eq(a, b)
+                    || (a.len() == b.len()
+                        && a.iter()
+                            .zip(b.iter())
+                            .all(|(x, y)| x.results.identity == y.results.identity))
+            }
+            _ => false,
+        };
+        same_verifiers && self.target_pass == other.target_pass
+    }
+
     pub(crate) fn sources(&self) -> &TokenSources {
         static DEFAULT: std::sync::OnceLock<TokenSources> = std::sync::OnceLock::new();
         self.sources

@@ -60,6 +60,11 @@ impl TargetPass {
                     "authn_header={v}: not a valid HTTP header name (letters, digits and !#$%&'*+-.^_`|~ only)"
                 ));
             }
+            if crate::header_name::is_reserved_header(v.as_bytes()) {
+                return Err(format!(
+                    "authn_header={v}: a framing or hop-by-hop header cannot carry the remote user"
+                ));
+            }
             self.authn_header = Some(v.to_string()).filter(|h| !h.is_empty());
         }
         if let Some(v) = o.get("prefix") {
@@ -186,6 +191,8 @@ mod tests {
                 .starts_with("value must be")
         );
         assert!(t.apply("authn_header=Bad Header").is_err());
+        assert!(t.apply("authn_header=Content-Length").is_err());
+        assert!(t.apply("authn_header=proxy_x").is_err());
         assert_eq!(t.apply("bogus=1").unwrap().len(), 1);
     }
 }

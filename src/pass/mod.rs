@@ -9,6 +9,8 @@ use serde_json::{Map, Value};
 use std::io::{self, Write};
 
 use crate::config::target_pass::{Encoding, TargetPass};
+use crate::header_name::env_normal;
+pub(crate) use crate::header_name::{is_reserved_header, same_env_name};
 
 mod once;
 pub(crate) use once::passed_once;
@@ -97,6 +99,9 @@ pub(crate) struct Passed {
     text: Vec<u8>,
     /// Where each variable's name and value start in `text`, in claim order.
     vars: Vec<[usize; 2]>,
+    /// Variables whose name is a framing or hop-by-hop header ([`is_reserved_header`]): passed as
+    /// environment variables only, never as request headers.
+    env_only: Vec<[usize; 2]>,
     /// `authn_header=<Name>`: a request header carrying the remote user.
     authn_header: Option<[usize; 2]>,
     /// Set them as request headers (`headers=`).
@@ -121,6 +126,11 @@ impl Passed {
 
     pub(crate) fn var_offsets(&self) -> &[[usize; 2]] {
         &self.vars
+    }
+
+    /// See the field: variables that must not become request headers.
+    pub(crate) fn env_only_offsets(&self) -> &[[usize; 2]] {
+        &self.env_only
     }
 
     pub(crate) fn authn_header_offsets(&self) -> Option<[usize; 2]> {
@@ -165,6 +175,58 @@ impl Passed {
         names.windows(2).all(|w| !w[0].eq_ignore_ascii_case(w[1]))
     }
 
+    /// One of this module's own variables (payload, token): a reserved name stays out of the headers.
+    fn push_var(&mut self, pair: [usize; 2]) {
+        let name = self.pair(pair[0], pair[1]).0;
+        if is_reserved_header(name.as_bytes()) {
+            self.env_only.push(pair);
+        } else {
+            self.vars.push(pair);
+        }
+    }
+
+    /// The claims' variables (all of them so far), checked for two names that are one variable to
+    /// httpd's tables (any case) or to a CGI environment (`-` and `_` alike): [`NameClash`].
+    fn check_claim_names(&self, claims: &Map<String, Value>) -> Result<(), NameClash> {
+        let mut names: Vec<(&[u8], usize)> = self
+            .vars
+            .iter()
+            .chain(&self.env_only)
+            .map(|&[n, v]| (self.pair(n, v).0.as_bytes(), n))
+            .collect();
+        if names.len() < 2 {
+            return Ok(());
+        }
+        fn normal(name: &[u8]) -> impl Iterator<Item = u8> + '_ {
+            name.iter().map(|&b| env_normal(b))
+        }
+        names.sort_unstable_by(|a, b| normal(a.0).cmp(normal(b.0)).then(a.1.cmp(&b.1)));
+        let Some(clash) = names.windows(2).find(|w| same_env_name(w[0].0, w[1].0)) else {
+            return Ok(());
+        };
+        // Back to the claims: the variables are in claim order, so offsets give it.
+        let mut order: Vec<usize> = self
+            .vars
+            .iter()
+            .chain(&self.env_only)
+            .map(|p| p[0])
+            .collect();
+        order.sort_unstable();
+        let index = |offset: usize| order.iter().position(|&o| o == offset).unwrap_or(0);
+        let claim = |offset: usize| {
+            claims
+                .keys()
+                .nth(index(offset))
+                .cloned()
+                .unwrap_or_default()
+        };
+        Err(NameClash {
+            first: claim(clash[0].1),
+            second: claim(clash[1].1),
+            passed_as: String::from_utf8_lossy(clash[0].0).into_owned(),
+        })
+    }
+
     /// Appends one pair; a NUL inside either part (which the callers never produce) would end it
     /// early for C, so it becomes a space.
     fn push(&mut self, name: &[u8], value: &[u8]) -> [usize; 2] {
@@ -185,6 +247,18 @@ fn push_c(text: &mut Vec<u8>, bytes: &[u8]) {
     text.push(0);
 }
 
+/// Two claims whose variables would have the same name in a request table or a CGI environment
+/// (`sub` and `SUB`, `a-b` and `a_b`): one would overwrite the other, so the backend could read a
+/// value other than the one the remote user came from. The token is refused (docs/compatibility.md,
+/// row "claim names that differ only in case").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct NameClash {
+    pub(crate) first: String,
+    pub(crate) second: String,
+    /// The variable both would be passed as (the first one's name).
+    pub(crate) passed_as: String,
+}
+
 /// Builds the claims, the optional whole payload and the token (unless it is being stripped) for
 /// the backend, following `OAuth2TargetPass`.
 pub(crate) fn build(
@@ -192,13 +266,14 @@ pub(crate) fn build(
     claims: &Map<String, Value>,
     user: &str,
     token: Option<&str>,
-) -> Passed {
+) -> Result<Passed, NameClash> {
     let prefix = tp.prefix();
     let encoding = tp.encoding();
     let mut p = Passed {
         user: user.to_string(),
         text: Vec::with_capacity(256 + token.map_or(0, str::len)),
         vars: Vec::with_capacity(claims.len() + 2),
+        env_only: Vec::new(),
         authn_header: None,
         headers: tp.headers(),
         envvars: tp.envvars(),
@@ -207,12 +282,20 @@ pub(crate) fn build(
     for (name, value) in claims {
         let n = p.text.len();
         push_claim_name(&mut p.text, prefix, name);
+        let reserved = is_reserved_header(&p.text[n..]);
         p.text.push(0);
         let v = p.text.len();
         // NUL-free: header_safe turned every control byte into a space (encodings add none).
         push_claim_value(&mut p.text, encoding, value);
         p.text.push(0);
-        p.vars.push([n, v]);
+        if reserved {
+            p.env_only.push([n, v]);
+        } else {
+            p.vars.push([n, v]);
+        }
+    }
+    if p.headers || p.envvars {
+        p.check_claim_names(claims)?;
     }
     if let Some(name) = &tp.json_payload_claim {
         let json = serde_json::to_string(claims).unwrap_or_default();
@@ -220,7 +303,7 @@ pub(crate) fn build(
             claim_name(prefix, name).as_bytes(),
             &encode(encoding, &header_safe(&json)),
         );
-        p.vars.push(pair);
+        p.push_var(pair);
     }
     // The C module also passes the token itself; backends that call further APIs rely on it.
     if let Some(token) = token {
@@ -228,15 +311,15 @@ pub(crate) fn build(
             claim_name(prefix, "access_token").as_bytes(),
             header_safe(token).as_bytes(),
         );
-        p.vars.push(pair);
+        p.push_var(pair);
     }
     if let Some(header) = &tp.authn_header {
         p.authn_header = Some(p.push(header.as_bytes(), &encode(encoding, &header_safe(user))));
     }
-    if !prefix.is_empty() && p.names_are_distinct() {
+    if !prefix.is_empty() && p.env_only.is_empty() && p.names_are_distinct() {
         p.fresh_prefix_len = prefix.len();
     }
-    p
+    Ok(p)
 }
 
 /// [`encode`] without a copy for the common `none` case.
@@ -271,14 +354,6 @@ pub(crate) fn is_spoofed(prefix: &str, header: &[u8]) -> bool {
         .iter()
         .zip(prefix.bytes())
         .all(|(&h, p)| env_normal(h) == env_normal(p))
-}
-
-fn env_normal(b: u8) -> u8 {
-    if b.is_ascii_alphanumeric() {
-        b.to_ascii_uppercase()
-    } else {
-        b'_'
-    }
 }
 
 /// jansson's `json_dumps(..., 0)` separators: `", "` between items, `": "` after keys.
@@ -372,7 +447,7 @@ mod tests {
         let mut tp = TargetPass::default();
         tp.apply("prefix=X-C-&authn_header=X-User&json_payload_claim=payload&envvars=off")
             .unwrap();
-        let p = build(&tp, &claims, "joe", Some("tok"));
+        let p = build(&tp, &claims, "joe", Some("tok")).unwrap();
         let names: Vec<&str> = p.vars().map(|(n, _)| n).collect();
         assert_eq!(
             names,
@@ -400,7 +475,7 @@ mod tests {
             let c = |at: usize| std::ffi::CStr::from_bytes_until_nul(&p.text()[at..]).unwrap();
             assert!(!c(n).is_empty() && c(v).to_bytes().len() < p.text().len());
         }
-        let stripped = build(&tp, &claims, "joe", None);
+        let stripped = build(&tp, &claims, "joe", None).unwrap();
         assert!(!stripped.vars().any(|(n, _)| n == "X-C-access_token"));
     }
 
@@ -412,16 +487,19 @@ mod tests {
             };
             let mut tp = TargetPass::default();
             tp.apply(options).unwrap();
-            build(&tp, &claims, "joe", token).fresh_prefix_len()
+            build(&tp, &claims, "joe", token).map_or(usize::MAX, |p| p.fresh_prefix_len())
         };
         let prefix = DEFAULT_PREFIX.len();
         assert_eq!(
             fresh(json!({"sub": "joe", "scope": "a"}), "", Some("t")),
             prefix
         );
-        // Equal in a case-insensitive table, or after `-` replaced a separator.
-        assert_eq!(fresh(json!({"sub": "joe", "SUB": "x"}), "", None), 0);
-        assert_eq!(fresh(json!({"a b": 1, "a-b": 2}), "", None), 0);
+        // Equal in a case-insensitive table, or after `-` replaced a separator: refused (below).
+        assert_eq!(
+            fresh(json!({"sub": "joe", "SUB": "x"}), "", None),
+            usize::MAX
+        );
+        assert_eq!(fresh(json!({"a b": 1, "a-b": 2}), "", None), usize::MAX);
         // A claim named like the token's or the payload's variable.
         assert_eq!(fresh(json!({"access_token": "x"}), "", Some("t")), 0);
         assert_eq!(fresh(json!({"access_token": "x"}), "", None), prefix);
@@ -429,6 +507,81 @@ mod tests {
         // No prefix: a claim could be named like any request header, so every name is set.
         assert_eq!(fresh(json!({"sub": "joe"}), "prefix=", None), 0);
         assert_eq!(fresh(json!({"sub": "joe"}), "prefix=X-", None), 2);
+    }
+
+    fn object(v: Value) -> Map<String, Value> {
+        match v {
+            Value::Object(m) => m,
+            _ => unreachable!(),
+        }
+    }
+
+    /// docs/compatibility.md, row "claim names that differ only in case".
+    #[test]
+    fn claims_passed_under_one_name_are_a_clash() {
+        let tp = TargetPass::default();
+        let clash = |claims: Value| build(&tp, &object(claims), "alice", None).err();
+        assert_eq!(
+            clash(json!({"sub": "alice", "x": 1, "SUB": "admin"})),
+            Some(NameClash {
+                first: "sub".into(),
+                second: "SUB".into(),
+                passed_as: "OAUTH2_CLAIM_sub".into()
+            })
+        );
+        assert_eq!(
+            clash(json!({"a_b": 1, "a-b": 2})).map(|c| (c.first, c.second)),
+            Some(("a_b".into(), "a-b".into()))
+        );
+        assert!(clash(json!({"a.b": 1, "a b": 2})).is_some());
+        assert_eq!(clash(json!({"sub": "alice", "subs": "x", "su": 1})), None);
+        // Nothing is passed: nothing can clash.
+        let mut off = TargetPass::default();
+        off.apply("headers=off&envvars=off").unwrap();
+        assert!(build(&off, &object(json!({"sub": 1, "SUB": 2})), "a", None).is_ok());
+    }
+
+    #[test]
+    fn framing_and_hop_by_hop_names_never_become_headers() {
+        let mut tp = TargetPass::default();
+        tp.apply("prefix=").unwrap();
+        let claims = object(json!({
+            "sub": "alice",
+            "Transfer-Encoding": "chunked",
+            "content_length": "5",
+            "CONNECTION": "close",
+            "Host": "evil",
+            "te": "trailers",
+            "Upgrade": "h2c",
+            "Trailer": "x",
+            "Expect": "100-continue",
+            "Keep-Alive": "1",
+            "Proxy-Authorization": "x",
+            "proxy_connection": "x",
+            "HTTP2-Settings": "x",
+            "Hosts": "ok",
+            "Proxy": "ok"
+        }));
+        let p = build(&tp, &claims, "alice", Some("tok")).unwrap();
+        let headers: Vec<&str> = p.vars().map(|(n, _)| n).collect();
+        assert_eq!(headers, ["sub", "Hosts", "Proxy", "access_token"]);
+        let env_only: Vec<&str> = p
+            .env_only_offsets()
+            .iter()
+            .map(|&[n, v]| p.pair(n, v).0)
+            .collect();
+        assert_eq!(env_only.len(), 12, "{env_only:?}");
+        assert_eq!(p.fresh_prefix_len(), 0);
+        assert!(is_reserved_header(b"Proxy-"));
+        assert!(!is_reserved_header(b"Proxy"));
+    }
+
+    #[test]
+    fn authn_header_look_alikes() {
+        assert!(same_env_name(b"X-Remote-User", b"X_Remote_User"));
+        assert!(same_env_name(b"X-Remote-User", b"x-remote_USER"));
+        assert!(!same_env_name(b"X-Remote-User", b"X-Remote-Users"));
+        assert!(!same_env_name(b"X-Remote-User", b"X-Remote-Usex"));
     }
 
     #[test]

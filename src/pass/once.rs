@@ -16,20 +16,20 @@ struct PassedOnce {
 }
 
 /// What goes to the backend under `target_pass`: built once, then reused for requests with the
-/// same settings (another location with other settings builds its own each time). `None` (no
-/// remote user in these claims) is not kept.
-pub(crate) fn passed_once(
+/// same settings (another location with other settings builds its own each time). An error (no
+/// remote user in these claims, names that clash) is not kept.
+pub(crate) fn passed_once<E>(
     claims: &Accepted,
     target_pass: &TargetPass,
     stripping: bool,
-    build: impl FnOnce() -> Option<Passed>,
-) -> Option<Arc<Passed>> {
+    build: impl FnOnce() -> Result<Passed, E>,
+) -> Result<Arc<Passed>, E> {
     if let Some(once) = claims
         .derived()
         .and_then(|d| d.downcast_ref::<PassedOnce>())
     {
         if once.target_pass == *target_pass && once.stripping == stripping {
-            return Some(once.passed.clone());
+            return Ok(once.passed.clone());
         }
         return build().map(Arc::new);
     }
@@ -39,7 +39,7 @@ pub(crate) fn passed_once(
         stripping,
         passed: passed.clone(),
     }));
-    Some(passed)
+    Ok(passed)
 }
 
 #[cfg(test)]
@@ -48,17 +48,12 @@ mod tests {
     use serde_json::{Map, json};
 
     /// A result whose first variable's value says which build made it.
-    fn passed(tag: &str) -> Option<Passed> {
+    fn passed(tag: &str) -> Result<Passed, ()> {
         let claims = json!({ "tag": tag }).as_object().cloned().unwrap();
-        Some(super::super::build(
-            &TargetPass::default(),
-            &claims,
-            "alice",
-            None,
-        ))
+        super::super::build(&TargetPass::default(), &claims, "alice", None).map_err(|_| ())
     }
 
-    fn tag(p: &Option<Arc<Passed>>) -> String {
+    fn tag(p: &Result<Arc<Passed>, ()>) -> String {
         let p = p.as_ref().unwrap();
         String::from_utf8(p.vars().next().unwrap().1.to_vec()).unwrap()
     }
@@ -94,7 +89,7 @@ mod tests {
         );
         // No remote user: nothing is built, and nothing is kept.
         let b = Accepted::new(Map::new());
-        assert!(passed_once(&b, &tp, false, || None).is_none());
+        assert!(passed_once(&b, &tp, false, || Err(())).is_err());
         assert_eq!(
             tag(&passed_once(&b, &tp, false, || passed("later"))),
             "later"

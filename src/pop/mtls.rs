@@ -30,6 +30,9 @@ pub(crate) enum BindingError {
     NotBound,
     NoCertificate,
     Mismatch,
+    /// `cnf` present but not an object, or `cnf["x5t#S256"]` present but not a non-empty string:
+    /// a binding that cannot be checked is a refusal under every policy (fail closed).
+    Unreadable,
 }
 
 impl BindingError {
@@ -39,6 +42,7 @@ impl BindingError {
             BindingError::NotBound => "not_bound",
             BindingError::NoCertificate => "no_certificate",
             BindingError::Mismatch => "certificate_mismatch",
+            BindingError::Unreadable => "binding_unreadable",
         }
     }
 }
@@ -55,27 +59,66 @@ impl fmt::Display for BindingError {
             BindingError::Mismatch => {
                 "thumbprint of the client certificate does not match the token's cnf[\"x5t#S256\"]"
             }
+            BindingError::Unreadable => {
+                "token's cnf is not an object or its cnf[\"x5t#S256\"] is not a non-empty string: a binding that cannot be checked"
+            }
         })
     }
 }
 
-/// The `x5t#S256` confirmation of a claim set, when it is a string.
-pub(crate) fn bound_thumbprint(claims: &Map<String, Value>) -> Option<&str> {
-    claims.get("cnf")?.get("x5t#S256")?.as_str()
+/// A claim set's certificate binding (RFC 8705 section 3.1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum X5t<T> {
+    /// No `cnf`, or a `cnf` object without `x5t#S256`: not certificate-bound.
+    None,
+    Bound(T),
+    /// Present but unreadable (see [`BindingError::Unreadable`]).
+    Unreadable,
+}
+
+impl<T> X5t<T> {
+    pub(crate) fn as_deref(&self) -> X5t<&T::Target>
+    where
+        T: std::ops::Deref,
+    {
+        match self {
+            X5t::None => X5t::None,
+            X5t::Bound(t) => X5t::Bound(t),
+            X5t::Unreadable => X5t::Unreadable,
+        }
+    }
+}
+
+/// The `x5t#S256` confirmation of a claim set. A `cnf` that is not an object is unreadable, as
+/// for `cnf.jkt` (src/verify/accepted.rs): a token cannot count as unbound by malforming it.
+pub(crate) fn bound_thumbprint(claims: &Map<String, Value>) -> X5t<&str> {
+    match claims.get("cnf") {
+        None => X5t::None,
+        Some(Value::Object(cnf)) => match cnf.get("x5t#S256") {
+            None => X5t::None,
+            Some(Value::String(t)) if !t.is_empty() => X5t::Bound(t.as_str()),
+            Some(_) => X5t::Unreadable,
+        },
+        Some(_) => X5t::Unreadable,
+    }
 }
 
 /// Applies the decision table of RFC 8705 section 3 to the token's
 /// [`bound_thumbprint`]. `client_thumbprint` is only asked for when the token is bound.
 pub(crate) fn check<'a>(
-    bound: Option<&str>,
+    bound: X5t<&str>,
     policy: MtlsPolicy,
     client_thumbprint: impl FnOnce() -> Option<&'a str>,
 ) -> Result<(), BindingError> {
-    let Some(expected) = bound else {
-        return match policy {
-            MtlsPolicy::Optional => Ok(()),
-            MtlsPolicy::Required => Err(BindingError::NotBound),
-        };
+    let expected = match bound {
+        X5t::Bound(expected) => expected,
+        X5t::Unreadable => return Err(BindingError::Unreadable),
+        X5t::None => {
+            return match policy {
+                MtlsPolicy::Optional => Ok(()),
+                MtlsPolicy::Required => Err(BindingError::NotBound),
+            };
+        }
     };
     let actual = client_thumbprint().ok_or(BindingError::NoCertificate)?;
     // Lengths are public (43 characters); the contents are compared in constant time.
@@ -136,7 +179,36 @@ mod tests {
         assert_eq!(run(Value::Null, P, Some(GOOD)), Ok(()));
         assert_eq!(run(Value::Null, P, None), Ok(()));
         assert_eq!(run(json!({"jkt": "abc"}), P, None), Ok(()));
-        assert_eq!(run(json!({"x5t#S256": 5}), P, None), Ok(()));
+    }
+
+    /// A binding that is there but cannot be read never counts as "unbound" (docs/compatibility.md,
+    /// row "malformed `cnf`").
+    #[test]
+    fn unreadable_bindings_fail_closed_under_every_policy() {
+        for policy in [MtlsPolicy::Optional, MtlsPolicy::Required] {
+            for cnf in [
+                json!({"x5t#S256": 5}),
+                json!({"x5t#S256": [GOOD]}),
+                json!({"x5t#S256": {"v": GOOD}}),
+                json!({"x5t#S256": null}),
+                json!({"x5t#S256": true}),
+                json!({"x5t#S256": ""}),
+                json!("x5t#S256"),
+                json!([{"x5t#S256": GOOD}]),
+                json!(7),
+            ] {
+                for cert in [None, Some(GOOD)] {
+                    assert_eq!(
+                        run(cnf.clone(), policy, cert),
+                        Err(BindingError::Unreadable),
+                        "{cnf} {policy:?} {cert:?}"
+                    );
+                }
+            }
+        }
+        // `"cnf": null` is present too.
+        let c = claims(json!({"cnf": null}));
+        assert_eq!(bound_thumbprint(&c), X5t::Unreadable);
     }
 
     #[test]
@@ -154,10 +226,6 @@ mod tests {
         assert_eq!(run(Value::Null, P, Some(GOOD)), Err(BindingError::NotBound));
         assert_eq!(
             run(json!({"jkt": "abc"}), P, Some(GOOD)),
-            Err(BindingError::NotBound)
-        );
-        assert_eq!(
-            run(json!({"x5t#S256": 5}), P, Some(GOOD)),
             Err(BindingError::NotBound)
         );
     }

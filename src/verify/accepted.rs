@@ -8,6 +8,7 @@ use std::ops::Deref;
 use std::sync::{Arc, OnceLock};
 
 use super::claims::Times;
+use crate::pop::mtls::X5t;
 
 pub(crate) type Claims = Arc<Accepted>;
 
@@ -17,7 +18,7 @@ pub(crate) struct Accepted {
     /// `exp`, `nbf`, `iat`, for re-checking the result on every use.
     times: Times,
     /// `cnf["x5t#S256"]`, for checking the certificate binding on every use.
-    bound_thumbprint: Option<Box<str>>,
+    bound_thumbprint: X5t<Box<str>>,
     /// `cnf.jkt` (RFC 9449 section 6), for checking DPoP proofs on every use.
     bound_jkt: Jkt,
     /// Derived once by a later stage and kept with the result; opaque here (verification knows
@@ -29,7 +30,11 @@ impl Accepted {
     pub(crate) fn new(claims: Map<String, Value>) -> Claims {
         Arc::new(Accepted {
             times: Times::of(&claims),
-            bound_thumbprint: crate::pop::mtls::bound_thumbprint(&claims).map(Box::from),
+            bound_thumbprint: match crate::pop::mtls::bound_thumbprint(&claims) {
+                X5t::None => X5t::None,
+                X5t::Bound(t) => X5t::Bound(Box::from(t)),
+                X5t::Unreadable => X5t::Unreadable,
+            },
             bound_jkt: Jkt::of(&claims),
             claims,
             derived: OnceLock::new(),
@@ -44,7 +49,7 @@ impl Accepted {
         &self.times
     }
 
-    pub(crate) fn bound_thumbprint(&self) -> Option<&str> {
+    pub(crate) fn bound_thumbprint(&self) -> X5t<&str> {
         self.bound_thumbprint.as_deref()
     }
 
@@ -76,8 +81,14 @@ pub(crate) enum Jkt {
 }
 
 impl Jkt {
+    /// A `cnf` that is not an object is unreadable, as for `x5t#S256` (src/pop/mtls.rs).
     fn of(claims: &Map<String, Value>) -> Jkt {
-        match claims.get("cnf").and_then(|cnf| cnf.get("jkt")) {
+        let cnf = match claims.get("cnf") {
+            None => return Jkt::None,
+            Some(Value::Object(cnf)) => cnf,
+            Some(_) => return Jkt::Unreadable,
+        };
+        match cnf.get("jkt") {
             None => Jkt::None,
             Some(Value::String(jkt)) if !jkt.is_empty() => Jkt::Bound(jkt.as_str().into()),
             Some(_) => Jkt::Unreadable,
