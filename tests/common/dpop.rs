@@ -662,7 +662,7 @@ impl Conn {
         }
     }
 
-    fn fill_until(&mut self, done: impl Fn(&[u8]) -> Option<usize>) -> Result<usize, String> {
+    fn fill_until<T>(&mut self, done: impl Fn(&[u8]) -> Option<T>) -> Result<T, String> {
         loop {
             if let Some(v) = done(&self.buf) {
                 return Ok(v);
@@ -704,7 +704,15 @@ impl Conn {
     }
 
     fn read_to_end(&mut self) -> Result<Vec<u8>, String> {
-        while self.read_more()? > 0 {}
+        loop {
+            match self.read_more() {
+                Ok(0) => break,
+                Ok(_) => {}
+                // a TLS stream cut without close_notify after data: the end
+                Err(_) if !self.buf.is_empty() => break,
+                Err(e) => return Err(e),
+            }
+        }
         Ok(std::mem::take(&mut self.buf))
     }
 }
