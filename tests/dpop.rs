@@ -1120,12 +1120,13 @@ fn a_proof_is_accepted_once() {
     finish(f, &h);
 }
 
-/// The pid that served the request whose target contains `marker` (the access log's `%P`).
+/// The pid that served the request with the query `marker` (the access log's `%P`).
 fn pid_of(h: &Httpd, marker: &str) -> Option<u32> {
+    let needle = format!("?{marker} ");
     poll(Duration::from_secs(3), || {
         h.access_log()
             .lines()
-            .find(|l| l.contains(marker))
+            .find(|l| l.contains(&needle))
             .and_then(|l| l.rsplit(' ').next())
             .and_then(|p| p.trim().parse().ok())
     })
