@@ -209,9 +209,15 @@ fn bound_tokens_accepted_through_jwk_jwks_uri_and_introspection() {
         expect_status(&mut f, &format!("{what}: valid proof"), &r, 200);
         if r.status == 200 {
             let env = r.env();
-            f.check(env.get("REMOTE_USER").map(String::as_str) == Some(user), || {
-                format!("{what}: REMOTE_USER {:?}, expected {user:?}", env.get("REMOTE_USER"))
-            });
+            f.check(
+                env.get("REMOTE_USER").map(String::as_str) == Some(user),
+                || {
+                    format!(
+                        "{what}: REMOTE_USER {:?}, expected {user:?}",
+                        env.get("REMOTE_USER")
+                    )
+                },
+            );
         }
         let r = send_raw(&h, &dpop_req(&h, "GET", &env_path, token, &other));
         expect_dpop_401(
@@ -442,9 +448,7 @@ fn cases() -> Vec<Case> {
         }),
         Case::accepted("header name written `dpop`", |c| {
             let p = c.proof(|p| p).sign(c.key);
-            RawReq::get("/d/ok")
-                .dpop_token(&c.token)
-                .header("dpop", &p)
+            RawReq::get("/d/ok").dpop_token(&c.token).header("dpop", &p)
         }),
         Case::accepted("unknown header and claim members are ignored", |c| {
             c.edited(|p| {
@@ -538,9 +542,7 @@ fn cases() -> Vec<Case> {
             let p = c.proof(|p| p).sign(c.key);
             c.with_proof(&p).header("dpop", &p)
         }),
-        Case::bad_proof("empty DPoP header", L_EMPTY, |c| {
-            c.with_proof("")
-        }),
+        Case::bad_proof("empty DPoP header", L_EMPTY, |c| c.with_proof("")),
         // ---- compact JWS
         Case::bad_proof("not a JWS", L_MALFORMED, |c| c.with_proof("not-a-jws")),
         Case::bad_proof("two segments", L_MALFORMED, |c| {
@@ -563,17 +565,17 @@ fn cases() -> Vec<Case> {
         }),
         Case::bad_proof("claims not JSON (signed)", L_MALFORMED, |c| {
             let hd = c.proof(|p| p).header;
-            let input = format!(
-                "{}.{}",
-                b64url(hd.to_string().as_bytes()),
-                b64url(b"[1,2")
-            );
+            let input = format!("{}.{}", b64url(hd.to_string().as_bytes()), b64url(b"[1,2"));
             let sig = c.key.sign("ES256", input.as_bytes());
             c.with_proof(&format!("{input}.{}", b64url(&sig)))
         }),
         // ---- typ
-        Case::bad_proof("typ missing", L_TYP, |c| c.edited(|p| p.without_header("typ"))),
-        Case::bad_proof("typ JWT", L_TYP, |c| c.edited(|p| p.header("typ", json!("JWT")))),
+        Case::bad_proof("typ missing", L_TYP, |c| {
+            c.edited(|p| p.without_header("typ"))
+        }),
+        Case::bad_proof("typ JWT", L_TYP, |c| {
+            c.edited(|p| p.header("typ", json!("JWT")))
+        }),
         Case::bad_proof("typ at+jwt", L_TYP, |c| {
             c.edited(|p| p.header("typ", json!("at+jwt")))
         }),
@@ -582,23 +584,35 @@ fn cases() -> Vec<Case> {
             let p = c.proof(|p| p.header("alg", json!("none")));
             c.with_proof(&p.unsigned())
         }),
-        Case::bad_proof("alg HS256 with an oct jwk", &["alg", "symmetric", "oct"], |c| {
-            let secret = b"0123456789abcdef0123456789abcdef";
-            let p = c.proof(|p| {
-                p.header("alg", json!("HS256"))
-                    .header("jwk", json!({ "kty": "oct", "k": b64url(secret) }))
-            });
-            c.with_proof(&p.sign_hs256(secret))
-        }),
-        Case::bad_proof("alg HS256 keyed with the EC public JWK's text", L_ALG, |c| {
-            let p = c.proof(|p| p.header("alg", json!("HS256")));
-            let secret = serde_json::to_string(&c.key.public_jwk()).unwrap();
-            c.with_proof(&p.sign_hs256(secret.as_bytes()))
-        }),
-        Case::bad_proof("alg RS256 named for an EC key", &["alg", "signature"], |c| {
-            let p = c.proof(|p| p.header("alg", json!("RS256")));
-            c.with_proof(&p.sign_as(c.key, "ES256"))
-        }),
+        Case::bad_proof(
+            "alg HS256 with an oct jwk",
+            &["alg", "symmetric", "oct"],
+            |c| {
+                let secret = b"0123456789abcdef0123456789abcdef";
+                let p = c.proof(|p| {
+                    p.header("alg", json!("HS256"))
+                        .header("jwk", json!({ "kty": "oct", "k": b64url(secret) }))
+                });
+                c.with_proof(&p.sign_hs256(secret))
+            },
+        ),
+        Case::bad_proof(
+            "alg HS256 keyed with the EC public JWK's text",
+            L_ALG,
+            |c| {
+                let p = c.proof(|p| p.header("alg", json!("HS256")));
+                let secret = serde_json::to_string(&c.key.public_jwk()).unwrap();
+                c.with_proof(&p.sign_hs256(secret.as_bytes()))
+            },
+        ),
+        Case::bad_proof(
+            "alg RS256 named for an EC key",
+            &["alg", "signature"],
+            |c| {
+                let p = c.proof(|p| p.header("alg", json!("RS256")));
+                c.with_proof(&p.sign_as(c.key, "ES256"))
+            },
+        ),
         Case::bad_proof("alg missing", L_ALG, |c| {
             let p = c.proof(|p| p.without_header("alg"));
             c.with_proof(&p.sign_as(c.key, "ES256"))
@@ -614,17 +628,23 @@ fn cases() -> Vec<Case> {
         Case::bad_proof("signed by another key than the header's jwk", L_SIG, |c| {
             c.with_proof(&c.proof(|p| p).sign(c.other))
         }),
-        Case::bad_proof("claims changed after signing (a member added)", L_SIG, |c| {
-            let original = c.proof(|p| p);
-            let signed = original.sign(c.key);
-            let forged = original.claim("extra", json!("added later"));
-            let parts: Vec<&str> = signed.split('.').collect();
-            let claims = forged.signing_input();
-            let claims = claims.split('.').nth(1).unwrap();
-            c.with_proof(&format!("{}.{claims}.{}", parts[0], parts[2]))
-        }),
+        Case::bad_proof(
+            "claims changed after signing (a member added)",
+            L_SIG,
+            |c| {
+                let original = c.proof(|p| p);
+                let signed = original.sign(c.key);
+                let forged = original.claim("extra", json!("added later"));
+                let parts: Vec<&str> = signed.split('.').collect();
+                let claims = forged.signing_input();
+                let claims = claims.split('.').nth(1).unwrap();
+                c.with_proof(&format!("{}.{claims}.{}", parts[0], parts[2]))
+            },
+        ),
         // ---- jwk
-        Case::bad_proof("jwk missing", L_JWK, |c| c.edited(|p| p.without_header("jwk"))),
+        Case::bad_proof("jwk missing", L_JWK, |c| {
+            c.edited(|p| p.without_header("jwk"))
+        }),
         Case::bad_proof("jwk with the private key (d)", L_PRIVATE, |c| {
             let j = c.key.private_jwk();
             c.edited(|p| p.header("jwk", j))
@@ -649,7 +669,9 @@ fn cases() -> Vec<Case> {
         Case::bad_proof("htm `get` in lower case", L_HTM, |c| {
             c.edited(|p| p.claim("htm", json!("get")))
         }),
-        Case::bad_proof("htm missing", L_HTM, |c| c.edited(|p| p.without_claim("htm"))),
+        Case::bad_proof("htm missing", L_HTM, |c| {
+            c.edited(|p| p.without_claim("htm"))
+        }),
         // ---- htu
         Case::bad_proof("htu of another host", L_HTU, |c| {
             let u = format!("https://127.0.0.2:{}/d/ok", c.h.https_port);
@@ -674,7 +696,9 @@ fn cases() -> Vec<Case> {
         Case::bad_proof("htu relative", L_HTU, |c| {
             c.edited(|p| p.claim("htu", json!("/d/ok")))
         }),
-        Case::bad_proof("htu missing", L_HTU, |c| c.edited(|p| p.without_claim("htu"))),
+        Case::bad_proof("htu missing", L_HTU, |c| {
+            c.edited(|p| p.without_claim("htu"))
+        }),
         Case::bad_proof("htu port 443 when Apache sees the real port", L_HTU, |c| {
             c.edited(|p| p.claim("htu", json!("https://127.0.0.1/d/ok")))
         }),
@@ -693,7 +717,9 @@ fn cases() -> Vec<Case> {
             c.at("/q/ok", c.key, |p| p.without_claim("iat"))
         }),
         // ---- ath
-        Case::bad_proof("ath missing", L_ATH, |c| c.edited(|p| p.without_claim("ath"))),
+        Case::bad_proof("ath missing", L_ATH, |c| {
+            c.edited(|p| p.without_claim("ath"))
+        }),
         Case::bad_proof("ath of another token", L_ATH, |c| {
             let t = bound_token(c.signer, "someone-else", c.key);
             c.edited(|p| p.ath(&t))
@@ -703,14 +729,18 @@ fn cases() -> Vec<Case> {
             c.edited(|p| p.claim("ath", json!(hex)))
         }),
         // ---- jti
-        Case::bad_proof("jti missing", L_JTI, |c| c.edited(|p| p.without_claim("jti"))),
+        Case::bad_proof("jti missing", L_JTI, |c| {
+            c.edited(|p| p.without_claim("jti"))
+        }),
         // ---- the binding and the token
         Case::refused(
             "proof key is not the token's cnf.jkt",
             BAD_BINDING,
             L_BINDING,
             |c| {
-                let p = c.proof(|p| p.header("jwk", c.other.public_jwk())).sign(c.other);
+                let p = c
+                    .proof(|p| p.header("jwk", c.other.public_jwk()))
+                    .sign(c.other);
                 c.with_proof(&p)
             },
         ),
@@ -720,7 +750,9 @@ fn cases() -> Vec<Case> {
             L_BINDING,
             |c| {
                 let t = c.signer.mint(&claims("unbound-user"));
-                let p = Proof::new(c.key, "GET", &c.htu("/d/ok")).ath(&t).sign(c.key);
+                let p = Proof::new(c.key, "GET", &c.htu("/d/ok"))
+                    .ath(&t)
+                    .sign(c.key);
                 RawReq::get("/d/ok").dpop_token(&t).proof(&p)
             },
         ),
@@ -733,13 +765,17 @@ fn cases() -> Vec<Case> {
                     claims("mtls-user"),
                     json!({ "cnf": { "x5t#S256": c.h.pki.thumb_a } }),
                 ));
-                let p = Proof::new(c.key, "GET", &c.htu("/d/ok")).ath(&t).sign(c.key);
+                let p = Proof::new(c.key, "GET", &c.htu("/d/ok"))
+                    .ath(&t)
+                    .sign(c.key);
                 RawReq::get("/d/ok").dpop_token(&t).proof(&p)
             },
         ),
         Case::refused("token signature altered", BAD_TOKEN, L_SIG, |c| {
             let t = tamper_signature(&c.token);
-            let p = Proof::new(c.key, "GET", &c.htu("/d/ok")).ath(&t).sign(c.key);
+            let p = Proof::new(c.key, "GET", &c.htu("/d/ok"))
+                .ath(&t)
+                .sign(c.key);
             RawReq::get("/d/ok").dpop_token(&t).proof(&p)
         }),
         Case::refused("token expired", BAD_TOKEN, &["exp"], |c| {
@@ -748,15 +784,14 @@ fn cases() -> Vec<Case> {
                 claims("late"),
                 json!({ "iat": n - 600, "exp": n - 300, "cnf": { "jkt": c.key.thumbprint() } }),
             ));
-            let p = Proof::new(c.key, "GET", &c.htu("/d/ok")).ath(&t).sign(c.key);
+            let p = Proof::new(c.key, "GET", &c.htu("/d/ok"))
+                .ath(&t)
+                .sign(c.key);
             RawReq::get("/d/ok").dpop_token(&t).proof(&p)
         }),
-        Case::refused(
-            "DPoP header without a token",
-            NO_ERROR,
-            L_NO_TOKEN,
-            |c| RawReq::get("/d/ok").proof(&c.proof(|p| p.without_claim("ath")).sign(c.key)),
-        ),
+        Case::refused("DPoP header without a token", NO_ERROR, L_NO_TOKEN, |c| {
+            RawReq::get("/d/ok").proof(&c.proof(|p| p.without_claim("ath")).sign(c.key))
+        }),
     ]
 }
 
@@ -1057,7 +1092,12 @@ fn a_proof_is_accepted_once() {
             .dpop_token(&token)
             .proof(&same_jti.sign(&key)),
     );
-    expect_dpop_401(&mut f, "a new proof with a used jti, same key", &r, &refused);
+    expect_dpop_401(
+        &mut f,
+        "a new proof with a used jti, same key",
+        &r,
+        &refused,
+    );
     // ... keyed with the proof key: the same jti under another key is another proof
     let by_other = Proof::new(&other, "GET", &u)
         .ath(&other_token)
@@ -1140,7 +1180,9 @@ fn replay_refused_across_prefork_children() {
     let h = Httpd::start(
         HttpdConfig::new(oauth2_location("/d", &jwk_verify(&signer, "type=dpop")))
             .mpm(Mpm::Prefork)
-            .server("StartServers 4\nMinSpareServers 4\nMaxSpareServers 8\nMaxRequestsPerChild 0\n"),
+            .server(
+                "StartServers 4\nMinSpareServers 4\nMaxSpareServers 8\nMaxRequestsPerChild 0\n",
+            ),
     );
     let key = DpopKey::p256();
     let token = bound_token(&signer, "prefork-user", &key);
@@ -1160,7 +1202,9 @@ fn replay_refused_across_prefork_children() {
         );
         expect_status(&mut f, &format!("round {round}: first use"), &r, 200);
         let Some(first_pid) = pid_of(&h, &first) else {
-            f.fail(format!("round {round}: no access log line for the first use"));
+            f.fail(format!(
+                "round {round}: no access log line for the first use"
+            ));
             continue;
         };
         accepted_pids.insert(first_pid);
@@ -1168,7 +1212,8 @@ fn replay_refused_across_prefork_children() {
         let results: Vec<(String, Result<Response, String>)> = std::thread::scope(|s| {
             let handles: Vec<_> = (0..4)
                 .map(|_| {
-                    let marker = format!("r{round}-replay{}", counter.fetch_add(1, Ordering::SeqCst));
+                    let marker =
+                        format!("r{round}-replay{}", counter.fetch_add(1, Ordering::SeqCst));
                     let req = RawReq::get(&format!("/d/ok?{marker}"))
                         .dpop_token(&token)
                         .proof(&p);
@@ -1242,7 +1287,11 @@ fn replay_refused_across_two_httpds_sharing_redis() {
     };
     let mut f = Failures::new();
     for round in 0..3 {
-        let (first, second) = if round % 2 == 0 { (&h1, &h2) } else { (&h2, &h1) };
+        let (first, second) = if round % 2 == 0 {
+            (&h1, &h2)
+        } else {
+            (&h2, &h1)
+        };
         let p = Proof::new(&key, "GET", &u).ath(&token).sign(&key);
         let r = send_raw(first, &req(&p));
         expect_status(&mut f, &format!("round {round}: first use"), &r, 200);
@@ -1268,7 +1317,10 @@ fn replay_refused_across_two_httpds_sharing_redis() {
         );
     }
     f.check(redis.dbsize() >= 3, || {
-        format!("redis holds {} keys, expected the 3 recorded proofs", redis.dbsize())
+        format!(
+            "redis holds {} keys, expected the 3 recorded proofs",
+            redis.dbsize()
+        )
     });
     let stored: Vec<String> = redis.keys();
     f.check(
@@ -1385,7 +1437,9 @@ fn server_nonce_challenge_retry_and_rotation() {
     }
     match &fresh_nonce {
         Some(n) => {
-            f.check(*n != n1, || "the new challenge repeats the old nonce".into());
+            f.check(*n != n1, || {
+                "the new challenge repeats the old nonce".into()
+            });
             let r = send(Some(n));
             expect_status(&mut f, "retry with the rotated nonce", &r, 200);
         }
@@ -1528,10 +1582,7 @@ fn bound_tokens_never_accepted_as_bearer_tokens() {
     let signer = TokenSigner::rsa("dpop-downgrade");
     let body = [
         oauth2_location("/d", &jwk_verify(&signer, "type=dpop")),
-        oauth2_location(
-            "/b",
-            &format!("OAuth2TokenVerify jwk {}", signer.jwk_arg()),
-        ),
+        oauth2_location("/b", &format!("OAuth2TokenVerify jwk {}", signer.jwk_arg())),
         oauth2_location(
             "/m",
             &format!(
@@ -1828,7 +1879,10 @@ fn dpop_challenges() {
         let r = send_raw(&h, &req);
         let all = r.header_all("WWW-Authenticate");
         f.check(r.status == 401 && all.len() == 2, || {
-            format!("{what}: status {}, WWW-Authenticate {all:?}, expected 401 with two", r.status)
+            format!(
+                "{what}: status {}, WWW-Authenticate {all:?}, expected 401 with two",
+                r.status
+            )
         });
         f.check(all.contains(&bearer), || {
             format!("{what}: no exact [{bearer}] in {all:?}")
@@ -1916,15 +1970,16 @@ fn dpop_options_checked_at_configuration_time() {
     ];
     for Opt { options, valid } in rows {
         let line = jwk_verify(&signer, options);
-        let t = Httpd::config_test(
-            HttpdConfig::new(oauth2_location("/d", &line)).server(cache),
-        );
+        let t = Httpd::config_test(HttpdConfig::new(oauth2_location("/d", &line)).server(cache));
         if valid {
             f.check(t.ok, || format!("{options}: refused:\n{}", t.output));
         } else {
             let e = t.syntax_error(options);
             f.check(e.is_ok(), || {
-                format!("{options}: expected a syntax error on its line: {}", e.unwrap_err())
+                format!(
+                    "{options}: expected a syntax error on its line: {}",
+                    e.unwrap_err()
+                )
             });
         }
     }

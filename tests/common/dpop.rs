@@ -44,7 +44,10 @@ pub(crate) fn new_jti() -> String {
 // ---------------------------------------------------------------------------------------------
 
 enum Material {
-    Ec { key: PKey<Private>, crv: &'static str },
+    Ec {
+        key: PKey<Private>,
+        crv: &'static str,
+    },
     Rsa(PKey<Private>),
     Ed25519(PKey<Private>),
     /// An RSA key made of several 2048-bit primes (fast to generate at any size): signs RS256
@@ -412,10 +415,7 @@ impl Proof {
 
     /// Set (or replace) a claim.
     pub(crate) fn claim(mut self, name: &str, v: Value) -> Proof {
-        self.claims
-            .as_object_mut()
-            .unwrap()
-            .insert(name.into(), v);
+        self.claims.as_object_mut().unwrap().insert(name.into(), v);
         self
     }
 
@@ -426,10 +426,7 @@ impl Proof {
 
     /// Set (or replace) a header member.
     pub(crate) fn header(mut self, name: &str, v: Value) -> Proof {
-        self.header
-            .as_object_mut()
-            .unwrap()
-            .insert(name.into(), v);
+        self.header.as_object_mut().unwrap().insert(name.into(), v);
         self
     }
 
@@ -836,7 +833,10 @@ pub(crate) fn dpop_challenge_problems(c: &Challenge, want: &DpopChallenge<'_>) -
     let names = c.names();
     if let Some(realm) = want.realm {
         if names.first() != Some(&"realm") || c.param("realm") != Some(realm) {
-            p.push(format!("expected realm=\"{realm}\" first, params {:?}", c.params));
+            p.push(format!(
+                "expected realm=\"{realm}\" first, params {:?}",
+                c.params
+            ));
         }
     } else if c.param("realm").is_some() {
         p.push(format!("unexpected realm in {:?}", c.params));
@@ -892,7 +892,12 @@ pub(crate) fn dpop_refusal_problems(r: &Response, want: &DpopChallenge<'_>) -> V
         )],
         Ok(cs) => dpop_challenge_problems(&cs[0], want)
             .into_iter()
-            .map(|p| format!("{p} (WWW-Authenticate {:?})", r.header_all("WWW-Authenticate")))
+            .map(|p| {
+                format!(
+                    "{p} (WWW-Authenticate {:?})",
+                    r.header_all("WWW-Authenticate")
+                )
+            })
             .collect(),
     }
 }
@@ -904,7 +909,12 @@ pub(crate) fn dpop_refusal_problems(r: &Response, want: &DpopChallenge<'_>) -> V
 /// The token endpoint's JSON for `dpop-client` (client_credentials, `resource` a path under
 /// [`RS`]), the token bound to `key`: the request carries a proof by `key` for `POST <AS>/token`.
 /// Panics unless 200 with a `DPoP` token.
-pub(crate) fn as_dpop_token_response(a: &RealAs, key: &DpopKey, resource: &str, scope: &str) -> Value {
+pub(crate) fn as_dpop_token_response(
+    a: &RealAs,
+    key: &DpopKey,
+    resource: &str,
+    scope: &str,
+) -> Value {
     let token_url = a.url("/token");
     let proof = Proof::new(key, "POST", &token_url).sign(key);
     let mut c = Command::new(std::env::var("CURL_BIN").unwrap_or_else(|_| "curl".into()));
