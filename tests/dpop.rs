@@ -1384,7 +1384,7 @@ fn server_nonce_challenge_retry_and_rotation() {
         || format!("DPoP-Nonce {n1:?} is not a visible-ASCII string (RFC 9449 section 8.1)"),
     );
     let issued = Instant::now();
-    let r = send(Some(&n1));
+    let r = send(Some(n1.as_str()));
     expect_status(&mut f, "retry with the server's nonce", &r, 200);
     let r = send(Some("made-up-nonce-0123456789"));
     expect_dpop_401(&mut f, "a made-up nonce", &r, &use_nonce);
@@ -1397,7 +1397,7 @@ fn server_nonce_challenge_retry_and_rotation() {
     let mut refused_after: Option<Duration> = None;
     let mut fresh_nonce: Option<String> = None;
     while issued.elapsed() < Duration::from_secs(8) {
-        let r = send(Some(&n1));
+        let r = send(Some(n1.as_str()));
         match r.status {
             200 => {
                 if let Some(n) = r.header("DPoP-Nonce") {
@@ -1432,7 +1432,7 @@ fn server_nonce_challenge_retry_and_rotation() {
         "no successful response before the rotation carried the next DPoP-Nonce".into()
     });
     if let Some(n) = &next_from_success {
-        let r = send(Some(n));
+        let r = send(Some(n.as_str()));
         expect_status(&mut f, "the next nonce announced by a 200", &r, 200);
     }
     match &fresh_nonce {
@@ -1440,7 +1440,7 @@ fn server_nonce_challenge_retry_and_rotation() {
             f.check(*n != n1, || {
                 "the new challenge repeats the old nonce".into()
             });
-            let r = send(Some(n));
+            let r = send(Some(n.as_str()));
             expect_status(&mut f, "retry with the rotated nonce", &r, 200);
         }
         None => f.fail("no DPoP-Nonce with the refusal of the old nonce"),
