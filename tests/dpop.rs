@@ -1400,10 +1400,8 @@ fn server_nonce_challenge_retry_and_rotation() {
         let r = send(Some(n1.as_str()));
         match r.status {
             200 => {
-                if let Some(n) = r.header("DPoP-Nonce") {
-                    if n != n1 {
-                        next_from_success.get_or_insert_with(|| n.to_string());
-                    }
+                if let Some(n) = r.header("DPoP-Nonce").filter(|n| *n != n1) {
+                    next_from_success.get_or_insert_with(|| n.to_string());
                 }
             }
             401 => {
