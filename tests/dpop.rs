@@ -113,6 +113,95 @@ fn expect_status(f: &mut Failures, what: &str, r: &Response, status: u16) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// 0. The harness itself
+// ---------------------------------------------------------------------------------------------
+
+/// Harness self-test (no httpd): RFC 7638's example thumbprint, and every proof key's signature
+/// verifies through OpenSSL with the public JWK the proof carries, for every algorithm used here.
+#[test]
+fn harness_thumbprints_and_signatures() {
+    // RFC 7638 section 3.1
+    let example = json!({
+        "kty": "RSA",
+        "n": "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw",
+        "e": "AQAB",
+        "alg": "RS256",
+        "kid": "2011-04-29"
+    });
+    assert_eq!(
+        jwk_thumbprint(&example),
+        "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
+    );
+    let mut f = Failures::new();
+    let rsa = DpopKey::rsa(2048);
+    let multi = DpopKey::rsa_multi_prime(4096);
+    /// A key and an algorithm it signs with.
+    struct Signing<'a> {
+        key: &'a DpopKey,
+        alg: &'a str,
+    }
+    let (p256, p384, p521, ed) = (
+        DpopKey::p256(),
+        DpopKey::p384(),
+        DpopKey::p521(),
+        DpopKey::ed25519(),
+    );
+    let rows = [
+        Signing {
+            key: &p256,
+            alg: "ES256",
+        },
+        Signing {
+            key: &p384,
+            alg: "ES384",
+        },
+        Signing {
+            key: &p521,
+            alg: "ES512",
+        },
+        Signing {
+            key: &ed,
+            alg: "EdDSA",
+        },
+        Signing {
+            key: &rsa,
+            alg: "RS256",
+        },
+        Signing {
+            key: &rsa,
+            alg: "PS256",
+        },
+        Signing {
+            key: &rsa,
+            alg: "PS512",
+        },
+        Signing {
+            key: &multi,
+            alg: "RS256",
+        },
+    ];
+    for Signing { key, alg } in rows {
+        let input = b"header.payload";
+        let sig = key.sign(alg, input);
+        let jwk = key.public_jwk();
+        f.check(verify_with_jwk(&jwk, alg, input, &sig), || {
+            format!("{alg}: the signature does not verify with {jwk}")
+        });
+        f.check(!verify_with_jwk(&jwk, alg, b"header.other", &sig), || {
+            format!("{alg}: the signature verifies over other data")
+        });
+        f.check(
+            key.thumbprint() == jwk_thumbprint(&key.private_jwk()),
+            || format!("{alg}: the private members change the thumbprint"),
+        );
+    }
+    f.check(multi.rsa_bits() == Some(4096), || {
+        format!("multi-prime key of {:?} bits", multi.rsa_bits())
+    });
+    f.assert_none();
+}
+
+// ---------------------------------------------------------------------------------------------
 // 1. Accepted end to end
 // ---------------------------------------------------------------------------------------------
 

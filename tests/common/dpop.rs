@@ -272,9 +272,7 @@ impl DpopKey {
 
     /// RFC 7638 JWK SHA-256 thumbprint (base64url): what `cnf.jkt` holds.
     pub(crate) fn thumbprint(&self) -> String {
-        // public_jwk() has exactly the required members, sorted; serde_json writes no spaces
-        let canonical = serde_json::to_string(&self.public_jwk()).unwrap();
-        b64url(&openssl::sha::sha256(canonical.as_bytes()))
+        jwk_thumbprint(&self.public_jwk())
     }
 
     /// A JWS signature over `input` with `alg` (RS/PS with RSA keys, ES with the curve's own
@@ -317,6 +315,88 @@ impl DpopKey {
             }
             _ => panic!("this key cannot sign {alg}"),
         }
+    }
+}
+
+/// RFC 7638 thumbprint of a public JWK: SHA-256 over the required members in lexicographic
+/// order, no whitespace, base64url.
+pub(crate) fn jwk_thumbprint(jwk: &Value) -> String {
+    let members: &[&str] = match jwk["kty"].as_str() {
+        Some("EC") => &["crv", "kty", "x", "y"],
+        Some("RSA") => &["e", "kty", "n"],
+        Some("OKP") => &["crv", "kty", "x"],
+        Some("oct") => &["k", "kty"],
+        other => panic!("kty {other:?}"),
+    };
+    let canonical = members
+        .iter()
+        .map(|m| {
+            format!(
+                "{}:{}",
+                Value::from(*m),
+                serde_json::to_string(&jwk[*m]).unwrap()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(",");
+    b64url(&openssl::sha::sha256(format!("{{{canonical}}}").as_bytes()))
+}
+
+/// Verify a JWS signature with a public JWK through OpenSSL (a check of the harness's own keys,
+/// JWKs and signatures, independent of the module).
+pub(crate) fn verify_with_jwk(jwk: &Value, alg: &str, input: &[u8], sig: &[u8]) -> bool {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use openssl::sign::Verifier;
+    let bn = |m: &str| {
+        let raw = URL_SAFE_NO_PAD.decode(jwk[m].as_str().unwrap()).unwrap();
+        BigNum::from_slice(&raw).unwrap()
+    };
+    let md = match alg.get(2..) {
+        Some("256") => MessageDigest::sha256(),
+        Some("384") => MessageDigest::sha384(),
+        Some("512") => MessageDigest::sha512(),
+        _ => MessageDigest::null(),
+    };
+    match jwk["kty"].as_str() {
+        Some("EC") => {
+            let nid = match jwk["crv"].as_str() {
+                Some("P-256") => Nid::X9_62_PRIME256V1,
+                Some("P-384") => Nid::SECP384R1,
+                _ => Nid::SECP521R1,
+            };
+            let group = EcGroup::from_curve_name(nid).unwrap();
+            let ec = EcKey::from_public_key_affine_coordinates(&group, &bn("x"), &bn("y")).unwrap();
+            let key = PKey::from_ec_key(ec).unwrap();
+            let half = sig.len() / 2;
+            let es = EcdsaSig::from_private_components(
+                BigNum::from_slice(&sig[..half]).unwrap(),
+                BigNum::from_slice(&sig[half..]).unwrap(),
+            )
+            .unwrap();
+            let mut v = Verifier::new(md, &key).unwrap();
+            v.update(input).unwrap();
+            v.verify(&es.to_der().unwrap()).unwrap_or(false)
+        }
+        Some("RSA") => {
+            let rsa = Rsa::from_public_components(bn("n"), bn("e")).unwrap();
+            let key = PKey::from_rsa(rsa).unwrap();
+            let mut v = Verifier::new(md, &key).unwrap();
+            if alg.starts_with("PS") {
+                v.set_rsa_padding(Padding::PKCS1_PSS).unwrap();
+                v.set_rsa_pss_saltlen(RsaPssSaltlen::DIGEST_LENGTH).unwrap();
+                v.set_rsa_mgf1_md(md).unwrap();
+            }
+            v.update(input).unwrap();
+            v.verify(sig).unwrap_or(false)
+        }
+        Some("OKP") => {
+            let x = URL_SAFE_NO_PAD.decode(jwk["x"].as_str().unwrap()).unwrap();
+            let key = PKey::public_key_from_raw_bytes(&x, openssl::pkey::Id::ED25519).unwrap();
+            let mut v = Verifier::new_without_digest(&key).unwrap();
+            v.verify_oneshot(sig, input).unwrap_or(false)
+        }
+        _ => false,
     }
 }
 
