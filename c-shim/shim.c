@@ -12,6 +12,8 @@
 #include "mod_auth.h"
 #include "mod_ssl.h"
 #include "apr_strings.h"
+
+#include <strings.h>
 #include "apr_optional.h"
 #include "apr_buckets.h"
 #include "util_filter.h"
@@ -371,6 +373,25 @@ int oauth2_table_count(request_rec *r, int table)
     return t != NULL ? apr_table_elts(t)->nelts : 0;
 }
 
+/* 1 when a key of the table starts with the `len` bytes of `prefix` in any letter case (tables
+ * are case-insensitive), else 0. One call instead of one per key: it runs on every request. */
+int oauth2_table_has_prefix(request_rec *r, int table, const char *prefix, apr_size_t len)
+{
+    const apr_table_t *t = request_table(r, table);
+    const apr_array_header_t *elts;
+    const apr_table_entry_t *e;
+    int i;
+    if (t == NULL)
+        return 0;
+    elts = apr_table_elts(t);
+    e = (const apr_table_entry_t *)elts->elts;
+    for (i = 0; i < elts->nelts; i++) {
+        if (e[i].key != NULL && strncasecmp(e[i].key, prefix, len) == 0)
+            return 1;
+    }
+    return 0;
+}
+
 const char *oauth2_table_key(request_rec *r, int table, int i)
 {
     const apr_table_t *t = request_table(r, table);
@@ -425,6 +446,41 @@ void oauth2_pairs_put(request_rec *r, const char *text, apr_size_t len, const ap
 const char *oauth2_method(request_rec *r)
 {
     return r->method;
+}
+
+typedef struct {
+    const char **values;
+    int max;
+    int count;
+} oauth2_values;
+
+static int collect_value(void *data, const char *key, const char *value)
+{
+    oauth2_values *v = data;
+    (void)key;
+    if (v->count < v->max)
+        v->values[v->count] = value;
+    v->count++;
+    return 1;
+}
+
+/* Every value of request header `name` (case-insensitive), up to `max` of them into `values`;
+ * returns how many there are in all. */
+int oauth2_header_in_values(request_rec *r, const char *name, const char **values, int max)
+{
+    oauth2_values v = {values, max, 0};
+    apr_table_do(collect_value, &v, r->headers_in, name, NULL);
+    return v.count;
+}
+
+/* The request URL as httpd itself builds self-referencing URLs (ServerName, UseCanonicalName). */
+void oauth2_request_url(request_rec *r, const char **scheme, const char **host, unsigned *port,
+                        const char **uri)
+{
+    *scheme = ap_http_scheme(r);
+    *host = ap_get_server_name_for_url(r);
+    *port = ap_get_server_port(r);
+    *uri = r->unparsed_uri;
 }
 
 const char *oauth2_args(request_rec *r)

@@ -4,15 +4,17 @@
 use serde_json::Value;
 use std::sync::Arc;
 
-use crate::challenge::Scheme;
+use crate::challenge::{Challenges, Scheme};
 use crate::config::DirConfig;
 use crate::config::sources::Strip;
+use crate::generation::Generation;
 use crate::pass::{self, Passed};
+use crate::pop::dpop::{self, Nonces, Presented, RequestUrl};
 use crate::pop::mtls::BindingError;
 use crate::refusal::{Refusal, Rejection};
-use crate::token::{self, StripAction, TokenSource};
+use crate::token::{self, Found, StripAction, TokenSource};
 use crate::verify::memo::ConnectionMemo;
-use crate::verify::{Claims, Origin, ParsedToken};
+use crate::verify::{Accepted, Binding, Claims, Jkt, Origin, ParsedToken, Verifier};
 
 /// What the authentication step needs from a request.
 pub(crate) trait Request: TokenSource {
@@ -30,6 +32,13 @@ pub(crate) trait Request: TokenSource {
     fn connection_memo(&self) -> Option<&ConnectionMemo> {
         None
     }
+    /// Every `DPoP` request header value, in order (asked for only when a proof is needed).
+    fn dpop_proofs(&self) -> Vec<&str> {
+        Vec::new()
+    }
+    /// The request URL as Apache sees it (scheme, host and port as configured by `ServerName`
+    /// and `UseCanonicalName`), for a DPoP proof's `htu`.
+    fn url(&self) -> RequestUrl<'_>;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,7 +56,7 @@ pub(crate) enum Outcome {
     /// Refused; the edge maps it with [`Refusal::response`].
     Refused {
         refusal: Refusal,
-        scheme: Scheme,
+        challenges: Challenges,
     },
     Granted(Granted),
 }
@@ -64,19 +73,30 @@ pub(crate) struct Granted {
     /// The verifier that accepted, and whether from a cache, for the debug log.
     pub(crate) verifier: Arc<str>,
     pub(crate) origin: Origin,
+    /// The next DPoP nonce, sent ahead of its interval (RFC 9449 section 8.2).
+    pub(crate) dpop_nonce: Option<String>,
 }
 
-pub(crate) fn authenticate(cfg: &DirConfig, req: &impl Request, mode: Mode, now: i64) -> Outcome {
+pub(crate) fn authenticate(
+    cfg: &DirConfig,
+    req: &impl Request,
+    mode: Mode,
+    now: i64,
+    generation: &Generation,
+) -> Outcome {
     let sources = cfg.sources();
-    // The C module challenges with `Basic` when Basic is the only way to send a token.
-    let scheme = if sources.basic_only() {
-        Scheme::Basic
-    } else {
-        Scheme::Bearer
+    let verifiers = cfg.verifiers.as_deref().map_or(&[][..], |v| &v[..]);
+    let dpop_location = verifiers.iter().find(|v| v.binding == Binding::Dpop);
+    let refuse = |refusal| Outcome::Refused {
+        refusal,
+        challenges: challenges(sources.basic_only(), verifiers, dpop_location),
     };
-    let refuse = |refusal| Outcome::Refused { refusal, scheme };
 
-    let Some(found) = token::find(sources, req) else {
+    let found = match dpop_location {
+        Some(_) => token::find_dpop(sources, req).or_else(|| token::find(sources, req)),
+        None => token::find(sources, req),
+    };
+    let Some(found) = found else {
         return match mode {
             Mode::OpenIdc => Outcome::Declined,
             Mode::OAuth2 => refuse(Refusal::NoToken),
@@ -130,6 +150,14 @@ pub(crate) fn authenticate(cfg: &DirConfig, req: &impl Request, mode: Mode, now:
                 error,
             });
         }
+        let dpop_nonce = if verifier.binding == Binding::Dpop || claims.bound_jkt().is_bound() {
+            match check_dpop(verifier, &claims, &found, req, now, generation) {
+                Ok(next_nonce) => next_nonce,
+                Err(refusal) => return refuse(refusal),
+            }
+        } else {
+            None
+        };
         let stripping = sources.strip == Strip::On;
         let claim = cfg.target_pass.remote_user_claim();
         let passed = pass::passed_once(&claims, &cfg.target_pass, stripping, || {
@@ -156,10 +184,92 @@ pub(crate) fn authenticate(cfg: &DirConfig, req: &impl Request, mode: Mode, now:
             claims,
             verifier: verifier.label.clone(),
             origin,
+            dpop_nonce,
         });
     }
     refuse(Refusal::NotVerified(rejections))
 }
+
+/// The challenges of a location: the C module's (`Basic` when Basic is the only way to send a
+/// token, else `Bearer`) unless every verifier is `type=dpop`; a DPoP one when any is.
+fn challenges(basic_only: bool, verifiers: &[Verifier], dpop: Option<&Verifier>) -> Challenges {
+    let all_dpop = !verifiers.is_empty() && verifiers.iter().all(|v| v.binding == Binding::Dpop);
+    let scheme = if basic_only {
+        Scheme::Basic
+    } else {
+        Scheme::Bearer
+    };
+    Challenges {
+        bearer: (!all_dpop).then_some(scheme),
+        dpop_algs: dpop.map(|v| v.dpop.policy.algs_header_value()),
+    }
+}
+
+/// RFC 9449 for a token that needs a proof: the DPoP scheme, a proof that passes every check of
+/// section 4.3 by the key the token is bound to, then (and only then) its `jti` recorded as new.
+/// Returns the next nonce when one is due (section 8.2).
+fn check_dpop(
+    verifier: &Verifier,
+    claims: &Accepted,
+    found: &Found,
+    req: &impl Request,
+    now: i64,
+    generation: &Generation,
+) -> Result<Option<String>, Refusal> {
+    let label = || verifier.label.clone();
+    if !found.dpop_scheme {
+        return Err(Refusal::DpopSchemeMissing { verifier: label() });
+    }
+    let bound = match claims.bound_jkt() {
+        Jkt::Bound(jkt) => Some(&**jkt),
+        Jkt::None => None,
+        Jkt::Unreadable => return Err(Refusal::DpopBindingUnreadable { verifier: label() }),
+    };
+    let policy = &verifier.dpop.policy;
+    let nonces = policy
+        .nonce_interval
+        .map(|interval| Nonces::new(generation.dpop_nonce_secret(), interval));
+    let proofs = req.dpop_proofs();
+    let presented = Presented {
+        proofs: &proofs,
+        method: req.method(),
+        url: req.url(),
+        token: &found.token,
+    };
+    let proof = match dpop::check(policy, &presented, bound, nonces.as_ref(), now) {
+        Ok(proof) => proof,
+        Err(error) => {
+            return Err(match (&nonces, error.is_nonce_problem()) {
+                (Some(nonces), true) => Refusal::DpopNonce {
+                    verifier: label(),
+                    error,
+                    nonce: nonces.issue(now),
+                },
+                _ => Refusal::DpopProof {
+                    verifier: label(),
+                    error,
+                },
+            });
+        }
+    };
+    let Some(replay) = &verifier.dpop.replay else {
+        return Err(Refusal::DpopReplayUnknown {
+            verifier: label(),
+            error: "no OAuth2Cache to remember proofs in".into(),
+        });
+    };
+    match replay.insert_if_absent(REPLAY_NAMESPACE, &proof.replay_key(), b"", policy.expiry) {
+        Ok(true) => Ok(nonces.and_then(|n| n.next_if_near_rotation(now))),
+        Ok(false) => Err(Refusal::DpopReplay { verifier: label() }),
+        Err(e) => Err(Refusal::DpopReplayUnknown {
+            verifier: label(),
+            error: e.to_string(),
+        }),
+    }
+}
+
+/// Where proofs' `jti` are remembered in the replay store.
+const REPLAY_NAMESPACE: &str = "dpop-jti";
 
 #[cfg(test)]
 mod tests {
@@ -221,6 +331,14 @@ mod tests {
     }
 
     impl Request for Fake {
+        fn url(&self) -> RequestUrl<'_> {
+            RequestUrl {
+                scheme: "https",
+                host: "rs.example",
+                port: 443,
+                path: "/api",
+            }
+        }
         fn auth_name(&self) -> Option<&str> {
             self.realm
         }
@@ -288,9 +406,13 @@ mod tests {
     /// The `WWW-Authenticate` value the edge sends for a refusal.
     fn challenge_of(o: &Outcome, realm: Option<&str>) -> String {
         match o {
-            Outcome::Refused { refusal, scheme } => {
-                refusal.response(*scheme, realm).www_authenticate
-            }
+            Outcome::Refused {
+                refusal,
+                challenges,
+            } => refusal
+                .response(challenges, realm)
+                .www_authenticate
+                .join("\n"),
             other => panic!("expected a refusal, got {other:?}"),
         }
     }
@@ -320,7 +442,7 @@ mod tests {
             thumbprint: None,
             thumbprint_now: None,
         };
-        let o = authenticate(&cfg, &req, Mode::OAuth2, NOW);
+        let o = authenticate(&cfg, &req, Mode::OAuth2, NOW, &Generation::default());
         assert_eq!(refusal_of(&o), &Refusal::NoToken);
         assert_eq!(
             challenge_of(&o, None),
@@ -339,7 +461,7 @@ mod tests {
             thumbprint_now: None,
         };
         assert_eq!(
-            authenticate(&cfg, &req, Mode::OpenIdc, NOW),
+            authenticate(&cfg, &req, Mode::OpenIdc, NOW, &Generation::default()),
             Outcome::Declined
         );
     }
@@ -359,7 +481,13 @@ mod tests {
                 .is_some_and(|c| c.is_local_memory()),
             "the implicit shm cache is there"
         );
-        let found = |t: &str| match authenticate(&cfg, &Fake::bearer(t), Mode::OAuth2, NOW) {
+        let found = |t: &str| match authenticate(
+            &cfg,
+            &Fake::bearer(t),
+            Mode::OAuth2,
+            NOW,
+            &Generation::default(),
+        ) {
             Outcome::Granted(g) => g.origin,
             other => panic!("expected a grant, got {other:?}"),
         };
@@ -386,7 +514,13 @@ mod tests {
     #[test]
     fn a_bad_token_in_openidc_mode_is_still_refused() {
         let cfg = config(&[("plain", SECRET, None)]);
-        let o = authenticate(&cfg, &Fake::bearer("garbage"), Mode::OpenIdc, NOW);
+        let o = authenticate(
+            &cfg,
+            &Fake::bearer("garbage"),
+            Mode::OpenIdc,
+            NOW,
+            &Generation::default(),
+        );
         assert!(
             matches!(rejected_for(&o), VerifyError::Malformed(_)),
             "{o:?}"
@@ -397,7 +531,13 @@ mod tests {
     fn good_token_grants_user_and_claims() {
         let cfg = config(&[("plain", SECRET, None)]);
         let t = token(good_claims());
-        match authenticate(&cfg, &Fake::bearer(&t), Mode::OAuth2, NOW) {
+        match authenticate(
+            &cfg,
+            &Fake::bearer(&t),
+            Mode::OAuth2,
+            NOW,
+            &Generation::default(),
+        ) {
             Outcome::Granted(g) => {
                 assert_eq!(g.pass.user(), "alice");
                 let pass: Vec<(String, String)> = g
@@ -439,7 +579,7 @@ mod tests {
             thumbprint_now: None,
         };
         assert!(matches!(
-            authenticate(&cfg, &req, Mode::OAuth2, NOW),
+            authenticate(&cfg, &req, Mode::OAuth2, NOW, &Generation::default()),
             Outcome::Granted(_)
         ));
     }
@@ -454,7 +594,7 @@ mod tests {
         );
         let mut req = Fake::bearer(&t);
         req.realm = Some("my realm");
-        let o = authenticate(&cfg, &req, Mode::OAuth2, NOW);
+        let o = authenticate(&cfg, &req, Mode::OAuth2, NOW, &Generation::default());
         assert_eq!(
             rejected_for(&o),
             &VerifyError::Signature(crate::jose::JoseError::SignatureInvalid)
@@ -477,8 +617,14 @@ mod tests {
             ),
             "not.a.token".to_string(),
         ] {
-            let o = authenticate(&cfg, &Fake::bearer(&t), Mode::OAuth2, NOW);
-            let reason = refusal_of(&o).response(Scheme::Bearer, None).log_line;
+            let o = authenticate(
+                &cfg,
+                &Fake::bearer(&t),
+                Mode::OAuth2,
+                NOW,
+                &Generation::default(),
+            );
+            let reason = refusal_of(&o).to_string();
             assert!(!reason.contains(&t), "{reason}");
             for segment in t.split('.').filter(|s| s.len() > 8) {
                 assert!(!reason.contains(segment), "{reason}");
@@ -490,7 +636,13 @@ mod tests {
     fn expired_token_is_refused_and_says_why() {
         let cfg = config(&[("plain", SECRET, None)]);
         let t = token(json!({"sub": "alice", "exp": NOW - 1}));
-        let o = authenticate(&cfg, &Fake::bearer(&t), Mode::OAuth2, NOW);
+        let o = authenticate(
+            &cfg,
+            &Fake::bearer(&t),
+            Mode::OAuth2,
+            NOW,
+            &Generation::default(),
+        );
         assert_eq!(
             rejected_for(&o),
             &VerifyError::Claims(ClaimError::Expired {
@@ -511,7 +663,13 @@ mod tests {
             json!({"exp": NOW + 9, "sub": 42}),
             json!({"exp": NOW + 9, "sub": ""}),
         ] {
-            let o = authenticate(&cfg, &Fake::bearer(&token(claims)), Mode::OAuth2, NOW);
+            let o = authenticate(
+                &cfg,
+                &Fake::bearer(&token(claims)),
+                Mode::OAuth2,
+                NOW,
+                &Generation::default(),
+            );
             assert!(
                 matches!(refusal_of(&o), Refusal::NoRemoteUser { claim, .. } if claim == "sub"),
                 "{o:?}"
@@ -534,7 +692,8 @@ mod tests {
                 &cfg,
                 &Fake::bearer(&token(good_claims())),
                 Mode::OAuth2,
-                NOW
+                NOW,
+                &Generation::default()
             ),
             Outcome::Granted(_)
         ));
@@ -544,16 +703,34 @@ mod tests {
     fn key_with_other_kid_is_skipped_and_key_without_kid_matches_any() {
         let with_kid = config(&[("plain", SECRET, Some("kid=a"))]);
         let t = hs256(SECRET, json!({"alg": "HS256", "kid": "b"}), good_claims());
-        let o = authenticate(&with_kid, &Fake::bearer(&t), Mode::OAuth2, NOW);
+        let o = authenticate(
+            &with_kid,
+            &Fake::bearer(&t),
+            Mode::OAuth2,
+            NOW,
+            &Generation::default(),
+        );
         assert_eq!(rejected_for(&o), &VerifyError::NoKeyForKid);
         let t_a = hs256(SECRET, json!({"alg": "HS256", "kid": "a"}), good_claims());
         assert!(matches!(
-            authenticate(&with_kid, &Fake::bearer(&t_a), Mode::OAuth2, NOW),
+            authenticate(
+                &with_kid,
+                &Fake::bearer(&t_a),
+                Mode::OAuth2,
+                NOW,
+                &Generation::default()
+            ),
             Outcome::Granted(_)
         ));
         let without_kid = config(&[("plain", SECRET, None)]);
         assert!(matches!(
-            authenticate(&without_kid, &Fake::bearer(&t), Mode::OAuth2, NOW),
+            authenticate(
+                &without_kid,
+                &Fake::bearer(&t),
+                Mode::OAuth2,
+                NOW,
+                &Generation::default()
+            ),
             Outcome::Granted(_)
         ));
     }
@@ -562,7 +739,13 @@ mod tests {
     fn oversized_tokens_are_refused_before_any_verifier_runs() {
         let cfg = config(&[("plain", SECRET, None)]);
         let huge = "a".repeat(crate::jose::jws::MAX_TOKEN_LEN + 1);
-        let o = authenticate(&cfg, &Fake::bearer(&huge), Mode::OAuth2, NOW);
+        let o = authenticate(
+            &cfg,
+            &Fake::bearer(&huge),
+            Mode::OAuth2,
+            NOW,
+            &Generation::default(),
+        );
         assert_eq!(
             refusal_of(&o),
             &Refusal::TokenTooLong {
@@ -579,6 +762,7 @@ mod tests {
             &Fake::bearer(&token(good_claims())),
             Mode::OAuth2,
             NOW,
+            &Generation::default(),
         );
         assert_eq!(refusal_of(&o), &Refusal::NoVerifier);
         assert!(challenge_of(&o, None).contains("Token could not be verified."));
@@ -597,6 +781,7 @@ mod tests {
             &Fake::bearer(&token(good_claims())),
             Mode::OAuth2,
             NOW,
+            &Generation::default(),
         );
         assert_eq!(unbound_for(&o), &BindingError::NotBound);
         let second = &cfg.verifiers.as_ref().unwrap()[1];
@@ -613,14 +798,14 @@ mod tests {
         let mut req = Fake::bearer(&t);
         req.thumbprint = Some("thumb-1");
         assert!(matches!(
-            authenticate(&cfg, &req, Mode::OAuth2, NOW),
+            authenticate(&cfg, &req, Mode::OAuth2, NOW, &Generation::default()),
             Outcome::Granted(_)
         ));
         req.thumbprint = Some("thumb-2");
-        let o = authenticate(&cfg, &req, Mode::OAuth2, NOW);
+        let o = authenticate(&cfg, &req, Mode::OAuth2, NOW, &Generation::default());
         assert_eq!(unbound_for(&o), &BindingError::Mismatch);
         req.thumbprint = None;
-        let o = authenticate(&cfg, &req, Mode::OAuth2, NOW);
+        let o = authenticate(&cfg, &req, Mode::OAuth2, NOW, &Generation::default());
         assert_eq!(unbound_for(&o), &BindingError::NoCertificate);
     }
 
@@ -632,11 +817,11 @@ mod tests {
         req.thumbprint = Some("thumb-1");
         req.thumbprint_now = Some(Some("thumb-2"));
         assert!(matches!(
-            authenticate(&cfg, &req, Mode::OAuth2, NOW),
+            authenticate(&cfg, &req, Mode::OAuth2, NOW, &Generation::default()),
             Outcome::Granted(_)
         ));
         req.thumbprint_now = Some(Some("thumb-3"));
-        let o = authenticate(&cfg, &req, Mode::OAuth2, NOW);
+        let o = authenticate(&cfg, &req, Mode::OAuth2, NOW, &Generation::default());
         assert_eq!(unbound_for(&o), &BindingError::Mismatch);
     }
 
@@ -659,7 +844,13 @@ mod tests {
         signer.update(input.as_bytes()).unwrap();
         let t = format!("{input}.{}", b64(&signer.sign_to_vec().unwrap()));
         assert!(matches!(
-            authenticate(&cfg, &Fake::bearer(&t), Mode::OAuth2, NOW),
+            authenticate(
+                &cfg,
+                &Fake::bearer(&t),
+                Mode::OAuth2,
+                NOW,
+                &Generation::default()
+            ),
             Outcome::Granted(_)
         ));
         // The same RSA key's public modulus used as an HMAC secret (key confusion) must not verify.
@@ -668,7 +859,13 @@ mod tests {
             json!({"alg": "HS256", "kid": "one"}),
             good_claims(),
         );
-        let o = authenticate(&cfg, &Fake::bearer(&forged), Mode::OAuth2, NOW);
+        let o = authenticate(
+            &cfg,
+            &Fake::bearer(&forged),
+            Mode::OAuth2,
+            NOW,
+            &Generation::default(),
+        );
         assert!(
             matches!(
                 rejected_for(&o),
@@ -682,7 +879,13 @@ mod tests {
     fn control_characters_in_sub_do_not_reach_the_user() {
         let cfg = config(&[("plain", SECRET, None)]);
         let t = token(json!({"sub": "eve\r\nX-Admin: 1", "exp": NOW + 9}));
-        match authenticate(&cfg, &Fake::bearer(&t), Mode::OAuth2, NOW) {
+        match authenticate(
+            &cfg,
+            &Fake::bearer(&t),
+            Mode::OAuth2,
+            NOW,
+            &Generation::default(),
+        ) {
             Outcome::Granted(g) => assert_eq!(g.pass.user(), "eve  X-Admin: 1"),
             other => panic!("{other:?}"),
         }
@@ -713,6 +916,9 @@ mod tests {
     }
 
     impl Request for OnConnection<'_> {
+        fn url(&self) -> RequestUrl<'_> {
+            self.req.url()
+        }
         fn auth_name(&self) -> Option<&str> {
             self.req.auth_name()
         }
@@ -734,7 +940,7 @@ mod tests {
             req: Fake::bearer(token),
             memo,
         };
-        match authenticate(cfg, &req, Mode::OAuth2, now) {
+        match authenticate(cfg, &req, Mode::OAuth2, now, &Generation::default()) {
             Outcome::Granted(g) => Some(g.origin),
             _ => None,
         }
@@ -867,21 +1073,282 @@ mod tests {
             &cfg,
             &on(Some("thumb-one")),
             Mode::OAuth2,
-            NOW
+            NOW,
+            &Generation::default()
         )));
         assert!(granted(authenticate(
             &cfg,
             &on(Some("thumb-one")),
             Mode::OAuth2,
-            NOW
+            NOW,
+            &Generation::default()
         )));
         assert!(!granted(authenticate(
             &cfg,
             &on(Some("thumb-two")),
             Mode::OAuth2,
-            NOW
+            NOW,
+            &Generation::default()
         )));
-        assert!(!granted(authenticate(&cfg, &on(None), Mode::OAuth2, NOW)));
+        assert!(!granted(authenticate(
+            &cfg,
+            &on(None),
+            Mode::OAuth2,
+            NOW,
+            &Generation::default()
+        )));
+    }
+
+    // ---- RFC 9449 DPoP: the decision around the proof checks (src/pop/dpop has the checks) ----
+
+    /// A client's DPoP key: its public JWK and a signer of proofs.
+    struct ProofKey {
+        key: openssl::ec::EcKey<openssl::pkey::Private>,
+        jwk: serde_json::Value,
+    }
+
+    impl ProofKey {
+        fn new() -> ProofKey {
+            use openssl::bn::BigNumContext;
+            use openssl::ec::{EcGroup, EcKey};
+            use openssl::nid::Nid;
+            let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap();
+            let key = EcKey::generate(&group).unwrap();
+            let (mut x, mut y) = (
+                openssl::bn::BigNum::new().unwrap(),
+                openssl::bn::BigNum::new().unwrap(),
+            );
+            let mut ctx = BigNumContext::new().unwrap();
+            key.public_key()
+                .affine_coordinates(&group, &mut x, &mut y, &mut ctx)
+                .unwrap();
+            let jwk = json!({
+                "kty": "EC",
+                "crv": "P-256",
+                "x": b64(&x.to_vec_padded(32).unwrap()),
+                "y": b64(&y.to_vec_padded(32).unwrap()),
+            });
+            ProofKey { key, jwk }
+        }
+
+        /// RFC 7638 thumbprint, as a token's `cnf.jkt`.
+        fn jkt(&self) -> String {
+            crate::jose::Key::from_jwk_map(self.jwk.as_object().unwrap())
+                .unwrap()
+                .jwk_thumbprint()
+                .unwrap()
+        }
+
+        /// A proof for `GET https://rs.example/api` (the fake request) with `token`.
+        fn proof(&self, token: &str, jti: &str, nonce: Option<&str>) -> String {
+            let mut claims = json!({
+                "jti": jti,
+                "htm": "GET",
+                "htu": "https://rs.example/api",
+                "iat": NOW,
+                "ath": b64(&crate::digest::sha256(&[token.as_bytes()])),
+            });
+            if let Some(nonce) = nonce {
+                claims["nonce"] = json!(nonce);
+            }
+            let header = json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": self.jwk});
+            let input = format!(
+                "{}.{}",
+                b64(header.to_string().as_bytes()),
+                b64(claims.to_string().as_bytes())
+            );
+            let digest = openssl::sha::sha256(input.as_bytes());
+            let sig = openssl::ecdsa::EcdsaSig::sign(&digest, &self.key).unwrap();
+            let mut raw = sig.r().to_vec_padded(32).unwrap();
+            raw.extend(sig.s().to_vec_padded(32).unwrap());
+            format!("{input}.{}", b64(&raw))
+        }
+    }
+
+    /// The fake request with `DPoP` headers.
+    struct WithProofs {
+        req: Fake,
+        proofs: Vec<String>,
+    }
+
+    impl TokenSource for WithProofs {
+        fn header(&self, name: &CStr) -> Option<&str> {
+            self.req.header(name)
+        }
+        fn env(&self, name: &CStr) -> Option<&str> {
+            self.req.env(name)
+        }
+        fn method(&self) -> &str {
+            self.req.method()
+        }
+        fn query(&self) -> Option<&str> {
+            None
+        }
+        fn form_body(&self, _: usize) -> Option<&[u8]> {
+            None
+        }
+    }
+
+    impl Request for WithProofs {
+        fn auth_name(&self) -> Option<&str> {
+            None
+        }
+        fn client_thumbprint(&self) -> Option<&str> {
+            None
+        }
+        fn dpop_proofs(&self) -> Vec<&str> {
+            self.proofs.iter().map(String::as_str).collect()
+        }
+        fn url(&self) -> RequestUrl<'_> {
+            self.req.url()
+        }
+    }
+
+    fn dpop_request(scheme: &str, token: &str, proofs: Vec<String>) -> WithProofs {
+        let mut req = Fake::bearer(token);
+        req.authorization = Some(format!("{scheme} {token}"));
+        WithProofs { req, proofs }
+    }
+
+    fn bound_token(key: &ProofKey, jti: &str) -> String {
+        token(json!({"sub": "alice", "exp": NOW + 60, "jti": jti, "cnf": {"jkt": key.jkt()}}))
+    }
+
+    #[test]
+    fn a_dpop_bound_token_with_its_proof_is_granted_once_per_proof() {
+        let cfg = config(&[("plain", SECRET, Some("type=dpop"))]);
+        let generation = Generation::default();
+        let key = ProofKey::new();
+        let t = bound_token(&key, "dpop-1");
+        let proof = key.proof(&t, "proof-1", None);
+        let req = dpop_request("DPoP", &t, vec![proof.clone()]);
+        match authenticate(&cfg, &req, Mode::OAuth2, NOW, &generation) {
+            Outcome::Granted(g) => assert_eq!(g.pass.user(), "alice"),
+            other => panic!("{other:?}"),
+        }
+        // The same proof again (RFC 9449 section 11.1), also for the cached token.
+        let o = authenticate(&cfg, &req, Mode::OAuth2, NOW, &generation);
+        assert!(
+            matches!(refusal_of(&o), Refusal::DpopReplay { .. }),
+            "{o:?}"
+        );
+        assert!(challenge_of(&o, None).starts_with("DPoP algs=\"ES256 "));
+        assert!(challenge_of(&o, None).contains(r#"error="invalid_dpop_proof""#));
+        // A new proof for the same token passes.
+        let again = dpop_request("dpop", &t, vec![key.proof(&t, "proof-2", None)]);
+        assert!(matches!(
+            authenticate(&cfg, &again, Mode::OAuth2, NOW, &generation),
+            Outcome::Granted(_)
+        ));
+    }
+
+    #[test]
+    fn a_failed_proof_does_not_use_up_its_jti() {
+        let cfg = config(&[("plain", SECRET, Some("type=dpop"))]);
+        let generation = Generation::default();
+        let (key, other) = (ProofKey::new(), ProofKey::new());
+        let t = bound_token(&key, "dpop-2");
+        // Signed by another key: refused for the key, and its jti stays unused.
+        let wrong = dpop_request("DPoP", &t, vec![other.proof(&t, "shared-jti", None)]);
+        let o = authenticate(&cfg, &wrong, Mode::OAuth2, NOW, &generation);
+        assert!(matches!(refusal_of(&o), Refusal::DpopProof { .. }), "{o:?}");
+        let right = dpop_request("DPoP", &t, vec![key.proof(&t, "shared-jti", None)]);
+        assert!(matches!(
+            authenticate(&cfg, &right, Mode::OAuth2, NOW, &generation),
+            Outcome::Granted(_)
+        ));
+    }
+
+    #[test]
+    fn no_downgrade_of_a_dpop_bound_token() {
+        let key = ProofKey::new();
+        let t = bound_token(&key, "dpop-3");
+        let proof = key.proof(&t, "proof-3", None);
+        let generation = Generation::default();
+        // At a bearer location, and at a DPoP location, with the Bearer scheme: refused, even
+        // with a valid proof (RFC 9449 section 7.2).
+        for options in [None, Some("type=dpop")] {
+            let cfg = config(&[("plain", SECRET, options)]);
+            let req = dpop_request("Bearer", &t, vec![proof.clone()]);
+            let o = authenticate(&cfg, &req, Mode::OAuth2, NOW, &generation);
+            assert!(
+                matches!(refusal_of(&o), Refusal::DpopSchemeMissing { .. }),
+                "{options:?}: {o:?}"
+            );
+        }
+        // An unbound token at a DPoP location needs the DPoP scheme and a proof too.
+        let cfg = config(&[("plain", SECRET, Some("type=dpop"))]);
+        let unbound = token(good_claims());
+        let o = authenticate(
+            &cfg,
+            &Fake::bearer(&unbound),
+            Mode::OAuth2,
+            NOW,
+            &generation,
+        );
+        assert!(
+            matches!(refusal_of(&o), Refusal::DpopSchemeMissing { .. }),
+            "{o:?}"
+        );
+        // cnf.jkt that is not a string: a binding that cannot be checked is never accepted.
+        let odd = token(json!({"sub": "a", "exp": NOW + 9, "cnf": {"jkt": 7}}));
+        let req = dpop_request("DPoP", &odd, vec![proof]);
+        let o = authenticate(&cfg, &req, Mode::OAuth2, NOW, &generation);
+        assert!(
+            matches!(refusal_of(&o), Refusal::DpopBindingUnreadable { .. }),
+            "{o:?}"
+        );
+    }
+
+    #[test]
+    fn a_nonce_is_asked_for_then_accepted() {
+        let cfg = config(&[("plain", SECRET, Some("type=dpop&dpop.nonce=on"))]);
+        let generation = Generation::default();
+        let key = ProofKey::new();
+        let t = bound_token(&key, "dpop-4");
+        let first = dpop_request("DPoP", &t, vec![key.proof(&t, "n-1", None)]);
+        let o = authenticate(&cfg, &first, Mode::OAuth2, NOW, &generation);
+        let nonce = match &o {
+            Outcome::Refused {
+                refusal: Refusal::DpopNonce { nonce, .. },
+                ..
+            } => nonce.clone(),
+            other => panic!("{other:?}"),
+        };
+        assert!(challenge_of(&o, None).contains(r#"error="use_dpop_nonce""#));
+        let retry = dpop_request("DPoP", &t, vec![key.proof(&t, "n-2", Some(&nonce))]);
+        assert!(matches!(
+            authenticate(&cfg, &retry, Mode::OAuth2, NOW, &generation),
+            Outcome::Granted(_)
+        ));
+        // Another generation (a restart without a passphrase) has another secret.
+        let later = dpop_request("DPoP", &t, vec![key.proof(&t, "n-3", Some(&nonce))]);
+        let o = authenticate(&cfg, &later, Mode::OAuth2, NOW, &Generation::default());
+        assert!(matches!(refusal_of(&o), Refusal::DpopNonce { .. }), "{o:?}");
+    }
+
+    #[test]
+    fn challenges_follow_the_location() {
+        let generation = Generation::default();
+        let no_token = Fake {
+            authorization: None,
+            env_token: None,
+            realm: None,
+            thumbprint: None,
+            thumbprint_now: None,
+        };
+        let dpop_only = config(&[("plain", SECRET, Some("type=dpop&dpop.algs=ES256 EdDSA"))]);
+        let o = authenticate(&dpop_only, &no_token, Mode::OAuth2, NOW, &generation);
+        assert_eq!(challenge_of(&o, None), r#"DPoP algs="ES256 EdDSA""#);
+        let mixed = config(&[
+            ("plain", SECRET, None),
+            ("plain", SECRET, Some("type=dpop&dpop.algs=ES256")),
+        ]);
+        let o = authenticate(&mixed, &no_token, Mode::OAuth2, NOW, &generation);
+        assert_eq!(
+            challenge_of(&o, None),
+            "Bearer error=\"invalid_request\", error_description=\"No bearer token found in the request.\"\nDPoP algs=\"ES256\""
+        );
     }
 }
 
@@ -901,6 +1368,7 @@ mod microbench {
     #[test]
     #[ignore]
     fn new_rs256_token_costs() {
+        let generation = Generation::default();
         let rsa = Rsa::generate(2048).unwrap();
         let b64 = |b: &[u8]| URL_SAFE_NO_PAD.encode(b);
         let jwk = json!({"kty": "RSA", "kid": "one", "n": b64(&rsa.n().to_vec()), "e": "AQAB"});
@@ -934,7 +1402,7 @@ mod microbench {
             .collect();
         let t0 = Instant::now();
         for t in &tokens {
-            let o = authenticate(&cfg, &Fake::bearer(t), Mode::OAuth2, now);
+            let o = authenticate(&cfg, &Fake::bearer(t), Mode::OAuth2, now, &generation);
             assert!(matches!(o, Outcome::Granted(_)));
         }
         let full = t0.elapsed() / n;
@@ -954,15 +1422,21 @@ mod microbench {
         // from this process's cache.
         let again = Fake::bearer(&tokens[n as usize - 1]);
         for _ in 0..2 {
-            authenticate(&cfg, &again, Mode::OAuth2, now);
+            authenticate(&cfg, &again, Mode::OAuth2, now, &generation);
         }
         let t3 = Instant::now();
         for _ in &tokens {
-            let o = authenticate(&cfg, &again, Mode::OAuth2, now);
+            let o = authenticate(&cfg, &again, Mode::OAuth2, now, &generation);
             assert!(matches!(o, Outcome::Granted(_)));
         }
         let cached = t3.elapsed() / n;
-        let claims = match authenticate(&cfg, &Fake::bearer(&tokens[0]), Mode::OAuth2, now) {
+        let claims = match authenticate(
+            &cfg,
+            &Fake::bearer(&tokens[0]),
+            Mode::OAuth2,
+            now,
+            &generation,
+        ) {
             Outcome::Granted(g) => g.claims.clone(),
             _ => unreachable!(),
         };

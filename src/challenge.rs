@@ -36,6 +36,16 @@ pub(crate) const NO_USER: ErrorCode = ErrorCode {
     error: "invalid_token",
     description: "Could not determine remote user.",
 };
+/// RFC 9449 section 7.1: the DPoP proof is missing, malformed, or does not fit the request.
+pub(crate) const BAD_DPOP_PROOF: ErrorCode = ErrorCode {
+    error: "invalid_dpop_proof",
+    description: "DPoP proof could not be verified.",
+};
+/// RFC 9449 section 9: retry with the nonce in the `DPoP-Nonce` response header.
+pub(crate) const USE_DPOP_NONCE: ErrorCode = ErrorCode {
+    error: "use_dpop_nonce",
+    description: "Resource server requires nonce in DPoP proof",
+};
 /// Left for mod_headers in `OAUTH2_BEARER_SCOPE_ERROR` when `Require oauth2_claim` denies.
 pub(crate) const INSUFFICIENT_SCOPE: ErrorCode = ErrorCode {
     error: "insufficient_scope",
@@ -56,6 +66,47 @@ pub(crate) fn www_authenticate(scheme: Scheme, realm: Option<&str>, code: ErrorC
     v.push_str("\", error_description=\"");
     v.push_str(code.description);
     v.push('"');
+    v
+}
+
+/// The challenges a location sends: the C module's Bearer (or Basic) one unless every verifier
+/// is `type=dpop`, and a DPoP one (RFC 9449 section 7.1) when any verifier is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Challenges {
+    pub(crate) bearer: Option<Scheme>,
+    /// `algs="..."` of the DPoP challenge: the proof algorithms accepted.
+    pub(crate) dpop_algs: Option<String>,
+}
+
+impl Challenges {
+    #[cfg(test)]
+    pub(crate) fn bearer(scheme: Scheme) -> Challenges {
+        Challenges {
+            bearer: Some(scheme),
+            dpop_algs: None,
+        }
+    }
+}
+
+/// `DPoP [realm="R", ]algs="A"[, error="E", error_description="D"]`.
+pub(crate) fn dpop_challenge(realm: Option<&str>, algs: &str, code: Option<ErrorCode>) -> String {
+    let mut v = String::with_capacity(160);
+    v.push_str("DPoP ");
+    if let Some(realm) = realm {
+        v.push_str("realm=\"");
+        push_quoted_content(&mut v, realm);
+        v.push_str("\", ");
+    }
+    v.push_str("algs=\"");
+    push_quoted_content(&mut v, algs);
+    v.push('"');
+    if let Some(code) = code {
+        v.push_str(", error=\"");
+        v.push_str(code.error);
+        v.push_str("\", error_description=\"");
+        v.push_str(code.description);
+        v.push('"');
+    }
     v
 }
 
@@ -99,6 +150,18 @@ mod tests {
         assert_eq!(
             www_authenticate(Scheme::Basic, None, BAD_TOKEN),
             r#"Basic error="invalid_token", error_description="Token could not be verified.""#
+        );
+    }
+
+    #[test]
+    fn dpop_challenges() {
+        assert_eq!(
+            dpop_challenge(None, "ES256 EdDSA", None),
+            r#"DPoP algs="ES256 EdDSA""#
+        );
+        assert_eq!(
+            dpop_challenge(Some("api"), "ES256", Some(BAD_DPOP_PROOF)),
+            r#"DPoP realm="api", algs="ES256", error="invalid_dpop_proof", error_description="DPoP proof could not be verified.""#
         );
     }
 

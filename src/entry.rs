@@ -327,7 +327,10 @@ pub(crate) extern "C" fn oauth2_rs_check_authn(
         #[allow(clippy::useless_conversion)] // time_t is 32 bits on some targets
         // SAFETY: a NULL argument is allowed; the value is returned.
         let now = i64::from(unsafe { libc::time(std::ptr::null_mut()) });
-        req.apply(authn::authenticate(cfg, &req, mode, now))
+        let outcome = serving::with_current(|generation| {
+            authn::authenticate(cfg, &req, mode, now, generation)
+        });
+        req.apply(outcome)
     }));
     result.unwrap_or_else(|_| {
         log::request(

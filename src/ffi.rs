@@ -67,6 +67,12 @@ unsafe extern "C" {
     pub(crate) fn oauth2_header_in_get(r: *mut request_rec, name: *const c_char) -> *const c_char;
     /// `table` is an `OAUTH2_TABLE_*`.
     pub(crate) fn oauth2_table_count(r: *mut request_rec, table: c_int) -> c_int;
+    pub(crate) fn oauth2_table_has_prefix(
+        r: *mut request_rec,
+        table: c_int,
+        prefix: *const c_char,
+        len: usize,
+    ) -> c_int;
     pub(crate) fn oauth2_table_key(r: *mut request_rec, table: c_int, i: c_int) -> *const c_char;
     pub(crate) fn oauth2_header_in_unset(r: *mut request_rec, name: *const c_char, len: usize);
     pub(crate) fn oauth2_header_in_set(
@@ -89,6 +95,19 @@ unsafe extern "C" {
     pub(crate) fn oauth2_env_get(r: *mut request_rec, name: *const c_char) -> *const c_char;
     pub(crate) fn oauth2_env_unset(r: *mut request_rec, name: *const c_char);
     pub(crate) fn oauth2_method(r: *mut request_rec) -> *const c_char;
+    pub(crate) fn oauth2_header_in_values(
+        r: *mut request_rec,
+        name: *const c_char,
+        values: *mut *const c_char,
+        max: c_int,
+    ) -> c_int;
+    pub(crate) fn oauth2_request_url(
+        r: *mut request_rec,
+        scheme: *mut *const c_char,
+        host: *mut *const c_char,
+        port: *mut std::ffi::c_uint,
+        uri: *mut *const c_char,
+    );
     pub(crate) fn oauth2_args(r: *mut request_rec) -> *const c_char;
     pub(crate) fn oauth2_args_set(r: *mut request_rec, args: *const c_char, len: usize);
     pub(crate) fn oauth2_body_read(

@@ -8,13 +8,30 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::cache::registry::CacheRegistry;
 
-#[derive(Default)]
 pub(crate) struct Generation {
     pub(crate) caches: CacheRegistry,
     /// `OAuth2CryptoPassphrase`: the last one read wins, wherever it is written (as in the C module).
     passphrase: Option<String>,
     /// Set by a `Require oauth2_claim` line, also one in an `.htaccess` file read while serving.
     claims_required: AtomicBool,
+    /// Signs DPoP nonces (RFC 9449 section 9): from the passphrase, so that every host sharing
+    /// it accepts the others' nonces, else random, made before the children are forked.
+    dpop_nonce_secret: [u8; 32],
+}
+
+impl Default for Generation {
+    fn default() -> Generation {
+        let mut secret = [0u8; 32];
+        // A failure leaves zeros only if OpenSSL's generator is broken; nonces then stay
+        // checkable but predictable, and every other use of randomness fails as well.
+        let _ = openssl::rand::rand_bytes(&mut secret);
+        Generation {
+            caches: CacheRegistry::default(),
+            passphrase: None,
+            claims_required: AtomicBool::new(false),
+            dpop_nonce_secret: secret,
+        }
+    }
 }
 
 impl Generation {
@@ -45,7 +62,14 @@ impl Generation {
     /// Creates the shared caches (before httpd forks its children); returns what could not be
     /// created. No cache is added after this.
     pub(crate) fn start(&mut self) -> Vec<String> {
+        if let Some(passphrase) = &self.passphrase {
+            self.dpop_nonce_secret = crate::pop::dpop::nonce::secret_from_passphrase(passphrase);
+        }
         self.caches.init_all(self.passphrase.as_deref())
+    }
+
+    pub(crate) fn dpop_nonce_secret(&self) -> [u8; 32] {
+        self.dpop_nonce_secret
     }
 }
 

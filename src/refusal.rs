@@ -5,7 +5,8 @@
 use std::fmt;
 use std::sync::Arc;
 
-use crate::challenge::{self, ErrorCode, Scheme, www_authenticate};
+use crate::challenge::{self, Challenges, ErrorCode, dpop_challenge, www_authenticate};
+use crate::pop::dpop::DpopError;
 use crate::pop::mtls::BindingError;
 use crate::verify::VerifyError;
 
@@ -34,6 +35,26 @@ pub(crate) enum Refusal {
     },
     /// Verified, but the remote-user claim is missing or not a non-empty string.
     NoRemoteUser { verifier: Arc<str>, claim: String },
+    /// A token that needs a DPoP proof (a `type=dpop` verifier, or bound by `cnf.jkt`) came with
+    /// another scheme than `DPoP` (RFC 9449 section 7.2: no downgrade to Bearer).
+    DpopSchemeMissing { verifier: Arc<str> },
+    /// `cnf.jkt` is present but not a string: a binding that cannot be checked.
+    DpopBindingUnreadable { verifier: Arc<str> },
+    /// The DPoP proof failed one of the RFC 9449 section 4.3 checks.
+    DpopProof {
+        verifier: Arc<str>,
+        error: DpopError,
+    },
+    /// The proof lacks a valid server nonce (RFC 9449 section 9): retry with `nonce`.
+    DpopNonce {
+        verifier: Arc<str>,
+        error: DpopError,
+        nonce: String,
+    },
+    /// The proof's `jti` was seen before (RFC 9449 section 11.1).
+    DpopReplay { verifier: Arc<str> },
+    /// The replay store could not answer: refused rather than risk a replay.
+    DpopReplayUnknown { verifier: Arc<str>, error: String },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,24 +68,39 @@ pub(crate) enum LogLevel {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Response {
     pub(crate) status: u16,
-    pub(crate) www_authenticate: String,
+    /// One value per challenge (a location with Bearer and DPoP verifiers sends both).
+    pub(crate) www_authenticate: Vec<String>,
+    /// For a `DPoP-Nonce` response header.
+    pub(crate) dpop_nonce: Option<String>,
     pub(crate) level: LogLevel,
     /// One line with the reason; never contains the token.
     pub(crate) log_line: String,
 }
 
 impl Refusal {
-    /// The one mapping from a refusal to the wire and the log.
-    pub(crate) fn response(&self, scheme: Scheme, realm: Option<&str>) -> Response {
+    /// The one mapping from a refusal to the wire and the log: one `WWW-Authenticate` value per
+    /// challenge of the location, and the nonce to send in `DPoP-Nonce`.
+    pub(crate) fn response(&self, challenges: &Challenges, realm: Option<&str>) -> Response {
+        let mut values = Vec::with_capacity(2);
+        if let Some(scheme) = challenges.bearer {
+            values.push(www_authenticate(scheme, realm, self.error_code()));
+        }
+        if let Some(algs) = &challenges.dpop_algs {
+            values.push(dpop_challenge(realm, algs, self.dpop_error_code()));
+        }
         Response {
             status: 401,
-            www_authenticate: www_authenticate(scheme, realm, self.error_code()),
+            www_authenticate: values,
+            dpop_nonce: match self {
+                Refusal::DpopNonce { nonce, .. } => Some(nonce.clone()),
+                _ => None,
+            },
             level: self.level(),
             log_line: self.to_string(),
         }
     }
 
-    /// The RFC 6750 section 3.1 error code of the challenge.
+    /// The RFC 6750 section 3.1 error code of the Bearer challenge.
     pub(crate) fn error_code(&self) -> ErrorCode {
         match self {
             Refusal::NoToken => challenge::NO_TOKEN,
@@ -72,7 +108,32 @@ impl Refusal {
             Refusal::NoVerifier
             | Refusal::TokenTooLong { .. }
             | Refusal::NotVerified(_)
-            | Refusal::Unbound { .. } => challenge::BAD_TOKEN,
+            | Refusal::Unbound { .. }
+            | Refusal::DpopSchemeMissing { .. }
+            | Refusal::DpopBindingUnreadable { .. }
+            | Refusal::DpopProof { .. }
+            | Refusal::DpopNonce { .. }
+            | Refusal::DpopReplay { .. }
+            | Refusal::DpopReplayUnknown { .. } => challenge::BAD_TOKEN,
+        }
+    }
+
+    /// The RFC 9449 section 7.1 error code of the DPoP challenge; none for a request without a
+    /// token (RFC 6750 section 3.1).
+    fn dpop_error_code(&self) -> Option<ErrorCode> {
+        match self {
+            Refusal::NoToken => None,
+            Refusal::DpopProof { .. }
+            | Refusal::DpopReplay { .. }
+            | Refusal::DpopReplayUnknown { .. } => Some(challenge::BAD_DPOP_PROOF),
+            Refusal::DpopNonce { .. } => Some(challenge::USE_DPOP_NONCE),
+            Refusal::NoVerifier
+            | Refusal::TokenTooLong { .. }
+            | Refusal::NotVerified(_)
+            | Refusal::Unbound { .. }
+            | Refusal::NoRemoteUser { .. }
+            | Refusal::DpopSchemeMissing { .. }
+            | Refusal::DpopBindingUnreadable { .. } => Some(self.error_code()),
         }
     }
 
@@ -81,11 +142,16 @@ impl Refusal {
     fn level(&self) -> LogLevel {
         match self {
             Refusal::NoToken => LogLevel::Info,
-            Refusal::NoVerifier => LogLevel::Error,
+            Refusal::NoVerifier | Refusal::DpopReplayUnknown { .. } => LogLevel::Error,
             Refusal::TokenTooLong { .. }
             | Refusal::NotVerified(_)
             | Refusal::Unbound { .. }
-            | Refusal::NoRemoteUser { .. } => LogLevel::Warn,
+            | Refusal::NoRemoteUser { .. }
+            | Refusal::DpopSchemeMissing { .. }
+            | Refusal::DpopBindingUnreadable { .. }
+            | Refusal::DpopProof { .. }
+            | Refusal::DpopNonce { .. }
+            | Refusal::DpopReplay { .. } => LogLevel::Warn,
         }
     }
 
@@ -109,6 +175,12 @@ impl Refusal {
             }
             Refusal::Unbound { error, .. } => error.label(),
             Refusal::NoRemoteUser { .. } => "no_remote_user",
+            Refusal::DpopSchemeMissing { .. } => "dpop_scheme_missing",
+            Refusal::DpopBindingUnreadable { .. } => "dpop_binding_unreadable",
+            Refusal::DpopProof { error, .. } => error.label(),
+            Refusal::DpopNonce { .. } => "dpop_nonce",
+            Refusal::DpopReplay { .. } => "dpop_replay",
+            Refusal::DpopReplayUnknown { .. } => "dpop_replay_unknown",
         }
     }
 }
@@ -141,6 +213,31 @@ impl fmt::Display for Refusal {
                 "token verified by {verifier} but its \"{}\" claim (the remote user) is missing or not a non-empty string",
                 crate::pass::header_safe(claim)
             ),
+            Refusal::DpopSchemeMissing { verifier } => write!(
+                f,
+                "token refused: {verifier}: the token needs a DPoP proof and the DPoP authorization scheme (RFC 9449 section 7.2)"
+            ),
+            Refusal::DpopBindingUnreadable { verifier } => write!(
+                f,
+                "token refused: {verifier}: cnf.jkt is not a string, so the DPoP binding cannot be checked"
+            ),
+            Refusal::DpopProof { verifier, error } => {
+                write!(f, "DPoP proof refused: {verifier}: {error}")
+            }
+            Refusal::DpopNonce {
+                verifier, error, ..
+            } => write!(
+                f,
+                "DPoP proof refused: {verifier}: {error}; a nonce was sent (DPoP-Nonce)"
+            ),
+            Refusal::DpopReplay { verifier } => write!(
+                f,
+                "DPoP proof refused: {verifier}: replayed (its jti was seen before with the same key)"
+            ),
+            Refusal::DpopReplayUnknown { verifier, error } => write!(
+                f,
+                "DPoP proof refused: {verifier}: the replay store could not answer ({error}); refusing rather than risking a replay"
+            ),
         }
     }
 }
@@ -148,6 +245,7 @@ impl fmt::Display for Refusal {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::challenge::Scheme;
     use crate::jose::JoseError;
     use crate::verify::claims::ClaimError;
 
@@ -164,11 +262,11 @@ mod tests {
 
     #[test]
     fn no_token_is_invalid_request_at_info() {
-        let r = Refusal::NoToken.response(Scheme::Bearer, None);
+        let r = Refusal::NoToken.response(&Challenges::bearer(Scheme::Bearer), None);
         assert_eq!(r.status, 401);
         assert_eq!(r.level, LogLevel::Info);
         assert_eq!(
-            r.www_authenticate,
+            r.www_authenticate[0],
             r#"Bearer error="invalid_request", error_description="No bearer token found in the request.""#
         );
         assert_eq!(r.log_line, "no bearer token found in the request");
@@ -177,10 +275,10 @@ mod tests {
 
     #[test]
     fn no_verifier_is_an_error_line() {
-        let r = Refusal::NoVerifier.response(Scheme::Basic, Some("api"));
+        let r = Refusal::NoVerifier.response(&Challenges::bearer(Scheme::Basic), Some("api"));
         assert_eq!(r.level, LogLevel::Error);
         assert_eq!(
-            r.www_authenticate,
+            r.www_authenticate[0],
             r#"Basic realm="api", error="invalid_token", error_description="Token could not be verified.""#
         );
         assert_eq!(Refusal::NoVerifier.label(), "no_verifier");
@@ -189,7 +287,7 @@ mod tests {
     #[test]
     fn too_long_names_the_length_and_the_bound() {
         let refusal = Refusal::TokenTooLong { len: 70_000 };
-        let r = refusal.response(Scheme::Bearer, None);
+        let r = refusal.response(&Challenges::bearer(Scheme::Bearer), None);
         assert_eq!(r.level, LogLevel::Warn);
         assert_eq!(
             r.log_line,
@@ -210,10 +308,10 @@ mod tests {
                 error: VerifyError::Claims(ClaimError::Expired { exp: 1, now: 2 }),
             },
         ]);
-        let r = refusal.response(Scheme::Bearer, None);
+        let r = refusal.response(&Challenges::bearer(Scheme::Bearer), None);
         assert_eq!(r.status, 401);
         assert_eq!(r.level, LogLevel::Warn);
-        assert!(r.www_authenticate.contains(r#"error="invalid_token""#));
+        assert!(r.www_authenticate[0].contains(r#"error="invalid_token""#));
         assert_eq!(
             r.log_line,
             format!(
@@ -247,9 +345,9 @@ mod tests {
             verifier: verifier(),
             error: BindingError::Mismatch,
         };
-        let r = refusal.response(Scheme::Bearer, None);
+        let r = refusal.response(&Challenges::bearer(Scheme::Bearer), None);
         assert_eq!(r.level, LogLevel::Warn);
-        assert!(r.www_authenticate.contains(r#"error="invalid_token""#));
+        assert!(r.www_authenticate[0].contains(r#"error="invalid_token""#));
         assert_eq!(
             r.log_line,
             format!(
@@ -266,10 +364,10 @@ mod tests {
             verifier: verifier(),
             claim: "email\r\n".into(),
         };
-        let r = refusal.response(Scheme::Bearer, None);
+        let r = refusal.response(&Challenges::bearer(Scheme::Bearer), None);
         assert_eq!(r.level, LogLevel::Warn);
         assert_eq!(
-            r.www_authenticate,
+            r.www_authenticate[0],
             r#"Bearer error="invalid_token", error_description="Could not determine remote user.""#
         );
         assert!(
@@ -279,5 +377,67 @@ mod tests {
         );
         assert_eq!(refusal.label(), "no_remote_user");
         assert_eq!(refusal.error_code(), challenge::NO_USER);
+    }
+
+    fn dpop_only() -> Challenges {
+        Challenges {
+            bearer: None,
+            dpop_algs: Some("ES256 EdDSA".into()),
+        }
+    }
+
+    #[test]
+    fn a_dpop_location_challenges_with_dpop_only() {
+        let r = Refusal::NoToken.response(&dpop_only(), None);
+        assert_eq!(r.www_authenticate, [r#"DPoP algs="ES256 EdDSA""#]);
+        let r = Refusal::DpopReplay {
+            verifier: verifier(),
+        }
+        .response(&dpop_only(), Some("api"));
+        assert_eq!(r.status, 401);
+        assert_eq!(
+            r.www_authenticate,
+            [
+                r#"DPoP realm="api", algs="ES256 EdDSA", error="invalid_dpop_proof", error_description="DPoP proof could not be verified.""#
+            ]
+        );
+        assert_eq!(r.dpop_nonce, None);
+    }
+
+    #[test]
+    fn a_mixed_location_sends_both_challenges() {
+        let both = Challenges {
+            bearer: Some(Scheme::Bearer),
+            dpop_algs: Some("ES256".into()),
+        };
+        let refusal = Refusal::DpopSchemeMissing {
+            verifier: verifier(),
+        };
+        let r = refusal.response(&both, None);
+        assert_eq!(
+            r.www_authenticate,
+            [
+                r#"Bearer error="invalid_token", error_description="Token could not be verified.""#,
+                r#"DPoP algs="ES256", error="invalid_token", error_description="Token could not be verified.""#
+            ]
+        );
+        assert_eq!(refusal.label(), "dpop_scheme_missing");
+        assert!(
+            r.log_line.contains("RFC 9449 section 7.2"),
+            "{}",
+            r.log_line
+        );
+    }
+
+    #[test]
+    fn an_unanswered_replay_store_is_an_error_line() {
+        let refusal = Refusal::DpopReplayUnknown {
+            verifier: verifier(),
+            error: "redis cache: timed out".into(),
+        };
+        let r = refusal.response(&dpop_only(), None);
+        assert_eq!(r.level, LogLevel::Error);
+        assert!(r.www_authenticate[0].contains("invalid_dpop_proof"));
+        assert_eq!(refusal.label(), "dpop_replay_unknown");
     }
 }

@@ -118,8 +118,15 @@ pub(crate) fn end() {
     PUBLISHED.fetch_add(1, Ordering::Release);
 }
 
+/// Runs `f` on the generation in service (an empty one if none is: never the case once httpd
+/// serves requests).
+pub(crate) fn with_current<R>(f: impl FnOnce(&Generation) -> R) -> R {
+    static NONE: std::sync::LazyLock<Generation> = std::sync::LazyLock::new(Generation::default);
+    with_published(|generation| f(generation.unwrap_or(&NONE)))
+}
+
 /// Runs `f` on the generation in service, from this thread's copy (no lock on the request path).
-fn with_current<R>(f: impl FnOnce(Option<&Generation>) -> R) -> R {
+fn with_published<R>(f: impl FnOnce(Option<&Generation>) -> R) -> R {
     let published = PUBLISHED.load(Ordering::Acquire);
     CURRENT.with(|current| {
         let mut current = current.borrow_mut();
@@ -136,5 +143,5 @@ fn with_current<R>(f: impl FnOnce(Option<&Generation>) -> R) -> R {
 
 /// Whether a `Require oauth2_claim` line needs the accepted claims kept for authorization.
 pub(crate) fn claims_required() -> bool {
-    with_current(|generation| generation.is_some_and(Generation::claims_required))
+    with_published(|generation| generation.is_some_and(Generation::claims_required))
 }

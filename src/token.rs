@@ -43,6 +43,8 @@ pub(crate) struct Found<'a> {
     pub(crate) token: Cow<'a, str>,
     pub(crate) method: Method,
     pub(crate) strip: Option<StripAction>,
+    /// Sent as `Authorization: DPoP <token>` (RFC 9449 section 7.1), not as a bearer token.
+    pub(crate) dpop_scheme: bool,
 }
 
 pub(crate) fn find<'a>(sources: &TokenSources, req: &'a impl TokenSource) -> Option<Found<'a>> {
@@ -50,6 +52,22 @@ pub(crate) fn find<'a>(sources: &TokenSources, req: &'a impl TokenSource) -> Opt
         .into_iter()
         .filter(|m| sources.accepts(*m))
         .find_map(|m| from_method(sources, req, m))
+}
+
+/// `Authorization: DPoP <token>`, which a location with a `type=dpop` verifier takes before the
+/// configured sources (no `OAuth2AcceptTokenIn` line needed).
+pub(crate) fn find_dpop<'a>(
+    sources: &TokenSources,
+    req: &'a impl TokenSource,
+) -> Option<Found<'a>> {
+    let token = header_token(req.header(c"Authorization")?, "DPoP")?;
+    Some(Found {
+        token: Cow::Borrowed(token),
+        method: Method::Header,
+        strip: (sources.strip == Strip::On)
+            .then(|| StripAction::UnsetHeader(c"Authorization".into())),
+        dpop_scheme: true,
+    })
 }
 
 fn from_method<'a>(
@@ -104,10 +122,16 @@ fn from_method<'a>(
             )
         }
     };
+    let dpop_scheme = method == Method::Header
+        && s.header_type.eq_ignore_ascii_case("DPoP")
+        && s.header_name
+            .as_bytes()
+            .eq_ignore_ascii_case(b"Authorization");
     Some(Found {
         token,
         method,
         strip,
+        dpop_scheme,
     })
 }
 

@@ -11,6 +11,7 @@ use super::log;
 use crate::authn::{self, Granted, Outcome};
 use crate::ffi;
 use crate::pass::{self, Passed};
+use crate::pop::dpop::RequestUrl;
 use crate::pop::mtls;
 use crate::refusal::LogLevel;
 use crate::token::{StripAction, TokenSource};
@@ -282,11 +283,11 @@ impl<'r> ApacheRequest<'r> {
 
     /// Whether a key of `table` starts with `prefix`, in any case (tables are case-insensitive).
     fn has_key_with_prefix(&self, table: Table, prefix: &str) -> bool {
-        let prefix = prefix.as_bytes();
-        self.keys(table).any(|k| {
-            k.get(..prefix.len())
-                .is_some_and(|k| k.eq_ignore_ascii_case(prefix))
-        })
+        // SAFETY: see `new`; the shim reads `prefix.len()` bytes of `prefix` at most.
+        unsafe {
+            ffi::oauth2_table_has_prefix(self.r, table.raw(), prefix.as_ptr().cast(), prefix.len())
+                != 0
+        }
     }
 
     fn set_header(&self, name: &str, value: &[u8]) {
@@ -350,24 +351,23 @@ impl<'r> ApacheRequest<'r> {
     pub(crate) fn apply(&self, outcome: Outcome) -> c_int {
         match outcome {
             Outcome::Declined => ffi::DECLINED,
-            Outcome::Refused { refusal, scheme } => {
-                let response = refusal.response(scheme, authn::Request::auth_name(self));
+            Outcome::Refused {
+                refusal,
+                challenges,
+            } => {
+                let response = refusal.response(&challenges, authn::Request::auth_name(self));
                 let level = match response.level {
                     LogLevel::Info => ffi::APLOG_INFO,
                     LogLevel::Warn => ffi::APLOG_WARNING,
                     LogLevel::Error => ffi::APLOG_ERR,
                 };
                 self.log(level, &format!("oauth2: {}", response.log_line));
-                let challenge = response.www_authenticate;
-                // SAFETY: see `new`; the value is copied into the request pool by the shim.
-                unsafe {
-                    ffi::oauth2_err_header_add(
-                        self.r,
-                        c"WWW-Authenticate".as_ptr(),
-                        challenge.as_ptr().cast(),
-                        challenge.len(),
-                    )
-                };
+                for challenge in &response.www_authenticate {
+                    self.add_response_header(c"WWW-Authenticate", challenge);
+                }
+                if let Some(nonce) = &response.dpop_nonce {
+                    self.add_response_header(c"DPoP-Nonce", nonce);
+                }
                 c_int::from(response.status)
             }
             Outcome::Granted(granted) => {
@@ -377,6 +377,14 @@ impl<'r> ApacheRequest<'r> {
         }
     }
 
+    /// A response header that is sent with errors and successes alike (`err_headers_out`).
+    fn add_response_header(&self, name: &CStr, value: &str) {
+        // SAFETY: see `new`; the value is copied into the request pool by the shim.
+        unsafe {
+            ffi::oauth2_err_header_add(self.r, name.as_ptr(), value.as_ptr().cast(), value.len())
+        };
+    }
+
     fn grant(&self, g: Granted) {
         let Granted {
             pass,
@@ -384,7 +392,11 @@ impl<'r> ApacheRequest<'r> {
             claims,
             verifier,
             origin,
+            dpop_nonce,
         } = g;
+        if let Some(nonce) = &dpop_nonce {
+            self.add_response_header(c"DPoP-Nonce", nonce);
+        }
         if let Some(action) = strip {
             self.strip(action);
         }
@@ -521,4 +533,53 @@ impl<'r> authn::Request for ApacheRequest<'r> {
                 .as_ref()
         }
     }
+
+    fn dpop_proofs(&self) -> Vec<&str> {
+        // More than two already fails the "exactly one" check; two are enough to say so.
+        let mut values = [std::ptr::null(); 2];
+        // SAFETY: see `new`; the shim writes at most `values.len()` pointers to header values
+        // that live in the request pool for 'r.
+        let count = unsafe {
+            ffi::oauth2_header_in_values(self.r, c"DPoP".as_ptr(), values.as_mut_ptr(), 2)
+        };
+        values
+            .iter()
+            .take(usize::try_from(count).unwrap_or(0))
+            .filter_map(|p| self.str(*p))
+            // A proxy may have folded several headers into one, comma-separated (RFC 9110
+            // section 5.3); a compact JWS has no comma.
+            .flat_map(|v| v.split(',').map(str::trim))
+            .collect()
+    }
+
+    fn url(&self) -> RequestUrl<'_> {
+        let (mut scheme, mut host, mut port, mut uri) =
+            (std::ptr::null(), std::ptr::null(), 0, std::ptr::null());
+        // SAFETY: see `new`; the shim fills every out-pointer with strings httpd keeps for the
+        // request (scheme and host: server configuration or request pool; uri: request pool).
+        unsafe { ffi::oauth2_request_url(self.r, &mut scheme, &mut host, &mut port, &mut uri) };
+        RequestUrl {
+            scheme: self.str(scheme).unwrap_or("https"),
+            host: self.str(host).unwrap_or(""),
+            port: u16::try_from(port).unwrap_or(0),
+            path: path_of(self.str(uri).unwrap_or("/")),
+        }
+    }
+}
+
+/// The path of a request target (RFC 9112 section 3.2): origin form `/p?q`, or absolute form
+/// `https://h/p?q`; query and fragment left out.
+fn path_of(target: &str) -> &str {
+    let start = match target.find("://") {
+        Some(i) if !target.starts_with('/') => {
+            let after = i + 3;
+            target[after..]
+                .find('/')
+                .map_or(target.len(), |p| after + p)
+        }
+        _ => 0,
+    };
+    let rest = &target[start..];
+    let end = rest.find(['?', '#']).unwrap_or(rest.len());
+    if end == 0 { "/" } else { &rest[..end] }
 }

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use crate::jose::Key;
 use crate::options::{Options, Requirement, parse_number};
+use crate::pop::dpop::DpopPolicy;
 use crate::pop::mtls::MtlsPolicy;
 use crate::remote::auth::EndpointAuth;
 use crate::remote::fetch::HttpOptions;
@@ -19,7 +20,7 @@ use crate::remote::introspect::Introspector;
 use crate::remote::keys::{Format, RemoteKeys};
 use crate::remote::metadata::{Metadata, Templates};
 use crate::verify::claims::ClaimPolicy;
-use crate::verify::{Binding, ResultCaching, Source, Verifier};
+use crate::verify::{Binding, DpopBinding, ResultCaching, Source, Verifier};
 
 pub(crate) const UNKNOWN_TYPE: &str = "Invalid value, must be one of: plain, base64, base64url, hex, pem, pubkey, jwk, jwks_uri, eckey_uri, introspect or metadata.";
 pub(crate) const UNKNOWN_BINDING: &str =
@@ -32,6 +33,14 @@ const ACTIVE_OPTIONS: &[&str] = &[
     "kid",
     "type",
     "mtls.policy",
+    "dpop.cache",
+    "dpop.expiry",
+    "dpop.iat.verify",
+    "dpop.iat.slack.before",
+    "dpop.iat.slack.after",
+    "dpop.algs",
+    "dpop.nonce",
+    "dpop.nonce.interval",
     "verify.exp",
     "verify.iat",
     "verify.iat.slack_before",
@@ -82,11 +91,6 @@ const INERT_OPTIONS: &[&str] = &[
     "eckey_uri.auth",
     "metadata.auth",
     "mtls.env_var_name",
-    "dpop.cache",
-    "dpop.expiry",
-    "dpop.iat.verify",
-    "dpop.iat.slack.before",
-    "dpop.iat.slack.after",
 ];
 
 /// What the directive produced: the verifier and notes for the error log.
@@ -186,6 +190,7 @@ pub(crate) fn parse(
     };
 
     let binding = parse_binding(&options)?;
+    let dpop = dpop_binding(&options, binding, caches)?;
     for name in options.unknown(ACTIVE_OPTIONS) {
         let endpoint_option = name.split_once('.').is_some_and(|(p, rest)| {
             ["jwks_uri", "eckey_uri", "metadata", "introspect"].contains(&p)
@@ -215,6 +220,7 @@ pub(crate) fn parse(
             source,
             claims,
             binding,
+            dpop,
             results,
         },
         warnings,
@@ -442,13 +448,39 @@ fn parse_binding(options: &Options) -> Result<Binding, String> {
         Some(t) if t.eq_ignore_ascii_case("mtls") => {
             Ok(Binding::Mtls(MtlsPolicy::parse(options.get("mtls.policy"))))
         }
-        Some(t) if t.eq_ignore_ascii_case("dpop") => Err(
-            "type=dpop (RFC 9449 DPoP) is not supported by this version of the module yet; \
-             use type=bearer or type=mtls"
-                .to_string(),
-        ),
+        Some(t) if t.eq_ignore_ascii_case("dpop") => Ok(Binding::Dpop),
         Some(_) => Err(UNKNOWN_BINDING.to_string()),
     }
+}
+
+/// The DPoP settings of a verifier. Every verifier has them: a token bound to a DPoP key
+/// (`cnf.jkt`) needs a valid proof whatever the verifier's `type` (RFC 9449 section 7.2); the
+/// `dpop.*` options are read with `type=dpop` only, as in the C module. Proofs' `jti` are
+/// remembered in `dpop.cache` (default: the default cache); a name that matches no cache is an
+/// error (the C module then silently stops detecting replays).
+fn dpop_binding(
+    options: &Options,
+    binding: Binding,
+    caches: &mut CacheRegistry,
+) -> Result<DpopBinding, String> {
+    let (policy, name) = if binding == Binding::Dpop {
+        (DpopPolicy::parse(options)?, options.get("dpop.cache"))
+    } else {
+        (DpopPolicy::default(), None)
+    };
+    let replay = match caches.resolve(name) {
+        Some(cache) => Some(cache),
+        None if name.is_none() => None,
+        None => {
+            return Err(format!(
+                "dpop.cache={} names no OAuth2Cache: write the OAuth2Cache line (with name={}) before this \
+                 OAuth2TokenVerify line, or leave dpop.cache out to use the default cache",
+                name.unwrap_or(""),
+                name.unwrap_or("")
+            ));
+        }
+    };
+    Ok(DpopBinding { policy, replay })
 }
 
 fn parse_claim_policy(options: &Options) -> ClaimPolicy {
@@ -539,8 +571,16 @@ mod tests {
     }
 
     #[test]
-    fn dpop_is_refused_with_advice() {
-        assert!(err("plain", SECRET, Some("type=dpop")).contains("not supported"));
+    fn dpop_needs_a_known_replay_cache() {
+        let p = parse("plain", SECRET, Some("type=DPoP"), &ORIGIN).unwrap();
+        assert_eq!(p.verifier.binding, Binding::Dpop);
+        assert!(
+            p.verifier.dpop.replay.is_some(),
+            "the implicit default cache"
+        );
+        assert!(p.warnings.is_empty(), "{:?}", p.warnings);
+        let e = err("plain", SECRET, Some("type=dpop&dpop.cache=nope"));
+        assert!(e.contains("dpop.cache=nope names no OAuth2Cache"), "{e}");
     }
 
     #[test]

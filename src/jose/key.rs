@@ -151,13 +151,6 @@ impl Key {
 
     /// RFC 7638 JWK thumbprint (SHA-256, base64url) of the public part, as
     /// used by DPoP `jkt` (RFC 9449) confirmation claims.
-    #[cfg_attr(
-        not(test),
-        expect(
-            dead_code,
-            reason = "DPoP (RFC 9449 section 6) binds tokens by this thumbprint"
-        )
-    )]
     pub(crate) fn jwk_thumbprint(&self) -> Result<String, JoseError> {
         let crypto = |_| JoseError::Crypto("thumbprint");
         // Required members only, in lexicographic order, no whitespace.

@@ -18,6 +18,8 @@ pub(crate) struct Accepted {
     times: Times,
     /// `cnf["x5t#S256"]`, for checking the certificate binding on every use.
     bound_thumbprint: Option<Box<str>>,
+    /// `cnf.jkt` (RFC 9449 section 6), for checking DPoP proofs on every use.
+    bound_jkt: Jkt,
     /// Derived once by a later stage and kept with the result; opaque here (verification knows
     /// nothing of the backend).
     derived: OnceLock<Arc<dyn Any + Send + Sync>>,
@@ -28,6 +30,7 @@ impl Accepted {
         Arc::new(Accepted {
             times: Times::of(&claims),
             bound_thumbprint: crate::pop::mtls::bound_thumbprint(&claims).map(Box::from),
+            bound_jkt: Jkt::of(&claims),
             claims,
             derived: OnceLock::new(),
         })
@@ -45,6 +48,10 @@ impl Accepted {
         self.bound_thumbprint.as_deref()
     }
 
+    pub(crate) fn bound_jkt(&self) -> &Jkt {
+        &self.bound_jkt
+    }
+
     /// What a later stage derived from these claims, if it did.
     pub(crate) fn derived(&self) -> Option<&(dyn Any + Send + Sync)> {
         self.derived.get().map(|d| &**d)
@@ -54,6 +61,31 @@ impl Accepted {
     /// the same thing).
     pub(crate) fn keep_derived(&self, value: Arc<dyn Any + Send + Sync>) {
         let _ = self.derived.set(value);
+    }
+}
+
+/// A claim set's DPoP key binding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Jkt {
+    /// No `cnf.jkt`: not bound to a DPoP key.
+    None,
+    Bound(Box<str>),
+    /// `cnf.jkt` present but not a non-empty string (RFC 9449 section 6.1): bound to something
+    /// that cannot be checked, so never accepted (fail closed).
+    Unreadable,
+}
+
+impl Jkt {
+    fn of(claims: &Map<String, Value>) -> Jkt {
+        match claims.get("cnf").and_then(|cnf| cnf.get("jkt")) {
+            None => Jkt::None,
+            Some(Value::String(jkt)) if !jkt.is_empty() => Jkt::Bound(jkt.as_str().into()),
+            Some(_) => Jkt::Unreadable,
+        }
+    }
+
+    pub(crate) fn is_bound(&self) -> bool {
+        !matches!(self, Jkt::None)
     }
 }
 

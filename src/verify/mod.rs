@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use crate::cache::Cache;
 use crate::jose::{self, JoseError, Jws, Key};
+use crate::pop::dpop::DpopPolicy;
 use crate::pop::mtls::{self, BindingError, MtlsPolicy};
 use crate::remote::introspect::{IntrospectError, Introspector};
 use crate::remote::keys::RemoteKeys;
@@ -20,13 +21,23 @@ use crate::remote::metadata::Metadata;
 use claims::{ClaimError, ClaimPolicy};
 use result_cache::{ResultCache, ttl_for};
 
-pub(crate) use accepted::{Accepted, Claims};
+pub(crate) use accepted::{Accepted, Claims, Jkt};
 
 /// Proof of possession required on top of a valid token (`type=` option).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Binding {
     Bearer,
     Mtls(MtlsPolicy),
+    /// RFC 9449: every token needs a DPoP proof by the key it is bound to.
+    Dpop,
+}
+
+/// How DPoP proofs are checked for this verifier's tokens, and where their `jti` are remembered.
+#[derive(Clone)]
+pub(crate) struct DpopBinding {
+    pub(crate) policy: DpopPolicy,
+    /// The replay store; `None` only for an `.htaccess` verifier read with no cache at all.
+    pub(crate) replay: Option<Arc<Cache>>,
 }
 
 /// Where a verifier gets its answer.
@@ -50,6 +61,7 @@ pub(crate) struct Verifier {
     pub(crate) source: Source,
     pub(crate) claims: ClaimPolicy,
     pub(crate) binding: Binding,
+    pub(crate) dpop: DpopBinding,
     pub(crate) results: ResultCaching,
 }
 
@@ -386,7 +398,7 @@ impl Verifier {
         client_thumbprint: impl FnOnce() -> Option<&'a str>,
     ) -> Result<(), BindingError> {
         match self.binding {
-            Binding::Bearer => Ok(()),
+            Binding::Bearer | Binding::Dpop => Ok(()),
             Binding::Mtls(policy) => {
                 mtls::check(claims.bound_thumbprint(), policy, client_thumbprint)
             }
