@@ -642,6 +642,7 @@ pub(crate) struct Conn {
     port: u16,
     stream: SslStream<TcpStream>,
     buf: Vec<u8>,
+    answered: usize,
 }
 
 impl Conn {
@@ -670,7 +671,23 @@ impl Conn {
             port,
             stream,
             buf: Vec::new(),
+            answered: 0,
         })
+    }
+
+    /// Responses received on this connection so far.
+    pub(crate) fn answered(&self) -> usize {
+        self.answered
+    }
+
+    /// True when `err` (from [`Conn::send`]) means the server closed this idle keep-alive
+    /// connection before reading the request: sending it again on a new connection is safe.
+    pub(crate) fn closed_before_answering(&self, err: &str) -> bool {
+        self.answered > 0
+            && self.buf.is_empty()
+            && (err.starts_with("connection closed after 0 byte")
+                || err.starts_with("write:")
+                || err.starts_with("read:"))
     }
 
     /// Send `req` on this connection and read the response (keep-alive).
@@ -718,6 +735,7 @@ impl Conn {
             } else {
                 self.read_to_end()?
             };
+            self.answered += 1;
             return Ok(Response {
                 status,
                 headers,
