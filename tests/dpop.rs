@@ -16,8 +16,8 @@ use common::servers::*;
 use common::*;
 use serde_json::json;
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 const PASSPHRASE: &str = "dpop-tests-passphrase-0123456789abcdef";
