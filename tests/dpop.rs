@@ -1169,6 +1169,33 @@ fn a_proof_is_accepted_once() {
     expect_status(&mut f, "keep-alive: first use", &r1, 200);
     let r2 = conn.send(&req2).unwrap();
     expect_dpop_401(&mut f, "keep-alive: the same proof again", &r2, &refused);
+    // the token is known on this connection now: the proof is still required every time
+    let r3 = conn.send(&RawReq::get("/d/ok").dpop_token(&token)).unwrap();
+    expect_dpop_401(
+        &mut f,
+        "keep-alive: the known token without a proof",
+        &r3,
+        &refused,
+    );
+    let p4 = Proof::new(&key, "GET", &u).ath(&token).sign(&key);
+    let r4 = conn
+        .send(&RawReq::get("/d/ok").bearer(&token).proof(&p4))
+        .unwrap();
+    expect_status(
+        &mut f,
+        "keep-alive: the known token with the Bearer scheme and a valid proof",
+        &r4,
+        401,
+    );
+    let r5 = conn
+        .send(&RawReq::get("/d/ok").dpop_token(&token).proof(&p4))
+        .unwrap();
+    expect_status(
+        &mut f,
+        "keep-alive: that proof, refused with Bearer, then with DPoP",
+        &r5,
+        200,
+    );
 
     // the jti is what is recorded (with the key): another proof with the same jti
     let same_jti = proof
