@@ -1454,6 +1454,71 @@ fn replay_refused_across_two_httpds_sharing_redis() {
     finish(f, &h1);
 }
 
+/// The replay store down (Redis killed): a proof cannot be checked for replay, so it is refused
+/// (401 `invalid_dpop_proof`, an error-level log line) rather than accepted; once Redis is back
+/// (after the module's back-off) proofs are accepted again and replays refused.
+#[test]
+fn replay_store_down_refuses_proofs_then_recovers() {
+    let mut redis = Redis::start(RedisAuth::Open);
+    let signer = TokenSigner::ec("dpop-redis-down");
+    let h = Httpd::start(
+        HttpdConfig::new(oauth2_location(
+            "/r",
+            &jwk_verify(&signer, "type=dpop&dpop.cache=r"),
+        ))
+        .server(format!(
+            "{}OAuth2Cache redis {}\nOAuth2CryptoPassphrase {}\n",
+            single_process(),
+            apache_quote(&format!("name=r&{}", redis.cache_options())),
+            apache_quote(PASSPHRASE)
+        )),
+    );
+    let key = DpopKey::p256();
+    let token = bound_token(&signer, "redis-down-user", &key);
+    let u = htu(&h, "/r/ok");
+    let fresh = || {
+        RawReq::get("/r/ok")
+            .dpop_token(&token)
+            .proof(&Proof::new(&key, "GET", &u).ath(&token).sign(&key))
+    };
+    let mut f = Failures::new();
+    let r = send_raw(&h, &fresh());
+    expect_status(&mut f, "redis up: a fresh proof", &r, 200);
+
+    redis.kill();
+    let mark = h.log_mark();
+    let r = send_raw(&h, &fresh());
+    expect_dpop_401(
+        &mut f,
+        "redis down: a fresh proof",
+        &r,
+        &DpopChallenge {
+            algs: DEFAULT_ALGS,
+            realm: None,
+            errors: BAD_PROOF,
+        },
+    );
+    let lines = refusals_between(&h, mark, h.log_mark());
+    f.check(lines.iter().any(|l| l.contains("[oauth2:error]")), || {
+        format!("redis down: no error-level line: {lines:?}")
+    });
+
+    redis.restart();
+    let back = poll(Duration::from_secs(15), || {
+        let req = fresh();
+        (send_raw(&h, &req).status == 200).then_some(req)
+    });
+    match back {
+        Some(req) => {
+            let r = send_raw(&h, &req);
+            expect_status(&mut f, "redis back: the accepted proof replayed", &r, 401);
+        }
+        None => f.fail("redis restarted: no proof accepted within 15 s"),
+    }
+    h.assert_no_child_crash();
+    finish(f, &h);
+}
+
 // ---------------------------------------------------------------------------------------------
 // 5. Nonces
 // ---------------------------------------------------------------------------------------------
