@@ -612,6 +612,19 @@ fn cases() -> Vec<Case> {
         Case::accepted("iat 3 s in the future", |c| {
             c.edited(|p| p.claim("iat", json!(now() + 3)))
         }),
+        Case::accepted("jwk with kid, use, alg and key_ops members", |c| {
+            let mut j = c.key.public_jwk();
+            let m = j.as_object_mut().unwrap();
+            m.insert("kid".into(), json!("client-key-1"));
+            m.insert("use".into(), json!("sig"));
+            m.insert("alg".into(), json!("ES256"));
+            m.insert("key_ops".into(), json!(["verify"]));
+            c.edited(|p| p.header("jwk", j))
+        }),
+        Case::accepted("iat with a fraction of a second", |c| {
+            let t = now() as f64 - 0.5;
+            c.edited(|p| p.claim("iat", json!(t)))
+        }),
         Case::accepted("ES256 proof where dpop.algs=ES256", |c| {
             c.at("/e/ok", c.key, |p| p)
         }),
@@ -706,6 +719,10 @@ fn cases() -> Vec<Case> {
             let p = c.proof(|p| p.without_header("alg"));
             c.with_proof(&p.sign_as(c.key, "ES256"))
         }),
+        Case::bad_proof("alg ES384 with a P-256 key", L_ALG, |c| {
+            let p = c.proof(|p| p.header("alg", json!("ES384")));
+            c.with_proof(&p.sign_as(c.key, "ES384"))
+        }),
         Case::bad_proof("ES384 proof where dpop.algs=ES256", L_ALG, |c| {
             c.at("/e/ok", c.p384, |p| p)
         })
@@ -748,6 +765,17 @@ fn cases() -> Vec<Case> {
         Case::bad_proof("jwk RSA-16384", L_RSA_SIZE, |c| {
             c.at("/d/ok", c.rsa16384, |p| p)
         }),
+        Case::bad_proof(
+            "jwk EC point not on the curve",
+            &["jwk", "curve", "point", "signature"],
+            |c| {
+                let mut j = c.key.public_jwk();
+                let y = j["y"].as_str().unwrap().to_string();
+                let flipped = if y.starts_with('A') { "B" } else { "A" };
+                j["y"] = json!(format!("{flipped}{}", &y[1..]));
+                c.edited(|p| p.header("jwk", j))
+            },
+        ),
         Case::bad_proof("jwk not an object", L_JWK, |c| {
             c.edited(|p| p.header("jwk", json!("AAAA")))
         }),
@@ -854,6 +882,20 @@ fn cases() -> Vec<Case> {
                     claims("mtls-user"),
                     json!({ "cnf": { "x5t#S256": c.h.pki.thumb_a } }),
                 ));
+                let p = Proof::new(c.key, "GET", &c.htu("/d/ok"))
+                    .ath(&t)
+                    .sign(c.key);
+                RawReq::get("/d/ok").dpop_token(&t).proof(&p)
+            },
+        ),
+        Case::refused(
+            "token with cnf.jkt not a string",
+            BAD_BINDING,
+            &["jkt"],
+            |c| {
+                let t = c
+                    .signer
+                    .mint(&with(claims("odd-user"), json!({ "cnf": { "jkt": 42 } })));
                 let p = Proof::new(c.key, "GET", &c.htu("/d/ok"))
                     .ath(&t)
                     .sign(c.key);
