@@ -123,9 +123,10 @@ impl Refusal {
     fn dpop_error_code(&self) -> Option<ErrorCode> {
         match self {
             Refusal::NoToken => None,
-            Refusal::DpopProof { .. }
-            | Refusal::DpopReplay { .. }
-            | Refusal::DpopReplayUnknown { .. } => Some(challenge::BAD_DPOP_PROOF),
+            Refusal::DpopProof { error, .. } => Some(error.error_code()),
+            Refusal::DpopReplay { .. } | Refusal::DpopReplayUnknown { .. } => {
+                Some(challenge::BAD_DPOP_PROOF)
+            }
             Refusal::DpopNonce { .. } => Some(challenge::USE_DPOP_NONCE),
             Refusal::NoVerifier
             | Refusal::TokenTooLong { .. }

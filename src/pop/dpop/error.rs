@@ -2,6 +2,7 @@
 //! binding of section 7.1). `Display` is one log line naming the failed check; it never holds the
 //! token or the proof, and text taken from the proof is sanitized and cut short.
 
+use crate::challenge::{self, ErrorCode};
 use std::fmt;
 
 use crate::jose::JoseError;
@@ -75,8 +76,6 @@ pub(crate) enum DpopError {
     TokenNotBound,
     /// The proof key's thumbprint is not the token's `cnf.jkt`.
     JktMismatch,
-    /// The proof was seen before (reported by the caller's replay store, never by `check`).
-    Replay,
     /// The crypto library failed on a well-formed key (not the client's fault).
     Internal(&'static str),
 }
@@ -117,7 +116,6 @@ impl DpopError {
             NonceInvalid => "dpop_nonce_invalid",
             TokenNotBound => "dpop_token_not_bound",
             JktMismatch => "dpop_jkt_mismatch",
-            Replay => "dpop_replay",
             Internal(_) => "dpop_internal",
         }
     }
@@ -131,11 +129,12 @@ impl DpopError {
     /// The RFC 9449 error code for the challenge: `use_dpop_nonce` for nonce problems,
     /// `invalid_token` when the token is not bound to the proof's key (section 7.1), and
     /// `invalid_dpop_proof` for everything wrong with the proof itself.
-    pub(crate) fn error_code(&self) -> &'static str {
+    pub(crate) fn error_code(&self) -> ErrorCode {
         match self {
-            DpopError::NonceMissing | DpopError::NonceInvalid => "use_dpop_nonce",
-            DpopError::TokenNotBound | DpopError::JktMismatch => "invalid_token",
-            _ => "invalid_dpop_proof",
+            DpopError::NonceMissing | DpopError::NonceInvalid => challenge::USE_DPOP_NONCE,
+            // RFC 9449 section 7.1: a token not bound to the proof's key is an invalid token.
+            DpopError::TokenNotBound | DpopError::JktMismatch => challenge::BAD_TOKEN,
+            _ => challenge::BAD_DPOP_PROOF,
         }
     }
 }
@@ -218,7 +217,6 @@ impl fmt::Display for DpopError {
                 f,
                 "DPoP proof key thumbprint does not match the access token's cnf.jkt"
             ),
-            Replay => write!(f, "DPoP proof replayed: its jti was seen before"),
             Internal(what) => write!(f, "DPoP proof check failed in the crypto library: {what}"),
         }
     }

@@ -3,19 +3,10 @@
 //! server nonces (section 9, in `nonce`). Pure: no Apache types, no replay store (the caller
 //! records [`CheckedProof::replay_key`] after every check passed, section 11.1).
 
-// Nothing outside this module calls it until the Apache layer is wired to it.
-#![cfg_attr(
-    not(test),
-    allow(dead_code, reason = "wired into authentication separately")
-)]
-
 mod error;
 pub(crate) mod htu;
 mod key;
 pub(crate) mod nonce;
-
-#[cfg(test)]
-mod tests;
 
 use std::time::Duration;
 
@@ -35,17 +26,6 @@ pub(crate) const MAX_PROOF_LEN: usize = 8 * 1024;
 /// Longest `jti`: RFC 9449 section 4.2 asks for at least 96 bits of randomness, a UUID or a
 /// base64url string of some 32 bytes; the bound keeps replay-store keys and log lines small.
 pub(crate) const MAX_JTI_LEN: usize = 256;
-
-/// The options [`DpopPolicy::parse`] reads (`dpop.cache` is the caller's: the replay store).
-pub(crate) const OPTIONS: &[&str] = &[
-    "dpop.algs",
-    "dpop.iat.verify",
-    "dpop.iat.slack.before",
-    "dpop.iat.slack.after",
-    "dpop.expiry",
-    "dpop.nonce",
-    "dpop.nonce.interval",
-];
 
 /// Every asymmetric algorithm the JOSE core verifies, in the order `algs="..."` lists them.
 const ASYMMETRIC: [Alg; 10] = [
@@ -476,3 +456,6 @@ fn check_iat(policy: &DpopPolicy, iat: f64, now: i64) -> Result<i64, DpopError> 
 fn whole_seconds(t: f64) -> i64 {
     t.floor() as i64
 }
+
+#[cfg(test)]
+mod tests;

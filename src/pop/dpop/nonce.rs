@@ -139,14 +139,6 @@ pub(crate) fn secret_from_passphrase(passphrase: &str) -> [u8; 32] {
     crate::digest::sha256(&[b"mod_oauth2 dpop nonce v1\0", passphrase.as_bytes()])
 }
 
-/// A fresh random secret, for a server without a passphrase: nonces then hold for the child
-/// processes of one start only (they inherit it), not across hosts or restarts.
-pub(crate) fn random_secret() -> Result<[u8; 32], openssl::error::ErrorStack> {
-    let mut secret = [0u8; 32];
-    openssl::rand::rand_bytes(&mut secret)?;
-    Ok(secret)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -276,6 +268,5 @@ mod tests {
             s,
             crate::digest::sha256(&[b"mod_oauth2 cache encryption v1\0", b"secret"])
         );
-        assert_ne!(random_secret().ok(), random_secret().ok());
     }
 }

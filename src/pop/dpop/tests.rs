@@ -592,9 +592,13 @@ fn jwk_rsa_too_small() {
     let small = generated(&K, || {
         PKey::from_rsa(Rsa::generate(1024).expect("rsa")).expect("pkey")
     });
-    let proof = Proof::signed_by(Alg::RS256, small);
+    let proof = Proof::signed_by(Alg::RS256, small).compact();
+    // The token is bound to the small key (its thumbprint cannot be computed here: the JOSE
+    // core refuses to import it at all).
+    let mut request = Request::bound_to(rsa_key());
+    request.bound = Some("thumbprint-of-the-1024-bit-key".to_owned());
     assert_eq!(
-        proof.check(),
+        request.check(&proof),
         Err(DpopError::JwkRsaSize("of 1024 bits".to_owned()))
     );
 }
@@ -910,7 +914,7 @@ fn nonce_missing() {
     request.nonces = Some(Nonces::new([9; 32], Duration::from_secs(300)));
     let err = request.check(&Proof::new(Alg::ES256).compact());
     assert_eq!(err, Err(DpopError::NonceMissing));
-    assert!(err.is_err_and(|e| e.is_nonce_problem() && e.error_code() == "use_dpop_nonce"));
+    assert!(err.is_err_and(|e| e.is_nonce_problem() && e.error_code().error == "use_dpop_nonce"));
 }
 
 #[test]
@@ -958,7 +962,7 @@ fn token_not_bound() {
     request.bound = None;
     let err = request.check(&Proof::new(Alg::ES256).compact());
     assert_eq!(err, Err(DpopError::TokenNotBound));
-    assert!(err.is_err_and(|e| e.error_code() == "invalid_token"));
+    assert!(err.is_err_and(|e| e.error_code().error == "invalid_token"));
 }
 
 #[test]
@@ -968,11 +972,35 @@ fn jkt_mismatch() {
     let request = Request::bound_to(p256());
     let err = request.check(&proof);
     assert_eq!(err, Err(DpopError::JktMismatch));
-    assert!(err.is_err_and(|e| !e.is_nonce_problem() && e.error_code() == "invalid_token"));
+    assert!(err.is_err_and(|e| !e.is_nonce_problem() && e.error_code().error == "invalid_token"));
     let mut request = Request::bound_to(other_p256());
     assert_eq!(label(request.check(&proof)), "ok");
     request.bound = Some(String::new());
     assert_eq!(label(request.check(&proof)), "dpop_jkt_mismatch");
+}
+
+#[test]
+fn every_one_character_change_or_cut_is_refused_without_panicking() {
+    let proof = Proof::new(Alg::ES256).compact();
+    let request = Request::bound_to(p256());
+    assert_eq!(label(request.check(&proof)), "ok");
+    for (at, c) in proof.char_indices() {
+        let other = if c == 'A' { 'B' } else { 'A' };
+        let changed = format!("{}{other}{}", &proof[..at], &proof[at + 1..]);
+        assert!(request.check(&changed).is_err(), "change at {at}");
+        if at % 7 == 0 {
+            assert!(request.check(&proof[..at]).is_err(), "cut at {at}");
+        }
+    }
+}
+
+#[test]
+fn a_jwk_that_pins_the_header_alg_is_accepted() {
+    let proof = Proof::new(Alg::PS256)
+        .jwk("alg", json!("PS256"))
+        .jwk("use", json!("sig"))
+        .jwk("kid", json!("client-key-1"));
+    assert_eq!(label(proof.check()), "ok");
 }
 
 // ---------- results and errors ----------
@@ -1058,7 +1086,6 @@ fn error_labels_are_unique_and_lines_bounded() {
         DpopError::NonceInvalid,
         DpopError::TokenNotBound,
         DpopError::JktMismatch,
-        DpopError::Replay,
         DpopError::Internal("thumbprint"),
     ];
     let mut labels = std::collections::HashSet::new();
@@ -1066,7 +1093,8 @@ fn error_labels_are_unique_and_lines_bounded() {
         assert!(labels.insert(e.label()), "duplicate label {}", e.label());
         assert!(e.label().starts_with("dpop_"));
         let line = e.to_string();
-        assert!(line.len() < 300, "{line}");
+        // sanitize keeps 64 characters of each attacker string; escaping can widen them.
+        assert!(line.len() < 1500, "{} bytes: {line}", line.len());
         assert!(!line.contains('\n') && !line.contains('\u{202e}'), "{line}");
         let nonce = matches!(e, DpopError::NonceMissing | DpopError::NonceInvalid);
         assert_eq!(e.is_nonce_problem(), nonce);
@@ -1193,7 +1221,4 @@ fn policy_nonce() {
     );
     assert!(policy("dpop.nonce=maybe").is_err_and(|e| e.contains("dpop.nonce=maybe")));
     assert!(policy("dpop.nonce=on&dpop.nonce.interval=5").is_err_and(|e| e.contains("10 seconds")));
-    for name in OPTIONS {
-        assert!(name.starts_with("dpop."));
-    }
 }
