@@ -22,6 +22,10 @@ use std::time::{Duration, Instant};
 
 const PASSPHRASE: &str = "dpop-tests-passphrase-0123456789abcdef";
 
+/// Several prefork children from the start, none recycled.
+const PREFORK_CHILDREN: &str =
+    "StartServers 4\nMinSpareServers 4\nMaxSpareServers 8\nMaxRequestsPerChild 0\n";
+
 /// The error codes of RFC 9449 section 7.1 and RFC 6750 section 3.1.
 const BAD_PROOF: &[&str] = &["invalid_dpop_proof"];
 const BAD_TOKEN: &[&str] = &["invalid_token"];
@@ -1338,9 +1342,7 @@ fn replay_refused_across_prefork_children() {
     let h = Httpd::start(
         HttpdConfig::new(oauth2_location("/d", &jwk_verify(&signer, "type=dpop")))
             .mpm(Mpm::Prefork)
-            .server(
-                "StartServers 4\nMinSpareServers 4\nMaxSpareServers 8\nMaxRequestsPerChild 0\n",
-            ),
+            .server(PREFORK_CHILDREN),
     );
     let key = DpopKey::p256();
     let token = bound_token(&signer, "prefork-user", &key);
@@ -1680,6 +1682,107 @@ fn nonce_flow(options: &str, rotation: bool) {
         None => f.fail("no DPoP-Nonce with the refusal of the old nonce"),
     }
     finish(f, &h);
+}
+
+/// Nonces are the same for every prefork child (the secret is made before the children are
+/// forked) and for every host configured with the same `OAuth2CryptoPassphrase`; a host with
+/// another passphrase refuses them.
+#[test]
+fn nonces_shared_by_prefork_children_and_by_hosts_with_one_passphrase() {
+    let signer = TokenSigner::ec("dpop-nonce-shared");
+    let location = oauth2_location("/n", &jwk_verify(&signer, "type=dpop&dpop.nonce=on"));
+    let passphrase = |p: &str| format!("OAuth2CryptoPassphrase {}\n", apache_quote(p));
+    let prefork = Httpd::start(
+        HttpdConfig::new(location.clone())
+            .mpm(Mpm::Prefork)
+            .server(PREFORK_CHILDREN),
+    );
+    let host_a = Httpd::start(HttpdConfig::new(location.clone()).server(passphrase(PASSPHRASE)));
+    let host_b = Httpd::start(HttpdConfig::new(location.clone()).server(passphrase(PASSPHRASE)));
+    let host_c = Httpd::start(
+        HttpdConfig::new(location).server(passphrase("another-hosts-passphrase-0123456789")),
+    );
+    let key = DpopKey::p256();
+    let token = bound_token(&signer, "nonce-shared-user", &key);
+    // GET /n/ok?<marker> with a fresh proof (and `nonce`)
+    let request = |h: &Httpd, nonce: Option<&str>, marker: &str| {
+        let mut p = Proof::new(&key, "GET", &htu(h, "/n/ok")).ath(&token);
+        if let Some(n) = nonce {
+            p = p.nonce(n);
+        }
+        RawReq::get(&format!("/n/ok?{marker}"))
+            .dpop_token(&token)
+            .proof(&p.sign(&key))
+    };
+    let nonce_of = |h: &Httpd| {
+        send_raw(h, &request(h, None, "challenge"))
+            .header("DPoP-Nonce")
+            .map(str::to_string)
+    };
+    let mut f = Failures::new();
+
+    // prefork: one child's nonce, fresh proofs on new connections to several children
+    match nonce_of(&prefork) {
+        None => f.fail("prefork: no DPoP-Nonce with the challenge"),
+        Some(n) => {
+            let mut pids = BTreeSet::new();
+            for round in 0..10 {
+                let results: Vec<(String, Result<Response, String>)> = std::thread::scope(|s| {
+                    let handles: Vec<_> = (0..4)
+                        .map(|i| {
+                            let marker = format!("n{round}-{i}");
+                            let req = request(&prefork, Some(&n), &marker);
+                            let port = prefork.https_port;
+                            s.spawn(move || (marker, try_send_raw(port, &req)))
+                        })
+                        .collect();
+                    handles.into_iter().map(|t| t.join().unwrap()).collect()
+                });
+                for (marker, r) in results {
+                    match r {
+                        Ok(r) => {
+                            expect_status(&mut f, &format!("prefork: {marker}"), &r, 200);
+                            pids.extend(pid_of(&prefork, &marker));
+                        }
+                        Err(e) => f.fail(format!("prefork: {marker}: {e}")),
+                    }
+                }
+                if pids.len() >= 3 {
+                    break;
+                }
+            }
+            f.check(pids.len() >= 2, || {
+                format!("prefork: only children {pids:?} answered")
+            });
+        }
+    }
+
+    // hosts: A's nonce at B (same passphrase) and at C (another one)
+    match nonce_of(&host_a) {
+        None => f.fail("host A: no DPoP-Nonce with the challenge"),
+        Some(n) => {
+            let r = send_raw(&host_b, &request(&host_b, Some(&n), "b"));
+            expect_status(
+                &mut f,
+                "host A's nonce at host B (same passphrase)",
+                &r,
+                200,
+            );
+            let r = send_raw(&host_c, &request(&host_c, Some(&n), "c"));
+            expect_dpop_401(
+                &mut f,
+                "host A's nonce at host C (another passphrase)",
+                &r,
+                &DpopChallenge {
+                    algs: DEFAULT_ALGS,
+                    realm: None,
+                    errors: &["use_dpop_nonce"],
+                },
+            );
+        }
+    }
+    prefork.assert_no_child_crash();
+    finish(f, &prefork);
 }
 
 // ---------------------------------------------------------------------------------------------
