@@ -1164,6 +1164,122 @@ fn every_method_with_a_matching_htm() {
     finish(f, &h);
 }
 
+/// Internal redirects and sub-requests (server-level rewrite, ErrorDocument, per-directory
+/// rewrite, DirectoryIndex) into a DPoP location reuse the first check: the proof, made for the
+/// URL the client asked for and already recorded, is not checked again (that would refuse it as a
+/// replay, or for its `htu`).
+#[test]
+fn internal_redirects_and_subrequests_check_the_proof_once() {
+    let signer = TokenSigner::rsa("dpop-redirects");
+    let verify = jwk_verify(&signer, "type=dpop");
+    let server = [
+        load_module("rewrite_module", "mod_rewrite.so"),
+        load_module("dir_module", "mod_dir.so"),
+    ]
+    .concat();
+    let body = [
+        "RewriteEngine On\nRewriteRule ^/a/(.*) /b/$1 [PT]\n".to_string(),
+        oauth2_location("/a", &verify),
+        oauth2_location("/b", &verify),
+        oauth2_location("/e", &format!("{verify}\nErrorDocument 404 /b/env")),
+        oauth2_location("/rw", &verify),
+        "<Directory @HTDOCS@/rw>\nRewriteEngine On\nRewriteRule ^x\\.txt$ /b/env\n</Directory>\n"
+            .to_string(),
+        oauth2_location("/di", &format!("{verify}\nDirectoryIndex /b/env")),
+    ]
+    .concat();
+    let h = Httpd::start(HttpdConfig::new(body).server(server));
+    for d in ["e", "rw", "di"] {
+        std::fs::create_dir_all(h.dir.join("htdocs").join(d)).unwrap();
+    }
+    std::fs::write(h.dir.join("htdocs/rw/x.txt"), "x\n").unwrap();
+    let key = DpopKey::p256();
+    let token = bound_token(&signer, "redirect-user", &key);
+    let mut f = Failures::new();
+
+    /// A request, the status it gets and whether the CGI must see an internal redirect.
+    struct Redirect<'a> {
+        what: &'a str,
+        path: &'a str,
+        expect_status: u16,
+        expect_redirect_url: Option<&'a str>,
+    }
+    let cases = [
+        Redirect {
+            what: "server-level rewrite [PT]",
+            path: "/a/env",
+            expect_status: 200,
+            expect_redirect_url: None,
+        },
+        Redirect {
+            what: "direct",
+            path: "/b/env",
+            expect_status: 200,
+            expect_redirect_url: None,
+        },
+        Redirect {
+            what: "ErrorDocument",
+            path: "/e/missing",
+            expect_status: 404,
+            expect_redirect_url: Some("/e/missing"),
+        },
+        Redirect {
+            what: "per-directory rewrite",
+            path: "/rw/x.txt",
+            expect_status: 200,
+            expect_redirect_url: Some("/rw/x.txt"),
+        },
+        Redirect {
+            what: "DirectoryIndex",
+            path: "/di/",
+            expect_status: 200,
+            expect_redirect_url: None,
+        },
+    ];
+    for Redirect {
+        what,
+        path,
+        expect_status: status,
+        expect_redirect_url: redirect_url,
+    } in cases
+    {
+        let r = send_raw(&h, &dpop_req(&h, "GET", path, &token, &key));
+        expect_status(&mut f, &format!("{what} {path}"), &r, status);
+        let env = r.env_bytes();
+        f.check(
+            env.get("REMOTE_USER").map(Vec::as_slice) == Some(b"redirect-user"),
+            || {
+                format!(
+                    "{what} {path}: REMOTE_USER {:?} (body {:?})",
+                    env.get("REMOTE_USER")
+                        .map(|v| String::from_utf8_lossy(v).into_owned()),
+                    r.text().chars().take(200).collect::<String>()
+                )
+            },
+        );
+        let got = env
+            .get("REDIRECT_URL")
+            .map(|v| String::from_utf8_lossy(v).into_owned());
+        f.check(got.as_deref() == redirect_url, || {
+            format!("{what} {path}: REDIRECT_URL {got:?}, expected {redirect_url:?}")
+        });
+        // and without a proof it is refused before any redirect
+        let r = send_raw(&h, &RawReq::get(path).dpop_token(&token));
+        expect_dpop_401(
+            &mut f,
+            &format!("{what} {path} without a proof"),
+            &r,
+            &DpopChallenge {
+                algs: DEFAULT_ALGS,
+                realm: None,
+                errors: BAD_PROOF,
+            },
+        );
+    }
+    h.assert_no_child_crash();
+    finish(f, &h);
+}
+
 // ---------------------------------------------------------------------------------------------
 // 4. Replay
 // ---------------------------------------------------------------------------------------------
