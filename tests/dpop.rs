@@ -564,6 +564,11 @@ fn cases() -> Vec<Case> {
             let u = format!("{}#frag", c.htu("/d/ok"));
             c.edited(|p| p.claim("htu", json!(u)))
         }),
+        Case::accepted("request target in absolute form (RFC 9112 section 3.2.2)", |c| {
+            let target = c.htu("/d/ok");
+            let p = c.proof(|p| p).sign(c.key);
+            RawReq::get(&target).dpop_token(&c.token).proof(&p)
+        }),
         Case::accepted("htu and request with different queries", |c| {
             let u = format!("{}?one=1", c.htu("/d/ok"));
             let p = c.proof(|p| p.claim("htu", json!(u))).sign(c.key);
