@@ -1,7 +1,8 @@
 //! RFC 9449 DPoP (`type=dpop`) against a real httpd with mod_ssl: DPoP-bound tokens accepted with
 //! a valid proof (local `jwk`, `jwks_uri` and `introspect` against the real authorization
 //! server), every proof check refused on its own (RFC 9449 section 4.3), HTTP methods, replay
-//! (one child, prefork children, two httpds sharing Redis), server nonces and their rotation,
+//! (one child, prefork children, two httpds sharing Redis, Redis down), internal redirects,
+//! server nonces and their rotation,
 //! 1,000 concurrent proofs, no downgrade to the Bearer scheme, the challenges, `apache2 -t`.
 //!
 //! Requests go through the raw HTTPS client of `common::dpop` (exact header names, repeated
@@ -564,11 +565,14 @@ fn cases() -> Vec<Case> {
             let u = format!("{}#frag", c.htu("/d/ok"));
             c.edited(|p| p.claim("htu", json!(u)))
         }),
-        Case::accepted("request target in absolute form (RFC 9112 section 3.2.2)", |c| {
-            let target = c.htu("/d/ok");
-            let p = c.proof(|p| p).sign(c.key);
-            RawReq::get(&target).dpop_token(&c.token).proof(&p)
-        }),
+        Case::accepted(
+            "request target in absolute form (RFC 9112 section 3.2.2)",
+            |c| {
+                let target = c.htu("/d/ok");
+                let p = c.proof(|p| p).sign(c.key);
+                RawReq::get(&target).dpop_token(&c.token).proof(&p)
+            },
+        ),
         Case::accepted("htu and request with different queries", |c| {
             let u = format!("{}?one=1", c.htu("/d/ok"));
             let p = c.proof(|p| p.claim("htu", json!(u))).sign(c.key);
@@ -1701,6 +1705,69 @@ fn server_nonce_challenge_and_retry() {
 #[test]
 fn server_nonce_rotation() {
     nonce_flow("type=dpop&dpop.nonce=on&dpop.nonce.interval=2", true);
+}
+
+/// `dpop.nonce.interval=10` (the smallest the module takes): within the last seconds of an
+/// interval, successful responses carry the next interval's nonce in `DPoP-Nonce`, and a proof
+/// with it is accepted at once. Waits at most one interval.
+#[test]
+fn server_nonce_next_announced_near_rotation() {
+    let signer = TokenSigner::ec("dpop-next-nonce");
+    let h = Httpd::start(HttpdConfig::new(oauth2_location(
+        "/n",
+        &jwk_verify(&signer, "type=dpop&dpop.nonce=on&dpop.nonce.interval=10"),
+    )));
+    let key = DpopKey::p256();
+    let token = bound_token(&signer, "next-nonce-user", &key);
+    let u = htu(&h, "/n/ok");
+    let send = |nonce: Option<&str>| {
+        let mut p = Proof::new(&key, "GET", &u).ath(&token);
+        if let Some(n) = nonce {
+            p = p.nonce(n);
+        }
+        send_raw(
+            &h,
+            &RawReq::get("/n/ok").dpop_token(&token).proof(&p.sign(&key)),
+        )
+    };
+    let mut f = Failures::new();
+    let Some(current) = send(None).header("DPoP-Nonce").map(str::to_string) else {
+        f.fail("no DPoP-Nonce with the challenge");
+        return finish(f, &h);
+    };
+    let start = Instant::now();
+    let mut announced = None;
+    while start.elapsed() < Duration::from_secs(12) {
+        let r = send(Some(current.as_str()));
+        if r.status != 200 {
+            f.fail(format!(
+                "the current nonce after {:?}: status {} (WWW-Authenticate {:?})",
+                start.elapsed(),
+                r.status,
+                r.header_all("WWW-Authenticate")
+            ));
+            break;
+        }
+        if let Some(n) = r.header("DPoP-Nonce").filter(|n| *n != current) {
+            announced = Some((n.to_string(), start.elapsed()));
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    match announced {
+        None => f.fail("no 200 within one interval carried the next DPoP-Nonce"),
+        Some((next, after)) => {
+            eprintln!("next nonce announced after {after:?}");
+            let r = send(Some(next.as_str()));
+            expect_status(
+                &mut f,
+                &format!("the next nonce, announced after {after:?}, used at once"),
+                &r,
+                200,
+            );
+        }
+    }
+    finish(f, &h);
 }
 
 fn nonce_flow(options: &str, rotation: bool) {
