@@ -1447,6 +1447,47 @@ fn a_proof_is_accepted_once() {
     finish(f, &h);
 }
 
+/// A graceful restart does not forget the proofs seen: one accepted just before is refused just
+/// after (its `iat` is still within the window), under the default replay store and a named shm
+/// cache.
+#[test]
+fn replay_refused_across_a_graceful_restart() {
+    let signer = TokenSigner::ec("dpop-graceful");
+    let body = [
+        oauth2_location("/d", &jwk_verify(&signer, "type=dpop")),
+        oauth2_location("/s", &jwk_verify(&signer, "type=dpop&dpop.cache=mem")),
+    ]
+    .concat();
+    let mut h = Httpd::start(HttpdConfig::new(body).server("OAuth2Cache shm name=mem\n"));
+    let key = DpopKey::p256();
+    let token = bound_token(&signer, "graceful-user", &key);
+    let mut f = Failures::new();
+    let reqs: Vec<(&str, RawReq)> = ["/d/ok", "/s/ok"]
+        .into_iter()
+        .map(|p| (p, dpop_req(&h, "GET", p, &token, &key)))
+        .collect();
+    for (path, req) in &reqs {
+        let r = send_raw(&h, req);
+        expect_status(&mut f, &format!("{path}: before the restart"), &r, 200);
+    }
+    h.graceful();
+    for (path, req) in &reqs {
+        let r = send_raw(&h, req);
+        expect_dpop_401(
+            &mut f,
+            &format!("{path}: the same proof after a graceful restart"),
+            &r,
+            &DpopChallenge {
+                algs: DEFAULT_ALGS,
+                realm: None,
+                errors: BAD_PROOF,
+            },
+        );
+    }
+    h.assert_no_child_crash();
+    finish(f, &h);
+}
+
 /// The pid that served the request with the query `marker` (the access log's `%P`).
 fn pid_of(h: &Httpd, marker: &str) -> Option<u32> {
     let needle = format!("?{marker} ");
