@@ -1488,6 +1488,48 @@ fn replay_refused_across_a_graceful_restart() {
     finish(f, &h);
 }
 
+/// The same proof sent by 12 clients at once, on new connections, to prefork children and to
+/// event-MPM threads: exactly one is accepted (the `jti` is inserted if absent, atomically).
+#[test]
+fn the_same_proof_sent_concurrently_is_accepted_once() {
+    let signer = TokenSigner::ec("dpop-race");
+    let location = oauth2_location("/d", &jwk_verify(&signer, "type=dpop"));
+    let prefork = Httpd::start(
+        HttpdConfig::new(location.clone())
+            .mpm(Mpm::Prefork)
+            .server(PREFORK_CHILDREN),
+    );
+    let event = Httpd::start(HttpdConfig::new(location));
+    let key = DpopKey::p256();
+    let token = bound_token(&signer, "race-user", &key);
+    let mut f = Failures::new();
+    for (mpm, h) in [("prefork", &prefork), ("event", &event)] {
+        for round in 0..5 {
+            let req = dpop_req(h, "GET", "/d/ok", &token, &key);
+            let barrier = std::sync::Barrier::new(12);
+            let statuses: Vec<Result<u16, String>> = std::thread::scope(|s| {
+                let handles: Vec<_> = (0..12)
+                    .map(|_| {
+                        let (req, barrier, port) = (&req, &barrier, h.https_port);
+                        s.spawn(move || {
+                            barrier.wait();
+                            try_send_raw(port, req).map(|r| r.status)
+                        })
+                    })
+                    .collect();
+                handles.into_iter().map(|t| t.join().unwrap()).collect()
+            });
+            let ok = statuses.iter().filter(|s| matches!(s, Ok(200))).count();
+            let refused = statuses.iter().filter(|s| matches!(s, Ok(401))).count();
+            f.check(ok == 1 && refused == 11, || {
+                format!("{mpm} round {round}: {ok} accepted, {refused} refused: {statuses:?}")
+            });
+        }
+        h.assert_no_child_crash();
+    }
+    finish(f, &event);
+}
+
 /// The pid that served the request with the query `marker` (the access log's `%P`).
 fn pid_of(h: &Httpd, marker: &str) -> Option<u32> {
     let needle = format!("?{marker} ");
