@@ -1,7 +1,8 @@
 //! RFC 9449 DPoP (`type=dpop`) against a real httpd with mod_ssl: DPoP-bound tokens accepted with
 //! a valid proof (local `jwk`, `jwks_uri` and `introspect` against the real authorization
 //! server), every proof check refused on its own (RFC 9449 section 4.3), HTTP methods, replay
-//! (one child, prefork children, two httpds sharing Redis, Redis down), internal redirects,
+//! (one child, concurrent, prefork children, two httpds sharing Redis, a graceful restart, Redis
+//! down), internal redirects,
 //! server nonces and their rotation, 1,000 concurrent proofs, no downgrade to the Bearer scheme,
 //! the challenges, `apache2 -t`.
 //!
@@ -2641,6 +2642,15 @@ fn dpop_options_checked_at_configuration_time() {
         },
         Opt {
             options: "type=dpop&dpop.algs=none",
+            valid: false,
+        },
+        Opt {
+            options: "type=dpop&dpop.algs=es256",
+            valid: false,
+        },
+        // a jti forgotten while its proof is still within the iat window could be replayed
+        Opt {
+            options: "type=dpop&dpop.expiry=3",
             valid: false,
         },
     ];
