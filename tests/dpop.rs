@@ -2,9 +2,8 @@
 //! a valid proof (local `jwk`, `jwks_uri` and `introspect` against the real authorization
 //! server), every proof check refused on its own (RFC 9449 section 4.3), HTTP methods, replay
 //! (one child, concurrent, prefork children, two httpds sharing Redis, a graceful restart, Redis
-//! down), internal redirects,
-//! server nonces and their rotation, 1,000 concurrent proofs, no downgrade to the Bearer scheme,
-//! the challenges, `apache2 -t`.
+//! down), internal redirects, server nonces and their rotation, 1,000 concurrent proofs, no
+//! downgrade to the Bearer scheme, the challenges, `apache2 -t`.
 //!
 //! Requests go through the raw HTTPS client of `common::dpop` (exact header names, repeated
 //! headers, any method and request target); the challenges are parsed and checked by status,
