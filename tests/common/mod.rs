@@ -16,6 +16,7 @@
 //!   directory is always kept when the test panics, and its path is printed.
 #![allow(dead_code)]
 
+pub(crate) mod dpop;
 pub(crate) mod remote;
 pub(crate) mod servers;
 
