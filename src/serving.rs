@@ -7,7 +7,6 @@ use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::cache::Cache;
 use crate::cache::registry::CacheRegistry;
 use crate::generation::Generation;
 
@@ -22,9 +21,6 @@ enum Phase {
 }
 
 static PHASE: Mutex<Phase> = Mutex::new(Phase::Idle);
-/// The caches of the generation last released, until the next one is started: its shared memory
-/// is taken over, so what the caches remember survives a graceful restart.
-static RETIRED: Mutex<Vec<Arc<Cache>>> = Mutex::new(Vec::new());
 /// Counts generations put into service, so each thread refreshes its copy only when it changes.
 static PUBLISHED: AtomicU64 = AtomicU64::new(0);
 
@@ -38,13 +34,7 @@ fn phase() -> MutexGuard<'static, Phase> {
 
 /// pre_config: a new reading starts from nothing (the old generation's flags and caches go).
 pub(crate) fn begin_reading() {
-    let mut generation = Generation::default();
-    generation.caches.follow(std::mem::take(&mut *retired()));
-    *phase() = Phase::Reading(generation);
-}
-
-fn retired() -> MutexGuard<'static, Vec<Arc<Cache>>> {
-    RETIRED.lock().unwrap_or_else(|e| e.into_inner())
+    *phase() = Phase::Reading(Generation::default());
 }
 
 /// The generation being read, or the one in service (then the lock is not held).
@@ -124,9 +114,7 @@ pub(crate) fn start() -> Vec<String> {
 
 /// The configuration pool is cleared (restart or stop): the generation goes with it.
 pub(crate) fn end() {
-    if let Phase::Serving(generation) = std::mem::replace(&mut *phase(), Phase::Idle) {
-        *retired() = generation.caches.all();
-    }
+    *phase() = Phase::Idle;
     PUBLISHED.fetch_add(1, Ordering::Release);
 }
 

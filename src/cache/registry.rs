@@ -13,8 +13,6 @@ use super::shared::Cache;
 pub(crate) struct CacheRegistry {
     caches: Vec<Arc<Cache>>,
     sealed: bool,
-    /// The previous generation's caches, whose shared memory this one may take over.
-    previous: Vec<Arc<Cache>>,
 }
 
 impl CacheRegistry {
@@ -61,27 +59,10 @@ impl CacheRegistry {
         Ok(())
     }
 
-    /// The caches of the generation this one replaces (a graceful restart).
-    pub(crate) fn follow(&mut self, previous: Vec<Arc<Cache>>) {
-        self.previous = previous;
-    }
-
-    /// Every cache, for the generation that follows this one.
-    pub(crate) fn all(&self) -> Vec<Arc<Cache>> {
-        self.caches.clone()
-    }
-
     /// Creates every backend (in the parent process, before the children are forked) and seals
-    /// the list; returns what could not be created. A shm cache with the same options as one of
-    /// the previous generation takes over its memory (each old one at most once).
+    /// the list; returns what could not be created.
     pub(crate) fn init_all(&mut self, passphrase: Option<&str>) -> Vec<String> {
         self.sealed = true;
-        let mut previous = std::mem::take(&mut self.previous);
-        for cache in &self.caches {
-            if let Some(i) = previous.iter().position(|p| cache.adopt_store(p)) {
-                previous.swap_remove(i);
-            }
-        }
         self.caches
             .iter()
             .filter_map(|c| {
@@ -133,35 +114,6 @@ mod tests {
         let mut registry = CacheRegistry::default();
         assert!(registry.init_all(None).is_empty());
         assert!(registry.resolve(None).is_none());
-    }
-
-    #[test]
-    fn shm_memory_is_taken_over_by_the_next_generation() {
-        let mut old = CacheRegistry::default();
-        let kept = old.add(spec("max_entries=64"));
-        let other = old.add(spec("max_entries=32"));
-        assert!(old.init_all(None).is_empty());
-        kept.set(
-            "ns",
-            b"k",
-            b"remembered",
-            std::time::Duration::from_secs(60),
-        );
-        other.set("ns", b"k", b"other", std::time::Duration::from_secs(60));
-
-        let mut new = CacheRegistry::default();
-        let same = new.add(spec("max_entries=64"));
-        let twin = new.add(spec("max_entries=64"));
-        let changed = new.add(spec("max_entries=16"));
-        new.follow(old.all());
-        assert!(new.init_all(None).is_empty());
-        assert_eq!(same.get("ns", b"k").as_deref(), Some(&b"remembered"[..]));
-        assert_eq!(
-            twin.get("ns", b"k"),
-            None,
-            "one old cache is taken over once"
-        );
-        assert_eq!(changed.get("ns", b"k"), None, "other options: new memory");
     }
 
     #[test]

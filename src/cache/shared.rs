@@ -82,19 +82,6 @@ impl Cache {
         self.store().map(|_| ())
     }
 
-    /// Takes over the shared memory of the same cache of the previous configuration generation,
-    /// so what it remembers (results, DPoP proofs already seen) survives a graceful restart.
-    /// Only for shm with the same options: other stores keep their data outside the process.
-    pub(crate) fn adopt_store(&self, previous: &Cache) -> bool {
-        if !self.is_local_memory() || self.spec.backend != previous.spec.backend {
-            return false;
-        }
-        match previous.store.get() {
-            Some(Ok(store)) => self.store.set(Ok(store.clone())).is_ok(),
-            _ => false,
-        }
-    }
-
     /// Whether lookups are cheap enough to be worth it for locally verifiable tokens.
     pub(crate) fn is_local_memory(&self) -> bool {
         matches!(self.spec.backend, Backend::Shm { .. })
