@@ -299,6 +299,17 @@ fn check_dpop(
             error: "no OAuth2Cache to remember proofs in".into(),
         });
     };
+    // Shared memory starts empty with each configuration generation (httpd loads the module
+    // afresh on a graceful restart): a proof issued before this one started may have been used
+    // with the previous one, so it is not accepted (RFC 9449 section 11.1 lets the server bound
+    // `iat`). Redis, memcached and file stores outlive restarts and need no such rule.
+    if replay.is_local_memory() && proof.iat < generation.started_at() {
+        return Err(Refusal::DpopIssuedBeforeStart {
+            verifier: label(),
+            iat: proof.iat,
+            started: generation.started_at(),
+        });
+    }
     match replay.insert_if_absent(REPLAY_NAMESPACE, &proof.replay_key(), b"", policy.expiry) {
         Ok(true) => Ok(nonces.and_then(|n| n.next_if_near_rotation(now))),
         Ok(false) => Err(Refusal::DpopReplay { verifier: label() }),
@@ -1378,6 +1389,26 @@ mod tests {
             matches!(refusal_of(&o), Refusal::DpopBindingUnreadable { .. }),
             "{o:?}"
         );
+    }
+
+    #[test]
+    fn with_an_shm_replay_store_proofs_from_before_the_start_are_refused() {
+        let cfg = config(&[("plain", SECRET, Some("type=dpop"))]);
+        let mut generation = Generation::default();
+        generation.set_started_at(NOW + 1);
+        let key = ProofKey::new();
+        let t = bound_token(&key, "dpop-5");
+        let req = dpop_request("DPoP", &t, vec![key.proof(&t, "early", None)]);
+        let o = authenticate(&cfg, &req, Mode::OAuth2, NOW + 1, &generation);
+        assert!(
+            matches!(refusal_of(&o), Refusal::DpopIssuedBeforeStart { iat, started, .. } if *iat == NOW && *started == NOW + 1),
+            "{o:?}"
+        );
+        generation.set_started_at(NOW);
+        assert!(matches!(
+            authenticate(&cfg, &req, Mode::OAuth2, NOW + 1, &generation),
+            Outcome::Granted(_)
+        ));
     }
 
     #[test]

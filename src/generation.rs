@@ -13,6 +13,8 @@ pub(crate) struct Generation {
     /// Signs DPoP nonces (RFC 9449 section 9): from the passphrase, so that every host sharing
     /// it accepts the others' nonces, else random, made before the children are forked.
     dpop_nonce_secret: [u8; 32],
+    /// Unix seconds at post_config (0 until then).
+    started_at: i64,
 }
 
 impl Default for Generation {
@@ -25,6 +27,7 @@ impl Default for Generation {
             caches: CacheRegistry::default(),
             passphrase: None,
             dpop_nonce_secret: secret,
+            started_at: 0,
         }
     }
 }
@@ -48,10 +51,24 @@ impl Generation {
     /// Creates the shared caches (before httpd forks its children); returns what could not be
     /// created. No cache is added after this.
     pub(crate) fn start(&mut self) -> Vec<String> {
+        self.started_at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
         if let Some(passphrase) = &self.passphrase {
             self.dpop_nonce_secret = crate::pop::dpop::nonce::secret_from_passphrase(passphrase);
         }
         self.caches.init_all(self.passphrase.as_deref())
+    }
+
+    /// When this generation went into service: httpd loads the module afresh with each reading
+    /// of the configuration, so shared memory made by an earlier one is not this one's.
+    pub(crate) fn started_at(&self) -> i64 {
+        self.started_at
+    }
+
+    #[cfg(test)]
+    pub(crate) fn set_started_at(&mut self, at: i64) {
+        self.started_at = at;
     }
 
     pub(crate) fn dpop_nonce_secret(&self) -> [u8; 32] {

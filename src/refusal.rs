@@ -59,6 +59,13 @@ pub(crate) enum Refusal {
     },
     /// The proof's `jti` was seen before (RFC 9449 section 11.1).
     DpopReplay { verifier: Arc<str> },
+    /// Issued before this configuration generation started, while its replay store (shm) only
+    /// knows proofs seen since.
+    DpopIssuedBeforeStart {
+        verifier: Arc<str>,
+        iat: i64,
+        started: i64,
+    },
     /// The replay store could not answer: refused rather than risk a replay.
     DpopReplayUnknown { verifier: Arc<str>, error: String },
 }
@@ -121,6 +128,7 @@ impl Refusal {
             | Refusal::DpopProof { .. }
             | Refusal::DpopNonce { .. }
             | Refusal::DpopReplay { .. }
+            | Refusal::DpopIssuedBeforeStart { .. }
             | Refusal::DpopReplayUnknown { .. } => challenge::BAD_TOKEN,
         }
     }
@@ -131,9 +139,9 @@ impl Refusal {
         match self {
             Refusal::NoToken => None,
             Refusal::DpopProof { error, .. } => Some(error.error_code()),
-            Refusal::DpopReplay { .. } | Refusal::DpopReplayUnknown { .. } => {
-                Some(challenge::BAD_DPOP_PROOF)
-            }
+            Refusal::DpopReplay { .. }
+            | Refusal::DpopIssuedBeforeStart { .. }
+            | Refusal::DpopReplayUnknown { .. } => Some(challenge::BAD_DPOP_PROOF),
             Refusal::DpopNonce { .. } => Some(challenge::USE_DPOP_NONCE),
             Refusal::NoVerifier
             | Refusal::TokenTooLong { .. }
@@ -161,7 +169,8 @@ impl Refusal {
             | Refusal::DpopBindingUnreadable { .. }
             | Refusal::DpopProof { .. }
             | Refusal::DpopNonce { .. }
-            | Refusal::DpopReplay { .. } => LogLevel::Warn,
+            | Refusal::DpopReplay { .. }
+            | Refusal::DpopIssuedBeforeStart { .. } => LogLevel::Warn,
         }
     }
 
@@ -191,6 +200,7 @@ impl Refusal {
             Refusal::DpopProof { error, .. } => error.label(),
             Refusal::DpopNonce { .. } => "dpop_nonce",
             Refusal::DpopReplay { .. } => "dpop_replay",
+            Refusal::DpopIssuedBeforeStart { .. } => "dpop_before_start",
             Refusal::DpopReplayUnknown { .. } => "dpop_replay_unknown",
         }
     }
@@ -257,6 +267,14 @@ impl fmt::Display for Refusal {
             Refusal::DpopReplay { verifier } => write!(
                 f,
                 "DPoP proof refused: {verifier}: replayed (its jti was seen before with the same key)"
+            ),
+            Refusal::DpopIssuedBeforeStart {
+                verifier,
+                iat,
+                started,
+            } => write!(
+                f,
+                "DPoP proof refused: {verifier}: issued (iat {iat}) before the configuration was loaded ({started}); proofs seen before a restart are not remembered in shm, so none from before it is accepted"
             ),
             Refusal::DpopReplayUnknown { verifier, error } => write!(
                 f,
