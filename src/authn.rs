@@ -303,6 +303,8 @@ fn check_dpop(
     // afresh on a graceful restart): a proof issued before this one started may have been used
     // with the previous one, so it is not accepted (RFC 9449 section 11.1 lets the server bound
     // `iat`). Redis, memcached and file stores outlive restarts and need no such rule.
+    // `iat` has whole seconds: a proof of the start's own second is let through (refusing it
+    // would refuse every client right after a start); the remaining window is that one second.
     if replay.is_local_memory() && proof.iat < generation.started_at() {
         return Err(Refusal::DpopIssuedBeforeStart {
             verifier: label(),

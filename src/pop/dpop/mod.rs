@@ -48,7 +48,7 @@ const MAX_SLACK: u64 = 3600;
 const DEFAULT_EXPIRY: u64 = 10;
 const MAX_EXPIRY: u64 = 86_400;
 const DEFAULT_NONCE_INTERVAL: u64 = 300;
-const MIN_NONCE_INTERVAL: u64 = 10;
+const MIN_NONCE_INTERVAL: u64 = 2;
 const MAX_NONCE_INTERVAL: u64 = 86_400;
 
 /// One verifier's `type=dpop` settings.

@@ -1220,5 +1220,6 @@ fn policy_nonce() {
         Ok(None)
     );
     assert!(policy("dpop.nonce=maybe").is_err_and(|e| e.contains("dpop.nonce=maybe")));
-    assert!(policy("dpop.nonce=on&dpop.nonce.interval=5").is_err_and(|e| e.contains("10 seconds")));
+    assert!(policy("dpop.nonce=on&dpop.nonce.interval=1").is_err_and(|e| e.contains("2 seconds")));
+    assert!(policy("dpop.nonce=on&dpop.nonce.interval=2").is_ok());
 }
