@@ -277,7 +277,15 @@ fn check_dpop(
         url: req.url(),
         token: &found.token,
     };
-    let proof = match dpop::check(policy, &presented, bound, nonces.as_ref(), now) {
+    let checked = dpop::check(
+        policy,
+        &presented,
+        bound,
+        nonces.as_ref(),
+        &verifier.dpop.keys,
+        now,
+    );
+    let proof = match checked {
         Ok(proof) => proof,
         Err(error) => {
             return Err(match (&nonces, error.is_nonce_problem()) {

@@ -480,7 +480,11 @@ fn dpop_binding(
             ));
         }
     };
-    Ok(DpopBinding { policy, replay })
+    Ok(DpopBinding {
+        policy,
+        replay,
+        keys: Default::default(),
+    })
 }
 
 fn parse_claim_policy(options: &Options) -> ClaimPolicy {

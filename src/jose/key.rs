@@ -12,12 +12,16 @@ mod verify;
 use std::fmt;
 use std::sync::Arc;
 
-use openssl::bn::{BigNum, BigNumContext, BigNumRef};
+use openssl::bn::BigNumRef;
+#[cfg(test)]
+use openssl::bn::{BigNum, BigNumContext};
+#[cfg(test)]
 use openssl::hash::{MessageDigest, hash};
 use openssl::nid::Nid;
 use openssl::pkey::{Id, PKey, Public};
 
 use super::alg::{Alg, Family};
+#[cfg(test)]
 use super::b64;
 use super::error::JoseError;
 
@@ -151,6 +155,7 @@ impl Key {
 
     /// RFC 7638 JWK thumbprint (SHA-256, base64url) of the public part, as
     /// used by DPoP `jkt` (RFC 9449) confirmation claims.
+    #[cfg(test)]
     pub(crate) fn jwk_thumbprint(&self) -> Result<String, JoseError> {
         let crypto = |_| JoseError::Crypto("thumbprint");
         // Required members only, in lexicographic order, no whitespace.

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use crate::cache::Cache;
 use crate::jose::{self, JoseError, Jws, Key};
-use crate::pop::dpop::DpopPolicy;
+use crate::pop::dpop::{DpopPolicy, ProofKeys};
 use crate::pop::mtls::{self, BindingError, MtlsPolicy};
 use crate::remote::introspect::{IntrospectError, Introspector};
 use crate::remote::keys::RemoteKeys;
@@ -38,6 +38,8 @@ pub(crate) struct DpopBinding {
     pub(crate) policy: DpopPolicy,
     /// The replay store; `None` only for an `.htaccess` verifier read with no cache at all.
     pub(crate) replay: Option<Arc<Cache>>,
+    /// Proof keys seen recently, imported once.
+    pub(crate) keys: Arc<ProofKeys>,
 }
 
 /// Where a verifier gets its answer.

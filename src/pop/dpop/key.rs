@@ -4,6 +4,9 @@
 //! outside 2048..=8192 bits (slow-verification denial of service, CVE-2023-29409) and weak
 //! exponents, and a key type that cannot make `alg` signatures.
 
+use std::sync::Arc;
+
+use super::key_cache::ProofKeys;
 use serde_json::{Map, Value};
 
 use super::DpopError;
@@ -24,7 +27,11 @@ const MAX_RSA_BITS: usize = 8192;
 const MAX_N_CHARS: usize = (MAX_RSA_BITS / 8 + 1).div_ceil(3) * 4;
 
 /// The verification key of a proof signed with `alg`, from the protected header's members.
-pub(crate) fn proof_key(header: &Map<String, Value>, alg: Alg) -> Result<Key, DpopError> {
+pub(crate) fn proof_key(
+    header: &Map<String, Value>,
+    alg: Alg,
+    keys: &ProofKeys,
+) -> Result<(Arc<Key>, String), DpopError> {
     let jwk = match header.get("jwk") {
         None => return Err(DpopError::JwkMissing),
         Some(Value::Object(jwk)) => jwk,
@@ -72,10 +79,41 @@ pub(crate) fn proof_key(header: &Map<String, Value>, alg: Alg) -> Result<Key, Dp
             key: describe(kty, jwk),
         });
     }
-    Key::from_jwk_map(jwk).map_err(|e| match e {
-        JoseError::Crypto(what) => DpopError::Internal(what),
-        e => DpopError::JwkInvalid(e),
-    })
+    let jkt = thumbprint(kty, jwk)?;
+    let key = keys.get_or_import(&jkt, || {
+        Key::from_jwk_map(jwk).map_err(|e| match e {
+            JoseError::Crypto(what) => DpopError::Internal(what),
+            e => DpopError::JwkInvalid(e),
+        })
+    })?;
+    Ok((key, jkt))
+}
+
+/// RFC 7638 section 3: SHA-256 over the required members, in lexicographic order, as JSON
+/// without whitespace, base64url-encoded; what a token's `cnf.jkt` holds (RFC 9449 section 6.1).
+fn thumbprint(kty: &str, jwk: &Map<String, Value>) -> Result<String, DpopError> {
+    let members: &[&str] = match kty {
+        "EC" => &["crv", "kty", "x", "y"],
+        "RSA" => &["e", "kty", "n"],
+        "OKP" => &["crv", "kty", "x"],
+        other => return Err(unsupported("kty", other)),
+    };
+    let mut canonical = String::with_capacity(256);
+    canonical.push('{');
+    for (i, member) in members.iter().enumerate() {
+        let Some(Value::String(value)) = jwk.get(*member) else {
+            return Err(invalid(&format!("missing {member}")));
+        };
+        if i > 0 {
+            canonical.push(',');
+        }
+        canonical.push('"');
+        canonical.push_str(member);
+        canonical.push_str("\":");
+        canonical.push_str(&Value::String(value.clone()).to_string());
+    }
+    canonical.push('}');
+    Ok(b64::encode(&crate::digest::sha256(&[canonical.as_bytes()])))
 }
 
 fn invalid(why: &str) -> DpopError {

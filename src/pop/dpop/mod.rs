@@ -6,6 +6,7 @@
 mod error;
 pub(crate) mod htu;
 mod key;
+mod key_cache;
 pub(crate) mod nonce;
 
 use std::time::Duration;
@@ -13,6 +14,7 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 pub(crate) use error::DpopError;
+pub(crate) use key_cache::ProofKeys;
 pub(crate) use nonce::Nonces;
 
 use crate::jose::alg::{Alg, Family};
@@ -270,6 +272,7 @@ pub(crate) fn check(
     presented: &Presented<'_>,
     bound_jkt: Option<&str>,
     nonces: Option<&Nonces>,
+    keys: &ProofKeys,
     now: i64,
 ) -> Result<CheckedProof, DpopError> {
     // Section 4.3 checks 1 and 2: exactly one proof, one compact JWS.
@@ -293,7 +296,7 @@ pub(crate) fn check(
         return Err(DpopError::AlgNotAllowed(alg.name().to_owned()));
     }
     // Check 7 and the bounds on an attacker-chosen key, before any use of it.
-    let key = key::proof_key(&jws.header.raw, alg)?;
+    let (key, jkt) = key::proof_key(&jws.header.raw, alg, keys)?;
     // Check 3: the claims (the payload is only looked at; nothing acts on it before the
     // signature is verified below).
     let payload =
@@ -352,9 +355,6 @@ pub(crate) fn check(
     }
     // Section 7.1 / 6.1: the token is bound to this proof key.
     let bound = bound_jkt.ok_or(DpopError::TokenNotBound)?;
-    let jkt = key
-        .jwk_thumbprint()
-        .map_err(|_| DpopError::Internal("thumbprint"))?;
     if !crate::ct::eq(jkt.as_bytes(), bound.as_bytes()) {
         return Err(DpopError::JktMismatch);
     }

@@ -302,6 +302,7 @@ impl Request {
             &presented,
             self.bound.as_deref(),
             self.nonces.as_ref(),
+            &ProofKeys::default(),
             self.now,
         )
     }
