@@ -5,6 +5,11 @@
 -- every thread has stopped, the run ends early via SIGINT to wrk, so the duration and req/s
 -- stay exact) or starts over ("wrap", counted and reported). With a limit, a thread uses at
 -- most that many tokens of its file.
+-- A line "<token> <proof>" (DPoP pools, made by bench-mint dpop) is sent as
+-- "Authorization: DPoP <token>" with "DPoP: <proof>"; a line without a space as a bearer token.
+-- Lines beyond the limit are spares: once a thread has used its limit, the few requests its
+-- connections still make while wrk stops take spares rather than repeating the last request
+-- (a DPoP proof must never be sent twice: the module refuses a replay).
 local threads = {}
 local counter = 0
 
@@ -43,6 +48,15 @@ local function finished()
    if all then io.popen("kill -INT $PPID"):close() end
 end
 
+local function format(line)
+   local sp = line:find(" ", 1, true)
+   if sp then
+      return wrk.format(nil, nil, { ["Authorization"] = "DPoP " .. line:sub(1, sp - 1),
+                                    ["DPoP"] = line:sub(sp + 1) })
+   end
+   return wrk.format(nil, nil, { ["Authorization"] = "Bearer " .. line })
+end
+
 function request()
    local tok
    if used < limit then tok = f:read("*l") end
@@ -54,11 +68,16 @@ function request()
          tok = f:read("*l")
          used = 1
       else
-         if last then finished() return last end
+         if last then
+            finished()
+            local spare = f:read("*l")
+            if spare then return format(spare) end
+            return last
+         end
          error("no tokens in " .. prefix .. "." .. tid)
       end
    end
-   last = wrk.format(nil, nil, { ["Authorization"] = "Bearer " .. tok })
+   last = format(tok)
    return last
 end
 

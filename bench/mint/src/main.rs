@@ -8,12 +8,22 @@
 //!       <out-prefix>.0 .. <out-prefix>.<files-1> (one per wrk thread). Every token has
 //!       sub=bench, iat=now, exp=now+30 days and a distinct jti; with x5t#S256 also
 //!       cnf={"x5t#S256": ...} (RFC 8705 certificate binding). Uses all cores.
+//!   bench-mint dpop-token <key-file> <kid> <proof-key-file>
+//!       prints one ES256 access token (signed with key-file, like `mint`) bound to the DPoP
+//!       proof key: cnf={"jkt": RFC 7638 thumbprint of the proof key's public JWK}
+//!   bench-mint dpop <proof-key-file> <token-file> <url> <count> <out-prefix> <files> <tag>
+//!       RFC 9449 DPoP proofs for the token in token-file (its first line): <count> lines
+//!       "<token> <proof>", spread round-robin over <out-prefix>.0 .. <out-prefix>.<files-1> like
+//!       `mint`. Every proof is an ES256 JWS by the proof key with the header
+//!       {"typ":"dpop+jwt","alg":"ES256","jwk":<public key>} and the claims jti (distinct:
+//!       <tag>-<nanoseconds at start>-<n>), htm=GET, htu=<url>, iat=now and
+//!       ath=base64url(SHA-256(token)). Uses all cores.
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use openssl::bn::{BigNum, BigNumContext};
 use openssl::ec::EcKey;
 use openssl::ecdsa::EcdsaSig;
-use openssl::hash::MessageDigest;
+use openssl::hash::{hash, MessageDigest};
 use openssl::pkey::{PKey, Private};
 use openssl::sign::Signer;
 use std::io::{BufWriter, Write};
@@ -74,16 +84,22 @@ fn jwk(alg: &str, file: &str, kid: &str) {
                 "n": b64(&r.n().to_vec()), "e": b64(&r.e().to_vec())})
         }
         Key::Ec(k) => {
-            let ec: EcKey<Private> = k.ec_key().unwrap();
-            let mut ctx = BigNumContext::new().unwrap();
-            let (mut x, mut y) = (BigNum::new().unwrap(), BigNum::new().unwrap());
-            ec.public_key().affine_coordinates(ec.group(), &mut x, &mut y, &mut ctx).unwrap();
+            let (x, y) = ec_xy(&k);
             serde_json::json!({"kty":"EC","kid":kid,"use":"sig","alg":"ES256","crv":"P-256",
-                "x": b64(&x.to_vec_padded(32).unwrap()), "y": b64(&y.to_vec_padded(32).unwrap())})
+                "x": x, "y": y})
         }
         Key::Hmac(_) => die("no public JWK for HS256"),
     };
     println!("{v}");
+}
+
+/// The base64url x and y coordinates of a P-256 key's public point.
+fn ec_xy(k: &PKey<Private>) -> (String, String) {
+    let ec: EcKey<Private> = k.ec_key().unwrap();
+    let mut ctx = BigNumContext::new().unwrap();
+    let (mut x, mut y) = (BigNum::new().unwrap(), BigNum::new().unwrap());
+    ec.public_key().affine_coordinates(ec.group(), &mut x, &mut y, &mut ctx).unwrap();
+    (b64(&x.to_vec_padded(32).unwrap()), b64(&y.to_vec_padded(32).unwrap()))
 }
 
 fn main() {
@@ -91,7 +107,99 @@ fn main() {
     match a.get(1).map(String::as_str) {
         Some("jwk") if a.len() == 5 => jwk(&a[2], &a[3], &a[4]),
         Some("mint") if a.len() == 8 || a.len() == 9 => mint(&a[2..]),
-        _ => die("usage: bench-mint jwk ALG KEYFILE KID | mint ALG KEY KID|- COUNT OUTPREFIX FILES [X5T]"),
+        Some("dpop-token") if a.len() == 5 => dpop_token(&a[2], &a[3], &a[4]),
+        Some("dpop") if a.len() == 9 => dpop(&a[2..]),
+        _ => die("usage: bench-mint jwk ALG KEYFILE KID | mint ALG KEY KID|- COUNT OUTPREFIX FILES [X5T] \
+                  | dpop-token KEYFILE KID PROOFKEYFILE | dpop PROOFKEYFILE TOKENFILE URL COUNT OUTPREFIX FILES TAG"),
+    }
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+}
+
+/// The DPoP proof key: its public JWK (members in RFC 7638 order, which is also the order of the
+/// thumbprint input) and its RFC 7638 thumbprint.
+fn proof_key(file: &str) -> (PKey<Private>, String, String) {
+    let k = match load("ES256", file) {
+        Key::Ec(k) => k,
+        _ => unreachable!(),
+    };
+    let (x, y) = ec_xy(&k);
+    // RFC 7638 section 3.2: the required members only, lexicographic order, no whitespace.
+    let jwk = format!(r#"{{"crv":"P-256","kty":"EC","x":"{x}","y":"{y}"}}"#);
+    let jkt = b64(&hash(MessageDigest::sha256(), jwk.as_bytes()).unwrap());
+    (k, jwk, jkt)
+}
+
+fn dpop_token(key: &str, kid: &str, proof_key_file: &str) {
+    let (_, _, jkt) = proof_key(proof_key_file);
+    let k = load("ES256", key);
+    let now = now_secs();
+    let header = serde_json::json!({"alg": "ES256", "typ": "JWT", "kid": kid});
+    let claims = serde_json::json!({"sub": "bench", "iat": now, "exp": now + 30 * 86400,
+        "jti": format!("bench-dpop-{now}"), "cnf": {"jkt": jkt}});
+    let input = format!("{}.{}", b64(header.to_string().as_bytes()), b64(claims.to_string().as_bytes()));
+    let sig = sign(&k, input.as_bytes());
+    println!("{input}.{}", b64(&sig));
+}
+
+fn dpop(a: &[String]) {
+    let (key_file, token_file, url) = (a[0].clone(), a[1].clone(), a[2].clone());
+    let count: usize = a[3].parse().unwrap_or_else(|_| die("COUNT"));
+    let prefix = a[4].clone();
+    let files: usize = a[5].parse().ok().filter(|&n| n > 0).unwrap_or_else(|| die("FILES"));
+    let tag = a[6].clone();
+    let token = std::fs::read_to_string(&token_file).unwrap_or_else(|e| die(&format!("{token_file}: {e}")));
+    let token = token.lines().next().unwrap_or_else(|| die("empty token file")).trim().to_string();
+    if token.is_empty() || token.contains(' ') {
+        die("the token file must hold one token on its first line");
+    }
+    let (_, jwk, _) = proof_key(&key_file);
+    let header = format!(r#"{{"typ":"dpop+jwt","alg":"ES256","jwk":{jwk}}}"#);
+    let h64 = b64(header.as_bytes());
+    let ath = b64(&hash(MessageDigest::sha256(), token.as_bytes()).unwrap());
+    let htu = serde_json::Value::from(url).to_string(); // a JSON string, quoted and escaped
+    let now = now_secs();
+    let start = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
+    let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(count.max(1));
+    let handles: Vec<_> = (0..workers)
+        .map(|w| {
+            let (key_file, h64, ath, htu, tag) = (key_file.clone(), h64.clone(), ath.clone(), htu.clone(), tag.clone());
+            std::thread::spawn(move || {
+                let k = load("ES256", &key_file);
+                let mut out = Vec::with_capacity(count / workers + 1);
+                let mut i = w;
+                while i < count {
+                    let claims = format!(
+                        r#"{{"jti":"{tag}-{start}-{i}","htm":"GET","htu":{htu},"iat":{now},"ath":"{ath}"}}"#
+                    );
+                    let input = format!("{h64}.{}", b64(claims.as_bytes()));
+                    let sig = sign(&k, input.as_bytes());
+                    out.push(format!("{input}.{}", b64(&sig)));
+                    i += workers;
+                }
+                out
+            })
+        })
+        .collect();
+    let parts: Vec<Vec<String>> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    write_spread(&prefix, files, count, |i| format!("{token} {}", parts[i % workers][i / workers]));
+}
+
+/// Writes item 0..count, one a line, round-robin over <prefix>.0 .. <prefix>.<files-1>.
+fn write_spread(prefix: &str, files: usize, count: usize, item: impl Fn(usize) -> String) {
+    let mut outs: Vec<BufWriter<std::fs::File>> = (0..files)
+        .map(|f| {
+            let p = format!("{prefix}.{f}");
+            BufWriter::new(std::fs::File::create(&p).unwrap_or_else(|e| die(&format!("{p}: {e}"))))
+        })
+        .collect();
+    for i in 0..count {
+        writeln!(outs[i % files], "{}", item(i)).unwrap();
+    }
+    for mut o in outs {
+        o.flush().unwrap();
     }
 }
 
@@ -132,17 +240,5 @@ fn mint(a: &[String]) {
         })
         .collect();
     let parts: Vec<Vec<String>> = handles.into_iter().map(|h| h.join().unwrap()).collect();
-    let mut outs: Vec<BufWriter<std::fs::File>> = (0..files)
-        .map(|f| {
-            let p = format!("{prefix}.{f}");
-            BufWriter::new(std::fs::File::create(&p).unwrap_or_else(|e| die(&format!("{p}: {e}"))))
-        })
-        .collect();
-    for i in 0..count {
-        let t = &parts[i % workers][i / workers];
-        writeln!(outs[i % files], "{t}").unwrap();
-    }
-    for mut o in outs {
-        o.flush().unwrap();
-    }
+    write_spread(&prefix, files, count, |i| parts[i % workers][i / workers].clone());
 }

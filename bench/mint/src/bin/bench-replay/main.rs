@@ -1,0 +1,133 @@
+//! bench-replay: the cost of the DPoP replay store's write, on the module's own shm store.
+//!
+//!   bench-replay [ops]      (default 200000 per round, 5 rounds; prints one RESULT line)
+//!
+//! The module remembers each accepted proof's jti with `Cache::insert_if_absent("dpop-jti",
+//! <replay key>, b"", dpop.expiry)` in the default cache, an `OAuth2Cache shm` with the C module's
+//! defaults (1,000 entries, keys up to 128 bytes, values up to 8 KB). That call is, with the
+//! default `key_hash=sha256` and no encryption (shm does not encrypt by default): the storage key
+//! `hex(SHA-256("dpop-jti" NUL <replay key>))`, then `ShmStore::insert_if_absent`, which takes
+//! the key's segment lock (a process-shared robust pthread mutex), probes its window of slots and
+//! writes the slot header, the key and the (empty) value.
+//!
+//! `src/cache/store.rs`, `src/cache/shm/`, `src/digest.rs` and `src/hex.rs` are compiled here
+//! from the module's sources (see cache.rs; the crate builds as a cdylib and keeps these
+//! pub(crate), so a separate program cannot link them); only the few lines of
+//! `Cache::storage_key` are restated below. Measured, per operation (median of 5 rounds):
+//!
+//! - key_ns: the storage key (SHA-256 + lowercase hex);
+//! - insert_ns: insert_if_absent of a new key into the full table (every slot live with a
+//!   3600 s TTL, as during a DPoP run: the least recently used slot of the window is evicted);
+//! - replay_ns: insert_if_absent of a key that is there (a replayed proof: Ok(false));
+//! - total_ns: key_ns + insert_ns, the replay-store work of one accepted proof.
+//!
+//! One process, one thread: the lock is never contended (with 2 children x 32 threads on one CPU
+//! it rarely is). The mapping is touched before timing (a running httpd's table is resident).
+#![allow(dead_code)]
+
+mod cache;
+#[path = "../../../../../src/digest.rs"]
+mod digest;
+#[path = "../../../../../src/hex.rs"]
+mod hex;
+
+use cache::shm::ShmStore;
+use cache::store::Store;
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+/// `Cache::storage_key` with the default key_hash (sha256), as in src/cache/shared.rs.
+fn storage_key(namespace: &str, key: &[u8]) -> String {
+    let parts: [&[u8]; 3] = [namespace.as_bytes(), b"\0", key];
+    hex::lower(&digest::sha256(&parts))
+}
+
+/// A replay key like the module's: the proof key's thumbprint and the proof's jti.
+fn replay_key(i: usize) -> Vec<u8> {
+    let mut k = vec![0x5a_u8; 32];
+    k.extend_from_slice(format!("dpop-1765000000000000000-{i}").as_bytes());
+    k
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+fn main() {
+    let ops: usize = std::env::args()
+        .nth(1)
+        .map(|s| s.parse().expect("ops: a number"))
+        .unwrap_or(200_000)
+        .max(2000);
+    let rounds = 5;
+    let ttl = Duration::from_secs(3600);
+    let raw: Vec<Vec<u8>> = (0..ops).map(replay_key).collect();
+
+    // 1. The storage key.
+    let mut key_ns = Vec::new();
+    let mut keys = Vec::new();
+    for _ in 0..rounds {
+        let t = Instant::now();
+        keys = raw.iter().map(|k| storage_key("dpop-jti", black_box(k))).collect::<Vec<_>>();
+        key_ns.push(t.elapsed().as_nanos() as f64 / ops as f64);
+    }
+
+    // 2. Inserts of new keys into the default table (1,000 entries), kept full.
+    let store = ShmStore::new(128, 8192, 1000).expect("shm store");
+    // Fill every slot (and touch the mapping): more keys than slots, all live for an hour.
+    for i in 0..4000 {
+        store
+            .insert_if_absent(&storage_key("fill", &replay_key(i)), b"", ttl)
+            .expect("insert");
+    }
+    let mut insert_ns = Vec::new();
+    let mut inserted = 0usize;
+    for round in 0..rounds {
+        // Fresh keys every round: the key is never there (a new proof).
+        let fresh: Vec<String> = if round == 0 {
+            keys.clone()
+        } else {
+            (0..ops)
+                .map(|i| storage_key(&format!("round{round}"), &raw[i]))
+                .collect()
+        };
+        let t = Instant::now();
+        for k in &fresh {
+            if store.insert_if_absent(black_box(k), b"", ttl).expect("insert") {
+                inserted += 1;
+            }
+        }
+        insert_ns.push(t.elapsed().as_nanos() as f64 / ops as f64);
+    }
+    assert_eq!(inserted, rounds * ops, "every new key is inserted");
+
+    // 3. Replays: keys that are there, in a second table of the same size holding only them (100
+    // keys in 32 segments of 32 slots: no window fills up, so none is ever evicted).
+    let replays = ShmStore::new(128, 8192, 1000).expect("shm store");
+    let recent: Vec<String> = (0..100).map(|i| storage_key("replay", &raw[i])).collect();
+    for k in &recent {
+        assert!(replays.insert_if_absent(k, b"", ttl).expect("insert"));
+    }
+    let mut replay_ns = Vec::new();
+    let reps = (ops / recent.len()).max(1);
+    for _ in 0..rounds {
+        let t = Instant::now();
+        let mut refused = 0usize;
+        for _ in 0..reps {
+            for k in &recent {
+                if !replays.insert_if_absent(black_box(k), b"", ttl).expect("insert") {
+                    refused += 1;
+                }
+            }
+        }
+        replay_ns.push(t.elapsed().as_nanos() as f64 / (reps * recent.len()) as f64);
+        assert_eq!(refused, reps * recent.len(), "a key that is there is refused");
+    }
+
+    let (k, i, r) = (median(key_ns), median(insert_ns), median(replay_ns));
+    println!(
+        "RESULT key_ns={k:.0} insert_ns={i:.0} replay_ns={r:.0} total_ns={:.0} ops={ops} rounds={rounds} slots=1000",
+        k + i
+    );
+}
