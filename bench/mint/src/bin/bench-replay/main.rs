@@ -3,9 +3,11 @@
 //!   bench-replay [ops]      (default 200000 per round, 5 rounds; prints one RESULT line)
 //!
 //! The module remembers each accepted proof's jti with `Cache::insert_if_absent("dpop-jti",
-//! <replay key>, b"", dpop.expiry)` in the default cache, an `OAuth2Cache shm` with the C module's
-//! defaults (1,000 entries, keys up to 128 bytes, values up to 8 KB). That call is, with the
-//! default `key_hash=sha256` and no encryption (shm does not encrypt by default): the storage key
+//! <replay key>, b"", dpop.expiry)` (src/authn.rs) in the default cache, an `OAuth2Cache shm`
+//! with the C module's defaults (1,000 entries, keys up to 128 bytes, values up to 8 KB). The
+//! replay key is `SHA-256("dpop-jti" NUL <proof key's thumbprint> NUL <jti>)`
+//! (`CheckedProof::replay_key`, src/pop/dpop/mod.rs). The call is, with the default
+//! `key_hash=sha256` and no encryption (shm does not encrypt by default): the storage key
 //! `hex(SHA-256("dpop-jti" NUL <replay key>))`, then `ShmStore::insert_if_absent`, which takes
 //! the key's segment lock (a process-shared robust pthread mutex), probes its window of slots and
 //! writes the slot header, the key and the (empty) value.
@@ -15,7 +17,7 @@
 //! pub(crate), so a separate program cannot link them); only the few lines of
 //! `Cache::storage_key` are restated below. Measured, per operation (median of 5 rounds):
 //!
-//! - key_ns: the storage key (SHA-256 + lowercase hex);
+//! - key_ns: the replay key and the storage key (two SHA-256, lowercase hex);
 //! - insert_ns: insert_if_absent of a new key into the full table (every slot live with a
 //!   3600 s TTL, as during a DPoP run: the least recently used slot of the window is evicted);
 //! - replay_ns: insert_if_absent of a key that is there (a replayed proof: Ok(false));
@@ -42,12 +44,17 @@ fn storage_key(namespace: &str, key: &[u8]) -> String {
     hex::lower(&digest::sha256(&parts))
 }
 
-/// A replay key like the module's: the proof key's thumbprint and the proof's jti.
-fn replay_key(i: usize) -> Vec<u8> {
-    let mut k = vec![0x5a_u8; 32];
-    k.extend_from_slice(format!("dpop-1765000000000000000-{i}").as_bytes());
-    k
+/// `CheckedProof::replay_key` (src/pop/dpop/mod.rs): the proof key's thumbprint and the jti.
+fn replay_key(jkt: &str, jti: &str) -> [u8; 32] {
+    digest::sha256(&[b"dpop-jti\0", jkt.as_bytes(), b"\0", jti.as_bytes()])
 }
+
+/// What the module hashes per accepted proof: the replay key, then the storage key.
+fn key_of(namespace: &str, jkt: &str, jti: &str) -> String {
+    storage_key(namespace, &replay_key(jkt, jti))
+}
+
+const JKT: &str = "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"; // a thumbprint's shape (43 chars)
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
@@ -62,14 +69,15 @@ fn main() {
         .max(2000);
     let rounds = 5;
     let ttl = Duration::from_secs(3600);
-    let raw: Vec<Vec<u8>> = (0..ops).map(replay_key).collect();
+    // jti as bench-mint makes them: <tag>-<nanoseconds>-<n>.
+    let jtis: Vec<String> = (0..ops).map(|i| format!("pool-1765051200123456789-{i}")).collect();
 
-    // 1. The storage key.
+    // 1. The replay key and the storage key.
     let mut key_ns = Vec::new();
     let mut keys = Vec::new();
     for _ in 0..rounds {
         let t = Instant::now();
-        keys = raw.iter().map(|k| storage_key("dpop-jti", black_box(k))).collect::<Vec<_>>();
+        keys = jtis.iter().map(|j| key_of("dpop-jti", JKT, black_box(j))).collect::<Vec<_>>();
         key_ns.push(t.elapsed().as_nanos() as f64 / ops as f64);
     }
 
@@ -78,7 +86,7 @@ fn main() {
     // Fill every slot (and touch the mapping): more keys than slots, all live for an hour.
     for i in 0..4000 {
         store
-            .insert_if_absent(&storage_key("fill", &replay_key(i)), b"", ttl)
+            .insert_if_absent(&key_of("fill", JKT, &i.to_string()), b"", ttl)
             .expect("insert");
     }
     let mut insert_ns = Vec::new();
@@ -89,7 +97,7 @@ fn main() {
             keys.clone()
         } else {
             (0..ops)
-                .map(|i| storage_key(&format!("round{round}"), &raw[i]))
+                .map(|i| key_of(&format!("round{round}"), JKT, &jtis[i]))
                 .collect()
         };
         let t = Instant::now();
@@ -105,7 +113,7 @@ fn main() {
     // 3. Replays: keys that are there, in a second table of the same size holding only them (100
     // keys in 32 segments of 32 slots: no window fills up, so none is ever evicted).
     let replays = ShmStore::new(128, 8192, 1000).expect("shm store");
-    let recent: Vec<String> = (0..100).map(|i| storage_key("replay", &raw[i])).collect();
+    let recent: Vec<String> = (0..100).map(|i| key_of("replay", JKT, &jtis[i])).collect();
     for k in &recent {
         assert!(replays.insert_if_absent(k, b"", ttl).expect("insert"));
     }
