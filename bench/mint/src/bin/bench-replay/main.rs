@@ -70,14 +70,19 @@ fn main() {
     let rounds = 5;
     let ttl = Duration::from_secs(3600);
     // jti as bench-mint makes them: <tag>-<nanoseconds>-<n>.
-    let jtis: Vec<String> = (0..ops).map(|i| format!("pool-1765051200123456789-{i}")).collect();
+    let jtis: Vec<String> = (0..ops)
+        .map(|i| format!("pool-1765051200123456789-{i}"))
+        .collect();
 
     // 1. The replay key and the storage key.
     let mut key_ns = Vec::new();
     let mut keys = Vec::new();
     for _ in 0..rounds {
         let t = Instant::now();
-        keys = jtis.iter().map(|j| key_of("dpop-jti", JKT, black_box(j))).collect::<Vec<_>>();
+        keys = jtis
+            .iter()
+            .map(|j| key_of("dpop-jti", JKT, black_box(j)))
+            .collect::<Vec<_>>();
         key_ns.push(t.elapsed().as_nanos() as f64 / ops as f64);
     }
 
@@ -102,7 +107,10 @@ fn main() {
         };
         let t = Instant::now();
         for k in &fresh {
-            if store.insert_if_absent(black_box(k), b"", ttl).expect("insert") {
+            if store
+                .insert_if_absent(black_box(k), b"", ttl)
+                .expect("insert")
+            {
                 inserted += 1;
             }
         }
@@ -124,13 +132,20 @@ fn main() {
         let mut refused = 0usize;
         for _ in 0..reps {
             for k in &recent {
-                if !replays.insert_if_absent(black_box(k), b"", ttl).expect("insert") {
+                if !replays
+                    .insert_if_absent(black_box(k), b"", ttl)
+                    .expect("insert")
+                {
                     refused += 1;
                 }
             }
         }
         replay_ns.push(t.elapsed().as_nanos() as f64 / (reps * recent.len()) as f64);
-        assert_eq!(refused, reps * recent.len(), "a key that is there is refused");
+        assert_eq!(
+            refused,
+            reps * recent.len(),
+            "a key that is there is refused"
+        );
     }
 
     let (k, i, r) = (median(key_ns), median(insert_ns), median(replay_ns));
