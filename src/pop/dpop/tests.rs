@@ -1224,3 +1224,66 @@ fn policy_nonce() {
     assert!(policy("dpop.nonce=on&dpop.nonce.interval=1").is_err_and(|e| e.contains("2 seconds")));
     assert!(policy("dpop.nonce=on&dpop.nonce.interval=2").is_ok());
 }
+
+/// `cargo test --release --lib dpop_microbench -- --ignored --nocapture`: where a proof's time
+/// goes beside the signature verification (numbers for profiling, not assertions).
+#[test]
+#[ignore]
+fn dpop_microbench() {
+    const N: u32 = 3000;
+    let request = Request::bound_to(p256());
+    let proofs: Vec<String> = (0..N)
+        .map(|i| {
+            Proof::new(Alg::ES256)
+                .claim("jti", json!(format!("jti-{i}")))
+                .compact()
+        })
+        .collect();
+    let keys = ProofKeys::default();
+    let time = |what: &str, f: &mut dyn FnMut(&str)| {
+        let start = Instant::now();
+        for p in &proofs {
+            f(p);
+        }
+        eprintln!("{what}: {:?} per proof", start.elapsed() / N);
+    };
+    let presented = |p: &'static str| Presented {
+        proofs: std::slice::from_ref(Box::leak(Box::new(p))),
+        method: "GET",
+        url: URL,
+        token: TOKEN,
+    };
+    time("check (key kept)", &mut |p| {
+        let p: &'static str = Box::leak(p.to_owned().into_boxed_str());
+        check(
+            &request.policy,
+            &presented(p),
+            request.bound.as_deref(),
+            None,
+            &keys,
+            NOW,
+        )
+        .expect("good proof");
+    });
+    time("Jws::parse", &mut |p| {
+        Jws::parse(p).expect("parse");
+    });
+    let key = Key::from_jwk_map(public_jwk(p256()).as_object().expect("jwk")).expect("key");
+    let parsed: Vec<Jws> = proofs
+        .iter()
+        .map(|p| Jws::parse(p).expect("parse"))
+        .collect();
+    let start = Instant::now();
+    for jws in &parsed {
+        key.verify(jws).expect("verify");
+    }
+    eprintln!("Key::verify alone: {:?} per proof", start.elapsed() / N);
+    time("payload JSON", &mut |p| {
+        let jws = Jws::parse(p).expect("parse");
+        json::parse_object_as(&jws.payload, "payload").expect("json");
+    });
+    time("htu normalise x2", &mut |_| {
+        htu::normalize(HTU).expect("htu");
+        htu::request_url(&URL).expect("url");
+    });
+}
