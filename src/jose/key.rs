@@ -53,6 +53,40 @@ enum Material {
 }
 
 /// The NIST curves of RFC 7518 §3.4, each tied to exactly one ES* algorithm.
+const P256_ORDER: [u8; 32] =
+    hex32(*b"FFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551");
+const P384_ORDER: [u8; 48] = hex48(
+    *b"FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFC7634D81F4372DDF581A0DB248B0A77AECEC196ACCC52973",
+);
+const P521_ORDER: [u8; 66] = hex66(
+    *b"01FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFA51868783BF2F966B7FCC0148F709A5D03BB5C9B8899C47AEBB6FB71E91386409",
+);
+
+const fn nibble(c: u8) -> u8 {
+    match c {
+        b'0'..=b'9' => c - b'0',
+        b'A'..=b'F' => c - b'A' + 10,
+        _ => panic!("not an upper-case hex digit"),
+    }
+}
+
+macro_rules! hex_array {
+    ($name:ident, $n:expr) => {
+        const fn $name(text: [u8; 2 * $n]) -> [u8; $n] {
+            let mut out = [0u8; $n];
+            let mut i = 0;
+            while i < $n {
+                out[i] = nibble(text[2 * i]) << 4 | nibble(text[2 * i + 1]);
+                i += 1;
+            }
+            out
+        }
+    };
+}
+hex_array!(hex32, 32);
+hex_array!(hex48, 48);
+hex_array!(hex66, 66);
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Curve {
     P256,
@@ -74,6 +108,15 @@ impl Curve {
         [Curve::P256, Curve::P384, Curve::P521]
             .into_iter()
             .find(|c| c.nid() == nid)
+    }
+
+    /// The group order n, big-endian, `coord_len` bytes (SEC 2 section 2.4, FIPS 186-4 D.1.2).
+    fn order(self) -> &'static [u8] {
+        match self {
+            Curve::P256 => &P256_ORDER,
+            Curve::P384 => &P384_ORDER,
+            Curve::P521 => &P521_ORDER,
+        }
     }
 
     fn jwk_name(self) -> &'static str {
@@ -299,4 +342,26 @@ fn check_rsa(n: &BigNumRef, e: &BigNumRef) -> Result<u32, JoseError> {
         ));
     }
     u32::try_from(bits).map_err(|_| JoseError::KeyInvalid("RSA modulus size".into()))
+}
+
+#[cfg(test)]
+mod curve_tests {
+    use super::*;
+    use openssl::bn::{BigNum, BigNumContext};
+    use openssl::ec::EcGroup;
+
+    #[test]
+    fn orders_are_openssls() {
+        for curve in [Curve::P256, Curve::P384, Curve::P521] {
+            let group = EcGroup::from_curve_name(curve.nid()).unwrap();
+            let mut order = BigNum::new().unwrap();
+            group
+                .order(&mut order, &mut BigNumContext::new().unwrap())
+                .unwrap();
+            let want = order
+                .to_vec_padded(i32::try_from(curve.coord_len()).unwrap())
+                .unwrap();
+            assert_eq!(curve.order(), &want[..], "{curve:?}");
+        }
+    }
 }

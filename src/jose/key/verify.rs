@@ -4,8 +4,6 @@
 
 use std::cmp::Ordering;
 
-use openssl::bn::{BigNum, BigNumContext};
-use openssl::ecdsa::EcdsaSig;
 use openssl::error::ErrorStack;
 use openssl::pkey::{PKey, Public};
 use openssl::pkey_ctx::PkeyCtx;
@@ -139,25 +137,45 @@ fn ecdsa(
     let (r, s) = signature
         .split_at_checked(curve.coord_len())
         .ok_or(JoseError::BadSignatureLength)?;
-    let r = BigNum::from_slice(r).map_err(setup("BigNum"))?;
-    let s = BigNum::from_slice(s).map_err(setup("BigNum"))?;
-    let ec = pkey.ec_key().map_err(setup("EC key"))?;
-    let mut order = BigNum::new().map_err(setup("BigNum"))?;
-    let mut ctx = BigNumContext::new().map_err(setup("BigNum"))?;
-    ec.group()
-        .order(&mut order, &mut ctx)
-        .map_err(setup("EC order"))?;
-    for v in [&r, &s] {
-        if v.num_bits() == 0 || v.ucmp(&order) != Ordering::Less {
+    // Both fixed-length big-endian: byte order is number order. (No BigNum and no EC_KEY here:
+    // taking the legacy EC_KEY out of an OpenSSL 3 key converts it on every call.)
+    let order = curve.order();
+    for v in [r, s] {
+        if v.iter().all(|b| *b == 0) || v.cmp(order) != Ordering::Less {
             return Err(JoseError::SignatureInvalid);
         }
     }
-    let der = EcdsaSig::from_private_components(r, s)
-        .and_then(|sig| sig.to_der())
-        .map_err(setup("ECDSA signature"))?;
+    let der = ecdsa_der(r, s);
     let digest = sha2(alg.hash_len(), input);
     let setup = |ctx: &mut PkeyCtx<Public>| ctx.set_signature_md(alg.md());
     outcome(contexts.verify(pkey, alg, setup, digest.as_ref(), &der))
+}
+
+/// `ECDSA-Sig-Value ::= SEQUENCE { r INTEGER, s INTEGER }` in DER (RFC 3279 section 2.2.3), from
+/// the unsigned big-endian `r` and `s` (at most 66 bytes each, for P-521).
+fn ecdsa_der(r: &[u8], s: &[u8]) -> Vec<u8> {
+    fn integer(out: &mut Vec<u8>, v: &[u8]) {
+        let first = v.iter().position(|b| *b != 0).unwrap_or(v.len() - 1);
+        let v = &v[first..];
+        let pad = v[0] & 0x80 != 0;
+        out.push(0x02);
+        out.push(u8::try_from(v.len() + usize::from(pad)).unwrap_or(u8::MAX));
+        if pad {
+            out.push(0);
+        }
+        out.extend_from_slice(v);
+    }
+    let mut body = Vec::with_capacity(2 * (r.len() + 3));
+    integer(&mut body, r);
+    integer(&mut body, s);
+    let mut der = Vec::with_capacity(body.len() + 3);
+    der.push(0x30);
+    if body.len() >= 0x80 {
+        der.push(0x81);
+    }
+    der.push(u8::try_from(body.len()).unwrap_or(u8::MAX));
+    der.extend_from_slice(&body);
+    der
 }
 
 fn ed25519(pkey: &PKey<Public>, input: &[u8], signature: &[u8]) -> Result<(), JoseError> {
@@ -166,4 +184,32 @@ fn ed25519(pkey: &PKey<Public>, input: &[u8], signature: &[u8]) -> Result<(), Jo
     }
     let mut verifier = Verifier::new_without_digest(pkey).map_err(setup("Ed25519 verifier"))?;
     outcome(verifier.verify_oneshot(signature, input))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use openssl::bn::BigNum;
+    use openssl::ecdsa::EcdsaSig;
+
+    #[test]
+    fn ecdsa_der_is_openssls() {
+        let cases: [(&[u8], &[u8]); 5] = [
+            (&[0x01; 32], &[0x7f; 32]),
+            (&[0x80; 32], &[0xff; 32]),
+            (&[0x00, 0x00, 0x05, 0x80], &[0x00, 0x01]),
+            (&[0x00; 32], &[0x00; 32]),
+            (&[0x01; 66], &[0xc3; 66]),
+        ];
+        for (r, s) in cases {
+            let want = EcdsaSig::from_private_components(
+                BigNum::from_slice(r).unwrap(),
+                BigNum::from_slice(s).unwrap(),
+            )
+            .unwrap()
+            .to_der()
+            .unwrap();
+            assert_eq!(ecdsa_der(r, s), want, "r {r:02x?} s {s:02x?}");
+        }
+    }
 }
