@@ -97,6 +97,8 @@ static authz_status oauth2_authz_claim(request_rec *r, const char *require_line,
         return AUTHZ_GRANTED;
     case OAUTH2_AUTHZ_DENIED_NO_USER:
         return AUTHZ_DENIED_NO_USER;
+    case OAUTH2_AUTHZ_GENERAL_ERROR:
+        return AUTHZ_GENERAL_ERROR;
     default:
         return AUTHZ_DENIED;
     }

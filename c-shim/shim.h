@@ -18,6 +18,7 @@
 #define OAUTH2_AUTHZ_DENIED 0
 #define OAUTH2_AUTHZ_GRANTED 1
 #define OAUTH2_AUTHZ_DENIED_NO_USER 2
+#define OAUTH2_AUTHZ_GENERAL_ERROR 3 /* an internal error (a panic): mod_authz_core answers 500 */
 
 typedef struct {
     void *rs; /* Rust DirConfig, owned by a pool cleanup; NULL when nothing was configured here */

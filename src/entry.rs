@@ -61,6 +61,8 @@ pub(crate) extern "C" fn oauth2_rs_cmd(
     // SAFETY: the shim passes a pointer to a site struct on its stack, valid for this call.
     let site = unsafe { &*site };
     let result = catch_unwind(AssertUnwindSafe(|| -> Result<(), String> {
+        #[cfg(feature = "panic-probe")]
+        crate::panic_probe::on_env("cmd");
         let arg = |p: *const c_char| match p.is_null() {
             true => Ok(None),
             false => c_str(p)
@@ -134,6 +136,8 @@ pub(crate) extern "C" fn oauth2_rs_cmd(
 #[unsafe(no_mangle)]
 pub(crate) extern "C" fn oauth2_rs_pre_config() {
     let _ = catch_unwind(|| {
+        #[cfg(feature = "panic-probe")]
+        crate::panic_probe::on_env("pre_config");
         serving::begin_reading();
         crate::logsink::install(log::process);
     });
@@ -142,7 +146,11 @@ pub(crate) extern "C" fn oauth2_rs_pre_config() {
 /// Checks that span directives (run by `apache2 -t` too); NULL or the error to print.
 #[unsafe(no_mangle)]
 pub(crate) extern "C" fn oauth2_rs_check_config(ptemp: *mut ffi::apr_pool_t) -> *const c_char {
-    match catch_unwind(serving::check) {
+    match catch_unwind(|| {
+        #[cfg(feature = "panic-probe")]
+        crate::panic_probe::on_env("check_config");
+        serving::check()
+    }) {
         Ok(Ok(())) => std::ptr::null(),
         Ok(Err(e)) => pool_message(ptemp, &e),
         Err(_) => pool_message(
@@ -156,7 +164,11 @@ pub(crate) extern "C" fn oauth2_rs_check_config(ptemp: *mut ffi::apr_pool_t) -> 
 /// be created is logged and left out: authentication works without it.
 #[unsafe(no_mangle)]
 pub(crate) extern "C" fn oauth2_rs_post_config(ptemp: *mut ffi::apr_pool_t) -> *const c_char {
-    match catch_unwind(serving::start) {
+    match catch_unwind(|| {
+        #[cfg(feature = "panic-probe")]
+        crate::panic_probe::on_env("post_config");
+        serving::start()
+    }) {
         Ok(errors) => {
             for e in errors {
                 crate::logsink::emit(
@@ -173,7 +185,11 @@ pub(crate) extern "C" fn oauth2_rs_post_config(ptemp: *mut ffi::apr_pool_t) -> *
 /// The configuration generation is being released (restart or stop).
 #[unsafe(no_mangle)]
 pub(crate) extern "C" fn oauth2_rs_config_cleared() {
-    let _ = catch_unwind(serving::end);
+    let _ = catch_unwind(|| {
+        #[cfg(feature = "panic-probe")]
+        crate::panic_probe::on_env("config_cleared");
+        serving::end()
+    });
 }
 
 /// Parses `Require oauth2_claim ...` once, at configuration time.
@@ -184,6 +200,8 @@ pub(crate) extern "C" fn oauth2_rs_authz_parse(
     parsed: *mut *const c_void,
 ) -> *const c_char {
     let result = catch_unwind(AssertUnwindSafe(|| {
+        #[cfg(feature = "panic-probe")]
+        crate::panic_probe::on_env("authz_parse");
         let requirement = authz::Requirement::parse(c_str(line).unwrap_or(""))?;
         let raw = Box::into_raw(Box::new(requirement)).cast::<c_void>();
         // SAFETY: pool is the configuration pool; the cleanup frees `raw` exactly once.
@@ -214,13 +232,15 @@ unsafe extern "C" fn drop_requirement(data: *mut c_void) -> c_int {
 /// `Require oauth2_claim`: `OAUTH2_AUTHZ_DENIED_NO_USER` when no user was authenticated (so that
 /// httpd asks for authentication), `OAUTH2_AUTHZ_GRANTED` when the verified claims satisfy the
 /// line, `OAUTH2_AUTHZ_DENIED` otherwise (then the C module's insufficient_scope challenge is left
-/// in `OAUTH2_BEARER_SCOPE_ERROR` for mod_headers).
+/// in `OAUTH2_BEARER_SCOPE_ERROR` for mod_headers), `OAUTH2_AUTHZ_GENERAL_ERROR` (a 500) on a panic.
 #[unsafe(no_mangle)]
 pub(crate) extern "C" fn oauth2_rs_authz_claim(
     r: *mut ffi::request_rec,
     parsed: *const c_void,
 ) -> c_int {
     let result = catch_unwind(AssertUnwindSafe(|| {
+        #[cfg(feature = "panic-probe")]
+        crate::panic_probe::on_header(r, "authz_claim");
         // SAFETY: r is the live request of this hook, on this thread, until it returns.
         let req = unsafe { ApacheRequest::new(r) };
         if !req.has_user() {
@@ -254,9 +274,9 @@ pub(crate) extern "C" fn oauth2_rs_authz_claim(
         log::request(
             r,
             ffi::APLOG_ERR,
-            "oauth2: internal error (panic) in Require oauth2_claim; denying",
+            "oauth2: internal error (panic) in Require oauth2_claim; answering 500",
         );
-        ffi::OAUTH2_AUTHZ_DENIED
+        ffi::OAUTH2_AUTHZ_GENERAL_ERROR
     })
 }
 
@@ -274,6 +294,8 @@ pub(crate) extern "C" fn oauth2_rs_dir_merge(
         return add;
     }
     catch_unwind(AssertUnwindSafe(|| {
+        #[cfg(feature = "panic-probe")]
+        crate::panic_probe::on_env("dir_merge");
         // SAFETY: both are DirConfigs owned by pools that outlive this merge.
         let (base, add) = unsafe { (&*base.cast::<DirConfig>(), &*add.cast::<DirConfig>()) };
         own_in_pool(pool, DirConfig::merge(base, add))
@@ -317,6 +339,8 @@ pub(crate) extern "C" fn oauth2_rs_fixups(
         if auth_type.and_then(auth_type_mode).is_none() {
             return;
         }
+        #[cfg(feature = "panic-probe")]
+        crate::panic_probe::on_header(r, "fixups");
         // SAFETY: r is the live request of this hook, on this thread, until it returns.
         let req = unsafe { ApacheRequest::new(r) };
         req.scrub_if_not_yet(dir_config(rs));
@@ -347,6 +371,8 @@ pub(crate) extern "C" fn oauth2_rs_check_authn(
         let Some(mode) = auth_type.and_then(auth_type_mode) else {
             return ffi::DECLINED;
         };
+        #[cfg(feature = "panic-probe")]
+        crate::panic_probe::on_header(r, "check_authn");
         // SAFETY: r is the live request of this hook, on this thread, until it returns.
         let req = unsafe { ApacheRequest::new(r) };
         let cfg = dir_config(rs);

@@ -37,3 +37,6 @@ mod entry;
 mod ffi;
 #[cfg(not(test))]
 mod serving;
+// Test-only: entry points that panic on demand (tests/panic.rs); never in a release build.
+#[cfg(all(feature = "panic-probe", not(test)))]
+mod panic_probe;
