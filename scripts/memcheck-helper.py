@@ -1,0 +1,198 @@
+#!/usr/bin/env python3
+"""Helper of scripts/memcheck (not run by hand): mints the corpus's tokens and DPoP proofs, and
+summarises valgrind's logs.
+
+  memcheck-helper.py setup DIR            keys, JWKS file, quoted JWK, tokens (DIR/tokens.env)
+  memcheck-helper.py proof DIR METHOD URL a fresh RFC 9449 proof for DIR's DPoP key and token
+  memcheck-helper.py summary DIR          reads DIR/vg.*.log, prints the summary, exits 1 when
+                                          an invalid access or a leak attributable to the module
+                                          was found
+"""
+import base64
+import glob
+import hashlib
+import json
+import os
+import re
+import sys
+import time
+import uuid
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+
+def b64u(b):
+    return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+
+
+def load_or_make(path, make):
+    if os.path.exists(path):
+        with open(path, "rb") as f:
+            return serialization.load_pem_private_key(f.read(), None)
+    key = make()
+    with open(path, "wb") as f:
+        f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                  serialization.NoEncryption()))
+    return key
+
+
+def rsa_jwk(key, kid):
+    n = key.public_key().public_numbers()
+    return {"kty": "RSA", "kid": kid, "use": "sig", "alg": "RS256",
+            "n": b64u(n.n.to_bytes((n.n.bit_length() + 7) // 8, "big")), "e": b64u(n.e.to_bytes(3, "big"))}
+
+
+def ec_jwk(key):
+    n = key.public_key().public_numbers()
+    return {"kty": "EC", "crv": "P-256", "x": b64u(n.x.to_bytes(32, "big")), "y": b64u(n.y.to_bytes(32, "big"))}
+
+
+def rs256(key, header, claims):
+    signing = b64u(json.dumps(header).encode()) + "." + b64u(json.dumps(claims).encode())
+    sig = key.sign(signing.encode(), padding.PKCS1v15(), hashes.SHA256())
+    return signing + "." + b64u(sig)
+
+
+def es256(key, header, claims):
+    signing = b64u(json.dumps(header).encode()) + "." + b64u(json.dumps(claims).encode())
+    r, s = decode_dss_signature(key.sign(signing.encode(), ec.ECDSA(hashes.SHA256())))
+    return signing + "." + b64u(r.to_bytes(32, "big") + s.to_bytes(32, "big"))
+
+
+def thumb_cert(path):
+    with open(path, "rb") as f:
+        der = x509.load_pem_x509_certificate(f.read()).public_bytes(serialization.Encoding.DER)
+    return b64u(hashlib.sha256(der).digest())
+
+
+def jkt(jwk):
+    canon = json.dumps({k: jwk[k] for k in ("crv", "kty", "x", "y")}, separators=(",", ":"))
+    return b64u(hashlib.sha256(canon.encode()).digest())
+
+
+def setup(d):
+    issuer = load_or_make(f"{d}/issuer.pem", lambda: rsa.generate_private_key(65537, 2048))
+    remote = load_or_make(f"{d}/remote.pem", lambda: rsa.generate_private_key(65537, 2048))
+    other = load_or_make(f"{d}/other.pem", lambda: rsa.generate_private_key(65537, 2048))
+    dpop = load_or_make(f"{d}/dpop.pem", lambda: ec.generate_private_key(ec.SECP256R1()))
+    os.makedirs(f"{d}/keys", exist_ok=True)
+    with open(f"{d}/keys/jwks.json", "w") as f:
+        json.dump({"keys": [rsa_jwk(remote, "r1")]}, f)
+    jwk = json.dumps(rsa_jwk(issuer, "one"), separators=(",", ":"))
+    with open(f"{d}/jwk.arg", "w") as f:  # one Apache argument: quoted, inner quotes escaped
+        f.write('"' + jwk.replace("\\", "\\\\").replace('"', '\\"') + '"')
+    now = int(time.time())
+    base = {"sub": "alice", "iss": "https://issuer.example", "iat": now, "exp": now + 7200, "scope": "read"}
+    hdr = {"alg": "RS256", "kid": "one", "typ": "at+jwt"}
+    good = rs256(issuer, hdr, base)
+    tokens = {
+        "GOOD": good,
+        "EXPIRED": rs256(issuer, hdr, dict(base, iat=now - 600, exp=now - 60)),
+        "BADSIG": good[:-4] + ("AAAA" if not good.endswith("AAAA") else "BBBB"),
+        "OTHERKEY": rs256(other, hdr, base),
+        "MTLS": rs256(issuer, hdr, dict(base, cnf={"x5t#S256": thumb_cert(f"{d}/client-a.crt")})),
+        "REMOTE": rs256(remote, dict(hdr, kid="r1"), base),
+        "REMOTE_UNKNOWN_KID": rs256(remote, dict(hdr, kid="nope"), base),
+        "DPOP": rs256(issuer, hdr, dict(base, cnf={"jkt": jkt(ec_jwk(dpop))})),
+    }
+    with open(f"{d}/tokens.env", "w") as f:
+        for k, v in tokens.items():
+            f.write(f"{k}={v}\n")
+
+
+def proof(d, method, url):
+    with open(f"{d}/dpop.pem", "rb") as f:
+        key = serialization.load_pem_private_key(f.read(), None)
+    token = dict(line.strip().split("=", 1) for line in open(f"{d}/tokens.env"))["DPOP"]
+    claims = {"jti": str(uuid.uuid4()), "htm": method, "htu": url, "iat": int(time.time()),
+              "ath": b64u(hashlib.sha256(token.encode()).digest())}
+    print(es256(key, {"typ": "dpop+jwt", "alg": "ES256", "jwk": ec_jwk(key)}, claims))
+
+
+OURS = re.compile(r"mod_oauth2|libmod_oauth2|\boauth2_|panic_probe")
+
+
+def records(text):
+    """valgrind's messages: runs of `==pid== ` lines separated by an empty `==pid== ` line."""
+    cur = []
+    for line in text.splitlines():
+        m = re.match(r"^==\d+== ?(.*)$", line)
+        if not m:
+            continue
+        body = m.group(1)
+        if body.strip() == "":
+            if cur:
+                yield cur
+            cur = []
+        else:
+            cur.append(body)
+    if cur:
+        yield cur
+
+
+def summary(d):
+    logs = sorted(glob.glob(f"{d}/vg.*.log"))
+    kinds = {"Invalid read": 0, "Invalid write": 0, "Invalid free": 0, "Mismatched free": 0,
+             "uninitialised": 0, "Syscall param": 0, "Source and destination overlap": 0}
+    ours = {k: 0 for k in kinds}
+    definite_ours, definite_other = [], []
+    possible_ours = possible_other = 0
+    bytes_ours = bytes_other = 0
+    suppressed = 0
+    processes = 0
+    for path in logs:
+        text = open(path, errors="replace").read()
+        if "Memcheck, a memory error detector" not in text:
+            continue
+        processes += 1
+        for m in re.finditer(r"ERROR SUMMARY: \d+ errors from \d+ contexts \(suppressed: (\d+)", text):
+            suppressed += int(m.group(1))
+        for rec in records(text):
+            head = rec[0]
+            stack = "\n".join(rec)
+            mine = bool(OURS.search(stack))
+            for k in kinds:
+                if k in head:
+                    kinds[k] += 1
+                    ours[k] += mine
+            if "are possibly lost" in head:
+                if mine:
+                    possible_ours += 1
+                else:
+                    possible_other += 1
+            m = re.match(r"([\d,]+) (?:\([\d,]+ direct, [\d,]+ indirect\) )?bytes in [\d,]+ blocks are definitely lost", head)
+            if m:
+                n = int(m.group(1).replace(",", ""))
+                if mine:
+                    definite_ours.append((n, os.path.basename(path), stack))
+                    bytes_ours += n
+                else:
+                    definite_other.append((n, os.path.basename(path), stack))
+                    bytes_other += n
+    print(f"valgrind logs: {len(logs)} ({processes} processes under memcheck)")
+    for k in kinds:
+        print(f"  {k:32s} {kinds[k]:6d}   with a mod_oauth2 frame: {ours[k]}")
+    print(f"  definitely lost, mod_oauth2 frame in the stack: {len(definite_ours)} records, {bytes_ours} bytes")
+    print(f"  definitely lost, elsewhere (httpd/APR/OpenSSL): {len(definite_other)} records, {bytes_other} bytes")
+    print(f"  possibly lost (information: interior pointers, e.g. of live threads at exit): "
+          f"{possible_ours} records with a mod_oauth2 frame, {possible_other} elsewhere")
+    print(f"  errors suppressed (scripts/memcheck.supp and valgrind's defaults): {suppressed}")
+    for n, log, stack in definite_ours[:10]:
+        print(f"--- {log}: {n} bytes\n{stack}")
+    bad = sum(ours[k] for k in ("Invalid read", "Invalid write", "Invalid free", "Mismatched free")) + len(definite_ours)
+    return 1 if bad or processes == 0 else 0
+
+
+if __name__ == "__main__":
+    cmd, d = sys.argv[1], sys.argv[2]
+    if cmd == "setup":
+        setup(d)
+    elif cmd == "proof":
+        proof(d, sys.argv[3], sys.argv[4])
+    elif cmd == "summary":
+        sys.exit(summary(d))
+    else:
+        sys.exit(f"unknown command {cmd}")
