@@ -112,6 +112,7 @@ def proof(d, method, url):
     print(es256(key, {"typ": "dpop+jwt", "alg": "ES256", "jwk": ec_jwk(key)}, claims))
 
 
+STATIC_INIT = re.compile(r"std::sync::(once_lock::OnceLock<T>::initialize|lazy_lock::LazyLock<T,F>::force)")
 OURS = re.compile(r"mod_oauth2|libmod_oauth2|\boauth2_|panic_probe")
 
 
@@ -138,7 +139,8 @@ def summary(d):
     kinds = {"Invalid read": 0, "Invalid write": 0, "Invalid free": 0, "Mismatched free": 0,
              "uninitialised": 0, "Syscall param": 0, "Source and destination overlap": 0}
     ours = {k: 0 for k in kinds}
-    definite_ours, definite_other = [], []
+    definite_ours, definite_other, definite_static = [], [], []
+    unsymbolised = 0
     possible_ours = possible_other = 0
     bytes_ours = bytes_other = 0
     suppressed = 0
@@ -166,7 +168,14 @@ def summary(d):
             m = re.match(r"([\d,]+) (?:\([\d,]+ direct, [\d,]+ indirect\) )?bytes in [\d,]+ blocks are definitely lost", head)
             if m:
                 n = int(m.group(1).replace(",", ""))
-                if mine:
+                if re.search(r"by 0x[0-9A-F]+: \?\?\?$", stack, re.M):
+                    unsymbolised += 1
+                if mine and STATIC_INIT.search(stack):
+                    # Made once for a process-wide static (OnceLock/LazyLock) of the module: at
+                    # the very end httpd unloads the module (dlclose, seen under -X), unmapping the
+                    # static that still points at it. Not a leak; listed apart.
+                    definite_static.append((n, os.path.basename(path), stack))
+                elif mine:
                     definite_ours.append((n, os.path.basename(path), stack))
                     bytes_ours += n
                 else:
@@ -177,12 +186,16 @@ def summary(d):
         print(f"  {k:32s} {kinds[k]:6d}   with a mod_oauth2 frame: {ours[k]}")
     print(f"  definitely lost, mod_oauth2 frame in the stack: {len(definite_ours)} records, {bytes_ours} bytes")
     print(f"  definitely lost, elsewhere (httpd/APR/OpenSSL): {len(definite_other)} records, {bytes_other} bytes")
+    print(f"  definitely lost, made once for a static of the module (unmapped when httpd unloads the "
+          f"module at exit): {len(definite_static)} records, {sum(n for n, _, _ in definite_static)} bytes")
+    print(f"  definitely lost with frames of unknown code (e.g. an unloaded library): {unsymbolised} records")
     print(f"  possibly lost (information: interior pointers, e.g. of live threads at exit): "
           f"{possible_ours} records with a mod_oauth2 frame, {possible_other} elsewhere")
     print(f"  errors suppressed (scripts/memcheck.supp and valgrind's defaults): {suppressed}")
     for n, log, stack in definite_ours[:10]:
         print(f"--- {log}: {n} bytes\n{stack}")
-    bad = sum(ours[k] for k in ("Invalid read", "Invalid write", "Invalid free", "Mismatched free")) + len(definite_ours)
+    bad = sum(ours[k] for k in ("Invalid read", "Invalid write", "Invalid free", "Mismatched free"))
+    bad += len(definite_ours) + unsymbolised
     return 1 if bad or processes == 0 else 0
 
 
