@@ -37,7 +37,7 @@ pub const NOW: i64 = 1_700_000_000;
 pub const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
 /// RFC 7515 appendix A.3's P-256 key (public part as a JWK).
 pub const EC_JWK: &str = r#"{"kty":"EC","crv":"P-256","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}"#;
-const EC_D: &str = "jpsQnnGQmL-YBIffH1136cLSG9-_8EyTGEAGAF2_u8I";
+const EC_D: &str = "jpsQnnGQmL-YBIffH1136cspYG6-0iY7X1fCE9-E9LI";
 /// RFC 8037 appendix A's Ed25519 key.
 pub const ED_JWK: &str =
     r#"{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}"#;
@@ -91,8 +91,18 @@ fn ec_private() -> PKey<Private> {
     let mut ctx = BigNumContext::new().expect("ctx");
     let mut public = EcPoint::new(&group).expect("point");
     public.mul_generator2(&group, &d, &mut ctx).expect("mul");
-    PKey::from_ec_key(EcKey::from_private_components(&group, &d, &public).expect("ec"))
-        .expect("pkey")
+    let key = EcKey::from_private_components(&group, &d, &public).expect("ec");
+    // The private key must be EC_JWK's: the DPoP target's proofs are checked against its thumbprint.
+    let x = b64(&public_x(&group, &public, &mut ctx));
+    assert!(EC_JWK.contains(&x), "EC_D does not belong to EC_JWK");
+    PKey::from_ec_key(key).expect("pkey")
+}
+
+fn public_x(group: &openssl::ec::EcGroupRef, p: &EcPoint, ctx: &mut BigNumContext) -> Vec<u8> {
+    let mut x = BigNum::new().expect("bn");
+    let mut y = BigNum::new().expect("bn");
+    p.affine_coordinates(group, &mut x, &mut y, ctx).expect("affine");
+    x.to_vec_padded(32).expect("x")
 }
 
 /// ES256 over `input` with the fixed P-256 key, as JWS wants it (R||S).
