@@ -27,7 +27,10 @@ fn main() {
                 } else {
                     src.join(name).join("mod.rs")
                 };
-                out.push_str(&format!("#[path = {:?}]\nmod {name};\n", path.display().to_string()));
+                out.push_str(&format!(
+                    "#[path = {:?}]\nmod {name};\n",
+                    path.display().to_string()
+                ));
             }
         }
         if !line.starts_with("#[") {

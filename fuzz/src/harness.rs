@@ -86,8 +86,12 @@ fn keys() -> &'static Keys {
 
 fn ec_private() -> PKey<Private> {
     let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).expect("group");
-    let d = BigNum::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(EC_D).expect("d"))
-        .expect("bn");
+    let d = BigNum::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(EC_D)
+            .expect("d"),
+    )
+    .expect("bn");
     let mut ctx = BigNumContext::new().expect("ctx");
     let mut public = EcPoint::new(&group).expect("point");
     public.mul_generator2(&group, &d, &mut ctx).expect("mul");
@@ -101,7 +105,8 @@ fn ec_private() -> PKey<Private> {
 fn public_x(group: &openssl::ec::EcGroupRef, p: &EcPoint, ctx: &mut BigNumContext) -> Vec<u8> {
     let mut x = BigNum::new().expect("bn");
     let mut y = BigNum::new().expect("bn");
-    p.affine_coordinates(group, &mut x, &mut y, ctx).expect("affine");
+    p.affine_coordinates(group, &mut x, &mut y, ctx)
+        .expect("affine");
     x.to_vec_padded(32).expect("x")
 }
 
@@ -416,7 +421,10 @@ pub fn dpop_proof(data: &[u8]) {
     let ath = b64(&openssl::sha::sha256(DPOP_TOKEN.as_bytes()));
     let proof = match which % 4 {
         0 => {
-            let proofs: Vec<String> = rest.split(|&b| b == 0xFF).map(|p| text(p).into_owned()).collect();
+            let proofs: Vec<String> = rest
+                .split(|&b| b == 0xFF)
+                .map(|p| text(p).into_owned())
+                .collect();
             let proofs: Vec<&str> = proofs.iter().map(String::as_str).collect();
             check_proofs(&proofs, which & 0x80 != 0);
             return;
@@ -461,8 +469,14 @@ fn check_proofs(proofs: &[&str], with_nonce: bool) {
         br#"{"crv":"P-256","kty":"EC","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}"#,
     ));
     let nonces = with_nonce.then(nonces);
-    if let Ok(checked) = dpop::check(dpop_policy(), &presented, Some(&jkt), nonces, proof_keys(), NOW)
-    {
+    if let Ok(checked) = dpop::check(
+        dpop_policy(),
+        &presented,
+        Some(&jkt),
+        nonces,
+        proof_keys(),
+        NOW,
+    ) {
         // invariant: an accepted proof is bound to the token's key.
         assert_eq!(checked.jkt, jkt);
         let _ = checked.replay_key();
@@ -496,7 +510,10 @@ pub fn signed_claims(data: &[u8]) {
     if fixed_header {
         // invariant: a token signed with the right key never fails on its signature.
         assert!(
-            !matches!(result, Err(VerifyError::Signature(_)) | Err(VerifyError::NoKeyForKid)),
+            !matches!(
+                result,
+                Err(VerifyError::Signature(_)) | Err(VerifyError::NoKeyForKid)
+            ),
             "{result:?}"
         );
     }
