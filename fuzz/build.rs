@@ -15,11 +15,11 @@ fn main() {
             apache_only = true;
             continue;
         }
-        if let Some(name) = line
+        let name = line
             .strip_prefix("mod ")
             .or_else(|| line.strip_prefix("pub(crate) mod "))
-            .and_then(|r| r.strip_suffix(';'))
-        {
+            .and_then(|r| r.strip_suffix(';'));
+        if let Some(name) = name {
             if !apache_only {
                 let file = src.join(format!("{name}.rs"));
                 let path = if file.exists() {
