@@ -176,8 +176,9 @@ fn is_form_post(req: &impl TokenSource) -> bool {
         return false;
     };
     let ct = ct.trim_start();
-    ct.len() >= FORM.len()
-        && ct[..FORM.len()].eq_ignore_ascii_case(FORM)
+    // `get`: the client's header may have a multi-byte character where the type ends (fuzz/).
+    ct.get(..FORM.len())
+        .is_some_and(|t| t.eq_ignore_ascii_case(FORM))
         && ct[FORM.len()..]
             .trim_start()
             .chars()
@@ -413,6 +414,16 @@ mod tests {
         f.headers
             .insert("Content-Type", "application/x-www-form-urlencodedX");
         assert_eq!(find(&s, &f), None);
+        // Found by fuzz/ (token_sources): a multi-byte character across the end of the type
+        // made the slice panic.
+        for ct in [
+            "application/x-www-form-urlencode\u{e9}",
+            "\u{e9}",
+            "application/x-www-form-urlencoded\u{e9}",
+        ] {
+            f.headers.insert("Content-Type", ct);
+            assert_eq!(find(&s, &f), None, "{ct}");
+        }
     }
 
     #[test]

@@ -19,3 +19,5 @@ pub(crate) use key::Key;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod wycheproof;
