@@ -1,6 +1,6 @@
 //! Generates `$OUT_DIR/core.rs`: one `#[path] mod` per module that ../src/lib.rs declares, except
-//! those behind `#[cfg(not(test))]` (the Apache layer, which needs httpd's symbols). Modules the
-//! module adds later are picked up without editing this crate.
+//! those behind a `#[cfg(...)]` (the Apache layer, which needs httpd's symbols, and test-only
+//! features). Modules the module adds later are picked up without editing this crate.
 use std::{env, fs, path::PathBuf};
 
 fn main() {
@@ -11,7 +11,7 @@ fn main() {
     let mut out = String::new();
     let mut apache_only = false;
     for line in lib.lines().map(str::trim) {
-        if line == "#[cfg(not(test))]" {
+        if line.starts_with("#[cfg(") {
             apache_only = true;
             continue;
         }
