@@ -356,6 +356,8 @@ mod tests {
         thumbprint: Option<&'static str>,
         /// What the TLS layer says now, when it differs from the connection's memo.
         thumbprint_now: Option<Option<&'static str>>,
+        /// `DPoP` header values.
+        proofs: Vec<String>,
     }
 
     impl Fake {
@@ -366,6 +368,7 @@ mod tests {
                 realm: None,
                 thumbprint: None,
                 thumbprint_now: None,
+                proofs: Vec::new(),
             }
         }
     }
@@ -409,6 +412,9 @@ mod tests {
         }
         fn client_thumbprint_now(&self) -> Option<&str> {
             self.thumbprint_now.unwrap_or(self.thumbprint)
+        }
+        fn dpop_proofs(&self) -> Vec<&str> {
+            self.proofs.iter().map(String::as_str).collect()
         }
     }
 
@@ -503,6 +509,7 @@ mod tests {
             realm: None,
             thumbprint: None,
             thumbprint_now: None,
+            proofs: Vec::new(),
         };
         let o = authenticate(&cfg, &req, Mode::OAuth2, NOW, &Generation::default());
         assert_eq!(refusal_of(&o), &Refusal::NoToken);
@@ -521,6 +528,7 @@ mod tests {
             realm: None,
             thumbprint: None,
             thumbprint_now: None,
+            proofs: Vec::new(),
         };
         assert_eq!(
             authenticate(&cfg, &req, Mode::OpenIdc, NOW, &Generation::default()),
@@ -639,6 +647,7 @@ mod tests {
             realm: None,
             thumbprint: None,
             thumbprint_now: None,
+            proofs: Vec::new(),
         };
         assert!(matches!(
             authenticate(&cfg, &req, Mode::OAuth2, NOW, &Generation::default()),
@@ -1266,49 +1275,12 @@ mod tests {
         }
     }
 
-    /// The fake request with `DPoP` headers.
-    struct WithProofs {
-        req: Fake,
-        proofs: Vec<String>,
-    }
-
-    impl TokenSource for WithProofs {
-        fn header(&self, name: &CStr) -> Option<&str> {
-            self.req.header(name)
-        }
-        fn env(&self, name: &CStr) -> Option<&str> {
-            self.req.env(name)
-        }
-        fn method(&self) -> &str {
-            self.req.method()
-        }
-        fn query(&self) -> Option<&str> {
-            None
-        }
-        fn form_body(&self, _: usize) -> Option<&[u8]> {
-            None
-        }
-    }
-
-    impl Request for WithProofs {
-        fn auth_name(&self) -> Option<&str> {
-            None
-        }
-        fn client_thumbprint(&self) -> Option<&str> {
-            None
-        }
-        fn dpop_proofs(&self) -> Vec<&str> {
-            self.proofs.iter().map(String::as_str).collect()
-        }
-        fn url(&self) -> RequestUrl<'_> {
-            self.req.url()
-        }
-    }
-
-    fn dpop_request(scheme: &str, token: &str, proofs: Vec<String>) -> WithProofs {
+    /// The fake request with `Authorization: <scheme> <token>` and `DPoP` headers.
+    fn dpop_request(scheme: &str, token: &str, proofs: Vec<String>) -> Fake {
         let mut req = Fake::bearer(token);
         req.authorization = Some(format!("{scheme} {token}"));
-        WithProofs { req, proofs }
+        req.proofs = proofs;
+        req
     }
 
     fn bound_token(key: &ProofKey, jti: &str) -> String {
@@ -1457,6 +1429,7 @@ mod tests {
             realm: None,
             thumbprint: None,
             thumbprint_now: None,
+            proofs: Vec::new(),
         };
         let dpop_only = config(&[("plain", SECRET, Some("type=dpop&dpop.algs=ES256 EdDSA"))]);
         let o = authenticate(&dpop_only, &no_token, Mode::OAuth2, NOW, &generation);
