@@ -38,7 +38,7 @@ pub(crate) trait Request: TokenSource {
     }
     /// Whether the direct peer (the connection's client address) is an `OAuth2TrustedProxy` of
     /// this server, whose forwarding headers are believed.
-    fn from_trusted_proxy(&self) -> bool {
+    fn peer_is_trusted_proxy(&self) -> bool {
         false
     }
     /// The request URL as Apache sees it (scheme, host and port as configured by `ServerName`
@@ -212,7 +212,7 @@ fn check_binding(
             verifier.check_binding(claims, || req.client_thumbprint_now())
         }
         Err(BindingError::NoCertificate) => match &verifier.cert_header {
-            Some(header) if req.from_trusted_proxy() => {
+            Some(header) if req.peer_is_trusted_proxy() => {
                 let forwarded = req
                     .header(&header.name)
                     .map(|value| header.certificate_der(value))
@@ -294,7 +294,7 @@ fn check_dpop(
     let presented = Presented {
         proofs: &proofs,
         method: req.method(),
-        url: if req.from_trusted_proxy() {
+        url: if req.peer_is_trusted_proxy() {
             crate::proxy::public_url(req.url(), |name| req.header(name))
         } else {
             req.url()
@@ -450,7 +450,7 @@ mod tests {
         fn dpop_proofs(&self) -> Vec<&str> {
             self.proofs.iter().map(String::as_str).collect()
         }
-        fn from_trusted_proxy(&self) -> bool {
+        fn peer_is_trusted_proxy(&self) -> bool {
             self.trusted_peer
         }
     }

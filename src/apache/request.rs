@@ -694,7 +694,7 @@ impl<'r> authn::Request for ApacheRequest<'r> {
         self.current_thumbprint()
     }
 
-    fn from_trusted_proxy(&self) -> bool {
+    fn peer_is_trusted_proxy(&self) -> bool {
         self.trusted_peer()
     }
 
