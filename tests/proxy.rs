@@ -192,7 +192,7 @@ fn forged_certificate_headers_from_untrusted_peers_are_removed() {
         let mark = h.log_mark();
         let r = h
             .http("/fwd/env")
-            .from_addr(from)
+            .source_addr(from)
             .bearer(&token_a)
             .header(&forged)
             .send();
@@ -208,7 +208,7 @@ fn forged_certificate_headers_from_untrusted_peers_are_removed() {
         });
         let r = h
             .http("/opt/env")
-            .from_addr(from)
+            .source_addr(from)
             .bearer(&signer.mint(&claims("bob")))
             .header(&forged)
             .header(&format!("x_ssl_client_cert: {}", "spoof"))
@@ -230,7 +230,7 @@ fn forged_certificate_headers_from_untrusted_peers_are_removed() {
     for _ in 0..8 {
         let r = h
             .http("/opt/ok")
-            .from_addr(UNTRUSTED)
+            .source_addr(UNTRUSTED)
             .bearer(&signer.mint(&claims("bob")))
             .header(&forged)
             .send();
@@ -265,7 +265,7 @@ fn each_header_format_from_a_trusted_peer() {
         for (cert, status) in [(ClientCert::A, 200), (ClientCert::B, 401)] {
             let r = h
                 .http(&format!("{path}ok"))
-                .from_addr(TRUSTED)
+                .source_addr(TRUSTED)
                 .bearer(&token_a)
                 .header(&format!("{header}: {}", encoded(&h, cert, format)))
                 .send();
@@ -274,7 +274,7 @@ fn each_header_format_from_a_trusted_peer() {
         // The same header from a peer that is not trusted counts for nothing.
         let r = h
             .http(&format!("{path}ok"))
-            .from_addr(UNTRUSTED)
+            .source_addr(UNTRUSTED)
             .bearer(&token_a)
             .header(&format!("{header}: {}", encoded(&h, ClientCert::A, format)))
             .send();
@@ -289,7 +289,7 @@ fn each_header_format_from_a_trusted_peer() {
     // A in the header.
     let r = h
         .https("/fwd/ok")
-        .from_addr(TRUSTED)
+        .source_addr(TRUSTED)
         .cert(ClientCert::B)
         .bearer(&token_a)
         .header(&format!(
@@ -305,7 +305,7 @@ fn each_header_format_from_a_trusted_peer() {
     );
     let r = h
         .https("/fwd/ok")
-        .from_addr(TRUSTED)
+        .source_addr(TRUSTED)
         .cert(ClientCert::A)
         .bearer(&token_a)
         .header(&format!(
@@ -373,7 +373,7 @@ fn bad_forwarded_certificates_are_refused_not_errors() {
         let mark = h.log_mark();
         let r = h
             .http(path)
-            .from_addr(TRUSTED)
+            .source_addr(TRUSTED)
             .bearer(&token_a)
             .header(header)
             .send();
@@ -436,7 +436,7 @@ fn dpop_htu_uses_the_url_a_trusted_proxy_forwards() {
     let direct = |htu: &str, from: &str| {
         let mut req = h
             .http("/d/ok")
-            .from_addr(from)
+            .source_addr(from)
             .header(&format!("Authorization: DPoP {token}"))
             .header(&format!("DPoP: {}", proof(htu)));
         for line in &forwarded {

@@ -100,7 +100,7 @@ impl<'a> Req<'a> {
 
     /// Connect from local address `ip` (any 127.0.0.0/8 address is this host): how a test is
     /// another peer than 127.0.0.1.
-    pub(crate) fn from_addr(mut self, ip: &str) -> Self {
+    pub(crate) fn source_addr(mut self, ip: &str) -> Self {
         self.from = Some(ip.to_string());
         self
     }
