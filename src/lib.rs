@@ -27,6 +27,7 @@ mod pop;
 mod proxy;
 mod refusal;
 mod remote;
+mod request_url;
 mod token;
 mod verify;
 

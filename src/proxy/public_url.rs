@@ -5,7 +5,7 @@
 
 use std::ffi::CStr;
 
-use crate::pop::dpop::RequestUrl;
+use crate::request_url::RequestUrl;
 
 /// `direct` (Apache's own view of the URL) with the scheme, host and port a trusted proxy
 /// forwarded. `header` reads a request header. A value that is malformed is ignored (the part

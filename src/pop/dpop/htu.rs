@@ -5,7 +5,7 @@
 
 use std::fmt;
 
-use super::RequestUrl;
+use crate::request_url::RequestUrl;
 
 /// Why a URI could not be brought to its normal form.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

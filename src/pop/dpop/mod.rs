@@ -21,6 +21,7 @@ use crate::jose::alg::{Alg, Family};
 use crate::jose::error::sanitize;
 use crate::jose::{JoseError, Jws, b64, json};
 use crate::options::{Options, Requirement};
+use crate::request_url::RequestUrl;
 
 /// Longest proof accepted, checked before it is parsed. A proof carrying an
 /// RSA-8192 `jwk` and signature is under 4 KiB; real ones (EC) are well under 1 KiB.
@@ -214,16 +215,6 @@ fn seconds(options: &Options, name: &str, default: u64, max: u64) -> Result<u64,
             .filter(|n| *n <= max)
             .ok_or_else(|| format!("{name}={v}: must be a whole number of seconds, 0 to {max}")),
     }
-}
-
-/// The request URL as Apache sees it (never as the client claims it in forwarded headers).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct RequestUrl<'a> {
-    pub(crate) scheme: &'a str,
-    pub(crate) host: &'a str,
-    pub(crate) port: u16,
-    /// As received, before `?`, still percent-encoded.
-    pub(crate) path: &'a str,
 }
 
 /// What one request presents for DPoP. No `Debug`: it holds the access token.
