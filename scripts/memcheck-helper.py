@@ -7,6 +7,10 @@ summarises valgrind's logs.
   memcheck-helper.py summary DIR          reads DIR/vg.*.log, prints the summary, exits 1 when
                                           an invalid access or a leak attributable to the module
                                           was found
+  memcheck-helper.py drive DIR BASE N     sends N requests of the corpus over keep-alive TLS
+                                          connections (none, client A, client B certificates),
+                                          prints one JSON line: sent, unexpected, by status
+  memcheck-helper.py rss DIR              the parent's and its children's resident set (KiB)
 """
 import base64
 import glob
@@ -112,6 +116,113 @@ def proof(d, method, url):
     print(es256(key, {"typ": "dpop+jwt", "alg": "ES256", "jwk": ec_jwk(key)}, claims))
 
 
+def proof_for(key, token, method, url):
+    claims = {"jti": str(uuid.uuid4()), "htm": method, "htu": url, "iat": int(time.time()),
+              "ath": b64u(hashlib.sha256(token.encode()).digest())}
+    return es256(key, {"typ": "dpop+jwt", "alg": "ES256", "jwk": ec_jwk(key)}, claims)
+
+
+def drive(d, base, n):
+    """The corpus of scripts/memcheck, n requests, on keep-alive connections (a new one when the
+    server closes one, e.g. after a refusal or at a graceful restart)."""
+    import http.client
+    import ssl
+    from urllib.parse import urlsplit
+    host, port = urlsplit(base).hostname, urlsplit(base).port
+    tokens = dict(line.strip().split("=", 1) for line in open(f"{d}/tokens.env"))
+    with open(f"{d}/dpop.pem", "rb") as f:
+        dpop_key = serialization.load_pem_private_key(f.read(), None)
+
+    def context(cert):
+        c = ssl.create_default_context(cafile=f"{d}/server.crt")
+        if cert:
+            c.load_cert_chain(f"{d}/{cert}.crt", f"{d}/{cert}.key")
+        return c
+
+    contexts = {None: context(None), "a": context("client-a"), "b": context("client-b")}
+    conns = {}
+
+    def send(cert, path, headers):
+        for attempt in range(3):
+            conn = conns.get(cert)
+            if conn is None:
+                conn = conns[cert] = http.client.HTTPSConnection(host, port, context=contexts[cert], timeout=60)
+            try:
+                conn.request("GET", path, headers=headers)
+                r = conn.getresponse()
+                r.read()
+                if r.getheader("Connection", "").lower() == "close":
+                    conn.close()
+                    conns.pop(cert, None)
+                return r.status
+            except (http.client.HTTPException, OSError):
+                conn.close()
+                conns.pop(cert, None)
+                if attempt == 2:
+                    return 0
+                time.sleep(0.2)
+
+    def bearer(t):
+        return {"Authorization": f"Bearer {t}"}
+
+    corpus = [
+        (200, None, "/jwk/ok", lambda: bearer(tokens["GOOD"])),
+        (401, None, "/jwk/ok", lambda: {}),
+        (401, None, "/jwk/ok", lambda: {"Authorization": "Basic YWxpY2U6cHc="}),
+        (401, None, "/jwk/ok", lambda: bearer("abc.def")),
+        (401, None, "/jwk/ok", lambda: bearer(tokens["BADSIG"])),
+        (401, None, "/jwk/ok", lambda: bearer(tokens["OTHERKEY"])),
+        (401, None, "/jwk/ok", lambda: bearer(tokens["EXPIRED"])),
+        (200, "a", "/mtls/ok", lambda: bearer(tokens["MTLS"])),
+        (401, "b", "/mtls/ok", lambda: bearer(tokens["MTLS"])),
+        (401, None, "/mtls/ok", lambda: bearer(tokens["MTLS"])),
+        (200, None, "/remote/ok", lambda: bearer(tokens["REMOTE"])),
+        (401, None, "/remote/ok", lambda: bearer(tokens["REMOTE_UNKNOWN_KID"])),
+        (401, None, "/claim/ok", lambda: bearer(tokens["GOOD"])),
+        (401, None, "/dpop/ok", lambda: bearer(tokens["DPOP"])),
+    ]
+    by_status, sent, unexpected = {}, 0, 0
+
+    def count(want, got):
+        nonlocal sent, unexpected
+        sent += 1
+        by_status[f"{got}/{want}"] = by_status.get(f"{got}/{want}", 0) + 1
+        unexpected += got != want
+
+    while sent < n:
+        for want, cert, path, headers in corpus:
+            count(want, send(cert, path, headers()))
+        proof = proof_for(dpop_key, tokens["DPOP"], "GET", base + "/dpop/ok")
+        h = {"Authorization": f"DPoP {tokens['DPOP']}", "DPoP": proof}
+        count(200, send(None, "/dpop/ok", h))
+        count(401, send(None, "/dpop/ok", h))  # the same proof again: a replay
+    for c in conns.values():
+        c.close()
+    print(json.dumps({"sent": sent, "unexpected": unexpected, "by_status": by_status}))
+
+
+def rss(d):
+    """KiB resident: httpd's parent (DIR/httpd.pid) and the sum over its children."""
+    def vmrss(pid):
+        try:
+            for line in open(f"/proc/{pid}/status"):
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        except OSError:
+            pass
+        return 0
+    parent = int(open(f"{d}/httpd.pid").read().strip())
+    children = [int(p) for p in os.listdir("/proc") if p.isdigit() and _ppid(p) == parent]
+    print(vmrss(parent), sum(vmrss(c) for c in children), len(children))
+
+
+def _ppid(pid):
+    try:
+        return int(open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return -1
+
+
 STATIC_INIT = re.compile(r"std::sync::(once_lock::OnceLock<T>::initialize|lazy_lock::LazyLock<T,F>::force)")
 OURS = re.compile(r"mod_oauth2|libmod_oauth2|\boauth2_|panic_probe")
 
@@ -207,5 +318,9 @@ if __name__ == "__main__":
         proof(d, sys.argv[3], sys.argv[4])
     elif cmd == "summary":
         sys.exit(summary(d))
+    elif cmd == "drive":
+        drive(d, sys.argv[3], int(sys.argv[4]))
+    elif cmd == "rss":
+        rss(d)
     else:
         sys.exit(f"unknown command {cmd}")
