@@ -405,6 +405,10 @@ void oauth2_log_process(int level, const char *msg, apr_size_t len)
 
 void oauth2_log_server(server_rec *s, int level, const char *msg, apr_size_t len)
 {
+    /* While the configuration is read, a virtual host has no log level yet (httpd merges it
+     * afterwards), so its lines would be dropped: they go out as the main server's. */
+    if (s != NULL && s->is_virtual && s->log.level < 0)
+        s = NULL;
     ap_log_error(APLOG_MARK, level, 0, s, "%.*s", (int)len, msg);
 }
 

@@ -100,10 +100,15 @@ pub(crate) fn authenticate(
         challenges: challenges(sources.basic_only(), verifiers, dpop_location),
     };
 
-    let found = match dpop_location {
-        Some(_) => token::find_dpop(sources, req).or_else(|| token::find(sources, req)),
-        None => token::find(sources, req),
-    };
+    let alb_location = verifiers.iter().any(Verifier::reads_alb_header);
+    let found = dpop_location
+        .and_then(|_| token::find_dpop(sources, req))
+        .or_else(|| {
+            alb_location
+                .then(|| token::find_alb(sources, req))
+                .flatten()
+        })
+        .or_else(|| token::find(sources, req));
     let Some(found) = found else {
         return match mode {
             Mode::OpenIdc => Outcome::Declined,

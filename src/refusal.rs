@@ -382,6 +382,43 @@ mod tests {
     }
 
     #[test]
+    fn alb_reasons_have_their_labels_and_lines() {
+        use crate::jose::alg::Alg;
+        use crate::remote::alb::AlbError;
+        let cases = [
+            (
+                AlbError::WrongAlg(Alg::ES384),
+                "wrong_alg",
+                "alg ES384 is not ES256",
+            ),
+            (AlbError::NoSigner, "no_signer", "no \"signer\" string"),
+            (
+                AlbError::WrongSigner("arn:aws:x".into()),
+                "wrong_signer",
+                "signer \"arn:aws:x\" is not the configured ALB ARN",
+            ),
+            (AlbError::BadKid, "bad_kid", "no usable \"kid\""),
+            (
+                AlbError::UnknownKid("k1".into()),
+                "unknown_kid",
+                "the key endpoint has no key for kid \"k1\"",
+            ),
+            (
+                AlbError::KidsThrottled("k2".into()),
+                "kid_throttled",
+                "kid \"k2\" not fetched",
+            ),
+        ];
+        for (error, label, line) in cases {
+            let refusal = Refusal::NotVerified(vec![rejection(VerifyError::Alb(error))]);
+            assert_eq!(refusal.label(), label);
+            let r = refusal.response(&Challenges::bearer(Scheme::Bearer), None);
+            assert_eq!(r.status, 401);
+            assert!(r.log_line.contains(line), "{}", r.log_line);
+        }
+    }
+
+    #[test]
     fn unbound_names_the_verifier_and_the_binding_error() {
         let refusal = Refusal::Unbound {
             verifier: verifier(),

@@ -70,6 +70,20 @@ pub(crate) fn find_dpop<'a>(
     })
 }
 
+/// The header in which an AWS Application Load Balancer passes the token it signed.
+pub(crate) const ALB_HEADER: &std::ffi::CStr = c"x-amzn-oidc-data";
+
+/// `x-amzn-oidc-data: <token>` (the whole value), which a location with an `aws_alb` verifier
+/// takes before the configured sources (no `OAuth2AcceptTokenIn` line needed).
+pub(crate) fn find_alb<'a>(sources: &TokenSources, req: &'a impl TokenSource) -> Option<Found<'a>> {
+    Some(Found {
+        token: Cow::Borrowed(req.header(ALB_HEADER)?),
+        method: Method::Header,
+        strip: (sources.strip == Strip::On).then(|| StripAction::UnsetHeader(ALB_HEADER.into())),
+        dpop_scheme: false,
+    })
+}
+
 fn from_method<'a>(
     s: &TokenSources,
     req: &'a impl TokenSource,
@@ -290,6 +304,21 @@ mod tests {
 
     fn token(s: &TokenSources, f: &Fake) -> Option<String> {
         find(s, f).map(|x| x.token.into_owned())
+    }
+
+    #[test]
+    fn alb_header_is_the_whole_value_and_stripped_only_when_asked() {
+        let f = with_header("X-Amzn-Oidc-Data", "a.b=.c==");
+        let found = find_alb(&TokenSources::default(), &f).unwrap();
+        assert_eq!(found.token, "a.b=.c==");
+        assert_eq!(found.strip, None);
+        assert!(!found.dpop_scheme);
+        let on = sources(&[("header", "strip=on")]);
+        assert_eq!(
+            find_alb(&on, &f).unwrap().strip,
+            Some(StripAction::UnsetHeader(ALB_HEADER.into()))
+        );
+        assert!(find_alb(&on, &with_header("Authorization", "Bearer x")).is_none());
     }
 
     #[test]

@@ -47,7 +47,7 @@ fn unknown_verify_type() {
         &t,
         "OAuth2TokenVerify foo bar",
         Some(
-            "Invalid value, must be one of: plain, base64, base64url, hex, pem, pubkey, jwk, jwks_uri, eckey_uri, introspect or metadata.",
+            "Invalid value, must be one of: plain, base64, base64url, hex, pem, pubkey, jwk, jwks_uri, eckey_uri, aws_alb, introspect or metadata.",
         ),
     );
 }

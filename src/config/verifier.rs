@@ -23,7 +23,7 @@ use crate::remote::metadata::{Metadata, Templates};
 use crate::verify::claims::ClaimPolicy;
 use crate::verify::{Binding, DpopBinding, ResultCaching, Source, Verifier};
 
-pub(crate) const UNKNOWN_TYPE: &str = "Invalid value, must be one of: plain, base64, base64url, hex, pem, pubkey, jwk, jwks_uri, eckey_uri, introspect or metadata.";
+pub(crate) const UNKNOWN_TYPE: &str = "Invalid value, must be one of: plain, base64, base64url, hex, pem, pubkey, jwk, jwks_uri, eckey_uri, aws_alb, introspect or metadata.";
 pub(crate) const UNKNOWN_BINDING: &str =
     "Invalid value, must be one of: \"bearer\", \"dpop\" or \"mtls\".";
 
@@ -53,9 +53,11 @@ const ACTIVE_OPTIONS: &[&str] = &[
     "verify.aud",
     "iss",
     "aud",
+    "alb_base_url",
 ];
 
-/// Per-endpoint options, after `<prefix>.` (`jwks_uri.`, `eckey_uri.`, `metadata.`, `introspect.`).
+/// Per-endpoint options, after `<prefix>.` (`jwks_uri.`, `eckey_uri.`, `aws_alb.`, `metadata.`,
+/// `introspect.`).
 const ENDPOINT_OPTIONS: &[&str] = &[
     "cache",
     "ssl_verify",
@@ -90,9 +92,11 @@ const INERT_OPTIONS: &[&str] = &[
     "eckey_uri.url",
     "metadata.url",
     "introspect.url",
+    "aws_alb.url",
     "jwks_uri.auth",
     "eckey_uri.auth",
     "metadata.auth",
+    "aws_alb.auth",
     "mtls.env_var_name",
 ];
 
@@ -135,6 +139,10 @@ pub(crate) fn parse(
             }
             let keys = remote_keys(&options, kind, value, format, caches)?;
             (Source::Remote(Arc::new(keys)), value.to_string())
+        }
+        "aws_alb" => {
+            let alb = aws_alb(&options, value, caches)?;
+            (Source::AwsAlb(Arc::new(alb)), value.to_string())
         }
         "introspect" => {
             if options.get("verify.exp").is_none() {
@@ -197,7 +205,7 @@ pub(crate) fn parse(
     let cert_header = cert_header(&options, binding)?;
     for name in options.unknown(ACTIVE_OPTIONS) {
         let endpoint_option = name.split_once('.').is_some_and(|(p, rest)| {
-            ["jwks_uri", "eckey_uri", "metadata", "introspect"].contains(&p)
+            ["jwks_uri", "eckey_uri", "aws_alb", "metadata", "introspect"].contains(&p)
                 && ENDPOINT_OPTIONS.contains(&rest)
         });
         if endpoint_option || CREDENTIAL_OPTIONS.contains(&name) {
@@ -306,6 +314,30 @@ fn remote_keys(
         seconds(options, &format!("{prefix}.refresh_interval"), 10)?,
         document_cache(options, prefix, caches)?,
     ))
+}
+
+/// `aws_alb <ARN>`: the ARN checked here, keys from `alb_base_url` (default: AWS's endpoint of the
+/// ARN's region) with the `aws_alb.*` endpoint options. `exp` is required as for JWTs, and read
+/// from the JWS header where ALB puts it (src/verify/alb.rs).
+fn aws_alb(
+    options: &Options,
+    value: &str,
+    caches: &mut CacheRegistry,
+) -> Result<crate::remote::alb::AlbKeys, String> {
+    use crate::remote::alb::{AlbKeys, Arn, KeySettings, key_endpoint};
+    let arn = Arn::parse(value)?;
+    let endpoint = match options.get("alb_base_url") {
+        Some(url) => key_endpoint(url)?,
+        None => arn.default_key_endpoint(),
+    };
+    let settings = KeySettings {
+        endpoint,
+        http: http_options(options, "aws_alb")?,
+        ttl: seconds(options, "aws_alb.expiry", 86_400)?,
+        refresh_interval: seconds(options, "aws_alb.refresh_interval", 10)?,
+        shared: document_cache(options, "aws_alb", caches)?,
+    };
+    Ok(AlbKeys::new(arn, settings))
 }
 
 /// `<prefix>.cache`: where fetched documents are shared; a name that matches no cache is an error
@@ -729,6 +761,42 @@ mod tests {
             )
             .is_ok()
         );
+    }
+
+    const ARN: &str = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:loadbalancer/app/my-alb/50dc6c495c0c9188";
+
+    #[test]
+    fn aws_alb_takes_an_arn_and_its_endpoint_options() {
+        let p = parse(
+            "aws_alb",
+            ARN,
+            Some(
+                "alb_base_url=http://127.0.0.1:8080/keys&aws_alb.ssl_verify=true&aws_alb.http_timeout=5\
+                 &aws_alb.expiry=3600&aws_alb.refresh_interval=5&aws_alb.outgoing_proxy=http://proxy:3128\
+                 &aws_alb.auth=none&aws_alb.url=x&verify.iss=optional&expiry=60",
+            ),
+            &ORIGIN,
+        )
+        .unwrap();
+        assert!(p.warnings.is_empty(), "{:?}", p.warnings);
+        assert!(p.verifier.reads_alb_header());
+        assert_eq!(
+            p.verifier.claims.exp,
+            Requirement::Required,
+            "exp is required, read from the JWS header"
+        );
+        assert!(parse("aws_alb", ARN, None, &ORIGIN).is_ok());
+    }
+
+    #[test]
+    fn aws_alb_needs_an_alb_arn_and_an_http_base_url() {
+        let e = err("aws_alb", "my-load-balancer", None);
+        assert!(e.contains("not an Application Load Balancer ARN"), "{e}");
+        let e = err("aws_alb", ARN, Some("alb_base_url=file:///etc"));
+        assert!(e.starts_with("alb_base_url="), "{e}");
+        let e = err("aws_alb", ARN, Some("aws_alb.cache=nope"));
+        assert!(e.starts_with("cache could not be found"), "{e}");
+        assert!(err("aws_alb", ARN, Some("aws_alb.http_timeout=x")).contains("seconds"));
     }
 
     #[test]

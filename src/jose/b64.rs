@@ -15,6 +15,16 @@ const URL_STRICT: GeneralPurpose = GeneralPurpose::new(
         .with_decode_allow_trailing_bits(false),
 );
 
+/// The form AWS ALB signs (`x-amzn-oidc-data`): base64url with `=` padding. Padding is
+/// optional here, everything else as strict as `URL_STRICT`; used for `aws_alb` tokens only.
+const URL_PADDED: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::URL_SAFE,
+    GeneralPurposeConfig::new()
+        .with_encode_padding(false)
+        .with_decode_padding_mode(DecodePaddingMode::Indifferent)
+        .with_decode_allow_trailing_bits(false),
+);
+
 /// PEM bodies come from config files; accept them with or without padding.
 const PEM_BODY: GeneralPurpose = GeneralPurpose::new(
     &alphabet::STANDARD,
@@ -26,6 +36,13 @@ const PEM_BODY: GeneralPurpose = GeneralPurpose::new(
 #[allow(clippy::result_unit_err)]
 pub(crate) fn decode_strict(s: &str) -> Result<Vec<u8>, ()> {
     URL_STRICT.decode(s).map_err(|_| ())
+}
+
+/// Decode base64url that may carry `=` padding (AWS ALB tokens); otherwise as strict as
+/// [`decode_strict`].
+#[allow(clippy::result_unit_err)]
+pub(crate) fn decode_padded(s: &str) -> Result<Vec<u8>, ()> {
+    URL_PADDED.decode(s).map_err(|_| ())
 }
 
 /// Encode as base64url without padding.
@@ -66,6 +83,18 @@ mod tests {
         assert!(decode_strict("QUJD\nRA").is_err(), "newline");
         assert!(decode_strict("+/8").is_err(), "standard alphabet");
         assert!(decode_strict("QUJDRA\0").is_err());
+    }
+
+    #[test]
+    fn padded_form_allows_padding_only() {
+        assert_eq!(decode_padded("QQ=="), Ok(b"A".to_vec()));
+        assert_eq!(decode_padded("QQ"), Ok(b"A".to_vec()));
+        assert_eq!(decode_padded("QUI="), Ok(b"AB".to_vec()));
+        assert!(decode_padded("QR==").is_err(), "unused bits set");
+        assert!(decode_padded("Q===").is_err(), "len % 4 == 1");
+        assert!(decode_padded("QQ=a").is_err(), "data after padding");
+        assert!(decode_padded("+/8=").is_err(), "standard alphabet");
+        assert!(decode_padded("QUJD RA==").is_err(), "space");
     }
 
     #[test]

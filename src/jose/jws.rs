@@ -55,6 +55,20 @@ impl<'a> Jws<'a> {
     /// our extensions exist); a non-string `kid` or `typ`; an empty signature.
     /// The payload is returned as raw bytes.
     pub(crate) fn parse(token: &'a str) -> Result<Jws<'a>, JoseError> {
+        Jws::parse_with(token, b64::decode_strict)
+    }
+
+    /// As [`Jws::parse`], but each segment may carry `=` padding, as AWS ALB sends its
+    /// `x-amzn-oidc-data` tokens; the signature still covers the segments exactly as sent.
+    /// Only the `aws_alb` verifier reads tokens this way.
+    pub(crate) fn parse_padded(token: &'a str) -> Result<Jws<'a>, JoseError> {
+        Jws::parse_with(token, b64::decode_padded)
+    }
+
+    fn parse_with(
+        token: &'a str,
+        decode: fn(&str) -> Result<Vec<u8>, ()>,
+    ) -> Result<Jws<'a>, JoseError> {
         if token.len() > MAX_TOKEN_LEN {
             return Err(JoseError::TooLarge);
         }
@@ -67,14 +81,13 @@ impl<'a> Jws<'a> {
             .split_once('.')
             .ok_or(JoseError::SegmentCount(2))?;
 
-        let header_bytes =
-            b64::decode_strict(header_b64).map_err(|()| JoseError::Base64("header"))?;
+        let header_bytes = decode(header_b64).map_err(|()| JoseError::Base64("header"))?;
         let header = parse_header(&header_bytes)?;
-        let payload = b64::decode_strict(payload_b64).map_err(|()| JoseError::Base64("payload"))?;
+        let payload = decode(payload_b64).map_err(|()| JoseError::Base64("payload"))?;
         if sig_b64.is_empty() {
             return Err(JoseError::EmptySignature);
         }
-        let signature = b64::decode_strict(sig_b64).map_err(|()| JoseError::Base64("signature"))?;
+        let signature = decode(sig_b64).map_err(|()| JoseError::Base64("signature"))?;
         Ok(Jws {
             header,
             payload,

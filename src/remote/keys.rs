@@ -7,6 +7,7 @@
 //! - a failed first fetch is not retried for `refresh_interval` (no request flood to a dead AS);
 //! - keys are refreshed when 90% of their lifetime has passed, by the request that notices.
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -36,6 +37,8 @@ pub(crate) struct RemoteKeys {
     error_log: LogLimit,
     state: Mutex<State>,
     fetched: Condvar,
+    /// The HTTP status of the last failed fetch (0: none), see [`RemoteKeys::refused_by_server`].
+    failed_status: AtomicU32,
 }
 
 const DOCUMENT_NAMESPACE: &str = "document";
@@ -71,6 +74,7 @@ impl RemoteKeys {
             error_log: LogLimit::new(refresh_interval),
             state: Mutex::default(),
             fetched: Condvar::new(),
+            failed_status: AtomicU32::new(0),
         }
     }
 
@@ -119,6 +123,12 @@ impl RemoteKeys {
                 .filter(|k| !Arc::ptr_eq(k, seen));
         }
         st.keys.clone().filter(|k| !Arc::ptr_eq(k, seen))
+    }
+
+    /// Whether the last fetch failed because the server answered 4xx (it has no such document),
+    /// not because it could not be reached or failed itself.
+    pub(crate) fn refused_by_server(&self) -> bool {
+        (400..500).contains(&self.failed_status.load(Ordering::Relaxed))
     }
 
     /// Fetch count so far (debugging and tests).
@@ -208,7 +218,15 @@ impl RemoteKeys {
             form: None,
             basic_auth: None,
         };
-        let resp = fetch::send(&req, &self.http).map_err(|e| e.to_string())?;
+        let resp = fetch::send(&req, &self.http).map_err(|e| {
+            let status = match e {
+                fetch::FetchError::Status(status) => status,
+                _ => 0,
+            };
+            self.failed_status.store(status, Ordering::Relaxed);
+            e.to_string()
+        })?;
+        self.failed_status.store(0, Ordering::Relaxed);
         let keys = self.parse(&resp.body)?;
         if let Some(cache) = &self.shared {
             cache.set(

@@ -1,6 +1,7 @@
 //! Verification that needs the authorization server: fetched key sets, discovery metadata and
-//! token introspection, over a bounded, timed HTTP client.
+//! token introspection, AWS ALB keys, over a bounded, timed HTTP client.
 
+pub(crate) mod alb;
 pub(crate) mod auth;
 pub(crate) mod fetch;
 pub(crate) mod introspect;

@@ -102,7 +102,7 @@ impl fmt::Display for ClaimError {
 }
 
 /// A time claim: `None` when absent or null, an error when present but not a sane NumericDate.
-fn numeric_date(
+pub(super) fn numeric_date(
     claims: &Map<String, Value>,
     name: &'static str,
 ) -> Result<Option<f64>, ClaimError> {

@@ -2,6 +2,7 @@
 //! reason for refusal. Several verifiers are tried in order; the first that accepts wins.
 
 pub(crate) mod accepted;
+mod alb;
 pub(crate) mod claims;
 pub(crate) mod memo;
 pub(crate) mod result_cache;
@@ -15,6 +16,7 @@ use crate::cache::Cache;
 use crate::jose::{self, JoseError, Jws, Key};
 use crate::pop::dpop::{DpopPolicy, ProofKeys};
 use crate::pop::mtls::{self, BindingError, MtlsPolicy};
+use crate::remote::alb::{AlbError, AlbKeys};
 use crate::remote::introspect::{IntrospectError, Introspector};
 use crate::remote::keys::RemoteKeys;
 use crate::remote::metadata::Metadata;
@@ -53,6 +55,8 @@ pub(crate) enum Source {
     Introspect(Arc<Introspector>),
     /// Discovery (`metadata`): JWTs through the discovered JWKS, others through introspection.
     Metadata(Arc<Metadata>),
+    /// AWS ALB `x-amzn-oidc-data` tokens (`aws_alb`): the key named by the token's `kid`.
+    AwsAlb(Arc<AlbKeys>),
 }
 
 /// One `OAuth2TokenVerify` line.
@@ -127,6 +131,8 @@ pub(crate) enum VerifyError {
     /// `metadata`: not a JWT, and the discovery document names no introspection endpoint.
     NotIntrospectable,
     IssuerMismatch,
+    /// `aws_alb`: the header, or the key its `kid` names, is not the load balancer's.
+    Alb(AlbError),
 }
 
 impl VerifyError {
@@ -143,6 +149,7 @@ impl VerifyError {
             VerifyError::Introspection(e) => e.label(),
             VerifyError::NotIntrospectable => "not_introspectable",
             VerifyError::IssuerMismatch => "issuer_mismatch",
+            VerifyError::Alb(e) => e.label(),
         }
     }
 }
@@ -163,6 +170,7 @@ impl fmt::Display for VerifyError {
             VerifyError::IssuerMismatch => {
                 write!(f, "issuer (iss) is not the one of the discovered metadata")
             }
+            VerifyError::Alb(e) => write!(f, "{e}"),
         }
     }
 }
@@ -227,6 +235,8 @@ impl Answer {
 pub(crate) struct ParsedToken<'a> {
     raw: &'a str,
     jws: std::cell::OnceCell<Result<Jws<'a>, JoseError>>,
+    /// Read as AWS ALB sends it (`=` padding allowed), for `aws_alb` verifiers only.
+    padded: std::cell::OnceCell<Result<Jws<'a>, JoseError>>,
 }
 
 impl<'a> ParsedToken<'a> {
@@ -234,11 +244,16 @@ impl<'a> ParsedToken<'a> {
         ParsedToken {
             raw: token,
             jws: std::cell::OnceCell::new(),
+            padded: std::cell::OnceCell::new(),
         }
     }
 
     fn jws(&self) -> &Result<Jws<'a>, JoseError> {
         self.jws.get_or_init(|| Jws::parse(self.raw))
+    }
+
+    fn padded_jws(&self) -> &Result<Jws<'a>, JoseError> {
+        self.padded.get_or_init(|| Jws::parse_padded(self.raw))
     }
 }
 
@@ -304,6 +319,7 @@ impl Verifier {
             Source::Remote(remote) => self.verify_remote_jwt(token, remote, now, None),
             Source::Introspect(i) => self.verify_introspect(token, i, now, None),
             Source::Metadata(m) => self.verify_metadata(token, m, now),
+            Source::AwsAlb(alb) => self.verify_alb(token, alb, now),
         }
     }
 
@@ -386,6 +402,11 @@ impl Verifier {
             (None, Some(e)) => Err(e),
             (None, None) => Err(VerifyError::NotIntrospectable),
         }
+    }
+
+    /// Whether this verifier reads AWS ALB's `x-amzn-oidc-data` header (see [`crate::token`]).
+    pub(crate) fn reads_alb_header(&self) -> bool {
+        matches!(self.source, Source::AwsAlb(_))
     }
 
     fn check_claims(&self, jws: &Jws, now: i64) -> Result<Claims, VerifyError> {
