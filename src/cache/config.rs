@@ -221,6 +221,26 @@ mod tests {
     }
 
     #[test]
+    fn redis_tls_options() {
+        let (r, w) = parse("redis", Some("host=r.example&tls=on&ssl_verify=off")).unwrap();
+        assert!(w.is_empty(), "{w:?}");
+        let Backend::Redis { tls: Some(tls), .. } = r.backend else {
+            panic!("{:?}", r.backend)
+        };
+        assert!(!tls.verify);
+        assert!(
+            parse("memcache", Some("tls=on"))
+                .unwrap_err()
+                .contains("redis cache only")
+        );
+        assert!(
+            parse("redis", Some("ca_file=/x"))
+                .unwrap_err()
+                .contains("add tls=on")
+        );
+    }
+
+    #[test]
     fn none_key_hash_and_warnings() {
         let (s, w) = parse("shm", Some("key_hash_algo=none&bogus=1&passphrase=x")).unwrap();
         assert!(s.key_hash.is_none());
