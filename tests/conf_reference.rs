@@ -26,7 +26,15 @@ fn reference_examples_pass_apache_config_test() {
         .into_iter()
         // Trust anchors named in examples are placeholders for a real file.
         .map(|l| l.replace("/etc/ssl/as-ca.pem", "/etc/ssl/certs/ca-certificates.crt"))
-        .partition(|l| l.starts_with("OAuth2Cache") || l.starts_with("OAuth2CryptoPassphrase"));
+        .partition(|l| {
+            [
+                "OAuth2Cache",
+                "OAuth2CryptoPassphrase",
+                "OAuth2TrustedProxy",
+            ]
+            .iter()
+            .any(|d| l.starts_with(d))
+        });
     let body = oauth2_location("/ref", &location.join("\n"));
     let t = Httpd::config_test(HttpdConfig::new(body).server(server.join("\n")));
     assert!(
