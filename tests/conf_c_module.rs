@@ -64,7 +64,7 @@ fn a_mod_oauth2_4_configuration_passes_apache_config_test() {
     ];
     let endpoint = |p: &str| {
         format!(
-            "{p}.ssl_verify=true&{p}.http_timeout=20&{p}.outgoing_proxy=http://proxy.example.com:3128&{p}.url=https://ignored.example.com&{p}.auth=none"
+            "{p}.ssl_verify=true&{p}.http_timeout=20&{p}.http_retries=2&{p}.http_retry_interval=300&{p}.outgoing_proxy=http://proxy.example.com:3128&{p}.url=https://ignored.example.com&{p}.auth=none"
         )
     };
     let claims = "verify.iss=required&iss=https://as.example.com&verify.aud=required&aud=https://api.example.com\
@@ -80,6 +80,8 @@ fn a_mod_oauth2_4_configuration_passes_apache_config_test() {
         format!("OAuth2TokenVerify pubkey {} kid=pub", inline_pem(&pubkey)),
         // Remote keys.
         format!("OAuth2TokenVerify jwks_uri https://as.example.com/jwks {}&jwks_uri.cache=shm1&jwks_uri.expiry=86400&{claims}", endpoint("jwks_uri")),
+        // liboauth2 2.0: a local key set (read at startup; a missing file is only a warning).
+        "OAuth2TokenVerify jwks_uri file:///etc/apache2/oauth2-jwks.json jwks_uri.expiry=300".into(),
         format!("OAuth2TokenVerify eckey_uri https://public-keys.auth.elb.eu-west-1.amazonaws.com/09d4fa17 {}&eckey_uri.cache=files&eckey_uri.expiry=3600", endpoint("eckey_uri")),
         format!("OAuth2TokenVerify aws_alb {arn} alb_base_url=https://public-keys.auth.elb.eu-west-1.amazonaws.com/&{}&aws_alb.cache=shm1&aws_alb.expiry=3600&verify.iss=optional", endpoint("aws_alb")),
         format!("OAuth2TokenVerify metadata https://as.example.com/.well-known/openid-configuration {}&metadata.cache=shm1&metadata.expiry=3600&{}&jwks_uri.expiry=600&introspect.auth=client_secret_post&client_id=rs&client_secret=secret", endpoint("metadata"), endpoint("jwks_uri")),

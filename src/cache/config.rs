@@ -6,6 +6,7 @@ use openssl::hash::MessageDigest;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::tls::{self, TlsOptions};
 use crate::options::{Options, parse_number};
 
 pub(crate) const UNKNOWN_TYPE: &str = "internal error: oauth2_cache_init returned null";
@@ -29,6 +30,8 @@ pub(crate) enum Backend {
         port: u16,
         username: Option<String>,
         password: Option<String>,
+        /// `tls=on` and its options; `None` for plain TCP.
+        tls: Option<TlsOptions>,
     },
 }
 
@@ -124,6 +127,7 @@ pub(crate) fn parse(kind: &str, options: Option<&str>) -> Result<(CacheSpec, Vec
                 .get("password")
                 .filter(|p| !p.is_empty())
                 .map(str::to_string),
+            tls: TlsOptions::parse(&o)?,
         },
         _ => {
             return Err(format!(
@@ -151,8 +155,17 @@ pub(crate) fn parse(kind: &str, options: Option<&str>) -> Result<(CacheSpec, Vec
         passphrase_hash: digest("passphrase_hash_algo", "sha256")?,
         backend,
     };
+    if kind != "redis" && o.get("tls").is_some() {
+        return Err(format!(
+            "OAuth2Cache {kind}: tls= is supported by the redis cache only: remove it"
+        ));
+    }
+    let known: Vec<&str> = match kind {
+        "redis" => KNOWN.iter().chain(tls::OPTIONS).copied().collect(),
+        _ => KNOWN.to_vec(),
+    };
     let mut warnings: Vec<String> = o
-        .unknown(KNOWN)
+        .unknown(&known)
         .map(|n| format!("OAuth2Cache {kind}: unknown option \"{n}\" is ignored (options are query encoded: name=value&name2=value2)"))
         .collect();
     if o.get("passphrase").is_some() {
@@ -191,7 +204,8 @@ mod tests {
                 host: "127.0.0.1".into(),
                 port: 7000,
                 username: Some("u".into()),
-                password: Some("pw".into())
+                password: Some("pw".into()),
+                tls: None,
             }
         );
         let (m, _) = parse("memcache", Some("encrypt=false")).unwrap();
@@ -204,6 +218,26 @@ mod tests {
         assert!(parse("shm", Some("key_hash_algo=nonsense")).is_err());
         assert!(parse("redis", Some("port=99999")).is_err());
         assert!(parse("shm", Some("max_entries=0")).is_err());
+    }
+
+    #[test]
+    fn redis_tls_options() {
+        let (r, w) = parse("redis", Some("host=r.example&tls=on&ssl_verify=off")).unwrap();
+        assert!(w.is_empty(), "{w:?}");
+        let Backend::Redis { tls: Some(tls), .. } = r.backend else {
+            panic!("{:?}", r.backend)
+        };
+        assert!(!tls.verify);
+        assert!(
+            parse("memcache", Some("tls=on"))
+                .unwrap_err()
+                .contains("redis cache only")
+        );
+        assert!(
+            parse("redis", Some("ca_file=/x"))
+                .unwrap_err()
+                .contains("add tls=on")
+        );
     }
 
     #[test]

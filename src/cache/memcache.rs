@@ -224,7 +224,7 @@ impl MemcacheStore {
             &s.pool,
             &s.backoff,
             self.timeout,
-            &|d| Ok(Conn::connect(&s.host, s.port, d)?),
+            &|d| Ok(Conn::connect(&s.host, s.port, d, None)?),
             op,
         )
     }

@@ -13,5 +13,6 @@ pub(crate) mod registry;
 pub(crate) mod shared;
 pub(crate) mod shm;
 pub(crate) mod store;
+pub(crate) mod tls;
 
 pub(crate) use shared::Cache;

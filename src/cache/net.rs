@@ -1,7 +1,9 @@
-//! Deadline-bounded TCP connections, a small idle-connection pool and the attempt/retry loop shared
-//! by the Redis and memcached clients. Every attempt (connect, authenticate, command, reply) has
-//! one deadline; replies are read through the bounded `reader`, never trusting a length from the wire.
+//! Deadline-bounded TCP (optionally TLS) connections, a small idle-connection pool and the
+//! attempt/retry loop shared by the Redis and memcached clients. Every attempt (connect, TLS
+//! handshake, authenticate, command, reply) has one deadline; replies are read through the bounded
+//! `reader`, never trusting a length from the wire.
 
+use openssl::ssl::SslStream;
 use std::io::{self, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::Mutex;
@@ -10,11 +12,13 @@ use std::time::{Duration, Instant};
 use super::backoff::Backoff;
 use super::reader::{OpError, Reader};
 use super::store::StoreError;
+use super::tls::TlsClient;
 
 /// Idle connections kept per server and process (more concurrent callers open more, then close them).
 const MAX_IDLE: usize = 16;
 
-/// A TCP stream whose reads are bounded by the current attempt's deadline.
+/// A TCP socket whose every read and write is bounded by the current attempt's deadline (also
+/// those TLS makes under a connection: the handshake, records, alerts).
 pub(crate) struct Deadlined {
     stream: TcpStream,
     deadline: Instant,
@@ -38,40 +42,89 @@ impl Read for Deadlined {
     }
 }
 
+impl Write for Deadlined {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.stream.set_write_timeout(Some(self.remaining()?))?;
+        self.stream.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.stream.flush()
+    }
+}
+
+/// What a connection speaks over its socket: plain bytes, or TLS (its state lives as long as the
+/// connection, so a pooled connection is reused without a new handshake).
+pub(crate) enum Transport {
+    Plain(Deadlined),
+    Tls(Box<SslStream<Deadlined>>),
+}
+
+impl Transport {
+    fn socket(&mut self) -> &mut Deadlined {
+        match self {
+            Transport::Plain(s) => s,
+            Transport::Tls(s) => s.get_mut(),
+        }
+    }
+}
+
+impl Read for Transport {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Transport::Plain(s) => s.read(buf),
+            Transport::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Transport {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Transport::Plain(s) => s.write(buf),
+            Transport::Tls(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Transport::Plain(s) => s.flush(),
+            Transport::Tls(s) => s.flush(),
+        }
+    }
+}
+
 pub(crate) struct Conn {
-    reader: Reader<Deadlined>,
+    reader: Reader<Transport>,
     /// The process that opened it: a connection inherited across fork() is never used.
     pid: u32,
 }
 
 impl Conn {
-    pub(crate) fn connect(host: &str, port: u16, deadline: Instant) -> io::Result<Conn> {
-        // Name resolution is the one step not bounded by the deadline (it goes through the
-        // system resolver); IP literals and /etc/hosts names resolve without the network.
-        let addrs = (host, port).to_socket_addrs()?;
-        let mut last = io::Error::new(io::ErrorKind::NotFound, "host name resolved to no address");
-        for addr in addrs {
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            if remaining.is_zero() {
-                return Err(timed_out());
-            }
-            match TcpStream::connect_timeout(&addr, remaining) {
-                Ok(stream) => {
-                    let _ = stream.set_nodelay(true);
-                    return Ok(Conn {
-                        reader: Reader::new(Deadlined { stream, deadline }),
-                        pid: std::process::id(),
-                    });
-                }
-                Err(e) => last = e,
-            }
-        }
-        Err(last)
+    /// Connects (and, with `tls`, completes the handshake for `host`) before `deadline`.
+    pub(crate) fn connect(
+        host: &str,
+        port: u16,
+        deadline: Instant,
+        tls: Option<&TlsClient>,
+    ) -> io::Result<Conn> {
+        let socket = Deadlined {
+            stream: connect_tcp(host, port, deadline)?,
+            deadline,
+        };
+        let transport = match tls {
+            None => Transport::Plain(socket),
+            Some(tls) => Transport::Tls(Box::new(tls.handshake(host, socket)?)),
+        };
+        Ok(Conn {
+            reader: Reader::new(transport),
+            pid: std::process::id(),
+        })
     }
 
     /// Starts an attempt: a new deadline, and no reply byte seen yet.
     pub(crate) fn set_deadline(&mut self, deadline: Instant) {
-        self.reader.get_mut().deadline = deadline;
+        self.reader.get_mut().socket().deadline = deadline;
         self.reader.reset_read_any();
     }
 
@@ -79,8 +132,7 @@ impl Conn {
         let out = self.reader.get_mut();
         let mut off = 0;
         while off < data.len() {
-            out.stream.set_write_timeout(Some(out.remaining()?))?;
-            match out.stream.write(&data[off..]) {
+            match out.write(&data[off..]) {
                 Ok(0) => {
                     return Err(io::Error::new(
                         io::ErrorKind::WriteZero,
@@ -96,7 +148,7 @@ impl Conn {
     }
 
     /// The reply side: lines, values and numbers, bounded (see `reader`).
-    pub(crate) fn reader(&mut self) -> &mut Reader<Deadlined> {
+    pub(crate) fn reader(&mut self) -> &mut Reader<Transport> {
         &mut self.reader
     }
 
@@ -104,6 +156,27 @@ impl Conn {
     fn clean(&self) -> bool {
         self.reader.is_clean()
     }
+}
+
+fn connect_tcp(host: &str, port: u16, deadline: Instant) -> io::Result<TcpStream> {
+    // Name resolution is the one step not bounded by the deadline (it goes through the
+    // system resolver); IP literals and /etc/hosts names resolve without the network.
+    let addrs = (host, port).to_socket_addrs()?;
+    let mut last = io::Error::new(io::ErrorKind::NotFound, "host name resolved to no address");
+    for addr in addrs {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if remaining.is_zero() {
+            return Err(timed_out());
+        }
+        match TcpStream::connect_timeout(&addr, remaining) {
+            Ok(stream) => {
+                let _ = stream.set_nodelay(true);
+                return Ok(stream);
+            }
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
 }
 
 /// Idle connections of one server, shared by the threads of one process.

@@ -1,6 +1,7 @@
-//! Redis backend: a small RESP2 client over TCP. Commands are always arrays of bulk strings, so
-//! keys and values (spaces, CR/LF, binary) are never interpreted by the server (the C module built
-//! commands with printf). Connections are pooled per process and authenticated once.
+//! Redis backend: a small RESP2 client over TCP or TLS. Commands are always arrays of bulk strings,
+//! so keys and values (spaces, CR/LF, binary) are never interpreted by the server (the C module
+//! built commands with printf). Connections are pooled per process, with their TLS state, and
+//! authenticated once.
 
 use std::time::{Duration, Instant};
 
@@ -8,6 +9,7 @@ use super::backoff::{Backoff, DEFAULT_INTERVAL};
 use super::net::{self, Conn, Pool};
 use super::reader::{OpError, parse_decimal, protocol};
 use super::store::{Store, StoreError, check_key, ttl_secs};
+use super::tls::TlsClient;
 
 /// Redis keys can be long; ours are hex digests, this only bounds mistakes.
 const MAX_KEY: usize = 1024;
@@ -17,6 +19,7 @@ pub(crate) struct RedisStore {
     port: u16,
     username: Option<String>,
     password: Option<String>,
+    tls: Option<TlsClient>,
     timeout: Duration,
     what: String,
     pool: Pool,
@@ -103,14 +106,17 @@ impl RedisStore {
         port: u16,
         username: Option<String>,
         password: Option<String>,
+        tls: Option<TlsClient>,
         timeout: Duration,
     ) -> RedisStore {
-        let what = format!("redis {host}:{port}");
+        let over = if tls.is_some() { " (TLS)" } else { "" };
+        let what = format!("redis {host}:{port}{over}");
         RedisStore {
             host,
             port,
             username,
             password,
+            tls,
             timeout,
             what,
             pool: Pool::default(),
@@ -126,7 +132,7 @@ impl RedisStore {
     }
 
     fn connect(&self, deadline: Instant) -> Result<Conn, OpError> {
-        let mut conn = Conn::connect(&self.host, self.port, deadline)?;
+        let mut conn = Conn::connect(&self.host, self.port, deadline, self.tls.as_ref())?;
         if let Some(pw) = &self.password {
             let reply = match &self.username {
                 Some(u) => command(&mut conn, &[b"AUTH", u.as_bytes(), pw.as_bytes()]),
@@ -236,13 +242,14 @@ mod tests {
             port,
             user.map(Into::into),
             pw.map(Into::into),
+            None,
             T,
         )
     }
 
     /// Runs a raw command on a fresh connection, bypassing the store.
     fn raw(port: u16, pw: &str, args: &[&[u8]]) -> Result<Reply, OpError> {
-        let mut c = Conn::connect("127.0.0.1", port, Instant::now() + T)?;
+        let mut c = Conn::connect("127.0.0.1", port, Instant::now() + T, None)?;
         if !pw.is_empty() {
             command(&mut c, &[b"AUTH", pw.as_bytes()])?;
         }
@@ -475,6 +482,56 @@ mod tests {
         // A well-formed reply from the same fake works.
         let s = store(fake(b"$3\r\nabc\r\n"), None, None);
         assert_eq!(s.get("k").unwrap(), Some(b"abc".to_vec()));
+    }
+
+    fn tls_store(port: u16) -> RedisStore {
+        let tls = crate::cache::tls::TlsOptions {
+            verify: false,
+            ca_file: None,
+            client: None,
+        };
+        RedisStore::new(
+            "127.0.0.1".into(),
+            port,
+            None,
+            None,
+            Some(tls.client_context().unwrap()),
+            T,
+        )
+        .with_backoff(Duration::ZERO)
+    }
+
+    #[test]
+    fn tls_handshake_with_a_silent_server_is_bounded_by_the_timeout() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            let held: Vec<_> = l.incoming().take(1).flatten().collect();
+            std::thread::sleep(T * 4);
+            drop(held);
+        });
+        let s = tls_store(port);
+        let t = Instant::now();
+        let r = s.get("k");
+        let took = t.elapsed();
+        assert!(
+            matches!(&r, Err(StoreError::Unavailable(m)) if m.contains("(TLS)") && m.contains("timed out")),
+            "{r:?}"
+        );
+        assert!(took >= T && took < T * 3, "{took:?}");
+    }
+
+    #[test]
+    fn tls_to_a_plain_server_fails_at_once() {
+        let s = tls_store(fake(b"-ERR unknown command\r\n"));
+        let t = Instant::now();
+        let r = s.get("k");
+        assert!(
+            matches!(&r, Err(StoreError::Unavailable(m)) if m.contains("TLS handshake failed")),
+            "{r:?}"
+        );
+        assert!(t.elapsed() < T, "{:?}", t.elapsed());
+        assert_eq!(s.pool.idle_count(), 0);
     }
 
     #[test]

@@ -256,11 +256,14 @@ fn open(backend: &Backend) -> Result<Arc<dyn Store>, String> {
             port,
             username,
             password,
+            tls,
         } => Arc::new(RedisStore::new(
             host.clone(),
             *port,
             username.clone(),
             password.clone(),
+            // Built before httpd forks: key files readable by root only work.
+            tls.as_ref().map(|t| t.client_context()).transpose()?,
             NETWORK_TIMEOUT,
         )),
     };

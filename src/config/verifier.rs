@@ -64,6 +64,8 @@ const ENDPOINT_OPTIONS: &[&str] = &[
     "ca_file",
     "outgoing_proxy",
     "http_timeout",
+    "http_retries",
+    "http_retry_interval",
     "expiry",
     "refresh_interval",
     "auth",
@@ -224,6 +226,9 @@ pub(crate) fn parse(
         }
     }
 
+    if kind == "jwks_uri" || kind == "metadata" {
+        warnings.extend(unreadable_file_warning(kind, value, origin));
+    }
     let results = result_caching(kind, value, &options, &source, caches, &mut warnings)?;
     let label = format!("{kind} ({describe} at {}:{})", origin.file, origin.line).into();
     Ok(Parsed {
@@ -384,24 +389,51 @@ fn introspect_params(options: &Options) -> Result<Vec<(String, String)>, String>
 }
 
 fn endpoint_url(kind: &str, value: &str) -> Result<String, String> {
-    let lower = value.to_ascii_lowercase();
-    let rest = lower
-        .strip_prefix("https://")
-        .or_else(|| lower.strip_prefix("http://"));
-    if rest.is_none_or(|host| host.is_empty() || host.starts_with('/')) {
-        return Err(format!(
-            "OAuth2TokenVerify {kind}: the value must be an http:// or https:// URL, not \"{value}\""
-        ));
-    }
     if value.bytes().any(|b| b <= b' ' || b == 0x7f) {
         return Err(format!(
             "OAuth2TokenVerify {kind}: the URL must not contain spaces or control characters"
         ));
     }
+    if let Some(path) = crate::remote::local_file::path_of(value) {
+        // liboauth2 2.0: a local key set or discovery document.
+        if kind != "jwks_uri" && kind != "metadata" {
+            return Err(format!(
+                "OAuth2TokenVerify {kind}: the value must be an http:// or https:// URL (file:// URLs are for jwks_uri and metadata only)"
+            ));
+        }
+        path.map_err(|e| format!("OAuth2TokenVerify {kind}: {e}, not \"{value}\""))?;
+        return Ok(value.to_string());
+    }
+    let lower = value.to_ascii_lowercase();
+    let rest = lower
+        .strip_prefix("https://")
+        .or_else(|| lower.strip_prefix("http://"));
+    if rest.is_none_or(|host| host.is_empty() || host.starts_with('/')) {
+        let file = if kind == "jwks_uri" || kind == "metadata" {
+            " (or file:///path for a local file)"
+        } else {
+            ""
+        };
+        return Err(format!(
+            "OAuth2TokenVerify {kind}: the value must be an http:// or https:// URL{file}, not \"{value}\""
+        ));
+    }
     Ok(value.to_string())
 }
 
-/// `<prefix>.ssl_verify`, `.ca_file`, `.outgoing_proxy`, `.http_timeout`.
+/// A local file that cannot be read now: the configuration is accepted (the file may be
+/// provisioned later), but requests are refused until it can be read.
+fn unreadable_file_warning(kind: &str, url: &str, origin: &Origin) -> Option<String> {
+    let path = crate::remote::local_file::path_of(url)?.ok()?;
+    let e = crate::remote::local_file::read(&path).err()?;
+    Some(format!(
+        "OAuth2TokenVerify {kind} at {}:{}: {e}; tokens are refused until it can be read",
+        origin.file, origin.line
+    ))
+}
+
+/// `<prefix>.ssl_verify`, `.ca_file`, `.outgoing_proxy`, `.http_timeout`, `.http_retries`,
+/// `.http_retry_interval`.
 fn http_options(options: &Options, prefix: &str) -> Result<HttpOptions, String> {
     let get = |name: &str| options.get(&format!("{prefix}.{name}"));
     let mut http = HttpOptions::default();
@@ -424,7 +456,35 @@ fn http_options(options: &Options, prefix: &str) -> Result<HttpOptions, String> 
     if http.timeout.is_zero() {
         return Err(format!("{prefix}.http_timeout must be at least 1 second"));
     }
+    // Every attempt and pause together stay within http_timeout, so these only bound mistakes.
+    http.retries = whole_number(options, &format!("{prefix}.http_retries"), 1, 100, "")?;
+    http.retry_interval = Duration::from_millis(u64::from(whole_number(
+        options,
+        &format!("{prefix}.http_retry_interval"),
+        300,
+        3_600_000,
+        " milliseconds",
+    )?));
     Ok(http)
+}
+
+/// A whole number from 0 to `max` (digits only, as liboauth2's strict unsigned options).
+fn whole_number(
+    options: &Options,
+    name: &str,
+    default: u32,
+    max: u32,
+    unit: &str,
+) -> Result<u32, String> {
+    match options.get(name) {
+        None => Ok(default),
+        Some(v) => v
+            .trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|n| *n <= max)
+            .ok_or_else(|| format!("{name}={v}: must be a whole number from 0 to {max}{unit}")),
+    }
 }
 
 /// A whole number of seconds, 0 to one year.
@@ -724,7 +784,20 @@ mod tests {
 
     #[test]
     fn remote_types_need_http_urls_and_valid_options() {
-        assert!(err("jwks_uri", "file:///etc/passwd", None).contains("http:// or https:// URL"));
+        assert!(
+            err("eckey_uri", "file:///etc/key.pem", None).contains("jwks_uri and metadata only")
+        );
+        assert!(err("introspect", "file:///x", None).contains("http:// or https:// URL"));
+        assert!(err("jwks_uri", "file://host/x", None).contains("absolute path on this host"));
+        assert!(err("jwks_uri", "ftp://as/x", None).contains("or file:///path"));
+        assert!(err("jwks_uri", "file:///a b", None).contains("spaces"));
+        let p = parse("jwks_uri", "file:///nonexistent/jwks.json", None, &ORIGIN).unwrap();
+        assert!(
+            p.warnings.len() == 1 && p.warnings[0].contains("cannot read /nonexistent/jwks.json"),
+            "{:?}",
+            p.warnings
+        );
+        assert!(parse("metadata", "file:///nonexistent/m.json", None, &ORIGIN).is_ok());
         assert!(err("introspect", "https://", None).contains("URL"));
         assert!(
             err(
@@ -797,6 +870,46 @@ mod tests {
         let e = err("aws_alb", ARN, Some("aws_alb.cache=nope"));
         assert!(e.starts_with("cache could not be found"), "{e}");
         assert!(err("aws_alb", ARN, Some("aws_alb.http_timeout=x")).contains("seconds"));
+    }
+
+    #[test]
+    fn retry_options_are_whole_numbers_for_every_endpoint() {
+        for prefix in ["jwks_uri", "eckey_uri", "introspect", "metadata"] {
+            let url = format!("https://as/{prefix}");
+            let ok = format!("{prefix}.http_retries=3&{prefix}.http_retry_interval=50");
+            let p = parse(prefix, &url, Some(&ok), &ORIGIN).unwrap();
+            assert!(p.warnings.is_empty(), "{prefix}: {:?}", p.warnings);
+            for (bad, says) in [
+                (
+                    "http_retries=abc",
+                    "http_retries=abc: must be a whole number from 0 to 100",
+                ),
+                ("http_retries=-1", "from 0 to 100"),
+                ("http_retries=101", "from 0 to 100"),
+                ("http_retry_interval=1.5", "from 0 to 3600000 milliseconds"),
+                ("http_retry_interval=", "whole number"),
+            ] {
+                let e = err(prefix, &url, Some(&format!("{prefix}.{bad}")));
+                assert!(e.contains(says), "{prefix}.{bad}: {e}");
+            }
+        }
+        // The discovered endpoints take their options from metadata's line.
+        let p = parse(
+            "metadata",
+            "https://as/.well-known/openid-configuration",
+            Some("jwks_uri.http_retries=0&introspect.http_retry_interval=10"),
+            &ORIGIN,
+        )
+        .unwrap();
+        assert!(p.warnings.is_empty(), "{:?}", p.warnings);
+        assert!(
+            err(
+                "metadata",
+                "https://as/m",
+                Some("introspect.http_retries=x")
+            )
+            .contains("introspect.http_retries=x")
+        );
     }
 
     #[test]

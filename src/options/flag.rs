@@ -21,6 +21,19 @@ pub(crate) fn parse_bool(value: &str) -> bool {
         .any(|t| value.eq_ignore_ascii_case(t))
 }
 
+/// A switch of our own options (`OAuth2Cache redis tls=`, `ssl_verify=`): the words
+/// [`parse_bool`] reads as true, or `false|0|off|no`, any letter case; anything else is `None`, so
+/// that a typo is an error instead of silently turning TLS or verification off.
+pub(crate) fn parse_switch(value: &str) -> Option<bool> {
+    if parse_bool(value) {
+        return Some(true);
+    }
+    ["false", "0", "off", "no"]
+        .iter()
+        .any(|f| value.eq_ignore_ascii_case(f))
+        .then_some(false)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -44,6 +57,19 @@ mod tests {
         }
         for v in ["false", "0", "off", "no", "", "maybe"] {
             assert!(!parse_bool(v), "{v}");
+        }
+    }
+
+    #[test]
+    fn switches() {
+        for v in ["true", "1", "on", "Yes"] {
+            assert_eq!(parse_switch(v), Some(true), "{v}");
+        }
+        for v in ["false", "0", "OFF", "no"] {
+            assert_eq!(parse_switch(v), Some(false), "{v}");
+        }
+        for v in ["", "maybe", "ture", "2"] {
+            assert_eq!(parse_switch(v), None, "{v}");
         }
     }
 }

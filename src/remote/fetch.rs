@@ -1,11 +1,15 @@
-//! Outgoing HTTP for key sets, metadata and introspection: libcurl with a hard total timeout,
-//! bounded response bodies, http/https only, at most 5 redirects, and one reused handle per thread
-//! (so connections to the authorization server are kept alive between requests).
+//! Outgoing HTTP for key sets, metadata and introspection: libcurl with a hard total timeout
+//! (retries included), bounded response bodies, http/https only (also after redirects: never
+//! `file://`), at most 5 redirects, and one reused handle per thread (so connections to the
+//! authorization server are kept alive between requests). Transport errors and 5xx answers are
+//! tried again `<prefix>.http_retries` times, `<prefix>.http_retry_interval` apart.
 
 use curl::easy::{Easy, List};
 use std::cell::RefCell;
 use std::fmt;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use crate::logsink::{self, Level};
 
 /// Larger responses are refused (the C module's bound as well).
 pub(crate) const MAX_RESPONSE: usize = 1024 * 1024;
@@ -23,7 +27,14 @@ pub(crate) struct HttpOptions {
     pub(crate) timeout: Duration,
     /// TLS client certificate and key files (introspection `client_cert` auth).
     pub(crate) client_cert: Option<(String, String)>,
+    /// `<prefix>.http_retries`: further attempts after a transport error or a 5xx answer.
+    pub(crate) retries: u32,
+    /// `<prefix>.http_retry_interval`: the pause before each further attempt.
+    pub(crate) retry_interval: Duration,
 }
+
+/// No further attempt is started with less time than this left of the total timeout.
+const MIN_ATTEMPT: Duration = Duration::from_millis(100);
 
 impl Default for HttpOptions {
     fn default() -> Self {
@@ -33,6 +44,8 @@ impl Default for HttpOptions {
             proxy: None,
             timeout: Duration::from_secs(15),
             client_cert: None,
+            retries: 1,
+            retry_interval: Duration::from_millis(300),
         }
     }
 }
@@ -71,23 +84,105 @@ thread_local! {
     static HANDLE: RefCell<Option<Easy>> = const { RefCell::new(None) };
 }
 
-/// Performs the request; only 2xx answers are `Ok`.
+/// One failed attempt: the error, and whether another attempt may help (the server could not
+/// be reached, the transfer broke off, or it answered 5xx).
+#[derive(Debug)]
+pub(crate) struct Failure<E> {
+    pub(crate) error: E,
+    pub(crate) transient: bool,
+}
+
+impl<E> Failure<E> {
+    /// A failure no further attempt can fix.
+    pub(crate) fn permanent(error: E) -> Self {
+        Failure {
+            error,
+            transient: false,
+        }
+    }
+}
+
+/// Performs the request, with retries; only 2xx answers are `Ok`.
 pub(crate) fn send(req: &Request, opts: &HttpOptions) -> Result<Response, FetchError> {
+    retrying(req.url, opts, |budget| attempt(req, budget))
+}
+
+/// Runs `attempt` until it succeeds, fails permanently, `opts.retries` further attempts have
+/// failed, or too little of `opts.timeout` is left. Each attempt gets `opts` with `timeout` set to
+/// what is left, so all attempts and pauses together never take longer than `opts.timeout`.
+pub(crate) fn retrying<T, E: fmt::Display>(
+    url: &str,
+    opts: &HttpOptions,
+    mut attempt: impl FnMut(&HttpOptions) -> Result<T, Failure<E>>,
+) -> Result<T, E> {
+    let start = Instant::now();
+    let mut budget = opts.clone();
+    let mut failed = 0u32;
+    loop {
+        let failure = match attempt(&budget) {
+            Ok(v) => return Ok(v),
+            Err(f) => f,
+        };
+        failed += 1;
+        let left = opts.timeout.saturating_sub(start.elapsed());
+        if !failure.transient || failed > opts.retries || left < opts.retry_interval + MIN_ATTEMPT {
+            return Err(failure.error);
+        }
+        logsink::emit(
+            Level::Warn,
+            &format!(
+                "oauth2: {url}: attempt {failed} of {} failed: {}; trying again in {} ms",
+                u64::from(opts.retries) + 1,
+                failure.error,
+                opts.retry_interval.as_millis()
+            ),
+        );
+        std::thread::sleep(opts.retry_interval);
+        budget.timeout = opts.timeout.saturating_sub(start.elapsed());
+        if budget.timeout < Duration::from_millis(1) {
+            // (A zero timeout would mean "none" to libcurl.)
+            return Err(failure.error);
+        }
+    }
+}
+
+/// One attempt, bounded by `opts.timeout`.
+pub(crate) fn attempt(req: &Request, opts: &HttpOptions) -> Result<Response, Failure<FetchError>> {
     HANDLE.with(|cell| {
         let mut slot = cell.borrow_mut();
         let easy = slot.get_or_insert_with(Easy::new);
         easy.reset(); // options only; live connections stay cached
         let result = perform(easy, req, opts);
         if result.is_err() {
-            // A handle in an unknown state is not worth keeping.
+            // A handle in an unknown state is not worth keeping (nor its connection).
             *slot = None;
         }
         result
     })
 }
 
-fn perform(easy: &mut Easy, req: &Request, opts: &HttpOptions) -> Result<Response, FetchError> {
-    let t = |e: curl::Error| FetchError::Transport(e.description().to_string());
+/// Errors of the network or the peer that may be gone on the next attempt (not: bad certificate,
+/// bad URL, too many redirects, response too large).
+fn transient(e: &curl::Error) -> bool {
+    e.is_couldnt_resolve_proxy()
+        || e.is_couldnt_resolve_host()
+        || e.is_couldnt_connect()
+        || e.is_operation_timedout()
+        || e.is_ssl_connect_error()
+        || e.is_got_nothing()
+        || e.is_send_error()
+        || e.is_recv_error()
+        || e.is_partial_file()
+        || e.is_http2_error()
+        || e.is_http2_stream_error()
+}
+
+fn perform(
+    easy: &mut Easy,
+    req: &Request,
+    opts: &HttpOptions,
+) -> Result<Response, Failure<FetchError>> {
+    let t = |e: curl::Error| Failure::permanent(FetchError::Transport(e.description().to_string()));
     easy.url(req.url).map_err(t)?;
     easy.signal(false).map_err(t)?;
     easy.timeout(opts.timeout).map_err(t)?;
@@ -122,7 +217,7 @@ fn perform(easy: &mut Easy, req: &Request, opts: &HttpOptions) -> Result<Respons
             .map_err(t)?;
     }
     easy.http_headers(headers).map_err(t)?;
-    restrict_protocols(easy)?;
+    restrict_protocols(easy).map_err(Failure::permanent)?;
 
     let mut body = Vec::new();
     let too_large = std::cell::Cell::new(false);
@@ -141,13 +236,19 @@ fn perform(easy: &mut Easy, req: &Request, opts: &HttpOptions) -> Result<Respons
         let outcome = transfer.perform();
         drop(transfer);
         if too_large.get() {
-            return Err(FetchError::TooLarge);
+            return Err(Failure::permanent(FetchError::TooLarge));
         }
-        outcome.map_err(t)?;
+        outcome.map_err(|e| Failure {
+            transient: transient(&e),
+            error: FetchError::Transport(e.description().to_string()),
+        })?;
     }
     let status = easy.response_code().map_err(t)?;
     if !(200..300).contains(&status) {
-        return Err(FetchError::Status(status));
+        return Err(Failure {
+            error: FetchError::Status(status),
+            transient: (500..600).contains(&status),
+        });
     }
     Ok(Response { body })
 }
@@ -167,4 +268,96 @@ fn restrict_protocols(easy: &mut Easy) -> Result<(), FetchError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(retries: u32, interval_ms: u64, timeout_ms: u64) -> HttpOptions {
+        HttpOptions {
+            retries,
+            retry_interval: Duration::from_millis(interval_ms),
+            timeout: Duration::from_millis(timeout_ms),
+            ..HttpOptions::default()
+        }
+    }
+
+    /// Runs `retrying` with attempts that fail as `outcome(n)` says (n from 1); returns the
+    /// result and the number of attempts.
+    fn run(
+        o: &HttpOptions,
+        outcome: impl Fn(u32) -> Result<(), Failure<FetchError>>,
+    ) -> (Result<(), FetchError>, u32) {
+        let mut n = 0;
+        let r = retrying("http://as/x", o, |_| {
+            n += 1;
+            outcome(n)
+        });
+        (r, n)
+    }
+
+    fn transient() -> Failure<FetchError> {
+        Failure {
+            error: FetchError::Status(503),
+            transient: true,
+        }
+    }
+
+    #[test]
+    fn defaults_follow_liboauth2() {
+        let d = HttpOptions::default();
+        assert_eq!(d.retries, 1);
+        assert_eq!(d.retry_interval, Duration::from_millis(300));
+    }
+
+    #[test]
+    fn transient_failures_are_tried_again_up_to_retries() {
+        for retries in [0, 1, 3] {
+            let (r, n) = run(&opts(retries, 1, 5_000), |_| Err(transient()));
+            assert_eq!(r, Err(FetchError::Status(503)));
+            assert_eq!(n, retries + 1);
+        }
+        let (r, n) = run(&opts(1, 1, 5_000), |n| {
+            if n == 1 { Err(transient()) } else { Ok(()) }
+        });
+        assert_eq!((r, n), (Ok(()), 2));
+    }
+
+    #[test]
+    fn permanent_failures_are_not_tried_again() {
+        let (r, n) = run(&opts(5, 1, 5_000), |_| {
+            Err(Failure::permanent(FetchError::Status(404)))
+        });
+        assert_eq!((r, n), (Err(FetchError::Status(404)), 1));
+    }
+
+    #[test]
+    fn the_pause_is_kept_and_the_total_stays_within_the_timeout() {
+        let t = Instant::now();
+        let (_, n) = run(&opts(2, 150, 5_000), |_| Err(transient()));
+        assert_eq!(n, 3);
+        assert!(
+            t.elapsed() >= Duration::from_millis(300),
+            "{:?}",
+            t.elapsed()
+        );
+
+        // Many retries, slow attempts: the timeout ends it, and each attempt gets what is left.
+        let o = opts(100, 50, 1_000);
+        let t = Instant::now();
+        let mut budgets = Vec::new();
+        let r: Result<(), FetchError> = retrying("http://as/x", &o, |b| {
+            budgets.push(b.timeout);
+            std::thread::sleep(Duration::from_millis(200).min(b.timeout));
+            Err(transient())
+        });
+        let took = t.elapsed();
+        assert!(r.is_err());
+        assert!(took <= Duration::from_millis(1_050), "{took:?}");
+        assert!(budgets.len() >= 3 && budgets.len() < 10, "{budgets:?}");
+        assert_eq!(budgets[0], o.timeout);
+        assert!(budgets.windows(2).all(|w| w[1] < w[0]), "{budgets:?}");
+        assert!(budgets.iter().all(|b| *b >= Duration::from_millis(1)));
+    }
 }

@@ -5,7 +5,7 @@ use serde_json::{Map, Value};
 use std::fmt;
 
 use super::auth::EndpointAuth;
-use super::fetch::{self, FetchError, HttpOptions};
+use super::fetch::{self, Failure, FetchError, HttpOptions};
 use crate::jose::{JoseError, json};
 
 /// Why introspection did not accept a token.
@@ -84,36 +84,42 @@ impl Introspector {
         }
     }
 
-    /// Asks the authorization server; `Ok` only for an active token.
+    /// Asks the authorization server; `Ok` only for an active token. Each attempt (see
+    /// `<prefix>.http_retries`) authenticates anew: a client assertion is never sent twice.
     pub(crate) fn introspect(
         &self,
         token: &str,
         now: i64,
     ) -> Result<Map<String, Value>, IntrospectError> {
-        let mut http = self.http.clone();
-        let applied = self
-            .auth
-            .apply(&mut http, now)
-            .map_err(IntrospectError::Auth)?;
-        let mut form = form_urlencoded::Serializer::new(String::new());
-        form.append_pair(&self.token_param, token);
-        form.append_pair("token_type_hint", "access_token");
-        for (k, v) in self.params.iter().chain(applied.form.iter()) {
-            form.append_pair(k, v);
-        }
-        let body = form.finish();
-        let basic = applied
-            .basic
-            .as_ref()
-            .map(|(u, p)| (u.as_str(), p.as_str()));
-        let req = fetch::Request {
-            url: &self.url,
-            form: Some(&body),
-            basic_auth: basic,
-        };
-        let resp = fetch::send(&req, &http).map_err(|error| IntrospectError::Transport {
-            url: self.url.clone(),
-            error,
+        let resp = fetch::retrying(&self.url, &self.http, |budget| {
+            let mut http = budget.clone();
+            let applied = self
+                .auth
+                .apply(&mut http, now)
+                .map_err(|e| Failure::permanent(IntrospectError::Auth(e)))?;
+            let mut form = form_urlencoded::Serializer::new(String::new());
+            form.append_pair(&self.token_param, token);
+            form.append_pair("token_type_hint", "access_token");
+            for (k, v) in self.params.iter().chain(applied.form.iter()) {
+                form.append_pair(k, v);
+            }
+            let body = form.finish();
+            let basic = applied
+                .basic
+                .as_ref()
+                .map(|(u, p)| (u.as_str(), p.as_str()));
+            let req = fetch::Request {
+                url: &self.url,
+                form: Some(&body),
+                basic_auth: basic,
+            };
+            fetch::attempt(&req, &http).map_err(|f| Failure {
+                transient: f.transient,
+                error: IntrospectError::Transport {
+                    url: self.url.clone(),
+                    error: f.error,
+                },
+            })
         })?;
         let claims = json::parse_object_as(&resp.body, "introspection response")
             .map_err(IntrospectError::NotJson)?;

@@ -6,12 +6,17 @@
 //! - a failed refresh keeps the last good keys (stale-if-error), logged once per interval;
 //! - a failed first fetch is not retried for `refresh_interval` (no request flood to a dead AS);
 //! - keys are refreshed when 90% of their lifetime has passed, by the request that notices.
+//!
+//! A `file://` URL names a local file instead: it is read again when it changes (looked at at most
+//! once a second, and at once for an unknown `kid`) or when its lifetime has passed.
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::fetch::{self, HttpOptions};
+use super::local_file::{self, Stamp};
 use crate::cache::Cache;
 use crate::jose::{Key, json};
 use crate::log_limit::LogLimit;
@@ -27,6 +32,8 @@ pub(crate) enum Format {
 
 pub(crate) struct RemoteKeys {
     pub(crate) url: String,
+    /// The path of a `file://` URL.
+    file: Option<PathBuf>,
     format: Format,
     http: HttpOptions,
     ttl: Duration,
@@ -53,9 +60,13 @@ struct State {
     in_flight: bool,
     /// Number of fetches made (for tests and debug logs).
     fetches: u64,
+    /// A local file: the version the keys were read from, and when it was last looked at.
+    file_stamp: Option<Stamp>,
+    file_checked: Option<Instant>,
 }
 
 impl RemoteKeys {
+    /// `url` is http(s), or a `file://` URL already checked with [`local_file::path_of`].
     pub(crate) fn new(
         url: String,
         format: Format,
@@ -64,13 +75,16 @@ impl RemoteKeys {
         refresh_interval: Duration,
         shared: Option<Arc<Cache>>,
     ) -> Self {
+        let file = local_file::path_of(&url).and_then(Result::ok);
         RemoteKeys {
+            // A local file is cheaper to read than a shared cache, and is this host's own.
+            shared: shared.filter(|_| file.is_none()),
+            file,
             url,
             format,
             http,
             ttl,
             refresh_interval,
-            shared,
             error_log: LogLimit::new(refresh_interval),
             state: Mutex::default(),
             fetched: Condvar::new(),
@@ -86,14 +100,15 @@ impl RemoteKeys {
     pub(crate) fn keys(&self) -> Result<Arc<Vec<Key>>, String> {
         let mut st = self.lock();
         loop {
-            if let Some(keys) = &st.keys {
+            if let Some(keys) = st.keys.clone() {
                 let fresh = st
                     .fetched_at
-                    .is_some_and(|t| t.elapsed() < self.ttl.mul_f32(0.9));
+                    .is_some_and(|t| t.elapsed() < self.ttl.mul_f32(0.9))
+                    && !self.file_changed(&mut st, false);
                 // While one request refreshes (or refreshing is paused after a failure), the others
                 // keep using the keys they have, even past their lifetime (stale-if-error).
                 if fresh || st.in_flight || !self.may_fetch(&st) {
-                    return Ok(keys.clone());
+                    return Ok(keys);
                 }
             } else if st.in_flight {
                 st = self.wait(st);
@@ -115,6 +130,14 @@ impl RemoteKeys {
         let mut st = self.lock();
         if st.in_flight {
             st = self.wait(st);
+        } else if self.file.is_some() {
+            // Looking costs a stat: a new kid in a rewritten file is picked up at once.
+            if self.file_changed(&mut st, true) && self.may_fetch(&st) {
+                return self
+                    .fetch_locked(st, true)
+                    .ok()
+                    .filter(|k| !Arc::ptr_eq(k, seen));
+            }
         } else if self.may_refetch_for_kid(&st) {
             // Straight from the network: the shared copy is what lacks the kid.
             return self
@@ -135,6 +158,25 @@ impl RemoteKeys {
     #[cfg(test)]
     pub(crate) fn fetches(&self) -> u64 {
         self.lock().fetches
+    }
+
+    /// Whether the local file changed since the keys were read from it (a file that cannot be
+    /// looked at counts as changed). Looks at most once per `local_file::CHECK_INTERVAL` unless
+    /// `now`; always false for URLs.
+    fn file_changed(&self, st: &mut State, now: bool) -> bool {
+        let Some(path) = &self.file else {
+            return false;
+        };
+        if !now
+            && st
+                .file_checked
+                .is_some_and(|t| t.elapsed() < local_file::CHECK_INTERVAL)
+        {
+            return false;
+        }
+        st.file_checked = Some(Instant::now());
+        let current = local_file::stamp(path);
+        current.is_none() || current != st.file_stamp
     }
 
     /// Refreshing an expired set: paused only for `refresh_interval` after a failed fetch.
@@ -174,7 +216,7 @@ impl RemoteKeys {
             self.shared_copy()
         };
         let from_network = shared.is_none();
-        let result = shared.map_or_else(|| self.fetch(), Ok);
+        let result = shared.map_or_else(|| self.fetch(), |keys| Ok((keys, None)));
         let mut st = self.lock();
         st.in_flight = false;
         if from_network {
@@ -182,10 +224,12 @@ impl RemoteKeys {
         }
         self.fetched.notify_all();
         match result {
-            Ok(keys) => {
+            Ok((keys, stamp)) => {
                 let keys = Arc::new(keys);
                 st.keys = Some(keys.clone());
                 st.fetched_at = Some(Instant::now());
+                st.file_stamp = stamp;
+                st.file_checked = Some(Instant::now());
                 st.last_error = None;
                 st.last_failure = None;
                 Ok(keys)
@@ -212,7 +256,12 @@ impl RemoteKeys {
         }
     }
 
-    fn fetch(&self) -> Result<Vec<Key>, String> {
+    /// The keys from the network (or the local file, with the stamp of what was read).
+    fn fetch(&self) -> Result<(Vec<Key>, Option<Stamp>), String> {
+        if let Some(path) = &self.file {
+            let (body, stamp) = local_file::read(path).map_err(|e| e.to_string())?;
+            return Ok((self.parse(&body)?, Some(stamp)));
+        }
         let req = fetch::Request {
             url: &self.url,
             form: None,
@@ -236,7 +285,7 @@ impl RemoteKeys {
                 self.ttl,
             );
         }
-        Ok(keys)
+        Ok((keys, None))
     }
 
     /// A copy another child (or host) fetched; a copy that does not parse is ignored.

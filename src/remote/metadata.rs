@@ -1,7 +1,12 @@
 //! RFC 8414 / OpenID Connect discovery (`metadata <url>`): the document names the issuer, the JWKS
 //! and the introspection endpoint. Tokens must come from that issuer. The document is cached for
 //! `metadata.expiry` and refreshed like a key set (failures keep the last good document).
+//!
+//! A `file://` URL names a local file instead: it is read again when it changes (looked at at most
+//! once a second) or after `metadata.expiry`, and only such a local document may name a local
+//! `jwks_uri` (`file://`); a fetched document never makes us read a file.
 
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -9,6 +14,7 @@ use super::auth::EndpointAuth;
 use super::fetch::{self, HttpOptions};
 use super::introspect::Introspector;
 use super::keys::{Format, RemoteKeys};
+use super::local_file::{self, Stamp};
 use crate::jose::json;
 use crate::logsink::{self, Level};
 
@@ -33,6 +39,8 @@ pub(crate) struct Discovered {
 
 pub(crate) struct Metadata {
     pub(crate) url: String,
+    /// The path of a `file://` URL.
+    file: Option<PathBuf>,
     http: HttpOptions,
     ttl: Duration,
     retry_interval: Duration,
@@ -45,12 +53,17 @@ struct State {
     current: Option<(Instant, Arc<Discovered>)>,
     last_attempt: Option<Instant>,
     last_error: Option<String>,
+    /// A local file: the version the document was read from, and when it was last looked at.
+    file_stamp: Option<Stamp>,
+    file_checked: Option<Instant>,
 }
 
 impl Metadata {
+    /// `url` is http(s), or a `file://` URL already checked with [`local_file::path_of`].
     pub(crate) fn new(url: String, http: HttpOptions, ttl: Duration, templates: Templates) -> Self {
         let retry_interval = templates.jwks_refresh_interval;
         Metadata {
+            file: local_file::path_of(&url).and_then(Result::ok),
             url,
             http,
             ttl,
@@ -64,15 +77,18 @@ impl Metadata {
     pub(crate) fn discovered(&self) -> Result<Arc<Discovered>, String> {
         // Held across the fetch: discovery happens about once a day, and the lock makes it single flight.
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let changed = self.file_changed(&mut st);
         if let Some((at, d)) = &st.current {
-            if at.elapsed() < self.ttl {
+            if at.elapsed() < self.ttl && !changed {
                 return Ok(d.clone());
             }
         }
-        if st
+        // Reading a changed local file is cheap; only failures pause the next attempt there.
+        let paused = st
             .last_attempt
             .is_some_and(|t| t.elapsed() < self.retry_interval)
-        {
+            && (self.file.is_none() || st.last_error.is_some());
+        if paused {
             return match &st.current {
                 Some((_, d)) => Ok(d.clone()),
                 None => Err(format!(
@@ -85,10 +101,11 @@ impl Metadata {
         st.last_attempt = Some(Instant::now());
         let previous = st.current.as_ref().map(|(_, d)| d.clone());
         match self.fetch(previous.as_deref()) {
-            Ok(d) => {
+            Ok((d, stamp)) => {
                 let d = Arc::new(d);
                 st.current = Some((Instant::now(), d.clone()));
                 st.last_error = None;
+                st.file_stamp = stamp;
                 Ok(d)
             }
             Err(e) => {
@@ -102,31 +119,70 @@ impl Metadata {
         }
     }
 
-    fn fetch(&self, previous: Option<&Discovered>) -> Result<Discovered, String> {
-        let req = fetch::Request {
-            url: &self.url,
-            form: None,
-            basic_auth: None,
+    /// Whether the local file changed since the document was read from it (looked at at most
+    /// once per `local_file::CHECK_INTERVAL`; a file that cannot be looked at counts as changed).
+    fn file_changed(&self, st: &mut State) -> bool {
+        let Some(path) = &self.file else {
+            return false;
         };
-        let resp = fetch::send(&req, &self.http).map_err(|e| e.to_string())?;
-        let doc = json::parse_object_as(&resp.body, "metadata").map_err(|e| e.to_string())?;
+        if st
+            .file_checked
+            .is_some_and(|t| t.elapsed() < local_file::CHECK_INTERVAL)
+        {
+            return false;
+        }
+        st.file_checked = Some(Instant::now());
+        let current = local_file::stamp(path);
+        current.is_none() || current != st.file_stamp
+    }
+
+    /// The document from the network (or the local file, with the stamp of what was read).
+    fn fetch(&self, previous: Option<&Discovered>) -> Result<(Discovered, Option<Stamp>), String> {
+        let (body, stamp) = match &self.file {
+            Some(path) => {
+                let (body, stamp) = local_file::read(path).map_err(|e| e.to_string())?;
+                (body, Some(stamp))
+            }
+            None => {
+                let req = fetch::Request {
+                    url: &self.url,
+                    form: None,
+                    basic_auth: None,
+                };
+                (
+                    fetch::send(&req, &self.http)
+                        .map_err(|e| e.to_string())?
+                        .body,
+                    None,
+                )
+            }
+        };
+        let doc = json::parse_object_as(&body, "metadata").map_err(|e| e.to_string())?;
         let issuer = doc
             .get("issuer")
             .and_then(|v| v.as_str())
             .filter(|s| !s.is_empty())
             .ok_or("metadata has no \"issuer\"")?
             .to_string();
-        let url_of = |name: &str| {
+        let url_of = |name: &str, local_allowed: bool| {
             let v = doc.get(name)?;
             match v.as_str() {
                 Some(s) if s.starts_with("https://") || s.starts_with("http://") => {
                     Some(s.to_string())
                 }
+                Some(s) if local_allowed && matches!(local_file::path_of(s), Some(Ok(_))) => {
+                    Some(s.to_string())
+                }
                 _ => {
+                    let allowed = if local_allowed {
+                        "an http(s) or file:///path URL"
+                    } else {
+                        "an http(s) URL"
+                    };
                     logsink::emit(
                         Level::Warn,
                         &format!(
-                            "oauth2: metadata {}: \"{name}\" ignored: not an http(s) URL",
+                            "oauth2: metadata {}: \"{name}\" ignored: not {allowed}",
                             self.url
                         ),
                     );
@@ -136,18 +192,21 @@ impl Metadata {
         };
         let t = &self.templates;
         // Keep existing key sets and caches when the URLs did not change.
-        let keys = url_of("jwks_uri").map(|u| match previous.and_then(|p| p.keys.clone()) {
-            Some(k) if k.url == u => k,
-            _ => Arc::new(RemoteKeys::new(
-                u,
-                Format::Jwks,
-                t.jwks_http.clone(),
-                t.jwks_ttl,
-                t.jwks_refresh_interval,
-                t.jwks_cache.clone(),
-            )),
+        // Only a local document may point at a local file.
+        let keys = url_of("jwks_uri", self.file.is_some()).map(|u| {
+            match previous.and_then(|p| p.keys.clone()) {
+                Some(k) if k.url == u => k,
+                _ => Arc::new(RemoteKeys::new(
+                    u,
+                    Format::Jwks,
+                    t.jwks_http.clone(),
+                    t.jwks_ttl,
+                    t.jwks_refresh_interval,
+                    t.jwks_cache.clone(),
+                )),
+            }
         });
-        let introspector = url_of("introspection_endpoint").map(|u| {
+        let introspector = url_of("introspection_endpoint", false).map(|u| {
             match previous.and_then(|p| p.introspector.clone()) {
                 Some(i) if i.url == u => i,
                 _ => Arc::new(Introspector::new(
@@ -162,10 +221,13 @@ impl Metadata {
         if keys.is_none() && introspector.is_none() {
             return Err("metadata has neither \"jwks_uri\" nor \"introspection_endpoint\"".into());
         }
-        Ok(Discovered {
-            issuer,
-            keys,
-            introspector,
-        })
+        Ok((
+            Discovered {
+                issuer,
+                keys,
+                introspector,
+            },
+            stamp,
+        ))
     }
 }

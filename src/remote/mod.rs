@@ -6,4 +6,5 @@ pub(crate) mod auth;
 pub(crate) mod fetch;
 pub(crate) mod introspect;
 pub(crate) mod keys;
+pub(crate) mod local_file;
 pub(crate) mod metadata;

@@ -22,6 +22,7 @@ mod file;
 mod hosts;
 mod prefork;
 mod redis;
+mod redis_tls;
 mod restarts;
 mod reuse;
 mod shm;

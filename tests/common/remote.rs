@@ -860,6 +860,8 @@ pub(crate) enum Reply {
     Hang,
     /// Close the connection without a response.
     Close,
+    /// `302 Found` with this `Location`.
+    Redirect(String),
 }
 
 impl Reply {
@@ -1027,10 +1029,17 @@ fn serve_mock(
     };
     let reply = (handler.lock().unwrap())(&s);
     seen.lock().unwrap().push(s);
+    let (reply, location) = match reply {
+        Reply::Redirect(to) => (
+            Reply::Full(302, "text/plain".into(), b"moved".to_vec()),
+            format!("Location: {to}\r\n"),
+        ),
+        r => (r, String::new()),
+    };
     match reply {
         Reply::Full(status, ctype, body) => {
             let mut out = format!(
-                "HTTP/1.1 {status} X\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                "HTTP/1.1 {status} X\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\n{location}Connection: close\r\n\r\n",
                 body.len()
             )
             .into_bytes();
@@ -1048,7 +1057,7 @@ fn serve_mock(
                 std::thread::sleep(Duration::from_millis(50));
             }
         }
-        Reply::Close => {}
+        Reply::Close | Reply::Redirect(_) => {}
     }
     Ok(())
 }

@@ -6,7 +6,7 @@
 //! Small clients are included (RESP for Redis, the text protocol for memcached) so that a test can
 //! look at what the module stored without `redis-cli`.
 
-use super::{free_port, poll};
+use super::{Pki, free_port, poll};
 use std::fs;
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -81,6 +81,25 @@ pub(crate) enum RedisAuth {
     User(String, String),
 }
 
+/// Whether a TLS [`Redis`] asks clients for a certificate (`tls-auth-clients`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum TlsClients {
+    /// `tls-auth-clients no`.
+    NotAsked,
+    /// `tls-auth-clients yes`: only client certificate A of the server's [`Pki`] is trusted.
+    RequireA,
+}
+
+/// The TLS side of a [`Redis`]: a `tls-port` with the server certificate of its own [`Pki`]
+/// (issued by the PKI's CA for `localhost` and 127.0.0.1; the server listens on 127.0.0.2 as
+/// well, a name the certificate does not carry).
+#[derive(Clone, Debug)]
+pub(crate) struct RedisTls {
+    pub(crate) port: u16,
+    pub(crate) pki: Pki,
+    pub(crate) clients: TlsClients,
+}
+
 /// A RESP reply.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Resp {
@@ -93,9 +112,12 @@ pub(crate) enum Resp {
 
 /// A `redis-server` on 127.0.0.1 (no persistence).
 pub(crate) struct Redis {
+    /// The plain port (the tests' own client always uses it).
     pub(crate) port: u16,
     pub(crate) auth: RedisAuth,
     pub(crate) dir: PathBuf,
+    /// With [`Redis::start_tls`]: the TLS port and its PKI.
+    pub(crate) tls: Option<RedisTls>,
     child: Option<Child>,
 }
 
@@ -103,12 +125,28 @@ impl Redis {
     /// Starts on a free port (a few attempts on a port race); panics with the server's log when
     /// it does not come up.
     pub(crate) fn start(auth: RedisAuth) -> Redis {
+        Redis::start_with(auth, None)
+    }
+
+    /// Starts with a plain port and a TLS port (`tls-port`); see [`RedisTls`].
+    pub(crate) fn start_tls(auth: RedisAuth, clients: TlsClients) -> Redis {
+        Redis::start_with(auth, Some(clients))
+    }
+
+    fn start_with(auth: RedisAuth, tls: Option<TlsClients>) -> Redis {
         let mut last = String::new();
         for _ in 0..5 {
+            let dir = scratch_dir("redis");
+            let tls = tls.map(|clients| RedisTls {
+                port: free_port(),
+                pki: Pki::new(&dir.join("pki")),
+                clients,
+            });
             let mut r = Redis {
                 port: free_port(),
                 auth: auth.clone(),
-                dir: scratch_dir("redis"),
+                dir,
+                tls,
                 child: None,
             };
             match r.spawn() {
@@ -144,6 +182,25 @@ impl Redis {
                 conf.push_str(&format!("user default off\nuser {u} on >{p} ~* &* +@all\n"))
             }
         }
+        if let Some(tls) = &self.tls {
+            // Trusted client certificates: the CA, and client certificate A (self-signed).
+            let client_ca = self.dir.join("client-ca.pem");
+            let mut pem = fs::read(&tls.pki.ca_cert).map_err(|e| format!("read CA: {e}"))?;
+            pem.extend(fs::read(&tls.pki.client_a_cert).map_err(|e| format!("read A: {e}"))?);
+            fs::write(&client_ca, pem).map_err(|e| format!("write client CA: {e}"))?;
+            let auth_clients = match tls.clients {
+                TlsClients::NotAsked => "no",
+                TlsClients::RequireA => "yes",
+            };
+            conf = conf.replace("bind 127.0.0.1\n", "bind 127.0.0.1 127.0.0.2\n");
+            conf.push_str(&format!(
+                "tls-port {}\ntls-cert-file {}\ntls-key-file {}\ntls-ca-cert-file {}\ntls-auth-clients {auth_clients}\n",
+                tls.port,
+                tls.pki.server_cert.display(),
+                tls.pki.server_key.display(),
+                client_ca.display()
+            ));
+        }
         let conf_path = self.dir.join("redis.conf");
         fs::write(&conf_path, conf).map_err(|e| format!("write redis.conf: {e}"))?;
         let child = Command::new("redis-server")
@@ -168,6 +225,45 @@ impl Redis {
             return Err(format!("{e}\n--- redis log ---\n{log}"));
         }
         Ok(())
+    }
+
+    /// The `OAuth2Cache redis` options for the TLS port (`tls=on`, `ca_file=` the server's CA),
+    /// connecting to `host` (no `name`).
+    pub(crate) fn tls_cache_options(&self, host: &str) -> String {
+        let tls = self.tls.as_ref().expect("a Redis started with start_tls");
+        let mut o = format!(
+            "host={host}&port={}&tls=on&ca_file={}",
+            tls.port,
+            tls.pki.ca_cert.display()
+        );
+        match &self.auth {
+            RedisAuth::Open => {}
+            RedisAuth::Password(p) => o.push_str(&format!("&password={p}")),
+            RedisAuth::User(u, p) => o.push_str(&format!("&username={u}&password={p}")),
+        }
+        o
+    }
+
+    /// The ids of the client connections to `port` (`CLIENT LIST`, field `laddr`).
+    pub(crate) fn client_ids_on(&self, port: u16) -> Vec<u64> {
+        let list = match self.command(&["CLIENT", "LIST"]) {
+            Ok(Resp::Bulk(Some(b))) => String::from_utf8_lossy(&b).into_owned(),
+            other => panic!("CLIENT LIST: {other:?}"),
+        };
+        let suffix = format!(":{port}");
+        list.lines()
+            .filter(|l| {
+                l.split(' ').any(|f| {
+                    f.strip_prefix("laddr=")
+                        .is_some_and(|a| a.ends_with(&suffix))
+                })
+            })
+            .filter_map(|l| {
+                l.split(' ')
+                    .find_map(|f| f.strip_prefix("id="))
+                    .and_then(|v| v.parse().ok())
+            })
+            .collect()
     }
 
     /// The server's log file.
