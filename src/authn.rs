@@ -12,6 +12,7 @@ use crate::pass::{self, Passed};
 use crate::pop::dpop::{self, Nonces, Presented, RequestUrl};
 use crate::pop::mtls::BindingError;
 use crate::refusal::{Refusal, Rejection};
+use crate::resource_metadata::HostKey;
 use crate::token::{self, Found, StripAction, TokenSource};
 use crate::verify::memo::ConnectionMemo;
 use crate::verify::{Accepted, Binding, Claims, Jkt, Origin, ParsedToken, Verifier};
@@ -39,6 +40,10 @@ pub(crate) trait Request: TokenSource {
     /// The request URL as Apache sees it (scheme, host and port as configured by `ServerName`
     /// and `UseCanonicalName`), for a DPoP proof's `htu`.
     fn url(&self) -> RequestUrl<'_>;
+    /// The server (virtual host) that serves the request, for its RFC 9728 metadata URL.
+    fn host(&self) -> Option<HostKey> {
+        None
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,7 +96,12 @@ pub(crate) fn authenticate(
     let dpop_location = verifiers.iter().find(|v| v.binding == Binding::Dpop);
     let refuse = |refusal| Outcome::Refused {
         refusal,
-        challenges: challenges(sources.basic_only(), verifiers, dpop_location),
+        challenges: challenges(
+            sources.basic_only(),
+            verifiers,
+            dpop_location,
+            generation.resource_metadata.challenge_url(req.host()),
+        ),
     };
 
     let found = match dpop_location {
@@ -232,8 +242,14 @@ pub(crate) fn inherits(
 }
 
 /// The challenges of a location: the C module's (`Basic` when Basic is the only way to send a
-/// token, else `Bearer`) unless every verifier is `type=dpop`; a DPoP one when any is.
-fn challenges(basic_only: bool, verifiers: &[Verifier], dpop: Option<&Verifier>) -> Challenges {
+/// token, else `Bearer`) unless every verifier is `type=dpop`; a DPoP one when any is; each
+/// with the host's RFC 9728 metadata URL, if it publishes one.
+fn challenges(
+    basic_only: bool,
+    verifiers: &[Verifier],
+    dpop: Option<&Verifier>,
+    resource_metadata: Option<Arc<str>>,
+) -> Challenges {
     let all_dpop = !verifiers.is_empty() && verifiers.iter().all(|v| v.binding == Binding::Dpop);
     let scheme = if basic_only {
         Scheme::Basic
@@ -243,6 +259,7 @@ fn challenges(basic_only: bool, verifiers: &[Verifier], dpop: Option<&Verifier>)
     Challenges {
         bearer: (!all_dpop).then_some(scheme),
         dpop_algs: dpop.map(|v| v.dpop.policy.algs_header_value()),
+        resource_metadata,
     }
 }
 
@@ -358,6 +375,7 @@ mod tests {
         thumbprint_now: Option<Option<&'static str>>,
         /// `DPoP` header values.
         proofs: Vec<String>,
+        host: Option<HostKey>,
     }
 
     impl Fake {
@@ -369,6 +387,7 @@ mod tests {
                 thumbprint: None,
                 thumbprint_now: None,
                 proofs: Vec::new(),
+                host: None,
             }
         }
     }
@@ -415,6 +434,9 @@ mod tests {
         }
         fn dpop_proofs(&self) -> Vec<&str> {
             self.proofs.iter().map(String::as_str).collect()
+        }
+        fn host(&self) -> Option<HostKey> {
+            self.host
         }
     }
 
@@ -510,6 +532,7 @@ mod tests {
             thumbprint: None,
             thumbprint_now: None,
             proofs: Vec::new(),
+            host: None,
         };
         let o = authenticate(&cfg, &req, Mode::OAuth2, NOW, &Generation::default());
         assert_eq!(refusal_of(&o), &Refusal::NoToken);
@@ -529,6 +552,7 @@ mod tests {
             thumbprint: None,
             thumbprint_now: None,
             proofs: Vec::new(),
+            host: None,
         };
         assert_eq!(
             authenticate(&cfg, &req, Mode::OpenIdc, NOW, &Generation::default()),
@@ -648,6 +672,7 @@ mod tests {
             thumbprint: None,
             thumbprint_now: None,
             proofs: Vec::new(),
+            host: None,
         };
         assert!(matches!(
             authenticate(&cfg, &req, Mode::OAuth2, NOW, &Generation::default()),
@@ -1430,6 +1455,7 @@ mod tests {
             thumbprint: None,
             thumbprint_now: None,
             proofs: Vec::new(),
+            host: None,
         };
         let dpop_only = config(&[("plain", SECRET, Some("type=dpop&dpop.algs=ES256 EdDSA"))]);
         let o = authenticate(&dpop_only, &no_token, Mode::OAuth2, NOW, &generation);
@@ -1442,6 +1468,41 @@ mod tests {
         assert_eq!(
             challenge_of(&o, None),
             "Bearer error=\"invalid_request\", error_description=\"No bearer token found in the request.\"\nDPoP algs=\"ES256\""
+        );
+    }
+
+    #[test]
+    fn challenges_in_a_host_with_resource_metadata_name_it() {
+        use crate::resource_metadata::{HostSite, directive};
+        let mut generation = Generation::default();
+        let api = HostSite {
+            key: HostKey(7),
+            is_virtual: true,
+        };
+        let d = directive::parse("https://api.example.com/v1", None).unwrap();
+        generation
+            .resource_metadata
+            .publish(api, d, "t.conf:1")
+            .unwrap();
+        let cfg = config(&[
+            ("plain", SECRET, None),
+            ("plain", SECRET, Some("type=dpop&dpop.algs=ES256")),
+        ]);
+        let mut req = Fake::bearer("not-a-jwt");
+        req.host = Some(api.key);
+        let o = authenticate(&cfg, &req, Mode::OAuth2, NOW, &generation);
+        let url = r#"resource_metadata="https://api.example.com/.well-known/oauth-protected-resource/v1""#;
+        assert_eq!(
+            challenge_of(&o, Some("api")),
+            format!(
+                "Bearer realm=\"api\", error=\"invalid_token\", error_description=\"Token could not be verified.\", {url}\nDPoP realm=\"api\", algs=\"ES256\", error=\"invalid_token\", error_description=\"Token could not be verified.\", {url}"
+            )
+        );
+        req.host = Some(HostKey(8));
+        let o = authenticate(&cfg, &req, Mode::OAuth2, NOW, &generation);
+        assert!(
+            !challenge_of(&o, None).contains("resource_metadata"),
+            "another host"
         );
     }
 }

@@ -26,6 +26,7 @@ mod pass;
 mod pop;
 mod refusal;
 mod remote;
+mod resource_metadata;
 mod token;
 mod verify;
 
