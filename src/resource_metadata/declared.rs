@@ -140,9 +140,15 @@ mod tests {
         s.unwrap()
     }
 
+    /// `OAuth2AcceptTokenIn` lines (method, options) and the bearer methods they name.
+    type Case = (
+        &'static [(&'static str, Option<&'static str>)],
+        &'static [&'static str],
+    );
+
     #[test]
     fn only_the_rfc_6750_methods_have_names() {
-        let cases: &[(&[(&str, Option<&str>)], &[&str])] = &[
+        let cases: &[Case] = &[
             (&[("header", None)], &["header"]),
             (&[("header", Some("type=bearer"))], &["header"]),
             (&[("header", Some("name=authorization"))], &["header"]),
@@ -198,10 +204,12 @@ mod tests {
         main.add_sources(&sources(&[("post", None)]));
         main.verifiers = 1;
         main.mtls = true;
-        let mut vhost = Declared::default();
-        vhost.verifiers = 2;
-        vhost.dpop_verifiers = 2;
-        vhost.dpop_algs = vec![Alg::ES256];
+        let vhost = Declared {
+            verifiers: 2,
+            dpop_verifiers: 2,
+            dpop_algs: vec![Alg::ES256],
+            ..Declared::default()
+        };
         let all = vhost.with(&main);
         assert_eq!(all.verifiers, 3);
         assert!(all.mtls);

@@ -53,10 +53,7 @@ pub(crate) struct Directive {
 
 pub(crate) fn parse(identifier: &str, options: Option<&str>) -> Result<Directive, String> {
     let resource = ResourceId::parse(identifier).map_err(|e| {
-        format!(
-            "{DIRECTIVE}: the resource identifier \"{}\" {e} (RFC 9728 section 1.2)",
-            identifier.escape_default()
-        )
+        format!("{DIRECTIVE}: the resource identifier \"{identifier}\" {e} (RFC 9728 section 1.2)")
     })?;
     let options = Options::parse(options.unwrap_or(""));
     if let Some(name) = options.unknown(OPTIONS).next() {
@@ -65,8 +62,7 @@ pub(crate) fn parse(identifier: &str, options: Option<&str>) -> Result<Directive
                 format!("{DIRECTIVE}: {name} is derived from {from}; leave it out of the options")
             }
             None => format!(
-                "{DIRECTIVE}: unknown option \"{}\": the options are {} (names are case-sensitive)",
-                name.escape_default(),
+                "{DIRECTIVE}: unknown option \"{name}\": the options are {} (names are case-sensitive)",
                 OPTIONS.join(", ")
             ),
         });
@@ -104,8 +100,7 @@ fn authorization_servers(value: Option<&str>) -> Result<Vec<String>, String> {
         )
         .map_err(|e| {
             format!(
-                "{DIRECTIVE}: authorization_servers: \"{}\" {e}; name each authorization server by its issuer identifier, separated by spaces",
-                issuer.escape_default()
+                "{DIRECTIVE}: authorization_servers: \"{issuer}\" {e}; name each authorization server by its issuer identifier, separated by spaces"
             )
         })?;
         if servers.iter().any(|s| s == issuer) {
@@ -139,8 +134,7 @@ fn scopes(value: Option<&str>) -> Result<Vec<String>, String> {
             .find(|c| !c.is_ascii_graphic() || *c == '"' || *c == '\\')
         {
             return Err(format!(
-                "{DIRECTIVE}: scopes_supported: \"{}\" contains {c:?}, which a scope cannot contain (RFC 6749 section 3.3): separate scopes with spaces and write each with printable ASCII other than \" and \\",
-                scope.escape_default()
+                "{DIRECTIVE}: scopes_supported: \"{scope}\" contains {c:?}, which a scope cannot contain (RFC 6749 section 3.3): separate scopes with spaces, each of printable ASCII characters other than the double quote and the backslash"
             ));
         }
         if scopes.iter().any(|s| s == scope) {
@@ -186,8 +180,7 @@ fn documentation(value: &str) -> Result<String, String> {
     )
     .map_err(|e| {
         format!(
-            "{DIRECTIVE}: resource_documentation \"{}\" {e} (an & in its query is written %26 in the options)",
-            value.escape_default()
+            "{DIRECTIVE}: resource_documentation \"{value}\" {e} (an & in its query is written %26 in the options)"
         )
     })?;
     Ok(value.to_string())
