@@ -43,6 +43,36 @@ void *oauth2_shim_merge_dir_cfg(apr_pool_t *p, void *basev, void *addv)
     return merged;
 }
 
+/* ---------------------------------------------------------------- per-server config */
+
+void *oauth2_shim_create_srv_cfg(apr_pool_t *p, server_rec *s)
+{
+    return apr_pcalloc(p, sizeof(oauth2_srv_cfg));
+}
+
+void *oauth2_shim_merge_srv_cfg(apr_pool_t *p, void *basev, void *addv)
+{
+    oauth2_srv_cfg *base = basev, *add = addv, *merged;
+    if (base->rs == NULL)
+        return add;
+    merged = apr_pcalloc(p, sizeof(*merged));
+    merged->rs = oauth2_rs_server_merge(p, base->rs, add->rs);
+    return merged;
+}
+
+/* The server config's Rust side for a request (NULL: nothing configured). */
+const void *oauth2_server_rs(request_rec *r)
+{
+    oauth2_srv_cfg *sc = ap_get_module_config(r->server->module_config, &oauth2_module);
+    return sc ? sc->rs : NULL;
+}
+
+/* The TCP peer's address (never a header: mod_remoteip changes useragent_ip, not this). */
+const char *oauth2_client_ip(request_rec *r)
+{
+    return r->connection->client_ip;
+}
+
 /* ---------------------------------------------------------------- directives */
 
 /* Every directive goes to one Rust function; cmd->info says which directive it is. */
@@ -56,6 +86,18 @@ static const char *cmd_dispatch(cmd_parms *cmd, void *mconfig, const char *a1, c
     site.file = cmd->directive ? cmd->directive->filename : NULL;
     site.line = cmd->directive ? cmd->directive->line_num : 0;
     return oauth2_rs_cmd(&site, &cfg->rs, (int)(apr_uintptr_t)cmd->info, a1, a2, a3);
+}
+
+/* Server-context directives write the server config's slot, not the directory's. */
+static const char *cmd_server(cmd_parms *cmd, void *mconfig, const char *a1)
+{
+    oauth2_srv_cfg *sc = ap_get_module_config(cmd->server->module_config, &oauth2_module);
+    oauth2_cmd_site site;
+    site.pool = cmd->pool;
+    site.server = cmd->server;
+    site.file = cmd->directive ? cmd->directive->filename : NULL;
+    site.line = cmd->directive ? cmd->directive->line_num : 0;
+    return oauth2_rs_cmd(&site, &sc->rs, (int)(apr_uintptr_t)cmd->info, a1, NULL, NULL);
 }
 
 static const char *cmd_take1(cmd_parms *cmd, void *mconfig, const char *a1)
@@ -84,6 +126,9 @@ const command_rec oauth2_shim_cmds[] = {
                    "OAuth2Cache shm|file|memcache|redis [<options>]: a cache for results and keys"),
     AP_INIT_TAKE1("OAuth2CryptoPassphrase", cmd_take1, OAUTH2_CMD(OAUTH2_CMD_CRYPTO_PASSPHRASE),
                   OAUTH2_CONTEXTS, "OAuth2CryptoPassphrase <passphrase>: for encrypted caches"),
+    AP_INIT_ITERATE("OAuth2TrustedProxy", cmd_server, OAUTH2_CMD(OAUTH2_CMD_TRUSTED_PROXY),
+                    RSRC_CONF,
+                    "OAuth2TrustedProxy <IP or CIDR> [...]: peers whose forwarding headers are believed"),
     AP_INIT_TAKE12("OAuth2ResourceMetadata", cmd_take12, OAUTH2_CMD(OAUTH2_CMD_RESOURCE_METADATA),
                    RSRC_CONF,
                    "OAuth2ResourceMetadata <resource identifier URL> [<options>]: RFC 9728 metadata"),

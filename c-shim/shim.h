@@ -24,13 +24,18 @@ typedef struct {
     void *rs; /* Rust DirConfig, owned by a pool cleanup; NULL when nothing was configured here */
 } oauth2_dir_cfg;
 
+typedef struct {
+    void *rs; /* Rust ServerConfig, owned by a pool cleanup; NULL when nothing was configured */
+} oauth2_srv_cfg;
+
 /* Directives, as passed in cmd->info */
 #define OAUTH2_CMD_TOKEN_VERIFY 1
 #define OAUTH2_CMD_ACCEPT_TOKEN_IN 2
 #define OAUTH2_CMD_TARGET_PASS 3
 #define OAUTH2_CMD_CRYPTO_PASSPHRASE 4
 #define OAUTH2_CMD_CACHE 5
-#define OAUTH2_CMD_RESOURCE_METADATA 6
+#define OAUTH2_CMD_TRUSTED_PROXY 6 /* server context: `rs` is the server config's slot */
+#define OAUTH2_CMD_RESOURCE_METADATA 7
 
 /* Where a directive was written */
 typedef struct {
@@ -51,6 +56,7 @@ extern const char *oauth2_rs_authz_parse(apr_pool_t *pool, const char *require_l
                                          const void **parsed);
 extern int oauth2_rs_authz_claim(request_rec *r, const void *parsed);
 extern void *oauth2_rs_dir_merge(apr_pool_t *pool, void *base, void *add);
+extern void *oauth2_rs_server_merge(apr_pool_t *pool, void *base, void *add);
 extern int oauth2_rs_check_authn(request_rec *r, void *rs, const char *auth_type);
 extern int oauth2_rs_fixups(request_rec *r, void *rs, const char *auth_type);
 extern int oauth2_rs_resource_metadata(request_rec *r);

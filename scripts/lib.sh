@@ -29,7 +29,7 @@ install_build_deps() {
 # What the integration tests need besides the build: a real authorization server (node + npm),
 # real cache servers.
 install_test_deps() {
-    apt_install redis-server memcached
+    apt_install redis-server memcached nginx
     if ! command -v npm >/dev/null 2>&1; then
         apt_install nodejs npm
     fi

@@ -37,6 +37,11 @@ pub(crate) trait Request: TokenSource {
     fn dpop_proofs(&self) -> Vec<&str> {
         Vec::new()
     }
+    /// Whether the direct peer (the connection's client address) is an `OAuth2TrustedProxy` of
+    /// this server, whose forwarding headers are believed.
+    fn peer_is_trusted_proxy(&self) -> bool {
+        false
+    }
     /// The request URL as Apache sees it (scheme, host and port as configured by `ServerName`
     /// and `UseCanonicalName`), for a DPoP proof's `htu`.
     fn url(&self) -> RequestUrl<'_>;
@@ -203,7 +208,9 @@ pub(crate) fn authenticate(
     refuse(Refusal::NotVerified(rejections))
 }
 
-/// The certificate binding of `verifier` for `claims` on this request's connection.
+/// The certificate binding of `verifier` for `claims` on this request's connection. The
+/// connection's own certificate wins; without one, a certificate forwarded by a trusted proxy
+/// (`mtls.header`) is used, read per request (one proxy connection carries many clients).
 fn check_binding(
     verifier: &Verifier,
     claims: &Accepted,
@@ -214,6 +221,19 @@ fn check_binding(
         Err(BindingError::Mismatch) => {
             verifier.check_binding(claims, || req.client_thumbprint_now())
         }
+        Err(BindingError::NoCertificate) => match &verifier.cert_header {
+            Some(header) if req.peer_is_trusted_proxy() => {
+                let forwarded = req
+                    .header(&header.name)
+                    .map(|value| header.certificate_der(value))
+                    .transpose()
+                    .map_err(BindingError::ForwardedCertificate)?
+                    .flatten()
+                    .map(|der| crate::pop::mtls::thumbprint_of_der(&der));
+                verifier.check_binding(claims, || forwarded.as_deref())
+            }
+            _ => Err(BindingError::NoCertificate),
+        },
         other => other,
     }
 }
@@ -291,7 +311,11 @@ fn check_dpop(
     let presented = Presented {
         proofs: &proofs,
         method: req.method(),
-        url: req.url(),
+        url: if req.peer_is_trusted_proxy() {
+            crate::proxy::public_url(req.url(), |name| req.header(name))
+        } else {
+            req.url()
+        },
         token: &found.token,
     };
     let checked = dpop::check(
@@ -375,6 +399,9 @@ mod tests {
         thumbprint_now: Option<Option<&'static str>>,
         /// `DPoP` header values.
         proofs: Vec<String>,
+        /// Other request headers (name, value), and whether the peer is a trusted proxy.
+        headers: Vec<(&'static str, String)>,
+        trusted_peer: bool,
         host: Option<HostKey>,
     }
 
@@ -387,6 +414,8 @@ mod tests {
                 thumbprint: None,
                 thumbprint_now: None,
                 proofs: Vec::new(),
+                headers: Vec::new(),
+                trusted_peer: false,
                 host: None,
             }
         }
@@ -394,9 +423,14 @@ mod tests {
 
     impl TokenSource for Fake {
         fn header(&self, name: &CStr) -> Option<&str> {
-            (name == c"Authorization")
-                .then_some(self.authorization.as_deref())
-                .flatten()
+            if name == c"Authorization" {
+                return self.authorization.as_deref();
+            }
+            let name = name.to_str().ok()?;
+            self.headers
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.as_str())
         }
         fn env(&self, name: &CStr) -> Option<&str> {
             (name == c"access_token")
@@ -437,6 +471,9 @@ mod tests {
         }
         fn host(&self) -> Option<HostKey> {
             self.host
+        }
+        fn peer_is_trusted_proxy(&self) -> bool {
+            self.trusted_peer
         }
     }
 
@@ -532,6 +569,8 @@ mod tests {
             thumbprint: None,
             thumbprint_now: None,
             proofs: Vec::new(),
+            headers: Vec::new(),
+            trusted_peer: false,
             host: None,
         };
         let o = authenticate(&cfg, &req, Mode::OAuth2, NOW, &Generation::default());
@@ -552,6 +591,8 @@ mod tests {
             thumbprint: None,
             thumbprint_now: None,
             proofs: Vec::new(),
+            headers: Vec::new(),
+            trusted_peer: false,
             host: None,
         };
         assert_eq!(
@@ -672,6 +713,8 @@ mod tests {
             thumbprint: None,
             thumbprint_now: None,
             proofs: Vec::new(),
+            headers: Vec::new(),
+            trusted_peer: false,
             host: None,
         };
         assert!(matches!(
@@ -902,6 +945,79 @@ mod tests {
         assert_eq!(unbound_for(&o), &BindingError::Mismatch);
         req.thumbprint = None;
         let o = authenticate(&cfg, &req, Mode::OAuth2, NOW, &Generation::default());
+        assert_eq!(unbound_for(&o), &BindingError::NoCertificate);
+    }
+
+    /// A certificate forwarded by a trusted proxy (`mtls.header`): used only from a trusted peer,
+    /// only when the connection has no certificate of its own, and a bad one is its own refusal.
+    #[test]
+    fn forwarded_certificates_count_only_from_trusted_proxies() {
+        use openssl::{asn1::Asn1Time, ec, nid::Nid, x509};
+        let key = PKey::from_ec_key(
+            ec::EcKey::generate(&ec::EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap())
+                .unwrap(),
+        )
+        .unwrap();
+        let mut b = x509::X509::builder().unwrap();
+        b.set_pubkey(&key).unwrap();
+        b.set_not_before(&Asn1Time::days_from_now(0).unwrap())
+            .unwrap();
+        b.set_not_after(&Asn1Time::days_from_now(1).unwrap())
+            .unwrap();
+        b.sign(&key, MessageDigest::sha256()).unwrap();
+        let der = b.build().to_der().unwrap();
+        let thumb = crate::pop::mtls::thumbprint_of_der(&der);
+        let header = base64::engine::general_purpose::STANDARD.encode(&der);
+
+        let cfg = config(&[(
+            "plain",
+            SECRET,
+            Some(
+                "type=mtls&mtls.policy=optional&mtls.header=X-Client-Cert&mtls.header.format=der-base64",
+            ),
+        )]);
+        let t = token(json!({"sub": "a", "exp": NOW + 9, "cnf": {"x5t#S256": thumb}}));
+        let run = |trusted: bool, value: Option<&str>, direct: Option<&'static str>| {
+            let mut req = Fake::bearer(&t);
+            req.trusted_peer = trusted;
+            req.thumbprint = direct;
+            if let Some(v) = value {
+                req.headers.push(("x-client-cert", v.to_string()));
+            }
+            authenticate(&cfg, &req, Mode::OAuth2, NOW, &Generation::default())
+        };
+        assert!(matches!(
+            run(true, Some(&header), None),
+            Outcome::Granted(_)
+        ));
+        // Not from a trusted peer: the header is not believed.
+        assert_eq!(
+            unbound_for(&run(false, Some(&header), None)),
+            &BindingError::NoCertificate
+        );
+        // The connection's own certificate wins.
+        assert_eq!(
+            unbound_for(&run(true, Some(&header), Some("other"))),
+            &BindingError::Mismatch
+        );
+        assert_eq!(
+            unbound_for(&run(true, None, None)),
+            &BindingError::NoCertificate
+        );
+        assert_eq!(
+            unbound_for(&run(true, Some(""), None)),
+            &BindingError::NoCertificate
+        );
+        assert_eq!(
+            unbound_for(&run(true, Some("not base64!"), None)),
+            &BindingError::ForwardedCertificate(crate::proxy::CertHeaderError::Encoding)
+        );
+        // A verifier without mtls.header never reads the header.
+        let plain = config(&[("plain", SECRET, Some("type=mtls&mtls.policy=optional"))]);
+        let mut req = Fake::bearer(&t);
+        req.trusted_peer = true;
+        req.headers.push(("x-client-cert", header.clone()));
+        let o = authenticate(&plain, &req, Mode::OAuth2, NOW, &Generation::default());
         assert_eq!(unbound_for(&o), &BindingError::NoCertificate);
     }
 
@@ -1455,6 +1571,8 @@ mod tests {
             thumbprint: None,
             thumbprint_now: None,
             proofs: Vec::new(),
+            headers: Vec::new(),
+            trusted_peer: false,
             host: None,
         };
         let dpop_only = config(&[("plain", SECRET, Some("type=dpop&dpop.algs=ES256 EdDSA"))]);

@@ -10,25 +10,27 @@ use crate::authn::{self, Mode};
 use crate::authz;
 use crate::cache;
 use crate::challenge::{self, Scheme, www_authenticate};
+use crate::config::server::ServerConfig;
 use crate::config::{DirConfig, verifier};
 use crate::ffi;
 use crate::resource_metadata::{self, Answer, HostKey, HostSite};
 use crate::serving;
 
-/// Releases a DirConfig when its pool is cleared (config reload, graceful restart, end of request).
-unsafe extern "C" fn drop_dir_config(data: *mut c_void) -> c_int {
+/// Releases a configuration value when its pool is cleared (config reload, graceful restart,
+/// end of request).
+unsafe extern "C" fn drop_in_pool<T>(data: *mut c_void) -> c_int {
     let _ = catch_unwind(|| {
-        // SAFETY: registered once for a pointer made by Box::into_raw in `own_in_pool`.
-        drop(unsafe { Box::from_raw(data.cast::<DirConfig>()) });
+        // SAFETY: registered once for a pointer made by Box::into_raw in `own_in_pool::<T>`.
+        drop(unsafe { Box::from_raw(data.cast::<T>()) });
     });
     0
 }
 
-/// Hands a DirConfig to `pool`: it lives exactly as long as the pool.
-fn own_in_pool(pool: *mut ffi::apr_pool_t, cfg: DirConfig) -> *mut c_void {
+/// Hands a configuration value to `pool`: it lives exactly as long as the pool.
+fn own_in_pool<T>(pool: *mut ffi::apr_pool_t, cfg: T) -> *mut c_void {
     let raw = Box::into_raw(Box::new(cfg)).cast::<c_void>();
-    // SAFETY: pool is a live APR pool; the cleanup frees `raw` exactly once.
-    unsafe { ffi::oauth2_pool_cleanup_register(pool, raw, drop_dir_config) };
+    // SAFETY: pool is a live APR pool; the cleanup frees `raw` exactly once, as a T.
+    unsafe { ffi::oauth2_pool_cleanup_register(pool, raw, drop_in_pool::<T>) };
     raw
 }
 
@@ -96,8 +98,18 @@ pub(crate) extern "C" fn oauth2_rs_cmd(
                 Ok(())
             });
         }
-        // SAFETY: rs points into this context's shim config; *rs is NULL or a DirConfig we own.
+        // SAFETY: rs points into this context's shim config; for a server-context directive it
+        // is the server config's slot, NULL or a ServerConfig we own.
         let slot = unsafe { &mut *rs };
+        if which == ffi::OAUTH2_CMD_TRUSTED_PROXY {
+            if slot.is_null() {
+                *slot = own_in_pool(site.pool, ServerConfig::default());
+            }
+            // SAFETY: config parsing is single-threaded; nothing else holds this ServerConfig yet.
+            let server = unsafe { &mut *slot.cast::<ServerConfig>() };
+            return server.add_trusted_proxy(a1);
+        }
+        // SAFETY: rs points into this context's shim config; *rs is NULL or a DirConfig we own.
         if slot.is_null() {
             *slot = own_in_pool(site.pool, DirConfig::default());
         }
@@ -351,6 +363,29 @@ pub(crate) extern "C" fn oauth2_rs_dir_merge(
     .unwrap_or(add) // on a panic the child's own settings are the safer choice
 }
 
+/// Merges a virtual host's server config over the main server's (see [`ServerConfig::merge`]).
+#[unsafe(no_mangle)]
+pub(crate) extern "C" fn oauth2_rs_server_merge(
+    pool: *mut ffi::apr_pool_t,
+    base: *mut c_void,
+    add: *mut c_void,
+) -> *mut c_void {
+    if add.is_null() {
+        return base;
+    }
+    if base.is_null() {
+        return add;
+    }
+    catch_unwind(AssertUnwindSafe(|| {
+        #[cfg(feature = "panic-probe")]
+        crate::panic_probe::on_env("server_merge");
+        // SAFETY: both are ServerConfigs owned by pools that outlive this merge.
+        let (base, add) = unsafe { (&*base.cast::<ServerConfig>(), &*add.cast::<ServerConfig>()) };
+        own_in_pool(pool, ServerConfig::merge(base, add))
+    }))
+    .unwrap_or(add)
+}
+
 /// The AuthType names this module handles, in any case: `oauth2`, and `auth-openidc` for the
 /// co-operation with mod_auth_openidc (a request without a token is left to it).
 fn auth_type_mode(auth_type: &CStr) -> Option<Mode> {
@@ -429,10 +464,7 @@ pub(crate) extern "C" fn oauth2_rs_check_authn(
         if req.inherit_user(cfg) {
             return ffi::OK;
         }
-        req.scrub_spoofed_headers(
-            cfg.target_pass.prefix(),
-            cfg.target_pass.authn_header.as_deref(),
-        );
+        req.scrub_spoofed_headers(cfg);
         // Whole seconds are what the time rules use: time(2), a vDSO read, is the cheapest clock.
         #[allow(clippy::useless_conversion)] // time_t is 32 bits on some targets
         // SAFETY: a NULL argument is allowed; the value is returned.

@@ -159,6 +159,8 @@ unsafe extern "C" {
     pub(crate) fn oauth2_user_share(r: *mut request_rec, from: *mut request_rec);
     pub(crate) fn oauth2_client_cert_pem(r: *mut request_rec) -> *const c_char;
     pub(crate) fn oauth2_ssl_session_id(r: *mut request_rec) -> *const c_char;
+    pub(crate) fn oauth2_server_rs(r: *mut request_rec) -> *const c_void;
+    pub(crate) fn oauth2_client_ip(r: *mut request_rec) -> *const c_char;
     pub(crate) fn oauth2_conn_memo_get(
         r: *mut request_rec,
         pem: *mut *const c_char,
@@ -183,6 +185,12 @@ unsafe extern "C" {
     static oauth2_shim_cmds: command_rec; // really `const command_rec[]`; only its address is used
     fn oauth2_shim_create_dir_cfg(p: *mut apr_pool_t, dir: *mut c_char) -> *mut c_void;
     fn oauth2_shim_merge_dir_cfg(
+        p: *mut apr_pool_t,
+        base: *mut c_void,
+        add: *mut c_void,
+    ) -> *mut c_void;
+    fn oauth2_shim_create_srv_cfg(p: *mut apr_pool_t, s: *mut c_void) -> *mut c_void;
+    fn oauth2_shim_merge_srv_cfg(
         p: *mut apr_pool_t,
         base: *mut c_void,
         add: *mut c_void,
@@ -227,8 +235,8 @@ pub(crate) static mut oauth2_module: Module = Module {
     rewrite_args: None,
     create_dir_config: Some(oauth2_shim_create_dir_cfg),
     merge_dir_config: Some(oauth2_shim_merge_dir_cfg),
-    create_server_config: None,
-    merge_server_config: None,
+    create_server_config: Some(oauth2_shim_create_srv_cfg),
+    merge_server_config: Some(oauth2_shim_merge_srv_cfg),
     cmds: &raw const oauth2_shim_cmds,
     register_hooks: Some(oauth2_shim_register_hooks),
     flags: 0,

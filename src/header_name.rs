@@ -2,6 +2,14 @@
 //! one `HTTP_X_REMOTE_USER`; and the names that belong to the connection, not to a claim. Used by
 //! the configuration (`authn_header`) and by what is passed to the backend (src/pass/).
 
+/// RFC 9110 `token` characters, the only ones allowed in a header name.
+pub(crate) fn is_token(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
 /// Whether two header names are one name to a CGI or WSGI backend, which reads `X-Remote-User`
 /// and `X_Remote_User` alike as `HTTP_X_REMOTE_USER` (letters in any case, `-` and `_` alike).
 pub(crate) fn same_env_name(a: &[u8], b: &[u8]) -> bool {

@@ -24,6 +24,7 @@ mod logsink;
 mod options;
 mod pass;
 mod pop;
+mod proxy;
 mod refusal;
 mod remote;
 mod resource_metadata;

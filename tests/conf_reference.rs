@@ -32,6 +32,7 @@ fn reference_examples_pass_apache_config_test() {
                 "OAuth2Cache",
                 "OAuth2CryptoPassphrase",
                 "OAuth2ResourceMetadata",
+                "OAuth2TrustedProxy",
             ]
             .iter()
             .any(|d| l.starts_with(d))

@@ -405,15 +405,22 @@ fn configuration_panics_are_configuration_errors() {
 }
 
 /// A server started with `OAUTH2_TEST_PANIC=<entry>` for the entries that run without a request
-/// or have no error to report (every directory merge, the release of a configuration
-/// generation at a graceful restart): it starts, answers 200 and 401 as usual, survives a graceful
-/// restart, and no child dies.
+/// or have no error to report (every directory merge, the merge of a virtual host's server
+/// configuration, the release of a configuration generation at a graceful restart): it starts,
+/// answers 200 and 401 as usual, survives a graceful restart, and no child dies.
 #[test]
 fn merge_and_release_panics_leave_the_server_serving() {
     let Some(module) = variant() else { return };
     let signer = TokenSigner::rsa("one");
     let token = signer.mint(&claims("joe"));
-    let t = Httpd::config_test(probe_config(module, body(&signer.jwk_arg())));
+    // OAuth2TrustedProxy in the main server and in each virtual host: httpd merges the two
+    // server configurations (server_merge).
+    let mut cfg = probe_config(
+        module,
+        body(&signer.jwk_arg()) + "OAuth2TrustedProxy 127.0.0.4\n",
+    );
+    cfg.server += "OAuth2TrustedProxy 127.0.0.3\n";
+    let t = Httpd::config_test(cfg);
     assert!(t.ok, "the configuration itself is valid:\n{}", t.output);
     let http_port: u16 = t
         .conf_text
@@ -426,7 +433,7 @@ fn merge_and_release_panics_leave_the_server_serving() {
         })
         .expect("plain Listen line");
     let mut f = Failures::new();
-    for entry in ["dir_merge", "config_cleared"] {
+    for entry in ["dir_merge", "server_merge", "config_cleared"] {
         let dir = t.conf.parent().unwrap();
         let _ = fs::remove_file(dir.join("error_log"));
         let mut server = Server(

@@ -27,6 +27,7 @@ use crate::config::verifier::{self, Origin};
 use crate::jose::{Jws, Key, json};
 use crate::options::Options;
 use crate::pop::dpop::{self, DpopPolicy, Nonces, Presented, ProofKeys, RequestUrl, htu};
+use crate::proxy::{CertHeader, CertHeaderFormat, TrustedProxies, public_url};
 use crate::remote::keys::parse_jwks;
 use crate::token::{self, TokenSource};
 use crate::verify::{ParsedToken, VerifyError};
@@ -520,4 +521,70 @@ pub fn signed_claims(data: &[u8]) {
     // The same token a second time (result cache path).
     let again = verifier.verify(&parsed, NOW);
     assert_eq!(result.is_ok(), again.is_ok());
+}
+
+/// `forwarded`: what a TLS terminator forwards, as a client can shape it through the proxy. The
+/// first byte picks: 0-3 a client certificate header in one of the `mtls.header.format`s, 4 the
+/// forwarding headers of the public URL (`Forwarded`, `X-Forwarded-Proto`, `-Host`, `-Port`,
+/// separated by 0xFF), 5 `OAuth2TrustedProxy` arguments (space-separated) and peer addresses.
+pub fn forwarded(data: &[u8]) {
+    let Some((&which, rest)) = data.split_first() else {
+        return;
+    };
+    const FORMATS: [CertHeaderFormat; 4] = [
+        CertHeaderFormat::PemUrlencoded,
+        CertHeaderFormat::Pem,
+        CertHeaderFormat::DerBase64,
+        CertHeaderFormat::Xfcc,
+    ];
+    match which % 6 {
+        n @ 0..=3 => {
+            let header = CertHeader {
+                name: c"X-Client-Cert".into(),
+                format: FORMATS[usize::from(n)],
+            };
+            if let Ok(Some(der)) = header.certificate_der(&text(rest)) {
+                // invariant: what is accepted is one certificate OpenSSL reads, nothing after it.
+                let cert = openssl::x509::X509::from_der(&der).expect("accepted DER parses");
+                assert_eq!(cert.to_der().map(|d| d.len()).ok(), Some(der.len()));
+            }
+        }
+        4 => {
+            let fields: Vec<String> = rest
+                .split(|&b| b == 0xFF)
+                .map(|f| text(f).into_owned())
+                .collect();
+            let names: [&CStr; 4] = [
+                c"Forwarded",
+                c"X-Forwarded-Proto",
+                c"X-Forwarded-Host",
+                c"X-Forwarded-Port",
+            ];
+            let direct = RequestUrl {
+                scheme: "https",
+                host: "rs.example",
+                port: 8443,
+                path: "/api",
+            };
+            let url = public_url(direct, |name| {
+                let i = names.iter().position(|n| *n == name)?;
+                fields.get(i).map(String::as_str)
+            });
+            // invariant: only http or https, and a host with URI characters only.
+            assert!(url.scheme == "http" || url.scheme == "https");
+            assert!(!url.host.contains(['/', '?', '#', '@', ' ', '"']));
+            let _ = htu::request_url(&url);
+        }
+        _ => {
+            let value = text(rest);
+            let (args, peers) = value.split_once('|').unwrap_or((&value, "127.0.0.1 ::1"));
+            let mut trusted = TrustedProxies::default();
+            for arg in args.split(' ').take(16) {
+                let _ = trusted.add(arg);
+            }
+            for peer in peers.split(' ').take(16) {
+                let _ = trusted.trusts(peer);
+            }
+        }
+    }
 }

@@ -9,6 +9,7 @@ use std::marker::PhantomData;
 use super::log;
 use crate::authn::{self, Granted, Outcome};
 use crate::config::DirConfig;
+use crate::config::server::ServerConfig;
 use crate::ffi;
 use crate::log_limit::LogLimit;
 use crate::pass::{self, Passed};
@@ -30,6 +31,8 @@ pub(crate) struct ApacheRequest<'r> {
     /// removed, as long as no header with such a name was set since: the claims with exactly that
     /// prefix can then be added to the request headers without a search for an earlier value.
     scrubbed: Cell<Option<&'r str>>,
+    /// Whether the connection's peer is an `OAuth2TrustedProxy` (asked at most once).
+    trusted_peer: OnceCell<bool>,
     _request: PhantomData<&'r ffi::request_rec>,
 }
 
@@ -168,6 +171,11 @@ static SCRUB_LOG: std::sync::LazyLock<LogLimit> = std::sync::LazyLock::new(|| {
     LogLimit::new(std::time::Duration::from_secs(SCRUB_LOG_INTERVAL_SECS))
 });
 const SCRUB_LOG_INTERVAL_SECS: u64 = 10;
+
+/// Forwarded-certificate headers from a peer that is not trusted: one line per interval.
+static UNTRUSTED_CERT_LOG: std::sync::LazyLock<LogLimit> = std::sync::LazyLock::new(|| {
+    LogLimit::new(std::time::Duration::from_secs(SCRUB_LOG_INTERVAL_SECS))
+});
 const SCRUB_LOG_NAMES: usize = 4;
 
 unsafe extern "C" fn new_token_memo() -> *mut c_void {
@@ -193,6 +201,7 @@ impl<'r> ApacheRequest<'r> {
             r,
             body: OnceCell::new(),
             scrubbed: Cell::new(None),
+            trusted_peer: OnceCell::new(),
             _request: PhantomData,
         }
     }
@@ -386,7 +395,10 @@ impl<'r> ApacheRequest<'r> {
     /// backend (docs/compatibility.md, row "header scrubbing", says where this goes further than
     /// the C module): names that start with the claim prefix in any spelling
     /// ([`pass::is_spoofed`]), and the `authn_header` in any letter case.
-    pub(crate) fn scrub_spoofed_headers(&self, prefix: &'r str, authn_header: Option<&str>) {
+    pub(crate) fn scrub_spoofed_headers(&self, cfg: &'r DirConfig) {
+        self.drop_untrusted_cert_headers(cfg);
+        let prefix = cfg.target_pass.prefix();
+        let authn_header = cfg.target_pass.authn_header.as_deref();
         let mut spoofed: Vec<String> = Vec::new();
         // The keys are all read before the first unset changes the table.
         for name in self.keys(Table::HeadersIn) {
@@ -437,10 +449,54 @@ impl<'r> ApacheRequest<'r> {
         if unsafe { ffi::oauth2_request_scrubbed(self.r) } != 0 || self.user_is_ours() {
             return;
         }
-        self.scrub_spoofed_headers(
-            cfg.target_pass.prefix(),
-            cfg.target_pass.authn_header.as_deref(),
-        );
+        self.scrub_spoofed_headers(cfg);
+    }
+
+    /// Whether the connection's peer (its TCP address, not a header) is an `OAuth2TrustedProxy`
+    /// of this server.
+    fn trusted_peer(&self) -> bool {
+        *self.trusted_peer.get_or_init(|| {
+            // SAFETY: see `new`; the server config lives as long as the configuration.
+            let server = unsafe {
+                ffi::oauth2_server_rs(self.r)
+                    .cast::<ServerConfig>()
+                    .as_ref()
+            };
+            let Some(server) = server else {
+                return false;
+            };
+            // SAFETY: see `new`; the address lives in the connection's pool.
+            let peer = self.str(unsafe { ffi::oauth2_client_ip(self.r) });
+            peer.is_some_and(|ip| server.trusts(ip))
+        })
+    }
+
+    /// A forwarded-certificate header (`mtls.header`) from a peer that is not trusted is never
+    /// believed; it is removed so that no backend or later module takes it for the proxy's.
+    fn drop_untrusted_cert_headers(&self, cfg: &DirConfig) {
+        let mut names = cfg.cert_headers().peekable();
+        if names.peek().is_none() || self.trusted_peer() {
+            return;
+        }
+        for name in names {
+            if self.header(name).is_none() {
+                continue;
+            }
+            if UNTRUSTED_CERT_LOG.allow() {
+                // SAFETY: see `new`.
+                let peer = self
+                    .str(unsafe { ffi::oauth2_client_ip(self.r) })
+                    .unwrap_or("?");
+                self.log(
+                    ffi::APLOG_WARNING,
+                    &format!(
+                        "oauth2: removed the {} request header from {peer}, which is not an OAuth2TrustedProxy of this server: a forwarded client certificate is only believed from a trusted proxy (logged at most every {SCRUB_LOG_INTERVAL_SECS} s)",
+                        name.to_string_lossy()
+                    ),
+                );
+            }
+            self.unset_header(&name.to_string_lossy());
+        }
     }
 
     /// Carries the decision into httpd and returns the hook's status code; `cfg` is the
@@ -637,6 +693,10 @@ impl<'r> authn::Request for ApacheRequest<'r> {
 
     fn client_thumbprint_now(&self) -> Option<&str> {
         self.current_thumbprint()
+    }
+
+    fn peer_is_trusted_proxy(&self) -> bool {
+        self.trusted_peer()
     }
 
     fn connection_memo(&self) -> Option<&ConnectionMemo> {

@@ -1,6 +1,7 @@
 //! Per-directory configuration: directive text in, typed and validated settings out, and the
 //! merge of a parent and a child context (the C module's merge rules; see docs/compatibility.md).
 
+pub(crate) mod server;
 pub(crate) mod sources;
 pub(crate) mod target_pass;
 pub(crate) mod verifier;
@@ -65,6 +66,14 @@ impl DirConfig {
             _ => false,
         };
         same_verifiers && self.target_pass == other.target_pass
+    }
+
+    /// The `mtls.header` names of this context's verifiers.
+    pub(crate) fn cert_headers(&self) -> impl Iterator<Item = &std::ffi::CStr> {
+        self.verifiers
+            .iter()
+            .flat_map(|v| v.iter())
+            .filter_map(|v| v.cert_header.as_ref().map(|h| h.name.as_c_str()))
     }
 
     pub(crate) fn sources(&self) -> &TokenSources {

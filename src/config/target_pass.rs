@@ -55,7 +55,7 @@ impl TargetPass {
             self.headers = Some(parse_flag(v)?);
         }
         if let Some(v) = o.get("authn_header") {
-            if !v.is_empty() && !is_token(v) {
+            if !v.is_empty() && !crate::header_name::is_token(v) {
                 return Err(format!(
                     "authn_header={v}: not a valid HTTP header name (letters, digits and !#$%&'*+-.^_`|~ only)"
                 ));
@@ -132,14 +132,6 @@ impl TargetPass {
     pub(crate) fn encoding(&self) -> Encoding {
         self.encoding.unwrap_or(Encoding::None)
     }
-}
-
-/// RFC 9110 `token` characters, the only ones allowed in a header name.
-fn is_token(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ use crate::jose::Key;
 use crate::options::{Options, Requirement, parse_number};
 use crate::pop::dpop::DpopPolicy;
 use crate::pop::mtls::MtlsPolicy;
+use crate::proxy::{CertHeader, CertHeaderFormat};
 use crate::remote::auth::EndpointAuth;
 use crate::remote::fetch::HttpOptions;
 use crate::remote::introspect::Introspector;
@@ -33,6 +34,8 @@ const ACTIVE_OPTIONS: &[&str] = &[
     "kid",
     "type",
     "mtls.policy",
+    "mtls.header",
+    "mtls.header.format",
     "dpop.cache",
     "dpop.expiry",
     "dpop.iat.verify",
@@ -191,6 +194,7 @@ pub(crate) fn parse(
 
     let binding = parse_binding(&options)?;
     let dpop = dpop_binding(&options, binding, caches)?;
+    let cert_header = cert_header(&options, binding)?;
     for name in options.unknown(ACTIVE_OPTIONS) {
         let endpoint_option = name.split_once('.').is_some_and(|(p, rest)| {
             ["jwks_uri", "eckey_uri", "metadata", "introspect"].contains(&p)
@@ -220,6 +224,7 @@ pub(crate) fn parse(
             source,
             claims,
             binding,
+            cert_header,
             dpop,
             results,
         },
@@ -453,6 +458,43 @@ fn parse_binding(options: &Options) -> Result<Binding, String> {
     }
 }
 
+/// `mtls.header` and `mtls.header.format`: where a trusted TLS terminator forwards the client
+/// certificate (read only from an `OAuth2TrustedProxy` peer; src/proxy/).
+fn cert_header(options: &Options, binding: Binding) -> Result<Option<CertHeader>, String> {
+    let name = options.get("mtls.header");
+    let format = options.get("mtls.header.format");
+    let Some(name) = name else {
+        return match format {
+            Some(_) => Err("mtls.header.format needs mtls.header=<the request header the proxy writes the certificate in>".to_string()),
+            None => Ok(None),
+        };
+    };
+    if !matches!(binding, Binding::Mtls(_)) {
+        return Err(format!(
+            "mtls.header={name} needs type=mtls: add type=mtls to the options, or leave mtls.header out"
+        ));
+    }
+    if !crate::header_name::is_token(name) {
+        return Err(format!(
+            "mtls.header=\"{}\" is not a header name: write the name alone, e.g. mtls.header=X-SSL-Client-Cert",
+            name.escape_default()
+        ));
+    }
+    let format = match format {
+        None => CertHeaderFormat::PemUrlencoded,
+        Some(f) => CertHeaderFormat::parse(f).ok_or_else(|| {
+            format!(
+                "mtls.header.format=\"{}\" is not known: write one of {}",
+                f.escape_default(),
+                CertHeaderFormat::NAMES
+            )
+        })?,
+    };
+    let name =
+        std::ffi::CString::new(name).map_err(|_| "mtls.header contains a NUL".to_string())?;
+    Ok(Some(CertHeader { name, format }))
+}
+
 /// The DPoP settings of a verifier. Every verifier has them: a token bound to a DPoP key
 /// (`cnf.jkt`) needs a valid proof whatever the verifier's `type` (RFC 9449 section 7.2); the
 /// `dpop.*` options are read with `type=dpop` only, as in the C module. Proofs' `jti` are
@@ -572,6 +614,46 @@ mod tests {
         assert_eq!(p.verifier.binding, Binding::Mtls(MtlsPolicy::Optional));
         let p = parse("plain", SECRET, None, &ORIGIN).unwrap();
         assert_eq!(p.verifier.binding, Binding::Bearer);
+    }
+
+    #[test]
+    fn forwarded_certificate_header_options() {
+        let p = parse(
+            "plain",
+            SECRET,
+            Some("type=mtls&mtls.header=X-SSL-Client-Cert"),
+            &ORIGIN,
+        )
+        .unwrap();
+        let h = p.verifier.cert_header.unwrap();
+        assert_eq!(h.name.as_c_str(), c"X-SSL-Client-Cert");
+        assert_eq!(h.format, CertHeaderFormat::PemUrlencoded);
+        let p = parse(
+            "plain",
+            SECRET,
+            Some("type=mtls&mtls.header=x-forwarded-client-cert&mtls.header.format=XFCC"),
+            &ORIGIN,
+        )
+        .unwrap();
+        assert_eq!(
+            p.verifier.cert_header.unwrap().format,
+            CertHeaderFormat::Xfcc
+        );
+        assert!(p.warnings.is_empty(), "{:?}", p.warnings);
+        for (options, says) in [
+            ("mtls.header=X-Cert", "needs type=mtls"),
+            ("type=dpop&mtls.header=X-Cert", "needs type=mtls"),
+            ("type=mtls&mtls.header=X Cert", "is not a header name"),
+            ("type=mtls&mtls.header=X-Cert:", "is not a header name"),
+            ("type=mtls&mtls.header.format=pem", "needs mtls.header="),
+            (
+                "type=mtls&mtls.header=X-Cert&mtls.header.format=der",
+                "write one of pem-urlencoded",
+            ),
+        ] {
+            let e = err("plain", SECRET, Some(options));
+            assert!(e.contains(says), "{options}: {e}");
+        }
     }
 
     #[test]

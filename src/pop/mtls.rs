@@ -6,6 +6,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value};
 use std::fmt;
 
+use crate::proxy::CertHeaderError;
+
 /// `mtls.policy`: whether unbound tokens are acceptable where `type=mtls` is configured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum MtlsPolicy {
@@ -33,6 +35,8 @@ pub(crate) enum BindingError {
     /// `cnf` present but not an object, or `cnf["x5t#S256"]` present but not a non-empty string:
     /// a binding that cannot be checked is a refusal under every policy (fail closed).
     Unreadable,
+    /// The certificate a trusted proxy forwarded (`mtls.header`) cannot be read.
+    ForwardedCertificate(CertHeaderError),
 }
 
 impl BindingError {
@@ -43,13 +47,14 @@ impl BindingError {
             BindingError::NoCertificate => "no_certificate",
             BindingError::Mismatch => "certificate_mismatch",
             BindingError::Unreadable => "binding_unreadable",
+            BindingError::ForwardedCertificate(_) => "forwarded_certificate_invalid",
         }
     }
 }
 
 impl fmt::Display for BindingError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+        let text = match self {
             BindingError::NotBound => {
                 "token is not certificate-bound (no cnf[\"x5t#S256\"] string) and mtls.policy=required"
             }
@@ -62,7 +67,14 @@ impl fmt::Display for BindingError {
             BindingError::Unreadable => {
                 "token's cnf is not an object or its cnf[\"x5t#S256\"] is not a non-empty string: a binding that cannot be checked"
             }
-        })
+            BindingError::ForwardedCertificate(e) => {
+                return write!(
+                    f,
+                    "the client certificate forwarded by the trusted proxy (mtls.header) is unusable: {e}"
+                );
+            }
+        };
+        f.write_str(text)
     }
 }
 

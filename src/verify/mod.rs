@@ -63,6 +63,9 @@ pub(crate) struct Verifier {
     pub(crate) source: Source,
     pub(crate) claims: ClaimPolicy,
     pub(crate) binding: Binding,
+    /// `mtls.header`: a certificate forwarded by a trusted proxy, used when the connection itself
+    /// has none (src/proxy/).
+    pub(crate) cert_header: Option<crate::proxy::CertHeader>,
     pub(crate) dpop: DpopBinding,
     pub(crate) results: ResultCaching,
 }

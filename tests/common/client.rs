@@ -71,6 +71,17 @@ pub(crate) struct Req<'a> {
     cert: Option<ClientCert>,
     method: Option<String>,
     body: Option<Vec<u8>>,
+    /// Local address to connect from (`curl --interface`), e.g. 127.0.0.2 as another peer.
+    from: Option<String>,
+}
+
+impl Httpd {
+    /// A request to `url`, another server of the test in front of this httpd (a proxy), with
+    /// this httpd's PKI (CA and client certificates).
+    pub(crate) fn request_to(&self, url: String) -> Req<'_> {
+        let tls = url.starts_with("https://");
+        Req::new(self, url, tls)
+    }
 }
 
 impl<'a> Req<'a> {
@@ -83,7 +94,15 @@ impl<'a> Req<'a> {
             cert: None,
             method: None,
             body: None,
+            from: None,
         }
+    }
+
+    /// Connect from local address `ip` (any 127.0.0.0/8 address is this host): how a test is
+    /// another peer than 127.0.0.1.
+    pub(crate) fn source_addr(mut self, ip: &str) -> Self {
+        self.from = Some(ip.to_string());
+        self
     }
 
     /// Send `data` as the request body (`curl --data-binary`: method POST unless [`Req::method`]
@@ -153,6 +172,9 @@ impl<'a> Req<'a> {
         }
         if let Some(m) = &self.method {
             cmd.args(["-X", m]);
+        }
+        if let Some(ip) = &self.from {
+            cmd.arg("--interface").arg(ip);
         }
         for h in &self.headers {
             cmd.arg("-H").arg(h);

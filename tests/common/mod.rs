@@ -17,6 +17,7 @@
 #![allow(dead_code)]
 
 pub(crate) mod dpop;
+pub(crate) mod nginx;
 pub(crate) mod remote;
 pub(crate) mod servers;
 

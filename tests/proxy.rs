@@ -1,0 +1,504 @@
+//! Behind a TLS terminator: `OAuth2TrustedProxy` and `mtls.header` (RFC 8705 certificate binding
+//! with the client certificate a trusted proxy forwards in a request header), and the public URL
+//! a trusted proxy forwards for a DPoP proof's `htu`. A real nginx terminates mutual TLS in front
+//! of httpd and connects from 127.0.0.3 (trusted); clients that talk to httpd directly connect
+//! from 127.0.0.1 or 127.0.0.2 (not trusted) and forge the same headers.
+
+mod common;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use common::dpop::*;
+use common::nginx::*;
+use common::*;
+use serde_json::json;
+use std::fs;
+
+const TRUSTED: &str = "127.0.0.3";
+const UNTRUSTED: &str = "127.0.0.2";
+const CERT_HEADER: &str = "X-SSL-Client-Cert";
+
+/// Each location reads the forwarded certificate from its own header, in its own format.
+const FORMATS: &[(&str, &str, &str)] = &[
+    ("/fwd/", "X-SSL-Client-Cert", "pem-urlencoded"),
+    ("/pem/", "X-Client-Pem", "pem"),
+    ("/der/", "X-Client-Der", "der-base64"),
+    ("/xfcc/", "X-Forwarded-Client-Cert", "xfcc"),
+];
+
+fn verify(signer: &TokenSigner, options: &str) -> String {
+    format!(
+        "OAuth2TokenVerify jwk {} {}",
+        signer.jwk_arg(),
+        apache_quote(options)
+    )
+}
+
+fn start(signer: &TokenSigner) -> Httpd {
+    let mut body = String::new();
+    for (path, header, format) in FORMATS {
+        body += &oauth2_location(
+            path,
+            &verify(
+                signer,
+                &format!(
+                    "type=mtls&mtls.policy=required&mtls.header={header}&mtls.header.format={format}"
+                ),
+            ),
+        );
+    }
+    body += &oauth2_location(
+        "/opt/",
+        &verify(
+            signer,
+            &format!("type=mtls&mtls.policy=optional&mtls.header={CERT_HEADER}"),
+        ),
+    );
+    body += &oauth2_location("/d/", &verify(signer, "type=dpop"));
+    Httpd::start(
+        HttpdConfig::new(body)
+            // Room for the 16 KiB bound of the module to be what refuses an oversized header.
+            .server(format!(
+                "OAuth2TrustedProxy {TRUSTED} ::1\nLimitRequestFieldSize 32768\n"
+            )),
+    )
+}
+
+fn pem(h: &Httpd, c: ClientCert) -> String {
+    fs::read_to_string(h.pki.cert_and_key(c).0).unwrap()
+}
+
+fn der(h: &Httpd, c: ClientCert) -> Vec<u8> {
+    openssl::x509::X509::from_pem(pem(h, c).as_bytes())
+        .unwrap()
+        .to_der()
+        .unwrap()
+}
+
+/// Percent-encoding of everything but RFC 3986 unreserved characters, as nginx's
+/// `$ssl_client_escaped_cert` and AWS ALB write a PEM.
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The header value for certificate `c` in `format`.
+fn encoded(h: &Httpd, c: ClientCert, format: &str) -> String {
+    match format {
+        "pem-urlencoded" => urlencode(&pem(h, c)),
+        "pem" => pem(h, c).trim_end().replace('\n', " "),
+        "der-base64" => STANDARD.encode(der(h, c)),
+        "xfcc" => format!(
+            "By=spiffe://cluster.local/ns/edge;Hash=00,By=spiffe://cluster.local/ns/api;Hash=11;Cert=\"{}\";Subject=\"CN=client,O=test\";URI=spiffe://client",
+            urlencode(&pem(h, c))
+        ),
+        other => panic!("format {other}"),
+    }
+}
+
+fn bound_token(signer: &TokenSigner, h: &Httpd, c: ClientCert) -> String {
+    signer.mint(&with(
+        claims("alice"),
+        json!({"cnf": {"x5t#S256": h.pki.thumb(c)}}),
+    ))
+}
+
+/// Through a real nginx terminating mutual TLS: the certificate the client presented to nginx
+/// is the one the token must be bound to.
+#[test]
+fn certificates_forwarded_by_a_trusted_nginx() {
+    let signer = TokenSigner::rsa("one");
+    let h = start(&signer);
+    let nginx = Nginx::start(
+        &h,
+        &NginxFront {
+            upstream_port: h.http_port,
+            bind: TRUSTED,
+            set_headers: &[&format!("{CERT_HEADER} $ssl_client_escaped_cert")],
+        },
+    );
+    let token_a = bound_token(&signer, &h, ClientCert::A);
+    let mut f = Failures::new();
+    let via = |path: &str, cert: Option<ClientCert>, token: &str| {
+        h.request_to(nginx.url(path))
+            .maybe_cert(cert)
+            .bearer(token)
+            .send()
+    };
+    let r = via("/fwd/env", Some(ClientCert::A), &token_a);
+    f.expect("nginx, certificate A, token bound to A", &r, 200, None);
+    f.check(
+        r.env().get("REMOTE_USER").map(String::as_str) == Some("alice"),
+        || format!("REMOTE_USER: {:?}", r.env().get("REMOTE_USER")),
+    );
+    let mark = h.log_mark();
+    let r = via("/fwd/env", Some(ClientCert::B), &token_a);
+    f.expect(
+        "nginx, certificate B, token bound to A",
+        &r,
+        401,
+        Some(INVALID_TOKEN),
+    );
+    let log = h.log_since(mark);
+    f.check(log.contains("does not match"), || format!("log: {log}"));
+    let r = via("/fwd/env", None, &token_a);
+    f.expect(
+        "nginx, no certificate, bound token",
+        &r,
+        401,
+        Some(INVALID_TOKEN),
+    );
+    // An unbound token where binding is optional: nginx's header reaches the backend as sent.
+    let unbound = signer.mint(&claims("bob"));
+    let r = via("/opt/env", Some(ClientCert::A), &unbound);
+    f.expect("nginx, unbound token, optional", &r, 200, None);
+    let env = r.env();
+    f.check(
+        env.get("HTTP_X_SSL_CLIENT_CERT")
+            .is_some_and(|v| v.contains("BEGIN%20CERTIFICATE")),
+        || {
+            format!(
+                "the trusted proxy's header should reach the backend: {:?}",
+                env.keys().collect::<Vec<_>>()
+            )
+        },
+    );
+    if !f.all_passed() {
+        eprintln!(
+            "--- nginx ---\n{}\n--- httpd ---\n{}",
+            nginx.log(),
+            h.error_log()
+        );
+    }
+    f.assert_none();
+}
+
+/// A client that talks to httpd directly cannot forge the header: from a peer that is not
+/// trusted it is ignored, logged, and removed before the backend sees it.
+#[test]
+fn forged_certificate_headers_from_untrusted_peers_are_removed() {
+    let signer = TokenSigner::rsa("one");
+    let h = start(&signer);
+    let token_a = bound_token(&signer, &h, ClientCert::A);
+    let forged = format!("{CERT_HEADER}: {}", urlencode(&pem(&h, ClientCert::A)));
+    let mut f = Failures::new();
+    for from in ["127.0.0.1", UNTRUSTED] {
+        let mark = h.log_mark();
+        let r = h
+            .http("/fwd/env")
+            .source_addr(from)
+            .bearer(&token_a)
+            .header(&forged)
+            .send();
+        f.expect(
+            &format!("forged from {from}, bound token"),
+            &r,
+            401,
+            Some(INVALID_TOKEN),
+        );
+        let log = h.log_since(mark);
+        f.check(log.contains("presented no certificate"), || {
+            format!("{from}: refusal reason: {log}")
+        });
+        let r = h
+            .http("/opt/env")
+            .source_addr(from)
+            .bearer(&signer.mint(&claims("bob")))
+            .header(&forged)
+            .header(&format!("x_ssl_client_cert: {}", "spoof"))
+            .send();
+        f.expect(
+            &format!("forged from {from}, unbound token, optional"),
+            &r,
+            200,
+            None,
+        );
+        let env = r.env();
+        f.check(!env.contains_key("HTTP_X_SSL_CLIENT_CERT"), || {
+            format!(
+                "{from}: the forged header reached the backend: {:?}",
+                env.get("HTTP_X_SSL_CLIENT_CERT")
+            )
+        });
+    }
+    for _ in 0..8 {
+        let r = h
+            .http("/opt/ok")
+            .source_addr(UNTRUSTED)
+            .bearer(&signer.mint(&claims("bob")))
+            .header(&forged)
+            .send();
+        f.expect("forged again", &r, 200, None);
+    }
+    let log = h.error_log();
+    f.check(
+        log.contains(&format!("removed the {CERT_HEADER} request header from 127.0.0.1, which is not an OAuth2TrustedProxy")),
+        || format!("no removal line in:\n{log}"),
+    );
+    // At most once per interval in each child process (ServerLimit 4), not once per request
+    // (twelve requests carried the header).
+    let lines = log.matches("which is not an OAuth2TrustedProxy").count();
+    f.check((1..=4).contains(&lines), || {
+        format!("{lines} removal lines for 12 requests")
+    });
+    f.check(!log.contains("BEGIN%20CERTIFICATE"), || {
+        "the header value was logged".into()
+    });
+    f.assert_none();
+}
+
+/// Every header format, sent by a peer that is trusted (as a proxy would); and the connection's
+/// own certificate wins over a forwarded one.
+#[test]
+fn each_header_format_from_a_trusted_peer() {
+    let signer = TokenSigner::rsa("one");
+    let h = start(&signer);
+    let token_a = bound_token(&signer, &h, ClientCert::A);
+    let mut f = Failures::new();
+    for (path, header, format) in FORMATS {
+        for (cert, status) in [(ClientCert::A, 200), (ClientCert::B, 401)] {
+            let r = h
+                .http(&format!("{path}ok"))
+                .source_addr(TRUSTED)
+                .bearer(&token_a)
+                .header(&format!("{header}: {}", encoded(&h, cert, format)))
+                .send();
+            f.expect(&format!("{format}, forwarded {cert:?}"), &r, status, None);
+        }
+        // The same header from a peer that is not trusted counts for nothing.
+        let r = h
+            .http(&format!("{path}ok"))
+            .source_addr(UNTRUSTED)
+            .bearer(&token_a)
+            .header(&format!("{header}: {}", encoded(&h, ClientCert::A, format)))
+            .send();
+        f.expect(
+            &format!("{format}, untrusted peer"),
+            &r,
+            401,
+            Some(INVALID_TOKEN),
+        );
+    }
+    // TLS straight to httpd from the trusted address: certificate B on the connection wins over
+    // A in the header.
+    let r = h
+        .https("/fwd/ok")
+        .source_addr(TRUSTED)
+        .cert(ClientCert::B)
+        .bearer(&token_a)
+        .header(&format!(
+            "{CERT_HEADER}: {}",
+            encoded(&h, ClientCert::A, "pem-urlencoded")
+        ))
+        .send();
+    f.expect(
+        "connection certificate B, header A",
+        &r,
+        401,
+        Some(INVALID_TOKEN),
+    );
+    let r = h
+        .https("/fwd/ok")
+        .source_addr(TRUSTED)
+        .cert(ClientCert::A)
+        .bearer(&token_a)
+        .header(&format!(
+            "{CERT_HEADER}: {}",
+            encoded(&h, ClientCert::B, "pem-urlencoded")
+        ))
+        .send();
+    f.expect("connection certificate A, header B", &r, 200, None);
+    f.assert_none();
+}
+
+/// Garbage, truncated, several certificates, oversized: a 401 with the usual challenge and one
+/// log line naming the problem, never a 500.
+#[test]
+fn bad_forwarded_certificates_are_refused_not_errors() {
+    let signer = TokenSigner::rsa("one");
+    let h = start(&signer);
+    let token_a = bound_token(&signer, &h, ClientCert::A);
+    let pem_a = pem(&h, ClientCert::A);
+    let der_a = der(&h, ClientCert::A);
+    let two = format!("{pem_a}{}", pem(&h, ClientCert::B));
+    let cases: Vec<(&str, String, String, &str)> = vec![
+        (
+            "garbage",
+            "/fwd/ok".into(),
+            format!("{CERT_HEADER}: %%%garbage"),
+            "not valid",
+        ),
+        (
+            "truncated DER",
+            "/der/ok".into(),
+            format!(
+                "X-Client-Der: {}",
+                STANDARD.encode(&der_a[..der_a.len() / 2])
+            ),
+            "not an X.509",
+        ),
+        (
+            "truncated PEM",
+            "/fwd/ok".into(),
+            format!("{CERT_HEADER}: {}", urlencode(&pem_a[..pem_a.len() / 2])),
+            "not valid",
+        ),
+        (
+            "two certificates",
+            "/fwd/ok".into(),
+            format!("{CERT_HEADER}: {}", urlencode(&two)),
+            "more than one",
+        ),
+        (
+            "over 16 KiB",
+            "/der/ok".into(),
+            format!("X-Client-Der: {}", "A".repeat(17 * 1024)),
+            "more than the 16384",
+        ),
+        (
+            "xfcc unterminated quote",
+            "/xfcc/ok".into(),
+            "X-Forwarded-Client-Cert: Cert=\"abc".into(),
+            "not valid",
+        ),
+    ];
+    let mut f = Failures::new();
+    for (what, path, header, reason) in &cases {
+        let mark = h.log_mark();
+        let r = h
+            .http(path)
+            .source_addr(TRUSTED)
+            .bearer(&token_a)
+            .header(header)
+            .send();
+        f.expect(what, &r, 401, Some(INVALID_TOKEN));
+        let lines = oauth2_refusal_lines(&h.log_since(mark));
+        f.check(
+            lines.len() == 1
+                && lines[0].contains("forwarded by the trusted proxy")
+                && lines[0].contains(reason),
+            || format!("{what}: log lines {lines:?}"),
+        );
+    }
+    h.assert_no_child_crash();
+    f.assert_none();
+}
+
+/// DPoP `htu` behind a proxy: the public URL nginx forwards counts when nginx is trusted; the
+/// same headers from anyone else are ignored (Apache's own view of the URL applies).
+#[test]
+fn dpop_htu_uses_the_url_a_trusted_proxy_forwards() {
+    let signer = TokenSigner::rsa("one");
+    let h = start(&signer);
+    let nginx = Nginx::start(
+        &h,
+        &NginxFront {
+            upstream_port: h.http_port,
+            bind: TRUSTED,
+            set_headers: &[
+                "X-Forwarded-Proto $scheme",
+                "X-Forwarded-Host $host:$server_port",
+            ],
+        },
+    );
+    let key = DpopKey::p256();
+    let token = signer.mint(&with(
+        claims("alice"),
+        json!({"cnf": {"jkt": key.thumbprint()}}),
+    ));
+    let proof = |htu: &str| Proof::new(&key, "GET", htu).ath(&token).sign(&key);
+    let public = nginx.url("/d/ok");
+    let apache_view = format!("http://127.0.0.1:{}/d/ok", h.http_port);
+    let mut f = Failures::new();
+    let r = h
+        .request_to(public.clone())
+        .header(&format!("Authorization: DPoP {token}"))
+        .header(&format!("DPoP: {}", proof(&public)))
+        .send();
+    f.expect("through nginx, htu = the public URL", &r, 200, None);
+    let r = h
+        .request_to(public.clone())
+        .header(&format!("Authorization: DPoP {token}"))
+        .header(&format!("DPoP: {}", proof(&apache_view)))
+        .send();
+    f.expect("through nginx, htu = the internal URL", &r, 401, None);
+    // Directly, with the same forwarding headers, from a peer that is not trusted.
+    let forwarded = [
+        "X-Forwarded-Proto: https".to_string(),
+        format!("X-Forwarded-Host: 127.0.0.1:{}", nginx.port),
+    ];
+    let direct = |htu: &str, from: &str| {
+        let mut req = h
+            .http("/d/ok")
+            .source_addr(from)
+            .header(&format!("Authorization: DPoP {token}"))
+            .header(&format!("DPoP: {}", proof(htu)));
+        for line in &forwarded {
+            req = req.header(line);
+        }
+        req.send()
+    };
+    let r = direct(&public, UNTRUSTED);
+    f.expect("untrusted peer forging the public URL", &r, 401, None);
+    f.check(
+        r.header_all("WWW-Authenticate")
+            .iter()
+            .any(|c| c.contains("invalid_dpop_proof")),
+        || format!("challenge {:?}", r.header_all("WWW-Authenticate")),
+    );
+    let r = direct(&apache_view, UNTRUSTED);
+    f.expect("untrusted peer, htu = Apache's view", &r, 200, None);
+    let r = direct(&public, TRUSTED);
+    f.expect("trusted peer, forwarded public URL", &r, 200, None);
+    f.assert_none();
+}
+
+/// `apache2 -t` refuses what cannot work, naming the line and saying what to write.
+#[test]
+fn configuration_errors() {
+    let signer = TokenSigner::rsa("one");
+    let cases = [
+        (
+            "OAuth2TrustedProxy proxy.example.com",
+            "host names are not accepted",
+        ),
+        ("OAuth2TrustedProxy 10.0.0.1/8", "10.0.0.0/8"),
+        ("OAuth2TrustedProxy 10.0.0.0/40", "prefix length"),
+    ];
+    for (line, says) in cases {
+        let t = Httpd::config_test(HttpdConfig::new("").server(line));
+        assert!(!t.ok && t.output.contains(says), "{line}: {}", t.output);
+    }
+    let bad = oauth2_location(
+        "/x/",
+        &verify(
+            &signer,
+            "type=mtls&mtls.header=X-Cert&mtls.header.format=der",
+        ),
+    );
+    let t = Httpd::config_test(HttpdConfig::new(bad));
+    assert!(
+        !t.ok && t.output.contains("write one of pem-urlencoded"),
+        "{}",
+        t.output
+    );
+    // Only in the server configuration (a virtual host counts), never in a directory.
+    let t = Httpd::config_test(HttpdConfig::new(
+        "<Location /x/>\nOAuth2TrustedProxy 127.0.0.1\n</Location>\n",
+    ));
+    assert!(
+        !t.ok && t.output.contains("OAuth2TrustedProxy"),
+        "{}",
+        t.output
+    );
+    let t = Httpd::config_test(HttpdConfig::new(
+        "OAuth2TrustedProxy 127.0.0.1 10.0.0.0/8 2001:db8::/32\n",
+    ));
+    assert!(t.ok, "{}", t.output);
+}
