@@ -75,6 +75,7 @@ const HTTPD_CONSTANTS: &[(&str, &str)] = &[
     ("OK", "c_int"),
     ("DECLINED", "c_int"),
     ("HTTP_INTERNAL_SERVER_ERROR", "c_int"),
+    ("HTTP_METHOD_NOT_ALLOWED", "c_int"),
     // Log levels (http_log.h).
     ("APLOG_ERR", "c_int"),
     ("APLOG_WARNING", "c_int"),

@@ -129,6 +129,9 @@ const command_rec oauth2_shim_cmds[] = {
     AP_INIT_ITERATE("OAuth2TrustedProxy", cmd_server, OAUTH2_CMD(OAUTH2_CMD_TRUSTED_PROXY),
                     RSRC_CONF,
                     "OAuth2TrustedProxy <IP or CIDR> [...]: peers whose forwarding headers are believed"),
+    AP_INIT_TAKE12("OAuth2ResourceMetadata", cmd_take12, OAUTH2_CMD(OAUTH2_CMD_RESOURCE_METADATA),
+                   RSRC_CONF,
+                   "OAuth2ResourceMetadata <resource identifier URL> [<options>]: RFC 9728 metadata"),
     { NULL }
 };
 
@@ -373,6 +376,7 @@ void oauth2_shim_register_hooks(apr_pool_t *p)
     ap_register_auth_provider(p, AUTHZ_PROVIDER_GROUP, "oauth2_claim", AUTHZ_PROVIDER_VERSION,
                               &oauth2_authz_claim_provider, AP_AUTH_INTERNAL_PER_CONF);
     ap_register_input_filter(OAUTH2_BODY_FILTER, oauth2_body_replay, NULL, AP_FTYPE_PROTOCOL - 1);
+    oauth2_resource_metadata_register_hooks();
 }
 
 /* ---------------------------------------------------------------- accessors for Rust */

@@ -35,6 +35,7 @@ typedef struct {
 #define OAUTH2_CMD_CRYPTO_PASSPHRASE 4
 #define OAUTH2_CMD_CACHE 5
 #define OAUTH2_CMD_TRUSTED_PROXY 6 /* server context: `rs` is the server config's slot */
+#define OAUTH2_CMD_RESOURCE_METADATA 7
 
 /* Where a directive was written */
 typedef struct {
@@ -58,5 +59,9 @@ extern void *oauth2_rs_dir_merge(apr_pool_t *pool, void *base, void *add);
 extern void *oauth2_rs_server_merge(apr_pool_t *pool, void *base, void *add);
 extern int oauth2_rs_check_authn(request_rec *r, void *rs, const char *auth_type);
 extern int oauth2_rs_fixups(request_rec *r, void *rs, const char *auth_type);
+extern int oauth2_rs_resource_metadata(request_rec *r);
+
+/* c-shim/resource_metadata.c */
+void oauth2_resource_metadata_register_hooks(void);
 
 #endif

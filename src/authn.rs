@@ -13,6 +13,7 @@ use crate::pop::dpop::{self, Nonces, Presented};
 use crate::pop::mtls::BindingError;
 use crate::refusal::{Refusal, Rejection};
 use crate::request_url::RequestUrl;
+use crate::resource_metadata::HostKey;
 use crate::token::{self, Found, StripAction, TokenSource};
 use crate::verify::memo::ConnectionMemo;
 use crate::verify::{Accepted, Binding, Claims, Jkt, Origin, ParsedToken, Verifier};
@@ -45,6 +46,10 @@ pub(crate) trait Request: TokenSource {
     /// The request URL as Apache sees it (scheme, host and port as configured by `ServerName`
     /// and `UseCanonicalName`), for a DPoP proof's `htu`.
     fn url(&self) -> RequestUrl<'_>;
+    /// The server (virtual host) that serves the request, for its RFC 9728 metadata URL.
+    fn host(&self) -> Option<HostKey> {
+        None
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,7 +102,12 @@ pub(crate) fn authenticate(
     let dpop_location = verifiers.iter().find(|v| v.binding == Binding::Dpop);
     let refuse = |refusal| Outcome::Refused {
         refusal,
-        challenges: challenges(sources.basic_only(), verifiers, dpop_location),
+        challenges: challenges(
+            sources.basic_only(),
+            verifiers,
+            dpop_location,
+            generation.resource_metadata.challenge_url(req.host()),
+        ),
     };
 
     let alb_location = verifiers.iter().any(Verifier::reads_alb_header);
@@ -258,8 +268,14 @@ pub(crate) fn inherits(
 }
 
 /// The challenges of a location: the C module's (`Basic` when Basic is the only way to send a
-/// token, else `Bearer`) unless every verifier is `type=dpop`; a DPoP one when any is.
-fn challenges(basic_only: bool, verifiers: &[Verifier], dpop: Option<&Verifier>) -> Challenges {
+/// token, else `Bearer`) unless every verifier is `type=dpop`; a DPoP one when any is; each
+/// with the host's RFC 9728 metadata URL, if it publishes one.
+fn challenges(
+    basic_only: bool,
+    verifiers: &[Verifier],
+    dpop: Option<&Verifier>,
+    resource_metadata: Option<Arc<str>>,
+) -> Challenges {
     let all_dpop = !verifiers.is_empty() && verifiers.iter().all(|v| v.binding == Binding::Dpop);
     let scheme = if basic_only {
         Scheme::Basic
@@ -269,6 +285,7 @@ fn challenges(basic_only: bool, verifiers: &[Verifier], dpop: Option<&Verifier>)
     Challenges {
         bearer: (!all_dpop).then_some(scheme),
         dpop_algs: dpop.map(|v| v.dpop.policy.algs_header_value()),
+        resource_metadata,
     }
 }
 
@@ -391,6 +408,7 @@ mod tests {
         /// Other request headers (name, value), and whether the peer is a trusted proxy.
         headers: Vec<(&'static str, String)>,
         trusted_peer: bool,
+        host: Option<HostKey>,
     }
 
     impl Fake {
@@ -404,6 +422,7 @@ mod tests {
                 proofs: Vec::new(),
                 headers: Vec::new(),
                 trusted_peer: false,
+                host: None,
             }
         }
     }
@@ -455,6 +474,9 @@ mod tests {
         }
         fn dpop_proofs(&self) -> Vec<&str> {
             self.proofs.iter().map(String::as_str).collect()
+        }
+        fn host(&self) -> Option<HostKey> {
+            self.host
         }
         fn peer_is_trusted_proxy(&self) -> bool {
             self.trusted_peer
@@ -555,6 +577,7 @@ mod tests {
             proofs: Vec::new(),
             headers: Vec::new(),
             trusted_peer: false,
+            host: None,
         };
         let o = authenticate(&cfg, &req, Mode::OAuth2, NOW, &Generation::default());
         assert_eq!(refusal_of(&o), &Refusal::NoToken);
@@ -576,6 +599,7 @@ mod tests {
             proofs: Vec::new(),
             headers: Vec::new(),
             trusted_peer: false,
+            host: None,
         };
         assert_eq!(
             authenticate(&cfg, &req, Mode::OpenIdc, NOW, &Generation::default()),
@@ -697,6 +721,7 @@ mod tests {
             proofs: Vec::new(),
             headers: Vec::new(),
             trusted_peer: false,
+            host: None,
         };
         assert!(matches!(
             authenticate(&cfg, &req, Mode::OAuth2, NOW, &Generation::default()),
@@ -1554,6 +1579,7 @@ mod tests {
             proofs: Vec::new(),
             headers: Vec::new(),
             trusted_peer: false,
+            host: None,
         };
         let dpop_only = config(&[("plain", SECRET, Some("type=dpop&dpop.algs=ES256 EdDSA"))]);
         let o = authenticate(&dpop_only, &no_token, Mode::OAuth2, NOW, &generation);
@@ -1566,6 +1592,41 @@ mod tests {
         assert_eq!(
             challenge_of(&o, None),
             "Bearer error=\"invalid_request\", error_description=\"No bearer token found in the request.\"\nDPoP algs=\"ES256\""
+        );
+    }
+
+    #[test]
+    fn challenges_in_a_host_with_resource_metadata_name_it() {
+        use crate::resource_metadata::{HostSite, directive};
+        let mut generation = Generation::default();
+        let api = HostSite {
+            key: HostKey(7),
+            is_virtual: true,
+        };
+        let d = directive::parse("https://api.example.com/v1", None).unwrap();
+        generation
+            .resource_metadata
+            .publish(api, d, "t.conf:1")
+            .unwrap();
+        let cfg = config(&[
+            ("plain", SECRET, None),
+            ("plain", SECRET, Some("type=dpop&dpop.algs=ES256")),
+        ]);
+        let mut req = Fake::bearer("not-a-jwt");
+        req.host = Some(api.key);
+        let o = authenticate(&cfg, &req, Mode::OAuth2, NOW, &generation);
+        let url = r#"resource_metadata="https://api.example.com/.well-known/oauth-protected-resource/v1""#;
+        assert_eq!(
+            challenge_of(&o, Some("api")),
+            format!(
+                "Bearer realm=\"api\", error=\"invalid_token\", error_description=\"Token could not be verified.\", {url}\nDPoP realm=\"api\", algs=\"ES256\", error=\"invalid_token\", error_description=\"Token could not be verified.\", {url}"
+            )
+        );
+        req.host = Some(HostKey(8));
+        let o = authenticate(&cfg, &req, Mode::OAuth2, NOW, &generation);
+        assert!(
+            !challenge_of(&o, None).contains("resource_metadata"),
+            "another host"
         );
     }
 }

@@ -1,4 +1,7 @@
-//! RFC 6750 section 3 `WWW-Authenticate` values, byte for byte as the C module writes them.
+//! RFC 6750 section 3 `WWW-Authenticate` values, byte for byte as the C module writes them, with
+//! RFC 9728 section 5.1 `resource_metadata` last where the host publishes metadata.
+
+use std::sync::Arc;
 
 /// The authentication scheme a challenge names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,8 +55,13 @@ pub(crate) const INSUFFICIENT_SCOPE: ErrorCode = ErrorCode {
     description: "Different scope(s) or other claims required.",
 };
 
-/// `Bearer [realm="R",] error="E", error_description="D"`.
-pub(crate) fn www_authenticate(scheme: Scheme, realm: Option<&str>, code: ErrorCode) -> String {
+/// `Bearer [realm="R",] error="E", error_description="D"[, resource_metadata="U"]`.
+pub(crate) fn www_authenticate(
+    scheme: Scheme,
+    realm: Option<&str>,
+    code: ErrorCode,
+    resource_metadata: Option<&str>,
+) -> String {
     let mut v = String::with_capacity(128);
     v.push_str(scheme.as_str());
     if let Some(realm) = realm {
@@ -66,6 +74,7 @@ pub(crate) fn www_authenticate(scheme: Scheme, realm: Option<&str>, code: ErrorC
     v.push_str("\", error_description=\"");
     v.push_str(code.description);
     v.push('"');
+    push_resource_metadata(&mut v, resource_metadata);
     v
 }
 
@@ -76,6 +85,8 @@ pub(crate) struct Challenges {
     pub(crate) bearer: Option<Scheme>,
     /// `algs="..."` of the DPoP challenge: the proof algorithms accepted.
     pub(crate) dpop_algs: Option<String>,
+    /// RFC 9728 section 5.1: the host's metadata URL, in every challenge.
+    pub(crate) resource_metadata: Option<Arc<str>>,
 }
 
 impl Challenges {
@@ -84,12 +95,18 @@ impl Challenges {
         Challenges {
             bearer: Some(scheme),
             dpop_algs: None,
+            resource_metadata: None,
         }
     }
 }
 
-/// `DPoP [realm="R", ]algs="A"[, error="E", error_description="D"]`.
-pub(crate) fn dpop_challenge(realm: Option<&str>, algs: &str, code: Option<ErrorCode>) -> String {
+/// `DPoP [realm="R", ]algs="A"[, error="E", error_description="D"][, resource_metadata="U"]`.
+pub(crate) fn dpop_challenge(
+    realm: Option<&str>,
+    algs: &str,
+    code: Option<ErrorCode>,
+    resource_metadata: Option<&str>,
+) -> String {
     let mut v = String::with_capacity(160);
     v.push_str("DPoP ");
     if let Some(realm) = realm {
@@ -107,7 +124,18 @@ pub(crate) fn dpop_challenge(realm: Option<&str>, algs: &str, code: Option<Error
         v.push_str(code.description);
         v.push('"');
     }
+    push_resource_metadata(&mut v, resource_metadata);
     v
+}
+
+/// `, resource_metadata="U"` (RFC 9728 section 5.1). The URL passed the strict check of
+/// `OAuth2ResourceMetadata` (no `"`, `\` or control character); it is escaped all the same.
+fn push_resource_metadata(out: &mut String, url: Option<&str>) {
+    if let Some(url) = url {
+        out.push_str(", resource_metadata=\"");
+        push_quoted_content(out, url);
+        out.push('"');
+    }
 }
 
 /// The content of an RFC 9110 quoted-string: `"` and `\` escaped, control characters dropped
@@ -132,7 +160,7 @@ mod tests {
     #[test]
     fn no_token_without_realm() {
         assert_eq!(
-            www_authenticate(Scheme::Bearer, None, NO_TOKEN),
+            www_authenticate(Scheme::Bearer, None, NO_TOKEN, None),
             r#"Bearer error="invalid_request", error_description="No bearer token found in the request.""#
         );
     }
@@ -140,7 +168,7 @@ mod tests {
     #[test]
     fn bad_token_with_realm() {
         assert_eq!(
-            www_authenticate(Scheme::Bearer, Some("my realm"), BAD_TOKEN),
+            www_authenticate(Scheme::Bearer, Some("my realm"), BAD_TOKEN, None),
             r#"Bearer realm="my realm", error="invalid_token", error_description="Token could not be verified.""#
         );
     }
@@ -148,7 +176,7 @@ mod tests {
     #[test]
     fn basic_scheme() {
         assert_eq!(
-            www_authenticate(Scheme::Basic, None, BAD_TOKEN),
+            www_authenticate(Scheme::Basic, None, BAD_TOKEN, None),
             r#"Basic error="invalid_token", error_description="Token could not be verified.""#
         );
     }
@@ -156,11 +184,11 @@ mod tests {
     #[test]
     fn dpop_challenges() {
         assert_eq!(
-            dpop_challenge(None, "ES256 EdDSA", None),
+            dpop_challenge(None, "ES256 EdDSA", None, None),
             r#"DPoP algs="ES256 EdDSA""#
         );
         assert_eq!(
-            dpop_challenge(Some("api"), "ES256", Some(BAD_DPOP_PROOF)),
+            dpop_challenge(Some("api"), "ES256", Some(BAD_DPOP_PROOF), None),
             r#"DPoP realm="api", algs="ES256", error="invalid_dpop_proof", error_description="DPoP proof could not be verified.""#
         );
     }
@@ -168,8 +196,37 @@ mod tests {
     #[test]
     fn realm_is_escaped() {
         assert_eq!(
-            www_authenticate(Scheme::Bearer, Some("a\"b\\c\r\nd"), NO_USER),
+            www_authenticate(Scheme::Bearer, Some("a\"b\\c\r\nd"), NO_USER, None),
             r#"Bearer realm="a\"b\\cd", error="invalid_token", error_description="Could not determine remote user.""#
+        );
+    }
+
+    #[test]
+    fn resource_metadata_is_the_last_parameter_of_every_scheme() {
+        let url = Some("https://h/.well-known/oauth-protected-resource/v1");
+        assert_eq!(
+            www_authenticate(Scheme::Bearer, Some("api"), NO_TOKEN, url),
+            r#"Bearer realm="api", error="invalid_request", error_description="No bearer token found in the request.", resource_metadata="https://h/.well-known/oauth-protected-resource/v1""#
+        );
+        assert_eq!(
+            www_authenticate(Scheme::Basic, None, BAD_TOKEN, url),
+            r#"Basic error="invalid_token", error_description="Token could not be verified.", resource_metadata="https://h/.well-known/oauth-protected-resource/v1""#
+        );
+        assert_eq!(
+            dpop_challenge(None, "ES256", None, url),
+            r#"DPoP algs="ES256", resource_metadata="https://h/.well-known/oauth-protected-resource/v1""#
+        );
+        assert_eq!(
+            dpop_challenge(Some("api"), "ES256", Some(USE_DPOP_NONCE), url),
+            r#"DPoP realm="api", algs="ES256", error="use_dpop_nonce", error_description="Resource server requires nonce in DPoP proof", resource_metadata="https://h/.well-known/oauth-protected-resource/v1""#
+        );
+    }
+
+    #[test]
+    fn resource_metadata_cannot_break_the_header() {
+        assert_eq!(
+            dpop_challenge(None, "ES256", None, Some("https://h/\"\r\nX: \\")),
+            r#"DPoP algs="ES256", resource_metadata="https://h/\"X: \\""#
         );
     }
 }

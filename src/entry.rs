@@ -13,6 +13,7 @@ use crate::challenge::{self, Scheme, www_authenticate};
 use crate::config::server::ServerConfig;
 use crate::config::{DirConfig, verifier};
 use crate::ffi;
+use crate::resource_metadata::{self, Answer, HostKey, HostSite};
 use crate::serving;
 
 /// Releases a configuration value when its pool is cleared (config reload, graceful restart,
@@ -72,6 +73,9 @@ pub(crate) extern "C" fn oauth2_rs_cmd(
                 .ok_or_else(|| "arguments must be UTF-8 text".to_string()),
         };
         let (a1, a2, a3) = (arg(a1)?.unwrap_or(""), arg(a2)?, arg(a3)?);
+        if which == ffi::OAUTH2_CMD_RESOURCE_METADATA {
+            return resource_metadata_cmd(site, a1, a2);
+        }
         if which == ffi::OAUTH2_CMD_CRYPTO_PASSPHRASE || which == ffi::OAUTH2_CMD_CACHE {
             let read = serving::reading(|generation| {
                 if which == ffi::OAUTH2_CMD_CRYPTO_PASSPHRASE {
@@ -126,9 +130,21 @@ pub(crate) extern "C" fn oauth2_rs_cmd(
                 for d in &parsed.debug {
                     log::server(site.server, ffi::APLOG_DEBUG, d);
                 }
+                serving::reading(|generation| {
+                    generation
+                        .resource_metadata
+                        .declare_verifier(host_site(site), &parsed.verifier)
+                });
                 cfg.add_verifier(parsed.verifier);
             }
-            ffi::OAUTH2_CMD_ACCEPT_TOKEN_IN => cfg.add_source(a1, a2)?,
+            ffi::OAUTH2_CMD_ACCEPT_TOKEN_IN => {
+                cfg.add_source(a1, a2)?;
+                serving::reading(|generation| {
+                    generation
+                        .resource_metadata
+                        .declare_sources(host_site(site), cfg.sources())
+                });
+            }
             ffi::OAUTH2_CMD_TARGET_PASS => {
                 for w in cfg.target_pass.apply(a1)? {
                     log::server(site.server, ffi::APLOG_WARNING, &w);
@@ -143,6 +159,32 @@ pub(crate) extern "C" fn oauth2_rs_cmd(
         Ok(Err(msg)) => pool_message(site.pool, &msg),
         Err(_) => pool_message(site.pool, "internal error (panic) while parsing this line"),
     }
+}
+
+/// The server (main or virtual host) a directive line was written in.
+fn host_site(site: &ffi::oauth2_cmd_site) -> HostSite {
+    HostSite {
+        key: HostKey(site.server as usize),
+        // SAFETY: site.server is the live server_rec httpd is configuring.
+        is_virtual: unsafe { ffi::oauth2_server_is_virtual(site.server) } != 0,
+    }
+}
+
+/// `OAuth2ResourceMetadata <identifier> [<options>]`: server-wide, read once at startup.
+fn resource_metadata_cmd(
+    site: &ffi::oauth2_cmd_site,
+    identifier: &str,
+    options: Option<&str>,
+) -> Result<(), String> {
+    let parsed = resource_metadata::directive::parse(identifier, options)?;
+    let origin = format!("{}:{}", c_str(site.file).unwrap_or("?"), site.line);
+    serving::reading(|generation| {
+        generation
+            .resource_metadata
+            .publish(host_site(site), parsed, &origin)
+    })
+    // None: an .htaccess file, which httpd refuses for a server-config directive already.
+    .unwrap_or(Ok(()))
 }
 
 #[unsafe(no_mangle)]
@@ -266,10 +308,16 @@ pub(crate) extern "C" fn oauth2_rs_authz_claim(
         if req.claims().is_some_and(|c| requirement.is_satisfied(c)) {
             return ffi::OAUTH2_AUTHZ_GRANTED;
         }
+        let metadata = serving::with_current(|generation| {
+            generation
+                .resource_metadata
+                .challenge_url(authn::Request::host(&req))
+        });
         let challenge = www_authenticate(
             Scheme::Bearer,
             authn::Request::auth_name(&req),
             challenge::INSUFFICIENT_SCOPE,
+            metadata.as_deref(),
         );
         req.set_env("OAUTH2_BEARER_SCOPE_ERROR", challenge.as_bytes());
         req.log(
@@ -431,6 +479,59 @@ pub(crate) extern "C" fn oauth2_rs_check_authn(
             r,
             ffi::APLOG_ERR,
             "oauth2: internal error (panic) while authenticating; answering 500",
+        );
+        ffi::HTTP_INTERNAL_SERVER_ERROR
+    })
+}
+
+/// The quick handler, for every request before any access control: answers GET and HEAD on the
+/// RFC 9728 metadata URL of the request's host (the document is public), 405 for other methods,
+/// and declines every other request.
+#[unsafe(no_mangle)]
+pub(crate) extern "C" fn oauth2_rs_resource_metadata(r: *mut ffi::request_rec) -> c_int {
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: r is the live request of this hook, on this thread, until it returns.
+        let path = unsafe { ffi::oauth2_request_path(r) };
+        // SAFETY: the path lives in the request pool for the whole hook.
+        let path = (!path.is_null()).then(|| unsafe { CStr::from_ptr(path) }.to_bytes());
+        // The common case, every request of the server: one prefix comparison.
+        let Some(path) = path
+            .filter(|p| p.starts_with(resource_metadata::identifier::WELL_KNOWN.as_bytes()))
+            .and_then(|p| std::str::from_utf8(p).ok())
+        else {
+            return ffi::DECLINED;
+        };
+        #[cfg(feature = "panic-probe")]
+        crate::panic_probe::on_header(r, "resource_metadata");
+        // SAFETY: as above.
+        let host = HostKey(unsafe { ffi::oauth2_request_server(r) } as usize);
+        // SAFETY: as above; the method is a NUL-terminated string in the request.
+        let method = c_str(unsafe { ffi::oauth2_method(r) }).unwrap_or("");
+        serving::with_current(|generation| {
+            match generation.resource_metadata.answer(host, method, path) {
+                Answer::NotOurs => ffi::DECLINED,
+                Answer::MethodNotAllowed => ffi::HTTP_METHOD_NOT_ALLOWED,
+                Answer::Document(document) => {
+                    // SAFETY: r is live; the shim keeps only the two static strings past this
+                    // call and passes `document` to the output filters now (which copy it).
+                    unsafe {
+                        ffi::oauth2_respond(
+                            r,
+                            c"application/json".as_ptr(),
+                            resource_metadata::CACHE_CONTROL.as_ptr(),
+                            document.as_ptr().cast(),
+                            document.len(),
+                        )
+                    }
+                }
+            }
+        })
+    }));
+    result.unwrap_or_else(|_| {
+        log::request(
+            r,
+            ffi::APLOG_ERR,
+            "oauth2: internal error (panic) while answering the resource metadata; answering 500",
         );
         ffi::HTTP_INTERNAL_SERVER_ERROR
     })

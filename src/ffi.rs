@@ -95,6 +95,19 @@ unsafe extern "C" {
     pub(crate) fn oauth2_env_get(r: *mut request_rec, name: *const c_char) -> *const c_char;
     pub(crate) fn oauth2_env_unset(r: *mut request_rec, name: *const c_char);
     pub(crate) fn oauth2_method(r: *mut request_rec) -> *const c_char;
+    // RFC 9728 protected-resource metadata (c-shim/resource_metadata.c).
+    pub(crate) fn oauth2_server_is_virtual(s: *mut server_rec) -> c_int;
+    pub(crate) fn oauth2_request_server(r: *mut request_rec) -> *mut server_rec;
+    /// The request's path as sent (not decoded), or NULL.
+    pub(crate) fn oauth2_request_path(r: *mut request_rec) -> *const c_char;
+    /// Answers the request with `body` (not written for HEAD); returns OK.
+    pub(crate) fn oauth2_respond(
+        r: *mut request_rec,
+        content_type: *const c_char,
+        cache_control: *const c_char,
+        body: *const c_char,
+        len: usize,
+    ) -> c_int;
     pub(crate) fn oauth2_header_in_values(
         r: *mut request_rec,
         name: *const c_char,

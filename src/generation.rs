@@ -5,9 +5,12 @@
 //! The core receives it as an argument; holding the current one is the Apache layer's job.
 
 use crate::cache::registry::CacheRegistry;
+use crate::resource_metadata::ResourceMetadata;
 
 pub(crate) struct Generation {
     pub(crate) caches: CacheRegistry,
+    /// `OAuth2ResourceMetadata` of each server, and what its other lines declare (RFC 9728).
+    pub(crate) resource_metadata: ResourceMetadata,
     /// `OAuth2CryptoPassphrase`: the last one read wins, wherever it is written (as in the C module).
     passphrase: Option<String>,
     /// Signs DPoP nonces (RFC 9449 section 9): from the passphrase, so that every host sharing
@@ -25,6 +28,7 @@ impl Default for Generation {
         let _ = openssl::rand::rand_bytes(&mut secret);
         Generation {
             caches: CacheRegistry::default(),
+            resource_metadata: ResourceMetadata::default(),
             passphrase: None,
             dpop_nonce_secret: secret,
             started_at: 0,
@@ -48,12 +52,13 @@ impl Generation {
         self.caches.check(self.passphrase.as_deref())
     }
 
-    /// Creates the shared caches (before httpd forks its children); returns what could not be
-    /// created. No cache is added after this.
+    /// Creates the shared caches (before httpd forks its children) and the RFC 9728 documents;
+    /// returns what could not be created. No cache is added after this.
     pub(crate) fn start(&mut self) -> Vec<String> {
         self.started_at = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        self.resource_metadata.finish();
         if let Some(passphrase) = &self.passphrase {
             self.dpop_nonce_secret = crate::pop::dpop::nonce::secret_from_passphrase(passphrase);
         }

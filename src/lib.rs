@@ -28,6 +28,7 @@ mod proxy;
 mod refusal;
 mod remote;
 mod request_url;
+mod resource_metadata;
 mod token;
 mod verify;
 

@@ -95,11 +95,17 @@ impl Refusal {
     /// challenge of the location, and the nonce to send in `DPoP-Nonce`.
     pub(crate) fn response(&self, challenges: &Challenges, realm: Option<&str>) -> Response {
         let mut values = Vec::with_capacity(2);
+        let metadata = challenges.resource_metadata.as_deref();
         if let Some(scheme) = challenges.bearer {
-            values.push(www_authenticate(scheme, realm, self.error_code()));
+            values.push(www_authenticate(scheme, realm, self.error_code(), metadata));
         }
         if let Some(algs) = &challenges.dpop_algs {
-            values.push(dpop_challenge(realm, algs, self.dpop_error_code()));
+            values.push(dpop_challenge(
+                realm,
+                algs,
+                self.dpop_error_code(),
+                metadata,
+            ));
         }
         Response {
             status: 401,
@@ -482,6 +488,7 @@ mod tests {
         Challenges {
             bearer: None,
             dpop_algs: Some("ES256 EdDSA".into()),
+            resource_metadata: None,
         }
     }
 
@@ -508,6 +515,7 @@ mod tests {
         let both = Challenges {
             bearer: Some(Scheme::Bearer),
             dpop_algs: Some("ES256".into()),
+            resource_metadata: None,
         };
         let refusal = Refusal::DpopSchemeMissing {
             verifier: verifier(),
@@ -538,5 +546,22 @@ mod tests {
         assert_eq!(r.level, LogLevel::Error);
         assert!(r.www_authenticate[0].contains("invalid_dpop_proof"));
         assert_eq!(refusal.label(), "dpop_replay_unknown");
+    }
+
+    #[test]
+    fn every_challenge_names_the_resource_metadata() {
+        let both = Challenges {
+            bearer: Some(Scheme::Bearer),
+            dpop_algs: Some("ES256".into()),
+            resource_metadata: Some("https://h/.well-known/oauth-protected-resource".into()),
+        };
+        let r = Refusal::NoToken.response(&both, Some("api"));
+        assert_eq!(
+            r.www_authenticate,
+            [
+                r#"Bearer realm="api", error="invalid_request", error_description="No bearer token found in the request.", resource_metadata="https://h/.well-known/oauth-protected-resource""#,
+                r#"DPoP realm="api", algs="ES256", resource_metadata="https://h/.well-known/oauth-protected-resource""#
+            ]
+        );
     }
 }

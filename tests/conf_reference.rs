@@ -1,5 +1,6 @@
 //! apache-conf/oauth2.conf is the directive reference shipped to administrators: every complete
-//! example line in it, uncommented, must be accepted by `apache2 -t`.
+//! example line in it, uncommented, must be accepted by `apache2 -t`, and every directive of the
+//! shim's table has one.
 
 mod common;
 
@@ -30,6 +31,7 @@ fn reference_examples_pass_apache_config_test() {
             [
                 "OAuth2Cache",
                 "OAuth2CryptoPassphrase",
+                "OAuth2ResourceMetadata",
                 "OAuth2TrustedProxy",
             ]
             .iter()
@@ -42,16 +44,30 @@ fn reference_examples_pass_apache_config_test() {
         "apache2 -t refused the reference examples:\n{}\n--- config ---\n{}",
         t.output, t.conf_text
     );
-    for directive in [
-        "OAuth2TokenVerify",
-        "OAuth2AcceptTokenIn",
-        "OAuth2TargetPass",
-        "OAuth2Cache",
-        "Require oauth2_claim",
-    ] {
+    let directives = shim_directives();
+    assert!(directives.len() >= 6, "directives found: {directives:?}");
+    for directive in directives
+        .iter()
+        .map(String::as_str)
+        .chain(["Require oauth2_claim"])
+    {
         assert!(
-            t.conf_text.contains(directive),
+            t.conf_text.contains(&format!("\n{directive} ")),
             "no example of {directive} in the reference"
         );
     }
+}
+
+/// The directive names of the shim's table (`AP_INIT_...("OAuth2...", ...)`): every directive
+/// the module has, so a new one cannot go undocumented.
+fn shim_directives() -> Vec<String> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/c-shim/shim.c");
+    let text = std::fs::read_to_string(path).expect("c-shim/shim.c");
+    text.split("AP_INIT_")
+        .skip(1)
+        .filter_map(|rest| {
+            let name = rest.split('"').nth(1)?;
+            name.starts_with("OAuth2").then(|| name.to_string())
+        })
+        .collect()
 }

@@ -73,12 +73,14 @@ fn probe_config(module: &Path, body: String) -> HttpdConfig {
 }
 
 /// `/p`: any valid token; `/c`: a token with `sub` joe (`Require oauth2_claim`); `/q/ok`: a
-/// location nested in `/q` (as `/p`) with its own `OAuth2TargetPass` (a per-request merge of two configurations).
+/// location nested in `/q` (as `/p`) with its own `OAuth2TargetPass` (a per-request merge of two
+/// configurations); the RFC 9728 document at `/.well-known/oauth-protected-resource`.
 fn body(jwk: &str) -> String {
     let verify = format!("OAuth2TokenVerify jwk {jwk}");
     format!(
         "{}<Location /c>\nAuthType oauth2\n{verify}\nRequire oauth2_claim sub:joe\n</Location>\n\
-         {}<Location /q/ok>\nOAuth2TargetPass prefix=X_\n</Location>\n",
+         {}<Location /q/ok>\nOAuth2TargetPass prefix=X_\n</Location>\n\
+         OAuth2ResourceMetadata https://localhost/\n",
         oauth2_location("/p", &verify),
         oauth2_location("/q", &verify)
     )
@@ -111,7 +113,7 @@ fn crash_lines(error_log: &str) -> Vec<&str> {
         .collect()
 }
 
-/// Per-request entries (check_authn, fixups, Require oauth2_claim): a 500 with the entry's log
+/// Per-request entries (check_authn, fixups, Require oauth2_claim, the RFC 9728 document): a 500 with the entry's log
 /// line, then the very same process (prefork, one child, one thread) answers the next request
 /// normally; no child ever dies.
 #[test]
@@ -147,6 +149,11 @@ fn per_request_panics_answer_500_and_the_worker_serves_on() {
             entry: "authz_claim",
             path: "/c/ok",
             expect_log: "oauth2: internal error (panic) in Require oauth2_claim; answering 500",
+        },
+        Case {
+            entry: "resource_metadata",
+            path: "/.well-known/oauth-protected-resource",
+            expect_log: "oauth2: internal error (panic) while answering the resource metadata; answering 500",
         },
     ];
     // Before any panic: the worker serves; its pid is the one every later request must show.

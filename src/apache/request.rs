@@ -16,6 +16,7 @@ use crate::pass::{self, Passed};
 use crate::pop::mtls;
 use crate::refusal::LogLevel;
 use crate::request_url::RequestUrl;
+use crate::resource_metadata::HostKey;
 use crate::token::{StripAction, TokenSource};
 use crate::verify::Claims;
 use crate::verify::memo::ConnectionMemo;
@@ -738,6 +739,13 @@ impl<'r> authn::Request for ApacheRequest<'r> {
             port: u16::try_from(port).unwrap_or(0),
             path: path_of(self.str(uri).unwrap_or("/")),
         }
+    }
+
+    fn host(&self) -> Option<HostKey> {
+        // SAFETY: see `new`; r->server is the server_rec that serves the request.
+        Some(HostKey(
+            unsafe { ffi::oauth2_request_server(self.r) } as usize
+        ))
     }
 }
 
