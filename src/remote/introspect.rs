@@ -7,6 +7,8 @@ use std::fmt;
 use super::auth::EndpointAuth;
 use super::fetch::{self, FetchError, HttpOptions};
 use crate::jose::{JoseError, json};
+use crate::metrics::{self, FetchKind};
+use std::time::Instant;
 
 /// Why introspection did not accept a token.
 #[derive(Debug, Clone, PartialEq)]
@@ -111,7 +113,20 @@ impl Introspector {
             form: Some(&body),
             basic_auth: basic,
         };
-        let resp = fetch::send(&req, &http).map_err(|error| IntrospectError::Transport {
+        let started = Instant::now();
+        let answer = self.ask(&req, &http);
+        // An inactive token is a usable answer; anything else that failed is the endpoint's.
+        let usable = matches!(answer, Ok(_) | Err(IntrospectError::Inactive));
+        metrics::remote_fetch(FetchKind::Introspect, usable, started.elapsed());
+        answer
+    }
+
+    fn ask(
+        &self,
+        req: &fetch::Request,
+        http: &HttpOptions,
+    ) -> Result<Map<String, Value>, IntrospectError> {
+        let resp = fetch::send(req, http).map_err(|error| IntrospectError::Transport {
             url: self.url.clone(),
             error,
         })?;

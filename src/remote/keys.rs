@@ -15,6 +15,7 @@ use crate::cache::Cache;
 use crate::jose::{Key, json};
 use crate::log_limit::LogLimit;
 use crate::logsink::{self, Level};
+use crate::metrics::{self, FetchKind};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Format {
@@ -61,6 +62,7 @@ impl RemoteKeys {
         refresh_interval: Duration,
         shared: Option<Arc<Cache>>,
     ) -> Self {
+        metrics::key_set_used(&url);
         RemoteKeys {
             url,
             format,
@@ -165,6 +167,9 @@ impl RemoteKeys {
         };
         let from_network = shared.is_none();
         let result = shared.map_or_else(|| self.fetch(), Ok);
+        if result.is_ok() {
+            metrics::key_set_obtained(&self.url, unix_now());
+        }
         let mut st = self.lock();
         st.in_flight = false;
         if from_network {
@@ -208,8 +213,16 @@ impl RemoteKeys {
             form: None,
             basic_auth: None,
         };
-        let resp = fetch::send(&req, &self.http).map_err(|e| e.to_string())?;
-        let keys = self.parse(&resp.body)?;
+        let started = Instant::now();
+        let fetched = fetch::send(&req, &self.http)
+            .map_err(|e| e.to_string())
+            .and_then(|resp| Ok((self.parse(&resp.body)?, resp)));
+        let kind = match self.format {
+            Format::Jwks => FetchKind::Jwks,
+            Format::Pem => FetchKind::AwsAlb,
+        };
+        metrics::remote_fetch(kind, fetched.is_ok(), started.elapsed());
+        let (keys, resp) = fetched?;
         if let Some(cache) = &self.shared {
             cache.set(
                 DOCUMENT_NAMESPACE,
@@ -256,6 +269,12 @@ impl RemoteKeys {
             }
         }
     }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// A JWK Set: keys for signing (`use` absent or `sig`) are imported; others, unsupported or
