@@ -348,6 +348,7 @@ static int oauth2_metrics_handler(request_rec *r)
     if (r->handler == NULL || strcmp(r->handler, OAUTH2_METRICS_HANDLER) != 0)
         return DECLINED;
     r->allowed |= (AP_METHOD_BIT << M_GET);
+    ap_allow_methods(r, REPLACE_ALLOW, "GET", NULL); /* the 405's Allow header (HEAD is implied) */
     if (r->method_number != M_GET)
         return HTTP_METHOD_NOT_ALLOWED;
     text = oauth2_rs_metrics_text(r, r->pool, OAUTH2_METRICS_PROMETHEUS, &len, &content_type);
