@@ -7,10 +7,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+/// Label names and values, in order.
+pub(crate) type Labels = Vec<(String, String)>;
+
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct PromSample {
     pub(crate) name: String,
-    pub(crate) labels: Vec<(String, String)>,
+    pub(crate) labels: Labels,
     pub(crate) value: f64,
 }
 
@@ -108,7 +111,7 @@ fn parse_value(s: &str) -> Result<f64, String> {
 }
 
 /// `{name="value",...}` at the start of `s`; returns the labels and the rest after `}`.
-fn parse_labels(s: &str) -> Result<(Vec<(String, String)>, &str), String> {
+fn parse_labels(s: &str) -> Result<(Labels, &str), String> {
     let mut labels = Vec::new();
     let mut rest = s.strip_prefix('{').ok_or("labels must start with {")?;
     loop {
@@ -260,7 +263,7 @@ pub(crate) fn parse_exposition(text: &str) -> Result<Exposition, String> {
             current = Some(family.clone());
         }
         let kind = out.types.get(&family).map(String::as_str);
-        if kind == Some("counter") && !(value >= 0.0) {
+        if kind == Some("counter") && (value.is_nan() || value < 0.0) {
             return Err(at("a counter below 0".into()));
         }
         let mut key_labels = labels.clone();
@@ -285,7 +288,7 @@ fn check_histograms(e: &Exposition) -> Result<(), String> {
         if kind != "histogram" {
             continue;
         }
-        let without_le = |s: &PromSample| -> Vec<(String, String)> {
+        let without_le = |s: &PromSample| -> Labels {
             let mut l: Vec<_> = s
                 .labels
                 .iter()
@@ -295,7 +298,8 @@ fn check_histograms(e: &Exposition) -> Result<(), String> {
             l.sort();
             l
         };
-        let mut groups: BTreeMap<Vec<(String, String)>, Vec<(f64, f64)>> = BTreeMap::new();
+        // Labels but `le` -> (le, count) of each bucket.
+        let mut groups: BTreeMap<Labels, Vec<(f64, f64)>> = BTreeMap::new();
         for s in e.series(&format!("{family}_bucket")) {
             let le = s
                 .label("le")
