@@ -12,6 +12,7 @@
 #include "mod_auth.h"
 #include "mod_ssl.h"
 #include "apr_strings.h"
+#include "mod_status.h"
 
 #include <strings.h>
 #include "apr_optional.h"
@@ -363,6 +364,71 @@ static void oauth2_retrieve_optional_fn(void)
     oauth2_ssl_var_lookup = APR_RETRIEVE_OPTIONAL_FN(ssl_var_lookup);
 }
 
+/* ---------------------------------------------------------------- metrics */
+
+#define OAUTH2_METRICS_HANDLER "oauth2-metrics"
+#define OAUTH2_METRICS_RETAINED "mod_oauth2-metrics"
+
+/* In the parent, before the directives of each configuration reading: the metrics' shared memory
+ * is found again where an earlier load of the module left it (retained data), or made. */
+static int oauth2_metrics_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
+{
+    oauth2_metrics_place *place = ap_retained_data_get(OAUTH2_METRICS_RETAINED);
+    const char *err;
+    if (place == NULL)
+        place = ap_retained_data_create(OAUTH2_METRICS_RETAINED, sizeof(*place));
+    err = oauth2_rs_metrics_attach(ptemp, place);
+    if (err != NULL) /* not fatal: the server runs, without metrics */
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, NULL, "mod_oauth2: %s", err);
+    return OK;
+}
+
+static void oauth2_metrics_child_init(apr_pool_t *p, server_rec *s)
+{
+    oauth2_rs_metrics_child_init();
+}
+
+/* SetHandler oauth2-metrics: GET (and HEAD) only. */
+static int oauth2_metrics_handler(request_rec *r)
+{
+    const char *text, *content_type = NULL;
+    apr_size_t len = 0;
+    if (r->handler == NULL || strcmp(r->handler, OAUTH2_METRICS_HANDLER) != 0)
+        return DECLINED;
+    r->allowed |= (AP_METHOD_BIT << M_GET);
+    ap_allow_methods(r, REPLACE_ALLOW, "GET", NULL); /* the 405's Allow header (HEAD is implied) */
+    if (r->method_number != M_GET)
+        return HTTP_METHOD_NOT_ALLOWED;
+    text = oauth2_rs_metrics_text(r, r->pool, OAUTH2_METRICS_PROMETHEUS, &len, &content_type);
+    if (text == NULL)
+        return HTTP_INTERNAL_SERVER_ERROR; /* Rust logged why */
+    ap_set_content_type(r, content_type);
+    apr_table_setn(r->headers_out, "Cache-Control", "no-store");
+    if (!r->header_only)
+        ap_rwrite(text, len, r);
+    return OK;
+}
+
+/* mod_status's page (when mod_status is loaded): the same figures, as lines (?auto) or HTML. */
+static int oauth2_metrics_status(request_rec *r, int flags)
+{
+    const char *text, *content_type = NULL;
+    apr_size_t len = 0;
+    int form = (flags & AP_STATUS_SHORT) ? OAUTH2_METRICS_STATUS_AUTO : OAUTH2_METRICS_STATUS_HTML;
+    text = oauth2_rs_metrics_text(r, r->pool, form, &len, &content_type);
+    if (text != NULL)
+        ap_rwrite(text, len, r);
+    return OK;
+}
+
+static void oauth2_metrics_register_hooks(void)
+{
+    ap_hook_pre_config(oauth2_metrics_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_child_init(oauth2_metrics_child_init, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_handler(oauth2_metrics_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    APR_OPTIONAL_HOOK(ap, status_hook, oauth2_metrics_status, NULL, NULL, APR_HOOK_MIDDLE);
+}
+
 void oauth2_shim_register_hooks(apr_pool_t *p)
 {
     /* Before mod_auth_openidc, so that AuthType auth-openidc co-operation works. */
@@ -377,6 +443,7 @@ void oauth2_shim_register_hooks(apr_pool_t *p)
                               &oauth2_authz_claim_provider, AP_AUTH_INTERNAL_PER_CONF);
     ap_register_input_filter(OAUTH2_BODY_FILTER, oauth2_body_replay, NULL, AP_FTYPE_PROTOCOL - 1);
     oauth2_resource_metadata_register_hooks();
+    oauth2_metrics_register_hooks();
 }
 
 /* ---------------------------------------------------------------- accessors for Rust */

@@ -45,6 +45,18 @@ typedef struct {
     unsigned line;
 } oauth2_cmd_site;
 
+/* The forms of the metrics that oauth2_rs_metrics_text renders */
+#define OAUTH2_METRICS_PROMETHEUS 1   /* SetHandler oauth2-metrics: Prometheus text format */
+#define OAUTH2_METRICS_STATUS_AUTO 2  /* mod_status, /server-status?auto: "name: value" lines */
+#define OAUTH2_METRICS_STATUS_HTML 3  /* mod_status, /server-status: an HTML section */
+
+/* Where the metrics' shared memory is: kept in httpd's retained data, which outlives the module's
+ * unloading and reloading on every restart, so a reloaded module counts on in the same memory. */
+typedef struct {
+    void *base;
+    apr_size_t len;
+} oauth2_metrics_place;
+
 /* implemented in Rust */
 extern const char *oauth2_rs_cmd(const oauth2_cmd_site *site, void **rs, int which, const char *a1,
                                  const char *a2, const char *a3);
@@ -63,5 +75,9 @@ extern int oauth2_rs_resource_metadata(request_rec *r);
 
 /* c-shim/resource_metadata.c */
 void oauth2_resource_metadata_register_hooks(void);
+extern const char *oauth2_rs_metrics_attach(apr_pool_t *ptemp, oauth2_metrics_place *place);
+extern void oauth2_rs_metrics_child_init(void);
+extern const char *oauth2_rs_metrics_text(request_rec *r, apr_pool_t *p, int form, apr_size_t *len,
+                                          const char **content_type);
 
 #endif

@@ -8,6 +8,7 @@ use crate::challenge::{Challenges, Scheme};
 use crate::config::DirConfig;
 use crate::config::sources::Strip;
 use crate::generation::Generation;
+use crate::metrics::{self, CacheLayer};
 use crate::pass::{self, Passed};
 use crate::pop::dpop::{self, Nonces, Presented};
 use crate::pop::mtls::BindingError;
@@ -140,7 +141,11 @@ pub(crate) fn authenticate(
     let memo = req.connection_memo();
     let mut rejections = Vec::new();
     for (index, verifier) in verifiers.iter().enumerate() {
-        let recalled = memo.and_then(|m| m.recall(verifiers, index, &found.token, now));
+        let recalled = memo.and_then(|m| {
+            let claims = m.recall(verifiers, index, &found.token, now);
+            metrics::cache(CacheLayer::Connection, claims.is_some());
+            claims
+        });
         let (claims, origin) = match recalled {
             Some(claims) => (claims, Origin::ConnectionMemo),
             None => match verifier.verify(&parsed, now) {

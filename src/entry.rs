@@ -4,15 +4,18 @@
 
 use std::ffi::{CStr, c_char, c_int, c_void};
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::ptr::NonNull;
+use std::time::Instant;
 
 use crate::apache::{log, request::ApacheRequest};
-use crate::authn::{self, Mode};
+use crate::authn::{self, Mode, Outcome};
 use crate::authz;
 use crate::cache;
 use crate::challenge::{self, Scheme, www_authenticate};
 use crate::config::server::ServerConfig;
 use crate::config::{DirConfig, verifier};
 use crate::ffi;
+use crate::metrics::{self, Decided, region, render};
 use crate::resource_metadata::{self, Answer, HostKey, HostSite};
 use crate::serving;
 
@@ -456,6 +459,7 @@ pub(crate) extern "C" fn oauth2_rs_check_authn(
         };
         #[cfg(feature = "panic-probe")]
         crate::panic_probe::on_header(r, "check_authn");
+        let started = Instant::now();
         // SAFETY: r is the live request of this hook, on this thread, until it returns.
         let req = unsafe { ApacheRequest::new(r) };
         let cfg = dir_config(rs);
@@ -472,7 +476,16 @@ pub(crate) extern "C" fn oauth2_rs_check_authn(
         let outcome = serving::with_current(|generation| {
             authn::authenticate(cfg, &req, mode, now, generation)
         });
-        req.apply(cfg, outcome)
+        let decided = match &outcome {
+            Outcome::Granted(_) => Some(Decided::Accepted),
+            Outcome::Refused { refusal, .. } => Some(Decided::refused(refusal)),
+            Outcome::Declined => None,
+        };
+        let status = req.apply(cfg, outcome);
+        if let Some(decided) = decided {
+            metrics::decided(decided, started.elapsed());
+        }
+        status
     }));
     result.unwrap_or_else(|_| {
         log::request(
@@ -535,4 +548,105 @@ pub(crate) extern "C" fn oauth2_rs_resource_metadata(r: *mut ffi::request_rec) -
         );
         ffi::HTTP_INTERNAL_SERVER_ERROR
     })
+}
+
+// ---------------------------------------------------------------- metrics
+
+/// pre_config, in the parent before any directive of a configuration reading: the metrics'
+/// shared memory, found again at `place` (httpd's retained data, which outlives the unloading of
+/// the module on a restart) or made and recorded there. NULL or why there are no metrics.
+#[unsafe(no_mangle)]
+pub(crate) extern "C" fn oauth2_rs_metrics_attach(
+    ptemp: *mut ffi::apr_pool_t,
+    place: *mut ffi::oauth2_metrics_place,
+) -> *const c_char {
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        #[cfg(feature = "panic-probe")]
+        crate::panic_probe::on_env("metrics_attach");
+        // SAFETY: the shim passes its retained data: valid, writable and used by no one else
+        // while the parent reads its configuration.
+        let place = unsafe { &mut *place };
+        let previous = NonNull::new(place.base.cast::<u8>()).map(|base| region::Place {
+            base,
+            len: place.len,
+        });
+        // SAFETY: the retained place is written only below, with what `attach` returned, in this
+        // process or the parent it was forked from; nothing unmaps it. A freshly loaded module
+        // has installed no region yet.
+        let (shared, now) = unsafe { region::attach(previous) }?;
+        place.base = now.base.as_ptr().cast();
+        place.len = now.len;
+        metrics::start_generation(shared);
+        Ok::<(), String>(())
+    }));
+    match result {
+        Ok(Ok(())) => std::ptr::null(),
+        Ok(Err(e)) => pool_message(ptemp, &format!("no metrics: {e}")),
+        Err(_) => pool_message(
+            ptemp,
+            "no metrics: internal error (panic) while attaching their shared memory",
+        ),
+    }
+}
+
+/// child_init: the new child's threads take stripes of their own.
+#[unsafe(no_mangle)]
+pub(crate) extern "C" fn oauth2_rs_metrics_child_init() {
+    let _ = catch_unwind(|| {
+        #[cfg(feature = "panic-probe")]
+        crate::panic_probe::on_env("metrics_child_init");
+        metrics::child_started();
+    });
+}
+
+/// The metrics as `form` (`OAUTH2_METRICS_*`), copied into `pool`, with their length and content
+/// type; NULL (logged) when there are none or on a panic.
+#[unsafe(no_mangle)]
+pub(crate) extern "C" fn oauth2_rs_metrics_text(
+    r: *mut ffi::request_rec,
+    pool: *mut ffi::apr_pool_t,
+    form: c_int,
+    len: *mut usize,
+    content_type: *mut *const c_char,
+) -> *const c_char {
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        #[cfg(feature = "panic-probe")]
+        crate::panic_probe::on_header(r, "metrics_text");
+        let snapshot = metrics::snapshot()?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        Some(match form {
+            ffi::OAUTH2_METRICS_PROMETHEUS => render::prometheus(&snapshot, now),
+            ffi::OAUTH2_METRICS_STATUS_AUTO => render::status_auto(&snapshot, now),
+            _ => render::status_html(&snapshot, now),
+        })
+    }));
+    match result {
+        Ok(Some(text)) => {
+            // SAFETY: the shim passes pointers to its locals, valid for this call.
+            unsafe {
+                *len = text.len();
+                *content_type = render::CONTENT_TYPE.as_ptr();
+            }
+            // SAFETY: the shim copies exactly `len` bytes into the pool and NUL-terminates.
+            unsafe { ffi::oauth2_pstrmemdup(pool, text.as_ptr().cast(), text.len()) }
+        }
+        Ok(None) => {
+            log::request(
+                r,
+                ffi::APLOG_ERR,
+                "oauth2: no metrics: their shared memory could not be made at start (see the error log then)",
+            );
+            std::ptr::null()
+        }
+        Err(_) => {
+            log::request(
+                r,
+                ffi::APLOG_ERR,
+                "oauth2: internal error (panic) while rendering the metrics",
+            );
+            std::ptr::null()
+        }
+    }
 }

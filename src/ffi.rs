@@ -39,6 +39,13 @@ pub(crate) struct oauth2_cmd_site {
     pub(crate) line: std::ffi::c_uint,
 }
 
+/// Where the metrics' shared memory is (c-shim/shim.h `oauth2_metrics_place`).
+#[repr(C)]
+pub(crate) struct oauth2_metrics_place {
+    pub(crate) base: *mut c_void,
+    pub(crate) len: usize,
+}
+
 unsafe extern "C" {
     pub(crate) fn oauth2_pstrmemdup(
         p: *mut apr_pool_t,

@@ -21,6 +21,7 @@ mod hex;
 mod jose;
 mod log_limit;
 mod logsink;
+mod metrics;
 mod options;
 mod pass;
 mod pop;

@@ -180,10 +180,6 @@ impl Refusal {
         }
     }
 
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "the metrics of refusals will count by this label")
-    )]
     /// A short stable name for the reason, for metrics: bounded values, never data from the token.
     /// With several verifiers that refused for different reasons, `not_verified`.
     pub(crate) fn label(&self) -> &'static str {

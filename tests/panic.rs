@@ -80,7 +80,8 @@ fn body(jwk: &str) -> String {
     format!(
         "{}<Location /c>\nAuthType oauth2\n{verify}\nRequire oauth2_claim sub:joe\n</Location>\n\
          {}<Location /q/ok>\nOAuth2TargetPass prefix=X_\n</Location>\n\
-         OAuth2ResourceMetadata https://localhost/\n",
+         OAuth2ResourceMetadata https://localhost/\n\
+         <Location /metrics>\nSetHandler oauth2-metrics\n</Location>\n",
         oauth2_location("/p", &verify),
         oauth2_location("/q", &verify)
     )
@@ -154,6 +155,11 @@ fn per_request_panics_answer_500_and_the_worker_serves_on() {
             entry: "resource_metadata",
             path: "/.well-known/oauth-protected-resource",
             expect_log: "oauth2: internal error (panic) while answering the resource metadata; answering 500",
+        },
+        Case {
+            entry: "metrics_text",
+            path: "/metrics",
+            expect_log: "oauth2: internal error (panic) while rendering the metrics",
         },
     ];
     // Before any panic: the worker serves; its pid is the one every later request must show.
@@ -249,7 +255,8 @@ fn per_request_panics_under_event_mpm() {
                             ("/p/ok", "check_authn"),
                             ("/p/ok", "fixups"),
                             ("/c/ok", "authz_claim"),
-                        ][(i + n) % 3];
+                            ("/metrics", "metrics_text"),
+                        ][(i + n) % 4];
                         let bad = h
                             .https(path)
                             .bearer(token)
@@ -406,8 +413,10 @@ fn configuration_panics_are_configuration_errors() {
 
 /// A server started with `OAUTH2_TEST_PANIC=<entry>` for the entries that run without a request
 /// or have no error to report (every directory merge, the merge of a virtual host's server
-/// configuration, the release of a configuration generation at a graceful restart): it starts,
-/// answers 200 and 401 as usual, survives a graceful restart, and no child dies.
+/// configuration, the release of a configuration generation at a graceful restart, the metrics'
+/// shared memory at each reading of the configuration, a new child): it starts, answers 200 and
+/// 401 as usual (the metrics handler a 500 when their memory could not be attached), survives a
+/// graceful restart, and no child dies.
 #[test]
 fn merge_and_release_panics_leave_the_server_serving() {
     let Some(module) = variant() else { return };
@@ -433,7 +442,13 @@ fn merge_and_release_panics_leave_the_server_serving() {
         })
         .expect("plain Listen line");
     let mut f = Failures::new();
-    for entry in ["dir_merge", "server_merge", "config_cleared"] {
+    for entry in [
+        "dir_merge",
+        "server_merge",
+        "config_cleared",
+        "metrics_attach",
+        "metrics_child_init",
+    ] {
         let dir = t.conf.parent().unwrap();
         let _ = fs::remove_file(dir.join("error_log"));
         let mut server = Server(
@@ -485,6 +500,11 @@ fn merge_and_release_panics_leave_the_server_serving() {
                 ),
                 ("/c/ok", Some(token.as_str()), 200),
                 ("/p/ok", None, 401),
+                (
+                    "/metrics",
+                    None,
+                    if entry == "metrics_attach" { 500 } else { 200 },
+                ),
             ] {
                 let got = status(path, tok);
                 check(
@@ -516,7 +536,9 @@ fn merge_and_release_panics_leave_the_server_serving() {
                 });
             }
         }
-        let log = fs::read_to_string(dir.join("error_log")).unwrap_or_default();
+        // Before its error log is open, httpd writes to stderr.
+        let log = fs::read_to_string(dir.join("error_log")).unwrap_or_default()
+            + &fs::read_to_string(dir.join(format!("{entry}.stderr"))).unwrap_or_default();
         check(
             &mut f,
             &format!("{entry}: the panic happened and was caught"),

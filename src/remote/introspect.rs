@@ -7,6 +7,8 @@ use std::fmt;
 use super::auth::EndpointAuth;
 use super::fetch::{self, Failure, FetchError, HttpOptions};
 use crate::jose::{JoseError, json};
+use crate::metrics::{self, FetchKind};
+use std::time::Instant;
 
 /// Why introspection did not accept a token.
 #[derive(Debug, Clone, PartialEq)]
@@ -91,6 +93,15 @@ impl Introspector {
         token: &str,
         now: i64,
     ) -> Result<Map<String, Value>, IntrospectError> {
+        let started = Instant::now();
+        let answer = self.ask(token, now);
+        // An inactive token is a usable answer; anything else that failed is the endpoint's.
+        let usable = matches!(answer, Ok(_) | Err(IntrospectError::Inactive));
+        metrics::remote_fetch(FetchKind::Introspect, usable, started.elapsed());
+        answer
+    }
+
+    fn ask(&self, token: &str, now: i64) -> Result<Map<String, Value>, IntrospectError> {
         let resp = fetch::retrying(&self.url, &self.http, |budget| {
             let mut http = budget.clone();
             let applied = self

@@ -21,6 +21,7 @@ use crate::cache::Cache;
 use crate::jose::{Key, json};
 use crate::log_limit::LogLimit;
 use crate::logsink::{self, Level};
+use crate::metrics::{self, FetchKind};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Format {
@@ -76,6 +77,7 @@ impl RemoteKeys {
         shared: Option<Arc<Cache>>,
     ) -> Self {
         let file = local_file::path_of(&url).and_then(Result::ok);
+        metrics::key_set_used(&url);
         RemoteKeys {
             // A local file is cheaper to read than a shared cache, and is this host's own.
             shared: shared.filter(|_| file.is_none()),
@@ -217,6 +219,9 @@ impl RemoteKeys {
         };
         let from_network = shared.is_none();
         let result = shared.map_or_else(|| self.fetch(), |keys| Ok((keys, None)));
+        if result.is_ok() {
+            metrics::key_set_obtained(&self.url, unix_now());
+        }
         let mut st = self.lock();
         st.in_flight = false;
         if from_network {
@@ -267,16 +272,27 @@ impl RemoteKeys {
             form: None,
             basic_auth: None,
         };
-        let resp = fetch::send(&req, &self.http).map_err(|e| {
-            let status = match e {
-                fetch::FetchError::Status(status) => status,
-                _ => 0,
-            };
-            self.failed_status.store(status, Ordering::Relaxed);
-            e.to_string()
-        })?;
-        self.failed_status.store(0, Ordering::Relaxed);
-        let keys = self.parse(&resp.body)?;
+        let started = Instant::now();
+        let fetched = fetch::send(&req, &self.http)
+            .map_err(|e| {
+                let status = match e {
+                    fetch::FetchError::Status(status) => status,
+                    _ => 0,
+                };
+                self.failed_status.store(status, Ordering::Relaxed);
+                e.to_string()
+            })
+            .and_then(|resp| {
+                self.failed_status.store(0, Ordering::Relaxed);
+                Ok((self.parse(&resp.body)?, resp))
+            });
+        // PEM keys are fetched one per `kid` from an AWS ALB key endpoint (`aws_alb`, `eckey_uri`).
+        let kind = match self.format {
+            Format::Jwks => FetchKind::Jwks,
+            Format::Pem => FetchKind::AwsAlb,
+        };
+        metrics::remote_fetch(kind, fetched.is_ok(), started.elapsed());
+        let (keys, resp) = fetched?;
         if let Some(cache) = &self.shared {
             cache.set(
                 DOCUMENT_NAMESPACE,
@@ -323,6 +339,12 @@ impl RemoteKeys {
             }
         }
     }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// A JWK Set: keys for signing (`use` absent or `sig`) are imported; others, unsupported or

@@ -17,6 +17,7 @@ use super::keys::{Format, RemoteKeys};
 use super::local_file::{self, Stamp};
 use crate::jose::json;
 use crate::logsink::{self, Level};
+use crate::metrics::{self, FetchKind};
 
 /// How to use what the document points at.
 #[derive(Clone)]
@@ -100,7 +101,10 @@ impl Metadata {
         }
         st.last_attempt = Some(Instant::now());
         let previous = st.current.as_ref().map(|(_, d)| d.clone());
-        match self.fetch(previous.as_deref()) {
+        let started = Instant::now();
+        let fetched = self.fetch(previous.as_deref());
+        metrics::remote_fetch(FetchKind::Metadata, fetched.is_ok(), started.elapsed());
+        match fetched {
             Ok((d, stamp)) => {
                 let d = Arc::new(d);
                 st.current = Some((Instant::now(), d.clone()));

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use crate::cache::Cache;
 use crate::jose::{self, JoseError, Jws, Key};
+use crate::metrics::{self, CacheLayer};
 use crate::pop::dpop::{DpopPolicy, ProofKeys};
 use crate::pop::mtls::{self, BindingError, MtlsPolicy};
 use crate::remote::alb::{AlbError, AlbKeys};
@@ -270,13 +271,19 @@ impl Verifier {
             });
         }
         let key = r.key(token.raw);
-        if let Some((claims, left)) = r.front.get(&key) {
-            // Re-checked: time-based rules (e.g. verify.iat.slack_before) may have changed the answer.
-            if self.claims.recheck_times(claims.times(), now).is_ok() {
-                return Ok(Answer::reusable(claims, Origin::ProcessCache, now, left));
-            }
+        let front = r.front.get(&key);
+        // Re-checked: time-based rules (e.g. verify.iat.slack_before) may have changed the answer.
+        let front =
+            front.filter(|(claims, _)| self.claims.recheck_times(claims.times(), now).is_ok());
+        metrics::cache(CacheLayer::Process, front.is_some());
+        if let Some((claims, left)) = front {
+            return Ok(Answer::reusable(claims, Origin::ProcessCache, now, left));
         }
-        if let Some((claims, left)) = self.shared_lookup(&key, now) {
+        let shared = self.shared_lookup(&key, now);
+        if r.shared.is_some() {
+            metrics::cache(CacheLayer::Shared, shared.is_some());
+        }
+        if let Some((claims, left)) = shared {
             // What the entry has left, not a new `expiry`: reused from here it lives no longer.
             let ttl = ttl_for(&claims, r.ttl, now).min(left);
             r.front.put(key, claims.clone(), ttl);

@@ -44,16 +44,7 @@ impl Httpd {
             let conf_text = render(&config, &dir, &pki, https_port, http_port);
             write_file(&conf, conf_text.as_bytes(), 0o644);
             let _ = fs::remove_file(dir.join("error_log"));
-            let child = Command::new(apache_bin())
-                .arg("-f")
-                .arg(&conf)
-                .arg("-DFOREGROUND")
-                .stdin(Stdio::null())
-                .stdout(fs::File::create(dir.join("stdout.log")).unwrap())
-                .stderr(fs::File::create(dir.join("stderr.log")).unwrap())
-                .process_group(0)
-                .spawn()
-                .expect("spawn apache2");
+            let child = spawn(&dir);
             let mut h = Httpd {
                 dir: dir.clone(),
                 pki: pki.clone(),
@@ -83,6 +74,20 @@ impl Httpd {
             }
         }
         panic!("httpd did not start after 5 port choices:\n{last_err}");
+    }
+
+    /// A full stop, then a start of the same configuration in the same directory (what
+    /// `apache2ctl stop; apache2ctl start` does: a new parent process). Panics when it does not
+    /// come up (the ports may have been taken in between).
+    pub(crate) fn stop_and_start(&mut self) {
+        self.stop();
+        self.child = Some(spawn(&self.dir));
+        if let Err(e) = self.wait_ready(Duration::from_secs(10)) {
+            panic!(
+                "httpd did not start again: {e}\n--- error_log ---\n{}",
+                self.error_log()
+            );
+        }
     }
 
     fn pid(&self) -> u32 {
@@ -229,6 +234,20 @@ impl Httpd {
             }
         }
     }
+}
+
+/// `apache2 -f <dir>/httpd.conf -DFOREGROUND` in its own process group.
+fn spawn(dir: &std::path::Path) -> Child {
+    Command::new(apache_bin())
+        .arg("-f")
+        .arg(dir.join("httpd.conf"))
+        .arg("-DFOREGROUND")
+        .stdin(Stdio::null())
+        .stdout(fs::File::create(dir.join("stdout.log")).unwrap())
+        .stderr(fs::File::create(dir.join("stderr.log")).unwrap())
+        .process_group(0)
+        .spawn()
+        .expect("spawn apache2")
 }
 
 impl Drop for Httpd {

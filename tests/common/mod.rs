@@ -31,11 +31,12 @@ mod httpd_config;
 mod jwt;
 mod module_under_test;
 mod pki;
+mod prometheus;
 mod sys;
 
 // Each test binary uses a subset of the harness.
 #[allow(unused_imports)]
 pub(crate) use {
     assertions::*, backend::*, client::*, config_test::*, failures::*, httpd::*, httpd_config::*,
-    jwt::*, module_under_test::*, pki::*, sys::*,
+    jwt::*, module_under_test::*, pki::*, prometheus::*, sys::*,
 };
