@@ -471,31 +471,62 @@ impl<'r> ApacheRequest<'r> {
         })
     }
 
-    /// A forwarded-certificate header (`mtls.header`) from a peer that is not trusted is never
-    /// believed; it is removed so that no backend or later module takes it for the proxy's.
+    /// A forwarded-certificate header (`mtls.header`) is believed only from a trusted proxy, under
+    /// its exact name. Removed, so that no backend or later module takes it for the proxy's: every
+    /// such header from a peer that is not trusted (whatever its value, valid UTF-8 or not), and
+    /// from any peer the look-alikes a backend reads as the same name (`X_SSL_Client_Cert` for
+    /// `X-SSL-Client-Cert`: CGI and WSGI map both to one variable), which a trusted proxy that
+    /// overwrites its own header name may pass through from the client.
     fn drop_untrusted_cert_headers(&self, cfg: &DirConfig) {
-        let mut names = cfg.cert_headers().peekable();
-        if names.peek().is_none() || self.trusted_peer() {
+        let names: Vec<&CStr> = cfg.cert_headers().collect();
+        if names.is_empty() {
             return;
         }
-        for name in names {
-            if self.header(name).is_none() {
+        let mut removed: Vec<String> = Vec::new();
+        // The keys are all read before the first unset changes the table.
+        for key in self.keys(Table::HeadersIn) {
+            let Some(name) = names
+                .iter()
+                .find(|n| pass::same_env_name(n.to_bytes(), key))
+            else {
+                continue;
+            };
+            let exact = name.to_bytes().eq_ignore_ascii_case(key);
+            if exact && self.trusted_peer() {
                 continue;
             }
-            if UNTRUSTED_CERT_LOG.allow() {
-                // SAFETY: see `new`.
-                let peer = self
-                    .str(unsafe { ffi::oauth2_client_ip(self.r) })
-                    .unwrap_or("?");
-                self.log(
-                    ffi::APLOG_WARNING,
-                    &format!(
-                        "oauth2: removed the {} request header from {peer}, which is not an OAuth2TrustedProxy of this server: a forwarded client certificate is only believed from a trusted proxy (logged at most every {SCRUB_LOG_INTERVAL_SECS} s)",
-                        name.to_string_lossy()
-                    ),
-                );
+            let key = String::from_utf8_lossy(key).into_owned();
+            if !removed.iter().any(|r| r.eq_ignore_ascii_case(&key)) {
+                removed.push(key);
             }
-            self.unset_header(&name.to_string_lossy());
+        }
+        if removed.is_empty() {
+            return;
+        }
+        if UNTRUSTED_CERT_LOG.allow() {
+            // SAFETY: see `new`.
+            let peer = self
+                .str(unsafe { ffi::oauth2_client_ip(self.r) })
+                .unwrap_or("?");
+            let shown: Vec<String> = removed
+                .iter()
+                .map(|n| {
+                    format!(
+                        "\"{}\"",
+                        n.chars().take(64).collect::<String>().escape_default()
+                    )
+                })
+                .collect();
+            self.log(
+                ffi::APLOG_WARNING,
+                &format!(
+                    "oauth2: removed the request header(s) {} from {peer}: a forwarded client certificate is only believed from an OAuth2TrustedProxy of this server, under the exact name of mtls.header (logged at most every {SCRUB_LOG_INTERVAL_SECS} s)",
+                    shown.join(", ")
+                ),
+            );
+        }
+        for name in removed {
+            self.unset_header(&name);
         }
     }
 
