@@ -44,6 +44,10 @@ pub(crate) trait Request: TokenSource {
     fn peer_is_trusted_proxy(&self) -> bool {
         false
     }
+    /// Where this server's trusted proxies write the public URL (asked only when the peer is one).
+    fn forwarded_url_from(&self) -> crate::proxy::UrlFrom {
+        crate::proxy::UrlFrom::None
+    }
     /// The request URL as Apache sees it (scheme, host and port as configured by `ServerName`
     /// and `UseCanonicalName`), for a DPoP proof's `htu`.
     fn url(&self) -> RequestUrl<'_>;
@@ -323,7 +327,7 @@ fn check_dpop(
         proofs: &proofs,
         method: req.method(),
         url: if req.peer_is_trusted_proxy() {
-            crate::proxy::public_url(req.url(), |name| req.header(name))
+            crate::proxy::public_url(req.url(), req.forwarded_url_from(), |name| req.header(name))
         } else {
             req.url()
         },

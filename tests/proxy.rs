@@ -167,6 +167,22 @@ fn certificates_forwarded_by_a_trusted_nginx() {
         401,
         Some(INVALID_TOKEN),
     );
+    // A client without a certificate sends the header itself: nginx's proxy_set_header replaces
+    // it (with nothing), so only what nginx saw counts.
+    let r = h
+        .request_to(nginx.url("/fwd/env"))
+        .bearer(&token_a)
+        .header(&format!(
+            "{CERT_HEADER}: {}",
+            urlencode(&pem(&h, ClientCert::A))
+        ))
+        .send();
+    f.expect(
+        "nginx, no certificate, the client's own header",
+        &r,
+        401,
+        Some(INVALID_TOKEN),
+    );
     // An unbound token where binding is optional: nginx's header reaches the backend as sent.
     let unbound = signer.mint(&claims("bob"));
     let r = via("/opt/env", Some(ClientCert::A), &unbound);
@@ -539,6 +555,78 @@ fn dpop_htu_uses_the_url_a_trusted_proxy_forwards() {
     f.expect("untrusted peer, htu = Apache's view", &r, 200, None);
     let r = direct(&public, TRUSTED);
     f.expect("trusted peer, forwarded public URL", &r, 200, None);
+    // nginx sets X-Forwarded-* and passes a client's RFC 7239 header through untouched: with the
+    // default url_from=x-forwarded it is never read.
+    let evil = "https://evil.example/d/ok";
+    let r = h
+        .request_to(public.clone())
+        .header(&format!("Authorization: DPoP {token}"))
+        .header(&format!("DPoP: {}", proof(evil)))
+        .header("Forwarded: proto=https;host=evil.example")
+        .send();
+    f.expect("through nginx, a client's Forwarded header", &r, 401, None);
+    f.assert_none();
+}
+
+/// `OAuth2TrustedProxy ... url_from=`: the one header family the proxy writes (and overwrites),
+/// never the other; `none` keeps Apache's own view even behind a trusted proxy.
+#[test]
+fn url_from_names_the_headers_the_proxy_writes() {
+    let signer = TokenSigner::rsa("one");
+    let key = DpopKey::p256();
+    let token = signer.mint(&with(
+        claims("alice"),
+        json!({"cnf": {"jkt": key.thumbprint()}}),
+    ));
+    let proof = |htu: &str| Proof::new(&key, "GET", htu).ath(&token).sign(&key);
+    let mut f = Failures::new();
+    for (url_from, headers, accepted, refused) in [
+        (
+            "forwarded",
+            vec![
+                "Forwarded: for=192.0.2.9;proto=https;host=api.example.com".to_string(),
+                "X-Forwarded-Host: other.example".to_string(),
+            ],
+            vec!["https://api.example.com/d/ok".to_string()],
+            vec![
+                "http://other.example/d/ok".to_string(),
+                "https://other.example/d/ok".to_string(),
+            ],
+        ),
+        (
+            "none",
+            vec![
+                "X-Forwarded-Proto: https".to_string(),
+                "X-Forwarded-Host: api.example.com".to_string(),
+            ],
+            Vec::new(), // filled below: Apache's own view
+            vec!["https://api.example.com/d/ok".to_string()],
+        ),
+    ] {
+        let h = Httpd::start(
+            HttpdConfig::new(oauth2_location("/d/", &verify(&signer, "type=dpop"))).server(
+                format!("OAuth2TrustedProxy {TRUSTED} url_from={url_from}\n"),
+            ),
+        );
+        let mut accepted = accepted;
+        if accepted.is_empty() {
+            accepted.push(format!("http://127.0.0.1:{}/d/ok", h.http_port));
+        }
+        for (htus, status) in [(&accepted, 200), (&refused, 401)] {
+            for htu in htus {
+                let mut req = h
+                    .http("/d/ok")
+                    .source_addr(TRUSTED)
+                    .header(&format!("Authorization: DPoP {token}"))
+                    .header(&format!("DPoP: {}", proof(htu)));
+                for line in &headers {
+                    req = req.header(line);
+                }
+                let r = req.send();
+                f.expect(&format!("url_from={url_from}, htu {htu}"), &r, status, None);
+            }
+        }
+    }
     f.assert_none();
 }
 
@@ -553,6 +641,10 @@ fn configuration_errors() {
         ),
         ("OAuth2TrustedProxy 10.0.0.1/8", "10.0.0.0/8"),
         ("OAuth2TrustedProxy 10.0.0.0/40", "prefix length"),
+        (
+            "OAuth2TrustedProxy 127.0.0.1 url_from=rfc7239",
+            "x-forwarded, forwarded or none",
+        ),
     ];
     for (line, says) in cases {
         let t = Httpd::config_test(HttpdConfig::new("").server(line));

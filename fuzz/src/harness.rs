@@ -28,7 +28,7 @@ use crate::jose::{Jws, Key, json};
 use crate::options::Options;
 use crate::pop::dpop::{self, DpopPolicy, Nonces, Presented, ProofKeys, htu};
 use crate::request_url::RequestUrl;
-use crate::proxy::{CertHeader, CertHeaderFormat, TrustedProxies, public_url};
+use crate::proxy::{CertHeader, CertHeaderFormat, TrustedProxies, UrlFrom, public_url};
 use crate::remote::keys::parse_jwks;
 use crate::token::{self, TokenSource};
 use crate::verify::{ParsedToken, VerifyError};
@@ -567,7 +567,8 @@ pub fn forwarded(data: &[u8]) {
                 port: 8443,
                 path: "/api",
             };
-            let url = public_url(direct, |name| {
+            let from = [UrlFrom::XForwarded, UrlFrom::Forwarded, UrlFrom::None][usize::from(which / 6 % 3)];
+            let url = public_url(direct, from, |name| {
                 let i = names.iter().position(|n| *n == name)?;
                 fields.get(i).map(String::as_str)
             });

@@ -452,6 +452,16 @@ impl<'r> ApacheRequest<'r> {
         self.scrub_spoofed_headers(cfg);
     }
 
+    /// This server's (virtual host's) configuration, if it has one.
+    fn server_config(&self) -> Option<&'r ServerConfig> {
+        // SAFETY: see `new`; the server config lives as long as the configuration.
+        unsafe {
+            ffi::oauth2_server_rs(self.r)
+                .cast::<ServerConfig>()
+                .as_ref()
+        }
+    }
+
     /// Whether the connection's peer (its TCP address, not a header) is an `OAuth2TrustedProxy`
     /// of this server.
     fn trusted_peer(&self) -> bool {
@@ -728,6 +738,11 @@ impl<'r> authn::Request for ApacheRequest<'r> {
 
     fn peer_is_trusted_proxy(&self) -> bool {
         self.trusted_peer()
+    }
+
+    fn forwarded_url_from(&self) -> crate::proxy::UrlFrom {
+        self.server_config()
+            .map_or(crate::proxy::UrlFrom::None, ServerConfig::url_from)
     }
 
     fn connection_memo(&self) -> Option<&ConnectionMemo> {

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use crate::proxy::TrustedProxies;
+use crate::proxy::{TrustedProxies, UrlFrom};
 
 #[derive(Default, Clone)]
 pub(crate) struct ServerConfig {
@@ -34,6 +34,13 @@ impl ServerConfig {
         self.trusted_proxies
             .as_ref()
             .is_some_and(|t| t.trusts(peer))
+    }
+
+    /// Where the trusted proxies write the public URL.
+    pub(crate) fn url_from(&self) -> UrlFrom {
+        self.trusted_proxies
+            .as_ref()
+            .map_or(UrlFrom::None, |t| t.url_from)
     }
 }
 

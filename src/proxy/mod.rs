@@ -8,5 +8,5 @@ mod public_url;
 mod trusted;
 
 pub(crate) use cert_header::{CertHeader, CertHeaderError, CertHeaderFormat};
-pub(crate) use public_url::public_url;
+pub(crate) use public_url::{UrlFrom, public_url};
 pub(crate) use trusted::TrustedProxies;

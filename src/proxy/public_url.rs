@@ -1,24 +1,59 @@
-//! The public URL a trusted proxy forwards (RFC 7239 `Forwarded`, else `X-Forwarded-Proto`,
-//! `X-Forwarded-Host` and `X-Forwarded-Port`), for comparing a DPoP proof's `htu` with what the
-//! client actually requested. Only the element the proxy in front of us added is read: the last
-//! of a comma-separated list (earlier ones come from hops we do not trust).
+//! The public URL a trusted proxy forwards, for comparing a DPoP proof's `htu` with what the
+//! client actually requested: `X-Forwarded-Proto`, `X-Forwarded-Host` and `X-Forwarded-Port`, or
+//! RFC 7239 `Forwarded`, whichever family the administrator says the proxy writes (never both:
+//! a proxy that sets one family passes the client's headers of the other through untouched).
+//! Only the element the proxy in front of us added is read: the last of a comma-separated list
+//! (earlier ones come from hops we do not trust).
 
 use std::ffi::CStr;
 
 use crate::request_url::RequestUrl;
 
+/// Which headers a trusted proxy writes the public URL in (`OAuth2TrustedProxy ... url_from=`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) enum UrlFrom {
+    /// `X-Forwarded-Proto`, `X-Forwarded-Host`, `X-Forwarded-Port` (nginx, HAProxy, AWS ALB,
+    /// Envoy): the default.
+    #[default]
+    XForwarded,
+    /// RFC 7239 `Forwarded` (`proto=`, `host=`).
+    Forwarded,
+    /// None: Apache's own view of the URL (`ServerName`, `UseCanonicalName`) even behind the proxy.
+    None,
+}
+
+impl UrlFrom {
+    pub(crate) const NAMES: &'static str = "x-forwarded, forwarded or none";
+
+    pub(crate) fn parse(name: &str) -> Option<UrlFrom> {
+        Some(match name.to_ascii_lowercase().as_str() {
+            "x-forwarded" => UrlFrom::XForwarded,
+            "forwarded" => UrlFrom::Forwarded,
+            "none" => UrlFrom::None,
+            _ => return None,
+        })
+    }
+}
+
 /// `direct` (Apache's own view of the URL) with the scheme, host and port a trusted proxy
-/// forwarded. `header` reads a request header. A value that is malformed is ignored (the part
-/// stays Apache's), so a bad header can only make the `htu` comparison fail, never pass.
+/// forwarded in the headers `from` names. `header` reads a request header. A value that is
+/// malformed is ignored (the part stays Apache's), so a bad header can only make the `htu`
+/// comparison fail, never pass.
 pub(crate) fn public_url<'a>(
     direct: RequestUrl<'a>,
+    from: UrlFrom,
     header: impl Fn(&CStr) -> Option<&'a str>,
 ) -> RequestUrl<'a> {
-    let (proto, host) = match header(c"Forwarded").and_then(|v| last_element(v)) {
-        Some(element) => (param(element, "proto"), param(element, "host")),
-        None => (
+    let (proto, host, port) = match from {
+        UrlFrom::None => return direct,
+        UrlFrom::Forwarded => match header(c"Forwarded").and_then(last_element) {
+            Some(element) => (param(element, "proto"), param(element, "host"), None),
+            None => return direct,
+        },
+        UrlFrom::XForwarded => (
             header(c"X-Forwarded-Proto").and_then(last_element),
             header(c"X-Forwarded-Host").and_then(last_element),
+            header(c"X-Forwarded-Port").and_then(last_element),
         ),
     };
     let forwarded_scheme = proto.and_then(|p| {
@@ -28,9 +63,7 @@ pub(crate) fn public_url<'a>(
     });
     let forwarded_host = host.and_then(split_host);
     let scheme = forwarded_scheme.unwrap_or(direct.scheme);
-    let forwarded_port = header(c"X-Forwarded-Port")
-        .and_then(last_element)
-        .and_then(port_number);
+    let forwarded_port = port.and_then(port_number);
     let port = match (forwarded_host.and_then(|(_, p)| p), forwarded_port) {
         (Some(p), _) | (None, Some(p)) => p,
         // A forwarded scheme or host without a port: that scheme's default.
@@ -109,8 +142,12 @@ mod tests {
     };
 
     fn with(headers: &[(&'static str, &'static str)]) -> RequestUrl<'static> {
+        from(UrlFrom::XForwarded, headers)
+    }
+
+    fn from(family: UrlFrom, headers: &[(&'static str, &'static str)]) -> RequestUrl<'static> {
         let headers = headers.to_vec();
-        public_url(DIRECT, move |name: &CStr| {
+        public_url(DIRECT, family, move |name: &CStr| {
             let name = name.to_str().ok()?;
             headers
                 .iter()
@@ -169,25 +206,64 @@ mod tests {
     }
 
     #[test]
-    fn rfc7239_forwarded_wins_over_x_forwarded() {
+    fn rfc7239_forwarded_when_configured_and_never_mixed() {
+        let both = [
+            ("X-Forwarded-Proto", "http"),
+            ("X-Forwarded-Host", "other.example"),
+            ("X-Forwarded-Port", "9999"),
+            (
+                "Forwarded",
+                "for=192.0.2.1;proto=http, for=198.51.100.7;proto=https;host=\"api.example.com:8443\"",
+            ),
+        ];
         assert_eq!(
-            parts(with(&[
-                ("X-Forwarded-Proto", "http"),
-                ("X-Forwarded-Host", "other.example"),
-                (
-                    "Forwarded",
-                    "for=192.0.2.1;proto=http, for=198.51.100.7;proto=https;host=\"api.example.com:8443\""
-                ),
-            ])),
+            parts(from(UrlFrom::Forwarded, &both)),
             url("https", "api.example.com", 8443)
         );
+        // The other family is what a client could have sent through the proxy: never read.
         assert_eq!(
-            parts(with(&[(
-                "Forwarded",
-                "For=\"[2001:db8::1]\";Proto=HTTPS;Host=[2001:db8::5]"
-            )])),
+            parts(from(UrlFrom::XForwarded, &both)),
+            url("http", "other.example", 9999)
+        );
+        assert_eq!(
+            parts(from(
+                UrlFrom::Forwarded,
+                &[("X-Forwarded-Host", "x.example")]
+            )),
+            url("http", "backend.internal", 8080)
+        );
+        assert_eq!(
+            parts(from(
+                UrlFrom::Forwarded,
+                &[
+                    (
+                        "Forwarded",
+                        "For=\"[2001:db8::1]\";Proto=HTTPS;Host=[2001:db8::5]"
+                    ),
+                    ("X-Forwarded-Port", "1")
+                ]
+            )),
             url("https", "[2001:db8::5]", 443)
         );
+        assert_eq!(
+            parts(from(UrlFrom::None, &both)),
+            url("http", "backend.internal", 8080)
+        );
+        for bad in ["host=\"a\\\"b\"", "host=", "proto=ftp", "host=a/b"] {
+            assert_eq!(
+                parts(from(UrlFrom::Forwarded, &[("Forwarded", bad)])),
+                url("http", "backend.internal", 8080),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn family_names() {
+        assert_eq!(UrlFrom::parse("X-Forwarded"), Some(UrlFrom::XForwarded));
+        assert_eq!(UrlFrom::parse("forwarded"), Some(UrlFrom::Forwarded));
+        assert_eq!(UrlFrom::parse("none"), Some(UrlFrom::None));
+        assert_eq!(UrlFrom::parse("rfc7239"), None);
     }
 
     #[test]
@@ -199,8 +275,6 @@ mod tests {
             &[("X-Forwarded-Host", "a@b")],
             &[("X-Forwarded-Host", "host:99999")],
             &[("X-Forwarded-Port", "-1")],
-            &[("Forwarded", "host=\"a\\\"b\"")],
-            &[("Forwarded", "host=")],
             &[("X-Forwarded-Host", ", ")],
         ] {
             assert_eq!(

@@ -3,6 +3,8 @@
 
 use std::net::IpAddr;
 
+use super::UrlFrom;
+
 /// One address block: an address and how many leading bits must match.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Block {
@@ -38,11 +40,24 @@ fn prefix_eq(a: &[u8], b: &[u8], bits: u8) -> bool {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct TrustedProxies {
     blocks: Vec<Block>,
+    /// Where these proxies write the public URL (`url_from=`).
+    pub(crate) url_from: UrlFrom,
 }
 
 impl TrustedProxies {
-    /// Adds one directive argument: `192.0.2.7`, `10.0.0.0/8`, `2001:db8::1` or `2001:db8::/32`.
+    /// Adds one directive argument: `192.0.2.7`, `10.0.0.0/8`, `2001:db8::1` or `2001:db8::/32`,
+    /// or the option `url_from=x-forwarded|forwarded|none`.
     pub(crate) fn add(&mut self, arg: &str) -> Result<(), String> {
+        if let Some(value) = arg.strip_prefix("url_from=") {
+            self.url_from = UrlFrom::parse(value).ok_or_else(|| {
+                format!(
+                    "OAuth2TrustedProxy: url_from=\"{}\" is not known: write one of {} (the headers your proxy writes the public URL in, and overwrites on every request)",
+                    value.chars().take(32).collect::<String>().escape_default(),
+                    UrlFrom::NAMES
+                )
+            })?;
+            return Ok(());
+        }
         self.blocks.push(parse_block(arg)?);
         Ok(())
     }
@@ -186,6 +201,17 @@ mod tests {
         assert!(!t.trusts("192.0.2.63") && !t.trusts("192.0.2.128"));
         assert!(proxies(&["0.0.0.0/0"]).trusts("203.0.113.9"));
         assert!(!proxies(&["0.0.0.0/0"]).trusts("::2"));
+    }
+
+    #[test]
+    fn url_from_option() {
+        assert_eq!(proxies(&["10.0.0.0/8"]).url_from, UrlFrom::XForwarded);
+        assert_eq!(
+            proxies(&["url_from=forwarded", "10.0.0.0/8"]).url_from,
+            UrlFrom::Forwarded
+        );
+        let e = TrustedProxies::default().add("url_from=both").unwrap_err();
+        assert!(e.contains("x-forwarded, forwarded or none"), "{e}");
     }
 
     #[test]
