@@ -14,6 +14,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use super::endpoint;
 use super::fetch::HttpOptions;
 use super::keys::{Format, RemoteKeys};
 use crate::cache::Cache;
@@ -188,17 +189,13 @@ fn is_region(r: &str) -> bool {
 /// `alb_base_url`: an http(s) URL without query or fragment; a missing final `/` is added (the C
 /// module appends the `kid` as it is, so its configurations end with `/`).
 pub(crate) fn key_endpoint(value: &str) -> Result<String, String> {
-    let lower = value.to_ascii_lowercase();
-    let rest = lower
-        .strip_prefix("https://")
-        .or_else(|| lower.strip_prefix("http://"));
     let bad = |why: &str| format!("alb_base_url={}: {why}", sanitize(value));
-    if rest.is_none_or(|r| r.is_empty() || r.starts_with('/')) {
+    if !endpoint::is_http(value) {
         return Err(bad(
             "must be an http:// or https:// URL, e.g. https://public-keys.auth.elb.eu-west-1.amazonaws.com/",
         ));
     }
-    if value.bytes().any(|b| b <= b' ' || b == 0x7f) || value.contains(['?', '#']) {
+    if endpoint::has_space_or_control(value) || value.contains(['?', '#']) {
         return Err(bad(
             "must not contain spaces, control characters, '?' or '#': the kid is appended to it",
         ));
