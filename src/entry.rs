@@ -571,11 +571,11 @@ pub(crate) extern "C" fn oauth2_rs_metrics_attach(
             len: place.len,
         });
         // SAFETY: the retained place is written only below, with what `attach` returned, in this
-        // process or the parent it was forked from, and only `attach` unmaps a metrics region: so it is
-        // still mapped. `attach` unmaps it only when its layout is not this build's, and this build
-        // installs regions of its own layout only (`start_generation` below), so a region it
-        // replaces is not installed here (a build of another layout that installed it was
-        // unloaded, its statics with it). Children keep their own mapping of a replaced region.
+        // process or the parent it was forked from, and only `attach` unmaps a metrics region, so
+        // it is still mapped. `attach` unmaps it only when its layout is not this build's, and
+        // this build installs regions of its own layout only (`start_generation` below): a
+        // region it replaces is not installed here (a build of another layout that installed it
+        // was unloaded, its statics with it). Children keep their own mapping of it.
         let (shared, now) = unsafe { region::attach(previous) }?;
         place.base = now.base.as_ptr().cast();
         place.len = now.len;
