@@ -1,10 +1,13 @@
 /* RFC 9728 protected-resource metadata: the quick handler that answers the metadata URL before
  * any access control (the document is public), and the accessors it needs. Rust decides whether
- * and what to answer (oauth2_rs_resource_metadata in src/entry.rs). */
+ * and what to answer (oauth2_rs_resource_metadata in src/entry.rs). oauth2_respond also answers
+ * the metrics handler (c-shim/shim.c). */
 #include "httpd.h"
 #include "http_config.h"
 #include "http_protocol.h"
 #include "http_request.h"
+
+#include <limits.h>
 
 #include "shim.h"
 
@@ -41,15 +44,25 @@ const char *oauth2_request_path(request_rec *r)
     return r->parsed_uri.path;
 }
 
+/* ap_rwrite takes an int length: a longer text (none of ours comes near) is not written, -1. */
+int oauth2_rwrite(request_rec *r, const char *buf, apr_size_t len)
+{
+    if (len > (apr_size_t)INT_MAX)
+        return -1;
+    return ap_rwrite(buf, (int)len, r);
+}
+
 /* 200 with `body`; content_type and cache_control are static strings. The body is passed down
  * the output filters now (they copy what they keep); a HEAD request gets the headers only. */
 int oauth2_respond(request_rec *r, const char *content_type, const char *cache_control,
                    const char *body, apr_size_t len)
 {
+    if (len > (apr_size_t)INT_MAX)
+        return HTTP_INTERNAL_SERVER_ERROR;
     ap_set_content_type(r, content_type);
     apr_table_setn(r->headers_out, "Cache-Control", cache_control);
     ap_set_content_length(r, (apr_off_t)len);
     if (!r->header_only)
-        ap_rwrite(body, (int)len, r);
+        oauth2_rwrite(r, body, len);
     return OK;
 }

@@ -402,11 +402,7 @@ static int oauth2_metrics_handler(request_rec *r)
     text = oauth2_rs_metrics_text(r, r->pool, OAUTH2_METRICS_PROMETHEUS, &len, &content_type);
     if (text == NULL)
         return HTTP_INTERNAL_SERVER_ERROR; /* Rust logged why */
-    ap_set_content_type(r, content_type);
-    apr_table_setn(r->headers_out, "Cache-Control", "no-store");
-    if (!r->header_only)
-        ap_rwrite(text, len, r);
-    return OK;
+    return oauth2_respond(r, content_type, "no-store", text, len);
 }
 
 /* mod_status's page (when mod_status is loaded): the same figures, as lines (?auto) or HTML. */
@@ -417,7 +413,7 @@ static int oauth2_metrics_status(request_rec *r, int flags)
     int form = (flags & AP_STATUS_SHORT) ? OAUTH2_METRICS_STATUS_AUTO : OAUTH2_METRICS_STATUS_HTML;
     text = oauth2_rs_metrics_text(r, r->pool, form, &len, &content_type);
     if (text != NULL)
-        ap_rwrite(text, len, r);
+        oauth2_rwrite(r, text, len);
     return OK;
 }
 

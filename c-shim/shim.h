@@ -73,11 +73,21 @@ extern int oauth2_rs_check_authn(request_rec *r, void *rs, const char *auth_type
 extern int oauth2_rs_fixups(request_rec *r, void *rs, const char *auth_type);
 extern int oauth2_rs_resource_metadata(request_rec *r);
 
-/* c-shim/resource_metadata.c */
-void oauth2_resource_metadata_register_hooks(void);
 extern const char *oauth2_rs_metrics_attach(apr_pool_t *ptemp, oauth2_metrics_place *place);
 extern void oauth2_rs_metrics_child_init(void);
 extern const char *oauth2_rs_metrics_text(request_rec *r, apr_pool_t *p, int form, apr_size_t *len,
                                           const char **content_type);
+
+/* implemented in c-shim/resource_metadata.c (the accessors and oauth2_respond are also called
+ * from Rust, src/ffi.rs) */
+void oauth2_resource_metadata_register_hooks(void);
+int oauth2_server_is_virtual(server_rec *s);
+server_rec *oauth2_request_server(request_rec *r);
+const char *oauth2_request_path(request_rec *r);
+/* 200 with `body` (500 when longer than ap_rwrite's int allows); static header strings. */
+int oauth2_respond(request_rec *r, const char *content_type, const char *cache_control,
+                   const char *body, apr_size_t len);
+/* ap_rwrite with an apr_size_t length: -1 (nothing written) when longer than an int allows. */
+int oauth2_rwrite(request_rec *r, const char *buf, apr_size_t len);
 
 #endif

@@ -11,6 +11,17 @@ use serde_json::{Map, Value};
 /// Upper bound on a compiled regex, so a configuration cannot make a worker allocate without limit.
 const REGEX_SIZE_LIMIT: usize = 1 << 20;
 
+/// Why `Require oauth2_claim` refused a request this module authenticated (its metric reason).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ClaimNotSatisfied;
+
+impl ClaimNotSatisfied {
+    /// A short stable name for metrics.
+    pub(crate) fn label(&self) -> &'static str {
+        "claim_not_satisfied"
+    }
+}
+
 #[derive(Debug)]
 pub(crate) struct Requirement {
     specs: Vec<Spec>,

@@ -323,6 +323,9 @@ pub(crate) extern "C" fn oauth2_rs_authz_claim(
             metadata.as_deref(),
         );
         req.set_env("OAUTH2_BEARER_SCOPE_ERROR", challenge.as_bytes());
+        if let Some(took) = req.take_uncounted() {
+            metrics::decided(Decided::claim_not_satisfied(), took);
+        }
         req.log(
             ffi::APLOG_INFO,
             &format!(
@@ -412,7 +415,8 @@ fn dir_config<'a>(rs: *mut c_void) -> &'a DirConfig {
 
 /// The fixups hook, for every request: scrubs the look-alikes of our headers at an oauth2 or
 /// auth-openidc location where check_authn did not (docs/compatibility.md, row "header
-/// scrubbing"). Never changes the request's fate.
+/// scrubbing"), and counts a request check_authn granted as accepted (fixups run once httpd has
+/// authorized it). Never changes the request's fate.
 #[unsafe(no_mangle)]
 pub(crate) extern "C" fn oauth2_rs_fixups(
     r: *mut ffi::request_rec,
@@ -430,6 +434,10 @@ pub(crate) extern "C" fn oauth2_rs_fixups(
         // SAFETY: r is the live request of this hook, on this thread, until it returns.
         let req = unsafe { ApacheRequest::new(r) };
         req.scrub_if_not_yet(dir_config(rs));
+        // Past authorization: a request this module granted is accepted.
+        if let Some(took) = req.take_uncounted() {
+            metrics::decided(Decided::Accepted, took);
+        }
     }));
     match result {
         Ok(()) => ffi::DECLINED,
@@ -482,8 +490,11 @@ pub(crate) extern "C" fn oauth2_rs_check_authn(
             Outcome::Declined => None,
         };
         let status = req.apply(cfg, outcome);
-        if let Some(decided) = decided {
-            metrics::decided(decided, started.elapsed());
+        match decided {
+            // Not yet: `Require oauth2_claim` may still refuse it (see oauth2_rs_authz_claim).
+            Some(Decided::Accepted) => req.count_when_authorized(started.elapsed()),
+            Some(refused) => metrics::decided(refused, started.elapsed()),
+            None => {}
         }
         status
     }));
@@ -571,8 +582,11 @@ pub(crate) extern "C" fn oauth2_rs_metrics_attach(
             len: place.len,
         });
         // SAFETY: the retained place is written only below, with what `attach` returned, in this
-        // process or the parent it was forked from; nothing unmaps it. A freshly loaded module
-        // has installed no region yet.
+        // process or the parent it was forked from, and only `attach` unmaps a metrics region, so
+        // it is still mapped. `attach` unmaps it only when its layout is not this build's, and
+        // this build installs regions of its own layout only (`start_generation` below): a
+        // region it replaces is not installed here (a build of another layout that installed it
+        // was unloaded, its statics with it). Children keep their own mapping of it.
         let (shared, now) = unsafe { region::attach(previous) }?;
         place.base = now.base.as_ptr().cast();
         place.len = now.len;

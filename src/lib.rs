@@ -24,6 +24,7 @@ mod logsink;
 mod metrics;
 mod options;
 mod pass;
+mod percent;
 mod pop;
 mod proxy;
 mod refusal;

@@ -149,13 +149,15 @@ fn alb_tokens_are_verified_with_the_key_their_kid_names() {
                "x": b64url(&x.to_vec_padded(32).unwrap()), "y": b64url(&y.to_vec_padded(32).unwrap())})
     };
     let body = [
-        // refresh_interval=0: every unseen kid of the table is fetched (the budget has its own test).
-        oauth2_location("/alb", &alb_line(&base, "&aws_alb.refresh_interval=0")),
+        // A verifier fetches at most 4 unseen kids per interval (the budget has its own test):
+        // the rows with kids are spread over /alb and /alb-more.
+        oauth2_location("/alb", &alb_line(&base, "")),
+        oauth2_location("/alb-more", &alb_line(&base, "")),
         oauth2_location(
             "/explicit",
             &format!(
                 "{}\nOAuth2AcceptTokenIn header name=x-amzn-oidc-data&type=",
-                alb_line(&base, "&aws_alb.refresh_interval=0")
+                alb_line(&base, "")
             ),
         ),
         oauth2_location(
@@ -307,7 +309,7 @@ fn alb_tokens_are_verified_with_the_key_their_kid_names() {
         },
         Case {
             what: "kid with / ? #",
-            loc: "/alb",
+            loc: "/alb-more",
             send: Carry::AlbHeader,
             token: made(with_header(json!({"kid": format!("x/{KID}?a=1#f")}))),
             expect_status: 401,
@@ -429,39 +431,107 @@ fn alb_tokens_are_verified_with_the_key_their_kid_names() {
     finish(f, &h);
 }
 
+/// Where the metrics are read (the key-set ages).
+const METRICS: &str = "<Location /metrics>\nSetHandler oauth2-metrics\n</Location>\n";
+
 #[test]
-fn unseen_kids_are_fetched_within_a_budget() {
+fn unseen_kids_are_fetched_within_a_budget_and_the_key_endpoint_shows_one_age() {
     let good = AlbKey::new();
-    let m = key_server(BTreeMap::from([(KID.to_string(), good.pem())]));
-    let body = oauth2_location(
-        "/alb",
-        &alb_line(&m.url("/keys"), "&aws_alb.refresh_interval=60"),
-    );
+    // refresh_interval=0 keeps the budget (its interval is at least 10 s) and does not ask again
+    // at once for a kid the endpoint does not know.
+    let verifiers: Vec<(&str, MockServer)> = ["60", "0"]
+        .into_iter()
+        .map(|interval| {
+            let keys = BTreeMap::from([(KID.to_string(), good.pem())]);
+            (interval, key_server(keys))
+        })
+        .collect();
+    let mut body: String = verifiers
+        .iter()
+        .map(|(interval, m)| {
+            oauth2_location(
+                &format!("/alb{interval}"),
+                &alb_line(
+                    &m.url("/keys"),
+                    &format!("&aws_alb.refresh_interval={interval}"),
+                ),
+            )
+        })
+        .collect();
+    body.push_str(METRICS);
     let h = Httpd::start(HttpdConfig::new(body).server(single_process()));
     let mut f = Failures::new();
     let claims = user_claims("joe");
-    let mut last = String::new();
-    for i in 0..6 {
-        let mut hd = alb_header(&format!("forged-{i}"));
+    let send = |loc: &str, kid: &str| {
+        let mut hd = alb_header(kid);
         hd["exp"] = json!(now() + 60);
-        let mark = h.log_mark();
-        let r = h
-            .https("/alb/ok")
+        h.https(&format!("{loc}/ok"))
             .header(&format!(
                 "x-amzn-oidc-data: {}",
                 good.alb_token(&hd, &claims)
             ))
-            .send();
-        f.expect(&format!("forged kid {i}"), &r, 401, Some(INVALID_TOKEN));
-        last = h.wait_log_since(mark, |l| l.contains("token refused"));
+            .send()
+    };
+    for (interval, m) in &verifiers {
+        let loc = format!("/alb{interval}");
+        f.expect(&format!("{loc}: the real kid"), &send(&loc, KID), 200, None);
+        let mut last = String::new();
+        for i in 0..5 {
+            let mark = h.log_mark();
+            let r = send(&loc, &format!("forged-{i}"));
+            f.expect(
+                &format!("{loc}: forged kid {i}"),
+                &r,
+                401,
+                Some(INVALID_TOKEN),
+            );
+            last = h.wait_log_since(mark, |l| l.contains("token refused"));
+        }
+        f.check(last.contains("not fetched: more than 4 new kids"), || {
+            format!("{loc}: the last refusal should say the kid was not fetched: {last}")
+        });
+        for _ in 0..3 {
+            let r = send(&loc, "forged-0");
+            f.expect(
+                &format!("{loc}: forged kid 0 again"),
+                &r,
+                401,
+                Some(INVALID_TOKEN),
+            );
+        }
+        let fetched = m.seen().len();
+        f.check(fetched == 4, || {
+            format!("{loc}: {fetched} fetches within the interval, expected 4 (the real kid and 3 forged)")
+        });
     }
-    let fetched = m.seen().len();
-    f.check(fetched == 4, || {
-        format!("{fetched} unseen kids fetched within the interval, expected 4")
-    });
-    f.check(last.contains("not fetched: more than 4 new kids"), || {
-        format!("the last refusal should say the kid was not fetched: {last}")
-    });
+
+    // One age per key endpoint, updated by the real kid's key; none per forged kid, which would
+    // take shared slots and show as key sets never obtained.
+    let r = h.https("/metrics").send();
+    f.expect("GET /metrics", &r, 200, None);
+    let text = r.text();
+    match parse_exposition(&text) {
+        Ok(e) => {
+            let mut shown: Vec<(String, f64)> = e
+                .series("oauth2_key_set_age_seconds")
+                .iter()
+                .map(|s| (s.label("url").unwrap_or("").to_string(), s.value))
+                .collect();
+            shown.sort_by(|a, b| a.0.cmp(&b.0));
+            let mut endpoints: Vec<String> =
+                verifiers.iter().map(|(_, m)| m.url("/keys/")).collect();
+            endpoints.sort();
+            let urls: Vec<&String> = shown.iter().map(|(u, _)| u).collect();
+            f.check(urls == endpoints.iter().collect::<Vec<_>>(), || {
+                format!("key-set ages shown for {urls:?}, expected the endpoints {endpoints:?}")
+            });
+            f.check(
+                shown.iter().all(|(_, age)| (0.0..60.0).contains(age)),
+                || format!("ages of the key endpoints after fetching a key: {shown:?}"),
+            );
+        }
+        Err(e) => f.fail(format!("/metrics: {e}\n{text}")),
+    }
     finish(f, &h);
 }
 

@@ -645,6 +645,73 @@ fn dpop_replays_are_counted() {
     f.assert_none();
 }
 
+#[test]
+fn require_oauth2_claim_refusals_are_counted_as_refused_not_accepted() {
+    let signer = TokenSigner::ec("metrics-claim");
+    let verify = format!("OAuth2TokenVerify jwk {}", signer.jwk_arg());
+    let location = |path: &str, require: &str| {
+        format!("<Location {path}>\nAuthType oauth2\n{verify}\n{require}\n</Location>\n")
+    };
+    let body = [
+        location("/c", "Require oauth2_claim sub:alice"),
+        // mod_authz_user refuses after this module authenticated: the token was accepted.
+        location("/u", "Require user alice"),
+        METRICS.to_string(),
+    ]
+    .concat();
+    let h = Httpd::start(config(body));
+    let mut f = Failures::new();
+    let alice = signer.mint(&claims("alice"));
+    let bob = signer.mint(&claims("bob"));
+    f.expect(
+        "alice at /c",
+        &h.https("/c/ok").bearer(&alice).send(),
+        200,
+        None,
+    );
+    f.expect(
+        "bob at /c",
+        &h.https("/c/ok").bearer(&bob).send(),
+        401,
+        None,
+    );
+    f.expect("no token at /c", &h.https("/c/ok").send(), 401, None);
+    // Counted before the response is sent: at once.
+    let e = scrape(&h);
+    expect_requests(
+        &mut f,
+        "Require oauth2_claim",
+        &e,
+        1.0,
+        &[("claim_not_satisfied", 1.0), ("no_token", 1.0)],
+    );
+
+    f.expect(
+        "bob at /u",
+        &h.https("/u/ok").bearer(&bob).send(),
+        401,
+        None,
+    );
+    // Counted when the request ends, which may be just after its response reached the client.
+    let mut e = scrape(&h);
+    for _ in 0..50 {
+        if requests(&e).get("accepted") == Some(&2.0) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        e = scrape(&h);
+    }
+    expect_requests(
+        &mut f,
+        "Require user after authentication",
+        &e,
+        2.0,
+        &[("claim_not_satisfied", 1.0), ("no_token", 1.0)],
+    );
+    h.assert_no_child_crash();
+    f.assert_none();
+}
+
 /// The reader of the format is strict: each row is text it must refuse.
 #[test]
 fn the_reader_refuses_what_the_format_does_not_allow() {

@@ -5,6 +5,7 @@ use serde_json::{Map, Value};
 use std::cell::{Cell, OnceCell};
 use std::ffi::{CStr, c_char, c_int, c_void};
 use std::marker::PhantomData;
+use std::time::Duration;
 
 use super::log;
 use crate::authn::{self, Granted, Outcome};
@@ -12,6 +13,7 @@ use crate::config::DirConfig;
 use crate::config::server::ServerConfig;
 use crate::ffi;
 use crate::log_limit::LogLimit;
+use crate::metrics::{self, Decided};
 use crate::pass::{self, Passed};
 use crate::pop::mtls;
 use crate::refusal::LogLevel;
@@ -119,13 +121,21 @@ struct Authenticated {
     /// authenticated by it (mod_auth_basic in between, for one).
     user: *const c_char,
     claims: Claims,
+    /// How long check_authn took, until the request is counted in the metrics: as accepted once
+    /// httpd has authorized it, or as refused by `Require oauth2_claim` (see
+    /// [`ApacheRequest::take_uncounted`]).
+    uncounted: Cell<Option<Duration>>,
 }
 
-/// Releases the note when the request pool goes.
+/// Releases the note when the request pool goes; a grant not counted yet (another module refused
+/// the request after authentication, say `Require ip`) counts as accepted now.
 unsafe extern "C" fn release_authenticated(data: *mut c_void) -> c_int {
     let _ = std::panic::catch_unwind(|| {
         // SAFETY: registered once for a pointer made by Box::into_raw in `grant`.
-        drop(unsafe { Box::from_raw(data.cast::<Authenticated>()) });
+        let note = unsafe { Box::from_raw(data.cast::<Authenticated>()) };
+        if let Some(took) = note.uncounted.take() {
+            metrics::decided(Decided::Accepted, took);
+        }
     });
     0
 }
@@ -279,10 +289,38 @@ impl<'r> ApacheRequest<'r> {
             index,
             user,
             claims,
+            uncounted: Cell::new(None),
         };
         let raw = Box::into_raw(Box::new(note)).cast::<c_void>();
         // SAFETY: see `new`; the cleanup releases `raw` exactly once with the request pool.
         unsafe { ffi::oauth2_request_auth_set(self.r, raw, release_authenticated) };
+    }
+
+    /// The note this module left on this very request, not on one it derives from.
+    fn own_note(&self) -> Option<&'r Authenticated> {
+        // SAFETY: see `new`; a non-NULL note was stored by `keep_authenticated` and lives with
+        // the request pool.
+        unsafe {
+            ffi::oauth2_request_auth_get(self.r)
+                .cast::<Authenticated>()
+                .as_ref()
+        }
+    }
+
+    /// check_authn granted this request in `took`: it is counted once httpd's authorization is
+    /// known (fixups, `Require oauth2_claim`, or the end of the request: see
+    /// [`Self::take_uncounted`]), so a request `Require oauth2_claim` refuses is not accepted.
+    pub(crate) fn count_when_authorized(&self, took: Duration) {
+        match self.own_note() {
+            Some(note) => note.uncounted.set(Some(took)),
+            None => metrics::decided(Decided::Accepted, took),
+        }
+    }
+
+    /// The check_authn time of a grant on this very request not counted yet, taken: the caller
+    /// counts it (once).
+    pub(crate) fn take_uncounted(&self) -> Option<Duration> {
+        self.own_note()?.uncounted.take()
     }
 
     pub(crate) fn set_env(&self, name: &str, value: &[u8]) {

@@ -389,7 +389,8 @@ fn introspect_params(options: &Options) -> Result<Vec<(String, String)>, String>
 }
 
 fn endpoint_url(kind: &str, value: &str) -> Result<String, String> {
-    if value.bytes().any(|b| b <= b' ' || b == 0x7f) {
+    use crate::remote::endpoint;
+    if endpoint::has_space_or_control(value) {
         return Err(format!(
             "OAuth2TokenVerify {kind}: the URL must not contain spaces or control characters"
         ));
@@ -404,11 +405,7 @@ fn endpoint_url(kind: &str, value: &str) -> Result<String, String> {
         path.map_err(|e| format!("OAuth2TokenVerify {kind}: {e}, not \"{value}\""))?;
         return Ok(value.to_string());
     }
-    let lower = value.to_ascii_lowercase();
-    let rest = lower
-        .strip_prefix("https://")
-        .or_else(|| lower.strip_prefix("http://"));
-    if rest.is_none_or(|host| host.is_empty() || host.starts_with('/')) {
+    if !endpoint::is_http(value) {
         let file = if kind == "jwks_uri" || kind == "metadata" {
             " (or file:///path for a local file)"
         } else {

@@ -17,6 +17,7 @@ use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use crate::authz::ClaimNotSatisfied;
 use crate::refusal::Refusal;
 pub(crate) use layout::{CacheLayer, FetchKind};
 use region::{CLAIMING, KEY_SETS, KeySetSlot, STRIPES, Shared, URL_MAX};
@@ -84,9 +85,18 @@ impl Decided {
             replay: matches!(refusal, Refusal::DpopReplay { .. }),
         }
     }
+
+    /// Authenticated, then refused by `Require oauth2_claim`.
+    pub(crate) fn claim_not_satisfied() -> Decided {
+        Decided::Refused {
+            reason: reasons::index(ClaimNotSatisfied.label()),
+            replay: false,
+        }
+    }
 }
 
-/// One request decided by the check_authn hook, which took `took`.
+/// One request decided: refused by the check_authn hook, which took `took`, or accepted by it (or
+/// refused by `Require oauth2_claim` after it) once httpd's authorization is known.
 pub(crate) fn decided(decided: Decided, took: Duration) {
     let Some(shared) = region::installed() else {
         return;
@@ -293,6 +303,21 @@ mod tests {
             Decided::refused(&Refusal::NoToken),
             Decided::Refused {
                 reason: reasons::index("no_token"),
+                replay: false
+            }
+        );
+        let claim = Decided::claim_not_satisfied();
+        assert_eq!(
+            claim,
+            Decided::Refused {
+                reason: reasons::index("claim_not_satisfied"),
+                replay: false
+            }
+        );
+        assert_ne!(
+            claim,
+            Decided::Refused {
+                reason: reasons::index(reasons::OTHER),
                 replay: false
             }
         );

@@ -1,9 +1,11 @@
-//! The reason labels of refused requests: every value [`Refusal::label`] can return, in one fixed
+//! The reason labels of refused requests: every value [`Refusal::label`] (and
+//! [`ClaimNotSatisfied::label`], a refusal of `Require oauth2_claim`) can return, in one fixed
 //! list, so that each reason has its own counter in shared memory (found by index, not by a string
 //! kept anywhere) and the label values of the metrics are bounded. A test reads the `label`
 //! functions' source and checks that this list is exactly what they can return.
 //!
 //! [`Refusal::label`]: crate::refusal::Refusal::label
+//! [`ClaimNotSatisfied::label`]: crate::authz::ClaimNotSatisfied::label
 
 pub(crate) const REASONS: &[&str] = &[
     // The request (src/refusal.rs)
@@ -85,6 +87,8 @@ pub(crate) const REASONS: &[&str] = &[
     "dpop_token_not_bound",
     "dpop_jkt_mismatch",
     "dpop_internal",
+    // Authorization after authentication (src/authz.rs)
+    "claim_not_satisfied",
     // A label missing from this list (the test below prevents it): counted, not lost.
     OTHER,
 ];
@@ -119,6 +123,7 @@ mod tests {
             "src/pop/dpop/error.rs",
             include_str!("../pop/dpop/error.rs"),
         ),
+        ("src/authz.rs", include_str!("../authz.rs")),
     ];
 
     /// The string literals of the body of `fn label(&self)` in `source`.

@@ -121,25 +121,9 @@ fn pem_der(pem: &str) -> Result<Vec<u8>, CertHeaderError> {
 
 /// Strict `%XX` decoding to UTF-8 text (a PEM is ASCII); `+` stays `+` (it is a base64 digit).
 fn percent_decode(s: &str) -> Result<String, CertHeaderError> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = bytes.get(i + 1..i + 3).ok_or(CertHeaderError::Encoding)?;
-            if !hex.iter().all(u8::is_ascii_hexdigit) {
-                return Err(CertHeaderError::Encoding);
-            }
-            let hex = std::str::from_utf8(hex).map_err(|_| CertHeaderError::Encoding)?;
-            let byte = u8::from_str_radix(hex, 16).map_err(|_| CertHeaderError::Encoding)?;
-            out.push(byte);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).map_err(|_| CertHeaderError::Encoding)
+    crate::percent::decode(s.as_bytes())
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .ok_or(CertHeaderError::Encoding)
 }
 
 /// The `Cert` value of the last element of an `X-Forwarded-Client-Cert` header: elements are

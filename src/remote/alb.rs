@@ -5,14 +5,16 @@
 //! cached and refreshed like a `jwks_uri` key set ([`RemoteKeys`]).
 //!
 //! The `kid` comes from a token nobody has verified yet, so it is bounded: at most
-//! [`NEW_KIDS_PER_INTERVAL`] unseen `kid`s are fetched per `refresh_interval`, at most
-//! [`MAX_KIDS`] are remembered, and a `kid` the endpoint does not know is not asked for again
-//! before `refresh_interval` has passed.
+//! [`NEW_KIDS_PER_INTERVAL`] unseen `kid`s are fetched per `refresh_interval` (at least
+//! [`MIN_KID_INTERVAL`], whatever is configured), at most [`MAX_KIDS`] are remembered, and a `kid`
+//! the endpoint does not know is not asked for again within that interval. The key-set age metric
+//! shows the key endpoint once, not a URL per `kid`.
 
 use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use super::endpoint;
 use super::fetch::HttpOptions;
 use super::keys::{Format, RemoteKeys};
 use crate::cache::Cache;
@@ -20,6 +22,7 @@ use crate::jose::Key;
 use crate::jose::alg::Alg;
 use crate::jose::error::sanitize;
 use crate::jose::jws::Header;
+use crate::metrics;
 
 /// Longest `kid` used in a key URL (ALB's are UUIDs, 36 characters).
 const MAX_KID_LEN: usize = 128;
@@ -28,6 +31,9 @@ const MAX_KIDS: usize = 32;
 /// Unseen `kid`s fetched per `refresh_interval`: a load balancer rotates keys rarely, while
 /// forged tokens can name a new `kid` every time.
 const NEW_KIDS_PER_INTERVAL: u32 = 4;
+/// The shortest interval for [`NEW_KIDS_PER_INTERVAL`] and for asking again for a `kid`:
+/// `aws_alb.refresh_interval=0` must not let every forged token cause a fetch.
+const MIN_KID_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Why an ALB token was not verified (besides malformed tokens, signatures and claims).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -183,17 +189,13 @@ fn is_region(r: &str) -> bool {
 /// `alb_base_url`: an http(s) URL without query or fragment; a missing final `/` is added (the C
 /// module appends the `kid` as it is, so its configurations end with `/`).
 pub(crate) fn key_endpoint(value: &str) -> Result<String, String> {
-    let lower = value.to_ascii_lowercase();
-    let rest = lower
-        .strip_prefix("https://")
-        .or_else(|| lower.strip_prefix("http://"));
     let bad = |why: &str| format!("alb_base_url={}: {why}", sanitize(value));
-    if rest.is_none_or(|r| r.is_empty() || r.starts_with('/')) {
+    if !endpoint::is_http(value) {
         return Err(bad(
             "must be an http:// or https:// URL, e.g. https://public-keys.auth.elb.eu-west-1.amazonaws.com/",
         ));
     }
-    if value.bytes().any(|b| b <= b' ' || b == 0x7f) || value.contains(['?', '#']) {
+    if endpoint::has_space_or_control(value) || value.contains(['?', '#']) {
         return Err(bad(
             "must not contain spaces, control characters, '?' or '#': the kid is appended to it",
         ));
@@ -253,6 +255,9 @@ struct KidEntry {
 
 impl AlbKeys {
     pub(crate) fn new(arn: Arn, settings: KeySettings) -> AlbKeys {
+        // The age of the endpoint's keys is shown under the endpoint: the most recent fetch of
+        // any `kid` (see `RemoteKeys::shown_as`).
+        metrics::key_set_used(&settings.endpoint);
         AlbKeys {
             arn,
             settings,
@@ -299,7 +304,7 @@ impl AlbKeys {
             entry.used = now;
             return Ok(entry.keys.clone());
         }
-        let interval = self.settings.refresh_interval;
+        let interval = self.kid_interval();
         if table
             .window_start
             .is_none_or(|start| now.duration_since(start) >= interval)
@@ -307,7 +312,7 @@ impl AlbKeys {
             table.window_start = Some(now);
             table.new_in_window = 0;
         }
-        if table.new_in_window >= NEW_KIDS_PER_INTERVAL && !interval.is_zero() {
+        if table.new_in_window >= NEW_KIDS_PER_INTERVAL {
             return Err(KeyFailure::Alb(AlbError::KidsThrottled(sanitize(kid))));
         }
         table.new_in_window += 1;
@@ -317,12 +322,13 @@ impl AlbKeys {
             }
         }
         let s = &self.settings;
-        let keys = Arc::new(RemoteKeys::new(
+        let keys = Arc::new(RemoteKeys::shown_as(
+            s.endpoint.clone(),
             key_url(&s.endpoint, kid),
             Format::Pem,
             s.http.clone(),
             s.ttl,
-            s.refresh_interval,
+            interval,
             s.shared.clone(),
         ));
         table.entries.push(KidEntry {
@@ -331,6 +337,12 @@ impl AlbKeys {
             used: now,
         });
         Ok(keys)
+    }
+
+    /// `refresh_interval`, but at least [`MIN_KID_INTERVAL`]: the pace of fetches that unverified
+    /// tokens can cause.
+    fn kid_interval(&self) -> Duration {
+        self.settings.refresh_interval.max(MIN_KID_INTERVAL)
     }
 
     /// `kid`s remembered (tests).
@@ -472,9 +484,50 @@ mod tests {
     }
 
     #[test]
+    fn refresh_interval_zero_neither_lifts_the_budget_nor_the_pause() {
+        let a = alb(Duration::ZERO);
+        for i in 0..NEW_KIDS_PER_INTERVAL {
+            assert!(
+                matches!(
+                    a.keys_for(&format!("kid-{i}")),
+                    Err(KeyFailure::Unavailable(_))
+                ),
+                "kid-{i}"
+            );
+        }
+        match a.keys_for("one-more") {
+            Err(KeyFailure::Alb(e)) => assert_eq!(e.label(), "kid_throttled"),
+            other => panic!("{other:?}"),
+        }
+        // The same kid again at once: its failed fetch is not repeated.
+        for _ in 0..3 {
+            let _ = a.keys_for("kid-0");
+        }
+        let remote = a.remote_for("kid-0").ok().unwrap();
+        assert_eq!(remote.fetches(), 1);
+        assert_eq!(a.kid_interval(), MIN_KID_INTERVAL);
+        assert_eq!(
+            alb(Duration::from_secs(60)).kid_interval(),
+            Duration::from_secs(60)
+        );
+    }
+
+    #[test]
+    fn the_key_of_every_kid_shows_its_age_under_the_key_endpoint() {
+        let a = alb(Duration::from_secs(60));
+        for kid in ["kid-0", "../x"] {
+            let remote = a.remote_for(kid).ok().unwrap();
+            assert_eq!(remote.url, key_url("http://127.0.0.1:1/", kid));
+            assert_eq!(remote.age_url(), "http://127.0.0.1:1/");
+        }
+    }
+
+    #[test]
     fn at_most_max_kids_are_remembered() {
         let a = alb(Duration::ZERO);
         for i in 0..MAX_KIDS + 5 {
+            // A new window for each: the budget has its own test.
+            a.kids.lock().unwrap().window_start = None;
             let _ = a.remote_for(&format!("kid-{i}"));
         }
         let kept = a.remembered();

@@ -33,6 +33,9 @@ pub(crate) enum Format {
 
 pub(crate) struct RemoteKeys {
     pub(crate) url: String,
+    /// The URL whose age `oauth2_key_set_age_seconds` shows when these keys are obtained: `url`
+    /// itself, or the key endpoint of an AWS ALB for each of its `kid`s (see [`Self::shown_as`]).
+    age_url: String,
     /// The path of a `file://` URL.
     file: Option<PathBuf>,
     format: Format,
@@ -67,7 +70,8 @@ struct State {
 }
 
 impl RemoteKeys {
-    /// `url` is http(s), or a `file://` URL already checked with [`local_file::path_of`].
+    /// `url` is http(s), or a `file://` URL already checked with [`local_file::path_of`]; its age
+    /// is shown from now on.
     pub(crate) fn new(
         url: String,
         format: Format,
@@ -76,9 +80,34 @@ impl RemoteKeys {
         refresh_interval: Duration,
         shared: Option<Arc<Cache>>,
     ) -> Self {
-        let file = local_file::path_of(&url).and_then(Result::ok);
         metrics::key_set_used(&url);
+        Self::shown_as(
+            url.clone(),
+            url,
+            format,
+            http,
+            ttl,
+            refresh_interval,
+            shared,
+        )
+    }
+
+    /// Keys at `url` whose fetches update the age shown for `age_url`, which the caller lists
+    /// ([`metrics::key_set_used`]): the key endpoint of an AWS ALB, for the key of each `kid`.
+    /// A `kid` comes from a token nobody has verified, so its URL must not take one of the few
+    /// shared key-set slots (nor show as a key set never obtained).
+    pub(crate) fn shown_as(
+        age_url: String,
+        url: String,
+        format: Format,
+        http: HttpOptions,
+        ttl: Duration,
+        refresh_interval: Duration,
+        shared: Option<Arc<Cache>>,
+    ) -> Self {
+        let file = local_file::path_of(&url).and_then(Result::ok);
         RemoteKeys {
+            age_url,
             // A local file is cheaper to read than a shared cache, and is this host's own.
             shared: shared.filter(|_| file.is_none()),
             file,
@@ -156,6 +185,12 @@ impl RemoteKeys {
         (400..500).contains(&self.failed_status.load(Ordering::Relaxed))
     }
 
+    /// The URL whose age these keys update (tests).
+    #[cfg(test)]
+    pub(crate) fn age_url(&self) -> &str {
+        &self.age_url
+    }
+
     /// Fetch count so far (debugging and tests).
     #[cfg(test)]
     pub(crate) fn fetches(&self) -> u64 {
@@ -220,7 +255,7 @@ impl RemoteKeys {
         let from_network = shared.is_none();
         let result = shared.map_or_else(|| self.fetch(), |keys| Ok((keys, None)));
         if result.is_ok() {
-            metrics::key_set_obtained(&self.url, unix_now());
+            metrics::key_set_obtained(&self.age_url, unix_now());
         }
         let mut st = self.lock();
         st.in_flight = false;

@@ -37,29 +37,13 @@ fn decode(path: &str) -> Result<PathBuf, String> {
     if path.contains(['?', '#']) {
         return Err("a file URL has no query or fragment".into());
     }
-    let bytes: Vec<u8> = percent_decode(path.as_bytes())
+    let bytes: Vec<u8> = crate::percent::decode(path.as_bytes())
         .ok_or("a file URL has a bad percent-escape (%XX with two hex digits)")?;
     if bytes.iter().any(|&b| b < b' ' || b == 0x7f) {
         return Err("a file URL must not contain control characters (also not as %XX)".into());
     }
     let text = String::from_utf8(bytes).map_err(|_| "a file URL must decode to UTF-8")?;
     Ok(PathBuf::from(text))
-}
-
-fn percent_decode(s: &[u8]) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(s.len());
-    let mut i = 0;
-    while i < s.len() {
-        if s[i] == b'%' {
-            let hex = std::str::from_utf8(s.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(s[i]);
-            i += 1;
-        }
-    }
-    Some(out)
 }
 
 /// What identifies one version of a file: device, inode, size, modification and change times
@@ -140,6 +124,7 @@ mod tests {
             "file:///a%00",
             "file:///a%zz",
             "file:///a%2",
+            "file:///a%+1",
             "file:///a?x=1",
             "file:///a#f",
             "file:///%FF",

@@ -3,6 +3,7 @@
 
 pub(crate) mod alb;
 pub(crate) mod auth;
+pub(crate) mod endpoint;
 pub(crate) mod fetch;
 pub(crate) mod introspect;
 pub(crate) mod keys;
