@@ -967,20 +967,9 @@ mod tests {
     /// only when the connection has no certificate of its own, and a bad one is its own refusal.
     #[test]
     fn forwarded_certificates_count_only_from_trusted_proxies() {
-        use openssl::{asn1::Asn1Time, ec, nid::Nid, x509};
-        let key = PKey::from_ec_key(
-            ec::EcKey::generate(&ec::EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap())
-                .unwrap(),
-        )
-        .unwrap();
-        let mut b = x509::X509::builder().unwrap();
-        b.set_pubkey(&key).unwrap();
-        b.set_not_before(&Asn1Time::days_from_now(0).unwrap())
+        let der = crate::test_support::self_signed_cert("client")
+            .to_der()
             .unwrap();
-        b.set_not_after(&Asn1Time::days_from_now(1).unwrap())
-            .unwrap();
-        b.sign(&key, MessageDigest::sha256()).unwrap();
-        let der = b.build().to_der().unwrap();
         let thumb = crate::pop::mtls::thumbprint_of_der(&der);
         let header = base64::engine::general_purpose::STANDARD.encode(&der);
 

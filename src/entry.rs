@@ -346,13 +346,17 @@ pub(crate) extern "C" fn oauth2_rs_authz_claim(
     })
 }
 
-#[unsafe(no_mangle)]
-pub(crate) extern "C" fn oauth2_rs_dir_merge(
+/// Merges a child's configuration (`add`) over its parent's (`base`), both `T`s owned by pools
+/// that outlive `pool`, into a new `T` owned by `pool`. Nothing configured on one side: the
+/// other is shared. On a panic the child's own settings are kept: the safer choice (a nested
+/// location keeps its own verifiers; a virtual host its own trusted proxies).
+fn merge_in_pool<T: 'static>(
     pool: *mut ffi::apr_pool_t,
     base: *mut c_void,
     add: *mut c_void,
+    #[cfg_attr(not(feature = "panic-probe"), allow(unused_variables))] entry: &str,
+    merge: fn(&T, &T) -> T,
 ) -> *mut c_void {
-    // Nothing configured on one side: share the other (both live at least as long as `pool`).
     if add.is_null() {
         return base;
     }
@@ -361,12 +365,23 @@ pub(crate) extern "C" fn oauth2_rs_dir_merge(
     }
     catch_unwind(AssertUnwindSafe(|| {
         #[cfg(feature = "panic-probe")]
-        crate::panic_probe::on_env("dir_merge");
-        // SAFETY: both are DirConfigs owned by pools that outlive this merge.
-        let (base, add) = unsafe { (&*base.cast::<DirConfig>(), &*add.cast::<DirConfig>()) };
-        own_in_pool(pool, DirConfig::merge(base, add))
+        crate::panic_probe::on_env(entry);
+        // SAFETY: both are `T`s (the caller's shim slot says which) owned by pools that outlive
+        // this merge.
+        let (base, add) = unsafe { (&*base.cast::<T>(), &*add.cast::<T>()) };
+        own_in_pool(pool, merge(base, add))
     }))
-    .unwrap_or(add) // on a panic the child's own settings are the safer choice
+    .unwrap_or(add)
+}
+
+/// Merges a directory configuration over its parent's (see [`DirConfig::merge`]).
+#[unsafe(no_mangle)]
+pub(crate) extern "C" fn oauth2_rs_dir_merge(
+    pool: *mut ffi::apr_pool_t,
+    base: *mut c_void,
+    add: *mut c_void,
+) -> *mut c_void {
+    merge_in_pool(pool, base, add, "dir_merge", DirConfig::merge)
 }
 
 /// Merges a virtual host's server config over the main server's (see [`ServerConfig::merge`]).
@@ -376,20 +391,7 @@ pub(crate) extern "C" fn oauth2_rs_server_merge(
     base: *mut c_void,
     add: *mut c_void,
 ) -> *mut c_void {
-    if add.is_null() {
-        return base;
-    }
-    if base.is_null() {
-        return add;
-    }
-    catch_unwind(AssertUnwindSafe(|| {
-        #[cfg(feature = "panic-probe")]
-        crate::panic_probe::on_env("server_merge");
-        // SAFETY: both are ServerConfigs owned by pools that outlive this merge.
-        let (base, add) = unsafe { (&*base.cast::<ServerConfig>(), &*add.cast::<ServerConfig>()) };
-        own_in_pool(pool, ServerConfig::merge(base, add))
-    }))
-    .unwrap_or(add)
+    merge_in_pool(pool, base, add, "server_merge", ServerConfig::merge)
 }
 
 /// The AuthType names this module handles, in any case: `oauth2`, and `auth-openidc` for the

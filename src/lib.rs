@@ -34,6 +34,9 @@ mod resource_metadata;
 mod token;
 mod verify;
 
+#[cfg(test)]
+mod test_support;
+
 #[cfg(not(test))]
 mod apache;
 #[cfg(not(test))]

@@ -265,21 +265,8 @@ mod tests {
 
     #[test]
     fn thumbprint_of_a_generated_certificate() {
-        use openssl::{asn1::Asn1Time, hash::MessageDigest, pkey::PKey, rsa::Rsa, x509};
-        let key = PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap();
-        let mut name = x509::X509NameBuilder::new().unwrap();
-        name.append_entry_by_text("CN", "client").unwrap();
-        let name = name.build();
-        let mut b = x509::X509Builder::new().unwrap();
-        b.set_subject_name(&name).unwrap();
-        b.set_issuer_name(&name).unwrap();
-        b.set_pubkey(&key).unwrap();
-        b.set_not_before(&Asn1Time::days_from_now(0).unwrap())
-            .unwrap();
-        b.set_not_after(&Asn1Time::days_from_now(1).unwrap())
-            .unwrap();
-        b.sign(&key, MessageDigest::sha256()).unwrap();
-        let cert = b.build();
+        use openssl::hash::MessageDigest;
+        let cert = crate::test_support::self_signed_cert("client");
         let pem = String::from_utf8(cert.to_pem().unwrap()).unwrap();
         let expected = URL_SAFE_NO_PAD.encode(cert.digest(MessageDigest::sha256()).unwrap());
         assert_eq!(thumbprint_of_pem(&pem).as_deref(), Some(expected.as_str()));
