@@ -98,18 +98,6 @@ fn alb_line(base: &str, extra: &str) -> String {
     format!("OAuth2TokenVerify aws_alb {ARN} {}", apache_quote(&opts))
 }
 
-fn finish(f: Failures, h: &Httpd) {
-    if !f.all_passed() {
-        let log = h.error_log();
-        let lines: Vec<&str> = log.lines().filter(|l| l.contains("oauth2")).collect();
-        eprintln!(
-            "--- httpd error_log (oauth2 lines, tail) ---\n{}",
-            lines[lines.len().saturating_sub(40)..].join("\n")
-        );
-    }
-    f.assert_none();
-}
-
 /// How a token is sent.
 #[derive(Clone, Copy)]
 enum Carry {
@@ -428,7 +416,7 @@ fn alb_tokens_are_verified_with_the_key_their_kid_names() {
         f.fail(format!("/alb/env: {}", r.status));
     }
     h.assert_no_child_crash();
-    finish(f, &h);
+    f.assert_none_showing(&h);
 }
 
 /// Where the metrics are read (the key-set ages).
@@ -532,7 +520,7 @@ fn unseen_kids_are_fetched_within_a_budget_and_the_key_endpoint_shows_one_age() 
         }
         Err(e) => f.fail(format!("/metrics: {e}\n{text}")),
     }
-    finish(f, &h);
+    f.assert_none_showing(&h);
 }
 
 #[test]

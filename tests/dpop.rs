@@ -88,19 +88,6 @@ fn mentions_any(line: &str, words: &[&str]) -> bool {
     words.iter().any(|w| l.contains(&w.to_ascii_lowercase()))
 }
 
-/// Ends a test: on failure prints the module's log lines, then asserts.
-fn finish(f: Failures, h: &Httpd) {
-    if !f.all_passed() {
-        let log = h.error_log();
-        let lines: Vec<&str> = log.lines().filter(|l| l.contains("oauth2")).collect();
-        eprintln!(
-            "--- httpd error_log (oauth2 lines, tail) ---\n{}",
-            lines[lines.len().saturating_sub(60)..].join("\n")
-        );
-    }
-    f.assert_none();
-}
-
 /// Check a 401 against the DPoP challenge `want`.
 fn expect_dpop_401(f: &mut Failures, what: &str, r: &Response, want: &DpopChallenge<'_>) {
     let p = dpop_refusal_problems(r, want);
@@ -349,7 +336,7 @@ fn bound_tokens_accepted_through_jwk_jwks_uri_and_introspection() {
     if !f.all_passed() {
         eprintln!("--- AS log (tail) ---\n{}", a.log_tail(30));
     }
-    finish(f, &h);
+    f.assert_none_showing(&h);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1049,7 +1036,7 @@ fn every_proof_check_refuses_on_its_own() {
             format!("a signature segment is in the error log: {sig}")
         });
     }
-    finish(f, &h);
+    f.assert_none_showing(&h);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1170,7 +1157,7 @@ fn every_method_with_a_matching_htm() {
             });
         }
     }
-    finish(f, &h);
+    f.assert_none_showing(&h);
 }
 
 /// Internal redirects and sub-requests (server-level rewrite, ErrorDocument, per-directory
@@ -1286,7 +1273,7 @@ fn internal_redirects_and_subrequests_check_the_proof_once() {
         );
     }
     h.assert_no_child_crash();
-    finish(f, &h);
+    f.assert_none_showing(&h);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1444,7 +1431,7 @@ fn a_proof_is_accepted_once() {
     );
     let r = send_raw(&h, &req3);
     expect_dpop_401(&mut f, "... and then replayed", &r, &refused);
-    finish(f, &h);
+    f.assert_none_showing(&h);
 }
 
 /// A graceful restart does not open a replay window: a proof accepted before is refused after
@@ -1488,7 +1475,7 @@ fn replay_refused_across_a_graceful_restart() {
         );
     }
     h.assert_no_child_crash();
-    finish(f, &h);
+    f.assert_none_showing(&h);
 }
 
 /// The same proof sent by 12 clients at once, on new connections, to prefork children and to
@@ -1530,7 +1517,7 @@ fn the_same_proof_sent_concurrently_is_accepted_once() {
         }
         h.assert_no_child_crash();
     }
-    finish(f, &event);
+    f.assert_none_showing(&event);
 }
 
 /// The pid that served the request with the query `marker` (the access log's `%P`).
@@ -1616,7 +1603,7 @@ fn replay_refused_across_prefork_children() {
         "prefork: proofs accepted by children {accepted_pids:?}, {refused_elsewhere} replays refused by another child"
     );
     h.assert_no_child_crash();
-    finish(f, &h);
+    f.assert_none_showing(&h);
 }
 
 /// Two httpds sharing one Redis (`dpop.cache=r`, encrypted entries) behind one public name
@@ -1706,7 +1693,7 @@ fn replay_refused_across_two_httpds_sharing_redis() {
             eprintln!("{l}");
         }
     }
-    finish(f, &h1);
+    f.assert_none_showing(&h1);
 }
 
 /// The replay store down (Redis killed): a proof cannot be checked for replay, so it is refused
@@ -1771,7 +1758,7 @@ fn replay_store_down_refuses_proofs_then_recovers() {
         None => f.fail("redis restarted: no proof accepted within 15 s"),
     }
     h.assert_no_child_crash();
-    finish(f, &h);
+    f.assert_none_showing(&h);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1819,7 +1806,7 @@ fn server_nonce_next_announced_near_rotation() {
     let mut f = Failures::new();
     let Some(current) = send(None).header("DPoP-Nonce").map(str::to_string) else {
         f.fail("no DPoP-Nonce with the challenge");
-        return finish(f, &h);
+        return f.assert_none_showing(&h);
     };
     let start = Instant::now();
     let mut announced = None;
@@ -1853,7 +1840,7 @@ fn server_nonce_next_announced_near_rotation() {
             );
         }
     }
-    finish(f, &h);
+    f.assert_none_showing(&h);
 }
 
 fn nonce_flow(options: &str, rotation: bool) {
@@ -1886,7 +1873,7 @@ fn nonce_flow(options: &str, rotation: bool) {
     expect_dpop_401(&mut f, "no nonce", &r, &use_nonce);
     let Some(n1) = r.header("DPoP-Nonce").map(str::to_string) else {
         f.fail("no DPoP-Nonce header with use_dpop_nonce");
-        return finish(f, &h);
+        return f.assert_none_showing(&h);
     };
     f.check(
         !n1.is_empty() && n1.bytes().all(|b| (0x21..0x7f).contains(&b)),
@@ -1902,7 +1889,7 @@ fn nonce_flow(options: &str, rotation: bool) {
     });
 
     if !rotation {
-        return finish(f, &h);
+        return f.assert_none_showing(&h);
     }
     // rotation: keep using n1 until it is refused (at most 3 intervals and a second)
     let mut next_from_success: Option<String> = None;
@@ -1955,7 +1942,7 @@ fn nonce_flow(options: &str, rotation: bool) {
         }
         None => f.fail("no DPoP-Nonce with the refusal of the old nonce"),
     }
-    finish(f, &h);
+    f.assert_none_showing(&h);
 }
 
 /// Nonces are the same for every prefork child (the secret is made before the children are
@@ -2056,7 +2043,7 @@ fn nonces_shared_by_prefork_children_and_by_hosts_with_one_passphrase() {
         }
     }
     prefork.assert_no_child_crash();
-    finish(f, &prefork);
+    f.assert_none_showing(&prefork);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -2257,7 +2244,7 @@ fn a_thousand_concurrent_proofs_accepted_then_replays_refused() {
         }
     }
     match last {
-        Some(h) => finish(f, &h),
+        Some(h) => f.assert_none_showing(&h),
         None => f.assert_none(),
     }
 }
@@ -2447,7 +2434,7 @@ fn bound_tokens_never_accepted_as_bearer_tokens() {
             ),
         }
     }
-    finish(f, &h);
+    f.assert_none_showing(&h);
 }
 
 /// The challenges: `DPoP algs="..."` (no error) without a token, `realm` first with AuthName,
@@ -2605,7 +2592,7 @@ fn dpop_challenges() {
             other => f.fail(format!("{what}: DPoP challenges {other:?}")),
         }
     }
-    finish(f, &h);
+    f.assert_none_showing(&h);
 }
 
 /// `apache2 -t` refuses an unknown `dpop.cache`, a symmetric, unknown or `none` alg in

@@ -34,18 +34,6 @@ fn token_with_kid(s: &TokenSigner, kid: &str, c: &Value) -> String {
     s.mint_with_header(&json!({ "alg": s.alg(), "kid": kid, "typ": "at+jwt" }), c)
 }
 
-fn finish(f: Failures, h: &Httpd) {
-    if !f.all_passed() {
-        let log = h.error_log();
-        let lines: Vec<&str> = log.lines().filter(|l| l.contains("oauth2")).collect();
-        eprintln!(
-            "--- httpd error_log (oauth2 lines, tail) ---\n{}",
-            lines[lines.len().saturating_sub(40)..].join("\n")
-        );
-    }
-    f.assert_none();
-}
-
 /// A port on 127.0.0.1 where nothing listens.
 fn closed_port() -> u16 {
     free_port()
@@ -116,7 +104,7 @@ fn cached_keys_survive_a_key_endpoint_outage() {
         None,
     );
     h.assert_no_child_crash();
-    finish(f, &h);
+    f.assert_none_showing(&h);
 }
 
 #[test]
@@ -212,7 +200,7 @@ fn endpoints_that_never_answer_time_out() {
         )
     });
     h.assert_no_child_crash();
-    finish(f, &h);
+    f.assert_none_showing(&h);
 }
 
 #[test]
@@ -311,7 +299,7 @@ fn bad_key_set_responses_are_refused() {
         f.expect(n, &r, *want, (*want == 401).then_some(INVALID_TOKEN));
     }
     h.assert_no_child_crash();
-    finish(f, &h);
+    f.assert_none_showing(&h);
 }
 
 #[test]
@@ -361,7 +349,7 @@ fn key_rotation_is_picked_up_without_restart() {
         format!("a known kid caused a refetch ({n} -> {n2} fetches)")
     });
     h.assert_no_child_crash();
-    finish(f, &h);
+    f.assert_none_showing(&h);
 }
 
 #[test]
@@ -405,7 +393,7 @@ fn key_set_expiry_refetches() {
         statuses.len()
     );
     h.assert_no_child_crash();
-    finish(f, &h);
+    f.assert_none_showing(&h);
 }
 
 /// Warm up `url` with 40 valid tokens, optionally wait until `wait` has passed since the last key
@@ -503,7 +491,7 @@ fn unknown_kid_flood_is_rate_limited() {
         format!("refresh_interval=2: 1000 unknown kids in {took:?} caused {fetches} key-set fetches, expected 1..={allowed}")
     });
     h.assert_no_child_crash();
-    finish(f, &h);
+    f.assert_none_showing(&h);
 }
 
 #[test]
@@ -552,7 +540,7 @@ fn tokens_failing_for_other_reasons_cause_no_refetch() {
         )
     });
     h.assert_no_child_crash();
-    finish(f, &h);
+    f.assert_none_showing(&h);
 }
 
 #[test]
@@ -657,7 +645,7 @@ fn eckey_uri_serves_one_pem_key() {
         f.expect(what, &r, want, (want == 401).then_some(INVALID_TOKEN));
     }
     h.assert_no_child_crash();
-    finish(f, &h);
+    f.assert_none_showing(&h);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -772,7 +760,7 @@ fn introspection_results_are_cached() {
     });
     eprintln!("response exp: refused {refused:?} s after exp");
     h.assert_no_child_crash();
-    finish(f, &h);
+    f.assert_none_showing(&h);
 }
 
 #[test]
@@ -902,7 +890,7 @@ fn introspection_responses_that_must_be_refused() {
         f.expect(&format!("{what} (again)"), &r, *want, None);
     }
     h.assert_no_child_crash();
-    finish(f, &h);
+    f.assert_none_showing(&h);
 }
 
 #[test]
@@ -1009,5 +997,5 @@ fn introspection_request_shape() {
         }
     }
     h.assert_no_child_crash();
-    finish(f, &h);
+    f.assert_none_showing(&h);
 }

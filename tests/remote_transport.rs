@@ -57,19 +57,6 @@ fn write_json(p: &Path, v: &Value) {
     std::fs::write(p, v.to_string()).unwrap();
 }
 
-fn finish(f: Failures, h: &Httpd) {
-    if !f.all_passed() {
-        let log = h.error_log();
-        let lines: Vec<&str> = log.lines().filter(|l| l.contains("oauth2")).collect();
-        eprintln!(
-            "--- httpd error_log (oauth2 lines, tail) ---\n{}",
-            lines[lines.len().saturating_sub(40)..].join("\n")
-        );
-    }
-    h.assert_no_child_crash();
-    f.assert_none();
-}
-
 /// A new token (a fresh `jti`: results are cached per token) for `sub`.
 fn fresh(s: &TokenSigner, sub: &str) -> String {
     s.mint(&with(claims(sub), json!({ "jti": random_id(12) })))
@@ -179,7 +166,8 @@ fn file_key_set_is_read_again_when_it_changes() {
     f.check(refusals.len() == 2, || {
         format!("expected one refusal line per request: {refusals:?}")
     });
-    finish(f, &h);
+    h.assert_no_child_crash();
+    f.assert_none_showing(&h);
 }
 
 #[test]
@@ -253,7 +241,8 @@ fn file_metadata_names_a_local_key_set_and_is_read_again_when_it_changes() {
         log.contains("\"jwks_uri\" ignored: not an http(s) URL"),
         || format!("no `jwks_uri ignored` warning in\n{log}"),
     );
-    finish(f, &h);
+    h.assert_no_child_crash();
+    f.assert_none_showing(&h);
 }
 
 #[test]
@@ -335,7 +324,8 @@ fn redirects_never_lead_to_a_local_file() {
     f.check(!log.contains("trying again"), || {
         format!("a redirect to a file was retried:\n{log}")
     });
-    finish(f, &h);
+    h.assert_no_child_crash();
+    f.assert_none_showing(&h);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -544,7 +534,8 @@ fn only_transport_errors_and_5xx_are_tried_again() {
         log.contains("/jwks: attempt 1 of 2 failed: HTTP status 500; trying again in 300 ms"),
         || "no retry line for jwks_500_once".into(),
     );
-    finish(f, &h);
+    h.assert_no_child_crash();
+    f.assert_none_showing(&h);
 }
 
 #[test]
@@ -599,5 +590,6 @@ fn retries_never_take_longer_than_http_timeout() {
             resp.status
         );
     }
-    finish(f, &h);
+    h.assert_no_child_crash();
+    f.assert_none_showing(&h);
 }

@@ -2,6 +2,7 @@
 //! failing row at once, and a test cannot pass without having checked anything.
 
 use super::client::Response;
+use super::httpd::Httpd;
 
 /// Collects the outcome of every check of a table test.
 ///
@@ -69,6 +70,21 @@ impl Failures {
     /// [`Failures::assert_none`]).
     pub(crate) fn all_passed(&self) -> bool {
         self.failed.is_empty()
+    }
+
+    /// [`Failures::assert_none`], after printing the tail of `h`'s mod_oauth2 log lines when a
+    /// case failed (what the module said about the failed requests).
+    #[track_caller]
+    pub(crate) fn assert_none_showing(self, h: &Httpd) {
+        if !self.all_passed() {
+            let log = h.error_log();
+            let lines: Vec<&str> = log.lines().filter(|l| l.contains("oauth2")).collect();
+            eprintln!(
+                "--- httpd error_log (oauth2 lines, tail) ---\n{}",
+                lines[lines.len().saturating_sub(60)..].join("\n")
+            );
+        }
+        self.assert_none();
     }
 
     /// Ends the test: panics listing every failed case, or when no case was checked.
