@@ -1,4 +1,5 @@
-//! Lowercase hex, without the formatting machinery (it runs on the hot path for cache keys).
+//! Hex: lowercase encoding without the formatting machinery (it runs on the hot path for cache
+//! keys), and digit values for the %XX decoders.
 
 pub(crate) fn lower(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
@@ -8,6 +9,16 @@ pub(crate) fn lower(bytes: &[u8]) -> String {
         s.push(char::from(DIGITS[usize::from(b & 0x0f)]));
     }
     s
+}
+
+/// The value of one hex digit, either case.
+pub(crate) fn digit_value(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
 }
 
 #[cfg(test)]

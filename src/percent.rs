@@ -9,7 +9,10 @@ pub(crate) fn decode(s: &[u8]) -> Option<Vec<u8>> {
     let mut i = 0;
     while i < s.len() {
         if s[i] == b'%' {
-            let (hi, lo) = (hex_digit(*s.get(i + 1)?)?, hex_digit(*s.get(i + 2)?)?);
+            let (hi, lo) = (
+                crate::hex::digit_value(*s.get(i + 1)?)?,
+                crate::hex::digit_value(*s.get(i + 2)?)?,
+            );
             out.push(hi << 4 | lo);
             i += 3;
         } else {
@@ -18,15 +21,6 @@ pub(crate) fn decode(s: &[u8]) -> Option<Vec<u8>> {
         }
     }
     Some(out)
-}
-
-fn hex_digit(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
 }
 
 #[cfg(test)]

@@ -65,8 +65,7 @@ struct State {
     /// Number of fetches made (for tests and debug logs).
     fetches: u64,
     /// A local file: the version the keys were read from, and when it was last looked at.
-    file_stamp: Option<Stamp>,
-    file_checked: Option<Instant>,
+    file_watch: local_file::Watched,
 }
 
 impl RemoteKeys {
@@ -197,23 +196,12 @@ impl RemoteKeys {
         self.lock().fetches
     }
 
-    /// Whether the local file changed since the keys were read from it (a file that cannot be
-    /// looked at counts as changed). Looks at most once per `local_file::CHECK_INTERVAL` unless
-    /// `now`; always false for URLs.
+    /// Whether the local file changed since the keys were read from it (see
+    /// [`local_file::Watched::changed`]); always false for URLs.
     fn file_changed(&self, st: &mut State, now: bool) -> bool {
-        let Some(path) = &self.file else {
-            return false;
-        };
-        if !now
-            && st
-                .file_checked
-                .is_some_and(|t| t.elapsed() < local_file::CHECK_INTERVAL)
-        {
-            return false;
-        }
-        st.file_checked = Some(Instant::now());
-        let current = local_file::stamp(path);
-        current.is_none() || current != st.file_stamp
+        self.file
+            .as_ref()
+            .is_some_and(|path| st.file_watch.changed(path, now))
     }
 
     /// Refreshing an expired set: paused only for `refresh_interval` after a failed fetch.
@@ -268,8 +256,7 @@ impl RemoteKeys {
                 let keys = Arc::new(keys);
                 st.keys = Some(keys.clone());
                 st.fetched_at = Some(Instant::now());
-                st.file_stamp = stamp;
-                st.file_checked = Some(Instant::now());
+                st.file_watch.read(stamp);
                 st.last_error = None;
                 st.last_failure = None;
                 Ok(keys)

@@ -75,6 +75,33 @@ pub(crate) fn stamp(path: &Path) -> Option<Stamp> {
     std::fs::metadata(path).ok().map(|m| Stamp::of(&m))
 }
 
+/// The version of a local file last read, and when it was last looked at: whether to read it
+/// again.
+#[derive(Debug, Default)]
+pub(crate) struct Watched {
+    read: Option<Stamp>,
+    checked: Option<std::time::Instant>,
+}
+
+impl Watched {
+    /// Records the version just read (which counts as a look at the file).
+    pub(crate) fn read(&mut self, stamp: Option<Stamp>) {
+        self.read = stamp;
+        self.checked = Some(std::time::Instant::now());
+    }
+
+    /// Whether the file at `path` changed since it was read (a file that cannot be looked at
+    /// counts as changed). Looks at most once per [`CHECK_INTERVAL`] unless `now`.
+    pub(crate) fn changed(&mut self, path: &Path, now: bool) -> bool {
+        if !now && self.checked.is_some_and(|t| t.elapsed() < CHECK_INTERVAL) {
+            return false;
+        }
+        self.checked = Some(std::time::Instant::now());
+        let current = stamp(path);
+        current.is_none() || current != self.read
+    }
+}
+
 /// The whole file, at most [`MAX_RESPONSE`] bytes, and the stamp of what was read.
 pub(crate) fn read(path: &Path) -> Result<(Vec<u8>, Stamp), FetchError> {
     let cannot = |e: &dyn std::fmt::Display| {

@@ -55,8 +55,7 @@ struct State {
     last_attempt: Option<Instant>,
     last_error: Option<String>,
     /// A local file: the version the document was read from, and when it was last looked at.
-    file_stamp: Option<Stamp>,
-    file_checked: Option<Instant>,
+    file_watch: local_file::Watched,
 }
 
 impl Metadata {
@@ -109,7 +108,7 @@ impl Metadata {
                 let d = Arc::new(d);
                 st.current = Some((Instant::now(), d.clone()));
                 st.last_error = None;
-                st.file_stamp = stamp;
+                st.file_watch.read(stamp);
                 Ok(d)
             }
             Err(e) => {
@@ -123,21 +122,12 @@ impl Metadata {
         }
     }
 
-    /// Whether the local file changed since the document was read from it (looked at at most
-    /// once per `local_file::CHECK_INTERVAL`; a file that cannot be looked at counts as changed).
+    /// Whether the local file changed since the document was read from it (see
+    /// [`local_file::Watched::changed`]); always false for URLs.
     fn file_changed(&self, st: &mut State) -> bool {
-        let Some(path) = &self.file else {
-            return false;
-        };
-        if st
-            .file_checked
-            .is_some_and(|t| t.elapsed() < local_file::CHECK_INTERVAL)
-        {
-            return false;
-        }
-        st.file_checked = Some(Instant::now());
-        let current = local_file::stamp(path);
-        current.is_none() || current != st.file_stamp
+        self.file
+            .as_ref()
+            .is_some_and(|path| st.file_watch.changed(path, false))
     }
 
     /// The document from the network (or the local file, with the stamp of what was read).

@@ -186,8 +186,8 @@ fn percent_normalize(s: &str, allowed: fn(u8) -> bool, lower: bool) -> Result<St
     let mut bytes = s.bytes();
     while let Some(b) = bytes.next() {
         if b == b'%' {
-            let hi = bytes.next().and_then(hex_value);
-            let lo = bytes.next().and_then(hex_value);
+            let hi = bytes.next().and_then(crate::hex::digit_value);
+            let lo = bytes.next().and_then(crate::hex::digit_value);
             let (Some(hi), Some(lo)) = (hi, lo) else {
                 return Err(HtuError::PercentEncoding);
             };
@@ -213,15 +213,6 @@ fn percent_normalize(s: &str, allowed: fn(u8) -> bool, lower: bool) -> Result<St
 }
 
 const HEX_UPPER: &[u8; 16] = b"0123456789ABCDEF";
-
-fn hex_value(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
-}
 
 #[cfg(test)]
 mod tests {
