@@ -98,22 +98,24 @@ fn thumbprint(kty: &str, jwk: &Map<String, Value>) -> Result<String, DpopError> 
         "OKP" => &["crv", "kty", "x"],
         other => return Err(unsupported("kty", other)),
     };
-    let mut canonical = String::with_capacity(256);
-    canonical.push('{');
+    let mut canonical = Vec::with_capacity(256);
+    canonical.push(b'{');
     for (i, member) in members.iter().enumerate() {
         let Some(Value::String(value)) = jwk.get(*member) else {
             return Err(invalid(&format!("missing {member}")));
         };
         if i > 0 {
-            canonical.push(',');
+            canonical.push(b',');
         }
-        canonical.push('"');
-        canonical.push_str(member);
-        canonical.push_str("\":");
-        canonical.push_str(&Value::String(value.clone()).to_string());
+        canonical.push(b'"');
+        canonical.extend_from_slice(member.as_bytes());
+        canonical.extend_from_slice(b"\":");
+        // JSON string escaping as RFC 7638 section 3.3 asks (serde_json writes the shortest form).
+        serde_json::to_writer(&mut canonical, value)
+            .map_err(|_| invalid(&format!("{member} cannot be written as JSON")))?;
     }
-    canonical.push('}');
-    Ok(b64::encode(&crate::digest::sha256(&[canonical.as_bytes()])))
+    canonical.push(b'}');
+    Ok(b64::encode(&crate::digest::sha256(&[&canonical])))
 }
 
 fn invalid(why: &str) -> DpopError {
@@ -181,4 +183,29 @@ fn unsigned(text: &str, name: &str) -> Result<Vec<u8>, DpopError> {
     let zeros = bytes.iter().take_while(|b| **b == 0).count();
     bytes.drain(..zeros);
     Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// RFC 7638 section 3.1, and a member value that needs JSON escaping (section 3.3: the
+    /// members are written as JSON strings, so `"` and `\` are escaped, nothing else).
+    #[test]
+    fn thumbprint_is_rfc7638s() {
+        let jwk = |text: &str| -> Map<String, Value> { serde_json::from_str(text).unwrap() };
+        let rfc = jwk(
+            r#"{"kty":"RSA","n":"0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw","e":"AQAB","alg":"RS256","kid":"2011-04-29"}"#,
+        );
+        assert_eq!(
+            thumbprint("RSA", &rfc).as_deref(),
+            Ok("NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs")
+        );
+        let odd = jwk(r#"{"kty":"OKP","crv":"Ed\"25519\\","x":"a/b"}"#);
+        let expected = b64::encode(&crate::digest::sha256(&[
+            br#"{"crv":"Ed\"25519\\","kty":"OKP","x":"a/b"}"#,
+        ]));
+        assert_eq!(thumbprint("OKP", &odd), Ok(expected));
+        assert!(thumbprint("EC", &odd).is_err());
+    }
 }
