@@ -39,14 +39,10 @@ pub(crate) trait Request: TokenSource {
     fn dpop_proofs(&self) -> Vec<&str> {
         Vec::new()
     }
-    /// Whether the direct peer (the connection's client address) is an `OAuth2TrustedProxy` of
-    /// this server, whose forwarding headers are believed.
-    fn peer_is_trusted_proxy(&self) -> bool {
-        false
-    }
-    /// Where this server's trusted proxies write the public URL (asked only when the peer is one).
-    fn forwarded_url_from(&self) -> crate::proxy::UrlFrom {
-        crate::proxy::UrlFrom::None
+    /// When the direct peer (the connection's client address) is an `OAuth2TrustedProxy` of this
+    /// server, whose forwarding headers are believed: where those proxies write the public URL.
+    fn trusted_proxy(&self) -> Option<crate::proxy::UrlFrom> {
+        None
     }
     /// The request URL as Apache sees it (scheme, host and port as configured by `ServerName`
     /// and `UseCanonicalName`), for a DPoP proof's `htu`.
@@ -237,7 +233,7 @@ fn check_binding(
             verifier.check_binding(claims, || req.client_thumbprint_now())
         }
         Err(BindingError::NoCertificate) => match &verifier.cert_header {
-            Some(header) if req.peer_is_trusted_proxy() => {
+            Some(header) if req.trusted_proxy().is_some() => {
                 let forwarded = req
                     .header(&header.name)
                     .map(|value| header.certificate_der(value))
@@ -326,10 +322,9 @@ fn check_dpop(
     let presented = Presented {
         proofs: &proofs,
         method: req.method(),
-        url: if req.peer_is_trusted_proxy() {
-            crate::proxy::public_url(req.url(), req.forwarded_url_from(), |name| req.header(name))
-        } else {
-            req.url()
+        url: match req.trusted_proxy() {
+            Some(from) => crate::proxy::public_url(req.url(), from, |name| req.header(name)),
+            None => req.url(),
         },
         token: &found.token,
     };
@@ -487,8 +482,8 @@ mod tests {
         fn host(&self) -> Option<HostKey> {
             self.host
         }
-        fn peer_is_trusted_proxy(&self) -> bool {
-            self.trusted_peer
+        fn trusted_proxy(&self) -> Option<crate::proxy::UrlFrom> {
+            self.trusted_peer.then_some(crate::proxy::UrlFrom::None)
         }
     }
 

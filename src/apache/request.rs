@@ -504,13 +504,7 @@ impl<'r> ApacheRequest<'r> {
     /// of this server.
     fn trusted_peer(&self) -> bool {
         *self.trusted_peer.get_or_init(|| {
-            // SAFETY: see `new`; the server config lives as long as the configuration.
-            let server = unsafe {
-                ffi::oauth2_server_rs(self.r)
-                    .cast::<ServerConfig>()
-                    .as_ref()
-            };
-            let Some(server) = server else {
+            let Some(server) = self.server_config() else {
                 return false;
             };
             // SAFETY: see `new`; the address lives in the connection's pool.
@@ -774,13 +768,10 @@ impl<'r> authn::Request for ApacheRequest<'r> {
         self.current_thumbprint()
     }
 
-    fn peer_is_trusted_proxy(&self) -> bool {
+    fn trusted_proxy(&self) -> Option<crate::proxy::UrlFrom> {
         self.trusted_peer()
-    }
-
-    fn forwarded_url_from(&self) -> crate::proxy::UrlFrom {
-        self.server_config()
-            .map_or(crate::proxy::UrlFrom::None, ServerConfig::url_from)
+            .then(|| self.server_config().map(ServerConfig::url_from))
+            .flatten()
     }
 
     fn connection_memo(&self) -> Option<&ConnectionMemo> {
