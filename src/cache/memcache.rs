@@ -262,10 +262,8 @@ impl Store for MemcacheStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cache::net::testutil::{Server as Proc, free_port};
+    use crate::cache::net::testutil::{Server as Proc, free_port, one_reply_server};
     use crate::cache::store::race;
-    use std::io::{Read, Write};
-    use std::net::TcpListener;
     use std::time::Instant;
 
     const T: Duration = Duration::from_millis(500);
@@ -459,20 +457,6 @@ mod tests {
         assert!(took >= T && took < T * 3, "{took:?}");
     }
 
-    fn fake(reply: &'static [u8]) -> u16 {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = l.local_addr().unwrap().port();
-        std::thread::spawn(move || {
-            for mut c in l.incoming().flatten() {
-                let mut buf = [0u8; 1024];
-                let _ = c.read(&mut buf);
-                let _ = c.write_all(reply);
-                std::thread::sleep(Duration::from_millis(200));
-            }
-        });
-        port
-    }
-
     #[test]
     fn malformed_and_oversized_replies_are_refused() {
         for reply in [
@@ -486,7 +470,11 @@ mod tests {
             b"ERROR\r\n",
             b"",
         ] {
-            let s = MemcacheStore::new(&format!("--SERVER=127.0.0.1:{}", fake(reply)), T).unwrap();
+            let s = MemcacheStore::new(
+                &format!("--SERVER=127.0.0.1:{}", one_reply_server(reply)),
+                T,
+            )
+            .unwrap();
             let r = s.get("k");
             assert!(
                 matches!(r, Err(StoreError::Unavailable(_))),
@@ -497,7 +485,7 @@ mod tests {
         let s = MemcacheStore::new(
             &format!(
                 "--SERVER=127.0.0.1:{}",
-                fake(b"VALUE k 5 3 77\r\nabc\r\nEND\r\n")
+                one_reply_server(b"VALUE k 5 3 77\r\nabc\r\nEND\r\n")
             ),
             T,
         )

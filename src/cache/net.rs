@@ -283,6 +283,23 @@ pub(crate) mod testutil {
         l.local_addr().expect("addr").port()
     }
 
+    /// A server on a free port that reads one request from each connection, answers `reply`
+    /// whatever it was asked, and closes the connection 200 ms later: a faulty cache server.
+    pub(crate) fn one_reply_server(reply: &'static [u8]) -> u16 {
+        use std::io::{Read, Write};
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = l.local_addr().expect("addr").port();
+        std::thread::spawn(move || {
+            for mut c in l.incoming().flatten() {
+                let mut buf = [0u8; 1024];
+                let _ = c.read(&mut buf);
+                let _ = c.write_all(reply);
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        });
+        port
+    }
+
     /// Waits until something accepts connections on the port.
     pub(crate) fn wait_port(port: u16) {
         let start = Instant::now();

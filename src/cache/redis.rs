@@ -206,9 +206,8 @@ impl Store for RedisStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cache::net::testutil::{Server, free_port};
+    use crate::cache::net::testutil::{Server, free_port, one_reply_server};
     use crate::cache::store::race;
-    use std::io::{Read, Write};
     use std::net::TcpListener;
 
     const T: Duration = Duration::from_millis(500);
@@ -442,21 +441,6 @@ mod tests {
     }
 
     /// A fake server that answers every connection with `reply`.
-    fn fake(reply: &'static [u8]) -> u16 {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = l.local_addr().unwrap().port();
-        std::thread::spawn(move || {
-            for c in l.incoming().flatten() {
-                let mut c = c;
-                let mut buf = [0u8; 1024];
-                let _ = c.read(&mut buf);
-                let _ = c.write_all(reply);
-                std::thread::sleep(Duration::from_millis(200));
-            }
-        });
-        port
-    }
-
     #[test]
     fn malformed_and_oversized_replies_are_refused() {
         for reply in [
@@ -469,7 +453,7 @@ mod tests {
             b"$-5\r\n",
             b"",
         ] {
-            let s = store(fake(reply), None, None).with_backoff(Duration::ZERO);
+            let s = store(one_reply_server(reply), None, None).with_backoff(Duration::ZERO);
             let t = Instant::now();
             let r = s.get("k");
             assert!(
@@ -480,7 +464,7 @@ mod tests {
             assert_eq!(s.pool.idle_count(), 0);
         }
         // A well-formed reply from the same fake works.
-        let s = store(fake(b"$3\r\nabc\r\n"), None, None);
+        let s = store(one_reply_server(b"$3\r\nabc\r\n"), None, None);
         assert_eq!(s.get("k").unwrap(), Some(b"abc".to_vec()));
     }
 
@@ -523,7 +507,7 @@ mod tests {
 
     #[test]
     fn tls_to_a_plain_server_fails_at_once() {
-        let s = tls_store(fake(b"-ERR unknown command\r\n"));
+        let s = tls_store(one_reply_server(b"-ERR unknown command\r\n"));
         let t = Instant::now();
         let r = s.get("k");
         assert!(
