@@ -61,6 +61,11 @@ fn jwk_verify(signer: &TokenSigner, options: &str) -> String {
     )
 }
 
+/// `<Location /d>` taking DPoP-bound tokens by `signer` (`jwk`, `type=dpop`).
+fn dpop_location(signer: &TokenSigner) -> String {
+    oauth2_location("/d", &jwk_verify(signer, "type=dpop"))
+}
+
 /// A token by `signer` for `sub`, bound to `key` (`cnf.jkt`).
 fn bound_token(signer: &TokenSigner, sub: &str, key: &DpopKey) -> String {
     signer.mint(&with(
@@ -941,7 +946,7 @@ fn every_proof_check_refuses_on_its_own() {
     let mid = std::thread::spawn(|| DpopKey::rsa_multi_prime(8192));
     let signer = TokenSigner::rsa("dpop-table");
     let body = [
-        oauth2_location("/d", &jwk_verify(&signer, "type=dpop")),
+        dpop_location(&signer),
         oauth2_location("/e", &jwk_verify(&signer, "type=dpop&dpop.algs=ES256")),
         oauth2_location(
             "/q",
@@ -1053,10 +1058,7 @@ fn every_proof_check_refuses_on_its_own() {
 #[test]
 fn every_method_with_a_matching_htm() {
     let signer = TokenSigner::ec("dpop-methods");
-    let h = Httpd::start(HttpdConfig::new(oauth2_location(
-        "/d",
-        &jwk_verify(&signer, "type=dpop"),
-    )));
+    let h = Httpd::start(HttpdConfig::new(dpop_location(&signer)));
     let key = DpopKey::p256();
     let token = bound_token(&signer, "method-user", &key);
     let mut f = Failures::new();
@@ -1196,10 +1198,7 @@ fn internal_redirects_and_subrequests_check_the_proof_once() {
 #[test]
 fn a_proof_is_accepted_once() {
     let signer = TokenSigner::ec("dpop-replay");
-    let h = Httpd::start(HttpdConfig::new(oauth2_location(
-        "/d",
-        &jwk_verify(&signer, "type=dpop"),
-    )));
+    let h = Httpd::start(HttpdConfig::new(dpop_location(&signer)));
     let key = DpopKey::p256();
     let other = DpopKey::p256();
     let token = bound_token(&signer, "replay-user", &key);
@@ -1352,7 +1351,7 @@ fn a_proof_is_accepted_once() {
 fn replay_refused_across_a_graceful_restart() {
     let signer = TokenSigner::ec("dpop-graceful");
     let body = [
-        oauth2_location("/d", &jwk_verify(&signer, "type=dpop")),
+        dpop_location(&signer),
         oauth2_location("/s", &jwk_verify(&signer, "type=dpop&dpop.cache=mem")),
     ]
     .concat();
@@ -1389,7 +1388,7 @@ fn replay_refused_across_a_graceful_restart() {
 #[test]
 fn the_same_proof_sent_concurrently_is_accepted_once() {
     let signer = TokenSigner::ec("dpop-race");
-    let location = oauth2_location("/d", &jwk_verify(&signer, "type=dpop"));
+    let location = dpop_location(&signer);
     let prefork = Httpd::start(
         HttpdConfig::new(location.clone())
             .mpm(Mpm::Prefork)
@@ -1444,7 +1443,7 @@ fn pid_of(h: &Httpd, marker: &str) -> Option<u32> {
 fn replay_refused_across_prefork_children() {
     let signer = TokenSigner::ec("dpop-prefork");
     let h = Httpd::start(
-        HttpdConfig::new(oauth2_location("/d", &jwk_verify(&signer, "type=dpop")))
+        HttpdConfig::new(dpop_location(&signer))
             .mpm(Mpm::Prefork)
             .server(PREFORK_CHILDREN),
     );
@@ -2143,7 +2142,7 @@ fn a_thousand_concurrent_proofs_accepted_then_replays_refused() {
 fn bound_tokens_never_accepted_as_bearer_tokens() {
     let signer = TokenSigner::rsa("dpop-downgrade");
     let body = [
-        oauth2_location("/d", &jwk_verify(&signer, "type=dpop")),
+        dpop_location(&signer),
         oauth2_location("/b", &format!("OAuth2TokenVerify jwk {}", signer.jwk_arg())),
         oauth2_location(
             "/m",
@@ -2327,7 +2326,7 @@ fn bound_tokens_never_accepted_as_bearer_tokens() {
 fn dpop_challenges() {
     let signer = TokenSigner::ec("dpop-challenge");
     let body = [
-        oauth2_location("/d", &jwk_verify(&signer, "type=dpop")),
+        dpop_location(&signer),
         oauth2_location(
             "/r",
             &format!(

@@ -62,6 +62,11 @@ fn fresh(s: &TokenSigner, sub: &str) -> String {
     s.mint(&with(claims(sub), json!({ "jti": random_id(12) })))
 }
 
+/// `path` with a [`fresh`] token by `signer` for `sub`.
+fn send_fresh(h: &Httpd, path: &str, signer: &TokenSigner, sub: &str) -> Response {
+    h.https(path).bearer(&fresh(signer, sub)).send()
+}
+
 // ---------------------------------------------------------------------------------------------
 // file:// URLs
 // ---------------------------------------------------------------------------------------------
@@ -101,7 +106,7 @@ fn file_key_set_is_read_again_when_it_changes() {
 
     f.expect(
         "k1 from the file",
-        &h.https("/f/ok").bearer(&fresh(&k1, "joe")).send(),
+        &send_fresh(&h, "/f/ok", &k1, "joe"),
         200,
         None,
     );
@@ -110,13 +115,13 @@ fn file_key_set_is_read_again_when_it_changes() {
     write_json(&jwks, &jwks_of(&[&k2]));
     f.expect(
         "k2 right after the rewrite (unknown kid: the file is looked at)",
-        &h.https("/f/ok").bearer(&fresh(&k2, "ann")).send(),
+        &send_fresh(&h, "/f/ok", &k2, "ann"),
         200,
         None,
     );
     f.expect(
         "k1 after the rewrite (a new token)",
-        &h.https("/f/ok").bearer(&fresh(&k1, "joe")).send(),
+        &send_fresh(&h, "/f/ok", &k1, "joe"),
         401,
         Some(INVALID_TOKEN),
     );
@@ -129,21 +134,21 @@ fn file_key_set_is_read_again_when_it_changes() {
     std::thread::sleep(Duration::from_millis(1200));
     f.expect(
         "new k2 after the replacement",
-        &h.https("/f/ok").bearer(&fresh(&k2_new, "bob")).send(),
+        &send_fresh(&h, "/f/ok", &k2_new, "bob"),
         200,
         None,
     );
     f.expect(
         "old k2 after the replacement",
-        &h.https("/f/ok").bearer(&fresh(&k2, "ann")).send(),
+        &send_fresh(&h, "/f/ok", &k2, "ann"),
         401,
         Some(INVALID_TOKEN),
     );
 
     // A missing file is refused like an unreachable key server.
     let mark = h.log_mark();
-    let missing = h.https("/missing/ok").bearer(&fresh(&k1, "joe")).send();
-    let down = h.https("/down/ok").bearer(&fresh(&k1, "joe")).send();
+    let missing = send_fresh(&h, "/missing/ok", &k1, "joe");
+    let down = send_fresh(&h, "/down/ok", &k1, "joe");
     f.expect("missing file", &missing, 401, Some(INVALID_TOKEN));
     f.expect("unreachable server", &down, 401, Some(INVALID_TOKEN));
     let log = h.wait_log_since(mark, |l| {
@@ -199,7 +204,7 @@ fn file_metadata_names_a_local_key_set_and_is_read_again_when_it_changes() {
 
     f.expect(
         "local metadata, local keys",
-        &h.https("/m/ok").bearer(&fresh(&k1, "joe")).send(),
+        &send_fresh(&h, "/m/ok", &k1, "joe"),
         200,
         None,
     );
@@ -223,7 +228,7 @@ fn file_metadata_names_a_local_key_set_and_is_read_again_when_it_changes() {
     );
     f.expect(
         "old issuer after the change",
-        &h.https("/m/ok").bearer(&fresh(&k1, "joe")).send(),
+        &send_fresh(&h, "/m/ok", &k1, "joe"),
         401,
         Some(INVALID_TOKEN),
     );
@@ -232,7 +237,7 @@ fn file_metadata_names_a_local_key_set_and_is_read_again_when_it_changes() {
     let mark = h.log_mark();
     f.expect(
         "fetched metadata naming a file",
-        &h.https("/r/ok").bearer(&fresh(&k1, "joe")).send(),
+        &send_fresh(&h, "/r/ok", &k1, "joe"),
         401,
         Some(INVALID_TOKEN),
     );
@@ -290,20 +295,20 @@ fn redirects_never_lead_to_a_local_file() {
     // Redirects are followed (to http), so the refusals below are about the scheme.
     f.expect(
         "redirect to http",
-        &h.https("/jh/ok").bearer(&fresh(&k1, "joe")).send(),
+        &send_fresh(&h, "/jh/ok", &k1, "joe"),
         200,
         None,
     );
     let mark = h.log_mark();
     f.expect(
         "jwks_uri redirected to file://",
-        &h.https("/jf/ok").bearer(&fresh(&k1, "joe")).send(),
+        &send_fresh(&h, "/jf/ok", &k1, "joe"),
         401,
         Some(INVALID_TOKEN),
     );
     f.expect(
         "metadata redirected to file://",
-        &h.https("/mf/ok").bearer(&fresh(&k1, "joe")).send(),
+        &send_fresh(&h, "/mf/ok", &k1, "joe"),
         401,
         Some(INVALID_TOKEN),
     );
