@@ -468,21 +468,13 @@ fn remote_fetches_are_counted_and_key_sets_show_their_age() {
         _ => Reply::raw(500, "text/plain", "down"),
     });
     let body = [
-        oauth2_location(
-            "/k",
-            &verify_line("jwks_uri", &m.url("/jwks"), &Opts::new()),
-        ),
-        oauth2_location(
-            "/e",
-            &verify_line("eckey_uri", &m.url("/key.pem"), &Opts::new()),
-        ),
-        oauth2_location(
+        verify_location("/k", "jwks_uri", &m.url("/jwks"), &Opts::new()),
+        verify_location("/e", "eckey_uri", &m.url("/key.pem"), &Opts::new()),
+        verify_location(
             "/md",
-            &verify_line(
-                "metadata",
-                &m.url("/.well-known/openid-configuration"),
-                &Opts::new(),
-            ),
+            "metadata",
+            &m.url("/.well-known/openid-configuration"),
+            &Opts::new(),
         ),
         oauth2_location(
             "/i",

@@ -79,25 +79,18 @@ fn file_key_set_is_read_again_when_it_changes() {
     write_json(&jwks, &jwks_of(&[&k1]));
     let down = free_port();
     let body = [
-        oauth2_location(
-            "/f",
-            &verify_line("jwks_uri", &file_url(&jwks), &Opts::new()),
-        ),
-        oauth2_location(
+        verify_location("/f", "jwks_uri", &file_url(&jwks), &Opts::new()),
+        verify_location(
             "/missing",
-            &verify_line(
-                "jwks_uri",
-                &file_url(&dir.path("never-written.json")),
-                &Opts::new(),
-            ),
+            "jwks_uri",
+            &file_url(&dir.path("never-written.json")),
+            &Opts::new(),
         ),
-        oauth2_location(
+        verify_location(
             "/down",
-            &verify_line(
-                "jwks_uri",
-                &format!("http://127.0.0.1:{down}/jwks"),
-                &Opts::new().kv("jwks_uri.http_retries", "0"),
-            ),
+            "jwks_uri",
+            &format!("http://127.0.0.1:{down}/jwks"),
+            &Opts::new().kv("jwks_uri.http_retries", "0"),
         ),
     ]
     .concat();
@@ -188,14 +181,12 @@ fn file_metadata_names_a_local_key_set_and_is_read_again_when_it_changes() {
     // A fetched document naming the same local file.
     let remote_md = MockServer::json(json!({ "issuer": ISSUER, "jwks_uri": file_url(&jwks) }));
     let body = [
-        oauth2_location("/m", &verify_line("metadata", &file_url(&md), &Opts::new())),
-        oauth2_location(
+        verify_location("/m", "metadata", &file_url(&md), &Opts::new()),
+        verify_location(
             "/r",
-            &verify_line(
-                "metadata",
-                &remote_md.url("/.well-known/openid-configuration"),
-                &Opts::new(),
-            ),
+            "metadata",
+            &remote_md.url("/.well-known/openid-configuration"),
+            &Opts::new(),
         ),
     ]
     .concat();
@@ -272,22 +263,14 @@ fn redirects_never_lead_to_a_local_file() {
     let to_http_url = keys.url("/jwks");
     let to_http = MockServer::start(move |_| Reply::Redirect(to_http_url.clone()));
     let body = [
-        oauth2_location(
-            "/jf",
-            &verify_line("jwks_uri", &to_file.url("/jwks"), &Opts::new()),
-        ),
-        oauth2_location(
+        verify_location("/jf", "jwks_uri", &to_file.url("/jwks"), &Opts::new()),
+        verify_location(
             "/mf",
-            &verify_line(
-                "metadata",
-                &to_file.url("/.well-known/openid-configuration"),
-                &Opts::new(),
-            ),
+            "metadata",
+            &to_file.url("/.well-known/openid-configuration"),
+            &Opts::new(),
         ),
-        oauth2_location(
-            "/jh",
-            &verify_line("jwks_uri", &to_http.url("/jwks"), &Opts::new()),
-        ),
+        verify_location("/jh", "jwks_uri", &to_http.url("/jwks"), &Opts::new()),
     ]
     .concat();
     let h = Httpd::start(HttpdConfig::new(body).server(single_process()));
@@ -499,9 +482,11 @@ fn only_transport_errors_and_5xx_are_tried_again() {
     let body: String = rows
         .iter()
         .map(|r| {
-            oauth2_location(
+            verify_location(
                 &format!("/{}", r.name),
-                &verify_line(r.kind, &r.server.url(r.path), &r.options),
+                r.kind,
+                &r.server.url(r.path),
+                &r.options,
             )
         })
         .collect();
@@ -549,27 +534,23 @@ fn retries_never_take_longer_than_http_timeout() {
     let always_500 = MockServer::start(|_| Reply::raw(500, "text/plain", "down"));
     let hang = MockServer::start(|_| Reply::Hang);
     let body = [
-        oauth2_location(
+        verify_location(
             "/many",
-            &verify_line(
-                "jwks_uri",
-                &always_500.url("/jwks"),
-                &Opts::new()
-                    .kv("jwks_uri.http_timeout", "2")
-                    .kv("jwks_uri.http_retries", "100")
-                    .kv("jwks_uri.http_retry_interval", "300"),
-            ),
+            "jwks_uri",
+            &always_500.url("/jwks"),
+            &Opts::new()
+                .kv("jwks_uri.http_timeout", "2")
+                .kv("jwks_uri.http_retries", "100")
+                .kv("jwks_uri.http_retry_interval", "300"),
         ),
-        oauth2_location(
+        verify_location(
             "/hang",
-            &verify_line(
-                "introspect",
-                &hang.url("/introspect"),
-                &Opts::new()
-                    .kv("introspect.http_timeout", "2")
-                    .kv("introspect.http_retries", "5")
-                    .kv("introspect.http_retry_interval", "10"),
-            ),
+            "introspect",
+            &hang.url("/introspect"),
+            &Opts::new()
+                .kv("introspect.http_timeout", "2")
+                .kv("introspect.http_retries", "5")
+                .kv("introspect.http_retry_interval", "10"),
         ),
     ]
     .concat();

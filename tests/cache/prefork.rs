@@ -47,10 +47,7 @@ fn prefork_children_share_the_shm_cache() {
     let body = [
         oauth2_location("/j", &jwk_verify(&signer, "")),
         oauth2_location("/i", &introspect_line(&m, &Opts::new())),
-        oauth2_location(
-            "/k",
-            &verify_line("jwks_uri", &jwks.url("/jwks"), &Opts::new()),
-        ),
+        verify_location("/k", "jwks_uri", &jwks.url("/jwks"), &Opts::new()),
     ]
     .concat();
     let h = Httpd::start(

@@ -127,6 +127,11 @@ pub(crate) fn verify_line(kind: &str, url: &str, opts: &Opts) -> String {
     }
 }
 
+/// `<Location path>` that verifies tokens with [`verify_line`]`(kind, url, opts)`.
+pub(crate) fn verify_location(path: &str, kind: &str, url: &str, opts: &Opts) -> String {
+    super::oauth2_location(path, &verify_line(kind, url, opts))
+}
+
 /// Server-level directives for one httpd child process (event MPM, 8 threads): per-process
 /// caches (keys, introspection results) then see every request.
 pub(crate) fn single_process() -> &'static str {
@@ -144,6 +149,23 @@ pub(crate) fn present_cert(h: &Httpd, which: super::ClientCert, cert: &Path, key
     let (c, k) = h.pki.cert_and_key(which);
     fs::copy(cert, c).unwrap_or_else(|e| panic!("copy {}: {e}", cert.display()));
     fs::copy(key, k).unwrap_or_else(|e| panic!("copy {}: {e}", key.display()));
+}
+
+/// Make `h`'s client certificates the real AS's: A its self-signed client certificate, B the one
+/// its CA issued (the certificates of [`AsClient::SelfSigned`] and [`AsClient::Pki`]).
+pub(crate) fn present_as_client_certs(h: &Httpd, a: &RealAs) {
+    present_cert(
+        h,
+        super::ClientCert::A,
+        &a.pki.client_self_cert,
+        &a.pki.client_self_key,
+    );
+    present_cert(
+        h,
+        super::ClientCert::B,
+        &a.pki.client_pki_cert,
+        &a.pki.client_pki_key,
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
