@@ -115,6 +115,16 @@ fn encoded(h: &Httpd, c: ClientCert, format: &str) -> String {
     }
 }
 
+/// A plain-HTTP request to `path` from the peer address `from` with the bearer `token` and the
+/// header line `header` (as a proxy forwards it, or as a client forges it).
+fn send_from(h: &Httpd, from: &str, path: &str, token: &str, header: &str) -> Response {
+    h.http(path)
+        .source_addr(from)
+        .bearer(token)
+        .header(header)
+        .send()
+}
+
 fn bound_token(signer: &TokenSigner, h: &Httpd, c: ClientCert) -> String {
     signer.mint(&with(
         claims("alice"),
@@ -219,12 +229,7 @@ fn forged_certificate_headers_from_untrusted_peers_are_removed() {
     let mut f = Failures::new();
     for from in ["127.0.0.1", UNTRUSTED] {
         let mark = h.log_mark();
-        let r = h
-            .http("/fwd/env")
-            .source_addr(from)
-            .bearer(&token_a)
-            .header(&forged)
-            .send();
+        let r = send_from(&h, from, "/fwd/env", &token_a, &forged);
         f.expect(
             &format!("forged from {from}, bound token"),
             &r,
@@ -323,12 +328,13 @@ fn forged_certificate_headers_from_untrusted_peers_are_removed() {
         "the underscore look-alike from a trusted peer reached the backend".into()
     });
     for _ in 0..8 {
-        let r = h
-            .http("/opt/ok")
-            .source_addr(UNTRUSTED)
-            .bearer(&signer.mint(&claims("bob")))
-            .header(&forged)
-            .send();
+        let r = send_from(
+            &h,
+            UNTRUSTED,
+            "/opt/ok",
+            &signer.mint(&claims("bob")),
+            &forged,
+        );
         f.expect("forged again", &r, 200, None);
     }
     let log = h.error_log();
@@ -362,21 +368,23 @@ fn each_header_format_from_a_trusted_peer() {
     let mut f = Failures::new();
     for (path, header, format) in FORMATS {
         for (cert, status) in [(ClientCert::A, 200), (ClientCert::B, 401)] {
-            let r = h
-                .http(&format!("{path}ok"))
-                .source_addr(TRUSTED)
-                .bearer(&token_a)
-                .header(&format!("{header}: {}", encoded(&h, cert, format)))
-                .send();
+            let r = send_from(
+                &h,
+                TRUSTED,
+                &format!("{path}ok"),
+                &token_a,
+                &format!("{header}: {}", encoded(&h, cert, format)),
+            );
             f.expect(&format!("{format}, forwarded {cert:?}"), &r, status, None);
         }
         // The same header from a peer that is not trusted counts for nothing.
-        let r = h
-            .http(&format!("{path}ok"))
-            .source_addr(UNTRUSTED)
-            .bearer(&token_a)
-            .header(&format!("{header}: {}", encoded(&h, ClientCert::A, format)))
-            .send();
+        let r = send_from(
+            &h,
+            UNTRUSTED,
+            &format!("{path}ok"),
+            &token_a,
+            &format!("{header}: {}", encoded(&h, ClientCert::A, format)),
+        );
         f.expect(
             &format!("{format}, untrusted peer"),
             &r,
@@ -465,12 +473,7 @@ fn bad_forwarded_certificates_are_refused_not_errors() {
     let mut f = Failures::new();
     for (what, path, header, reason) in &cases {
         let mark = h.log_mark();
-        let r = h
-            .http(path)
-            .source_addr(TRUSTED)
-            .bearer(&token_a)
-            .header(header)
-            .send();
+        let r = send_from(&h, TRUSTED, path, &token_a, header);
         f.expect(what, &r, 401, Some(INVALID_TOKEN));
         let lines = oauth2_refusal_lines(&h.log_since(mark));
         f.check(
