@@ -9,10 +9,6 @@ mod common;
 
 use common::remote::*;
 use common::*;
-use openssl::bn::BigNum;
-use openssl::ec::{EcGroup, EcKey};
-use openssl::nid::Nid;
-use openssl::pkey::PKey;
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -534,19 +530,7 @@ fn tokens_failing_for_other_reasons_cause_no_refetch() {
 #[test]
 fn eckey_uri_serves_one_pem_key() {
     let s = TokenSigner::ec("k1");
-    let jwk = s.public_jwk_value();
-    let coord = |n: &str| {
-        let b = base64::Engine::decode(
-            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
-            jwk[n].as_str().unwrap(),
-        )
-        .unwrap();
-        BigNum::from_slice(&b).unwrap()
-    };
-    let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap();
-    let ec = EcKey::from_public_key_affine_coordinates(&group, &coord("x"), &coord("y")).unwrap();
-    let pem =
-        String::from_utf8(PKey::from_ec_key(ec).unwrap().public_key_to_pem().unwrap()).unwrap();
+    let pem = s.public_pem();
     let pem2 = pem.clone();
     let m = MockServer::start(move |req| match req.path() {
         "/key.pem" => Reply::raw(200, "application/x-pem-file", &pem2),

@@ -123,6 +123,11 @@ impl TokenSigner {
         }
     }
 
+    /// The public key as PEM (`BEGIN PUBLIC KEY`), as AWS ALB and `eckey_uri` servers publish it.
+    pub(crate) fn public_pem(&self) -> String {
+        String::from_utf8(self.key.public_key_to_pem().unwrap()).unwrap()
+    }
+
     /// The public JWK as compact JSON text.
     pub(crate) fn public_jwk(&self) -> String {
         serde_json::to_string(&self.public_jwk_value()).unwrap()
