@@ -52,15 +52,6 @@ const NONCE_REQUIRED: DpopChallenge<'static> = DpopChallenge {
 /// Words of the refusal log line, per check (any of them, case-insensitive).
 const LOG_REPLAY: &[&str] = &["replay", "seen before", "already used"];
 
-/// `OAuth2TokenVerify jwk <signer's JWK> "<options>"`.
-fn jwk_verify(signer: &TokenSigner, options: &str) -> String {
-    format!(
-        "OAuth2TokenVerify jwk {} {}",
-        signer.jwk_arg(),
-        apache_quote(options)
-    )
-}
-
 /// `<Location /d>` taking DPoP-bound tokens by `signer` (`jwk`, `type=dpop`).
 fn dpop_location(signer: &TokenSigner) -> String {
     oauth2_location("/d", &jwk_verify(signer, "type=dpop"))

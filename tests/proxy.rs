@@ -26,20 +26,12 @@ const FORMATS: &[(&str, &str, &str)] = &[
     ("/xfcc/", "X-Forwarded-Client-Cert", "xfcc"),
 ];
 
-fn verify(signer: &TokenSigner, options: &str) -> String {
-    format!(
-        "OAuth2TokenVerify jwk {} {}",
-        signer.jwk_arg(),
-        apache_quote(options)
-    )
-}
-
 fn start(signer: &TokenSigner) -> Httpd {
     let mut body = String::new();
     for (path, header, format) in FORMATS {
         body += &oauth2_location(
             path,
-            &verify(
+            &jwk_verify(
                 signer,
                 &format!(
                     "type=mtls&mtls.policy=required&mtls.header={header}&mtls.header.format={format}"
@@ -49,12 +41,12 @@ fn start(signer: &TokenSigner) -> Httpd {
     }
     body += &oauth2_location(
         "/opt/",
-        &verify(
+        &jwk_verify(
             signer,
             &format!("type=mtls&mtls.policy=optional&mtls.header={CERT_HEADER}"),
         ),
     );
-    body += &oauth2_location("/d/", &verify(signer, "type=dpop"));
+    body += &oauth2_location("/d/", &jwk_verify(signer, "type=dpop"));
     Httpd::start(
         HttpdConfig::new(body)
             // Room for the 16 KiB bound of the module to be what refuses an oversized header.
@@ -602,7 +594,7 @@ fn url_from_names_the_headers_the_proxy_writes() {
         ),
     ] {
         let h = Httpd::start(
-            HttpdConfig::new(oauth2_location("/d/", &verify(&signer, "type=dpop"))).server(
+            HttpdConfig::new(oauth2_location("/d/", &jwk_verify(&signer, "type=dpop"))).server(
                 format!("OAuth2TrustedProxy {TRUSTED} url_from={url_from}\n"),
             ),
         );
@@ -650,7 +642,7 @@ fn configuration_errors() {
     }
     let bad = oauth2_location(
         "/x/",
-        &verify(
+        &jwk_verify(
             &signer,
             "type=mtls&mtls.header=X-Cert&mtls.header.format=der",
         ),
