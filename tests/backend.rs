@@ -94,6 +94,15 @@ fn fields_named<'a>(fields: &'a [(String, String)], name: &str) -> Vec<&'a str> 
         .collect()
 }
 
+/// `path` with the bearer `token` on the TLS and the plain listener, each response named by its
+/// listener.
+fn on_both_listeners(h: &Httpd, path: &str, token: &str) -> [(&'static str, Response); 2] {
+    [
+        ("TLS", h.https(path).bearer(token).send()),
+        ("plain", h.http(path).bearer(token).send()),
+    ]
+}
+
 #[test]
 fn claims_reach_cgi_environment() {
     let signer = TokenSigner::rsa("one");
@@ -102,10 +111,7 @@ fn claims_reach_cgi_environment() {
     let c = rich_claims();
     let tok = signer.mint(&c);
     let mut f = Failures::new();
-    for (listener, r) in [
-        ("TLS", h.https("/c/env").bearer(&tok).send()),
-        ("plain", h.http("/c/env").bearer(&tok).send()),
-    ] {
+    for (listener, r) in on_both_listeners(&h, "/c/env", &tok) {
         f.expect(&format!("{listener} CGI"), &r, 200, None);
         if r.status != 200 {
             continue;
@@ -263,10 +269,7 @@ fn control_characters_in_claims_do_not_inject_headers() {
     );
     let tok = signer.mint(&c);
     let mut f = Failures::new();
-    for (listener, r) in [
-        ("TLS", h.https("/b/x").bearer(&tok).send()),
-        ("plain", h.http("/b/x").bearer(&tok).send()),
-    ] {
+    for (listener, r) in on_both_listeners(&h, "/b/x", &tok) {
         f.expect(&format!("{listener}: proxied"), &r, 200, None);
         if r.status != 200 {
             continue;

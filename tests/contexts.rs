@@ -5,6 +5,7 @@
 
 mod common;
 
+use common::redirects::*;
 use common::*;
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -396,103 +397,17 @@ fn htaccess_needs_allow_override_authconfig() {
 fn internal_redirects_and_subrequests_verify_once() {
     let signer = TokenSigner::rsa("one");
     let verify = format!("OAuth2TokenVerify jwk {}", signer.jwk_arg());
-    let server = [
-        load_module("rewrite_module", "mod_rewrite.so"),
-        load_module("dir_module", "mod_dir.so"),
-    ]
-    .concat();
-    let body = [
-        "RewriteEngine On\nRewriteRule ^/a/(.*) /b/$1 [PT]\n".to_string(),
-        oauth2_location("/a", &verify),
-        oauth2_location("/b", &verify),
-        // 404 -> ErrorDocument (internal redirect) into the protected /b
-        oauth2_location("/e", &format!("{verify}\nErrorDocument 404 /b/env")),
-        // per-directory rewrite -> internal redirect into /b
-        oauth2_location("/rw", &verify),
-        "<Directory @HTDOCS@/rw>\nRewriteEngine On\nRewriteRule ^x\\.txt$ /b/env\n</Directory>\n"
-            .to_string(),
-        // DirectoryIndex -> sub-request, then fast internal redirect, into /b
-        oauth2_location("/di", &format!("{verify}\nDirectoryIndex /b/env")),
-    ]
-    .concat();
-    let h = Httpd::start(HttpdConfig::new(body).server(server));
-    for d in ["e", "rw", "di"] {
-        fs::create_dir_all(h.dir.join("htdocs").join(d)).unwrap();
-    }
-    fs::write(h.dir.join("htdocs/rw/x.txt"), "x\n").unwrap();
+    let h = start_httpd_with_internal_redirects(&verify);
     let tok = signer.mint(&claims("joe"));
     let mut f = Failures::new();
-    /// A request and the `REDIRECT_URL` the CGI must see (proof of an internal redirect).
-    struct Redirect<'a> {
-        what: &'a str,
-        path: &'a str,
-        expect_status: u16,
-        expect_redirect_url: Option<&'a str>,
-    }
-    let cases = [
-        Redirect {
-            what: "server-level rewrite [PT]",
-            path: "/a/env",
-            expect_status: 200,
-            expect_redirect_url: None,
-        },
-        Redirect {
-            what: "direct",
-            path: "/b/env",
-            expect_status: 200,
-            expect_redirect_url: None,
-        },
-        Redirect {
-            what: "ErrorDocument",
-            path: "/e/missing",
-            expect_status: 404,
-            expect_redirect_url: Some("/e/missing"),
-        },
-        Redirect {
-            what: "per-directory rewrite",
-            path: "/rw/x.txt",
-            expect_status: 200,
-            expect_redirect_url: Some("/rw/x.txt"),
-        },
-        Redirect {
-            what: "DirectoryIndex",
-            path: "/di/",
-            expect_status: 200,
-            expect_redirect_url: None,
-        },
-    ];
-    for Redirect {
-        what,
-        path,
-        expect_status: status,
-        expect_redirect_url: redirect_url,
-    } in cases
-    {
+    for case in &REDIRECTS {
+        let (what, path, status) = (case.what, case.path, case.expect_status);
         let mark = h.log_mark();
         let r = h.https(path).bearer(&tok).send();
         f.check(r.status == status, || {
             format!("{what} {path}: status {}, expected {status}", r.status)
         });
-        let env = r.env_bytes();
-        f.check(env.contains_key("GATEWAY_INTERFACE"), || {
-            format!("{what} {path}: the CGI did not run: {:?}", r.text())
-        });
-        f.check(
-            env.get("REMOTE_USER").map(Vec::as_slice) == Some(b"joe"),
-            || {
-                format!(
-                    "{what} {path}: REMOTE_USER {:?}",
-                    env.get("REMOTE_USER")
-                        .map(|v| String::from_utf8_lossy(v).into_owned())
-                )
-            },
-        );
-        let got = env
-            .get("REDIRECT_URL")
-            .map(|v| String::from_utf8_lossy(v).into_owned());
-        f.check(got.as_deref() == redirect_url, || {
-            format!("{what} {path}: REDIRECT_URL {got:?}, expected {redirect_url:?}")
-        });
+        case.check_cgi(&mut f, &r, "joe");
         let log = h.wait_log_since(mark, |l| l.contains(ACCEPTED));
         let n = log.lines().filter(|l| l.contains(ACCEPTED)).count();
         f.check(n == 1, || {

@@ -12,6 +12,7 @@
 mod common;
 
 use common::dpop::*;
+use common::redirects::*;
 use common::remote::*;
 use common::servers::*;
 use common::*;
@@ -35,16 +36,25 @@ const BAD_TOKEN: &[&str] = &["invalid_token"];
 const BAD_BINDING: &[&str] = &["invalid_token"];
 const NO_ERROR: &[&str] = &[];
 
+/// The challenge of a refused proof: every algorithm, no realm, `invalid_dpop_proof`.
+const PROOF_REFUSED: DpopChallenge<'static> = DpopChallenge {
+    algs: DEFAULT_ALGS,
+    realm: None,
+    errors: BAD_PROOF,
+};
+/// The challenge that asks for a server nonce (RFC 9449 section 8): `use_dpop_nonce`.
+const NONCE_REQUIRED: DpopChallenge<'static> = DpopChallenge {
+    algs: DEFAULT_ALGS,
+    realm: None,
+    errors: &["use_dpop_nonce"],
+};
+
 /// Words of the refusal log line, per check (any of them, case-insensitive).
 const LOG_REPLAY: &[&str] = &["replay", "seen before", "already used"];
 
-/// `OAuth2TokenVerify jwk <signer's JWK> "<options>"`.
-fn jwk_verify(signer: &TokenSigner, options: &str) -> String {
-    format!(
-        "OAuth2TokenVerify jwk {} {}",
-        signer.jwk_arg(),
-        apache_quote(options)
-    )
+/// `<Location /d>` taking DPoP-bound tokens by `signer` (`jwk`, `type=dpop`).
+fn dpop_location(signer: &TokenSigner) -> String {
+    oauth2_location("/d", &jwk_verify(signer, "type=dpop"))
 }
 
 /// A token by `signer` for `sub`, bound to `key` (`cnf.jkt`).
@@ -215,15 +225,13 @@ fn bound_tokens_accepted_through_jwk_jwks_uri_and_introspection() {
         .kv("type", "dpop");
     let body = [
         oauth2_location("/j", &jwk_verify(&signer, "type=dpop")),
-        oauth2_location(
+        verify_location(
             "/k",
-            &verify_line(
-                "jwks_uri",
-                &a.jwks_url(),
-                &Opts::new()
-                    .path("jwks_uri.ca_file", &a.pki.ca_cert)
-                    .kv("type", "dpop"),
-            ),
+            "jwks_uri",
+            &a.jwks_url(),
+            &Opts::new()
+                .path("jwks_uri.ca_file", &a.pki.ca_cert)
+                .kv("type", "dpop"),
         ),
         oauth2_location(
             "/i",
@@ -312,16 +320,7 @@ fn bound_tokens_accepted_through_jwk_jwks_uri_and_introspection() {
             },
         );
         let r = send_raw(&h, &RawReq::get(&env_path).dpop_token(token));
-        expect_dpop_401(
-            &mut f,
-            &format!("{what}: no proof"),
-            &r,
-            &DpopChallenge {
-                algs: DEFAULT_ALGS,
-                realm: None,
-                errors: BAD_PROOF,
-            },
-        );
+        expect_dpop_401(&mut f, &format!("{what}: no proof"), &r, &PROOF_REFUSED);
         let proof = Proof::new(&key, "GET", &htu(&h, &env_path))
             .ath(token)
             .sign(&key);
@@ -936,7 +935,7 @@ fn every_proof_check_refuses_on_its_own() {
     let mid = std::thread::spawn(|| DpopKey::rsa_multi_prime(8192));
     let signer = TokenSigner::rsa("dpop-table");
     let body = [
-        oauth2_location("/d", &jwk_verify(&signer, "type=dpop")),
+        dpop_location(&signer),
         oauth2_location("/e", &jwk_verify(&signer, "type=dpop&dpop.algs=ES256")),
         oauth2_location(
             "/q",
@@ -1048,10 +1047,7 @@ fn every_proof_check_refuses_on_its_own() {
 #[test]
 fn every_method_with_a_matching_htm() {
     let signer = TokenSigner::ec("dpop-methods");
-    let h = Httpd::start(HttpdConfig::new(oauth2_location(
-        "/d",
-        &jwk_verify(&signer, "type=dpop"),
-    )));
+    let h = Httpd::start(HttpdConfig::new(dpop_location(&signer)));
     let key = DpopKey::p256();
     let token = bound_token(&signer, "method-user", &key);
     let mut f = Failures::new();
@@ -1137,16 +1133,7 @@ fn every_method_with_a_matching_htm() {
         }
         let r = send_raw(&h, &req);
         if want == 401 {
-            expect_dpop_401(
-                &mut f,
-                &what,
-                &r,
-                &DpopChallenge {
-                    algs: DEFAULT_ALGS,
-                    realm: None,
-                    errors: BAD_PROOF,
-                },
-            );
+            expect_dpop_401(&mut f, &what, &r, &PROOF_REFUSED);
             continue;
         }
         expect_status(&mut f, &what, &r, want);
@@ -1168,108 +1155,22 @@ fn every_method_with_a_matching_htm() {
 fn internal_redirects_and_subrequests_check_the_proof_once() {
     let signer = TokenSigner::rsa("dpop-redirects");
     let verify = jwk_verify(&signer, "type=dpop");
-    let server = [
-        load_module("rewrite_module", "mod_rewrite.so"),
-        load_module("dir_module", "mod_dir.so"),
-    ]
-    .concat();
-    let body = [
-        "RewriteEngine On\nRewriteRule ^/a/(.*) /b/$1 [PT]\n".to_string(),
-        oauth2_location("/a", &verify),
-        oauth2_location("/b", &verify),
-        oauth2_location("/e", &format!("{verify}\nErrorDocument 404 /b/env")),
-        oauth2_location("/rw", &verify),
-        "<Directory @HTDOCS@/rw>\nRewriteEngine On\nRewriteRule ^x\\.txt$ /b/env\n</Directory>\n"
-            .to_string(),
-        oauth2_location("/di", &format!("{verify}\nDirectoryIndex /b/env")),
-    ]
-    .concat();
-    let h = Httpd::start(HttpdConfig::new(body).server(server));
-    for d in ["e", "rw", "di"] {
-        std::fs::create_dir_all(h.dir.join("htdocs").join(d)).unwrap();
-    }
-    std::fs::write(h.dir.join("htdocs/rw/x.txt"), "x\n").unwrap();
+    let h = start_httpd_with_internal_redirects(&verify);
     let key = DpopKey::p256();
     let token = bound_token(&signer, "redirect-user", &key);
     let mut f = Failures::new();
-
-    /// A request, the status it gets and whether the CGI must see an internal redirect.
-    struct Redirect<'a> {
-        what: &'a str,
-        path: &'a str,
-        expect_status: u16,
-        expect_redirect_url: Option<&'a str>,
-    }
-    let cases = [
-        Redirect {
-            what: "server-level rewrite [PT]",
-            path: "/a/env",
-            expect_status: 200,
-            expect_redirect_url: None,
-        },
-        Redirect {
-            what: "direct",
-            path: "/b/env",
-            expect_status: 200,
-            expect_redirect_url: None,
-        },
-        Redirect {
-            what: "ErrorDocument",
-            path: "/e/missing",
-            expect_status: 404,
-            expect_redirect_url: Some("/e/missing"),
-        },
-        Redirect {
-            what: "per-directory rewrite",
-            path: "/rw/x.txt",
-            expect_status: 200,
-            expect_redirect_url: Some("/rw/x.txt"),
-        },
-        Redirect {
-            what: "DirectoryIndex",
-            path: "/di/",
-            expect_status: 200,
-            expect_redirect_url: None,
-        },
-    ];
-    for Redirect {
-        what,
-        path,
-        expect_status: status,
-        expect_redirect_url: redirect_url,
-    } in cases
-    {
+    for case in &REDIRECTS {
+        let (what, path, status) = (case.what, case.path, case.expect_status);
         let r = send_raw(&h, &dpop_req(&h, "GET", path, &token, &key));
         expect_status(&mut f, &format!("{what} {path}"), &r, status);
-        let env = r.env_bytes();
-        f.check(
-            env.get("REMOTE_USER").map(Vec::as_slice) == Some(b"redirect-user"),
-            || {
-                format!(
-                    "{what} {path}: REMOTE_USER {:?} (body {:?})",
-                    env.get("REMOTE_USER")
-                        .map(|v| String::from_utf8_lossy(v).into_owned()),
-                    r.text().chars().take(200).collect::<String>()
-                )
-            },
-        );
-        let got = env
-            .get("REDIRECT_URL")
-            .map(|v| String::from_utf8_lossy(v).into_owned());
-        f.check(got.as_deref() == redirect_url, || {
-            format!("{what} {path}: REDIRECT_URL {got:?}, expected {redirect_url:?}")
-        });
+        case.check_cgi(&mut f, &r, "redirect-user");
         // and without a proof it is refused before any redirect
         let r = send_raw(&h, &RawReq::get(path).dpop_token(&token));
         expect_dpop_401(
             &mut f,
             &format!("{what} {path} without a proof"),
             &r,
-            &DpopChallenge {
-                algs: DEFAULT_ALGS,
-                realm: None,
-                errors: BAD_PROOF,
-            },
+            &PROOF_REFUSED,
         );
     }
     h.assert_no_child_crash();
@@ -1286,20 +1187,12 @@ fn internal_redirects_and_subrequests_check_the_proof_once() {
 #[test]
 fn a_proof_is_accepted_once() {
     let signer = TokenSigner::ec("dpop-replay");
-    let h = Httpd::start(HttpdConfig::new(oauth2_location(
-        "/d",
-        &jwk_verify(&signer, "type=dpop"),
-    )));
+    let h = Httpd::start(HttpdConfig::new(dpop_location(&signer)));
     let key = DpopKey::p256();
     let other = DpopKey::p256();
     let token = bound_token(&signer, "replay-user", &key);
     let other_token = bound_token(&signer, "replay-other", &other);
     let u = htu(&h, "/d/ok");
-    let refused = DpopChallenge {
-        algs: DEFAULT_ALGS,
-        realm: None,
-        errors: BAD_PROOF,
-    };
     let mut f = Failures::new();
 
     // new connections
@@ -1310,14 +1203,14 @@ fn a_proof_is_accepted_once() {
     expect_status(&mut f, "first use", &r, 200);
     let mark = h.log_mark();
     let r = send_raw(&h, &req);
-    expect_dpop_401(&mut f, "the same proof again", &r, &refused);
+    expect_dpop_401(&mut f, "the same proof again", &r, &PROOF_REFUSED);
     let lines = refusals_between(&h, mark, h.log_mark());
     f.check(
         lines.len() == 1 && mentions_any(&lines[0], LOG_REPLAY),
         || format!("replay: expected one refusal line naming the replay, got {lines:?}"),
     );
     let r = send_raw(&h, &req.clone().header("X-Other", "1"));
-    expect_dpop_401(&mut f, "the same proof a third time", &r, &refused);
+    expect_dpop_401(&mut f, "the same proof a third time", &r, &PROOF_REFUSED);
 
     // one keep-alive connection
     let mut conn = Conn::open(&h).unwrap();
@@ -1326,14 +1219,19 @@ fn a_proof_is_accepted_once() {
     let r1 = conn.send(&req2).unwrap();
     expect_status(&mut f, "keep-alive: first use", &r1, 200);
     let r2 = conn.send(&req2).unwrap();
-    expect_dpop_401(&mut f, "keep-alive: the same proof again", &r2, &refused);
+    expect_dpop_401(
+        &mut f,
+        "keep-alive: the same proof again",
+        &r2,
+        &PROOF_REFUSED,
+    );
     // the token is known on this connection now: the proof is still required every time
     let r3 = conn.send(&RawReq::get("/d/ok").dpop_token(&token)).unwrap();
     expect_dpop_401(
         &mut f,
         "keep-alive: the known token without a proof",
         &r3,
-        &refused,
+        &PROOF_REFUSED,
     );
     let p4 = Proof::new(&key, "GET", &u).ath(&token).sign(&key);
     let r4 = conn
@@ -1370,7 +1268,7 @@ fn a_proof_is_accepted_once() {
         &mut f,
         "a new proof with a used jti, same key",
         &r,
-        &refused,
+        &PROOF_REFUSED,
     );
     // ... keyed with the proof key: the same jti under another key is another proof
     let by_other = Proof::new(&other, "GET", &u)
@@ -1430,7 +1328,7 @@ fn a_proof_is_accepted_once() {
         200,
     );
     let r = send_raw(&h, &req3);
-    expect_dpop_401(&mut f, "... and then replayed", &r, &refused);
+    expect_dpop_401(&mut f, "... and then replayed", &r, &PROOF_REFUSED);
     f.assert_none_showing(&h);
 }
 
@@ -1442,7 +1340,7 @@ fn a_proof_is_accepted_once() {
 fn replay_refused_across_a_graceful_restart() {
     let signer = TokenSigner::ec("dpop-graceful");
     let body = [
-        oauth2_location("/d", &jwk_verify(&signer, "type=dpop")),
+        dpop_location(&signer),
         oauth2_location("/s", &jwk_verify(&signer, "type=dpop&dpop.cache=mem")),
     ]
     .concat();
@@ -1467,11 +1365,7 @@ fn replay_refused_across_a_graceful_restart() {
             &mut f,
             &format!("{path}: the same proof after a graceful restart"),
             &r,
-            &DpopChallenge {
-                algs: DEFAULT_ALGS,
-                realm: None,
-                errors: BAD_PROOF,
-            },
+            &PROOF_REFUSED,
         );
     }
     h.assert_no_child_crash();
@@ -1483,7 +1377,7 @@ fn replay_refused_across_a_graceful_restart() {
 #[test]
 fn the_same_proof_sent_concurrently_is_accepted_once() {
     let signer = TokenSigner::ec("dpop-race");
-    let location = oauth2_location("/d", &jwk_verify(&signer, "type=dpop"));
+    let location = dpop_location(&signer);
     let prefork = Httpd::start(
         HttpdConfig::new(location.clone())
             .mpm(Mpm::Prefork)
@@ -1538,7 +1432,7 @@ fn pid_of(h: &Httpd, marker: &str) -> Option<u32> {
 fn replay_refused_across_prefork_children() {
     let signer = TokenSigner::ec("dpop-prefork");
     let h = Httpd::start(
-        HttpdConfig::new(oauth2_location("/d", &jwk_verify(&signer, "type=dpop")))
+        HttpdConfig::new(dpop_location(&signer))
             .mpm(Mpm::Prefork)
             .server(PREFORK_CHILDREN),
     );
@@ -1638,11 +1532,6 @@ fn replay_refused_across_two_httpds_sharing_redis() {
             .dpop_token(&token)
             .proof(p)
     };
-    let refused = DpopChallenge {
-        algs: DEFAULT_ALGS,
-        realm: None,
-        errors: BAD_PROOF,
-    };
     let mut f = Failures::new();
     for round in 0..3 {
         let (first, second) = if round % 2 == 0 {
@@ -1659,7 +1548,7 @@ fn replay_refused_across_two_httpds_sharing_redis() {
             &mut f,
             &format!("round {round}: replayed at the other httpd"),
             &r,
-            &refused,
+            &PROOF_REFUSED,
         );
         let lines = refusals_between(second, mark, second.log_mark());
         f.check(
@@ -1671,7 +1560,7 @@ fn replay_refused_across_two_httpds_sharing_redis() {
             &mut f,
             &format!("round {round}: replayed at the same httpd"),
             &r,
-            &refused,
+            &PROOF_REFUSED,
         );
     }
     f.check(redis.dbsize() >= 3, || {
@@ -1730,16 +1619,7 @@ fn replay_store_down_refuses_proofs_then_recovers() {
     redis.kill();
     let mark = h.log_mark();
     let r = send_raw(&h, &fresh());
-    expect_dpop_401(
-        &mut f,
-        "redis down: a fresh proof",
-        &r,
-        &DpopChallenge {
-            algs: DEFAULT_ALGS,
-            realm: None,
-            errors: BAD_PROOF,
-        },
-    );
+    expect_dpop_401(&mut f, "redis down: a fresh proof", &r, &PROOF_REFUSED);
     let lines = refusals_between(&h, mark, h.log_mark());
     f.check(lines.iter().any(|l| l.contains("[oauth2:error]")), || {
         format!("redis down: no error-level line: {lines:?}")
@@ -1862,15 +1742,10 @@ fn nonce_flow(options: &str, rotation: bool) {
             &RawReq::get("/n/ok").dpop_token(&token).proof(&p.sign(&key)),
         )
     };
-    let use_nonce = DpopChallenge {
-        algs: DEFAULT_ALGS,
-        realm: None,
-        errors: &["use_dpop_nonce"],
-    };
     let mut f = Failures::new();
 
     let r = send(None);
-    expect_dpop_401(&mut f, "no nonce", &r, &use_nonce);
+    expect_dpop_401(&mut f, "no nonce", &r, &NONCE_REQUIRED);
     let Some(n1) = r.header("DPoP-Nonce").map(str::to_string) else {
         f.fail("no DPoP-Nonce header with use_dpop_nonce");
         return f.assert_none_showing(&h);
@@ -1883,7 +1758,7 @@ fn nonce_flow(options: &str, rotation: bool) {
     let r = send(Some(n1.as_str()));
     expect_status(&mut f, "retry with the server's nonce", &r, 200);
     let r = send(Some("made-up-nonce-0123456789"));
-    expect_dpop_401(&mut f, "a made-up nonce", &r, &use_nonce);
+    expect_dpop_401(&mut f, "a made-up nonce", &r, &NONCE_REQUIRED);
     f.check(r.header("DPoP-Nonce").is_some(), || {
         "no DPoP-Nonce with use_dpop_nonce for a made-up nonce".into()
     });
@@ -1904,7 +1779,7 @@ fn nonce_flow(options: &str, rotation: bool) {
                 }
             }
             401 => {
-                let p = dpop_refusal_problems(&r, &use_nonce);
+                let p = dpop_refusal_problems(&r, &NONCE_REQUIRED);
                 f.check(p.is_empty(), || {
                     format!("the old nonce after rotation: {}", p.join("; "))
                 });
@@ -2034,11 +1909,7 @@ fn nonces_shared_by_prefork_children_and_by_hosts_with_one_passphrase() {
                 &mut f,
                 "host A's nonce at host C (another passphrase)",
                 &r,
-                &DpopChallenge {
-                    algs: DEFAULT_ALGS,
-                    realm: None,
-                    errors: &["use_dpop_nonce"],
-                },
+                &NONCE_REQUIRED,
             );
         }
     }
@@ -2260,7 +2131,7 @@ fn a_thousand_concurrent_proofs_accepted_then_replays_refused() {
 fn bound_tokens_never_accepted_as_bearer_tokens() {
     let signer = TokenSigner::rsa("dpop-downgrade");
     let body = [
-        oauth2_location("/d", &jwk_verify(&signer, "type=dpop")),
+        dpop_location(&signer),
         oauth2_location("/b", &format!("OAuth2TokenVerify jwk {}", signer.jwk_arg())),
         oauth2_location(
             "/m",
@@ -2444,7 +2315,7 @@ fn bound_tokens_never_accepted_as_bearer_tokens() {
 fn dpop_challenges() {
     let signer = TokenSigner::ec("dpop-challenge");
     let body = [
-        oauth2_location("/d", &jwk_verify(&signer, "type=dpop")),
+        dpop_location(&signer),
         oauth2_location(
             "/r",
             &format!(

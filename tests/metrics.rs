@@ -10,10 +10,6 @@ mod common;
 use common::dpop::*;
 use common::remote::*;
 use common::*;
-use openssl::bn::BigNum;
-use openssl::ec::{EcGroup, EcKey};
-use openssl::nid::Nid;
-use openssl::pkey::PKey;
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -430,22 +426,6 @@ fn the_handler_answers_get_is_protected_like_any_location_and_mod_status_shows_t
     f.assert_none();
 }
 
-/// One PEM public key of `signer` (an EC key), as AWS ALB publishes its keys.
-fn ec_pem(signer: &TokenSigner) -> String {
-    let jwk = signer.public_jwk_value();
-    let coord = |n: &str| {
-        let b = base64::Engine::decode(
-            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
-            jwk[n].as_str().unwrap(),
-        )
-        .unwrap();
-        BigNum::from_slice(&b).unwrap()
-    };
-    let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap();
-    let ec = EcKey::from_public_key_affine_coordinates(&group, &coord("x"), &coord("y")).unwrap();
-    String::from_utf8(PKey::from_ec_key(ec).unwrap().public_key_to_pem().unwrap()).unwrap()
-}
-
 #[test]
 fn remote_fetches_are_counted_and_key_sets_show_their_age() {
     let signer = TokenSigner::ec("metrics-remote");
@@ -453,7 +433,7 @@ fn remote_fetches_are_counted_and_key_sets_show_their_age() {
     let issuer = m.url("");
     let (jwks, pem, discovery) = (
         json!({ "keys": [signer.public_jwk_value()] }),
-        ec_pem(&signer),
+        signer.public_pem(),
         json!({ "issuer": issuer, "jwks_uri": m.url("/jwks2") }),
     );
     m.set(move |req| match req.path() {
@@ -468,21 +448,13 @@ fn remote_fetches_are_counted_and_key_sets_show_their_age() {
         _ => Reply::raw(500, "text/plain", "down"),
     });
     let body = [
-        oauth2_location(
-            "/k",
-            &verify_line("jwks_uri", &m.url("/jwks"), &Opts::new()),
-        ),
-        oauth2_location(
-            "/e",
-            &verify_line("eckey_uri", &m.url("/key.pem"), &Opts::new()),
-        ),
-        oauth2_location(
+        verify_location("/k", "jwks_uri", &m.url("/jwks"), &Opts::new()),
+        verify_location("/e", "eckey_uri", &m.url("/key.pem"), &Opts::new()),
+        verify_location(
             "/md",
-            &verify_line(
-                "metadata",
-                &m.url("/.well-known/openid-configuration"),
-                &Opts::new(),
-            ),
+            "metadata",
+            &m.url("/.well-known/openid-configuration"),
+            &Opts::new(),
         ),
         oauth2_location(
             "/i",

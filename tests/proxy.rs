@@ -26,20 +26,12 @@ const FORMATS: &[(&str, &str, &str)] = &[
     ("/xfcc/", "X-Forwarded-Client-Cert", "xfcc"),
 ];
 
-fn verify(signer: &TokenSigner, options: &str) -> String {
-    format!(
-        "OAuth2TokenVerify jwk {} {}",
-        signer.jwk_arg(),
-        apache_quote(options)
-    )
-}
-
 fn start(signer: &TokenSigner) -> Httpd {
     let mut body = String::new();
     for (path, header, format) in FORMATS {
         body += &oauth2_location(
             path,
-            &verify(
+            &jwk_verify(
                 signer,
                 &format!(
                     "type=mtls&mtls.policy=required&mtls.header={header}&mtls.header.format={format}"
@@ -49,12 +41,12 @@ fn start(signer: &TokenSigner) -> Httpd {
     }
     body += &oauth2_location(
         "/opt/",
-        &verify(
+        &jwk_verify(
             signer,
             &format!("type=mtls&mtls.policy=optional&mtls.header={CERT_HEADER}"),
         ),
     );
-    body += &oauth2_location("/d/", &verify(signer, "type=dpop"));
+    body += &oauth2_location("/d/", &jwk_verify(signer, "type=dpop"));
     Httpd::start(
         HttpdConfig::new(body)
             // Room for the 16 KiB bound of the module to be what refuses an oversized header.
@@ -113,6 +105,16 @@ fn encoded(h: &Httpd, c: ClientCert, format: &str) -> String {
         ),
         other => panic!("format {other}"),
     }
+}
+
+/// A plain-HTTP request to `path` from the peer address `from` with the bearer `token` and the
+/// header line `header` (as a proxy forwards it, or as a client forges it).
+fn send_from(h: &Httpd, from: &str, path: &str, token: &str, header: &str) -> Response {
+    h.http(path)
+        .source_addr(from)
+        .bearer(token)
+        .header(header)
+        .send()
 }
 
 fn bound_token(signer: &TokenSigner, h: &Httpd, c: ClientCert) -> String {
@@ -219,12 +221,7 @@ fn forged_certificate_headers_from_untrusted_peers_are_removed() {
     let mut f = Failures::new();
     for from in ["127.0.0.1", UNTRUSTED] {
         let mark = h.log_mark();
-        let r = h
-            .http("/fwd/env")
-            .source_addr(from)
-            .bearer(&token_a)
-            .header(&forged)
-            .send();
+        let r = send_from(&h, from, "/fwd/env", &token_a, &forged);
         f.expect(
             &format!("forged from {from}, bound token"),
             &r,
@@ -323,12 +320,13 @@ fn forged_certificate_headers_from_untrusted_peers_are_removed() {
         "the underscore look-alike from a trusted peer reached the backend".into()
     });
     for _ in 0..8 {
-        let r = h
-            .http("/opt/ok")
-            .source_addr(UNTRUSTED)
-            .bearer(&signer.mint(&claims("bob")))
-            .header(&forged)
-            .send();
+        let r = send_from(
+            &h,
+            UNTRUSTED,
+            "/opt/ok",
+            &signer.mint(&claims("bob")),
+            &forged,
+        );
         f.expect("forged again", &r, 200, None);
     }
     let log = h.error_log();
@@ -362,21 +360,23 @@ fn each_header_format_from_a_trusted_peer() {
     let mut f = Failures::new();
     for (path, header, format) in FORMATS {
         for (cert, status) in [(ClientCert::A, 200), (ClientCert::B, 401)] {
-            let r = h
-                .http(&format!("{path}ok"))
-                .source_addr(TRUSTED)
-                .bearer(&token_a)
-                .header(&format!("{header}: {}", encoded(&h, cert, format)))
-                .send();
+            let r = send_from(
+                &h,
+                TRUSTED,
+                &format!("{path}ok"),
+                &token_a,
+                &format!("{header}: {}", encoded(&h, cert, format)),
+            );
             f.expect(&format!("{format}, forwarded {cert:?}"), &r, status, None);
         }
         // The same header from a peer that is not trusted counts for nothing.
-        let r = h
-            .http(&format!("{path}ok"))
-            .source_addr(UNTRUSTED)
-            .bearer(&token_a)
-            .header(&format!("{header}: {}", encoded(&h, ClientCert::A, format)))
-            .send();
+        let r = send_from(
+            &h,
+            UNTRUSTED,
+            &format!("{path}ok"),
+            &token_a,
+            &format!("{header}: {}", encoded(&h, ClientCert::A, format)),
+        );
         f.expect(
             &format!("{format}, untrusted peer"),
             &r,
@@ -465,12 +465,7 @@ fn bad_forwarded_certificates_are_refused_not_errors() {
     let mut f = Failures::new();
     for (what, path, header, reason) in &cases {
         let mark = h.log_mark();
-        let r = h
-            .http(path)
-            .source_addr(TRUSTED)
-            .bearer(&token_a)
-            .header(header)
-            .send();
+        let r = send_from(&h, TRUSTED, path, &token_a, header);
         f.expect(what, &r, 401, Some(INVALID_TOKEN));
         let lines = oauth2_refusal_lines(&h.log_since(mark));
         f.check(
@@ -599,7 +594,7 @@ fn url_from_names_the_headers_the_proxy_writes() {
         ),
     ] {
         let h = Httpd::start(
-            HttpdConfig::new(oauth2_location("/d/", &verify(&signer, "type=dpop"))).server(
+            HttpdConfig::new(oauth2_location("/d/", &jwk_verify(&signer, "type=dpop"))).server(
                 format!("OAuth2TrustedProxy {TRUSTED} url_from={url_from}\n"),
             ),
         );
@@ -647,7 +642,7 @@ fn configuration_errors() {
     }
     let bad = oauth2_location(
         "/x/",
-        &verify(
+        &jwk_verify(
             &signer,
             "type=mtls&mtls.header=X-Cert&mtls.header.format=der",
         ),

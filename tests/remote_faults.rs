@@ -9,10 +9,6 @@ mod common;
 
 use common::remote::*;
 use common::*;
-use openssl::bn::BigNum;
-use openssl::ec::{EcGroup, EcKey};
-use openssl::nid::Nid;
-use openssl::pkey::PKey;
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -47,10 +43,7 @@ fn closed_port() -> u16 {
 fn cached_keys_survive_a_key_endpoint_outage() {
     let s = TokenSigner::rsa("k1");
     let mut m = MockServer::json(jwks_of(&[&s]));
-    let body = oauth2_location(
-        "/k",
-        &verify_line("jwks_uri", &m.url("/jwks"), &Opts::new()),
-    );
+    let body = verify_location("/k", "jwks_uri", &m.url("/jwks"), &Opts::new());
     let h = Httpd::start(HttpdConfig::new(body).server(single_process()));
     let mut f = Failures::new();
     let t1 = s.mint(&claims("joe"));
@@ -280,9 +273,11 @@ fn bad_key_set_responses_are_refused() {
     let body: String = cases
         .iter()
         .map(|ReplyCase { name: n, .. }| {
-            oauth2_location(
+            verify_location(
                 &format!("/{n}"),
-                &verify_line("jwks_uri", &m.url(&format!("/{n}")), &Opts::new()),
+                "jwks_uri",
+                &m.url(&format!("/{n}")),
+                &Opts::new(),
             )
         })
         .collect();
@@ -307,13 +302,11 @@ fn key_rotation_is_picked_up_without_restart() {
     let k1 = TokenSigner::rsa("k1");
     let k2 = TokenSigner::ec("k2");
     let m = MockServer::json(jwks_of(&[&k1]));
-    let body = oauth2_location(
+    let body = verify_location(
         "/k",
-        &verify_line(
-            "jwks_uri",
-            &m.url("/jwks"),
-            &Opts::new().kv("jwks_uri.refresh_interval", "1"),
-        ),
+        "jwks_uri",
+        &m.url("/jwks"),
+        &Opts::new().kv("jwks_uri.refresh_interval", "1"),
     );
     let h = Httpd::start(HttpdConfig::new(body).server(single_process()));
     let mut f = Failures::new();
@@ -356,17 +349,15 @@ fn key_rotation_is_picked_up_without_restart() {
 fn key_set_expiry_refetches() {
     let s = TokenSigner::ec("k1");
     let m = MockServer::json(jwks_of(&[&s]));
-    let body = oauth2_location(
+    let body = verify_location(
         "/k",
-        &verify_line(
-            "jwks_uri",
-            &m.url("/jwks"),
-            // refresh_interval bounds every fetch in this implementation, not only kid-triggered
-            // ones: keep it below the expiry so that expiry alone decides
-            &Opts::new()
-                .kv("jwks_uri.expiry", "1")
-                .kv("jwks_uri.refresh_interval", "1"),
-        ),
+        "jwks_uri",
+        &m.url("/jwks"),
+        // refresh_interval bounds every fetch in this implementation, not only kid-triggered
+        // ones: keep it below the expiry so that expiry alone decides
+        &Opts::new()
+            .kv("jwks_uri.expiry", "1")
+            .kv("jwks_uri.refresh_interval", "1"),
     );
     let h = Httpd::start(HttpdConfig::new(body).server(single_process()));
     let mut f = Failures::new();
@@ -448,17 +439,12 @@ fn unknown_kid_flood_is_rate_limited() {
     let m = MockServer::json(jwks_of(&[&s]));
     let m2 = MockServer::json(jwks_of(&[&s]));
     let body = [
-        oauth2_location(
-            "/f",
-            &verify_line("jwks_uri", &m.url("/jwks"), &Opts::new()),
-        ),
-        oauth2_location(
+        verify_location("/f", "jwks_uri", &m.url("/jwks"), &Opts::new()),
+        verify_location(
             "/g",
-            &verify_line(
-                "jwks_uri",
-                &m2.url("/jwks"),
-                &Opts::new().kv("jwks_uri.refresh_interval", "2"),
-            ),
+            "jwks_uri",
+            &m2.url("/jwks"),
+            &Opts::new().kv("jwks_uri.refresh_interval", "2"),
         ),
     ]
     .concat();
@@ -498,13 +484,11 @@ fn unknown_kid_flood_is_rate_limited() {
 fn tokens_failing_for_other_reasons_cause_no_refetch() {
     let s = TokenSigner::rsa("k1");
     let m = MockServer::json(jwks_of(&[&s]));
-    let body = oauth2_location(
+    let body = verify_location(
         "/k",
-        &verify_line(
-            "jwks_uri",
-            &m.url("/jwks"),
-            &Opts::new().kv("jwks_uri.refresh_interval", "0"),
-        ),
+        "jwks_uri",
+        &m.url("/jwks"),
+        &Opts::new().kv("jwks_uri.refresh_interval", "0"),
     );
     let h = Httpd::start(HttpdConfig::new(body).server(single_process()));
     let mut f = Failures::new();
@@ -546,19 +530,7 @@ fn tokens_failing_for_other_reasons_cause_no_refetch() {
 #[test]
 fn eckey_uri_serves_one_pem_key() {
     let s = TokenSigner::ec("k1");
-    let jwk = s.public_jwk_value();
-    let coord = |n: &str| {
-        let b = base64::Engine::decode(
-            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
-            jwk[n].as_str().unwrap(),
-        )
-        .unwrap();
-        BigNum::from_slice(&b).unwrap()
-    };
-    let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap();
-    let ec = EcKey::from_public_key_affine_coordinates(&group, &coord("x"), &coord("y")).unwrap();
-    let pem =
-        String::from_utf8(PKey::from_ec_key(ec).unwrap().public_key_to_pem().unwrap()).unwrap();
+    let pem = s.public_pem();
     let pem2 = pem.clone();
     let m = MockServer::start(move |req| match req.path() {
         "/key.pem" => Reply::raw(200, "application/x-pem-file", &pem2),
@@ -570,18 +542,14 @@ fn eckey_uri_serves_one_pem_key() {
         _ => Reply::raw(500, "text/plain", "error"),
     });
     let body = [
-        oauth2_location(
-            "/e",
-            &verify_line("eckey_uri", &m.url("/key.pem"), &Opts::new()),
-        ),
-        oauth2_location(
+        verify_location("/e", "eckey_uri", &m.url("/key.pem"), &Opts::new()),
+        verify_location(
             "/garbage",
-            &verify_line("eckey_uri", &m.url("/garbage.pem"), &Opts::new()),
+            "eckey_uri",
+            &m.url("/garbage.pem"),
+            &Opts::new(),
         ),
-        oauth2_location(
-            "/err",
-            &verify_line("eckey_uri", &m.url("/err"), &Opts::new()),
-        ),
+        verify_location("/err", "eckey_uri", &m.url("/err"), &Opts::new()),
     ]
     .concat();
     let h = Httpd::start(HttpdConfig::new(body));
@@ -679,10 +647,12 @@ fn introspection_results_are_cached() {
     let table = Arc::new(Mutex::new(Vec::new()));
     let m = introspection_server(table.clone());
     let body = [
-        oauth2_location("/c", &verify_line("introspect", &m.url("/i"), &Opts::new())),
-        oauth2_location(
+        verify_location("/c", "introspect", &m.url("/i"), &Opts::new()),
+        verify_location(
             "/c1",
-            &verify_line("introspect", &m.url("/i"), &Opts::new().kv("expiry", "1")),
+            "introspect",
+            &m.url("/i"),
+            &Opts::new().kv("expiry", "1"),
         ),
     ]
     .concat();
@@ -871,7 +841,7 @@ fn introspection_responses_that_must_be_refused() {
     ));
     let m = introspection_server(table);
     let opts = Opts::new().kv("iss", ISS).kv("aud", "api");
-    let body = oauth2_location("/r", &verify_line("introspect", &m.url("/i"), &opts));
+    let body = verify_location("/r", "introspect", &m.url("/i"), &opts);
     let h = Httpd::start(HttpdConfig::new(body));
     let mut f = Failures::new();
     for (
@@ -910,12 +880,9 @@ fn introspection_request_shape() {
     // the token parameter is renamed at /p: the scripted server finds no `token` and answers
     // with its default (active) response
     let body = [
-        oauth2_location("/p", &verify_line("introspect", &m.url("/ip"), &post)),
-        oauth2_location("/b", &verify_line("introspect", &m.url("/ib"), &basic)),
-        oauth2_location(
-            "/n",
-            &verify_line("introspect", &m.url("/in"), &Opts::new()),
-        ),
+        verify_location("/p", "introspect", &m.url("/ip"), &post),
+        verify_location("/b", "introspect", &m.url("/ib"), &basic),
+        verify_location("/n", "introspect", &m.url("/in"), &Opts::new()),
     ]
     .concat();
     let h = Httpd::start(HttpdConfig::new(body));

@@ -176,18 +176,7 @@ fn certificate_bound_opaque_tokens() {
     ]
     .concat();
     let h = Httpd::start(HttpdConfig::new(body));
-    present_cert(
-        &h,
-        ClientCert::A,
-        &a.pki.client_self_cert,
-        &a.pki.client_self_key,
-    );
-    present_cert(
-        &h,
-        ClientCert::B,
-        &a.pki.client_pki_cert,
-        &a.pki.client_pki_key,
-    );
+    present_as_client_certs(&h, a);
     let self_tok = a.token(AsClient::SelfSigned, "/opaque", "read");
     let pki_tok = a.token(AsClient::Pki, "/opaque", "read");
     let plain_tok = a.token(AsClient::Basic, "/opaque", "read");

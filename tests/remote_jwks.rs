@@ -46,22 +46,14 @@ fn finish(f: Failures, a: &RealAs, h: &Httpd) {
 fn jwts_of_every_algorithm_through_jwks_uri_and_metadata() {
     let a = real_as();
     let body = [
-        oauth2_location(
-            "/jwks",
-            &verify_line("jwks_uri", &a.jwks_url(), &jwks_opts(a)),
-        ),
-        oauth2_location(
+        verify_location("/jwks", "jwks_uri", &a.jwks_url(), &jwks_opts(a)),
+        verify_location(
             "/jwksiss",
-            &verify_line(
-                "jwks_uri",
-                &a.jwks_url(),
-                &jwks_opts(a).kv("iss", &a.issuer),
-            ),
+            "jwks_uri",
+            &a.jwks_url(),
+            &jwks_opts(a).kv("iss", &a.issuer),
         ),
-        oauth2_location(
-            "/meta",
-            &verify_line("metadata", &a.discovery_url(), &meta_opts(a)),
-        ),
+        verify_location("/meta", "metadata", &a.discovery_url(), &meta_opts(a)),
     ]
     .concat();
     let h = Httpd::start(HttpdConfig::new(body));
@@ -221,64 +213,37 @@ fn key_fetch_tls_trust() {
     let no_verify = Opts::new().kv("jwks_uri.ssl_verify", "false");
     let body = [
         // the AS's CA is not in the system store: no ca_file, no trust
-        oauth2_location(
-            "/noca",
-            &verify_line("jwks_uri", &own("noca"), &Opts::new()),
-        ),
+        verify_location("/noca", "jwks_uri", &own("noca"), &Opts::new()),
         // a CA file that does not contain the AS's CA
-        oauth2_location(
-            "/wrongca",
-            &verify_line("jwks_uri", &own("wrongca"), &other_ca),
-        ),
-        oauth2_location("/ca", &verify_line("jwks_uri", &own("ca"), &jwks_opts(a))),
-        oauth2_location(
-            "/noverify",
-            &verify_line("jwks_uri", &own("noverify"), &no_verify),
-        ),
-        oauth2_location(
-            "/meta-noca",
-            &verify_line("metadata", &a.discovery_url(), &Opts::new()),
-        ),
+        verify_location("/wrongca", "jwks_uri", &own("wrongca"), &other_ca),
+        verify_location("/ca", "jwks_uri", &own("ca"), &jwks_opts(a)),
+        verify_location("/noverify", "jwks_uri", &own("noverify"), &no_verify),
+        verify_location("/meta-noca", "metadata", &a.discovery_url(), &Opts::new()),
         // metadata trusted, but the discovered jwks_uri without a CA
-        oauth2_location(
+        verify_location(
             "/meta-jwks-noca",
-            &verify_line(
-                "metadata",
-                &a.discovery_url(),
-                &Opts::new().path("metadata.ca_file", &a.pki.ca_cert),
-            ),
+            "metadata",
+            &a.discovery_url(),
+            &Opts::new().path("metadata.ca_file", &a.pki.ca_cert),
         ),
-        oauth2_location(
+        verify_location(
             "/meta-noverify",
-            &verify_line(
-                "metadata",
-                &a.discovery_url(),
-                &Opts::new()
-                    .kv("metadata.ssl_verify", "false")
-                    .kv("jwks_uri.ssl_verify", "false"),
-            ),
+            "metadata",
+            &a.discovery_url(),
+            &Opts::new()
+                .kv("metadata.ssl_verify", "false")
+                .kv("jwks_uri.ssl_verify", "false"),
         ),
         // the same URL at two locations: one without TLS verification, one verifying
-        oauth2_location(
-            "/x-noverify",
-            &verify_line("jwks_uri", &own("shared"), &no_verify),
-        ),
-        oauth2_location(
+        verify_location("/x-noverify", "jwks_uri", &own("shared"), &no_verify),
+        verify_location(
             "/x-meta",
-            &verify_line(
-                "metadata",
-                &a.discovery_url(),
-                &Opts::new().path("metadata.ca_file", &a.pki.ca_cert),
-            ),
+            "metadata",
+            &a.discovery_url(),
+            &Opts::new().path("metadata.ca_file", &a.pki.ca_cert),
         ),
-        oauth2_location(
-            "/x-meta-noca",
-            &verify_line("metadata", &a.discovery_url(), &Opts::new()),
-        ),
-        oauth2_location(
-            "/x-noca",
-            &verify_line("jwks_uri", &own("shared"), &Opts::new()),
-        ),
+        verify_location("/x-meta-noca", "metadata", &a.discovery_url(), &Opts::new()),
+        verify_location("/x-noca", "jwks_uri", &own("shared"), &Opts::new()),
     ]
     .concat();
     // one child process: what one location fetched is visible to the others whenever the module
@@ -344,43 +309,25 @@ fn certificate_bound_jwts_from_the_real_as() {
     let a = real_as();
     let mtls = jwks_opts(a).kv("type", "mtls");
     let body = [
-        oauth2_location("/mtls", &verify_line("jwks_uri", &a.jwks_url(), &mtls)),
-        oauth2_location(
+        verify_location("/mtls", "jwks_uri", &a.jwks_url(), &mtls),
+        verify_location(
             "/mtlsopt",
-            &verify_line(
-                "jwks_uri",
-                &a.jwks_url(),
-                &mtls.clone().kv("mtls.policy", "optional"),
-            ),
+            "jwks_uri",
+            &a.jwks_url(),
+            &mtls.clone().kv("mtls.policy", "optional"),
         ),
-        oauth2_location(
+        verify_location(
             "/meta",
-            &verify_line(
-                "metadata",
-                &a.discovery_url(),
-                &meta_opts(a).kv("type", "mtls"),
-            ),
+            "metadata",
+            &a.discovery_url(),
+            &meta_opts(a).kv("type", "mtls"),
         ),
-        oauth2_location(
-            "/bearer",
-            &verify_line("jwks_uri", &a.jwks_url(), &jwks_opts(a)),
-        ),
+        verify_location("/bearer", "jwks_uri", &a.jwks_url(), &jwks_opts(a)),
     ]
     .concat();
     let h = Httpd::start(HttpdConfig::new(body));
     // client certificate A = the AS's self-signed client cert, B = the AS's CA-issued one
-    present_cert(
-        &h,
-        ClientCert::A,
-        &a.pki.client_self_cert,
-        &a.pki.client_self_key,
-    );
-    present_cert(
-        &h,
-        ClientCert::B,
-        &a.pki.client_pki_cert,
-        &a.pki.client_pki_key,
-    );
+    present_as_client_certs(&h, a);
 
     let self_tok = a.token(AsClient::SelfSigned, "/rs256", "read");
     let pki_tok = a.token(AsClient::Pki, "/es256", "read");

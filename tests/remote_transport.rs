@@ -62,6 +62,11 @@ fn fresh(s: &TokenSigner, sub: &str) -> String {
     s.mint(&with(claims(sub), json!({ "jti": random_id(12) })))
 }
 
+/// `path` with a [`fresh`] token by `signer` for `sub`.
+fn send_fresh(h: &Httpd, path: &str, signer: &TokenSigner, sub: &str) -> Response {
+    h.https(path).bearer(&fresh(signer, sub)).send()
+}
+
 // ---------------------------------------------------------------------------------------------
 // file:// URLs
 // ---------------------------------------------------------------------------------------------
@@ -74,25 +79,18 @@ fn file_key_set_is_read_again_when_it_changes() {
     write_json(&jwks, &jwks_of(&[&k1]));
     let down = free_port();
     let body = [
-        oauth2_location(
-            "/f",
-            &verify_line("jwks_uri", &file_url(&jwks), &Opts::new()),
-        ),
-        oauth2_location(
+        verify_location("/f", "jwks_uri", &file_url(&jwks), &Opts::new()),
+        verify_location(
             "/missing",
-            &verify_line(
-                "jwks_uri",
-                &file_url(&dir.path("never-written.json")),
-                &Opts::new(),
-            ),
+            "jwks_uri",
+            &file_url(&dir.path("never-written.json")),
+            &Opts::new(),
         ),
-        oauth2_location(
+        verify_location(
             "/down",
-            &verify_line(
-                "jwks_uri",
-                &format!("http://127.0.0.1:{down}/jwks"),
-                &Opts::new().kv("jwks_uri.http_retries", "0"),
-            ),
+            "jwks_uri",
+            &format!("http://127.0.0.1:{down}/jwks"),
+            &Opts::new().kv("jwks_uri.http_retries", "0"),
         ),
     ]
     .concat();
@@ -101,7 +99,7 @@ fn file_key_set_is_read_again_when_it_changes() {
 
     f.expect(
         "k1 from the file",
-        &h.https("/f/ok").bearer(&fresh(&k1, "joe")).send(),
+        &send_fresh(&h, "/f/ok", &k1, "joe"),
         200,
         None,
     );
@@ -110,13 +108,13 @@ fn file_key_set_is_read_again_when_it_changes() {
     write_json(&jwks, &jwks_of(&[&k2]));
     f.expect(
         "k2 right after the rewrite (unknown kid: the file is looked at)",
-        &h.https("/f/ok").bearer(&fresh(&k2, "ann")).send(),
+        &send_fresh(&h, "/f/ok", &k2, "ann"),
         200,
         None,
     );
     f.expect(
         "k1 after the rewrite (a new token)",
-        &h.https("/f/ok").bearer(&fresh(&k1, "joe")).send(),
+        &send_fresh(&h, "/f/ok", &k1, "joe"),
         401,
         Some(INVALID_TOKEN),
     );
@@ -129,21 +127,21 @@ fn file_key_set_is_read_again_when_it_changes() {
     std::thread::sleep(Duration::from_millis(1200));
     f.expect(
         "new k2 after the replacement",
-        &h.https("/f/ok").bearer(&fresh(&k2_new, "bob")).send(),
+        &send_fresh(&h, "/f/ok", &k2_new, "bob"),
         200,
         None,
     );
     f.expect(
         "old k2 after the replacement",
-        &h.https("/f/ok").bearer(&fresh(&k2, "ann")).send(),
+        &send_fresh(&h, "/f/ok", &k2, "ann"),
         401,
         Some(INVALID_TOKEN),
     );
 
     // A missing file is refused like an unreachable key server.
     let mark = h.log_mark();
-    let missing = h.https("/missing/ok").bearer(&fresh(&k1, "joe")).send();
-    let down = h.https("/down/ok").bearer(&fresh(&k1, "joe")).send();
+    let missing = send_fresh(&h, "/missing/ok", &k1, "joe");
+    let down = send_fresh(&h, "/down/ok", &k1, "joe");
     f.expect("missing file", &missing, 401, Some(INVALID_TOKEN));
     f.expect("unreachable server", &down, 401, Some(INVALID_TOKEN));
     let log = h.wait_log_since(mark, |l| {
@@ -183,14 +181,12 @@ fn file_metadata_names_a_local_key_set_and_is_read_again_when_it_changes() {
     // A fetched document naming the same local file.
     let remote_md = MockServer::json(json!({ "issuer": ISSUER, "jwks_uri": file_url(&jwks) }));
     let body = [
-        oauth2_location("/m", &verify_line("metadata", &file_url(&md), &Opts::new())),
-        oauth2_location(
+        verify_location("/m", "metadata", &file_url(&md), &Opts::new()),
+        verify_location(
             "/r",
-            &verify_line(
-                "metadata",
-                &remote_md.url("/.well-known/openid-configuration"),
-                &Opts::new(),
-            ),
+            "metadata",
+            &remote_md.url("/.well-known/openid-configuration"),
+            &Opts::new(),
         ),
     ]
     .concat();
@@ -199,7 +195,7 @@ fn file_metadata_names_a_local_key_set_and_is_read_again_when_it_changes() {
 
     f.expect(
         "local metadata, local keys",
-        &h.https("/m/ok").bearer(&fresh(&k1, "joe")).send(),
+        &send_fresh(&h, "/m/ok", &k1, "joe"),
         200,
         None,
     );
@@ -223,7 +219,7 @@ fn file_metadata_names_a_local_key_set_and_is_read_again_when_it_changes() {
     );
     f.expect(
         "old issuer after the change",
-        &h.https("/m/ok").bearer(&fresh(&k1, "joe")).send(),
+        &send_fresh(&h, "/m/ok", &k1, "joe"),
         401,
         Some(INVALID_TOKEN),
     );
@@ -232,7 +228,7 @@ fn file_metadata_names_a_local_key_set_and_is_read_again_when_it_changes() {
     let mark = h.log_mark();
     f.expect(
         "fetched metadata naming a file",
-        &h.https("/r/ok").bearer(&fresh(&k1, "joe")).send(),
+        &send_fresh(&h, "/r/ok", &k1, "joe"),
         401,
         Some(INVALID_TOKEN),
     );
@@ -267,22 +263,14 @@ fn redirects_never_lead_to_a_local_file() {
     let to_http_url = keys.url("/jwks");
     let to_http = MockServer::start(move |_| Reply::Redirect(to_http_url.clone()));
     let body = [
-        oauth2_location(
-            "/jf",
-            &verify_line("jwks_uri", &to_file.url("/jwks"), &Opts::new()),
-        ),
-        oauth2_location(
+        verify_location("/jf", "jwks_uri", &to_file.url("/jwks"), &Opts::new()),
+        verify_location(
             "/mf",
-            &verify_line(
-                "metadata",
-                &to_file.url("/.well-known/openid-configuration"),
-                &Opts::new(),
-            ),
+            "metadata",
+            &to_file.url("/.well-known/openid-configuration"),
+            &Opts::new(),
         ),
-        oauth2_location(
-            "/jh",
-            &verify_line("jwks_uri", &to_http.url("/jwks"), &Opts::new()),
-        ),
+        verify_location("/jh", "jwks_uri", &to_http.url("/jwks"), &Opts::new()),
     ]
     .concat();
     let h = Httpd::start(HttpdConfig::new(body).server(single_process()));
@@ -290,20 +278,20 @@ fn redirects_never_lead_to_a_local_file() {
     // Redirects are followed (to http), so the refusals below are about the scheme.
     f.expect(
         "redirect to http",
-        &h.https("/jh/ok").bearer(&fresh(&k1, "joe")).send(),
+        &send_fresh(&h, "/jh/ok", &k1, "joe"),
         200,
         None,
     );
     let mark = h.log_mark();
     f.expect(
         "jwks_uri redirected to file://",
-        &h.https("/jf/ok").bearer(&fresh(&k1, "joe")).send(),
+        &send_fresh(&h, "/jf/ok", &k1, "joe"),
         401,
         Some(INVALID_TOKEN),
     );
     f.expect(
         "metadata redirected to file://",
-        &h.https("/mf/ok").bearer(&fresh(&k1, "joe")).send(),
+        &send_fresh(&h, "/mf/ok", &k1, "joe"),
         401,
         Some(INVALID_TOKEN),
     );
@@ -494,9 +482,11 @@ fn only_transport_errors_and_5xx_are_tried_again() {
     let body: String = rows
         .iter()
         .map(|r| {
-            oauth2_location(
+            verify_location(
                 &format!("/{}", r.name),
-                &verify_line(r.kind, &r.server.url(r.path), &r.options),
+                r.kind,
+                &r.server.url(r.path),
+                &r.options,
             )
         })
         .collect();
@@ -544,27 +534,23 @@ fn retries_never_take_longer_than_http_timeout() {
     let always_500 = MockServer::start(|_| Reply::raw(500, "text/plain", "down"));
     let hang = MockServer::start(|_| Reply::Hang);
     let body = [
-        oauth2_location(
+        verify_location(
             "/many",
-            &verify_line(
-                "jwks_uri",
-                &always_500.url("/jwks"),
-                &Opts::new()
-                    .kv("jwks_uri.http_timeout", "2")
-                    .kv("jwks_uri.http_retries", "100")
-                    .kv("jwks_uri.http_retry_interval", "300"),
-            ),
+            "jwks_uri",
+            &always_500.url("/jwks"),
+            &Opts::new()
+                .kv("jwks_uri.http_timeout", "2")
+                .kv("jwks_uri.http_retries", "100")
+                .kv("jwks_uri.http_retry_interval", "300"),
         ),
-        oauth2_location(
+        verify_location(
             "/hang",
-            &verify_line(
-                "introspect",
-                &hang.url("/introspect"),
-                &Opts::new()
-                    .kv("introspect.http_timeout", "2")
-                    .kv("introspect.http_retries", "5")
-                    .kv("introspect.http_retry_interval", "10"),
-            ),
+            "introspect",
+            &hang.url("/introspect"),
+            &Opts::new()
+                .kv("introspect.http_timeout", "2")
+                .kv("introspect.http_retries", "5")
+                .kv("introspect.http_retry_interval", "10"),
         ),
     ]
     .concat();

@@ -35,6 +35,38 @@ fn pids(lines: &[Accepted]) -> BTreeSet<u32> {
     lines.iter().map(|a| a.pid).collect()
 }
 
+/// A new opaque token sent to `/i/ok` until at least two children answered (three, or two over ten
+/// requests): checks that every answer was 200, that two children or more answered, and that the
+/// introspection server `m` was asked once. Returns the statuses, the acceptances and their pids.
+fn introspect_once_across_children(
+    f: &mut Failures,
+    h: &Httpd,
+    m: &MockServer,
+    what: &str,
+) -> (Vec<u16>, Vec<Accepted>, BTreeSet<u32>) {
+    let mark = h.log_mark();
+    let tok = random_id(32);
+    let sub = sub_of(&tok);
+    let (st, lines) = spread(h, "/i/ok", &tok, &sub, mark, 40, |l| {
+        pids(l).len() >= 3 || (pids(l).len() >= 2 && l.len() >= 10)
+    });
+    f.check(st.iter().all(|s| *s == 200), || {
+        format!("{what}: statuses {st:?}")
+    });
+    let ps = pids(&lines);
+    f.check(ps.len() >= 2, || {
+        format!("{what}: only pids {ps:?} answered")
+    });
+    let n = calls_for(m, &tok);
+    f.check(n == 1, || {
+        format!(
+            "{what}: {n} introspection calls for one token over {} requests in children {ps:?}, expected 1",
+            st.len()
+        )
+    });
+    (st, lines, ps)
+}
+
 /// Under prefork with several children: a JWT verified in one child is a shared-cache hit in
 /// another (implicit shm cache); an introspected token is introspected once whichever child
 /// answers; a JWKS is fetched once for all children (`jwks_uri.cache`, implicit shm).
@@ -47,10 +79,7 @@ fn prefork_children_share_the_shm_cache() {
     let body = [
         oauth2_location("/j", &jwk_verify(&signer, "")),
         oauth2_location("/i", &introspect_line(&m, &Opts::new())),
-        oauth2_location(
-            "/k",
-            &verify_line("jwks_uri", &jwks.url("/jwks"), &Opts::new()),
-        ),
+        verify_location("/k", "jwks_uri", &jwks.url("/jwks"), &Opts::new()),
     ]
     .concat();
     let h = Httpd::start(
@@ -103,26 +132,7 @@ fn prefork_children_share_the_shm_cache() {
     );
 
     // introspection: one call whichever children answer
-    let mark = h.log_mark();
-    let tok = random_id(32);
-    let sub = sub_of(&tok);
-    let (st, lines) = spread(&h, "/i/ok", &tok, &sub, mark, 40, |l| {
-        pids(l).len() >= 3 || (pids(l).len() >= 2 && l.len() >= 10)
-    });
-    f.check(st.iter().all(|s| *s == 200), || {
-        format!("introspection statuses {st:?}")
-    });
-    let ps = pids(&lines);
-    f.check(ps.len() >= 2, || {
-        format!("introspection: only pids {ps:?} answered")
-    });
-    let n = calls_for(&m, &tok);
-    f.check(n == 1, || {
-        format!(
-            "introspection: {n} calls for one token over {} requests in children {ps:?}, expected 1",
-            st.len()
-        )
-    });
+    let (st, lines, ps) = introspect_once_across_children(&mut f, &h, &m, "introspection");
     eprintln!(
         "prefork introspection: {} requests, pids {ps:?}, origins {:?}",
         st.len(),
@@ -175,26 +185,8 @@ fn prefork_children_share_a_redis_cache() {
     );
     let mut f = Failures::new();
     for round in 0..2 {
-        let mark = h.log_mark();
-        let tok = random_id(32);
-        let sub = sub_of(&tok);
-        let (st, lines) = spread(&h, "/i/ok", &tok, &sub, mark, 40, |l| {
-            pids(l).len() >= 3 || (pids(l).len() >= 2 && l.len() >= 10)
-        });
-        f.check(st.iter().all(|s| *s == 200), || {
-            format!("round {round}: statuses {st:?}")
-        });
-        let ps = pids(&lines);
-        f.check(ps.len() >= 2, || {
-            format!("round {round}: only pids {ps:?} answered")
-        });
-        let n = calls_for(&m, &tok);
-        f.check(n == 1, || {
-            format!(
-                "round {round}: {n} introspection calls over {} requests in children {ps:?}, expected 1",
-                st.len()
-            )
-        });
+        let (st, lines, ps) =
+            introspect_once_across_children(&mut f, &h, &m, &format!("round {round}"));
         let shared = lines.iter().filter(|a| a.origin == Origin::Shared).count();
         f.check(ps.len() < 2 || shared >= 1, || {
             format!(

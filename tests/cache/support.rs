@@ -117,18 +117,6 @@ pub(crate) fn passphrase_line(p: &str) -> String {
     format!("OAuth2CryptoPassphrase {}\n", apache_quote(p))
 }
 
-pub(crate) fn jwk_verify(signer: &TokenSigner, options: &str) -> String {
-    if options.is_empty() {
-        format!("OAuth2TokenVerify jwk {}", signer.jwk_arg())
-    } else {
-        format!(
-            "OAuth2TokenVerify jwk {} {}",
-            signer.jwk_arg(),
-            apache_quote(options)
-        )
-    }
-}
-
 /// Several children that stay (prefork): `StartServers 4`, `MinSpareServers 4`, no recycling.
 pub(crate) fn prefork_children() -> &'static str {
     "StartServers 4\nMinSpareServers 4\nMaxSpareServers 8\nMaxRequestsPerChild 0\n"

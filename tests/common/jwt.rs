@@ -13,6 +13,20 @@ use openssl::rsa::Rsa;
 use openssl::sign::Signer;
 use serde_json::{Value, json};
 
+/// `OAuth2TokenVerify jwk <signer's public JWK> "<options>"` (no options argument when `options`
+/// is empty).
+pub(crate) fn jwk_verify(signer: &TokenSigner, options: &str) -> String {
+    if options.is_empty() {
+        format!("OAuth2TokenVerify jwk {}", signer.jwk_arg())
+    } else {
+        format!(
+            "OAuth2TokenVerify jwk {} {}",
+            signer.jwk_arg(),
+            apache_quote(options)
+        )
+    }
+}
+
 /// base64url without padding.
 pub(crate) fn b64url(data: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(data)
@@ -121,6 +135,11 @@ impl TokenSigner {
                 "y": b64url(&y.to_vec_padded(32).unwrap()),
             })
         }
+    }
+
+    /// The public key as PEM (`BEGIN PUBLIC KEY`), as AWS ALB and `eckey_uri` servers publish it.
+    pub(crate) fn public_pem(&self) -> String {
+        String::from_utf8(self.key.public_key_to_pem().unwrap()).unwrap()
     }
 
     /// The public JWK as compact JSON text.

@@ -18,6 +18,7 @@
 
 pub(crate) mod dpop;
 pub(crate) mod nginx;
+pub(crate) mod redirects;
 pub(crate) mod remote;
 pub(crate) mod servers;
 

@@ -13,9 +13,12 @@ use openssl::x509::extension::{
     AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage, SubjectAlternativeName,
     SubjectKeyIdentifier,
 };
-use openssl::x509::{X509, X509NameBuilder};
+use openssl::x509::{X509, X509Builder, X509NameBuilder};
 use std::fs;
 use std::path::{Path, PathBuf};
+
+/// The organisation in the names of the harness's certificates.
+const ORG: &str = "mod_oauth2 tests";
 
 /// One of the two self-signed client certificates.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,32 +55,99 @@ fn serial() -> openssl::asn1::Asn1Integer {
     bn.to_asn1_integer().unwrap()
 }
 
-fn x509_name(cn: &str) -> openssl::x509::X509Name {
+fn x509_name(org: &str, cn: &str) -> openssl::x509::X509Name {
     let mut nb = X509NameBuilder::new().unwrap();
-    nb.append_entry_by_text("O", "mod_oauth2 tests").unwrap();
+    nb.append_entry_by_text("O", org).unwrap();
     nb.append_entry_by_text("CN", cn).unwrap();
     nb.build()
 }
 
-fn cert_builder(
-    subject_cn: &str,
+/// A certificate for `O=<org>, CN=<cn>` and `key`, valid from an hour ago for 30 days, with the
+/// extensions `ext` adds; issued by `issuer` (its certificate and key), else self-signed.
+pub(super) fn build_cert(
+    org: &str,
+    cn: &str,
     key: &PKey<Private>,
-    issuer: Option<&X509>,
-) -> openssl::x509::X509Builder {
+    issuer: Option<(&X509, &PKey<Private>)>,
+    ext: impl FnOnce(&mut X509Builder),
+) -> X509 {
     let mut b = X509::builder().unwrap();
     b.set_version(2).unwrap();
     b.set_serial_number(&serial()).unwrap();
-    b.set_subject_name(&x509_name(subject_cn)).unwrap();
+    b.set_subject_name(&x509_name(org, cn)).unwrap();
     match issuer {
-        Some(i) => b.set_issuer_name(i.subject_name()).unwrap(),
-        None => b.set_issuer_name(&x509_name(subject_cn)).unwrap(),
+        Some((i, _)) => b.set_issuer_name(i.subject_name()).unwrap(),
+        None => b.set_issuer_name(&x509_name(org, cn)).unwrap(),
     }
     b.set_pubkey(key).unwrap();
     b.set_not_before(&Asn1Time::from_unix(now() - 3600).unwrap())
         .unwrap();
     b.set_not_after(&Asn1Time::days_from_now(30).unwrap())
         .unwrap();
-    b
+    ext(&mut b);
+    let signer = issuer.map_or(key, |(_, k)| k);
+    b.sign(signer, MessageDigest::sha256()).unwrap();
+    b.build()
+}
+
+/// The extensions of a CA certificate: a critical CA basic constraint, certificate and CRL
+/// signing, a subject key identifier.
+pub(super) fn add_ca_extensions(b: &mut X509Builder) {
+    b.append_extension(BasicConstraints::new().critical().ca().build().unwrap())
+        .unwrap();
+    b.append_extension(
+        KeyUsage::new()
+            .critical()
+            .key_cert_sign()
+            .crl_sign()
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    let ski = SubjectKeyIdentifier::new()
+        .build(&b.x509v3_context(None, None))
+        .unwrap();
+    b.append_extension(ski).unwrap();
+}
+
+/// The extensions of a certificate issued by the CA `ca`: not a CA, a critical digital signature
+/// key usage, the extended key usage `eku`, the subject alternative names `san`, the CA's key
+/// identifier.
+pub(super) fn add_issued_extensions(
+    b: &mut X509Builder,
+    ca: &X509,
+    eku: &mut ExtendedKeyUsage,
+    san: &mut SubjectAlternativeName,
+) {
+    b.append_extension(BasicConstraints::new().build().unwrap())
+        .unwrap();
+    b.append_extension(
+        KeyUsage::new()
+            .critical()
+            .digital_signature()
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    b.append_extension(eku.build().unwrap()).unwrap();
+    let san = san.build(&b.x509v3_context(Some(ca), None)).unwrap();
+    b.append_extension(san).unwrap();
+    let aki = AuthorityKeyIdentifier::new()
+        .keyid(true)
+        .build(&b.x509v3_context(Some(ca), None))
+        .unwrap();
+    b.append_extension(aki).unwrap();
+}
+
+/// A self-signed client certificate (extended key usage `clientAuth`) for `O=<org>, CN=<cn>`,
+/// and its new key.
+pub(super) fn self_signed_client(org: &str, cn: &str) -> (X509, PKey<Private>) {
+    let key = ec_key();
+    let cert = build_cert(org, cn, &key, None, |b| {
+        b.append_extension(ExtendedKeyUsage::new().client_auth().build().unwrap())
+            .unwrap();
+    });
+    (cert, key)
 }
 
 /// base64url-no-pad(SHA-256(DER)) of a certificate: the RFC 8705 `x5t#S256` value.
@@ -88,67 +158,21 @@ pub(crate) fn x5t_s256(cert: &X509) -> String {
 impl Pki {
     pub(crate) fn new(dir: &Path) -> Pki {
         fs::create_dir_all(dir).unwrap();
-        // CA
         let ca_key = ec_key();
-        let mut b = cert_builder("mod_oauth2 test CA", &ca_key, None);
-        b.append_extension(BasicConstraints::new().critical().ca().build().unwrap())
-            .unwrap();
-        b.append_extension(
-            KeyUsage::new()
-                .critical()
-                .key_cert_sign()
-                .crl_sign()
-                .build()
-                .unwrap(),
-        )
-        .unwrap();
-        let ski = SubjectKeyIdentifier::new()
-            .build(&b.x509v3_context(None, None))
-            .unwrap();
-        b.append_extension(ski).unwrap();
-        b.sign(&ca_key, MessageDigest::sha256()).unwrap();
-        let ca = b.build();
-
-        // server
+        let ca = build_cert(ORG, "mod_oauth2 test CA", &ca_key, None, add_ca_extensions);
         let srv_key = ec_key();
-        let mut b = cert_builder("localhost", &srv_key, Some(&ca));
-        b.append_extension(BasicConstraints::new().build().unwrap())
-            .unwrap();
-        b.append_extension(
-            KeyUsage::new()
-                .critical()
-                .digital_signature()
-                .build()
-                .unwrap(),
-        )
-        .unwrap();
-        b.append_extension(ExtendedKeyUsage::new().server_auth().build().unwrap())
-            .unwrap();
-        let san = SubjectAlternativeName::new()
-            .dns("localhost")
-            .ip("127.0.0.1")
-            .build(&b.x509v3_context(Some(&ca), None))
-            .unwrap();
-        b.append_extension(san).unwrap();
-        let aki = AuthorityKeyIdentifier::new()
-            .keyid(true)
-            .build(&b.x509v3_context(Some(&ca), None))
-            .unwrap();
-        b.append_extension(aki).unwrap();
-        b.sign(&ca_key, MessageDigest::sha256()).unwrap();
-        let srv = b.build();
-
-        // self-signed clients
-        let client = |cn: &str| {
-            let k = ec_key();
-            let mut b = cert_builder(cn, &k, None);
-            b.append_extension(ExtendedKeyUsage::new().client_auth().build().unwrap())
-                .unwrap();
-            b.sign(&k, MessageDigest::sha256()).unwrap();
-            (b.build(), k)
-        };
-        let (a, a_key) = client("client-a");
-        let (bc, b_key) = client("client-b");
+        let srv = build_cert(ORG, "localhost", &srv_key, Some((&ca, &ca_key)), |b| {
+            add_issued_extensions(
+                b,
+                &ca,
+                ExtendedKeyUsage::new().server_auth(),
+                SubjectAlternativeName::new()
+                    .dns("localhost")
+                    .ip("127.0.0.1"),
+            );
+        });
+        let (a, a_key) = self_signed_client(ORG, "client-a");
+        let (bc, b_key) = self_signed_client(ORG, "client-b");
 
         let p = |n: &str| dir.join(n);
         let pki = Pki {

@@ -10,20 +10,15 @@
 //!
 //! Needs `node` and, when `tests/realas/node_modules` is missing, `npm` (runs `npm ci`).
 
+use super::pki::{
+    add_ca_extensions, add_issued_extensions, build_cert, ec_key, self_signed_client,
+};
 use super::{Httpd, b64url, free_port, poll};
-use openssl::asn1::Asn1Time;
-use openssl::bn::{BigNum, MsbOption};
-use openssl::ec::{EcGroup, EcKey};
 use openssl::hash::MessageDigest;
-use openssl::nid::Nid;
 use openssl::pkey::{PKey, Private};
 use openssl::rsa::Rsa;
 use openssl::sign::Signer;
-use openssl::x509::extension::{
-    AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage, SubjectAlternativeName,
-    SubjectKeyIdentifier,
-};
-use openssl::x509::{X509, X509NameBuilder};
+use openssl::x509::extension::{ExtendedKeyUsage, SubjectAlternativeName};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -132,6 +127,11 @@ pub(crate) fn verify_line(kind: &str, url: &str, opts: &Opts) -> String {
     }
 }
 
+/// `<Location path>` that verifies tokens with [`verify_line`]`(kind, url, opts)`.
+pub(crate) fn verify_location(path: &str, kind: &str, url: &str, opts: &Opts) -> String {
+    super::oauth2_location(path, &verify_line(kind, url, opts))
+}
+
 /// Server-level directives for one httpd child process (event MPM, 8 threads): per-process
 /// caches (keys, introspection results) then see every request.
 pub(crate) fn single_process() -> &'static str {
@@ -149,6 +149,23 @@ pub(crate) fn present_cert(h: &Httpd, which: super::ClientCert, cert: &Path, key
     let (c, k) = h.pki.cert_and_key(which);
     fs::copy(cert, c).unwrap_or_else(|e| panic!("copy {}: {e}", cert.display()));
     fs::copy(key, k).unwrap_or_else(|e| panic!("copy {}: {e}", key.display()));
+}
+
+/// Make `h`'s client certificates the real AS's: A its self-signed client certificate, B the one
+/// its CA issued (the certificates of [`AsClient::SelfSigned`] and [`AsClient::Pki`]).
+pub(crate) fn present_as_client_certs(h: &Httpd, a: &RealAs) {
+    present_cert(
+        h,
+        super::ClientCert::A,
+        &a.pki.client_self_cert,
+        &a.pki.client_self_key,
+    );
+    present_cert(
+        h,
+        super::ClientCert::B,
+        &a.pki.client_pki_cert,
+        &a.pki.client_pki_key,
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -284,48 +301,8 @@ pub(crate) struct AsPki {
     pub(crate) pkjwt: PKey<Private>,
 }
 
-fn ec_p256() -> PKey<Private> {
-    let g = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap();
-    PKey::from_ec_key(EcKey::generate(&g).unwrap()).unwrap()
-}
-
-fn x509_name(cn: &str) -> openssl::x509::X509Name {
-    let mut nb = X509NameBuilder::new().unwrap();
-    nb.append_entry_by_text("O", "realas").unwrap();
-    nb.append_entry_by_text("CN", cn).unwrap();
-    nb.build()
-}
-
-fn build_cert(
-    cn: &str,
-    key: &PKey<Private>,
-    issuer: Option<(&X509, &PKey<Private>)>,
-    ext: impl FnOnce(&mut openssl::x509::X509Builder, Option<&X509>),
-) -> X509 {
-    let mut b = X509::builder().unwrap();
-    b.set_version(2).unwrap();
-    let mut bn = BigNum::new().unwrap();
-    bn.rand(120, MsbOption::MAYBE_ZERO, false).unwrap();
-    b.set_serial_number(&bn.to_asn1_integer().unwrap()).unwrap();
-    b.set_subject_name(&x509_name(cn)).unwrap();
-    match issuer {
-        Some((i, _)) => b.set_issuer_name(i.subject_name()).unwrap(),
-        None => b.set_issuer_name(&x509_name(cn)).unwrap(),
-    }
-    b.set_pubkey(key).unwrap();
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
-    b.set_not_before(&Asn1Time::from_unix(now - 3600).unwrap())
-        .unwrap();
-    b.set_not_after(&Asn1Time::days_from_now(30).unwrap())
-        .unwrap();
-    ext(&mut b, issuer.map(|(i, _)| i));
-    let signer = issuer.map(|(_, k)| k).unwrap_or(key);
-    b.sign(signer, MessageDigest::sha256()).unwrap();
-    b.build()
-}
+/// The organisation in the names of the AS's certificates (`tests/realas/make-pki.sh`).
+const AS_ORG: &str = "realas";
 
 fn put(path: &Path, data: &[u8]) {
     fs::write(path, data).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
@@ -336,72 +313,34 @@ impl AsPki {
     pub(crate) fn new(dir: &Path) -> AsPki {
         fs::create_dir_all(dir).unwrap();
         fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).unwrap();
-        let ca_key = ec_p256();
-        let ca = build_cert("realas test CA", &ca_key, None, |b, _| {
-            b.append_extension(BasicConstraints::new().critical().ca().build().unwrap())
-                .unwrap();
-            b.append_extension(
-                KeyUsage::new()
-                    .critical()
-                    .key_cert_sign()
-                    .crl_sign()
-                    .build()
-                    .unwrap(),
-            )
-            .unwrap();
-            let ski = SubjectKeyIdentifier::new()
-                .build(&b.x509v3_context(None, None))
-                .unwrap();
-            b.append_extension(ski).unwrap();
-        });
-        let issued = |cn: &str, server: bool| {
-            let k = ec_p256();
-            let c = build_cert(cn, &k, Some((&ca, &ca_key)), |b, iss| {
-                b.append_extension(BasicConstraints::new().build().unwrap())
-                    .unwrap();
-                b.append_extension(
-                    KeyUsage::new()
-                        .critical()
-                        .digital_signature()
-                        .build()
-                        .unwrap(),
-                )
-                .unwrap();
-                let mut eku = ExtendedKeyUsage::new();
-                if server {
-                    eku.server_auth();
-                } else {
-                    eku.client_auth();
-                }
-                b.append_extension(eku.build().unwrap()).unwrap();
-                let mut san = SubjectAlternativeName::new();
-                if server {
-                    san.dns("localhost").ip("127.0.0.1");
-                } else {
-                    san.dns(&format!("{cn}.example.test"));
-                }
-                let san = san
-                    .build(&b.x509v3_context(iss.map(|c| &**c), None))
-                    .unwrap();
-                b.append_extension(san).unwrap();
-                let aki = AuthorityKeyIdentifier::new()
-                    .keyid(true)
-                    .build(&b.x509v3_context(iss.map(|c| &**c), None))
-                    .unwrap();
-                b.append_extension(aki).unwrap();
+        let ca_key = ec_key();
+        let ca = build_cert(AS_ORG, "realas test CA", &ca_key, None, add_ca_extensions);
+        let issued = |cn: &str, eku: &mut ExtendedKeyUsage, san: &mut SubjectAlternativeName| {
+            let k = ec_key();
+            let c = build_cert(AS_ORG, cn, &k, Some((&ca, &ca_key)), |b| {
+                add_issued_extensions(b, &ca, eku, san);
             });
             (c, k)
         };
-        let (server, server_key) = issued("localhost", true);
-        let (cpki, cpki_key) = issued("client-pki", false);
-        let (cother, cother_key) = issued("client-other", false);
-        let self_key = ec_p256();
-        let cself = build_cert("client-self", &self_key, None, |b, _| {
-            b.append_extension(ExtendedKeyUsage::new().client_auth().build().unwrap())
-                .unwrap();
-        });
+        let (server, server_key) = issued(
+            "localhost",
+            ExtendedKeyUsage::new().server_auth(),
+            SubjectAlternativeName::new()
+                .dns("localhost")
+                .ip("127.0.0.1"),
+        );
+        let client = |cn: &str| {
+            issued(
+                cn,
+                ExtendedKeyUsage::new().client_auth(),
+                SubjectAlternativeName::new().dns(&format!("{cn}.example.test")),
+            )
+        };
+        let (cpki, cpki_key) = client("client-pki");
+        let (cother, cother_key) = client("client-other");
+        let (cself, self_key) = self_signed_client(AS_ORG, "client-self");
         let as_rsa = PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap();
-        let as_ec = ec_p256();
+        let as_ec = ec_key();
         let as_ed = PKey::generate_ed25519().unwrap();
         let pkjwt = PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap();
 
