@@ -128,11 +128,14 @@ fn hs256(input: &[u8]) -> Vec<u8> {
     signer.sign_oneshot_to_vec(input).expect("hmac")
 }
 
-/// `jws`: a compact JWS as it arrives in a request, parsed and verified with every fixed key.
+/// `jws`: a compact JWS as it arrives in a request, parsed and verified with every fixed key;
+/// then the same text as an `aws_alb` token (padded segments, the ALB header rules, the per-`kid`
+/// key fetch: from a closed port here, so it fails at once and its budget is spent early).
 pub fn jws(data: &[u8]) {
     let Ok(token) = std::str::from_utf8(data) else {
         return;
     };
+    alb_token(token);
     let Ok(jws) = Jws::parse(token) else {
         return;
     };
@@ -141,6 +144,35 @@ pub fn jws(data: &[u8]) {
         let _ = key.verify(&jws);
     }
     let _ = json::parse_object_as(&jws.payload, "payload");
+}
+
+/// The ALB of the `aws_alb` seed tokens (liboauth2's test token names it in `signer`).
+const ALB_ARN: &str =
+    "arn:aws:elasticloadbalancing:eu-central-1:006175940494:loadbalancer/app/balancer1/181758ae2b0c3ede";
+
+fn alb_token(token: &str) {
+    static VERIFIER: OnceLock<crate::verify::Verifier> = OnceLock::new();
+    let verifier = VERIFIER.get_or_init(|| {
+        let origin = Origin {
+            file: "fuzz.conf",
+            line: 1,
+        };
+        verifier::parse(
+            "aws_alb",
+            ALB_ARN,
+            Some("alb_base_url=http://127.0.0.1:1&http_timeout=1&verify.exp=skip"),
+            &origin,
+            &mut CacheRegistry::default(),
+        )
+        .expect("aws_alb verifier")
+        .verifier
+    });
+    let parsed = ParsedToken::parse(token);
+    // invariant: nothing is accepted without a key, and no key can be fetched here.
+    assert!(
+        verifier.verify(&parsed, NOW).is_err(),
+        "an aws_alb token was accepted without its key"
+    );
 }
 
 /// `keys`: key material an administrator configures or a key set endpoint serves. The first byte
