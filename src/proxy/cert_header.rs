@@ -128,12 +128,36 @@ fn percent_decode(s: &str) -> Result<String, CertHeaderError> {
 
 /// The `Cert` value of the last element of an `X-Forwarded-Client-Cert` header: elements are
 /// separated by `,`, key=value pairs by `;`, and a value may be a quoted string (in which `,`, `;`
-/// and `\"` are literal), as Envoy writes it.
+/// and `\"` are literal), as Envoy writes it. Envoy writes `URI=` and `DNS=` unquoted, after
+/// `Cert`: a client whose certificate has a SAN like `x,Cert=...` adds an element of its own
+/// after the proxy's. So a last element with a `Cert` is believed only when no earlier element
+/// has one.
 fn xfcc_cert(value: &str) -> Result<Option<&str>, CertHeaderError> {
     let elements = split_unquoted(value, b',')?;
-    let last = elements.last().copied().unwrap_or("");
+    let (last, earlier) = elements
+        .split_last()
+        .map_or(("", &[][..]), |(l, e)| (*l, e));
+    let cert = element_cert(last)?;
+    if cert.is_some() && earlier.iter().any(|e| names_cert(e)) {
+        return Err(CertHeaderError::Several);
+    }
+    Ok(cert)
+}
+
+/// Whether an element has a `Cert` key (its syntax aside: it may come from the client).
+fn names_cert(element: &str) -> bool {
+    split_unquoted(element, b';').is_ok_and(|pairs| {
+        pairs.iter().any(|pair| {
+            pair.split_once('=')
+                .is_some_and(|(key, _)| key.trim().eq_ignore_ascii_case("cert"))
+        })
+    })
+}
+
+/// The `Cert` value of one XFCC element.
+fn element_cert(element: &str) -> Result<Option<&str>, CertHeaderError> {
     let mut cert = None;
-    for pair in split_unquoted(last, b';')? {
+    for pair in split_unquoted(element, b';')? {
         let (key, val) = pair.split_once('=').ok_or(CertHeaderError::Encoding)?;
         if key.trim().eq_ignore_ascii_case("cert") {
             if cert.is_some() {
@@ -369,6 +393,22 @@ mod tests {
         let tail = STANDARD.encode(&der_with_tail);
         assert_eq!(
             read(CertHeaderFormat::DerBase64, &tail),
+            Err(CertHeaderError::Several)
+        );
+    }
+
+    /// Envoy writes `URI=` and `DNS=` unquoted (whatever `,` or `;` the client's certificate put
+    /// in its SANs), after `Cert`: a SAN such as `x,Cert=<another certificate>` would otherwise
+    /// add a last element that names a certificate the client does not hold.
+    #[test]
+    fn a_cert_after_the_proxys_element_is_refused() {
+        let own = urlencode(&pem_of(&cert_der("attacker")));
+        let victim = urlencode(&pem_of(&cert_der("victim")));
+        let injected = format!(
+            "By=spiffe://envoy;Hash=aa;Cert=\"{own}\";Subject=\"CN=attacker\";URI=spiffe://x,Cert={victim}"
+        );
+        assert_eq!(
+            read(CertHeaderFormat::Xfcc, &injected),
             Err(CertHeaderError::Several)
         );
     }
