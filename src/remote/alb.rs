@@ -26,7 +26,8 @@ use crate::metrics;
 
 /// Longest `kid` used in a key URL (ALB's are UUIDs, 36 characters).
 const MAX_KID_LEN: usize = 128;
-/// `kid`s remembered per verifier; the least recently used goes first.
+/// `kid`s remembered per verifier; one that never got a key goes first, then the least recently
+/// used.
 const MAX_KIDS: usize = 32;
 /// Unseen `kid`s fetched per `refresh_interval`: a load balancer rotates keys rarely, while
 /// forged tokens can name a new `kid` every time.
@@ -317,8 +318,13 @@ impl AlbKeys {
         }
         table.new_in_window += 1;
         if table.entries.len() >= MAX_KIDS {
-            if let Some(oldest) = (0..table.entries.len()).min_by_key(|&i| table.entries[i].used) {
-                table.entries.swap_remove(oldest);
+            // A kid that never got a key goes first (forged tokens name made-up kids, which the
+            // key endpoint refuses), then the least recently used: a flood of made-up kids cannot
+            // push the load balancer's real key out and make it compete for the budget again.
+            let victim = (0..table.entries.len())
+                .min_by_key(|&i| (table.entries[i].keys.has_keys(), table.entries[i].used));
+            if let Some(victim) = victim {
+                table.entries.swap_remove(victim);
             }
         }
         let s = &self.settings;
@@ -520,6 +526,33 @@ mod tests {
             assert_eq!(remote.url, key_url("http://127.0.0.1:1/", kid));
             assert_eq!(remote.age_url(), "http://127.0.0.1:1/");
         }
+    }
+
+    /// Made-up kids (never a key) are forgotten before a kid whose key was fetched, however long
+    /// ago that kid was last used.
+    #[test]
+    fn a_kid_with_a_key_outlives_a_flood_of_made_up_kids() {
+        use crate::cache::net::testutil::one_reply_server;
+        let group =
+            openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1).unwrap();
+        let pem = openssl::ec::EcKey::generate(&group)
+            .unwrap()
+            .public_key_to_pem()
+            .unwrap();
+        let mut reply =
+            format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", pem.len()).into_bytes();
+        reply.extend_from_slice(&pem);
+        let port = one_reply_server(Box::leak(reply.into_boxed_slice()));
+        let mut a = alb(Duration::ZERO);
+        a.settings.endpoint = format!("http://127.0.0.1:{port}/");
+        assert!(a.keys_for("real").is_ok(), "the real kid's key is fetched");
+        for i in 0..MAX_KIDS + 5 {
+            a.kids.lock().unwrap().window_start = None;
+            let _ = a.remote_for(&format!("made-up-{i}"));
+        }
+        let kept = a.remembered();
+        assert_eq!(kept.len(), MAX_KIDS);
+        assert!(kept.iter().any(|k| k == "real"), "{kept:?}");
     }
 
     #[test]

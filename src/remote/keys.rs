@@ -178,6 +178,11 @@ impl RemoteKeys {
         st.keys.clone().filter(|k| !Arc::ptr_eq(k, seen))
     }
 
+    /// Whether keys were ever fetched (they may be stale now).
+    pub(crate) fn has_keys(&self) -> bool {
+        self.lock().keys.is_some()
+    }
+
     /// Whether the last fetch failed because the server answered 4xx (it has no such document),
     /// not because it could not be reached or failed itself.
     pub(crate) fn refused_by_server(&self) -> bool {
