@@ -570,9 +570,10 @@ fn url_from_names_the_headers_the_proxy_writes() {
     ));
     let proof = |htu: &str| Proof::new(&key, "GET", htu).ath(&token).sign(&key);
     let mut f = Failures::new();
-    for (url_from, headers, accepted, refused) in [
+    for (url_from, server_name, headers, accepted, refused) in [
         (
             "forwarded",
+            "",
             vec![
                 "Forwarded: for=192.0.2.9;proto=https;host=api.example.com".to_string(),
                 "X-Forwarded-Host: other.example".to_string(),
@@ -585,6 +586,7 @@ fn url_from_names_the_headers_the_proxy_writes() {
         ),
         (
             "none",
+            "",
             vec![
                 "X-Forwarded-Proto: https".to_string(),
                 "X-Forwarded-Host: api.example.com".to_string(),
@@ -592,12 +594,30 @@ fn url_from_names_the_headers_the_proxy_writes() {
             Vec::new(), // filled below: Apache's own view
             vec!["https://api.example.com/d/ok".to_string()],
         ),
+        // docs/operations.md's recipe behind AWS ALB, which passes a client's X-Forwarded-Host
+        // on: the public URL stated in Apache.
+        (
+            "none",
+            "ServerName https://api.example.com:443\nUseCanonicalName On\n",
+            vec![
+                "X-Forwarded-Proto: https".to_string(),
+                "X-Forwarded-Port: 443".to_string(),
+                "X-Forwarded-Host: evil.example".to_string(),
+            ],
+            vec!["https://api.example.com/d/ok".to_string()],
+            vec![
+                "https://evil.example/d/ok".to_string(),
+                "http://api.example.com/d/ok".to_string(),
+            ],
+        ),
     ] {
-        let h = Httpd::start(
-            HttpdConfig::new(oauth2_location("/d/", &jwk_verify(&signer, "type=dpop"))).server(
-                format!("OAuth2TrustedProxy {TRUSTED} url_from={url_from}\n"),
-            ),
-        );
+        let mut cfg = HttpdConfig::new(oauth2_location("/d/", &jwk_verify(&signer, "type=dpop")))
+            .server(format!(
+                "OAuth2TrustedProxy {TRUSTED} url_from={url_from}\n"
+            ));
+        // The virtual host of the plain-HTTP listener, which the proxy connects to.
+        cfg.plain_body = server_name.to_string();
+        let h = Httpd::start(cfg);
         let mut accepted = accepted;
         if accepted.is_empty() {
             accepted.push(format!("http://127.0.0.1:{}/d/ok", h.http_port));

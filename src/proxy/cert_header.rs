@@ -413,6 +413,35 @@ mod tests {
         );
     }
 
+    /// AWS ALB's `X-Amzn-Mtls-Clientcert-Leaf`: URL-encoded PEM with `+`, `=` and `/` left as
+    /// they are (percent-decoding is not form decoding: `+` stays `+`).
+    #[test]
+    fn alb_leaf_header_with_plus_equals_slash_unescaped() {
+        let der = cert_der("alb-client");
+        let pem = pem_of(&der);
+        let encoded: String = pem
+            .bytes()
+            .map(|b| match b {
+                b'A'..=b'Z'
+                | b'a'..=b'z'
+                | b'0'..=b'9'
+                | b'-'
+                | b'.'
+                | b'_'
+                | b'~'
+                | b'+'
+                | b'='
+                | b'/' => (b as char).to_string(),
+                _ => format!("%{b:02X}"),
+            })
+            .collect();
+        assert!(encoded.contains(['+', '/', '=']));
+        assert_eq!(
+            read(CertHeaderFormat::PemUrlencoded, &encoded),
+            Ok(Some(der))
+        );
+    }
+
     #[test]
     fn format_names() {
         assert_eq!(

@@ -12,8 +12,9 @@ use crate::request_url::RequestUrl;
 /// Which headers a trusted proxy writes the public URL in (`OAuth2TrustedProxy ... url_from=`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) enum UrlFrom {
-    /// `X-Forwarded-Proto`, `X-Forwarded-Host`, `X-Forwarded-Port` (nginx, HAProxy, AWS ALB,
-    /// Envoy): the default.
+    /// `X-Forwarded-Proto`, `X-Forwarded-Host`, `X-Forwarded-Port`: the default. Only for a proxy
+    /// that sets all three (nginx with `proxy_set_header`): AWS ALB passes a client's
+    /// `X-Forwarded-Host` through, HAProxy and Envoy write it only when configured to.
     #[default]
     XForwarded,
     /// RFC 7239 `Forwarded` (`proto=`, `host=`).
