@@ -126,7 +126,7 @@ impl TlsOptions {
             for extra in chain {
                 b.add_extra_chain_cert(extra).map_err(|e| fail("cert", e))?;
             }
-            let pkey = PKey::private_key_from_pem(&read_pem(key, "key")?).map_err(|_| {
+            let pkey = private_key(&read_pem(key, "key")?).map_err(|_| {
                 format!(
                     "OAuth2Cache redis: key={}: not an unencrypted PEM private key",
                     key.display()
@@ -152,6 +152,13 @@ impl TlsOptions {
             verify: self.verify,
         })
     }
+}
+
+/// An unencrypted PEM private key. The callback answers an encrypted one with an empty pass
+/// phrase: without it OpenSSL would ask for one on the terminal, and `apache2 -t` or a start from
+/// a shell would wait there.
+fn private_key(pem: &[u8]) -> Result<PKey<openssl::pkey::Private>, openssl::error::ErrorStack> {
+    PKey::private_key_from_pem_callback(pem, |_| Ok(0))
 }
 
 fn read_pem(path: &Path, option: &str) -> Result<Vec<u8>, String> {
@@ -253,6 +260,25 @@ mod tests {
             let e = parse(bad).unwrap_err();
             assert!(e.contains("is not a switch"), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn an_encrypted_key_is_refused_without_asking_for_a_pass_phrase() {
+        // OpenSSL's default pass-phrase callback reads from the terminal: `apache2 -t` or a start
+        // from a shell would wait there for input (run this test under `script` to see it).
+        let key = openssl::ec::EcKey::generate(
+            openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1)
+                .unwrap()
+                .as_ref(),
+        )
+        .unwrap();
+        let key = PKey::from_ec_key(key).unwrap();
+        let pem = key
+            .private_key_to_pem_pkcs8_passphrase(openssl::symm::Cipher::aes_256_cbc(), b"pw")
+            .unwrap();
+        assert!(private_key(&pem).is_err());
+        let plain = key.private_key_to_pem_pkcs8().unwrap();
+        assert!(private_key(&plain).unwrap().public_eq(&key));
     }
 
     #[test]

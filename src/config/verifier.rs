@@ -435,8 +435,14 @@ fn http_options(options: &Options, prefix: &str) -> Result<HttpOptions, String> 
     let get = |name: &str| options.get(&format!("{prefix}.{name}"));
     let mut http = HttpOptions::default();
     if let Some(v) = get("ssl_verify") {
-        // The C module treats anything but "true" as false; values that plainly mean "yes" verify here.
-        http.ssl_verify = crate::options::flag::parse_bool(v);
+        // The C module treats anything but "true" as false: a typo turned verification off.
+        // Here the words that plainly mean yes verify, those that mean no do not, and anything
+        // else is an error.
+        http.ssl_verify = crate::options::flag::parse_switch(v).ok_or_else(|| {
+            format!(
+                "{prefix}.ssl_verify={v} is neither true nor false: write {prefix}.ssl_verify=true (the default) or, to accept any certificate, {prefix}.ssl_verify=false"
+            )
+        })?;
     }
     if let Some(path) = get("ca_file").filter(|p| !p.is_empty()) {
         if std::fs::File::open(path).is_err() {
@@ -867,6 +873,30 @@ mod tests {
         let e = err("aws_alb", ARN, Some("aws_alb.cache=nope"));
         assert!(e.starts_with("cache could not be found"), "{e}");
         assert!(err("aws_alb", ARN, Some("aws_alb.http_timeout=x")).contains("seconds"));
+    }
+
+    #[test]
+    fn ssl_verify_is_off_only_when_asked() {
+        for prefix in ["jwks_uri", "eckey_uri", "introspect", "metadata"] {
+            let url = format!("https://as/{prefix}");
+            for (value, verify) in [("true", true), ("on", true), ("false", false), ("0", false)] {
+                let o = format!("{prefix}.ssl_verify={value}");
+                assert!(parse(prefix, &url, Some(&o), &ORIGIN).is_ok(), "{o}");
+                assert_eq!(
+                    http_options(&Options::parse(&o), prefix)
+                        .unwrap()
+                        .ssl_verify,
+                    verify
+                );
+            }
+            for typo in ["ture", "", "enabled", "flase"] {
+                let e = err(prefix, &url, Some(&format!("{prefix}.ssl_verify={typo}")));
+                assert!(
+                    e.contains(&format!("{prefix}.ssl_verify={typo}")) && e.contains("=false"),
+                    "{prefix}.ssl_verify={typo}: {e}"
+                );
+            }
+        }
     }
 
     #[test]

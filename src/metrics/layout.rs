@@ -2,6 +2,8 @@
 //! counters per stripe, so that a snapshot sums stripes word by word and a new figure is one more
 //! range here.
 
+use std::fmt::Write as _;
+
 use super::reasons::REASONS;
 
 /// Cache layers of token results, in counter order.
@@ -169,18 +171,35 @@ pub(crate) const VERIFY_SECONDS: Histogram = Histogram {
     bounds: VERIFY_BOUNDS,
 };
 
-/// What identifies this layout: a region made by a build with another layout (a module upgraded
-/// across a graceful restart) is not read as this one.
-pub(crate) fn fingerprint() -> u64 {
+/// What a reader of a region relies on besides its size, as text: the words of a stripe and what
+/// each one counts (reasons, cache layers and fetch kinds in counter order, bucket bounds), and
+/// `shape`, the region's own geometry around them (see `region`). Two builds that differ in any
+/// of these, even with regions of the same size, describe their layouts differently.
+pub(crate) fn description(shape: &[(&str, usize)]) -> String {
+    let mut d = format!("words={WORDS}");
+    for (name, n) in shape {
+        let _ = write!(d, " {name}={n}");
+    }
+    let layers: Vec<&str> = CacheLayer::ALL.iter().map(|l| l.label()).collect();
+    let kinds: Vec<&str> = FetchKind::ALL.iter().map(|k| k.label()).collect();
+    let bounds = |b: &[u64]| b.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
+    let _ = write!(
+        d,
+        " reasons={} layers={} fetches={} verify_bounds={} fetch_bounds={}",
+        REASONS.join(","),
+        layers.join(","),
+        kinds.join(","),
+        bounds(VERIFY_BOUNDS),
+        bounds(FETCH_BOUNDS)
+    );
+    d
+}
+
+/// What identifies a layout (its [`description`]): a region made by a build with another layout
+/// (a module upgraded across a graceful restart) is not read as this one.
+pub(crate) fn fingerprint(shape: &[(&str, usize)]) -> u64 {
     let mut h = Fnv::default();
-    h.write(&(WORDS as u64).to_le_bytes());
-    for r in REASONS {
-        h.write(r.as_bytes());
-        h.write(&[0]);
-    }
-    for b in VERIFY_BOUNDS.iter().chain(FETCH_BOUNDS) {
-        h.write(&b.to_le_bytes());
-    }
+    h.write(description(shape).as_bytes());
     h.0
 }
 
@@ -226,6 +245,35 @@ mod tests {
         mark(VERIFY_SECONDS.sum());
         mark(DPOP_REPLAYS);
         assert!(seen.iter().all(|n| *n == 1), "{seen:?}");
+    }
+
+    #[test]
+    fn the_fingerprint_covers_everything_a_reader_relies_on() {
+        let d = description(&[("stripes", 64), ("key_sets", 64)]);
+        assert!(
+            d.starts_with(&format!("words={WORDS} stripes=64 key_sets=64 ")),
+            "{d}"
+        );
+        for part in REASONS
+            .iter()
+            .copied()
+            .chain(CacheLayer::ALL.iter().map(|l| l.label()))
+            .chain(FetchKind::ALL.iter().map(|k| k.label()))
+        {
+            assert!(d.contains(part), "{part} missing from {d}");
+        }
+        assert!(d.contains(" layers=connection,process,shared "), "{d}");
+        assert!(
+            d.contains(" fetches=jwks,metadata,introspect,aws_alb "),
+            "{d}"
+        );
+        assert!(d.contains(" verify_bounds=10000,25000,"), "{d}");
+        assert!(d.ends_with(",15000000000,30000000000"), "{d}");
+        assert_ne!(
+            fingerprint(&[("stripes", 64), ("key_sets", 64)]),
+            fingerprint(&[("stripes", 64), ("key_sets", 32)]),
+            "a region of another shape is another layout"
+        );
     }
 
     #[test]

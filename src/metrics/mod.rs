@@ -13,6 +13,7 @@ pub(crate) mod reasons;
 pub(crate) mod region;
 pub(crate) mod render;
 
+use std::borrow::Cow;
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -172,9 +173,25 @@ fn slot_url(slot: &KeySetSlot) -> Option<String> {
     String::from_utf8(bytes).ok()
 }
 
-/// The slot of `url`, claimed if it has none yet; `None` when the URL is too long or every slot is
-/// taken.
+/// `url` without user information (`user:password@` before the host): a label value is shown to
+/// whoever reads the metrics or mod_status's page, and stored by monitoring systems.
+fn without_userinfo(url: &str) -> Cow<'_, str> {
+    let Some(start) = url.find("://").map(|i| i + 3) else {
+        return Cow::Borrowed(url);
+    };
+    let end = url[start..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |i| start + i);
+    match url[start..end].rfind('@') {
+        Some(at) => Cow::Owned(format!("{}{}", &url[..start], &url[start + at + 1..])),
+        None => Cow::Borrowed(url),
+    }
+}
+
+/// The slot of `url` (without its credentials), claimed if it has none yet; `None` when the URL
+/// is too long or every slot is taken.
 fn key_set_slot<'a>(shared: &'a Shared, url: &str) -> Option<&'a KeySetSlot> {
+    let url = &*without_userinfo(url);
     if url.is_empty() || url.len() > URL_MAX {
         return None;
     }
@@ -345,6 +362,24 @@ mod tests {
         assert!(key_set_slot(shared, "").is_none());
         assert!(key_set_slot(shared, &"x".repeat(URL_MAX + 1)).is_none());
         assert!(key_set_slot(shared, &"x".repeat(URL_MAX)).is_some());
+    }
+
+    #[test]
+    fn credentials_in_a_key_set_url_are_never_shown() {
+        let shared = fresh();
+        let with = key_set_slot(shared, "https://user:s3cret@as.example/jwks?a=b@c").unwrap();
+        with.generation.store(1, Ordering::Relaxed);
+        let without = key_set_slot(shared, "https://as.example/jwks?a=b@c").unwrap();
+        assert!(std::ptr::eq(with, without), "one series per key set");
+        let other = key_set_slot(shared, "HTTP://other:pw@h:8080").unwrap();
+        other.generation.store(1, Ordering::Relaxed);
+        assert_eq!(
+            snapshot_of(shared, 1).key_sets,
+            vec![
+                ("HTTP://h:8080".to_string(), None),
+                ("https://as.example/jwks?a=b@c".to_string(), None)
+            ]
+        );
     }
 
     #[test]

@@ -12,7 +12,7 @@
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicPtr, AtomicU8, AtomicU64, Ordering};
 
-use super::layout::{WORDS, fingerprint};
+use super::layout::{self, WORDS};
 
 /// Stripes of counters: each thread adds to its own stripe (assigned round robin), so threads
 /// and children rarely write the same cache line; a reader sums them.
@@ -24,6 +24,24 @@ pub(crate) const URL_MAX: usize = 1024;
 
 /// Identifies a region made by this code, before the layout fingerprint is compared.
 const MAGIC: u64 = u64::from_le_bytes(*b"oa2metr1");
+
+/// The geometry of the region around the words of a stripe: a region of another geometry has
+/// another fingerprint, even when its size happens to be the same (key-set slots and counters
+/// would be read at other offsets, with other labels).
+fn shape() -> [(&'static str, usize); 5] {
+    [
+        ("stripes", STRIPES),
+        ("key_sets", KEY_SETS),
+        ("url_max", URL_MAX),
+        ("key_set_slot", size_of::<KeySetSlot>()),
+        ("size", size_of::<Shared>()),
+    ]
+}
+
+/// This build's layout, stamped in every region it makes.
+fn fingerprint() -> u64 {
+    layout::fingerprint(&shape())
+}
 
 #[repr(C, align(64))]
 pub(crate) struct Header {
@@ -167,6 +185,25 @@ mod tests {
         // SAFETY: no place at all: a new mapping.
         let (_, new) = unsafe { attach(None) }.unwrap();
         assert_ne!(new.base, other.base);
+    }
+
+    #[test]
+    fn the_fingerprint_covers_the_geometry() {
+        let d = layout::description(&shape());
+        for part in [
+            format!(" stripes={STRIPES} "),
+            format!(" key_sets={KEY_SETS} "),
+            format!(" url_max={URL_MAX} "),
+            format!(" key_set_slot={} ", size_of::<KeySetSlot>()),
+            format!(" size={} ", size_of::<Shared>()),
+        ] {
+            assert!(d.contains(&part), "{part} missing from {d}");
+        }
+        let (shared, _) = map_new().unwrap();
+        assert_eq!(
+            shared.header.fingerprint.load(Ordering::Relaxed),
+            layout::fingerprint(&shape())
+        );
     }
 
     #[test]

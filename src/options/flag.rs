@@ -13,15 +13,15 @@ pub(crate) fn parse_flag(value: &str) -> Result<bool, String> {
     }
 }
 
-/// The C module's "parse_bool" options (`*.ssl_verify`, cache `encrypt`): it reads only `true` as
-/// true, so `1`, `on`, `yes` silently meant false; here they mean true as well (the safe reading).
+/// The C module's "parse_bool" options (cache `encrypt`): it reads only `true` as true, so `1`,
+/// `on`, `yes` silently meant false; here they mean true as well (the safe reading).
 pub(crate) fn parse_bool(value: &str) -> bool {
     ["true", "1", "on", "yes"]
         .iter()
         .any(|t| value.eq_ignore_ascii_case(t))
 }
 
-/// A switch of our own options (`OAuth2Cache redis tls=`, `ssl_verify=`): the words
+/// A switch of our own options (`OAuth2Cache redis tls=`, `ssl_verify=`) and `<prefix>.ssl_verify`: the words
 /// [`parse_bool`] reads as true, or `false|0|off|no`, any letter case; anything else is `None`, so
 /// that a typo is an error instead of silently turning TLS or verification off.
 pub(crate) fn parse_switch(value: &str) -> Option<bool> {

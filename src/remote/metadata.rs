@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::auth::EndpointAuth;
+use super::endpoint::has_space_or_control;
 use super::fetch::{self, HttpOptions};
 use super::introspect::Introspector;
 use super::keys::{Format, RemoteKeys};
@@ -160,7 +161,9 @@ impl Metadata {
             .to_string();
         let url_of = |name: &str, local_allowed: bool| {
             let v = doc.get(name)?;
-            match v.as_str() {
+            // As for configured URLs: a space or control character (a line break in a log
+            // line or in the metrics' url label) is no part of a URL.
+            match v.as_str().filter(|s| !has_space_or_control(s)) {
                 Some(s) if s.starts_with("https://") || s.starts_with("http://") => {
                     Some(s.to_string())
                 }
@@ -223,5 +226,64 @@ impl Metadata {
             },
             stamp,
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::remote::auth::EndpointAuth;
+
+    fn templates() -> Templates {
+        Templates {
+            jwks_http: HttpOptions::default(),
+            jwks_ttl: Duration::from_secs(60),
+            jwks_refresh_interval: Duration::from_secs(1),
+            jwks_cache: None,
+            introspect_http: HttpOptions::default(),
+            introspect_auth: EndpointAuth::None,
+            introspect_params: Vec::new(),
+            introspect_token_param: "token".into(),
+        }
+    }
+
+    /// The document `doc` in a local file, discovered.
+    fn discover(tag: &str, doc: &serde_json::Value) -> Result<Arc<Discovered>, String> {
+        let path =
+            std::env::temp_dir().join(format!("oauth2-metadata-{tag}-{}.json", std::process::id()));
+        std::fs::write(&path, doc.to_string()).unwrap();
+        let md = Metadata::new(
+            format!("file://{}", path.display()),
+            HttpOptions::default(),
+            Duration::from_secs(60),
+            templates(),
+        );
+        let d = md.discovered();
+        let _ = std::fs::remove_file(&path);
+        d
+    }
+
+    #[test]
+    fn endpoint_urls_with_spaces_or_control_characters_are_ignored() {
+        for (name, url) in [
+            ("jwks_uri", "https://as.example/jwks\r\nX-Injected: 1"),
+            ("jwks_uri", "https://as.example/jw ks"),
+            ("jwks_uri", "https://as.example/jwks\u{7f}"),
+            ("introspection_endpoint", "https://as.example/in\ttrospect"),
+        ] {
+            let doc = serde_json::json!({ "issuer": "https://as.example", name: url });
+            let e = discover("bad", &doc).err();
+            assert_eq!(
+                e.as_deref(),
+                Some("metadata has neither \"jwks_uri\" nor \"introspection_endpoint\""),
+                "{name}: {url:?}"
+            );
+        }
+        let doc = serde_json::json!({
+            "issuer": "https://as.example",
+            "jwks_uri": "https://as.example/jwks",
+        });
+        let d = discover("good", &doc).unwrap();
+        assert_eq!(d.keys.as_ref().unwrap().url, "https://as.example/jwks");
     }
 }

@@ -318,7 +318,25 @@ fn redis_tls_configuration_errors() {
         file_opt("cert", &pki.client_a_cert),
         file_opt("key", &pki.client_a_key),
     );
+    // The key of client A, encrypted: refused at once, not asked for on the terminal.
+    let encrypted_key = dir.join("client-a-encrypted.key");
+    let a_pkey =
+        openssl::pkey::PKey::private_key_from_pem(&std::fs::read(&pki.client_a_key).unwrap())
+            .unwrap();
+    std::fs::write(
+        &encrypted_key,
+        a_pkey
+            .private_key_to_pem_pkcs8_passphrase(openssl::symm::Cipher::aes_256_cbc(), b"pw")
+            .unwrap(),
+    )
+    .unwrap();
     let rows: Vec<(&str, &str, String, &str)> = vec![
+        (
+            "encrypted key",
+            "redis",
+            format!("tls=on{a_cert}{}", file_opt("key", &encrypted_key)),
+            "not an unencrypted PEM private key",
+        ),
         (
             "cert without key",
             "redis",
