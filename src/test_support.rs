@@ -4,11 +4,16 @@ use openssl::asn1::Asn1Time;
 use openssl::ec::{EcGroup, EcKey};
 use openssl::hash::MessageDigest;
 use openssl::nid::Nid;
-use openssl::pkey::PKey;
+use openssl::pkey::{PKey, Private};
 use openssl::x509::{X509, X509NameBuilder};
 
 /// A self-signed P-256 client certificate named `cn`, valid from now for a day.
 pub(crate) fn self_signed_cert(cn: &str) -> X509 {
+    self_signed_cert_and_key(cn).0
+}
+
+/// [`self_signed_cert`] with its private key (for a TLS server in a test).
+pub(crate) fn self_signed_cert_and_key(cn: &str) -> (X509, PKey<Private>) {
     let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap();
     let key = PKey::from_ec_key(EcKey::generate(&group).unwrap()).unwrap();
     let mut name = X509NameBuilder::new().unwrap();
@@ -24,5 +29,5 @@ pub(crate) fn self_signed_cert(cn: &str) -> X509 {
     b.set_not_after(&Asn1Time::days_from_now(1).unwrap())
         .unwrap();
     b.sign(&key, MessageDigest::sha256()).unwrap();
-    b.build()
+    (b.build(), key)
 }

@@ -217,7 +217,7 @@ fn perform(
             .map_err(t)?;
     }
     easy.http_headers(headers).map_err(t)?;
-    restrict_protocols(easy).map_err(Failure::permanent)?;
+    restrict_protocols(easy, req.url).map_err(Failure::permanent)?;
 
     let mut body = Vec::new();
     let too_large = std::cell::Cell::new(false);
@@ -253,12 +253,25 @@ fn perform(
     Ok(Response { body })
 }
 
-/// http and https only, also after redirects (no file://, gopher://, ...).
-fn restrict_protocols(easy: &mut Easy) -> Result<(), FetchError> {
+/// http and https only, also after redirects (no file://, gopher://, ...); and a request that
+/// starts on https is never redirected to http, where keys could be swapped and a token or
+/// client secret in an introspection form would travel in clear text.
+fn restrict_protocols(easy: &mut Easy, url: &str) -> Result<(), FetchError> {
     use curl_sys::{CURLOPT_PROTOCOLS, CURLOPT_REDIR_PROTOCOLS, CURLPROTO_HTTP, CURLPROTO_HTTPS};
     let raw = easy.raw();
-    let allowed = std::ffi::c_long::from(CURLPROTO_HTTP | CURLPROTO_HTTPS);
-    for opt in [CURLOPT_PROTOCOLS, CURLOPT_REDIR_PROTOCOLS] {
+    let any = std::ffi::c_long::from(CURLPROTO_HTTP | CURLPROTO_HTTPS);
+    let starts_on_https = url
+        .get(..8)
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"));
+    let redirects = if starts_on_https {
+        std::ffi::c_long::from(CURLPROTO_HTTPS)
+    } else {
+        any
+    };
+    for (opt, allowed) in [
+        (CURLOPT_PROTOCOLS, any),
+        (CURLOPT_REDIR_PROTOCOLS, redirects),
+    ] {
         // SAFETY: raw is the live handle of `easy`; a long option.
         let rc = unsafe { curl_sys::curl_easy_setopt(raw, opt, allowed) };
         if rc != curl_sys::CURLE_OK {
@@ -273,6 +286,84 @@ fn restrict_protocols(easy: &mut Easy) -> Result<(), FetchError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+
+    /// A plain-HTTP server on a free port answering every request with `reply`; counts requests.
+    fn plain_server(reply: &'static str) -> (u16, std::sync::Arc<std::sync::atomic::AtomicU32>) {
+        let hits = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let counter = hits.clone();
+        std::thread::spawn(move || {
+            for mut c in l.incoming().flatten() {
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let _ = c.read(&mut [0u8; 4096]);
+                let _ = c.write_all(reply.as_bytes());
+            }
+        });
+        (port, hits)
+    }
+
+    /// A TLS server (a fresh self-signed certificate) on a free port answering every request with
+    /// a 302 to `location`.
+    fn tls_redirector(location: String) -> u16 {
+        use openssl::ssl::{SslAcceptor, SslMethod};
+        let (cert, key) = crate::test_support::self_signed_cert_and_key("127.0.0.1");
+        let mut acceptor = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls()).unwrap();
+        acceptor.set_private_key(&key).unwrap();
+        acceptor.set_certificate(&cert).unwrap();
+        let acceptor = acceptor.build();
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for c in l.incoming().flatten() {
+                if let Ok(mut s) = acceptor.accept(c) {
+                    let _ = s.read(&mut [0u8; 4096]);
+                    let _ = s.write_all(
+                        format!(
+                            "HTTP/1.1 302 Found\r\nLocation: {location}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                        )
+                        .as_bytes(),
+                    );
+                    let _ = s.shutdown();
+                }
+            }
+        });
+        port
+    }
+
+    /// An https URL redirected to http is not followed (keys could be swapped on the way, an
+    /// introspection form read); http to http still is.
+    #[test]
+    fn https_is_never_redirected_to_http() {
+        const KEYS: &str =
+            "HTTP/1.1 200 OK\r\nContent-Length: 11\r\nConnection: close\r\n\r\n{\"keys\":[]}";
+        let (plain, hits) = plain_server(KEYS);
+        let https = tls_redirector(format!("http://127.0.0.1:{plain}/jwks"));
+        let o = HttpOptions {
+            ssl_verify: false,
+            timeout: Duration::from_secs(5),
+            retries: 0,
+            ..HttpOptions::default()
+        };
+        let get = |url: &str| {
+            send(
+                &Request {
+                    url,
+                    form: None,
+                    basic_auth: None,
+                },
+                &o,
+            )
+        };
+        let r = get(&format!("https://127.0.0.1:{https}/jwks"));
+        assert!(r.is_err(), "followed an https to http redirect");
+        assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 0);
+        // The control: the http server answers, and a direct http request gets its keys.
+        assert!(get(&format!("http://127.0.0.1:{plain}/jwks")).is_ok());
+        assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
 
     fn opts(retries: u32, interval_ms: u64, timeout_ms: u64) -> HttpOptions {
         HttpOptions {
