@@ -2,7 +2,9 @@
 """Helper of scripts/memcheck (not run by hand): mints the corpus's tokens and DPoP proofs, and
 summarises valgrind's logs.
 
-  memcheck-helper.py setup DIR            keys, JWKS file, quoted JWK, tokens (DIR/tokens.env)
+  memcheck-helper.py setup DIR            keys, JWKS file, AWS ALB key (PEM), quoted JWK, tokens
+                                          (DIR/tokens.env), forwarded certificate headers
+                                          (DIR/forwarded/<format>)
   memcheck-helper.py proof DIR METHOD URL a fresh RFC 9449 proof for DIR's DPoP key and token
   memcheck-helper.py summary DIR          reads DIR/vg.*.log, prints the summary, exits 1 when
                                           an invalid access or a leak attributable to the module
@@ -66,6 +68,44 @@ def es256(key, header, claims):
     return signing + "." + b64u(r.to_bytes(32, "big") + s.to_bytes(32, "big"))
 
 
+def es256_padded(key, header, claims):
+    """As an AWS ALB signs x-amzn-oidc-data: base64url segments with their `=` padding."""
+    def enc(b):
+        return base64.urlsafe_b64encode(b).decode()
+    signing = enc(json.dumps(header).encode()) + "." + enc(json.dumps(claims).encode())
+    r, s = decode_dss_signature(key.sign(signing.encode(), ec.ECDSA(hashes.SHA256())))
+    return signing + "." + enc(r.to_bytes(32, "big") + s.to_bytes(32, "big"))
+
+
+ALB_ARN = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:loadbalancer/app/memcheck/50dc6c495c0c9188"
+ALB_OTHER_ARN = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:loadbalancer/app/other/60dc6c495c0c9188"
+ALB_KID = "09d4fa17-223e-40fa-b280-894e843d701f"
+
+
+def urlencode(text):
+    """Every byte but RFC 3986 unreserved ones percent-encoded (nginx $ssl_client_escaped_cert)."""
+    keep = set(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+    return "".join(chr(b) if b in keep else f"%{b:02X}" for b in text.encode())
+
+
+def forwarded(d):
+    """The header values a TLS terminator forwards client certificate A in, one file per
+    mtls.header.format, and B's in the default format (a certificate the token is not bound to)."""
+    os.makedirs(f"{d}/forwarded", exist_ok=True)
+    pem_a = open(f"{d}/client-a.crt").read()
+    der_a = x509.load_pem_x509_certificate(pem_a.encode()).public_bytes(serialization.Encoding.DER)
+    values = {
+        "pem-urlencoded": urlencode(pem_a),
+        "pem": pem_a.strip().replace("\n", " "),
+        "der-base64": base64.b64encode(der_a).decode(),
+        "xfcc": 'By=spiffe://cluster.local/ns/api;Hash=11;Cert="' + urlencode(pem_a) + '";Subject="CN=client A"',
+        "other": urlencode(open(f"{d}/client-b.crt").read()),
+    }
+    for name, value in values.items():
+        with open(f"{d}/forwarded/{name}", "w") as f:
+            f.write(value)
+
+
 def thumb_cert(path):
     with open(path, "rb") as f:
         der = x509.load_pem_x509_certificate(f.read()).public_bytes(serialization.Encoding.DER)
@@ -82,7 +122,12 @@ def setup(d):
     remote = load_or_make(f"{d}/remote.pem", lambda: rsa.generate_private_key(65537, 2048))
     other = load_or_make(f"{d}/other.pem", lambda: rsa.generate_private_key(65537, 2048))
     dpop = load_or_make(f"{d}/dpop.pem", lambda: ec.generate_private_key(ec.SECP256R1()))
-    os.makedirs(f"{d}/keys", exist_ok=True)
+    alb = load_or_make(f"{d}/alb.pem", lambda: ec.generate_private_key(ec.SECP256R1()))
+    os.makedirs(f"{d}/keys/alb", exist_ok=True)
+    with open(f"{d}/keys/alb/{ALB_KID}", "wb") as f:  # served at <alb_base_url>/<kid>
+        f.write(alb.public_key().public_bytes(serialization.Encoding.PEM,
+                                              serialization.PublicFormat.SubjectPublicKeyInfo))
+    forwarded(d)
     with open(f"{d}/keys/jwks.json", "w") as f:
         json.dump({"keys": [rsa_jwk(remote, "r1")]}, f)
     jwk = json.dumps(rsa_jwk(issuer, "one"), separators=(",", ":"))
@@ -92,6 +137,10 @@ def setup(d):
     base = {"sub": "alice", "iss": "https://issuer.example", "iat": now, "exp": now + 7200, "scope": "read"}
     hdr = {"alg": "RS256", "kid": "one", "typ": "at+jwt"}
     good = rs256(issuer, hdr, base)
+    # The header and the user claims an ALB writes (no exp in the payload).
+    alb_hdr = {"typ": "JWT", "kid": ALB_KID, "alg": "ES256", "iss": "https://idp.example",
+               "client": "alb-client", "signer": ALB_ARN, "exp": now + 7200}
+    user = {"sub": "alice", "name": "Alice", "email": "alice@example.test"}
     tokens = {
         "GOOD": good,
         "EXPIRED": rs256(issuer, hdr, dict(base, iat=now - 600, exp=now - 60)),
@@ -101,6 +150,9 @@ def setup(d):
         "REMOTE": rs256(remote, dict(hdr, kid="r1"), base),
         "REMOTE_UNKNOWN_KID": rs256(remote, dict(hdr, kid="nope"), base),
         "DPOP": rs256(issuer, hdr, dict(base, cnf={"jkt": jkt(ec_jwk(dpop))})),
+        "ALB": es256_padded(alb, alb_hdr, user),
+        "ALB_OTHER_SIGNER": es256_padded(alb, dict(alb_hdr, signer=ALB_OTHER_ARN), user),
+        "ALB_ARN": ALB_ARN,
     }
     with open(f"{d}/tokens.env", "w") as f:
         for k, v in tokens.items():
@@ -124,12 +176,15 @@ def proof_for(key, token, method, url):
 
 def drive(d, base, n):
     """The corpus of scripts/memcheck, n requests, on keep-alive connections (a new one when the
-    server closes one, e.g. after a refusal or at a graceful restart)."""
+    server closes one, e.g. after a refusal or at a graceful restart). The untrusted peer's
+    requests leave from 127.0.0.2."""
     import http.client
     import ssl
     from urllib.parse import urlsplit
     host, port = urlsplit(base).hostname, urlsplit(base).port
     tokens = dict(line.strip().split("=", 1) for line in open(f"{d}/tokens.env"))
+    fwd = {name: open(f"{d}/forwarded/{name}").read() for name in os.listdir(f"{d}/forwarded")}
+    status_page = "SetHandler server-status" in open(f"{d}/httpd.conf").read()
     with open(f"{d}/dpop.pem", "rb") as f:
         dpop_key = serialization.load_pem_private_key(f.read(), None)
 
@@ -142,45 +197,73 @@ def drive(d, base, n):
     contexts = {None: context(None), "a": context("client-a"), "b": context("client-b")}
     conns = {}
 
-    def send(cert, path, headers):
+    def send(cert, path, headers, method="GET", source=None, challenge=None):
+        """The status, or -1 when the 401's challenge lacks `challenge`, 0 when no answer."""
+        key = (cert, source)
         for attempt in range(3):
-            conn = conns.get(cert)
+            conn = conns.get(key)
             if conn is None:
-                conn = conns[cert] = http.client.HTTPSConnection(host, port, context=contexts[cert], timeout=60)
+                conn = conns[key] = http.client.HTTPSConnection(
+                    host, port, context=contexts[cert], timeout=60,
+                    source_address=(source, 0) if source else None)
             try:
-                conn.request("GET", path, headers=headers)
+                conn.request(method, path, headers=headers)
                 r = conn.getresponse()
                 r.read()
                 if r.getheader("Connection", "").lower() == "close":
                     conn.close()
-                    conns.pop(cert, None)
+                    conns.pop(key, None)
+                if challenge and challenge not in r.getheader("WWW-Authenticate", ""):
+                    return -1
                 return r.status
             except (http.client.HTTPException, OSError):
                 conn.close()
-                conns.pop(cert, None)
+                conns.pop(key, None)
                 if attempt == 2:
                     return 0
                 time.sleep(0.2)
 
-    def bearer(t):
-        return {"Authorization": f"Bearer {t}"}
+    def bearer(t, **more):
+        return dict({"Authorization": f"Bearer {t}"}, **more)
 
+    def row(want, path, headers, cert=None, method="GET", source=None, challenge=None):
+        return (want, path, headers, dict(cert=cert, method=method, source=source, challenge=challenge))
+
+    well_known = "/.well-known/oauth-protected-resource/api"
     corpus = [
-        (200, None, "/jwk/ok", lambda: bearer(tokens["GOOD"])),
-        (401, None, "/jwk/ok", lambda: {}),
-        (401, None, "/jwk/ok", lambda: {"Authorization": "Basic YWxpY2U6cHc="}),
-        (401, None, "/jwk/ok", lambda: bearer("abc.def")),
-        (401, None, "/jwk/ok", lambda: bearer(tokens["BADSIG"])),
-        (401, None, "/jwk/ok", lambda: bearer(tokens["OTHERKEY"])),
-        (401, None, "/jwk/ok", lambda: bearer(tokens["EXPIRED"])),
-        (200, "a", "/mtls/ok", lambda: bearer(tokens["MTLS"])),
-        (401, "b", "/mtls/ok", lambda: bearer(tokens["MTLS"])),
-        (401, None, "/mtls/ok", lambda: bearer(tokens["MTLS"])),
-        (200, None, "/remote/ok", lambda: bearer(tokens["REMOTE"])),
-        (401, None, "/remote/ok", lambda: bearer(tokens["REMOTE_UNKNOWN_KID"])),
-        (401, None, "/claim/ok", lambda: bearer(tokens["GOOD"])),
-        (401, None, "/dpop/ok", lambda: bearer(tokens["DPOP"])),
+        row(200, "/jwk/ok", lambda: bearer(tokens["GOOD"])),
+        row(401, "/jwk/ok", lambda: {}),
+        row(401, "/jwk/ok", lambda: {"Authorization": "Basic YWxpY2U6cHc="}),
+        row(401, "/jwk/ok", lambda: bearer("abc.def")),
+        row(401, "/jwk/ok", lambda: bearer(tokens["BADSIG"])),
+        row(401, "/jwk/ok", lambda: bearer(tokens["OTHERKEY"])),
+        row(401, "/jwk/ok", lambda: bearer(tokens["EXPIRED"])),
+        row(200, "/mtls/ok", lambda: bearer(tokens["MTLS"]), cert="a"),
+        row(401, "/mtls/ok", lambda: bearer(tokens["MTLS"]), cert="b"),
+        row(401, "/mtls/ok", lambda: bearer(tokens["MTLS"])),
+        row(200, "/remote/ok", lambda: bearer(tokens["REMOTE"])),
+        row(401, "/remote/ok", lambda: bearer(tokens["REMOTE_UNKNOWN_KID"])),
+        row(200, "/file/ok", lambda: bearer(tokens["REMOTE"])),
+        row(401, "/file/ok", lambda: bearer(tokens["REMOTE_UNKNOWN_KID"])),
+        row(401, "/claim/ok", lambda: bearer(tokens["GOOD"])),
+        row(401, "/dpop/ok", lambda: bearer(tokens["DPOP"])),
+        row(200, "/metrics", lambda: {}),
+        row(200, well_known, lambda: {}),
+        row(405, well_known, lambda: {}, method="POST"),
+        row(401, "/jwk/ok", lambda: {}, challenge="resource_metadata="),
+        row(200, "/fwd/ok", lambda: bearer(tokens["MTLS"], **{"X-SSL-Client-Cert": fwd["pem-urlencoded"]})),
+        row(200, "/fwd-pem/ok", lambda: bearer(tokens["MTLS"], **{"X-Client-Pem": fwd["pem"]})),
+        row(200, "/fwd-der/ok", lambda: bearer(tokens["MTLS"], **{"X-Client-Der": fwd["der-base64"]})),
+        row(200, "/fwd-xfcc/ok", lambda: bearer(tokens["MTLS"], **{"X-Forwarded-Client-Cert": fwd["xfcc"]})),
+        row(401, "/fwd/ok", lambda: bearer(tokens["MTLS"], **{"X-SSL-Client-Cert": fwd["other"]})),
+        row(401, "/fwd/ok", lambda: bearer(tokens["MTLS"], **{"X-SSL-Client-Cert": "%%%garbage"})),
+        row(401, "/fwd/ok", lambda: bearer(tokens["MTLS"], **{"X-SSL-Client-Cert": fwd["pem-urlencoded"]}),
+            source="127.0.0.2"),
+        row(200, "/alb/ok", lambda: {"x-amzn-oidc-data": tokens["ALB"]}),
+        row(401, "/alb/ok", lambda: {"x-amzn-oidc-data": tokens["ALB_OTHER_SIGNER"]}),
     ]
+    if status_page:
+        corpus.append(row(200, "/server-status?auto", lambda: {}))
     by_status, sent, unexpected = {}, 0, 0
 
     def count(want, got):
@@ -189,13 +272,20 @@ def drive(d, base, n):
         by_status[f"{got}/{want}"] = by_status.get(f"{got}/{want}", 0) + 1
         unexpected += got != want
 
+    def dpop(url, **more):
+        proof = proof_for(dpop_key, tokens["DPOP"], "GET", url)
+        return dict({"Authorization": f"DPoP {tokens['DPOP']}", "DPoP": proof}, **more)
+
     while sent < n:
-        for want, cert, path, headers in corpus:
-            count(want, send(cert, path, headers()))
-        proof = proof_for(dpop_key, tokens["DPOP"], "GET", base + "/dpop/ok")
-        h = {"Authorization": f"DPoP {tokens['DPOP']}", "DPoP": proof}
+        for want, path, headers, how in corpus:
+            count(want, send(path=path, headers=headers(), **how))
+        h = dpop(base + "/dpop/ok")
         count(200, send(None, "/dpop/ok", h))
         count(401, send(None, "/dpop/ok", h))  # the same proof again: a replay
+        # The public URL from a trusted peer's X-Forwarded-Proto/Host is the one the proof names.
+        h = dpop("https://api.example.com/dpop/ok", **{"X-Forwarded-Proto": "https",
+                                                       "X-Forwarded-Host": "api.example.com"})
+        count(200, send(None, "/dpop/ok", h))
     for c in conns.values():
         c.close()
     print(json.dumps({"sent": sent, "unexpected": unexpected, "by_status": by_status}))
