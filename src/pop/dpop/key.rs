@@ -80,7 +80,11 @@ pub(crate) fn proof_key(
         });
     }
     let jkt = thumbprint(kty, jwk)?;
-    let key = keys.get_or_import(&jkt, || {
+    // Kept under the whole `jwk`, not the thumbprint: the import also reads `alg`, `use` and
+    // `key_ops`, which anyone can set on a copy of a client's public key.
+    let whole = serde_json::to_vec(jwk).map_err(|_| invalid("cannot be written as JSON"))?;
+    let id = b64::encode(&crate::digest::sha256(&[&whole]));
+    let key = keys.get_or_import(&id, || {
         Key::from_jwk_map(jwk).map_err(|e| match e {
             JoseError::Crypto(what) => DpopError::Internal(what),
             e => DpopError::JwkInvalid(e),

@@ -1,8 +1,10 @@
 //! Proof keys seen recently, imported once with their verification contexts. A client signs many
 //! proofs with one key, and importing a JWK costs about as much as a verification (OpenSSL checks
 //! an EC point with a multiplication by the group order), so a proof costs one verification, not
-//! two. Keyed by the RFC 7638 thumbprint, which names the key material itself; bounded, the least
-//! recently used key goes first (a flood of new keys costs what it would without the cache).
+//! two. Keyed by a digest of the whole `jwk` (the key material and the members the import reads:
+//! `alg`, `use`, `key_ops`), so what is kept is a function of the key: a copy of a client's key
+//! with other members is another entry. Bounded, the least recently used key goes first (a flood
+//! of new keys costs what it would without the cache).
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -19,15 +21,15 @@ pub(crate) struct ProofKeys {
 }
 
 impl ProofKeys {
-    /// The key with thumbprint `jkt`, imported by `import` if it is not kept.
+    /// The key named `id` (see the module comment), imported by `import` if it is not kept.
     pub(crate) fn get_or_import(
         &self,
-        jkt: &str,
+        id: &str,
         import: impl FnOnce() -> Result<Key, DpopError>,
     ) -> Result<Arc<Key>, DpopError> {
         {
             let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(i) = recent.iter().position(|(t, _)| t == jkt) {
+            if let Some(i) = recent.iter().position(|(t, _)| t == id) {
                 let entry = recent
                     .remove(i)
                     .unwrap_or_else(|| unreachable!("found above"));
@@ -39,8 +41,8 @@ impl ProofKeys {
         // Imported without the lock: other requests go on meanwhile.
         let key = Arc::new(import()?);
         let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
-        if !recent.iter().any(|(t, _)| t == jkt) {
-            recent.push_front((jkt.to_owned(), key.clone()));
+        if !recent.iter().any(|(t, _)| t == id) {
+            recent.push_front((id.to_owned(), key.clone()));
             recent.truncate(CAPACITY);
         }
         Ok(key)

@@ -291,6 +291,11 @@ impl Request {
     }
 
     fn check_all(&self, proofs: &[&str]) -> Result<CheckedProof, DpopError> {
+        self.check_with(proofs, &ProofKeys::default())
+    }
+
+    /// Checked with the kept proof keys `keys`, as a verifier's successive requests are.
+    fn check_with(&self, proofs: &[&str], keys: &ProofKeys) -> Result<CheckedProof, DpopError> {
         let presented = Presented {
             proofs,
             method: self.method,
@@ -302,7 +307,7 @@ impl Request {
             &presented,
             self.bound.as_deref(),
             self.nonces.as_ref(),
-            &ProofKeys::default(),
+            keys,
             self.now,
         )
     }
@@ -1002,6 +1007,32 @@ fn a_jwk_that_pins_the_header_alg_is_accepted() {
         .jwk("use", json!("sig"))
         .jwk("kid", json!("client-key-1"));
     assert_eq!(label(proof.check()), "ok");
+}
+
+/// The kept key is a function of the key material alone: a proof whose `jwk` carries the same
+/// public key (anyone can copy it from a client's proofs) with its own `alg`, `use` or `key_ops`
+/// must not make that client's next proofs fail on this child (no signature is needed to get a
+/// key imported, it happens before the signature check).
+#[test]
+fn kept_keys_cannot_be_poisoned_by_optional_jwk_members() {
+    let keys = ProofKeys::default();
+    let request = Request::bound_to(rsa_key());
+    let poison = Proof::new(Alg::RS256).jwk("alg", json!("PS512"));
+    assert_eq!(
+        label(request.check_with(&[&poison.compact()], &keys)),
+        "dpop_jwk_alg_mismatch"
+    );
+    let client = Proof::new(Alg::RS256).claim("jti", json!("after-the-poison"));
+    assert_eq!(label(request.check_with(&[&client.compact()], &keys)), "ok");
+    // And the other way: a key kept from a proof without `alg` does not let a jwk that pins
+    // another alg through.
+    let pinned = Proof::new(Alg::RS256)
+        .jwk("alg", json!("PS512"))
+        .claim("jti", json!("pinned"));
+    assert_eq!(
+        label(request.check_with(&[&pinned.compact()], &keys)),
+        "dpop_jwk_alg_mismatch"
+    );
 }
 
 // ---------- results and errors ----------
