@@ -26,7 +26,8 @@ pub(super) struct SlotHeader {
     pub(crate) hash: u64,
     /// 0 = empty slot.
     pub(crate) key_len: u16,
-    pub(crate) _pad: u16,
+    /// Non-zero when put by insert-if-absent (a DPoP proof's jti): never pushed out while live.
+    pub(crate) pinned: u16,
     pub(crate) val_len: u32,
 }
 
@@ -38,7 +39,7 @@ impl SlotHeader {
         last_access: 0,
         hash: 0,
         key_len: 0,
-        _pad: 0,
+        pinned: 0,
         val_len: 0,
     };
 

@@ -246,6 +246,29 @@ mod tests {
         );
     }
 
+    /// A DPoP proof's jti shares the default cache with verified tokens: a flood of `set`s (a
+    /// client with many tokens) must not push a live jti out, or its proof could be replayed.
+    #[test]
+    fn set_never_evicts_what_insert_if_absent_recorded() {
+        let s = ShmStore::new(128, 16, 4).unwrap();
+        let recorded: Vec<usize> = (0..8)
+            .filter(|i| s.insert_if_absent_at(&k(*i), b"x", S * 60, NOW) == Ok(true))
+            .collect();
+        assert!(!recorded.is_empty());
+        for i in 1000..1200 {
+            let _ = s.set_at(&k(i), b"token", S * 60, NOW + 1);
+        }
+        for i in &recorded {
+            assert_eq!(
+                s.insert_if_absent_at(&k(*i), b"x", S * 60, NOW + 2),
+                Ok(false),
+                "jti {i} was pushed out by set"
+            );
+        }
+        // Once it expires, its slot is used again.
+        assert_eq!(s.set_at(&k(2000), b"token", S, NOW + 3600), Ok(()));
+    }
+
     #[test]
     fn insert_if_absent_semantics() {
         let s = ShmStore::new(64, 16, 10).unwrap();

@@ -49,8 +49,8 @@ struct Probe {
     found: Option<usize>,
     /// The first free or expired slot (an expired copy of the key itself, if there is one).
     free: Option<usize>,
-    /// The least recently used live slot.
-    lru: usize,
+    /// The least recently used live slot that may be pushed out (none is pinned).
+    lru: Option<usize>,
 }
 
 impl Table {
@@ -118,7 +118,7 @@ impl Table {
         let l = self.layout();
         let key_at = |idx: usize| &slots[idx * l.slot_size..][..key.len()];
         let mut free = None;
-        let mut lru = (u64::MAX, start);
+        let mut lru: Option<(u64, usize)> = None;
         for i in 0..l.window {
             let idx = (start + i) % l.slots_per_segment;
             let h = &headers[idx];
@@ -132,7 +132,7 @@ impl Table {
                     return Probe {
                         found: None,
                         free: Some(idx),
-                        lru: lru.1,
+                        lru: lru.map(|(_, idx)| idx),
                     };
                 }
                 free.get_or_insert(idx);
@@ -142,17 +142,17 @@ impl Table {
                 return Probe {
                     found: Some(idx),
                     free,
-                    lru: lru.1,
+                    lru: lru.map(|(_, idx)| idx),
                 };
             }
-            if h.last_access < lru.0 {
-                lru = (h.last_access, idx);
+            if h.pinned == 0 && lru.is_none_or(|(at, _)| h.last_access < at) {
+                lru = Some((h.last_access, idx));
             }
         }
         Probe {
             found: None,
             free,
-            lru: lru.1,
+            lru: lru.map(|(_, idx)| idx),
         }
     }
 
@@ -207,7 +207,13 @@ impl Table {
                 "full: every slot this key may use holds a live entry (raise max_entries)".into(),
             ));
         }
-        let idx = p.found.or(p.free).unwrap_or(p.lru);
+        // Nor may a plain put (a verified token, a flood of them) push out a pinned entry.
+        let Some(idx) = p.found.or(p.free).or(p.lru) else {
+            return Err(StoreError::Unavailable(
+                "full: every slot this key may use holds a live DPoP jti (raise max_entries)"
+                    .into(),
+            ));
+        };
         let slot = &mut slots[idx * l.slot_size..][..l.slot_size];
         slot[..key.len()].copy_from_slice(key);
         slot[l.max_key..][..value.len()].copy_from_slice(value);
@@ -216,7 +222,7 @@ impl Table {
             last_access: now,
             hash,
             key_len: key.len() as u16,
-            _pad: 0,
+            pinned: u16::from(mode == Put::IfAbsent),
             val_len: value.len() as u32,
         };
         Ok(true)
