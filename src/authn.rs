@@ -371,7 +371,8 @@ fn check_dpop(
             started: generation.started_at(),
         });
     }
-    match replay.insert_if_absent(REPLAY_NAMESPACE, &proof.replay_key(), b"", policy.expiry) {
+    let ttl = proof.remember_for(policy, now);
+    match replay.insert_if_absent(REPLAY_NAMESPACE, &proof.replay_key(), b"", ttl) {
         Ok(true) => Ok(nonces.and_then(|n| n.next_if_near_rotation(now))),
         Ok(false) => Err(Refusal::DpopReplay { verifier: label() }),
         Err(e) => Err(Refusal::DpopReplayUnknown {

@@ -67,7 +67,8 @@ pub(crate) struct DpopPolicy {
     /// `dpop.iat.slack.after`: how far in the future `iat` may be (clock skew), in seconds.
     pub(crate) iat_slack_after: u64,
     /// `dpop.expiry`: how long a `jti` is remembered; at least the `iat` window, so that a proof
-    /// cannot be replayed once its `jti` is forgotten.
+    /// cannot be replayed once its `jti` is forgotten (and longer for a proof that needs it,
+    /// [`CheckedProof::remember_for`]).
     pub(crate) expiry: Duration,
     /// Some with `dpop.nonce=on`: how long one nonce is issued for (`dpop.nonce.interval`).
     pub(crate) nonce_interval: Option<Duration>,
@@ -250,6 +251,22 @@ impl CheckedProof {
             b"\0",
             self.jti.as_bytes(),
         ])
+    }
+
+    /// How long the replay store must remember this proof's `jti` (accepted at `now`): `dpop.expiry`,
+    /// and at least until `check` refuses the proof as too old, the second after `iat` +
+    /// `dpop.iat.slack.before` (a proof with the latest `iat` accepted outlives an expiry equal
+    /// to the window by that second). With `dpop.iat.verify=skip` an `iat` bounds nothing.
+    pub(crate) fn remember_for(&self, policy: &DpopPolicy, now: i64) -> Duration {
+        if policy.iat_verify == Requirement::Skip {
+            return policy.expiry;
+        }
+        let too_old_at = self
+            .iat
+            .saturating_add_unsigned(policy.iat_slack_before)
+            .saturating_add(1);
+        let left = u64::try_from(too_old_at.saturating_sub(now)).unwrap_or(0);
+        policy.expiry.max(Duration::from_secs(left))
     }
 }
 

@@ -831,6 +831,42 @@ fn iat_window_edges() {
     );
 }
 
+/// The replay store forgets a `jti` `remember_for` seconds after the proof was accepted (shm: from
+/// that second on; redis and memcached: within it): from then on `check` must refuse the proof as
+/// too old, or it could be used again. The latest `iat` accepted is the edge case.
+#[test]
+fn jti_remembered_as_long_as_the_proof_is_accepted() {
+    for (options, iat) in [
+        ("", json!(NOW + 5)),
+        ("", json!((NOW as f64) + 4.5)),
+        ("", json!(NOW)),
+        (
+            "dpop.iat.slack.before=30&dpop.iat.slack.after=0&dpop.expiry=30",
+            json!(NOW),
+        ),
+        (
+            "dpop.iat.slack.before=0&dpop.iat.slack.after=60",
+            json!(NOW + 60),
+        ),
+    ] {
+        let proof = Proof::new(Alg::ES256).claim("iat", iat.clone()).compact();
+        let policy = policy(options).expect("policy");
+        let at = |now: i64| Request {
+            policy: policy.clone(),
+            now,
+            ..Request::bound_to(p256())
+        };
+        let checked = at(NOW).check(&proof).expect("accepted");
+        let ttl = i64::try_from(checked.remember_for(&policy, NOW).as_secs()).expect("secs");
+        assert!(ttl >= 1, "{options} {iat}");
+        assert_eq!(
+            label(at(NOW + ttl).check(&proof)),
+            "dpop_iat_too_old",
+            "{options} iat {iat}: jti forgotten at +{ttl}"
+        );
+    }
+}
+
 #[test]
 fn iat_slacks_from_the_policy() {
     let mut request = Request::bound_to(p256());
