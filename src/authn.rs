@@ -1534,10 +1534,17 @@ mod tests {
         ));
     }
 
+    /// A generation put into service as post_config does (its random nonce secret made).
+    fn started() -> Generation {
+        let mut generation = Generation::default();
+        assert_eq!(generation.start(), Ok(Vec::new()));
+        generation
+    }
+
     #[test]
     fn a_nonce_is_asked_for_then_accepted() {
         let cfg = config(&[("plain", SECRET, Some("type=dpop&dpop.nonce=on"))]);
-        let generation = Generation::default();
+        let generation = started();
         let key = ProofKey::new();
         let t = bound_token(&key, "dpop-4");
         let first = dpop_request("DPoP", &t, vec![key.proof(&t, "n-1", None)]);
@@ -1557,7 +1564,7 @@ mod tests {
         ));
         // Another generation (a restart without a passphrase) has another secret.
         let later = dpop_request("DPoP", &t, vec![key.proof(&t, "n-3", Some(&nonce))]);
-        let o = authenticate(&cfg, &later, Mode::OAuth2, NOW, &Generation::default());
+        let o = authenticate(&cfg, &later, Mode::OAuth2, NOW, &started());
         assert!(matches!(refusal_of(&o), Refusal::DpopNonce { .. }), "{o:?}");
     }
 

@@ -226,7 +226,7 @@ pub(crate) extern "C" fn oauth2_rs_post_config(ptemp: *mut ffi::apr_pool_t) -> *
         crate::panic_probe::on_env("post_config");
         serving::start()
     }) {
-        Ok(errors) => {
+        Ok(Ok(errors)) => {
             for e in errors {
                 crate::logsink::emit(
                     crate::logsink::Level::Error,
@@ -235,6 +235,7 @@ pub(crate) extern "C" fn oauth2_rs_post_config(ptemp: *mut ffi::apr_pool_t) -> *
             }
             std::ptr::null()
         }
+        Ok(Err(fatal)) => pool_message(ptemp, &fatal),
         Err(_) => pool_message(ptemp, "internal error (panic) while creating caches"),
     }
 }

@@ -7,6 +7,7 @@
 use crate::cache::registry::CacheRegistry;
 use crate::resource_metadata::ResourceMetadata;
 
+#[derive(Default)]
 pub(crate) struct Generation {
     pub(crate) caches: CacheRegistry,
     /// `OAuth2ResourceMetadata` of each server, and what its other lines declare (RFC 9728).
@@ -14,26 +15,11 @@ pub(crate) struct Generation {
     /// `OAuth2CryptoPassphrase`: the last one read wins, wherever it is written (as in the C module).
     passphrase: Option<String>,
     /// Signs DPoP nonces (RFC 9449 section 9): from the passphrase, so that every host sharing
-    /// it accepts the others' nonces, else random, made before the children are forked.
+    /// it accepts the others' nonces, else random; made by `start`, before the children are
+    /// forked (zeros until then).
     dpop_nonce_secret: [u8; 32],
     /// Unix seconds at post_config (0 until then).
     started_at: i64,
-}
-
-impl Default for Generation {
-    fn default() -> Generation {
-        let mut secret = [0u8; 32];
-        // A failure leaves zeros only if OpenSSL's generator is broken; nonces then stay
-        // checkable but predictable, and every other use of randomness fails as well.
-        let _ = openssl::rand::rand_bytes(&mut secret);
-        Generation {
-            caches: CacheRegistry::default(),
-            resource_metadata: ResourceMetadata::default(),
-            passphrase: None,
-            dpop_nonce_secret: secret,
-            started_at: 0,
-        }
-    }
 }
 
 impl Generation {
@@ -52,17 +38,28 @@ impl Generation {
         self.caches.check(self.passphrase.as_deref())
     }
 
-    /// Creates the shared caches (before httpd forks its children) and the RFC 9728 documents;
-    /// returns what could not be created. No cache is added after this.
-    pub(crate) fn start(&mut self) -> Vec<String> {
+    /// Makes the DPoP nonce secret, the shared caches (before httpd forks its children) and the
+    /// RFC 9728 documents; returns what could not be created (the server runs without it), or
+    /// an error that must stop the start. No cache is added after this.
+    pub(crate) fn start(&mut self) -> Result<Vec<String>, String> {
         self.started_at = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
         self.resource_metadata.finish();
-        if let Some(passphrase) = &self.passphrase {
-            self.dpop_nonce_secret = crate::pop::dpop::nonce::secret_from_passphrase(passphrase);
-        }
-        self.caches.init_all(self.passphrase.as_deref())
+        self.dpop_nonce_secret = match &self.passphrase {
+            Some(passphrase) => crate::pop::dpop::nonce::secret_from_passphrase(passphrase),
+            None => {
+                // Never a predictable secret: nonces made with one could be forged.
+                let mut secret = [0u8; 32];
+                openssl::rand::rand_bytes(&mut secret).map_err(|e| {
+                    format!(
+                        "cannot make the DPoP nonce secret: OpenSSL's random generator failed ({e})"
+                    )
+                })?;
+                secret
+            }
+        };
+        Ok(self.caches.init_all(self.passphrase.as_deref()))
     }
 
     /// When this generation went into service: httpd loads the module afresh with each reading

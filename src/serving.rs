@@ -94,22 +94,22 @@ pub(crate) fn check() -> Result<(), String> {
 }
 
 /// post_config: creates the caches and puts the generation into service; returns what could not
-/// be created.
-pub(crate) fn start() -> Vec<String> {
+/// be created, or why the server must not start.
+pub(crate) fn start() -> Result<Vec<String>, String> {
     let mut phase = phase();
     let mut generation = match std::mem::replace(&mut *phase, Phase::Idle) {
         Phase::Reading(generation) => generation,
         Phase::Serving(generation) => {
             // post_config without a new reading: keep serving what is there.
             *phase = Phase::Serving(generation);
-            return Vec::new();
+            return Ok(Vec::new());
         }
         Phase::Idle => Generation::default(),
     };
-    let errors = generation.start();
+    let errors = generation.start()?;
     *phase = Phase::Serving(Arc::new(generation));
     PUBLISHED.fetch_add(1, Ordering::Release);
-    errors
+    Ok(errors)
 }
 
 /// The configuration pool is cleared (restart or stop): the generation goes with it.

@@ -132,11 +132,31 @@ impl Nonces {
     }
 }
 
-/// The nonce secret derived from `OAuth2CryptoPassphrase`, so that all hosts configured alike
-/// accept each other's nonces. Domain-separated from the cache encryption key
-/// ("mod_oauth2 cache encryption v1"), so neither key reveals the other.
+/// PBKDF2 rounds for the nonce secret: every client receives nonces, so each can test guesses of
+/// the passphrase offline; the rounds make each guess cost this many HMACs (about 0.1 s once at
+/// startup here).
+const PASSPHRASE_ROUNDS: usize = 200_000;
+
+/// The nonce secret derived from `OAuth2CryptoPassphrase` with PBKDF2-HMAC-SHA256 (RFC 8018
+/// section 5.2), so that all hosts configured alike accept each other's nonces, and a guess of
+/// the passphrase is slow to check against a nonce. Its own salt keeps it apart from the cache
+/// encryption key ("mod_oauth2 cache encryption v1"), so neither key reveals the other.
 pub(crate) fn secret_from_passphrase(passphrase: &str) -> [u8; 32] {
-    crate::digest::sha256(&[b"mod_oauth2 dpop nonce v1\0", passphrase.as_bytes()])
+    let mut secret = [0u8; 32];
+    if openssl::pkcs5::pbkdf2_hmac(
+        passphrase.as_bytes(),
+        b"mod_oauth2 dpop nonce v2",
+        PASSPHRASE_ROUNDS,
+        openssl::hash::MessageDigest::sha256(),
+        &mut secret,
+    )
+    .is_err()
+    {
+        // Only when OpenSSL cannot run HMAC-SHA256 at all; no signature check works then
+        // either. Never a predictable constant: a random secret (no nonce shared across hosts).
+        let _ = openssl::rand::rand_bytes(&mut secret);
+    }
+    secret
 }
 
 #[cfg(test)]
@@ -261,6 +281,11 @@ mod tests {
     #[test]
     fn passphrase_secret_is_separated() {
         let s = secret_from_passphrase("secret");
+        // PBKDF2-HMAC-SHA256, 200,000 rounds, as Python's hashlib computes it.
+        assert_eq!(
+            crate::hex::lower(&s),
+            "856450dc51d302c22582fc75dba24e46b0fa53f31aa6a0b48dbbeacf5083cd4a"
+        );
         assert_eq!(s, secret_from_passphrase("secret"));
         assert_ne!(s, secret_from_passphrase("secret2"));
         assert_ne!(s, crate::digest::sha256(&[b"secret"]));
