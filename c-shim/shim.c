@@ -784,7 +784,12 @@ const char *oauth2_conn_memo_set(request_rec *r, const char *pem, const char *th
     if (m->thumbprint == NULL || strlen(m->thumbprint) != tlen ||
         memcmp(m->thumbprint, thumbprint, tlen) != 0)
         m->thumbprint = apr_pstrmemdup(c->pool, thumbprint, tlen);
-    m->session = session != NULL ? apr_pstrdup(c->pool, session) : NULL;
+    /* copied only when it changed: a keep-alive connection asks again on every request whose
+     * binding did not match the memo, and the connection pool only grows */
+    if (session == NULL)
+        m->session = NULL;
+    else if (m->session == NULL || strcmp(m->session, session) != 0)
+        m->session = apr_pstrdup(c->pool, session);
     return m->thumbprint;
 }
 

@@ -250,6 +250,48 @@ fn spoofed_claim_headers_never_reach_the_backend() {
     f.assert_none();
 }
 
+/// A spoofed header whose name is not UTF-8 (httpd takes any bytes in a name under
+/// `HttpProtocolOptions Unsafe`) is removed all the same: the scrub removes the name it read, not
+/// a lossy rewrite of it.
+#[test]
+fn spoofed_headers_with_non_utf8_names_are_scrubbed() {
+    use std::io::{Read, Write};
+    let signer = TokenSigner::rsa("one");
+    let backend = RawBackend::start();
+    let verify = format!("OAuth2TokenVerify jwk {}", signer.jwk_arg());
+    let body = [
+        oauth2_location("/c", &verify),
+        oauth2_location("/b", &format!("{verify}\nProxyPass {}", backend.url())),
+    ]
+    .concat();
+    let h = Httpd::start(HttpdConfig::new(body).server("HttpProtocolOptions Unsafe"));
+    let tok = signer.mint(&claims("joe"));
+    let mut f = Failures::new();
+    for path in ["/c/env", "/b/x"] {
+        let mut head = format!(
+            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nAuthorization: Bearer {tok}\r\n",
+            h.http_port
+        )
+        .into_bytes();
+        head.extend_from_slice(b"OAUTH2_CLAIM_sub\xff: admin\r\nOAUTH2_CLAIM_\xe9x: admin\r\n");
+        head.extend_from_slice(b"Connection: close\r\n\r\n");
+        let mut c = std::net::TcpStream::connect(("127.0.0.1", h.http_port)).expect("connect");
+        c.set_read_timeout(Some(std::time::Duration::from_secs(15)))
+            .unwrap();
+        c.write_all(&head).expect("send");
+        let mut answer = Vec::new();
+        let _ = c.read_to_end(&mut answer);
+        let text = String::from_utf8_lossy(&answer);
+        f.check(text.starts_with("HTTP/1.1 200"), || {
+            format!("{path}: not a 200: {text}")
+        });
+        f.check(!text.contains("admin"), || {
+            format!("{path}: a spoofed header with a non-UTF-8 name got through:\n{text}")
+        });
+    }
+    f.assert_none();
+}
+
 #[test]
 fn control_characters_in_claims_do_not_inject_headers() {
     let signer = TokenSigner::rsa("one");

@@ -423,7 +423,9 @@ impl<'r> ApacheRequest<'r> {
         }
     }
 
-    fn unset_header(&self, name: &str) {
+    /// Unsets the header of exactly these bytes: a name read from the table is passed as read
+    /// (not as a lossy UTF-8 rewrite, which would name another header and leave this one).
+    fn unset_header(&self, name: &[u8]) {
         // SAFETY: see `new`; the name is passed with its length.
         unsafe { ffi::oauth2_header_in_unset(self.r, name.as_ptr().cast(), name.len()) };
     }
@@ -437,17 +439,14 @@ impl<'r> ApacheRequest<'r> {
         self.drop_untrusted_cert_headers(cfg);
         let prefix = cfg.target_pass.prefix();
         let authn_header = cfg.target_pass.authn_header.as_deref();
-        let mut spoofed: Vec<String> = Vec::new();
+        let mut spoofed: Vec<&[u8]> = Vec::new();
         // The keys are all read before the first unset changes the table.
         for name in self.keys(Table::HeadersIn) {
             // `-` and `_` alike: CGI and WSGI backends read both as one variable.
             let ours = pass::is_spoofed(prefix, name)
                 || authn_header.is_some_and(|h| pass::same_env_name(h.as_bytes(), name));
-            if ours {
-                let name = String::from_utf8_lossy(name);
-                if !spoofed.iter().any(|s| s.eq_ignore_ascii_case(&name)) {
-                    spoofed.push(name.into_owned());
-                }
+            if ours && !spoofed.iter().any(|s| s.eq_ignore_ascii_case(name)) {
+                spoofed.push(name);
             }
         }
         if !spoofed.is_empty() && SCRUB_LOG.allow() {
@@ -455,7 +454,7 @@ impl<'r> ApacheRequest<'r> {
                 .iter()
                 .take(SCRUB_LOG_NAMES)
                 .map(|name| {
-                    let short: String = name.chars().take(32).collect();
+                    let short: String = String::from_utf8_lossy(name).chars().take(32).collect();
                     format!("\"{}\"", short.escape_default())
                 })
                 .collect();
@@ -472,7 +471,7 @@ impl<'r> ApacheRequest<'r> {
             );
         }
         for name in spoofed {
-            self.unset_header(&name);
+            self.unset_header(name);
         }
         self.scrubbed.set(Some(prefix));
         // SAFETY: see `new`.
@@ -524,7 +523,7 @@ impl<'r> ApacheRequest<'r> {
         if names.is_empty() {
             return;
         }
-        let mut removed: Vec<String> = Vec::new();
+        let mut removed: Vec<&[u8]> = Vec::new();
         // The keys are all read before the first unset changes the table.
         for key in self.keys(Table::HeadersIn) {
             let Some(name) = names
@@ -537,8 +536,7 @@ impl<'r> ApacheRequest<'r> {
             if exact && self.trusted_peer() {
                 continue;
             }
-            let key = String::from_utf8_lossy(key).into_owned();
-            if !removed.iter().any(|r| r.eq_ignore_ascii_case(&key)) {
+            if !removed.iter().any(|r| r.eq_ignore_ascii_case(key)) {
                 removed.push(key);
             }
         }
@@ -555,7 +553,11 @@ impl<'r> ApacheRequest<'r> {
                 .map(|n| {
                     format!(
                         "\"{}\"",
-                        n.chars().take(64).collect::<String>().escape_default()
+                        String::from_utf8_lossy(n)
+                            .chars()
+                            .take(64)
+                            .collect::<String>()
+                            .escape_default()
                     )
                 })
                 .collect();
@@ -568,7 +570,7 @@ impl<'r> ApacheRequest<'r> {
             );
         }
         for name in removed {
-            self.unset_header(&name);
+            self.unset_header(name);
         }
     }
 
@@ -659,12 +661,12 @@ impl<'r> ApacheRequest<'r> {
         match action {
             // SAFETY: see `new`; the name is a NUL-terminated CString.
             StripAction::UnsetEnv(name) => unsafe { ffi::oauth2_env_unset(self.r, name.as_ptr()) },
-            StripAction::UnsetHeader(name) => self.unset_header(&name.to_string_lossy()),
+            StripAction::UnsetHeader(name) => self.unset_header(name.to_bytes()),
             // SAFETY: see `new`; passed with its length and copied by the shim.
             StripAction::SetQuery(q) => unsafe {
                 ffi::oauth2_args_set(self.r, q.as_ptr().cast(), q.len())
             },
-            StripAction::SetCookie(c) if c.is_empty() => self.unset_header("Cookie"),
+            StripAction::SetCookie(c) if c.is_empty() => self.unset_header(b"Cookie"),
             StripAction::SetCookie(c) => self.set_header("Cookie", c.as_bytes()),
             // SAFETY: see `new`; passed with its length and copied by the shim.
             StripAction::SetBody(b) => unsafe {
