@@ -17,7 +17,7 @@ use crate::request_url::RequestUrl;
 use crate::resource_metadata::HostKey;
 use crate::token::{self, Found, StripAction, TokenSource};
 use crate::verify::memo::ConnectionMemo;
-use crate::verify::{Accepted, Binding, Claims, Jkt, Origin, ParsedToken, Verifier};
+use crate::verify::{Accepted, Binding, Claims, DpopBinding, Jkt, Origin, ParsedToken, Verifier};
 
 /// What the authentication step needs from a request.
 pub(crate) trait Request: TokenSource {
@@ -172,7 +172,13 @@ pub(crate) fn authenticate(
             });
         }
         let dpop_nonce = if verifier.binding == Binding::Dpop || claims.bound_jkt().is_bound() {
-            match check_dpop(verifier, &claims, &found, req, now, generation) {
+            // A bound token accepted by a bearer verifier is held to the location's DPoP
+            // settings (nonces, algorithms, replay store), not to a bearer verifier's defaults.
+            let dpop = match dpop_location {
+                Some(dpop_verifier) if verifier.binding != Binding::Dpop => &dpop_verifier.dpop,
+                _ => &verifier.dpop,
+            };
+            match check_dpop(verifier, dpop, &claims, &found, req, now, generation) {
                 Ok(next_nonce) => next_nonce,
                 Err(refusal) => return refuse(refusal),
             }
@@ -299,6 +305,7 @@ fn challenges(
 /// Returns the next nonce when one is due (section 8.2).
 fn check_dpop(
     verifier: &Verifier,
+    dpop: &DpopBinding,
     claims: &Accepted,
     found: &Found,
     req: &impl Request,
@@ -314,7 +321,7 @@ fn check_dpop(
         Jkt::None => None,
         Jkt::Unreadable => return Err(Refusal::DpopBindingUnreadable { verifier: label() }),
     };
-    let policy = &verifier.dpop.policy;
+    let policy = &dpop.policy;
     let nonces = policy
         .nonce_interval
         .map(|interval| Nonces::new(generation.dpop_nonce_secret(), interval));
@@ -333,7 +340,7 @@ fn check_dpop(
         &presented,
         bound,
         nonces.as_ref(),
-        &verifier.dpop.keys,
+        &dpop.keys,
         now,
     );
     let proof = match checked {
@@ -352,7 +359,7 @@ fn check_dpop(
             });
         }
     };
-    let Some(replay) = &verifier.dpop.replay else {
+    let Some(replay) = &dpop.replay else {
         return Err(Refusal::DpopReplayUnknown {
             verifier: label(),
             error: "no OAuth2Cache to remember proofs in".into(),
@@ -1566,6 +1573,37 @@ mod tests {
         let later = dpop_request("DPoP", &t, vec![key.proof(&t, "n-3", Some(&nonce))]);
         let o = authenticate(&cfg, &later, Mode::OAuth2, NOW, &started());
         assert!(matches!(refusal_of(&o), Refusal::DpopNonce { .. }), "{o:?}");
+    }
+
+    /// A DPoP-bound token that a bearer verifier of the location accepts is still held to the
+    /// location's DPoP settings (here its nonces), not to a bearer verifier's defaults.
+    #[test]
+    fn a_bound_token_accepted_by_a_bearer_verifier_meets_the_locations_dpop_settings() {
+        let cfg = config(&[
+            ("plain", SECRET, None),
+            (
+                "plain",
+                "another secret of at least 32 bytes!!",
+                Some("type=dpop&dpop.nonce=on"),
+            ),
+        ]);
+        let generation = started();
+        let key = ProofKey::new();
+        let t = bound_token(&key, "dpop-mixed");
+        let without_nonce = dpop_request("DPoP", &t, vec![key.proof(&t, "m-1", None)]);
+        let o = authenticate(&cfg, &without_nonce, Mode::OAuth2, NOW, &generation);
+        let nonce = match refusal_of(&o) {
+            Refusal::DpopNonce { verifier, nonce, .. } => {
+                assert!(verifier.starts_with("plain"), "{verifier}");
+                nonce.clone()
+            }
+            other => panic!("{other:?}"),
+        };
+        let with_nonce = dpop_request("DPoP", &t, vec![key.proof(&t, "m-2", Some(&nonce))]);
+        assert!(matches!(
+            authenticate(&cfg, &with_nonce, Mode::OAuth2, NOW, &generation),
+            Outcome::Granted(_)
+        ));
     }
 
     #[test]
