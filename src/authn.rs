@@ -335,14 +335,7 @@ fn check_dpop(
         },
         token: &found.token,
     };
-    let checked = dpop::check(
-        policy,
-        &presented,
-        bound,
-        nonces.as_ref(),
-        &dpop.keys,
-        now,
-    );
+    let checked = dpop::check(policy, &presented, bound, nonces.as_ref(), &dpop.keys, now);
     let proof = match checked {
         Ok(proof) => proof,
         Err(error) => {
@@ -1593,7 +1586,9 @@ mod tests {
         let without_nonce = dpop_request("DPoP", &t, vec![key.proof(&t, "m-1", None)]);
         let o = authenticate(&cfg, &without_nonce, Mode::OAuth2, NOW, &generation);
         let nonce = match refusal_of(&o) {
-            Refusal::DpopNonce { verifier, nonce, .. } => {
+            Refusal::DpopNonce {
+                verifier, nonce, ..
+            } => {
                 assert!(verifier.starts_with("plain"), "{verifier}");
                 nonce.clone()
             }
