@@ -251,8 +251,9 @@ int oauth2_body_read(request_rec *r, apr_size_t limit, const char **data, apr_si
     const char *cl = apr_table_get(r->headers_in, "Content-Length");
     apr_bucket_brigade *bb;
     oauth2_body_ctx *ctx;
-    /* each read below returns at most HUGE_STRING_LEN bytes, so this never overflows */
-    apr_size_t cap = limit + HUGE_STRING_LEN + 1, used = 0;
+    /* Sized for the announced body (one read of slack), else one read; grown when a filter
+     * returns more. Everything read is kept: it goes to the handler as it came. */
+    apr_size_t cap = HUGE_STRING_LEN + 1, used = 0;
     char *buf;
     int done = 0, failed = 0;
 
@@ -264,6 +265,7 @@ int oauth2_body_read(request_rec *r, apr_size_t limit, const char **data, apr_si
         if (apr_strtoff(&n, cl, &end, 10) != APR_SUCCESS || *end != '\0' || n < 0 ||
             (apr_uint64_t)n > (apr_uint64_t)limit)
             return -1; /* nothing read: the body goes to the handler untouched */
+        cap = (apr_size_t)n + HUGE_STRING_LEN + 1;
     }
 
     buf = apr_palloc(r->pool, cap);
@@ -284,10 +286,26 @@ int oauth2_body_read(request_rec *r, apr_size_t limit, const char **data, apr_si
             }
             if (APR_BUCKET_IS_METADATA(b))
                 continue;
-            if (apr_bucket_read(b, &chunk, &clen, APR_BLOCK_READ) != APR_SUCCESS ||
-                clen > cap - 1 - used) {
+            if (apr_bucket_read(b, &chunk, &clen, APR_BLOCK_READ) != APR_SUCCESS) {
                 failed = 1;
                 break;
+            }
+            if (clen > cap - 1 - used) {
+                /* A filter returned more than asked (or the body is longer than announced):
+                 * grow rather than drop bytes the handler must still get. */
+                apr_size_t want = used + clen + 1;
+                apr_size_t grown = cap > ((apr_size_t)-1) / 2 ? want : cap * 2;
+                char *bigger;
+                if (want <= used) { /* overflow */
+                    failed = 1;
+                    break;
+                }
+                if (grown < want)
+                    grown = want;
+                bigger = apr_palloc(r->pool, grown);
+                memcpy(bigger, buf, used);
+                buf = bigger;
+                cap = grown;
             }
             memcpy(buf + used, chunk, clen);
             used += clen;
