@@ -1,7 +1,9 @@
 /* The only C in mod_oauth2: the directive table, hook registration and tiny accessors over
- * request_rec, so that Rust never depends on httpd's struct layouts. No policy and no parsing here:
- * every decision is made in Rust (src/). The `module` struct itself is defined in Rust (src/ffi.rs)
- * because a C-defined one is not exported from a Rust cdylib. */
+ * request_rec, so that Rust never depends on httpd's struct layouts. Policy and parsing are in
+ * Rust (src/); what stays here is mechanics that httpd's API shapes: which handler name serves the
+ * metrics (GET only), that the RFC 9728 quick handler skips look-ups and proxy requests, and that a
+ * form body announced larger than the limit is not read. The `module` struct itself is defined in
+ * Rust (src/ffi.rs) because a C-defined one is not exported from a Rust cdylib. */
 #include "httpd.h"
 #include "http_config.h"
 #include "http_core.h"
@@ -14,6 +16,7 @@
 #include "apr_strings.h"
 #include "mod_status.h"
 
+#include <limits.h>
 #include <strings.h>
 #include "apr_optional.h"
 #include "apr_buckets.h"
@@ -474,7 +477,7 @@ void oauth2_pool_cleanup_register(apr_pool_t *p, void *data, apr_status_t (*fn)(
 
 void oauth2_log_request(request_rec *r, int level, const char *msg, apr_size_t len)
 {
-    ap_log_rerror(APLOG_MARK, level, 0, r, "%.*s", (int)len, msg);
+    ap_log_rerror(APLOG_MARK, level, 0, r, "%.*s", len > INT_MAX ? INT_MAX : (int)len, msg);
 }
 
 int oauth2_log_enabled(request_rec *r, int level)
@@ -485,7 +488,7 @@ int oauth2_log_enabled(request_rec *r, int level)
 /* Lines that belong to no request or directive (e.g. a key endpoint that stopped answering). */
 void oauth2_log_process(int level, const char *msg, apr_size_t len)
 {
-    ap_log_error(APLOG_MARK, level, 0, ap_server_conf, "%.*s", (int)len, msg);
+    ap_log_error(APLOG_MARK, level, 0, ap_server_conf, "%.*s", len > INT_MAX ? INT_MAX : (int)len, msg);
 }
 
 void oauth2_log_server(server_rec *s, int level, const char *msg, apr_size_t len)
@@ -494,7 +497,7 @@ void oauth2_log_server(server_rec *s, int level, const char *msg, apr_size_t len
      * afterwards), so its lines would be dropped: they go out as the main server's. */
     if (s != NULL && s->is_virtual && s->log.level < 0)
         s = NULL;
-    ap_log_error(APLOG_MARK, level, 0, s, "%.*s", (int)len, msg);
+    ap_log_error(APLOG_MARK, level, 0, s, "%.*s", len > INT_MAX ? INT_MAX : (int)len, msg);
 }
 
 const char *oauth2_header_in_get(request_rec *r, const char *name)
