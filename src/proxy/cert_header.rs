@@ -116,7 +116,12 @@ fn pem_der(pem: &str) -> Result<Vec<u8>, CertHeaderError> {
     if pem.matches(BEGIN).count() > 1 {
         return Err(CertHeaderError::Several);
     }
-    crate::jose::key::certificate_der(pem).map_err(|_| CertHeaderError::Encoding)
+    // One PEM block and nothing around it but white space (proxies end it with a line break).
+    let block = pem.trim_matches(|c: char| c.is_ascii_whitespace());
+    if !block.starts_with(BEGIN) || !block.ends_with("-----") {
+        return Err(CertHeaderError::Encoding);
+    }
+    crate::jose::key::certificate_der(block).map_err(|_| CertHeaderError::Encoding)
 }
 
 /// Strict `%XX` decoding to UTF-8 text (a PEM is ASCII); `+` stays `+` (it is a base64 digit).
@@ -323,6 +328,8 @@ mod tests {
         let der = cert_der("client");
         let pem = pem_of(&der);
         let two = format!("{pem}{}", pem_of(&cert_der("other")));
+        let junk_before = format!("x{pem}");
+        let junk_after = format!("{pem}x");
         let mut der_with_tail = der.clone();
         der_with_tail.extend_from_slice(&der);
         let truncated = STANDARD.encode(&der[..der.len() - 10]);
@@ -360,6 +367,16 @@ mod tests {
                 CertHeaderError::Encoding,
             ),
             (CertHeaderFormat::Pem, &two, CertHeaderError::Several),
+            (
+                CertHeaderFormat::Pem,
+                &junk_before,
+                CertHeaderError::Encoding,
+            ),
+            (
+                CertHeaderFormat::Pem,
+                &junk_after,
+                CertHeaderError::Encoding,
+            ),
             (
                 CertHeaderFormat::DerBase64,
                 "!!!",
