@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use super::key_cache::ProofKeys;
+use super::key_cache::{ProofKey, ProofKeys};
 use serde_json::{Map, Value};
 
 use super::DpopError;
@@ -26,12 +26,13 @@ const MAX_RSA_BITS: usize = 8192;
 /// Longest base64url `n` worth decoding: 8192 bits plus one leading zero byte (1025 bytes).
 const MAX_N_CHARS: usize = (MAX_RSA_BITS / 8 + 1).div_ceil(3) * 4;
 
-/// The verification key of a proof signed with `alg`, from the protected header's members.
+/// The verification key of a proof signed with `alg` and its thumbprint, from the protected
+/// header's members.
 pub(crate) fn proof_key(
     header: &Map<String, Value>,
     alg: Alg,
     keys: &ProofKeys,
-) -> Result<(Arc<Key>, String), DpopError> {
+) -> Result<Arc<ProofKey>, DpopError> {
     let jwk = match header.get("jwk") {
         None => return Err(DpopError::JwkMissing),
         Some(Value::Object(jwk)) => jwk,
@@ -79,18 +80,19 @@ pub(crate) fn proof_key(
             key: describe(kty, jwk),
         });
     }
-    let jkt = thumbprint(kty, jwk)?;
     // Kept under the whole `jwk`, not the thumbprint: the import also reads `alg`, `use` and
-    // `key_ops`, which anyone can set on a copy of a client's public key.
+    // `key_ops`, which anyone can set on a copy of a client's public key. The thumbprint is
+    // computed with the import, once per key.
     let whole = serde_json::to_vec(jwk).map_err(|_| invalid("cannot be written as JSON"))?;
     let id = b64::encode(&crate::digest::sha256(&[&whole]));
-    let key = keys.get_or_import(&id, || {
-        Key::from_jwk_map(jwk).map_err(|e| match e {
+    keys.get_or_import(&id, || {
+        let jkt = thumbprint(kty, jwk)?;
+        let key = Key::from_jwk_map(jwk).map_err(|e| match e {
             JoseError::Crypto(what) => DpopError::Internal(what),
             e => DpopError::JwkInvalid(e),
-        })
-    })?;
-    Ok((key, jkt))
+        })?;
+        Ok(ProofKey { key, jkt })
+    })
 }
 
 /// RFC 7638 section 3: SHA-256 over the required members, in lexicographic order, as JSON

@@ -12,12 +12,18 @@ use std::sync::{Arc, Mutex};
 use super::DpopError;
 use crate::jose::Key;
 
+/// An imported proof key and its RFC 7638 thumbprint, both computed once.
+pub(crate) struct ProofKey {
+    pub(crate) key: Key,
+    pub(crate) jkt: String,
+}
+
 /// Keys kept per verifier: enough for the clients active at a time on one child.
 const CAPACITY: usize = 64;
 
 #[derive(Default)]
 pub(crate) struct ProofKeys {
-    recent: Mutex<VecDeque<(String, Arc<Key>)>>,
+    recent: Mutex<VecDeque<(String, Arc<ProofKey>)>>,
 }
 
 impl ProofKeys {
@@ -25,8 +31,8 @@ impl ProofKeys {
     pub(crate) fn get_or_import(
         &self,
         id: &str,
-        import: impl FnOnce() -> Result<Key, DpopError>,
-    ) -> Result<Arc<Key>, DpopError> {
+        import: impl FnOnce() -> Result<ProofKey, DpopError>,
+    ) -> Result<Arc<ProofKey>, DpopError> {
         {
             let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(i) = recent.iter().position(|(t, _)| t == id) {
@@ -64,8 +70,11 @@ impl std::fmt::Debug for ProofKeys {
 mod tests {
     use super::*;
 
-    fn key() -> Key {
-        Key::from_secret(&[7; 32]).unwrap()
+    fn key() -> ProofKey {
+        ProofKey {
+            key: Key::from_secret(&[7; 32]).unwrap(),
+            jkt: "jkt".to_owned(),
+        }
     }
 
     #[test]

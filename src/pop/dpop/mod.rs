@@ -304,7 +304,8 @@ pub(crate) fn check(
         return Err(DpopError::AlgNotAllowed(alg.name().to_owned()));
     }
     // Check 7 and the bounds on an attacker-chosen key, before any use of it.
-    let (key, jkt) = key::proof_key(&jws.header.raw, alg, keys)?;
+    let proof_key = key::proof_key(&jws.header.raw, alg, keys)?;
+    let (key, jkt) = (&proof_key.key, &proof_key.jkt);
     // Check 3: the claims (the payload is only looked at; nothing acts on it before the
     // signature is verified below).
     let payload =
@@ -367,7 +368,7 @@ pub(crate) fn check(
         return Err(DpopError::JktMismatch);
     }
     Ok(CheckedProof {
-        jkt,
+        jkt: jkt.clone(),
         jti: claims.jti.to_owned(),
         iat,
     })
