@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::auth::EndpointAuth;
-use super::endpoint::has_space_or_control;
+use super::endpoint::{has_space_or_control, is_http};
 use super::fetch::{self, HttpOptions};
 use super::introspect::Introspector;
 use super::keys::{Format, RemoteKeys};
@@ -164,9 +164,9 @@ impl Metadata {
             // As for configured URLs: a space or control character (a line break in a log
             // line or in the metrics' url label) is no part of a URL.
             match v.as_str().filter(|s| !has_space_or_control(s)) {
-                Some(s) if s.starts_with("https://") || s.starts_with("http://") => {
-                    Some(s.to_string())
-                }
+                // The same test as for configured URLs: the scheme in any case (RFC 3986
+                // section 3.1), and a host after it.
+                Some(s) if is_http(s) => Some(s.to_string()),
                 Some(s) if local_allowed && matches!(local_file::path_of(s), Some(Ok(_))) => {
                     Some(s.to_string())
                 }
@@ -285,5 +285,23 @@ mod tests {
         });
         let d = discover("good", &doc).unwrap();
         assert_eq!(d.keys.as_ref().unwrap().url, "https://as.example/jwks");
+    }
+
+    #[test]
+    fn endpoint_urls_are_http_urls_with_a_host_whatever_the_scheme_case() {
+        for url in ["HTTPS://as.example/jwks", "Http://as.example/jwks"] {
+            let doc = serde_json::json!({ "issuer": "https://as.example", "jwks_uri": url });
+            let d = discover("case", &doc).unwrap();
+            assert_eq!(d.keys.as_ref().unwrap().url, url);
+        }
+        for url in [
+            "https:///jwks",
+            "https://",
+            "ftp://as.example/jwks",
+            "/jwks",
+        ] {
+            let doc = serde_json::json!({ "issuer": "https://as.example", "jwks_uri": url });
+            assert!(discover("nohost", &doc).is_err(), "{url:?}");
+        }
     }
 }
