@@ -35,6 +35,19 @@ struct Spec {
 }
 
 impl Requirement {
+    /// The line as httpd read it from the configuration file: claims are JSON text, so a line in
+    /// another encoding (Latin-1, say) could never match and is refused as such.
+    pub(crate) fn parse_bytes(line: &[u8]) -> Result<Requirement, String> {
+        let line = std::str::from_utf8(line).map_err(|e| {
+            format!(
+                "Require oauth2_claim: the line is not UTF-8 text (byte {} of it): claims are \
+                 compared as UTF-8, so save the configuration file as UTF-8",
+                e.valid_up_to() + 1
+            )
+        })?;
+        Requirement::parse(line)
+    }
+
     /// Parses the words after `Require oauth2_claim`, grouped as `ap_getword_conf` does.
     pub(crate) fn parse(line: &str) -> Result<Requirement, String> {
         let mut specs = Vec::new();
@@ -290,6 +303,14 @@ mod tests {
                 .contains("invalid regular expression")
         );
         assert!(Requirement::parse("   ").is_err());
+    }
+
+    #[test]
+    fn a_line_that_is_not_utf8_is_refused_as_such() {
+        // "name:Jos\xe9": Latin-1 for "José".
+        let e = Requirement::parse_bytes(b"name:Jos\xe9").unwrap_err();
+        assert!(e.contains("not UTF-8") && e.contains("byte 9"), "{e}");
+        assert!(Requirement::parse_bytes("name:José".as_bytes()).is_ok());
     }
 
     /// A member named `realm_access.roles` is not the `roles` member of `realm_access`, whatever

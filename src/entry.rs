@@ -260,7 +260,12 @@ pub(crate) extern "C" fn oauth2_rs_authz_parse(
     let result = catch_unwind(AssertUnwindSafe(|| {
         #[cfg(feature = "panic-probe")]
         crate::panic_probe::on_env("authz_parse");
-        let requirement = authz::Requirement::parse(c_str(line).unwrap_or(""))?;
+        let line = match line.is_null() {
+            true => &[][..],
+            // SAFETY: httpd passes the NUL-terminated rest of the Require line, live for the call.
+            false => unsafe { CStr::from_ptr(line) }.to_bytes(),
+        };
+        let requirement = authz::Requirement::parse_bytes(line)?;
         let raw = Box::into_raw(Box::new(requirement)).cast::<c_void>();
         // SAFETY: pool is the configuration pool; the cleanup frees `raw` exactly once.
         unsafe {
