@@ -966,3 +966,84 @@ fn introspection_request_shape() {
     h.assert_no_child_crash();
     f.assert_none_showing(&h);
 }
+
+/// `metadata` verifies an opaque token through the discovered introspection endpoint with the
+/// claim checks an `introspect` line has: an answer without `exp` is accepted (RFC 7662
+/// section 2.2) unless `verify.exp=required`, while a JWT through the discovered key set still
+/// needs `exp`; and with a client assertion, `aud=` is the assertion's audience, not one the
+/// token must name.
+#[test]
+fn metadata_introspection_meets_the_introspect_claim_checks() {
+    const ISS: &str = "https://as.example.test";
+    const ASSERTION_AUD: &str = "https://as.example.test/token";
+    let s = TokenSigner::ec("k1");
+    let jwks = jwks_of(&[&s]);
+    let m = MockServer::start(|_| Reply::raw(500, "text/plain", "not yet"));
+    let (md, ins, keys) = (m.url("/md"), m.url("/i"), m.url("/jwks"));
+    let doc = json!({ "issuer": ISS, "jwks_uri": keys, "introspection_endpoint": ins });
+    let opaque = random_id(32);
+    let known = opaque.clone();
+    m.set(move |req| match req.path() {
+        "/md" => Reply::json(&doc),
+        "/jwks" => Reply::json(&jwks),
+        // No exp, and an audience other than the client assertion's. Only the opaque token is
+        // active: a JWT the key set refuses finds no rescue here.
+        _ if req.param("token").as_deref() == Some(known.as_str()) => {
+            Reply::json(&json!({ "active": true, "sub": "joe", "iss": ISS, "aud": "api" }))
+        }
+        _ => Reply::json(&json!({ "active": false })),
+    });
+    let assertion = Opts::new()
+        .kv("introspect.auth", "client_secret_jwt")
+        .kv("client_id", "rs")
+        .kv("client_secret", "an-introspection-secret-of-32-bytes!")
+        .kv("aud", ASSERTION_AUD);
+    let body = [
+        verify_location("/m", "metadata", &md, &Opts::new()),
+        verify_location(
+            "/strict",
+            "metadata",
+            &md,
+            &Opts::new().kv("verify.exp", "required"),
+        ),
+        verify_location("/assert", "metadata", &md, &assertion),
+    ]
+    .concat();
+    let h = Httpd::start(HttpdConfig::new(body));
+    let mut f = Failures::new();
+    for (what, loc, tok, want) in [
+        ("opaque, answer without exp", "/m", opaque.clone(), 200),
+        (
+            "opaque, verify.exp=required",
+            "/strict",
+            opaque.clone(),
+            401,
+        ),
+        ("opaque, client assertion with aud=", "/assert", opaque, 200),
+        (
+            "JWT without exp through the key set",
+            "/m",
+            s.mint(&json!({ "iss": ISS, "sub": "joe" })),
+            401,
+        ),
+        (
+            "JWT with exp through the key set",
+            "/m",
+            s.mint(&json!({ "iss": ISS, "sub": "joe", "exp": now() + 300 })),
+            200,
+        ),
+    ] {
+        let r = h.https(&format!("{loc}/ok")).bearer(&tok).send();
+        f.expect(what, &r, want, (want == 401).then_some(INVALID_TOKEN));
+    }
+    let assertions = m
+        .seen()
+        .into_iter()
+        .filter(|s| s.path() == "/i" && s.param("client_assertion").is_some())
+        .count();
+    f.check(assertions > 0, || {
+        "/assert: no introspection request with a client assertion".into()
+    });
+    h.assert_no_child_crash();
+    f.assert_none_showing(&h);
+}

@@ -147,19 +147,9 @@ pub(crate) fn parse(
             (Source::AwsAlb(Arc::new(alb)), value.to_string())
         }
         "introspect" => {
-            if options.get("verify.exp").is_none() {
-                claims.exp = Requirement::Optional;
-            }
             let introspector = introspector(&options, value)?;
-            if matches!(
-                introspector.auth,
-                EndpointAuth::ClientSecretJwt { .. } | EndpointAuth::PrivateKeyJwt { .. }
-            ) {
-                // `aud` is the client assertion's audience here, not an expected token audience.
-                claims.expected_aud = None;
-                claims.aud =
-                    Requirement::parse_or(options.get("verify.aud"), Requirement::Optional);
-            }
+            for_introspection(&mut claims, &options);
+            assertion_aud_is_not_token_aud(&mut claims, &options, &introspector.auth);
             (
                 Source::Introspect(Arc::new(introspector)),
                 value.to_string(),
@@ -179,6 +169,11 @@ pub(crate) fn parse(
                     .unwrap_or("token")
                     .to_string(),
             };
+            // `aud=` names the client assertion's audience on both paths; an introspection
+            // answer meets the claim checks an `introspect` line would ask of it.
+            assertion_aud_is_not_token_aud(&mut claims, &options, &templates.introspect_auth);
+            let mut introspected = claims.clone();
+            for_introspection(&mut introspected, &options);
             let url = endpoint_url("metadata", value)?;
             let metadata = Metadata::new(
                 url,
@@ -186,7 +181,11 @@ pub(crate) fn parse(
                 seconds(&options, "metadata.expiry", 86_400)?,
                 templates,
             );
-            (Source::Metadata(Arc::new(metadata)), value.to_string())
+            let source = Source::Metadata {
+                metadata: Arc::new(metadata),
+                introspected,
+            };
+            (source, value.to_string())
         }
         _ => {
             let key = local_key(kind, value, &options)?;
@@ -244,6 +243,30 @@ pub(crate) fn parse(
         warnings,
         debug,
     })
+}
+
+/// An introspection answer need not carry `exp` (RFC 7662 section 2.2: every member but
+/// `active` is optional): checked when present, unless `verify.exp` says otherwise.
+fn for_introspection(claims: &mut ClaimPolicy, options: &Options) {
+    if options.get("verify.exp").is_none() {
+        claims.exp = Requirement::Optional;
+    }
+}
+
+/// With a client assertion (`client_secret_jwt`, `private_key_jwt`), `aud=` is the assertion's
+/// audience, not an audience the token must name: the two meanings would clash.
+fn assertion_aud_is_not_token_aud(
+    claims: &mut ClaimPolicy,
+    options: &Options,
+    auth: &EndpointAuth,
+) {
+    if matches!(
+        auth,
+        EndpointAuth::ClientSecretJwt { .. } | EndpointAuth::PrivateKeyJwt { .. }
+    ) {
+        claims.expected_aud = None;
+        claims.aud = Requirement::parse_or(options.get("verify.aud"), Requirement::Optional);
+    }
 }
 
 /// `verify.cache` and `expiry`: accepted tokens are remembered per verifier identity. A shared cache

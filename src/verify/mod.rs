@@ -54,8 +54,12 @@ pub(crate) enum Source {
     Remote(Arc<RemoteKeys>),
     /// RFC 7662 introspection (`introspect`).
     Introspect(Arc<Introspector>),
-    /// Discovery (`metadata`): JWTs through the discovered JWKS, others through introspection.
-    Metadata(Arc<Metadata>),
+    /// Discovery (`metadata`): JWTs through the discovered JWKS, others through introspection,
+    /// whose answers meet `introspected` (the line's policy as an `introspect` line would have it).
+    Metadata {
+        metadata: Arc<Metadata>,
+        introspected: ClaimPolicy,
+    },
     /// AWS ALB `x-amzn-oidc-data` tokens (`aws_alb`): the key named by the token's `kid`.
     AwsAlb(Arc<AlbKeys>),
 }
@@ -324,8 +328,11 @@ impl Verifier {
         match &self.source {
             Source::Keys(keys) => self.verify_jwt(token, keys, now),
             Source::Remote(remote) => self.verify_remote_jwt(token, remote, now, None),
-            Source::Introspect(i) => self.verify_introspect(token, i, now, None),
-            Source::Metadata(m) => self.verify_metadata(token, m, now),
+            Source::Introspect(i) => self.verify_introspect(token, i, &self.claims, now, None),
+            Source::Metadata {
+                metadata,
+                introspected,
+            } => self.verify_metadata(token, metadata, introspected, now),
             Source::AwsAlb(alb) => self.verify_alb(token, alb, now),
         }
     }
@@ -373,15 +380,14 @@ impl Verifier {
         &self,
         token: &ParsedToken,
         introspector: &Introspector,
+        policy: &ClaimPolicy,
         now: i64,
         issuer: Option<&str>,
     ) -> Result<Claims, VerifyError> {
         let claims = introspector
             .introspect(token.raw, now)
             .map_err(VerifyError::Introspection)?;
-        self.claims
-            .check(&claims, now)
-            .map_err(VerifyError::Claims)?;
+        policy.check(&claims, now).map_err(VerifyError::Claims)?;
         check_issuer(&claims, issuer, false)?;
         Ok(Accepted::new(claims))
     }
@@ -392,6 +398,7 @@ impl Verifier {
         &self,
         token: &ParsedToken,
         metadata: &Metadata,
+        introspected: &ClaimPolicy,
         now: i64,
     ) -> Result<Claims, VerifyError> {
         let d = metadata
@@ -405,7 +412,7 @@ impl Verifier {
             }
         }
         match (&d.introspector, jwt_error) {
-            (Some(i), _) => self.verify_introspect(token, i, now, Some(&d.issuer)),
+            (Some(i), _) => self.verify_introspect(token, i, introspected, now, Some(&d.issuer)),
             (None, Some(e)) => Err(e),
             (None, None) => Err(VerifyError::NotIntrospectable),
         }
