@@ -86,7 +86,7 @@ fn a_mod_oauth2_4_configuration_passes_apache_config_test() {
         format!("OAuth2TokenVerify aws_alb {arn} alb_base_url=https://public-keys.auth.elb.eu-west-1.amazonaws.com/&{}&aws_alb.cache=shm1&aws_alb.expiry=3600&verify.iss=optional", endpoint("aws_alb")),
         format!("OAuth2TokenVerify metadata https://as.example.com/.well-known/openid-configuration {}&metadata.cache=shm1&metadata.expiry=3600&{}&jwks_uri.expiry=600&introspect.auth=client_secret_post&client_id=rs&client_secret=secret", endpoint("metadata"), endpoint("jwks_uri")),
         // Introspection, every endpoint authentication.
-        format!("OAuth2TokenVerify introspect https://as.example.com/introspect {}&introspect.cache=redis1&introspect.expiry=60&introspect.params=key1%3Done%26key2%3Dtwo&introspect.token_param_name=access_token&verify.cache=redis1&expiry=120", endpoint("introspect")).replace("introspect.auth=none", "introspect.auth=none"),
+        format!("OAuth2TokenVerify introspect https://as.example.com/introspect {}&introspect.cache=redis1&introspect.params=key1%3Done%26key2%3Dtwo&introspect.token_param_name=access_token&verify.cache=redis1&expiry=120", endpoint("introspect")).replace("introspect.auth=none", "introspect.auth=none"),
         "OAuth2TokenVerify introspect https://as.example.com/introspect introspect.auth=client_secret_basic&client_id=rs&client_secret=secret".into(),
         "OAuth2TokenVerify introspect https://as.example.com/introspect introspect.auth=client_secret_post&client_id=rs&client_secret=secret".into(),
         "OAuth2TokenVerify introspect https://as.example.com/introspect introspect.auth=client_secret_jwt&client_id=rs&client_secret=0123456789abcdef0123456789abcdef&aud=https://as.example.com/token".into(),

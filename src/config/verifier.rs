@@ -56,22 +56,30 @@ const ACTIVE_OPTIONS: &[&str] = &[
     "alb_base_url",
 ];
 
-/// Per-endpoint options, after `<prefix>.` (`jwks_uri.`, `eckey_uri.`, `aws_alb.`, `metadata.`,
-/// `introspect.`).
-const ENDPOINT_OPTIONS: &[&str] = &[
-    "cache",
-    "ssl_verify",
-    "ca_file",
-    "outgoing_proxy",
-    "http_timeout",
-    "http_retries",
-    "http_retry_interval",
-    "expiry",
-    "refresh_interval",
-    "auth",
-    "params",
-    "token_param_name",
-];
+/// The `<prefix>.<option>` names that some type reads: every endpoint takes the HTTP options
+/// (`http_options`); the key documents also their expiry, refresh interval and cache; an
+/// introspection endpoint its authentication and form. Others (`introspect.expiry`,
+/// `metadata.refresh_interval`) would do nothing, and get the unknown-option warning.
+fn is_endpoint_option(name: &str) -> bool {
+    const HTTP: &[&str] = &[
+        "ssl_verify",
+        "ca_file",
+        "outgoing_proxy",
+        "http_timeout",
+        "http_retries",
+        "http_retry_interval",
+    ];
+    let Some((prefix, option)) = name.split_once('.') else {
+        return false;
+    };
+    let own: &[&str] = match prefix {
+        "jwks_uri" | "eckey_uri" | "aws_alb" => &["expiry", "refresh_interval", "cache"],
+        "metadata" => &["expiry"],
+        "introspect" => &["auth", "params", "token_param_name"],
+        _ => return false,
+    };
+    HTTP.contains(&option) || own.contains(&option)
+}
 
 /// Endpoint credentials (un-prefixed, as in the C module).
 const CREDENTIAL_OPTIONS: &[&str] = &[
@@ -205,11 +213,7 @@ pub(crate) fn parse(
     let dpop = dpop_binding(&options, binding, caches)?;
     let cert_header = cert_header(&options, binding)?;
     for name in options.unknown(ACTIVE_OPTIONS) {
-        let endpoint_option = name.split_once('.').is_some_and(|(p, rest)| {
-            ["jwks_uri", "eckey_uri", "aws_alb", "metadata", "introspect"].contains(&p)
-                && ENDPOINT_OPTIONS.contains(&rest)
-        });
-        if endpoint_option || CREDENTIAL_OPTIONS.contains(&name) {
+        if is_endpoint_option(name) || CREDENTIAL_OPTIONS.contains(&name) {
             continue;
         }
         if INERT_OPTIONS.contains(&name) {
@@ -1032,5 +1036,51 @@ mod tests {
         assert!(p.warnings[0].contains("bogus"));
         assert_eq!(p.debug.len(), 1);
         assert!(p.debug[0].contains("mtls.env_var_name"));
+    }
+
+    /// An endpoint option is known only under the prefixes whose endpoint reads it.
+    #[test]
+    fn endpoint_options_are_known_under_their_own_prefixes_only() {
+        let read = "jwks_uri.expiry=60&jwks_uri.refresh_interval=5&jwks_uri.http_retries=2\
+                    &metadata.expiry=60&metadata.http_timeout=3&introspect.params=a%3Db\
+                    &introspect.token_param_name=t&aws_alb.refresh_interval=5";
+        let p = parse("jwks_uri", "https://as/jwks", Some(read), &ORIGIN).unwrap();
+        assert!(
+            p.warnings.is_empty() && p.debug.is_empty(),
+            "{:?} {:?}",
+            p.warnings,
+            p.debug
+        );
+        for unread in [
+            "introspect.expiry",
+            "metadata.refresh_interval",
+            "jwks_uri.params",
+            "eckey_uri.token_param_name",
+            "verify.http_timeout",
+        ] {
+            let p = parse(
+                "jwks_uri",
+                "https://as/jwks",
+                Some(&format!("{unread}=1")),
+                &ORIGIN,
+            )
+            .unwrap();
+            assert_eq!(p.warnings.len(), 1, "{unread}");
+            assert!(p.warnings[0].contains(unread), "{}", p.warnings[0]);
+        }
+        // Read by the C module, not here: a debug line, as for the other inert options.
+        let p = parse(
+            "jwks_uri",
+            "https://as/jwks",
+            Some("jwks_uri.auth=none"),
+            &ORIGIN,
+        )
+        .unwrap();
+        assert!(
+            p.warnings.is_empty() && p.debug.len() == 1,
+            "{:?} {:?}",
+            p.warnings,
+            p.debug
+        );
     }
 }
