@@ -1047,3 +1047,40 @@ fn metadata_introspection_meets_the_introspect_claim_checks() {
     h.assert_no_child_crash();
     f.assert_none_showing(&h);
 }
+
+/// An introspection answer without `exp`, accepted through `metadata`, is reused from the result
+/// cache like one accepted through an `introspect` line: the shared cache (shm by default) must
+/// not hold it to the JWT path's `exp` requirement and send every request to the AS again.
+#[test]
+fn metadata_introspection_answers_without_exp_are_cached() {
+    const ISS: &str = "https://as.example.test";
+    let m = MockServer::start(|_| Reply::raw(500, "text/plain", "not yet"));
+    let (md, ins) = (m.url("/md"), m.url("/i"));
+    let doc = json!({ "issuer": ISS, "introspection_endpoint": ins });
+    m.set(move |req| match req.path() {
+        "/md" => Reply::json(&doc),
+        _ => Reply::json(&json!({ "active": true, "sub": "joe", "iss": ISS })),
+    });
+    let body = [
+        verify_location("/m", "metadata", &md, &Opts::new()),
+        verify_location("/i", "introspect", &ins, &Opts::new()),
+    ]
+    .concat();
+    let h = Httpd::start(HttpdConfig::new(body).server(single_process()));
+    let mut f = Failures::new();
+    for loc in ["/m", "/i"] {
+        let tok = random_id(32);
+        let statuses: Vec<u16> = (0..5)
+            .map(|_| h.https(&format!("{loc}/ok")).bearer(&tok).send().status)
+            .collect();
+        f.check(statuses.iter().all(|s| *s == 200), || {
+            format!("{loc}: same opaque token 5 times: {statuses:?}")
+        });
+        let n = calls_for(&m, &tok).len();
+        f.check(n == 1, || {
+            format!("{loc}: same opaque token 5 times: {n} introspection calls, expected 1")
+        });
+    }
+    h.assert_no_child_crash();
+    f.assert_none_showing(&h);
+}

@@ -277,8 +277,11 @@ impl Verifier {
         let key = r.key(token.raw);
         let front = r.front.get(&key);
         // Re-checked: time-based rules (e.g. verify.iat.slack_before) may have changed the answer.
-        let front =
-            front.filter(|(claims, _)| self.claims.recheck_times(claims.times(), now).is_ok());
+        let front = front.filter(|(claims, _)| {
+            self.reuse_policy()
+                .recheck_times(claims.times(), now)
+                .is_ok()
+        });
         metrics::cache(CacheLayer::Process, front.is_some());
         if let Some((claims, left)) = front {
             return Ok(Answer::reusable(claims, Origin::ProcessCache, now, left));
@@ -317,11 +320,22 @@ impl Verifier {
             .checked_sub(now)
             .filter(|s| *s > 0)?;
         let claims = jose::json::parse_object_as(json, "cached result").ok()?;
-        self.claims.check(&claims, now).ok()?;
+        self.reuse_policy().check(&claims, now).ok()?;
         Some((
             Accepted::new(claims),
             Duration::from_secs(left.unsigned_abs()),
         ))
+    }
+
+    /// The claim checks that every result this verifier accepted met. For `metadata` those of
+    /// its introspection path: they differ from the key-set path's only where they are less
+    /// strict (an answer need not carry `exp`), so JWT results meet them too, and an accepted
+    /// introspection answer is not turned away from the cache (and sent to the AS again).
+    fn reuse_policy(&self) -> &ClaimPolicy {
+        match &self.source {
+            Source::Metadata { introspected, .. } => introspected,
+            _ => &self.claims,
+        }
     }
 
     fn verify_uncached(&self, token: &ParsedToken, now: i64) -> Result<Claims, VerifyError> {
