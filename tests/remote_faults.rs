@@ -1084,3 +1084,73 @@ fn metadata_introspection_answers_without_exp_are_cached() {
     h.assert_no_child_crash();
     f.assert_none_showing(&h);
 }
+
+/// When the discovery document has expired and its endpoint hangs, the request that refreshes it
+/// waits for `metadata.http_timeout`, but the others go on with the last good document, as they
+/// go on with the last good keys while a key set is refreshed: one slow refresh does not hold up
+/// every request of the verifier.
+#[test]
+fn a_hanging_metadata_refresh_holds_up_only_the_request_that_makes_it() {
+    const ISS: &str = "https://as.example.test";
+    let s = TokenSigner::ec("k1");
+    let jwks = jwks_of(&[&s]);
+    let m = MockServer::start(|_| Reply::raw(500, "text/plain", "not yet"));
+    let (md, keys) = (m.url("/md"), m.url("/jwks"));
+    let doc = json!({ "issuer": ISS, "jwks_uri": keys });
+    let serve = |hang_metadata: bool| {
+        let (doc, jwks) = (doc.clone(), jwks.clone());
+        move |req: &Seen| match req.path() {
+            "/md" if hang_metadata => Reply::Hang,
+            "/md" => Reply::json(&doc),
+            _ => Reply::json(&jwks),
+        }
+    };
+    m.set(serve(false));
+    let opts = Opts::new()
+        .kv("metadata.expiry", "1")
+        // (also the pause between attempts to fetch the document)
+        .kv("jwks_uri.refresh_interval", "1")
+        .kv("metadata.http_timeout", "4")
+        .kv("metadata.http_retries", "0")
+        .kv("expiry", "0");
+    let body = verify_location("/m", "metadata", &md, &opts);
+    let h = Httpd::start(HttpdConfig::new(body).server(single_process()));
+    let mut f = Failures::new();
+    let token = || {
+        s.mint(&with(
+            claims("joe"),
+            json!({ "iss": ISS, "jti": random_id(8) }),
+        ))
+    };
+    let r = h.https("/m/ok").bearer(&token()).send();
+    f.expect("first request (document fetched)", &r, 200, None);
+
+    m.set(serve(true));
+    std::thread::sleep(Duration::from_millis(1_300));
+    let (refresher, other) = std::thread::scope(|sc| {
+        let (h, t1, t2) = (&h, token(), token());
+        let a = sc.spawn(move || {
+            let t = Instant::now();
+            (h.https("/m/ok").bearer(&t1).send().status, t.elapsed())
+        });
+        std::thread::sleep(Duration::from_millis(500));
+        let t = Instant::now();
+        let b = (h.https("/m/ok").bearer(&t2).send().status, t.elapsed());
+        (a.join().unwrap(), b)
+    });
+    eprintln!("refreshing request: {refresher:?}; the other: {other:?}");
+    f.check(refresher.0 == 200, || {
+        format!("the refreshing request: {refresher:?}, expected 200 with the last good document")
+    });
+    f.check(other.0 == 200 && other.1 < Duration::from_millis(1_500), || {
+        format!(
+            "a request during the refresh: {other:?}, expected 200 at once (the refresh takes 4 s)"
+        )
+    });
+    let fetches = m.seen().iter().filter(|r| r.path() == "/md").count();
+    f.check(fetches == 2, || {
+        format!("{fetches} requests for the document, expected 2 (the first, one refresh)")
+    });
+    h.assert_no_child_crash();
+    f.assert_none_showing(&h);
+}

@@ -7,7 +7,7 @@
 //! `jwks_uri` (`file://`); a fetched document never makes us read a file.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::auth::EndpointAuth;
@@ -48,13 +48,17 @@ pub(crate) struct Metadata {
     retry_interval: Duration,
     templates: Templates,
     state: Mutex<State>,
+    fetched: Condvar,
 }
 
 #[derive(Default)]
 struct State {
     current: Option<(Instant, Arc<Discovered>)>,
-    last_attempt: Option<Instant>,
+    /// When the last fetch failed (its end); `None` after a success.
+    last_failure: Option<Instant>,
     last_error: Option<String>,
+    /// A fetch is running (single flight).
+    in_flight: bool,
     /// A local file: the version the document was read from, and when it was last looked at.
     file_watch: local_file::Watched,
 }
@@ -71,43 +75,56 @@ impl Metadata {
             retry_interval,
             templates,
             state: Mutex::default(),
+            fetched: Condvar::new(),
         }
     }
 
     /// The discovered endpoints; fetched when absent or expired, the last good ones on failure.
+    /// As for key sets, one request fetches (single flight) and the others go on with the
+    /// current document meanwhile; only without one do they wait for it.
     pub(crate) fn discovered(&self) -> Result<Arc<Discovered>, String> {
-        // Held across the fetch: discovery happens about once a day, and the lock makes it single flight.
-        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let changed = self.file_changed(&mut st);
-        if let Some((at, d)) = &st.current {
-            if at.elapsed() < self.ttl && !changed {
-                return Ok(d.clone());
+        let mut st = self.lock();
+        let mut waited = false;
+        loop {
+            let changed = self.file_changed(&mut st);
+            match &st.current {
+                Some((at, d)) => {
+                    let fresh = at.elapsed() < self.ttl && !changed;
+                    if fresh || st.in_flight || self.paused(&st) {
+                        return Ok(d.clone());
+                    }
+                }
+                None if st.in_flight && !waited => {
+                    st = self.wait(st);
+                    waited = true;
+                    continue;
+                }
+                None if st.in_flight || self.paused(&st) => {
+                    return Err(format!(
+                        "metadata {} unavailable (last error: {})",
+                        self.url,
+                        st.last_error.as_deref().unwrap_or("still being fetched")
+                    ));
+                }
+                None => {}
             }
+            break;
         }
-        // Reading a changed local file is cheap; only failures pause the next attempt there.
-        let paused = st
-            .last_attempt
-            .is_some_and(|t| t.elapsed() < self.retry_interval)
-            && (self.file.is_none() || st.last_error.is_some());
-        if paused {
-            return match &st.current {
-                Some((_, d)) => Ok(d.clone()),
-                None => Err(format!(
-                    "metadata {} unavailable (last error: {})",
-                    self.url,
-                    st.last_error.as_deref().unwrap_or("unknown")
-                )),
-            };
-        }
-        st.last_attempt = Some(Instant::now());
+        st.in_flight = true;
         let previous = st.current.as_ref().map(|(_, d)| d.clone());
+        // Not held across the fetch: the others use `previous` meanwhile.
+        drop(st);
         let started = Instant::now();
         let fetched = self.fetch(previous.as_deref());
         metrics::remote_fetch(FetchKind::Metadata, fetched.is_ok(), started.elapsed());
+        let mut st = self.lock();
+        st.in_flight = false;
+        self.fetched.notify_all();
         match fetched {
             Ok((d, stamp)) => {
                 let d = Arc::new(d);
                 st.current = Some((Instant::now(), d.clone()));
+                st.last_failure = None;
                 st.last_error = None;
                 st.file_watch.read(stamp);
                 Ok(d)
@@ -117,10 +134,33 @@ impl Metadata {
                     Level::Error,
                     &format!("oauth2: fetching metadata {} failed: {e}", self.url),
                 );
+                // From the end of the failed attempt: a fetch that timed out is not started
+                // again at once by the request that waited for it.
+                st.last_failure = Some(Instant::now());
                 st.last_error = Some(e.clone());
                 previous.ok_or(e)
             }
         }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// After a failed fetch (or read of the local file), the next waits `retry_interval`: no
+    /// request flood to a dead server.
+    fn paused(&self, st: &State) -> bool {
+        st.last_failure
+            .is_some_and(|t| t.elapsed() < self.retry_interval)
+    }
+
+    fn wait<'a>(&self, st: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
+        // Bounded: a fetch, retries included, never takes longer than its timeout.
+        let bound = self.http.timeout + Duration::from_secs(1);
+        self.fetched
+            .wait_timeout_while(st, bound, |s| s.in_flight)
+            .unwrap_or_else(|e| e.into_inner())
+            .0
     }
 
     /// Whether the local file changed since the document was read from it (see
