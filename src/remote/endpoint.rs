@@ -23,6 +23,11 @@ pub(crate) fn is_http(value: &str) -> bool {
         .is_some_and(|first| first != b'/')
 }
 
+/// An [`is_http`] URL on `https://`.
+pub(crate) fn is_https(value: &str) -> bool {
+    is_http(value) && starts_with_ignore_case(value, "https://")
+}
+
 fn starts_with_ignore_case(value: &str, prefix: &str) -> bool {
     value
         .as_bytes()
@@ -55,6 +60,7 @@ mod tests {
         ] {
             assert!(!is_http(bad), "{bad:?}");
         }
+        assert!(is_https("HTTPS://k/x") && !is_https("http://k/x") && !is_https("https://"));
     }
 
     #[test]

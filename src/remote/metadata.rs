@@ -11,7 +11,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::auth::EndpointAuth;
-use super::endpoint::{has_space_or_control, is_http};
+use super::endpoint::{has_space_or_control, is_http, is_https};
 use super::fetch::{self, HttpOptions};
 use super::introspect::Introspector;
 use super::keys::{Format, RemoteKeys};
@@ -199,6 +199,9 @@ impl Metadata {
             .filter(|s| !s.is_empty())
             .ok_or("metadata has no \"issuer\"")?
             .to_string();
+        // What came over https names endpoints on https: an http one would let anyone on the
+        // path swap the keys or read the tokens sent for introspection (as for redirects).
+        let https_only = is_https(&self.url);
         let url_of = |name: &str, local_allowed: bool| {
             let v = doc.get(name)?;
             // As for configured URLs: a space or control character (a line break in a log
@@ -206,12 +209,14 @@ impl Metadata {
             match v.as_str().filter(|s| !has_space_or_control(s)) {
                 // The same test as for configured URLs: the scheme in any case (RFC 3986
                 // section 3.1), and a host after it.
-                Some(s) if is_http(s) => Some(s.to_string()),
+                Some(s) if is_http(s) && (!https_only || is_https(s)) => Some(s.to_string()),
                 Some(s) if local_allowed && matches!(local_file::path_of(s), Some(Ok(_))) => {
                     Some(s.to_string())
                 }
                 _ => {
-                    let allowed = if local_allowed {
+                    let allowed = if https_only {
+                        "an https URL (the document came over https)"
+                    } else if local_allowed {
                         "an http(s) or file:///path URL"
                     } else {
                         "an http(s) URL"
@@ -343,5 +348,89 @@ mod tests {
             let doc = serde_json::json!({ "issuer": "https://as.example", "jwks_uri": url });
             assert!(discover("nohost", &doc).is_err(), "{url:?}");
         }
+    }
+
+    /// A TLS server (a fresh self-signed certificate) on a free port answering every request
+    /// with the JSON `doc`.
+    fn tls_server(doc: String) -> u16 {
+        use openssl::ssl::{SslAcceptor, SslMethod};
+        use std::io::{Read, Write};
+        let (cert, key) = crate::test_support::self_signed_cert_and_key("127.0.0.1");
+        let mut acceptor = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls()).unwrap();
+        acceptor.set_private_key(&key).unwrap();
+        acceptor.set_certificate(&cert).unwrap();
+        let acceptor = acceptor.build();
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for c in l.incoming().flatten() {
+                if let Ok(mut s) = acceptor.accept(c) {
+                    let _ = s.read(&mut [0u8; 4096]);
+                    let _ = s.write_all(
+                        format!(
+                            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{doc}",
+                            doc.len()
+                        )
+                        .as_bytes(),
+                    );
+                    let _ = s.shutdown();
+                }
+            }
+        });
+        port
+    }
+
+    /// A document fetched over https names endpoints on https only: an http `jwks_uri` would let
+    /// anyone on the path swap the keys, an http introspection endpoint read the tokens and the
+    /// client credentials (the rule the redirects of an https request follow, src/remote/fetch.rs).
+    #[test]
+    fn a_document_fetched_over_https_names_https_endpoints_only() {
+        let doc = serde_json::json!({
+            "issuer": "https://as.example",
+            "jwks_uri": "http://as.example/jwks",
+            "introspection_endpoint": "HTTPS://as.example/introspect",
+        });
+        let port = tls_server(doc.to_string());
+        let http = HttpOptions {
+            ssl_verify: false,
+            timeout: Duration::from_secs(5),
+            ..HttpOptions::default()
+        };
+        let md = Metadata::new(
+            format!("https://127.0.0.1:{port}/md"),
+            http,
+            Duration::from_secs(60),
+            templates(),
+        );
+        let d = md.discovered().unwrap();
+        assert!(
+            d.keys.is_none(),
+            "an http jwks_uri from an https document was used"
+        );
+        assert_eq!(
+            d.introspector.as_ref().map(|i| i.url.as_str()),
+            Some("HTTPS://as.example/introspect")
+        );
+        let doc = serde_json::json!({
+            "issuer": "https://as.example",
+            "introspection_endpoint": "http://as.example/introspect",
+        });
+        let port = tls_server(doc.to_string());
+        let md = Metadata::new(
+            format!("https://127.0.0.1:{port}/md"),
+            HttpOptions {
+                ssl_verify: false,
+                ..HttpOptions::default()
+            },
+            Duration::from_secs(60),
+            templates(),
+        );
+        assert!(
+            md.discovered().is_err(),
+            "an http introspection endpoint was used"
+        );
+        // A local document (the administrator's own) and an http one may name http endpoints.
+        let doc = serde_json::json!({ "issuer": "https://as.example", "jwks_uri": "http://as.example/jwks" });
+        assert!(discover("local-http", &doc).unwrap().keys.is_some());
     }
 }
