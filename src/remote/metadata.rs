@@ -215,7 +215,7 @@ impl Metadata {
                 }
                 _ => {
                     let allowed = if https_only {
-                        "an https URL (the document came over https)"
+                        "an https URL (the document came over https: have the server advertise https URLs, or write a jwks_uri or introspect line)"
                     } else if local_allowed {
                         "an http(s) or file:///path URL"
                     } else {
