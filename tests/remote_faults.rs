@@ -1154,3 +1154,59 @@ fn a_hanging_metadata_refresh_holds_up_only_the_request_that_makes_it() {
     h.assert_no_child_crash();
     f.assert_none_showing(&h);
 }
+
+/// Two authorization servers, each through `metadata`, on one location: a JWT that names the
+/// second one's issuer is accepted through the second line, and is never sent to the first one's
+/// introspection endpoint on the way (a token is shown only to the server that issued it). An
+/// opaque token still goes to both in turn.
+#[test]
+fn metadata_sends_no_jwt_of_another_issuer_to_its_introspection_endpoint() {
+    const ISS_A: &str = "https://a.example.test";
+    const ISS_B: &str = "https://b.example.test";
+    let (sa, sb) = (TokenSigner::ec("ka"), TokenSigner::ec("kb"));
+    let (jwks_a, jwks_b) = (jwks_of(&[&sa]), jwks_of(&[&sb]));
+    let m = MockServer::start(|_| Reply::raw(500, "text/plain", "not yet"));
+    let doc_a = json!({ "issuer": ISS_A, "jwks_uri": m.url("/a/jwks"),
+                        "introspection_endpoint": m.url("/a/i") });
+    let doc_b = json!({ "issuer": ISS_B, "jwks_uri": m.url("/b/jwks"),
+                        "introspection_endpoint": m.url("/b/i") });
+    m.set(move |req| match req.path() {
+        "/a/md" => Reply::json(&doc_a),
+        "/b/md" => Reply::json(&doc_b),
+        "/a/jwks" => Reply::json(&jwks_a),
+        "/b/jwks" => Reply::json(&jwks_b),
+        _ => Reply::json(&json!({ "active": false })),
+    });
+    let lines = [
+        verify_line("metadata", &m.url("/a/md"), &Opts::new()),
+        verify_line("metadata", &m.url("/b/md"), &Opts::new()),
+    ]
+    .join("\n");
+    let h = Httpd::start(HttpdConfig::new(oauth2_location("/ab", &lines)));
+    let mut f = Failures::new();
+    let jwt_b = sb.mint(&with(claims("joe"), json!({ "iss": ISS_B })));
+    let r = h.https("/ab/ok").bearer(&jwt_b).send();
+    f.expect("JWT of B", &r, 200, None);
+    let to_a = m.seen().iter().filter(|s| s.path() == "/a/i").count();
+    f.check(to_a == 0, || {
+        format!("B's JWT was sent to A's introspection endpoint {to_a} time(s)")
+    });
+    let opaque = random_id(32);
+    let r = h.https("/ab/ok").bearer(&opaque).send();
+    f.expect(
+        "opaque token (inactive at both)",
+        &r,
+        401,
+        Some(INVALID_TOKEN),
+    );
+    let (a, b) = (calls_for(&m, &opaque), &m);
+    let to_b = b.seen().iter().filter(|s| s.path() == "/b/i").count();
+    f.check(a.len() == 2 && to_b == 1, || {
+        format!(
+            "opaque token: {} introspection calls, {to_b} to B; expected one to each",
+            a.len()
+        )
+    });
+    h.assert_no_child_crash();
+    f.assert_none_showing(&h);
+}

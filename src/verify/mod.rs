@@ -406,8 +406,8 @@ impl Verifier {
         Ok(Accepted::new(claims))
     }
 
-    /// JWT-looking tokens through the discovered JWKS; others, and JWTs that fail there, through
-    /// the discovered introspection endpoint.
+    /// JWT-looking tokens through the discovered JWKS; others, and JWTs that fail there (unless
+    /// they name another issuer), through the discovered introspection endpoint.
     fn verify_metadata(
         &self,
         token: &ParsedToken,
@@ -419,10 +419,17 @@ impl Verifier {
             .discovered()
             .map_err(VerifyError::MetadataUnavailable)?;
         let mut jwt_error = None;
-        if let (Ok(_), Some(keys)) = (token.jws(), &d.keys) {
-            match self.verify_remote_jwt(token, keys, now, Some(&d.issuer)) {
-                Ok(claims) => return Ok(claims),
-                Err(e) => jwt_error = Some(e),
+        if let Ok(jws) = token.jws() {
+            if let Some(keys) = &d.keys {
+                match self.verify_remote_jwt(token, keys, now, Some(&d.issuer)) {
+                    Ok(claims) => return Ok(claims),
+                    Err(e) => jwt_error = Some(e),
+                }
+            }
+            // A JWT that names another issuer is not shown to this one's introspection endpoint:
+            // it would learn a token of another server (e.g. of the next `metadata` line).
+            if names_another_issuer(jws, &d.issuer) {
+                return Err(VerifyError::IssuerMismatch);
             }
         }
         match (&d.introspector, jwt_error) {
@@ -477,6 +484,15 @@ fn verify_signature(jws: &Jws, keys: &[Key]) -> Result<(), VerifyError> {
         }
     }
     Err(last.map_or(VerifyError::NoKeyForKid, VerifyError::Signature))
+}
+
+/// Whether the (not yet verified) payload of `jws` has an `iss` other than `issuer`.
+fn names_another_issuer(jws: &Jws, issuer: &str) -> bool {
+    jose::json::parse_object_as(&jws.payload, "payload").is_ok_and(|claims| {
+        claims
+            .get("iss")
+            .is_some_and(|iss| iss.as_str() != Some(issuer))
+    })
 }
 
 /// With discovery, tokens must come from the discovered issuer: JWTs must carry it, introspection
