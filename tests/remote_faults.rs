@@ -1210,3 +1210,64 @@ fn metadata_sends_no_jwt_of_another_issuer_to_its_introspection_endpoint() {
     h.assert_no_child_crash();
     f.assert_none_showing(&h);
 }
+
+/// A JWT whose signature the discovered key set verifies, but whose claims this line refuses, is
+/// refused: the key set has judged it, and an introspection answer that leaves the failing claim
+/// out (here: any answer, without `exp`) must not overrule the line's claim checks. A JWT the key
+/// set cannot judge (unknown key) still goes to introspection.
+#[test]
+fn metadata_does_not_introspect_a_jwt_its_key_set_verified_but_refused() {
+    const ISS: &str = "https://as.example.test";
+    let (s, other) = (TokenSigner::ec("k1"), TokenSigner::ec("k2"));
+    let jwks = jwks_of(&[&s]);
+    let m = MockServer::start(|_| Reply::raw(500, "text/plain", "not yet"));
+    let doc = json!({ "issuer": ISS, "jwks_uri": m.url("/jwks"),
+                      "introspection_endpoint": m.url("/i") });
+    m.set(move |req| match req.path() {
+        "/md" => Reply::json(&doc),
+        "/jwks" => Reply::json(&jwks),
+        _ => Reply::json(&json!({ "active": true, "sub": "joe", "iss": ISS, "aud": "api" })),
+    });
+    let body = verify_location(
+        "/m",
+        "metadata",
+        &m.url("/md"),
+        &Opts::new().kv("aud", "api"),
+    );
+    let h = Httpd::start(HttpdConfig::new(body));
+    let mut f = Failures::new();
+    let base = json!({ "iss": ISS, "sub": "joe", "aud": "api" });
+    for (what, tok, want, introspected) in [
+        ("no exp", s.mint(&base), 401, false),
+        (
+            "expired",
+            s.mint(&with(base.clone(), json!({ "exp": now() - 60 }))),
+            401,
+            false,
+        ),
+        (
+            "another audience",
+            s.mint(&json!({ "iss": ISS, "sub": "joe", "aud": "other", "exp": now() + 60 })),
+            401,
+            false,
+        ),
+        (
+            "signed by a key the key set does not have",
+            other.mint(&with(base.clone(), json!({ "exp": now() + 60 }))),
+            200,
+            true,
+        ),
+    ] {
+        let r = h.https("/m/ok").bearer(&tok).send();
+        f.expect(what, &r, want, (want == 401).then_some(INVALID_TOKEN));
+        let n = calls_for(&m, &tok).len();
+        f.check((n > 0) == introspected, || {
+            format!(
+                "{what}: {n} introspection calls, expected {}",
+                u8::from(introspected)
+            )
+        });
+    }
+    h.assert_no_child_crash();
+    f.assert_none_showing(&h);
+}

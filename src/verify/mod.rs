@@ -406,8 +406,9 @@ impl Verifier {
         Ok(Accepted::new(claims))
     }
 
-    /// JWT-looking tokens through the discovered JWKS; others, and JWTs that fail there (unless
-    /// they name another issuer), through the discovered introspection endpoint.
+    /// JWT-looking tokens through the discovered JWKS; others, and JWTs the key set cannot judge
+    /// (no key for them, keys unavailable, signature not verified) unless they name another
+    /// issuer, through the discovered introspection endpoint.
     fn verify_metadata(
         &self,
         token: &ParsedToken,
@@ -423,6 +424,12 @@ impl Verifier {
             if let Some(keys) = &d.keys {
                 match self.verify_remote_jwt(token, keys, now, Some(&d.issuer)) {
                     Ok(claims) => return Ok(claims),
+                    // The signature verified: the claims are the issuer's own, and this line
+                    // refused them. No introspection answer overrules that (one that left out
+                    // `exp` or `aud` would otherwise let an expired or foreign token in).
+                    Err(e @ (VerifyError::Claims(_) | VerifyError::IssuerMismatch)) => {
+                        return Err(e);
+                    }
                     Err(e) => jwt_error = Some(e),
                 }
             }
