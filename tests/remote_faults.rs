@@ -1142,7 +1142,8 @@ fn a_hanging_metadata_refresh_holds_up_only_the_request_that_makes_it() {
     f.check(refresher.0 == 200, || {
         format!("the refreshing request: {refresher:?}, expected 200 with the last good document")
     });
-    f.check(other.0 == 200 && other.1 < Duration::from_millis(1_500), || {
+    // (Well below the 4 s the refresh hangs for; loose enough for a busy machine.)
+    f.check(other.0 == 200 && other.1 < Duration::from_millis(2_500), || {
         format!(
             "a request during the refresh: {other:?}, expected 200 at once (the refresh takes 4 s)"
         )
