@@ -1272,3 +1272,59 @@ fn metadata_does_not_introspect_a_jwt_its_key_set_verified_but_refused() {
     h.assert_no_child_crash();
     f.assert_none_showing(&h);
 }
+
+/// `iss=` on a `metadata` line that discovers another issuer can accept no token (a JWT must
+/// carry the discovered issuer and `iss=`'s): refused with the issuer check's reason, and the
+/// error log says why at the fetch, once, with what to write.
+#[test]
+fn metadata_with_an_iss_other_than_the_discovered_issuer_is_warned_about() {
+    const ISS: &str = "https://as.example.test";
+    let s = TokenSigner::ec("k1");
+    let jwks = jwks_of(&[&s]);
+    let m = MockServer::start(|_| Reply::raw(500, "text/plain", "not yet"));
+    let (md, keys) = (m.url("/md"), m.url("/jwks"));
+    let doc = json!({ "issuer": ISS, "jwks_uri": keys });
+    m.set(move |req| match req.path() {
+        "/md" => Reply::json(&doc),
+        _ => Reply::json(&jwks),
+    });
+    let body = [
+        verify_location(
+            "/other",
+            "metadata",
+            &md,
+            &Opts::new().kv("iss", "https://typo.example.test"),
+        ),
+        verify_location("/same", "metadata", &md, &Opts::new().kv("iss", ISS)),
+    ]
+    .concat();
+    let h = Httpd::start(HttpdConfig::new(body).server(single_process()));
+    let mut f = Failures::new();
+    let token = s.mint(&with(claims("joe"), json!({ "iss": ISS })));
+    let mark = h.log_mark();
+    for _ in 0..3 {
+        let r = h.https("/other/ok").bearer(&token).send();
+        f.expect(
+            "iss= other than the discovered issuer",
+            &r,
+            401,
+            Some(INVALID_TOKEN),
+        );
+    }
+    let r = h.https("/same/ok").bearer(&token).send();
+    f.expect("iss= the discovered issuer", &r, 200, None);
+    let log = h.log_since(mark);
+    let warned: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("is not this line's iss=https://typo.example.test"))
+        .collect();
+    f.check(warned.len() == 1, || {
+        format!("expected one warning about iss=, got {warned:?}")
+    });
+    f.check(
+        !log.contains("is not this line's iss=https://as.example.test"),
+        || "a warning for the line whose iss= is the discovered issuer".into(),
+    );
+    h.assert_no_child_crash();
+    f.assert_none_showing(&h);
+}

@@ -176,6 +176,7 @@ pub(crate) fn parse(
                     .get("introspect.token_param_name")
                     .unwrap_or("token")
                     .to_string(),
+                expected_issuer: claims.expected_iss.clone(),
             };
             // `aud=` names the client assertion's audience on both paths; an introspection
             // answer meets the claim checks an `introspect` line would ask of it.

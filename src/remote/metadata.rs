@@ -31,6 +31,8 @@ pub(crate) struct Templates {
     pub(crate) introspect_auth: EndpointAuth,
     pub(crate) introspect_params: Vec<(String, String)>,
     pub(crate) introspect_token_param: String,
+    /// The line's `iss=`: a discovered issuer other than it refuses every token (warned).
+    pub(crate) expected_issuer: Option<String>,
 }
 
 pub(crate) struct Discovered {
@@ -199,6 +201,17 @@ impl Metadata {
             .filter(|s| !s.is_empty())
             .ok_or("metadata has no \"issuer\"")?
             .to_string();
+        if let Some(expected) = self.templates.expected_issuer.as_deref() {
+            if expected != issuer {
+                logsink::emit(
+                    Level::Warn,
+                    &format!(
+                        "oauth2: metadata {}: the document's issuer \"{issuer}\" is not this line's iss={expected}, so every token is refused: remove iss= (the discovered issuer is checked anyway) or correct it",
+                        self.url
+                    ),
+                );
+            }
+        }
         // What came over https names endpoints on https: an http one would let anyone on the
         // path swap the keys or read the tokens sent for introspection (as for redirects).
         let https_only = is_https(&self.url);
@@ -289,6 +302,7 @@ mod tests {
             introspect_auth: EndpointAuth::None,
             introspect_params: Vec::new(),
             introspect_token_param: "token".into(),
+            expected_issuer: None,
         }
     }
 
