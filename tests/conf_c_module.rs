@@ -221,6 +221,8 @@ fn what_the_c_module_accepts_and_we_refuse_is_documented() {
             "is out of range", "`OAuth2Cache` sizes and digests"),
         row(true, "OAuth2Cache shm key_hash_algo=sha3-999".into(), Some("sha3-999"),
             "is not a digest OpenSSL knows", "`OAuth2Cache` sizes and digests"),
+        row(true, "OAuth2Cache memcache name=m&encrypt=ture".into(), Some("encrypt=ture"),
+            "write encrypt=true or encrypt=false", "`OAuth2Cache` `encrypt=`"),
         row(true, "OAuth2Cache redis name=r&host=localhost".into(), None,
             "no OAuth2CryptoPassphrase is configured", "cache encryption"),
         row(false, "OAuth2TargetPass remote_user_claim=".into(), Some("remote_user_claim="),

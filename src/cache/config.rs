@@ -144,8 +144,11 @@ pub(crate) fn parse(kind: &str, options: Option<&str>) -> Result<(CacheSpec, Vec
         }
     };
     let encrypt = match o.get("encrypt") {
-        // parse_bool family in the C module: only "true" is true; "1", "on", "yes" mean true here as well.
-        Some(v) => crate::options::flag::parse_bool(v),
+        // The C module reads only "true" as true, so a typo meant "off": values a cache server
+        // could then forge. A word that is neither on nor off is refused instead.
+        Some(v) => crate::options::flag::parse_switch(v).ok_or_else(|| {
+            format!("OAuth2Cache {kind}: encrypt={v} is neither on nor off: write encrypt=true or encrypt=false")
+        })?,
         None => !matches!(backend, Backend::Shm { .. }),
     };
     let spec = CacheSpec {
@@ -238,6 +241,33 @@ mod tests {
                 .unwrap_err()
                 .contains("add tls=on")
         );
+    }
+
+    #[test]
+    fn an_encrypt_typo_is_an_error_not_encryption_off() {
+        for v in ["ture", "enabled", "", "fasle"] {
+            let e = parse("redis", Some(&format!("encrypt={v}"))).unwrap_err();
+            assert!(
+                e.contains("encrypt=true") && e.contains("encrypt=false"),
+                "{v}: {e}"
+            );
+        }
+        for (v, on) in [
+            ("true", true),
+            ("On", true),
+            ("1", true),
+            ("no", false),
+            ("false", false),
+        ] {
+            assert_eq!(
+                parse("file", Some(&format!("encrypt={v}")))
+                    .unwrap()
+                    .0
+                    .encrypt,
+                on,
+                "{v}"
+            );
+        }
     }
 
     #[test]

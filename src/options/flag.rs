@@ -13,8 +13,8 @@ pub(crate) fn parse_flag(value: &str) -> Result<bool, String> {
     }
 }
 
-/// The C module's "parse_bool" options (cache `encrypt`): it reads only `true` as true, so `1`,
-/// `on`, `yes` silently meant false; here they mean true as well (the safe reading).
+/// The words read as true by [`parse_switch`] (the C module's "parse_bool", e.g. cache `encrypt`,
+/// reads only `true` as true, so `1`, `on`, `yes` silently meant false).
 pub(crate) fn parse_bool(value: &str) -> bool {
     ["true", "1", "on", "yes"]
         .iter()
