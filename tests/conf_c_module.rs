@@ -223,6 +223,8 @@ fn what_the_c_module_accepts_and_we_refuse_is_documented() {
             "is not a digest OpenSSL knows", "`OAuth2Cache` sizes and digests"),
         row(true, "OAuth2Cache memcache name=m&encrypt=ture".into(), Some("encrypt=ture"),
             "write encrypt=true or encrypt=false", "`OAuth2Cache` `encrypt=`"),
+        row(true, "OAuth2Cache memcache name=m&encrypt=false&config_string=--SERVER=cache:1121l".into(), Some("1121l"),
+            "write config_string=--SERVER=host:port", "`OAuth2Cache memcache config_string=`"),
         row(true, "OAuth2Cache redis name=r&host=localhost".into(), None,
             "no OAuth2CryptoPassphrase is configured", "cache encryption"),
         row(false, "OAuth2TargetPass remote_user_claim=".into(), Some("remote_user_claim="),

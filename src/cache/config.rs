@@ -110,12 +110,22 @@ pub(crate) fn parse(kind: &str, options: Option<&str>) -> Result<(CacheSpec, Vec
             dir: PathBuf::from(o.get("dir").unwrap_or("/tmp")),
             clean_interval: Duration::from_secs(size("clean_interval", 60, 1, 86_400 * 365)? as u64),
         },
-        "memcache" => Backend::Memcache {
-            config_string: o
-                .get("config_string")
-                .unwrap_or("--SERVER=localhost")
-                .to_string(),
-        },
+        "memcache" => {
+            let config_string = o.get("config_string").unwrap_or("--SERVER=localhost");
+            // Read now, not first when the cache opens at start (where a mistake would only be
+            // logged and the server would run without the cache).
+            super::memcache::parse_config(config_string).map_err(|e| {
+                let e = e.to_string();
+                let e = e.trim_start_matches("memcache: ");
+                format!(
+                    "OAuth2Cache memcache: config_string={config_string}: {e}: write \
+                     config_string=--SERVER=host:port (several separated by spaces, as %20)"
+                )
+            })?;
+            Backend::Memcache {
+                config_string: config_string.to_string(),
+            }
+        }
         "redis" => Backend::Redis {
             host: o.get("host").unwrap_or("localhost").to_string(),
             port: u16::try_from(size("port", 6379, 1, 65_535)?).unwrap_or(6379),
@@ -268,6 +278,23 @@ mod tests {
                 "{v}"
             );
         }
+    }
+
+    #[test]
+    fn a_bad_memcache_config_string_fails_the_configuration() {
+        for bad in [
+            "--SERVER=h:x",
+            "localhost",
+            "--SERVER=",
+            "--SOCKET=/run/m.sock",
+        ] {
+            let e = parse("memcache", Some(&format!("config_string={bad}"))).unwrap_err();
+            assert!(
+                e.contains("write config_string=--SERVER=host:port"),
+                "{bad}: {e}"
+            );
+        }
+        assert!(parse("memcache", Some("config_string=--SERVER=a:1%20--SERVER=b")).is_ok());
     }
 
     #[test]

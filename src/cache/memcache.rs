@@ -60,7 +60,7 @@ fn parse_server(spec: &str) -> Result<(String, u16), StoreError> {
 }
 
 /// The servers of a libmemcached-style config string; other `--OPTION`s (tuning) are ignored.
-fn parse_config(config: &str) -> Result<Vec<(String, u16)>, StoreError> {
+pub(super) fn parse_config(config: &str) -> Result<Vec<(String, u16)>, StoreError> {
     if config.trim().is_empty() {
         return Ok(vec![("localhost".into(), DEFAULT_PORT)]);
     }
