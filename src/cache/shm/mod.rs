@@ -379,6 +379,33 @@ mod tests {
     }
 
     #[test]
+    fn a_dead_lock_holder_does_not_make_recorded_jtis_forgotten() {
+        let s = ShmStore::new(128, 64, 1000).unwrap();
+        let jti = k(1);
+        let cached = (2..)
+            .map(k)
+            .find(|x| s.table.segment_of(x.as_bytes()) == s.table.segment_of(jti.as_bytes()))
+            .unwrap();
+        let ttl = Duration::from_secs(60);
+        assert_eq!(s.insert_if_absent(&jti, b"", ttl), Ok(true));
+        s.set(&cached, b"result", ttl).unwrap();
+        let seg = s.table.segment_of(jti.as_bytes());
+        // SAFETY: as in shared_across_fork.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0);
+        if pid == 0 {
+            let ok = s.table.lock(seg).map(std::mem::forget).is_ok();
+            // SAFETY: _exit ends the forked child without running the parent's destructors.
+            unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+        }
+        assert_eq!(wait_child(pid), 0);
+        // The plain entry may have been half-written and goes; the recorded jti (never written
+        // while live) stays, or its proof could be replayed.
+        assert_eq!(s.get(&cached).unwrap(), None);
+        assert_eq!(s.insert_if_absent(&jti, b"", ttl), Ok(false));
+    }
+
+    #[test]
     fn concurrent_threads() {
         let s = std::sync::Arc::new(ShmStore::new(64, 64, 4096).unwrap());
         let handles: Vec<_> = (0..4)

@@ -92,8 +92,12 @@ impl Table {
             Ok(mut segment) => {
                 if segment.owner_died() {
                     // A process died holding this lock, possibly half-way through a write: drop
-                    // the segment's entries (it is only a cache).
-                    segment.parts().0.fill(SlotHeader::EMPTY);
+                    // the segment's cached entries. Recorded DPoP jtis stay: a live pinned slot
+                    // is never written (insert-if-absent leaves it, a put of another key never picks it),
+                    // and forgetting them would let their proofs be replayed.
+                    for h in segment.parts().0.iter_mut().filter(|h| h.pinned == 0) {
+                        *h = SlotHeader::EMPTY;
+                    }
                 }
                 Ok(segment)
             }
