@@ -206,6 +206,21 @@ impl Cache {
         })
     }
 
+    /// The bytes stored for a key as the backend holds them (sealed, when the cache encrypts):
+    /// what a cache server, or anyone on the path to it, sees and can send back later.
+    #[cfg(test)]
+    pub(crate) fn raw_get(&self, namespace: &str, key: &[u8]) -> Option<Vec<u8>> {
+        let k = self.storage_key(namespace, key);
+        self.store().ok()?.get(&k).ok()?
+    }
+
+    /// Stores bytes as they are (a cache server answering with a value it kept).
+    #[cfg(test)]
+    pub(crate) fn raw_set(&self, namespace: &str, key: &[u8], raw: &[u8], ttl: Duration) {
+        let k = self.storage_key(namespace, key);
+        self.store().unwrap().set(&k, raw, ttl).unwrap();
+    }
+
     fn unavailable(&self, problem: String) -> Unavailable {
         self.report(&problem);
         Unavailable(problem)

@@ -246,7 +246,11 @@ impl RemoteKeys {
             self.shared_copy()
         };
         let from_network = shared.is_none();
-        let result = shared.map_or_else(|| self.fetch(), |keys| Ok((keys, None)));
+        // How much of its lifetime the key set has left: all of it when fetched now.
+        let result = shared.map_or_else(
+            || self.fetch().map(|(keys, stamp)| (keys, stamp, self.ttl)),
+            |(keys, left)| Ok((keys, None, left)),
+        );
         if result.is_ok() {
             metrics::key_set_obtained(&self.age_url, unix_now());
         }
@@ -257,10 +261,16 @@ impl RemoteKeys {
         }
         self.fetched.notify_all();
         match result {
-            Ok((keys, stamp)) => {
+            Ok((keys, stamp, left)) => {
                 let keys = Arc::new(keys);
                 st.keys = Some(keys.clone());
-                st.fetched_at = Some(Instant::now());
+                // A copy from the shared cache counts as fetched when it was: it is refreshed
+                // when its lifetime is 90% gone in every process, not a lifetime after each read.
+                let now = Instant::now();
+                st.fetched_at = Some(
+                    now.checked_sub(self.ttl.saturating_sub(left))
+                        .unwrap_or(now),
+                );
                 st.file_watch.read(stamp);
                 st.last_error = None;
                 st.last_failure = None;
@@ -321,23 +331,30 @@ impl RemoteKeys {
         metrics::remote_fetch(kind, fetched.is_ok(), started.elapsed());
         let (keys, resp) = fetched?;
         if let Some(cache) = &self.shared {
-            cache.set(
-                DOCUMENT_NAMESPACE,
-                &self.document_key(),
-                &resp.body,
-                self.ttl,
-            );
+            let until = unix_now().saturating_add(self.ttl.as_secs());
+            let mut entry = until.to_be_bytes().to_vec();
+            entry.extend_from_slice(&resp.body);
+            cache.set(DOCUMENT_NAMESPACE, &self.document_key(), &entry, self.ttl);
         }
         Ok((keys, None))
     }
 
-    /// A copy another child (or host) fetched; a copy that does not parse is ignored.
-    fn shared_copy(&self) -> Option<Vec<Key>> {
-        let body = self
+    /// A copy another child (or host) fetched, and how long it has left; a copy that does not
+    /// parse, or is past 90% of its lifetime (the point where this process would refresh it), is
+    /// ignored. An entry is the Unix second it expires (8 bytes big-endian), then the document:
+    /// the expiry is sealed with it, so a cache server that sends an old copy back (the TTL is
+    /// its word, not ours) cannot make a retired key set last.
+    fn shared_copy(&self) -> Option<(Vec<Key>, Duration)> {
+        let entry = self
             .shared
             .as_ref()?
             .get(DOCUMENT_NAMESPACE, &self.document_key())?;
-        self.parse(&body).ok()
+        let (until, body) = entry.split_first_chunk::<8>()?;
+        let left = Duration::from_secs(u64::from_be_bytes(*until).checked_sub(unix_now())?);
+        if left.min(self.ttl) <= self.ttl.mul_f32(0.1) {
+            return None;
+        }
+        Some((self.parse(body).ok()?, left.min(self.ttl)))
     }
 
     /// The URL and how it was fetched: a copy fetched without TLS verification (or through another
@@ -402,4 +419,84 @@ pub(crate) fn parse_jwks(body: &[u8]) -> Result<Vec<Key>, String> {
         return Err("JWKS has no usable signing key".into());
     }
     Ok(keys)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    fn jwks(kid: &str) -> String {
+        let key = openssl::pkey::PKey::generate_ed25519().unwrap();
+        let x = crate::jose::b64::encode(&key.raw_public_key().unwrap());
+        format!(r#"{{"keys":[{{"kty":"OKP","crv":"Ed25519","kid":"{kid}","x":"{x}"}}]}}"#)
+    }
+
+    /// An HTTP server answering every request with the document `doc` holds at the time.
+    fn serve(doc: Arc<Mutex<String>>) -> String {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for mut c in l.incoming().flatten() {
+                let _ = c.read(&mut [0u8; 4096]);
+                let body = doc.lock().unwrap().clone();
+                let _ = c.write_all(
+                    format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    )
+                    .as_bytes(),
+                );
+            }
+        });
+        format!("http://127.0.0.1:{port}/jwks")
+    }
+
+    fn kids(keys: &[Key]) -> Vec<&str> {
+        keys.iter().filter_map(Key::kid).collect()
+    }
+
+    /// A cache server (or anyone on the path to a plain-TCP one) keeps a sealed key set and sends
+    /// it back after the authorization server has rotated its keys: the copy, authentic but
+    /// expired, must not be used, or a retired (perhaps leaked) key would verify tokens again.
+    #[test]
+    fn an_expired_key_set_sent_back_by_the_cache_server_is_not_used() {
+        let (spec, _) = crate::cache::config::parse("shm", Some("encrypt=true")).unwrap();
+        let cache = Arc::new(Cache::new(spec));
+        cache.init(Some("passphrase")).unwrap();
+        let doc = Arc::new(Mutex::new(jwks("old")));
+        let url = serve(doc.clone());
+        let ttl = Duration::from_secs(2);
+        let child = || {
+            RemoteKeys::new(
+                url.clone(),
+                Format::Jwks,
+                HttpOptions::default(),
+                ttl,
+                Duration::from_secs(60),
+                Some(cache.clone()),
+            )
+        };
+        let first = child();
+        assert_eq!(kids(&first.keys().unwrap()), ["old"]);
+        let kept = cache
+            .raw_get(DOCUMENT_NAMESPACE, &first.document_key())
+            .expect("the key set went to the shared cache");
+        *doc.lock().unwrap() = jwks("new");
+        // Live, it serves the other children.
+        let second = child();
+        assert_eq!(kids(&second.keys().unwrap()), ["old"]);
+        assert_eq!(second.fetches(), 0, "taken from the shared cache");
+        std::thread::sleep(ttl + Duration::from_millis(1100));
+        // The entry expired; the server answers with the copy it kept.
+        cache.raw_set(
+            DOCUMENT_NAMESPACE,
+            &first.document_key(),
+            &kept,
+            Duration::from_secs(600),
+        );
+        let later = child();
+        assert_eq!(kids(&later.keys().unwrap()), ["new"]);
+        assert_eq!(later.fetches(), 1, "fetched from the network");
+    }
 }
