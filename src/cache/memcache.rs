@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::backoff::{Backoff, DEFAULT_INTERVAL};
 use super::net::{self, Conn, Pool};
-use super::reader::{OpError, parse_decimal, protocol};
+use super::reader::{OpError, parse_decimal, protocol, wire_text};
 use super::store::{Store, StoreError, check_key, now_unix, ttl_secs};
 
 /// The memcached text protocol's key limit.
@@ -112,13 +112,13 @@ fn exptime(secs: u64, now: u64) -> u64 {
 
 /// Maps the error lines every command may get; `None` for anything else.
 fn error_line(line: &[u8]) -> Option<OpError> {
-    let text = String::from_utf8_lossy(line);
+    let text = wire_text(line);
     if let Some(m) = text.strip_prefix("SERVER_ERROR") {
         // memcached swallows the rejected data: the connection stays in sync.
         return Some(OpError::Server(m.trim().to_string()));
     }
     if line == b"ERROR" || text.starts_with("CLIENT_ERROR") {
-        return Some(OpError::Protocol(text.into_owned()));
+        return Some(OpError::Protocol(text));
     }
     None
 }
@@ -317,6 +317,17 @@ mod tests {
             "--SERVER=[::1",
         ] {
             assert!(p(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn error_text_from_the_server_is_escaped() {
+        for line in [
+            &b"SERVER_ERROR out of \x1b[2Jmemory\r"[..],
+            b"CLIENT_ERROR bad\x08\x08\x08ok",
+        ] {
+            let e = error_line(line).unwrap().to_string();
+            assert!(!e.chars().any(char::is_control), "{e:?}");
         }
     }
 

@@ -172,6 +172,27 @@ impl<R: Read> Reader<R> {
     }
 }
 
+/// Longest piece of a server's error text that goes into a log line.
+const MAX_ECHO: usize = 160;
+
+/// A server's error text as it may go into the error log: control characters (a line break or a
+/// terminal escape that would forge or hide log lines) escaped, at most `MAX_ECHO` characters.
+pub(crate) fn wire_text(bytes: &[u8]) -> String {
+    let mut out = String::new();
+    for (i, c) in String::from_utf8_lossy(bytes).chars().enumerate() {
+        if i == MAX_ECHO {
+            out.push_str("...");
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// A strict unsigned decimal: ASCII digits only (no sign, spaces or empty), no overflow.
 pub(crate) fn parse_decimal(digits: &[u8]) -> Option<u64> {
     if digits.is_empty() {

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::backoff::{Backoff, DEFAULT_INTERVAL};
 use super::net::{self, Conn, Pool};
-use super::reader::{OpError, parse_decimal, protocol};
+use super::reader::{OpError, parse_decimal, protocol, wire_text};
 use super::store::{Store, StoreError, check_key, ttl_secs};
 use super::tls::TlsClient;
 
@@ -71,7 +71,7 @@ fn read_reply(conn: &mut Conn) -> Result<Reply, OpError> {
     };
     match kind {
         b'+' => Ok(Reply::Simple(rest.to_vec())),
-        b'-' => Err(OpError::Server(String::from_utf8_lossy(rest).into_owned())),
+        b'-' => Err(OpError::Server(wire_text(rest))),
         b':' => Ok(Reply::Int(parse_int(rest)?)),
         b'$' => {
             let len = parse_int(rest)?;
@@ -466,6 +466,21 @@ mod tests {
         // A well-formed reply from the same fake works.
         let s = store(one_reply_server(b"$3\r\nabc\r\n"), None, None);
         assert_eq!(s.get("k").unwrap(), Some(b"abc".to_vec()));
+    }
+
+    #[test]
+    fn error_text_from_the_server_is_escaped_and_bounded() {
+        let evil = [
+            &b"-ERR \x1b[2J\rforged log line\x07"[..],
+            &[b'x'; 500],
+            b"\r\n",
+        ]
+        .concat();
+        let s = store(one_reply_server(evil.leak()), None, None).with_backoff(Duration::ZERO);
+        let e = s.get("k").unwrap_err().to_string();
+        assert!(!e.chars().any(char::is_control), "{e:?}");
+        assert!(e.contains("\\u{1b}[2J\\rforged log line"), "{e}");
+        assert!(e.len() < 400, "{}", e.len());
     }
 
     fn tls_store(port: u16) -> RedisStore {
