@@ -84,7 +84,8 @@ pub(crate) extern "C" fn oauth2_rs_cmd(
                 if which == ffi::OAUTH2_CMD_CRYPTO_PASSPHRASE {
                     return generation.set_crypto_passphrase(a1);
                 }
-                let (spec, warnings) = cache::config::parse(a1, a2)?;
+                let (spec, mut warnings) = cache::config::parse(a1, a2)?;
+                warnings.extend(generation.caches.shadowed_name(&spec));
                 for w in &warnings {
                     log::server(site.server, ffi::APLOG_WARNING, w);
                 }

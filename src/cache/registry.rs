@@ -22,6 +22,24 @@ impl CacheRegistry {
         cache
     }
 
+    /// A warning for a line whose `name=` an earlier `OAuth2Cache` line has: OAuth2Cache is
+    /// server-wide (also inside a `<VirtualHost>`), and the name means the first of them, so the
+    /// lines naming it would send their entries to the first cache's server.
+    pub(crate) fn shadowed_name(&self, spec: &CacheSpec) -> Option<String> {
+        let name = spec.name.as_deref()?;
+        let first = self
+            .caches
+            .iter()
+            .find(|c| c.spec.name.as_deref() == Some(name))?;
+        Some(format!(
+            "OAuth2Cache {}: name={name} is already the name of an earlier {}: OAuth2Cache lines \
+             are server-wide, also inside <VirtualHost>, and verify.cache={name}, \
+             <prefix>.cache={name} and dpop.cache={name} mean the first one; give this one another name",
+            spec.backend.kind(),
+            first.describe()
+        ))
+    }
+
     /// Resolves a cache name as the C module does; `None` when a given name matches no cache.
     pub(crate) fn resolve(&mut self, name: Option<&str>) -> Option<Arc<Cache>> {
         if self.caches.is_empty() && !self.sealed {
@@ -107,6 +125,21 @@ mod tests {
             Arc::ptr_eq(&registry.resolve(Some("default")).unwrap(), &u),
             "default: the last unnamed one"
         );
+    }
+
+    #[test]
+    fn a_second_cache_of_one_name_is_warned_about() {
+        let mut registry = CacheRegistry::default();
+        assert_eq!(registry.shadowed_name(&spec("name=shared")), None);
+        let first = registry.add(spec("name=shared"));
+        assert_eq!(registry.shadowed_name(&spec("")), None);
+        let w = registry.shadowed_name(&spec("name=shared")).unwrap();
+        assert!(w.contains("name=shared") && w.contains("first"), "{w}");
+        registry.add(spec("name=shared"));
+        assert!(Arc::ptr_eq(
+            &registry.resolve(Some("shared")).unwrap(),
+            &first
+        ));
     }
 
     #[test]

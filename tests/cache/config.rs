@@ -47,6 +47,25 @@ fn cache_configuration_errors() {
         format!("redis with OAuth2CryptoPassphrase refused:\n{}", ct.output)
     });
 
+    // Two lines of one name (as two virtual hosts might each write): the second is warned about.
+    let ct = Httpd::config_test(
+        HttpdConfig::new(oauth2_location("/a", &jwk_verify(&signer, ""))).server(
+            cache_line("shm", "name=twice") + &cache_line("shm", "name=twice&max_entries=5"),
+        ),
+    );
+    f.check(
+        ct.ok
+            && ct
+                .output
+                .contains("name=twice is already the name of an earlier shm cache"),
+        || {
+            format!(
+                "a second OAuth2Cache name=twice: ok={} output:\n{}",
+                ct.ok, ct.output
+            )
+        },
+    );
+
     let ct = Httpd::config_test(
         HttpdConfig::new(oauth2_location("/a", &jwk_verify(&signer, "")))
             .server(cache_line("file", "encrypt=false&dir=/tmp")),
