@@ -99,13 +99,24 @@ pub(crate) fn parse(kind: &str, options: Option<&str>) -> Result<(CacheSpec, Vec
         usize::try_from(v).map_err(|_| format!("OAuth2Cache {kind}: {name} is out of range"))
     };
     let backend = match kind {
-        "shm" => Backend::Shm {
+        "shm" => {
             // Rounded up as the C module does ((n/64+1)*64): the default 64 gives 128, room for
             // the 64 hex characters of a SHA-256 key.
-            max_key_size: (size("max_key_size", 64, 16, 1024)? / 64 + 1) * 64,
-            max_val_size: size("max_val_size", 8192, 16, 1024 * 1024)?,
-            max_entries: size("max_entries", 1000, 1, 10_000_000)?,
-        },
+            let max_key_size = (size("max_key_size", 64, 16, 1024)? / 64 + 1) * 64;
+            let max_val_size = size("max_val_size", 8192, 16, 1024 * 1024)?;
+            let max_entries = size("max_entries", 1000, 1, 10_000_000)?;
+            // Now, not first at start (where the cache would be left out, with a log line).
+            super::shm::check_sizes(max_key_size, max_val_size, max_entries).map_err(|e| {
+                let e = e.to_string();
+                let e = e.trim_start_matches("shm cache: ");
+                format!("OAuth2Cache shm: {e}: lower max_entries or max_val_size")
+            })?;
+            Backend::Shm {
+                max_key_size,
+                max_val_size,
+                max_entries,
+            }
+        }
         "file" => Backend::File {
             dir: PathBuf::from(o.get("dir").unwrap_or("/tmp")),
             clean_interval: Duration::from_secs(size("clean_interval", 60, 1, 86_400 * 365)? as u64),
@@ -295,6 +306,16 @@ mod tests {
             );
         }
         assert!(parse("memcache", Some("config_string=--SERVER=a:1%20--SERVER=b")).is_ok());
+    }
+
+    #[test]
+    fn an_shm_cache_too_large_to_map_fails_the_configuration() {
+        let e = parse("shm", Some("max_entries=100000&max_val_size=1048576")).unwrap_err();
+        assert!(
+            e.contains("1 GiB") && e.contains("lower max_entries or max_val_size"),
+            "{e}"
+        );
+        assert!(parse("shm", Some("max_entries=100000&max_val_size=8192")).is_ok());
     }
 
     #[test]

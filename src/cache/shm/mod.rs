@@ -20,6 +20,15 @@ use super::store::{Store, StoreError, check_key, now_unix, ttl_secs};
 use layout::Layout;
 use table::{Put, Table};
 
+/// Whether a cache of these sizes can be laid out (checked when the configuration is read).
+pub(crate) fn check_sizes(
+    max_key_size: usize,
+    max_val_size: usize,
+    max_entries: usize,
+) -> Result<(), StoreError> {
+    Layout::new(max_key_size, max_val_size, max_entries).map(|_| ())
+}
+
 pub(crate) struct ShmStore {
     table: Table,
 }
