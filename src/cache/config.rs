@@ -195,6 +195,10 @@ pub(crate) fn parse(kind: &str, options: Option<&str>) -> Result<(CacheSpec, Vec
     if o.get("passphrase").is_some() {
         warnings.push(format!("OAuth2Cache {kind}: the passphrase option is not used; set OAuth2CryptoPassphrase instead"));
     }
+    if !spec.encrypt && !matches!(spec.backend, Backend::Shm { .. }) {
+        // Allowed when written out (a trusted private network), but never without a word.
+        warnings.push(format!("OAuth2Cache {kind}: encrypt=false: the values are not authenticated, so whoever can write to this cache (its server, anyone on the path to it, for file another local user of the directory) can make tokens accepted; leave encrypt at its default (true) unless that is ruled out"));
+    }
     Ok((spec, warnings))
 }
 
@@ -232,8 +236,13 @@ mod tests {
                 tls: None,
             }
         );
-        let (m, _) = parse("memcache", Some("encrypt=false")).unwrap();
+        let (m, w) = parse("memcache", Some("encrypt=false")).unwrap();
         assert!(!m.encrypt);
+        assert!(w.iter().any(|w| w.contains("not authenticated")), "{w:?}");
+        let (_, w) = parse("shm", Some("encrypt=false")).unwrap();
+        assert!(w.is_empty(), "shm never leaves the machine's memory: {w:?}");
+        let (_, w) = parse("redis", None).unwrap();
+        assert!(w.is_empty(), "{w:?}");
     }
 
     #[test]
