@@ -195,11 +195,40 @@ pub(crate) fn parse(kind: &str, options: Option<&str>) -> Result<(CacheSpec, Vec
     if o.get("passphrase").is_some() {
         warnings.push(format!("OAuth2Cache {kind}: the passphrase option is not used; set OAuth2CryptoPassphrase instead"));
     }
+    warnings.extend(shm_fit_warnings(&spec));
     if !spec.encrypt && !matches!(spec.backend, Backend::Shm { .. }) {
         // Allowed when written out (a trusted private network), but never without a word.
         warnings.push(format!("OAuth2Cache {kind}: encrypt=false: the values are not authenticated, so whoever can write to this cache (its server, anyone on the path to it, for file another local user of the directory) can make tokens accepted; leave encrypt at its default (true) unless that is ruled out"));
     }
     Ok((spec, warnings))
+}
+
+/// shm sizes that no entry fits: accepted as the C module does (each write then fails with a log
+/// line), but said at `apache2 -t`, since with DPoP every proof would be refused.
+fn shm_fit_warnings(spec: &CacheSpec) -> Vec<String> {
+    let Backend::Shm {
+        max_key_size,
+        max_val_size,
+        ..
+    } = spec.backend
+    else {
+        return Vec::new();
+    };
+    let mut warnings = Vec::new();
+    // Keys are stored in hex: the digest's size twice; with `none`, up to 64 bytes of material.
+    let key_len = 2 * spec.key_hash.map_or(64, |md| md.size());
+    if key_len > max_key_size {
+        warnings.push(format!(
+            "OAuth2Cache shm: keys are {key_len} characters with this key_hash_algo, more than max_key_size allows ({max_key_size} after rounding up): nothing will be stored, and a DPoP replay store refuses every proof; raise max_key_size to {key_len} or use key_hash_algo=sha256"
+        ));
+    }
+    if spec.encrypt && max_val_size < super::crypto::SEALED_OVERHEAD {
+        warnings.push(format!(
+            "OAuth2Cache shm: encrypt=true adds {} bytes to every value, more than max_val_size={max_val_size}: nothing will be stored, and a DPoP replay store refuses every proof; raise max_val_size",
+            super::crypto::SEALED_OVERHEAD
+        ));
+    }
+    warnings
 }
 
 #[cfg(test)]
@@ -243,6 +272,33 @@ mod tests {
         assert!(w.is_empty(), "shm never leaves the machine's memory: {w:?}");
         let (_, w) = parse("redis", None).unwrap();
         assert!(w.is_empty(), "{w:?}");
+    }
+
+    #[test]
+    fn shm_sizes_no_entry_fits_are_warned_about() {
+        for (options, warned) in [
+            (
+                "max_key_size=16&key_hash_algo=sha512",
+                "keys are 128 characters",
+            ),
+            (
+                "key_hash_algo=none&max_key_size=16",
+                "keys are 128 characters",
+            ),
+            ("encrypt=true&max_val_size=16", "adds 29 bytes"),
+        ] {
+            let (_, w) = parse("shm", Some(options)).unwrap();
+            assert!(w.iter().any(|w| w.contains(warned)), "{options}: {w:?}");
+        }
+        for fits in [
+            "",
+            "key_hash_algo=sha512",
+            "max_key_size=16",
+            "encrypt=true&max_val_size=29",
+        ] {
+            let (_, w) = parse("shm", Some(fits)).unwrap();
+            assert!(w.is_empty(), "{fits}: {w:?}");
+        }
     }
 
     #[test]

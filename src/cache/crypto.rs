@@ -8,6 +8,8 @@ use openssl::symm::{Cipher, decrypt_aead, encrypt_aead};
 const VERSION: u8 = 1;
 const NONCE_LEN: usize = 12;
 const TAG_LEN: usize = 16;
+/// What sealing adds to a value: version byte, nonce and tag.
+pub(crate) const SEALED_OVERHEAD: usize = 1 + NONCE_LEN + TAG_LEN;
 
 #[derive(Clone)]
 pub(crate) struct Sealer {
