@@ -1458,3 +1458,79 @@ fn rsa_modulus_above_16384_bits_rejected_before_import() {
     }
     assert!(Alg::HS256.is_symmetric() && !Alg::RS256.is_symmetric());
 }
+
+/// The encodings of an EC public key that name no usable point: a real point's x written as x + p
+/// (the same point modulo p, so an on-curve check alone would pass it), the point at infinity,
+/// and a point off the curve, in a JWK and in a PEM SubjectPublicKeyInfo.
+#[test]
+fn ec_point_non_canonical_infinity_and_off_curve_refused() {
+    let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).expect("group");
+    let mut ctx = BigNumContext::new().expect("ctx");
+    let (mut p, mut a, mut b) = (
+        BigNum::new().unwrap(),
+        BigNum::new().unwrap(),
+        BigNum::new().unwrap(),
+    );
+    group
+        .components_gfp(&mut p, &mut a, &mut b, &mut ctx)
+        .expect("p");
+    // A point with a small x (5 is the first on P-256), so that x + p still fits 32 bytes.
+    let point = (1u32..50)
+        .find_map(|x| {
+            let mut compressed = vec![2u8];
+            compressed.extend(BigNum::from_u32(x).ok()?.to_vec_padded(32).ok()?);
+            openssl::ec::EcPoint::from_bytes(&group, &compressed, &mut ctx).ok()
+        })
+        .expect("a point with a small x");
+    let (mut x, mut y) = (BigNum::new().unwrap(), BigNum::new().unwrap());
+    point
+        .affine_coordinates(&group, &mut x, &mut y, &mut ctx)
+        .expect("affine");
+    let jwk = |x: &BigNum| {
+        format!(
+            r#"{{"kty":"EC","crv":"P-256","x":"{}","y":"{}"}}"#,
+            b64::encode(&x.to_vec_padded(32).unwrap()),
+            b64::encode(&y.to_vec_padded(32).unwrap())
+        )
+    };
+    assert!(Key::from_jwk_json(&jwk(&x)).is_ok(), "the point itself");
+    let mut x_plus_p = BigNum::new().unwrap();
+    x_plus_p.checked_add(&x, &p).expect("add");
+    assert!(matches!(
+        Key::from_jwk_json(&jwk(&x_plus_p)),
+        Err(JoseError::KeyInvalid(_))
+    ));
+
+    // SEQUENCE { SEQUENCE { id-ecPublicKey, prime256v1 }, BIT STRING }
+    const ALGORITHM: &[u8] = &[
+        0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a, 0x86,
+        0x48, 0xce, 0x3d, 0x03, 0x01, 0x07,
+    ];
+    let spki = |point: &[u8]| {
+        let bits = u8::try_from(point.len() + 1).unwrap();
+        let mut der = vec![0x30, 0x17 + bits];
+        der.extend(ALGORITHM);
+        der.extend([0x03, bits, 0x00]);
+        der.extend(point);
+        let body = openssl::base64::encode_block(&der);
+        format!("-----BEGIN PUBLIC KEY-----\n{body}\n-----END PUBLIC KEY-----\n")
+    };
+    let mut off_curve = vec![0x04];
+    off_curve.extend([1u8; 64]);
+    for (what, point) in [("infinity", vec![0x00]), ("off the curve", off_curve)] {
+        assert!(
+            matches!(
+                Key::from_pem_public_key(&spki(&point)),
+                Err(JoseError::KeyInvalid(_))
+            ),
+            "{what}"
+        );
+    }
+    let mut on_curve = vec![0x04];
+    on_curve.extend(x.to_vec_padded(32).unwrap());
+    on_curve.extend(y.to_vec_padded(32).unwrap());
+    assert!(
+        Key::from_pem_public_key(&spki(&on_curve)).is_ok(),
+        "the DER is well formed"
+    );
+}

@@ -351,6 +351,49 @@ mod tests {
         );
     }
 
+    /// Time claims as a token carries them (the strict parser, then the check): every spelling of
+    /// a number JSON allows reads as that number; what JSON does not allow, or what overflows,
+    /// never reaches the check; milliseconds (a common issuer mistake) are out of range.
+    #[test]
+    fn time_claim_number_spellings() {
+        let p = ClaimPolicy::default();
+        let parse = |text: &str| crate::jose::json::parse_object_as(text.as_bytes(), "payload");
+        let later = NOW + 60;
+        for ok in [
+            format!("{later}"),
+            format!("{later}.0"),
+            format!("{later}.999"),
+            format!("{}e1", later / 10),
+            format!("{}E+1", later / 10),
+            format!("{later}000e-3"),
+        ] {
+            let claims = parse(&format!(r#"{{"exp":{ok}}}"#)).unwrap();
+            assert_eq!(p.check(&claims, NOW), Ok(()), "{ok}");
+        }
+        for (spelling, want) in [
+            ("-0", "expired"),
+            ("-0.0", "expired"),
+            ("1e-400", "expired"),
+            ("-253402300799", "expired"),
+            ("1800000060000", "claim_invalid"),
+            ("253402300799.5", "claim_invalid"),
+            ("18446744073709551616", "claim_invalid"),
+            ("1e300", "claim_invalid"),
+        ] {
+            let claims = parse(&format!(r#"{{"exp":{spelling}}}"#)).unwrap();
+            let got = p.check(&claims, NOW).map_err(|e| e.label());
+            assert_eq!(got, Err(want), "{spelling}");
+        }
+        for not_json in [
+            "1e400", "-1e400", "+1", ".5", "01", "NaN", "Infinity", "0x10",
+        ] {
+            assert!(
+                parse(&format!(r#"{{"exp":{not_json}}}"#)).is_err(),
+                "{not_json}"
+            );
+        }
+    }
+
     #[test]
     fn skip_ignores_even_garbage() {
         let p = ClaimPolicy {

@@ -518,3 +518,95 @@ fn check_issuer(
         _ => Err(VerifyError::IssuerMismatch),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::verifier::{self, Origin as At};
+    use crate::jose::b64;
+    use openssl::bn::{BigNum, BigNumContext, BigNumRef};
+    use openssl::ec::{EcGroup, EcKey};
+    use openssl::ecdsa::EcdsaSig;
+    use openssl::nid::Nid;
+
+    const NOW: i64 = 1_800_000_000;
+
+    /// An ES256 verifier for a fresh P-256 key, the key, and the curve order.
+    fn es256() -> (Verifier, EcKey<openssl::pkey::Private>, BigNum) {
+        let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap();
+        let key = EcKey::generate(&group).unwrap();
+        let mut ctx = BigNumContext::new().unwrap();
+        let (mut x, mut y, mut n) = (
+            BigNum::new().unwrap(),
+            BigNum::new().unwrap(),
+            BigNum::new().unwrap(),
+        );
+        key.public_key()
+            .affine_coordinates(&group, &mut x, &mut y, &mut ctx)
+            .unwrap();
+        group.order(&mut n, &mut ctx).unwrap();
+        let coord = |v: &BigNum| b64::encode(&v.to_vec_padded(32).unwrap());
+        let jwk = format!(
+            r#"{{"kty":"EC","crv":"P-256","x":"{}","y":"{}"}}"#,
+            coord(&x),
+            coord(&y)
+        );
+        let at = At {
+            file: "t.conf",
+            line: 1,
+        };
+        let mut caches = crate::cache::registry::CacheRegistry::default();
+        let parsed = verifier::parse("jwk", &jwk, Some("expiry=60"), &at, &mut caches).unwrap();
+        (parsed.verifier, key, n)
+    }
+
+    /// A compact ES256 token with signature (r, s).
+    fn token(input: &str, r: &BigNumRef, s: &BigNumRef) -> String {
+        let mut sig = r.to_vec_padded(32).unwrap();
+        sig.extend(s.to_vec_padded(32).unwrap());
+        format!("{input}.{}", b64::encode(&sig))
+    }
+
+    /// The result caches are keyed by the token's exact bytes, looked up before it is parsed: a
+    /// variant of an accepted token never answers from the cache. A non-canonical base64url
+    /// signature is then refused by the strict parser; an ECDSA signature with s replaced by n - s
+    /// (which ECDSA cannot rule out) verifies on its own, with the very claims the issuer signed.
+    #[test]
+    fn variants_of_an_accepted_token_are_never_answered_from_the_cache() {
+        let (v, key, n) = es256();
+        let input = format!(
+            "{}.{}",
+            b64::encode(br#"{"alg":"ES256"}"#),
+            b64::encode(format!(r#"{{"sub":"alice","exp":{}}}"#, NOW + 600).as_bytes())
+        );
+        let digest = openssl::sha::sha256(input.as_bytes());
+        let sig = EcdsaSig::sign(&digest, &key).unwrap();
+        let original = token(&input, sig.r(), sig.s());
+        let first = v.verify(&ParsedToken::parse(&original), NOW).unwrap();
+        assert_eq!(first.origin, Origin::Verified);
+        let again = v.verify(&ParsedToken::parse(&original), NOW).unwrap();
+        assert_ne!(
+            again.origin,
+            Origin::Verified,
+            "the original answers from a cache"
+        );
+
+        // 64 bytes: 86 characters, the last one with 4 unused bits; set one of them.
+        let (head, last) = original.split_at(original.len() - 1);
+        let alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let at = alphabet.find(last).unwrap();
+        let bumped = format!("{head}{}", &alphabet[at + 1..at + 2]);
+        assert!(matches!(
+            v.verify(&ParsedToken::parse(&bumped), NOW),
+            Err(VerifyError::Malformed(JoseError::Base64("signature")))
+        ));
+
+        let mut flipped_s = BigNum::new().unwrap();
+        flipped_s.checked_sub(&n, sig.s()).unwrap();
+        let malleated = token(&input, sig.r(), &flipped_s);
+        assert_ne!(malleated, original);
+        let answer = v.verify(&ParsedToken::parse(&malleated), NOW).unwrap();
+        assert_eq!(answer.origin, Origin::Verified, "not the original's entry");
+        assert_eq!(answer.claims.claims(), first.claims.claims());
+    }
+}
