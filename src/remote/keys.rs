@@ -373,7 +373,7 @@ impl RemoteKeys {
 
     fn parse(&self, body: &[u8]) -> Result<Vec<Key>, String> {
         match self.format {
-            Format::Jwks => parse_jwks(body),
+            Format::Jwks => parse_jwks(body, self.file.is_none().then_some(self.url.as_str())),
             Format::Pem => {
                 let text =
                     std::str::from_utf8(body).map_err(|_| "PEM key is not text".to_string())?;
@@ -392,8 +392,11 @@ fn unix_now() -> u64 {
 }
 
 /// A JWK Set: keys for signing (`use` absent or `sig`) are imported; others, unsupported or
-/// invalid keys are skipped (with a debug note), as the C module does.
-pub(crate) fn parse_jwks(body: &[u8]) -> Result<Vec<Key>, String> {
+/// invalid keys are skipped (with a debug note), as the C module does. A set fetched from
+/// `fetched_from` (a URL, not a local file) is public: a symmetric (`oct`) key in it would let
+/// anyone sign, so it is skipped with a warning (OpenID Connect Discovery 1.0 section 3 forbids
+/// them there; the C module uses them).
+pub(crate) fn parse_jwks(body: &[u8], fetched_from: Option<&str>) -> Result<Vec<Key>, String> {
     let doc = json::parse_object_as(body, "JWKS").map_err(|e| e.to_string())?;
     let Some(serde_json::Value::Array(items)) = doc.get("keys") else {
         return Err("JWKS has no \"keys\" array".into());
@@ -408,6 +411,17 @@ pub(crate) fn parse_jwks(body: &[u8]) -> Result<Vec<Key>, String> {
             .and_then(|u| u.as_str())
             .is_some_and(|u| u != "sig")
         {
+            continue;
+        }
+        if let Some(url) =
+            fetched_from.filter(|_| jwk.get("kty").and_then(|k| k.as_str()) == Some("oct"))
+        {
+            logsink::emit(
+                Level::Warn,
+                &format!(
+                    "oauth2: JWKS {url}: a symmetric (\"oct\") key is ignored: a key set fetched over the network is public, so anyone could sign tokens with it; give a shared secret in an OAuth2TokenVerify plain, base64, hex or jwk line, or in a file:// key set"
+                ),
+            );
             continue;
         }
         match Key::from_jwk_map(jwk) {
@@ -454,6 +468,23 @@ mod tests {
 
     fn kids(keys: &[Key]) -> Vec<&str> {
         keys.iter().filter_map(Key::kid).collect()
+    }
+
+    /// A symmetric key published in a fetched key set would let anyone sign: skipped there, kept
+    /// in a local file (the administrator's own).
+    #[test]
+    fn symmetric_keys_count_only_in_a_local_key_set() {
+        let oct =
+            r#"{"kty":"oct","kid":"hs","k":"c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0"}"#;
+        let ed = jwks("ed");
+        let both = format!(r#"{{"keys":[{oct},{}"#, &ed[9..]);
+        let fetched = parse_jwks(both.as_bytes(), Some("https://as.example/jwks")).unwrap();
+        assert_eq!(kids(&fetched), ["ed"]);
+        let local = parse_jwks(both.as_bytes(), None).unwrap();
+        assert_eq!(kids(&local), ["hs", "ed"]);
+        let only_oct = format!(r#"{{"keys":[{oct}]}}"#);
+        let e = parse_jwks(only_oct.as_bytes(), Some("https://as.example/jwks")).unwrap_err();
+        assert!(e.contains("no usable signing key"), "{e}");
     }
 
     /// A cache server (or anyone on the path to a plain-TCP one) keeps a sealed key set and sends
