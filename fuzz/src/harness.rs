@@ -176,7 +176,8 @@ fn alb_token(token: &str) {
 }
 
 /// `keys`: key material an administrator configures or a key set endpoint serves. The first byte
-/// picks the importer: JWK, PEM public key, PEM certificate, JWKS document.
+/// picks the importer: JWK, PEM public key, PEM certificate, JWKS document (read as fetched over
+/// https or, with bit 2 set, as a local file).
 pub fn key_import(data: &[u8]) {
     let Some((&which, rest)) = data.split_first() else {
         return;
@@ -196,9 +197,14 @@ pub fn key_import(data: &[u8]) {
             let _ = crate::jose::key::certificate_der(&s);
         }
         _ => {
-            if let Ok(keys) = parse_jwks(rest) {
+            let fetched_from = (which & 4 == 0).then_some("https://as.example/jwks");
+            if let Ok(keys) = parse_jwks(rest, fetched_from) {
                 for k in keys {
-                    let _ = k.describe();
+                    // invariant: a key set from the network never yields a shared secret.
+                    assert!(
+                        fetched_from.is_none() || !k.describe().starts_with("oct"),
+                        "a fetched key set yielded a symmetric key"
+                    );
                 }
             }
         }
