@@ -31,3 +31,27 @@ pub(crate) fn self_signed_cert_and_key(cn: &str) -> (X509, PKey<Private>) {
     b.sign(&key, MessageDigest::sha256()).unwrap();
     (b.build(), key)
 }
+
+/// A TLS server (a fresh self-signed certificate for 127.0.0.1) on a free loopback port,
+/// answering every request with the raw HTTP `response`; returns the port.
+pub(crate) fn tls_server(response: String) -> u16 {
+    use openssl::ssl::{SslAcceptor, SslMethod};
+    use std::io::{Read, Write};
+    let (cert, key) = self_signed_cert_and_key("127.0.0.1");
+    let mut acceptor = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls()).unwrap();
+    acceptor.set_private_key(&key).unwrap();
+    acceptor.set_certificate(&cert).unwrap();
+    let acceptor = acceptor.build();
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for c in l.incoming().flatten() {
+            if let Ok(mut s) = acceptor.accept(c) {
+                let _ = s.read(&mut [0u8; 4096]);
+                let _ = s.write_all(response.as_bytes());
+                let _ = s.shutdown();
+            }
+        }
+    });
+    port
+}

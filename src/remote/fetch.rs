@@ -305,32 +305,11 @@ mod tests {
         (port, hits)
     }
 
-    /// A TLS server (a fresh self-signed certificate) on a free port answering every request with
-    /// a 302 to `location`.
+    /// A TLS server answering every request with a 302 to `location`.
     fn tls_redirector(location: String) -> u16 {
-        use openssl::ssl::{SslAcceptor, SslMethod};
-        let (cert, key) = crate::test_support::self_signed_cert_and_key("127.0.0.1");
-        let mut acceptor = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls()).unwrap();
-        acceptor.set_private_key(&key).unwrap();
-        acceptor.set_certificate(&cert).unwrap();
-        let acceptor = acceptor.build();
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = l.local_addr().unwrap().port();
-        std::thread::spawn(move || {
-            for c in l.incoming().flatten() {
-                if let Ok(mut s) = acceptor.accept(c) {
-                    let _ = s.read(&mut [0u8; 4096]);
-                    let _ = s.write_all(
-                        format!(
-                            "HTTP/1.1 302 Found\r\nLocation: {location}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-                        )
-                        .as_bytes(),
-                    );
-                    let _ = s.shutdown();
-                }
-            }
-        });
-        port
+        crate::test_support::tls_server(format!(
+            "HTTP/1.1 302 Found\r\nLocation: {location}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        ))
     }
 
     /// An https URL redirected to http is not followed (keys could be swapped on the way, an

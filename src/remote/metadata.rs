@@ -364,34 +364,12 @@ mod tests {
         }
     }
 
-    /// A TLS server (a fresh self-signed certificate) on a free port answering every request
-    /// with the JSON `doc`.
+    /// A TLS server answering every request with the JSON `doc`.
     fn tls_server(doc: String) -> u16 {
-        use openssl::ssl::{SslAcceptor, SslMethod};
-        use std::io::{Read, Write};
-        let (cert, key) = crate::test_support::self_signed_cert_and_key("127.0.0.1");
-        let mut acceptor = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls()).unwrap();
-        acceptor.set_private_key(&key).unwrap();
-        acceptor.set_certificate(&cert).unwrap();
-        let acceptor = acceptor.build();
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = l.local_addr().unwrap().port();
-        std::thread::spawn(move || {
-            for c in l.incoming().flatten() {
-                if let Ok(mut s) = acceptor.accept(c) {
-                    let _ = s.read(&mut [0u8; 4096]);
-                    let _ = s.write_all(
-                        format!(
-                            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{doc}",
-                            doc.len()
-                        )
-                        .as_bytes(),
-                    );
-                    let _ = s.shutdown();
-                }
-            }
-        });
-        port
+        crate::test_support::tls_server(format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{doc}",
+            doc.len()
+        ))
     }
 
     /// A document fetched over https names endpoints on https only: an http `jwks_uri` would let
