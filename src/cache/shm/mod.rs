@@ -352,6 +352,21 @@ mod tests {
         assert_eq!(s.get(&k(1)).unwrap(), Some(b"from parent".to_vec()));
     }
 
+    /// A forked child takes the lock of `key`'s segment and exits without releasing it, as a
+    /// process dying mid-write would.
+    fn die_holding_the_lock_of(s: &ShmStore, key: &str) {
+        let seg = s.table.segment_of(key.as_bytes());
+        // SAFETY: as in shared_across_fork.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0);
+        if pid == 0 {
+            let ok = s.table.lock(seg).map(std::mem::forget).is_ok();
+            // SAFETY: _exit ends the forked child without running the parent's destructors.
+            unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+        }
+        assert_eq!(wait_child(pid), 0);
+    }
+
     #[test]
     fn lock_of_a_dead_process_is_recovered() {
         let s = ShmStore::new(128, 64, 1000).unwrap();
@@ -362,17 +377,7 @@ mod tests {
             .unwrap();
         s.set(&a, b"a", Duration::from_secs(60)).unwrap();
         s.set(&b, b"b", Duration::from_secs(60)).unwrap();
-        let seg = s.table.segment_of(a.as_bytes());
-        // SAFETY: as in shared_across_fork.
-        let pid = unsafe { libc::fork() };
-        assert!(pid >= 0);
-        if pid == 0 {
-            // Takes the segment lock and never releases it (as a process dying mid-write would).
-            let ok = s.table.lock(seg).map(std::mem::forget).is_ok();
-            // SAFETY: _exit ends the forked child without running the parent's destructors.
-            unsafe { libc::_exit(if ok { 0 } else { 1 }) };
-        }
-        assert_eq!(wait_child(pid), 0);
+        die_holding_the_lock_of(&s, &a);
         let t = std::time::Instant::now();
         // The dead owner's segment was cleared (it might have been half-written) ...
         assert_eq!(s.get(&a).unwrap(), None);
@@ -398,16 +403,7 @@ mod tests {
         let ttl = Duration::from_secs(60);
         assert_eq!(s.insert_if_absent(&jti, b"", ttl), Ok(true));
         s.set(&cached, b"result", ttl).unwrap();
-        let seg = s.table.segment_of(jti.as_bytes());
-        // SAFETY: as in shared_across_fork.
-        let pid = unsafe { libc::fork() };
-        assert!(pid >= 0);
-        if pid == 0 {
-            let ok = s.table.lock(seg).map(std::mem::forget).is_ok();
-            // SAFETY: _exit ends the forked child without running the parent's destructors.
-            unsafe { libc::_exit(if ok { 0 } else { 1 }) };
-        }
-        assert_eq!(wait_child(pid), 0);
+        die_holding_the_lock_of(&s, &jti);
         // The plain entry may have been half-written and goes; the recorded jti (never written
         // while live) stays, or its proof could be replayed.
         assert_eq!(s.get(&cached).unwrap(), None);
