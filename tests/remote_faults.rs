@@ -967,6 +967,35 @@ fn introspection_request_shape() {
     f.assert_none_showing(&h);
 }
 
+/// Answers an introspection request of a scripted authorization server.
+type Introspection = Box<dyn FnMut(&Seen) -> Reply + Send>;
+
+/// A scripted authorization server for `metadata` lines: `/md` is the discovery document of
+/// `issuer`, naming `/jwks` (the key set of `signer`) and `/i` (answered by `introspect`) when
+/// they are given.
+fn scripted_as(
+    issuer: &str,
+    signer: Option<&TokenSigner>,
+    mut introspect: Option<Introspection>,
+) -> MockServer {
+    let m = MockServer::start(|_| Reply::raw(500, "text/plain", "not yet"));
+    let mut doc = json!({ "issuer": issuer });
+    let jwks = signer.map(|s| jwks_of(&[s]));
+    if jwks.is_some() {
+        doc["jwks_uri"] = json!(m.url("/jwks"));
+    }
+    if introspect.is_some() {
+        doc["introspection_endpoint"] = json!(m.url("/i"));
+    }
+    m.set(move |req| match (req.path(), &jwks, &mut introspect) {
+        ("/md", _, _) => Reply::json(&doc),
+        ("/jwks", Some(jwks), _) => Reply::json(jwks),
+        ("/i", _, Some(answer)) => answer(req),
+        _ => Reply::raw(404, "text/plain", "no such path"),
+    });
+    m
+}
+
 /// `metadata` verifies an opaque token through the discovered introspection endpoint with the
 /// claim checks an `introspect` line has: an answer without `exp` is accepted (RFC 7662
 /// section 2.2) unless `verify.exp=required`, while a JWT through the discovered key set still
@@ -977,22 +1006,22 @@ fn metadata_introspection_meets_the_introspect_claim_checks() {
     const ISS: &str = "https://as.example.test";
     const ASSERTION_AUD: &str = "https://as.example.test/token";
     let s = TokenSigner::ec("k1");
-    let jwks = jwks_of(&[&s]);
-    let m = MockServer::start(|_| Reply::raw(500, "text/plain", "not yet"));
-    let (md, ins, keys) = (m.url("/md"), m.url("/i"), m.url("/jwks"));
-    let doc = json!({ "issuer": ISS, "jwks_uri": keys, "introspection_endpoint": ins });
     let opaque = random_id(32);
     let known = opaque.clone();
-    m.set(move |req| match req.path() {
-        "/md" => Reply::json(&doc),
-        "/jwks" => Reply::json(&jwks),
-        // No exp, and an audience other than the client assertion's. Only the opaque token is
-        // active: a JWT the key set refuses finds no rescue here.
-        _ if req.param("token").as_deref() == Some(known.as_str()) => {
-            Reply::json(&json!({ "active": true, "sub": "joe", "iss": ISS, "aud": "api" }))
-        }
-        _ => Reply::json(&json!({ "active": false })),
-    });
+    let m = scripted_as(
+        ISS,
+        Some(&s),
+        Some(Box::new(move |req: &Seen| {
+            // No exp, and an audience other than the client assertion's. Only the opaque token
+            // is active: a JWT the key set refuses finds no rescue here.
+            if req.param("token").as_deref() == Some(known.as_str()) {
+                Reply::json(&json!({ "active": true, "sub": "joe", "iss": ISS, "aud": "api" }))
+            } else {
+                Reply::json(&json!({ "active": false }))
+            }
+        })),
+    );
+    let md = m.url("/md");
     let assertion = Opts::new()
         .kv("introspect.auth", "client_secret_jwt")
         .kv("client_id", "rs")
@@ -1054,13 +1083,14 @@ fn metadata_introspection_meets_the_introspect_claim_checks() {
 #[test]
 fn metadata_introspection_answers_without_exp_are_cached() {
     const ISS: &str = "https://as.example.test";
-    let m = MockServer::start(|_| Reply::raw(500, "text/plain", "not yet"));
+    let m = scripted_as(
+        ISS,
+        None,
+        Some(Box::new(|_: &Seen| {
+            Reply::json(&json!({ "active": true, "sub": "joe", "iss": ISS }))
+        })),
+    );
     let (md, ins) = (m.url("/md"), m.url("/i"));
-    let doc = json!({ "issuer": ISS, "introspection_endpoint": ins });
-    m.set(move |req| match req.path() {
-        "/md" => Reply::json(&doc),
-        _ => Reply::json(&json!({ "active": true, "sub": "joe", "iss": ISS })),
-    });
     let body = [
         verify_location("/m", "metadata", &md, &Opts::new()),
         verify_location("/i", "introspect", &ins, &Opts::new()),
@@ -1220,15 +1250,13 @@ fn metadata_sends_no_jwt_of_another_issuer_to_its_introspection_endpoint() {
 fn metadata_does_not_introspect_a_jwt_its_key_set_verified_but_refused() {
     const ISS: &str = "https://as.example.test";
     let (s, other) = (TokenSigner::ec("k1"), TokenSigner::ec("k2"));
-    let jwks = jwks_of(&[&s]);
-    let m = MockServer::start(|_| Reply::raw(500, "text/plain", "not yet"));
-    let doc = json!({ "issuer": ISS, "jwks_uri": m.url("/jwks"),
-                      "introspection_endpoint": m.url("/i") });
-    m.set(move |req| match req.path() {
-        "/md" => Reply::json(&doc),
-        "/jwks" => Reply::json(&jwks),
-        _ => Reply::json(&json!({ "active": true, "sub": "joe", "iss": ISS, "aud": "api" })),
-    });
+    let m = scripted_as(
+        ISS,
+        Some(&s),
+        Some(Box::new(|_: &Seen| {
+            Reply::json(&json!({ "active": true, "sub": "joe", "iss": ISS, "aud": "api" }))
+        })),
+    );
     let body = verify_location(
         "/m",
         "metadata",
@@ -1280,14 +1308,8 @@ fn metadata_does_not_introspect_a_jwt_its_key_set_verified_but_refused() {
 fn metadata_with_an_iss_other_than_the_discovered_issuer_is_warned_about() {
     const ISS: &str = "https://as.example.test";
     let s = TokenSigner::ec("k1");
-    let jwks = jwks_of(&[&s]);
-    let m = MockServer::start(|_| Reply::raw(500, "text/plain", "not yet"));
-    let (md, keys) = (m.url("/md"), m.url("/jwks"));
-    let doc = json!({ "issuer": ISS, "jwks_uri": keys });
-    m.set(move |req| match req.path() {
-        "/md" => Reply::json(&doc),
-        _ => Reply::json(&jwks),
-    });
+    let m = scripted_as(ISS, Some(&s), None);
+    let md = m.url("/md");
     let body = [
         verify_location(
             "/other",
