@@ -178,3 +178,26 @@ fn signer_tokens_are_well_formed() {
     .unwrap();
     assert!(es_sig.verify(&digest, &key).unwrap());
 }
+
+/// What the readiness checks of httpd and nginx rest on: a port counts as a process's only when
+/// that process holds its listening socket, not when something answers there (a port chosen
+/// free may be taken by another test's server before apache or nginx binds it).
+#[test]
+fn listens_on_tells_whose_listening_socket_a_port_is() {
+    let mine = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = mine.local_addr().unwrap().port();
+    assert!(listens_on(std::process::id(), port), "our own listener");
+    let h = Httpd::start(HttpdConfig::new(String::new()).without_oauth2());
+    assert!(listens_on(h.pid(), h.http_port), "httpd's plain port");
+    assert!(listens_on(h.pid(), h.https_port), "httpd's TLS port");
+    assert!(
+        !listens_on(h.pid(), port),
+        "httpd does not hold the test's port"
+    );
+    assert!(
+        !listens_on(std::process::id(), h.http_port),
+        "nor the test httpd's"
+    );
+    drop(mine);
+    assert!(!listens_on(std::process::id(), port), "a closed listener");
+}

@@ -1,7 +1,9 @@
 //! A private `apache2 -DFOREGROUND`: start (bounded wait, port races retried), logs, graceful
 //! restart, stop (also on drop and when a test panics).
 
-use super::httpd_config::{HttpdConfig, prepare_dir, render};
+use super::httpd_config::{
+    HttpdConfig, READY_HEADER, READY_PATH, prepare_dir, ready_marker, render,
+};
 use super::module_under_test::module_path;
 use super::pki::Pki;
 use super::sys::{apache_bin, free_port, poll, signal, unique_dir, write_file};
@@ -34,30 +36,31 @@ impl Httpd {
         let pki = Pki::new(&dir.join("pki"));
         prepare_dir(&dir);
         let conf = dir.join("httpd.conf");
+        // One value across attempts: its drop removes the directory, which a retry still needs.
+        let mut h = Httpd {
+            dir,
+            pki,
+            https_port: 0,
+            http_port: 0,
+            child: None,
+        };
         let mut last_err = String::new();
         for _attempt in 0..5 {
-            let https_port = free_port();
-            let mut http_port = free_port();
-            while http_port == https_port {
-                http_port = free_port();
+            h.https_port = free_port();
+            h.http_port = free_port();
+            while h.http_port == h.https_port {
+                h.http_port = free_port();
             }
-            let conf_text = render(&config, &dir, &pki, https_port, http_port);
+            let conf_text = render(&config, &h.dir, &h.pki, h.https_port, h.http_port);
             write_file(&conf, conf_text.as_bytes(), 0o644);
-            let _ = fs::remove_file(dir.join("error_log"));
-            let child = spawn(&dir);
-            let mut h = Httpd {
-                dir: dir.clone(),
-                pki: pki.clone(),
-                https_port,
-                http_port,
-                child: Some(child),
-            };
+            let _ = fs::remove_file(h.dir.join("error_log"));
+            h.child = Some(spawn(&h.dir));
             match h.wait_ready(Duration::from_secs(10)) {
                 Ok(()) => return h,
                 Err(e) => {
                     let text = format!(
                         "{e}\n--- stderr ---\n{}\n--- error_log ---\n{}",
-                        fs::read_to_string(dir.join("stderr.log")).unwrap_or_default(),
+                        fs::read_to_string(h.dir.join("stderr.log")).unwrap_or_default(),
                         h.error_log()
                     );
                     h.stop();
@@ -90,7 +93,7 @@ impl Httpd {
         }
     }
 
-    fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.as_ref().expect("httpd not running").id()
     }
 
@@ -110,7 +113,8 @@ impl Httpd {
         }
     }
 
-    /// One raw HTTP/1.0 request on the plain port; true when an HTTP status line comes back.
+    /// One raw HTTP/1.0 request on the plain port; true when the answer carries this httpd's
+    /// ready marker (another test's server on a port taken in between answers HTTP too).
     fn probe_http(&self) -> bool {
         let Ok(mut s) = TcpStream::connect_timeout(
             &format!("127.0.0.1:{}", self.http_port).parse().unwrap(),
@@ -120,20 +124,19 @@ impl Httpd {
         };
         let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
         let _ = s.set_write_timeout(Some(Duration::from_secs(2)));
-        if s.write_all(b"GET /__harness_ready HTTP/1.0\r\nHost: localhost\r\n\r\n")
-            .is_err()
-        {
+        let request = format!("GET {READY_PATH} HTTP/1.0\r\nHost: localhost\r\n\r\n");
+        if s.write_all(request.as_bytes()).is_err() {
             return false;
         }
-        let mut buf = [0u8; 16];
-        let mut got = 0;
-        while got < 9 {
-            match s.read(&mut buf[got..]) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => got += n,
-            }
-        }
-        got >= 9 && buf.starts_with(b"HTTP/1.")
+        let mut answer = Vec::new();
+        let _ = s.take(16 * 1024).read_to_end(&mut answer);
+        let head = String::from_utf8_lossy(&answer);
+        let head = head.split("\r\n\r\n").next().unwrap_or_default();
+        let want = format!("{READY_HEADER}: {}", ready_marker(&self.dir));
+        head.starts_with("HTTP/1.")
+            && head
+                .lines()
+                .any(|l| l.trim_end().eq_ignore_ascii_case(&want))
     }
 
     /// The error log so far.

@@ -136,6 +136,17 @@ cat \"$t\"
 rm -f \"$t\"
 ";
 
+/// The path the harness asks to learn that this httpd is up.
+pub(super) const READY_PATH: &str = "/__harness_ready";
+/// The response header that proves the answer came from this httpd: a port chosen free may be
+/// taken by another test's server before apache binds it, and that server answers HTTP too.
+pub(super) const READY_HEADER: &str = "X-Harness-Ready";
+
+/// This httpd's own value of [`READY_HEADER`]: its directory name, unique per start.
+pub(super) fn ready_marker(dir: &Path) -> String {
+    dir.file_name().unwrap().to_string_lossy().into_owned()
+}
+
 pub(super) fn render(
     cfg: &HttpdConfig,
     dir: &Path,
@@ -213,8 +224,12 @@ ScriptAliasMatch \"^/[^/]+/env$\" \"{d}/cgi-bin/env.cgi\"
 ScriptAliasMatch \"^/[^/]+/body$\" \"{d}/cgi-bin/body.cgi\"
 Listen 127.0.0.1:{https_port} https
 Listen 127.0.0.1:{http_port} http
+<Location {READY_PATH}>
+Header always set {READY_HEADER} \"{ready}\"
+</Location>
 ",
-        tuning = cfg.mpm.tuning()
+        tuning = cfg.mpm.tuning(),
+        ready = ready_marker(dir),
     );
     let _ = writeln!(c, "{}", subst(&cfg.server));
     let _ = write!(

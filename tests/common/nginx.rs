@@ -3,9 +3,8 @@
 //! and the public URL (`X-Forwarded-Proto`/`-Host`) in request headers.
 
 use super::httpd::Httpd;
-use super::sys::{free_port, poll};
+use super::sys::{free_port, listens_on, poll};
 use std::fs;
-use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -105,14 +104,11 @@ http {{
         self.child = Some(child);
         let port = self.port;
         let up = poll(Duration::from_secs(10), || {
-            if let Some(st) = self
-                .child
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten())
-            {
+            let child = self.child.as_mut()?;
+            if let Some(st) = child.try_wait().ok().flatten() {
                 return Some(Err(format!("nginx exited: {st}")));
             }
-            TcpStream::connect(("127.0.0.1", port)).ok().map(|_| Ok(()))
+            listens_on(child.id(), port).then_some(Ok(()))
         });
         match up.unwrap_or_else(|| Err("nginx did not listen within 10 s".into())) {
             Ok(()) => Ok(()),

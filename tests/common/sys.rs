@@ -79,6 +79,31 @@ pub(crate) fn free_port() -> u16 {
     }
 }
 
+/// Whether process `pid` holds the listening TCP socket of `127.0.0.1:port`. A port that
+/// answers is not proof enough: a port chosen free may be taken by another test's server
+/// before the process under test binds it.
+pub(crate) fn listens_on(pid: u32, port: u16) -> bool {
+    let local = format!("0100007F:{port:04X}");
+    let table = fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    let inodes: Vec<String> = table
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            // local_address rem_address st ... inode (field 9); 0A is LISTEN
+            (f.len() > 9 && f[1] == local && f[3] == "0A").then(|| format!("socket:[{}]", f[9]))
+        })
+        .collect();
+    let Ok(fds) = fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    fds.flatten().any(|fd| {
+        fs::read_link(fd.path())
+            .map(|t| inodes.iter().any(|i| t.as_os_str() == i.as_str()))
+            .unwrap_or(false)
+    })
+}
+
 /// Poll `f` every 20 ms until it returns `Some`, at most `limit`.
 pub(crate) fn poll<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
     let start = Instant::now();
