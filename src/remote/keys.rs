@@ -11,12 +11,13 @@
 //! once a second, and at once for an unknown `kid`) or when its lifetime has passed.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::fetch::{self, HttpOptions};
 use super::local_file::{self, Stamp};
+use super::single_flight::{Guard, SingleFlight};
 use crate::cache::Cache;
 use crate::jose::{Key, json};
 use crate::log_limit::LogLimit;
@@ -46,8 +47,7 @@ pub(crate) struct RemoteKeys {
     shared: Option<Arc<Cache>>,
     /// A failing key endpoint is logged once per `refresh_interval`, not on every request.
     error_log: LogLimit,
-    state: Mutex<State>,
-    fetched: Condvar,
+    state: SingleFlight<State>,
     /// The HTTP status of the last failed fetch (0: none), see [`RemoteKeys::refused_by_server`].
     failed_status: AtomicU32,
 }
@@ -61,7 +61,6 @@ struct State {
     last_attempt: Option<Instant>,
     last_failure: Option<Instant>,
     last_error: Option<String>,
-    in_flight: bool,
     /// Number of fetches made (for tests and debug logs).
     fetches: u64,
     /// A local file: the version the keys were read from, and when it was last looked at.
@@ -116,19 +115,14 @@ impl RemoteKeys {
             ttl,
             refresh_interval,
             error_log: LogLimit::new(refresh_interval),
-            state: Mutex::default(),
-            fetched: Condvar::new(),
+            state: SingleFlight::default(),
             failed_status: AtomicU32::new(0),
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     /// The current keys, fetching them when absent or expired.
     pub(crate) fn keys(&self) -> Result<Arc<Vec<Key>>, String> {
-        let mut st = self.lock();
+        let mut st = self.state.lock();
         loop {
             if let Some(keys) = st.keys.clone() {
                 let fresh = st
@@ -137,10 +131,10 @@ impl RemoteKeys {
                     && !self.file_changed(&mut st, false);
                 // While one request refreshes (or refreshing is paused after a failure), the others
                 // keep using the keys they have, even past their lifetime (stale-if-error).
-                if fresh || st.in_flight || !self.may_fetch(&st) {
+                if fresh || st.in_flight() || !self.may_fetch(&st) {
                     return Ok(keys);
                 }
-            } else if st.in_flight {
+            } else if st.in_flight() {
                 st = self.wait(st);
                 continue;
             } else if !self.may_fetch(&st) {
@@ -157,8 +151,8 @@ impl RemoteKeys {
     /// For a token whose `kid` is not in `seen`: refetch if allowed, or wait for a fetch that is
     /// already running. Returns keys newer than `seen`, if any.
     pub(crate) fn refresh_for_unknown_kid(&self, seen: &Arc<Vec<Key>>) -> Option<Arc<Vec<Key>>> {
-        let mut st = self.lock();
-        if st.in_flight {
+        let mut st = self.state.lock();
+        if st.in_flight() {
             st = self.wait(st);
         } else if self.file.is_some() {
             // Looking costs a stat: a new kid in a rewritten file is picked up at once.
@@ -180,7 +174,7 @@ impl RemoteKeys {
 
     /// Whether keys were ever fetched (they may be stale now).
     pub(crate) fn has_keys(&self) -> bool {
-        self.lock().keys.is_some()
+        self.state.lock().keys.is_some()
     }
 
     /// Whether the last fetch failed because the server answered 4xx (it has no such document),
@@ -198,7 +192,7 @@ impl RemoteKeys {
     /// Fetch count so far (debugging and tests).
     #[cfg(test)]
     pub(crate) fn fetches(&self) -> u64 {
-        self.lock().fetches
+        self.state.lock().fetches
     }
 
     /// Whether the local file changed since the keys were read from it (see
@@ -223,43 +217,38 @@ impl RemoteKeys {
                 .is_none_or(|t| t.elapsed() >= self.refresh_interval)
     }
 
-    fn wait<'a>(&self, st: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
-        // Bounded: a fetch never takes longer than its timeout.
-        let bound = self.http.timeout + Duration::from_secs(1);
-        self.fetched
-            .wait_timeout_while(st, bound, |s| s.in_flight)
-            .unwrap_or_else(|e| e.into_inner())
-            .0
+    fn wait<'a>(&self, st: Guard<'a, State>) -> Guard<'a, State> {
+        // A fetch never takes longer than its timeout.
+        self.state
+            .wait(st, self.http.timeout + Duration::from_secs(1))
     }
 
     fn fetch_locked(
         &self,
-        mut st: MutexGuard<'_, State>,
+        mut st: Guard<'_, State>,
         network_only: bool,
     ) -> Result<Arc<Vec<Key>>, String> {
-        st.in_flight = true;
         st.last_attempt = Some(Instant::now());
-        drop(st);
-        let shared = if network_only {
-            None
-        } else {
-            self.shared_copy()
-        };
-        let from_network = shared.is_none();
-        // How much of its lifetime the key set has left: all of it when fetched now.
-        let result = shared.map_or_else(
-            || self.fetch().map(|(keys, stamp)| (keys, stamp, self.ttl)),
-            |(keys, left)| Ok((keys, None, left)),
-        );
-        if result.is_ok() {
-            metrics::key_set_obtained(&self.age_url, unix_now());
-        }
-        let mut st = self.lock();
-        st.in_flight = false;
+        let (mut st, (result, from_network)) = self.state.fly(st, || {
+            let shared = if network_only {
+                None
+            } else {
+                self.shared_copy()
+            };
+            let from_network = shared.is_none();
+            // How much of its lifetime the key set has left: all of it when fetched now.
+            let result = shared.map_or_else(
+                || self.fetch().map(|(keys, stamp)| (keys, stamp, self.ttl)),
+                |(keys, left)| Ok((keys, None, left)),
+            );
+            if result.is_ok() {
+                metrics::key_set_obtained(&self.age_url, unix_now());
+            }
+            (result, from_network)
+        });
         if from_network {
             st.fetches += 1;
         }
-        self.fetched.notify_all();
         match result {
             Ok((keys, stamp, left)) => {
                 let keys = Arc::new(keys);
@@ -439,6 +428,7 @@ pub(crate) fn parse_jwks(body: &[u8], fetched_from: Option<&str>) -> Result<Vec<
 mod tests {
     use super::*;
     use std::io::{Read, Write};
+    use std::sync::Mutex;
 
     fn jwks(kid: &str) -> String {
         let key = openssl::pkey::PKey::generate_ed25519().unwrap();

@@ -7,7 +7,7 @@
 //! `jwks_uri` (`file://`); a fetched document never makes us read a file.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::auth::EndpointAuth;
@@ -16,6 +16,7 @@ use super::fetch::{self, HttpOptions};
 use super::introspect::Introspector;
 use super::keys::{Format, RemoteKeys};
 use super::local_file::{self, Stamp};
+use super::single_flight::{Guard, SingleFlight};
 use crate::jose::json;
 use crate::logsink::{self, Level};
 use crate::metrics::{self, FetchKind};
@@ -49,8 +50,7 @@ pub(crate) struct Metadata {
     ttl: Duration,
     retry_interval: Duration,
     templates: Templates,
-    state: Mutex<State>,
-    fetched: Condvar,
+    state: SingleFlight<State>,
 }
 
 #[derive(Default)]
@@ -59,8 +59,6 @@ struct State {
     /// When the last fetch failed (its end); `None` after a success.
     last_failure: Option<Instant>,
     last_error: Option<String>,
-    /// A fetch is running (single flight).
-    in_flight: bool,
     /// A local file: the version the document was read from, and when it was last looked at.
     file_watch: local_file::Watched,
 }
@@ -76,8 +74,7 @@ impl Metadata {
             ttl,
             retry_interval,
             templates,
-            state: Mutex::default(),
-            fetched: Condvar::new(),
+            state: SingleFlight::default(),
         }
     }
 
@@ -85,23 +82,23 @@ impl Metadata {
     /// As for key sets, one request fetches (single flight) and the others go on with the
     /// current document meanwhile; only without one do they wait for it.
     pub(crate) fn discovered(&self) -> Result<Arc<Discovered>, String> {
-        let mut st = self.lock();
+        let mut st = self.state.lock();
         let mut waited = false;
         loop {
             let changed = self.file_changed(&mut st);
             match &st.current {
                 Some((at, d)) => {
                     let fresh = at.elapsed() < self.ttl && !changed;
-                    if fresh || st.in_flight || self.paused(&st) {
+                    if fresh || st.in_flight() || self.paused(&st) {
                         return Ok(d.clone());
                     }
                 }
-                None if st.in_flight && !waited => {
+                None if st.in_flight() && !waited => {
                     st = self.wait(st);
                     waited = true;
                     continue;
                 }
-                None if st.in_flight || self.paused(&st) => {
+                None if st.in_flight() || self.paused(&st) => {
                     return Err(format!(
                         "metadata {} unavailable (last error: {})",
                         self.url,
@@ -112,16 +109,14 @@ impl Metadata {
             }
             break;
         }
-        st.in_flight = true;
         let previous = st.current.as_ref().map(|(_, d)| d.clone());
-        // Not held across the fetch: the others use `previous` meanwhile.
-        drop(st);
-        let started = Instant::now();
-        let fetched = self.fetch(previous.as_deref());
-        metrics::remote_fetch(FetchKind::Metadata, fetched.is_ok(), started.elapsed());
-        let mut st = self.lock();
-        st.in_flight = false;
-        self.fetched.notify_all();
+        // The others use `previous` meanwhile.
+        let (mut st, fetched) = self.state.fly(st, || {
+            let started = Instant::now();
+            let fetched = self.fetch(previous.as_deref());
+            metrics::remote_fetch(FetchKind::Metadata, fetched.is_ok(), started.elapsed());
+            fetched
+        });
         match fetched {
             Ok((d, stamp)) => {
                 let d = Arc::new(d);
@@ -145,10 +140,6 @@ impl Metadata {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     /// After a failed fetch (or read of the local file), the next waits `retry_interval`: no
     /// request flood to a dead server.
     fn paused(&self, st: &State) -> bool {
@@ -156,13 +147,10 @@ impl Metadata {
             .is_some_and(|t| t.elapsed() < self.retry_interval)
     }
 
-    fn wait<'a>(&self, st: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
-        // Bounded: a fetch, retries included, never takes longer than its timeout.
-        let bound = self.http.timeout + Duration::from_secs(1);
-        self.fetched
-            .wait_timeout_while(st, bound, |s| s.in_flight)
-            .unwrap_or_else(|e| e.into_inner())
-            .0
+    fn wait<'a>(&self, st: Guard<'a, State>) -> Guard<'a, State> {
+        // A fetch, retries included, never takes longer than its timeout.
+        self.state
+            .wait(st, self.http.timeout + Duration::from_secs(1))
     }
 
     /// Whether the local file changed since the document was read from it (see

@@ -9,3 +9,4 @@ pub(crate) mod introspect;
 pub(crate) mod keys;
 pub(crate) mod local_file;
 pub(crate) mod metadata;
+pub(crate) mod single_flight;
