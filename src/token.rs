@@ -121,6 +121,8 @@ fn from_method<'a>(
         }
         Method::Query => {
             let (t, rest) = take_pair(req.query()?.as_bytes(), b'&', &s.query_name)?;
+            // The query is a `str` and only whole pairs are removed: still UTF-8.
+            let rest = String::from_utf8(rest).unwrap_or_default();
             (
                 Cow::Owned(t),
                 strip_all.then_some(StripAction::SetQuery(rest)),
@@ -133,7 +135,7 @@ fn from_method<'a>(
             let (t, rest) = take_pair(req.form_body(MAX_FORM_BODY)?, b'&', &s.post_name)?;
             (
                 Cow::Owned(t),
-                strip_all.then(|| StripAction::SetBody(rest.into_bytes())),
+                strip_all.then_some(StripAction::SetBody(rest)),
             )
         }
         Method::Cookie => {
@@ -215,8 +217,9 @@ fn is_form_post(req: &impl TokenSource) -> bool {
             .is_none_or(|c| c == ';')
 }
 
-/// The decoded value of the first `name=value` pair, and the raw text without that pair.
-fn take_pair(raw: &[u8], sep: u8, name: &str) -> Option<(String, String)> {
+/// The decoded value of the first `name=value` pair, and the raw bytes without that pair (as
+/// received: a body that is not UTF-8 must reach the backend unchanged).
+fn take_pair(raw: &[u8], sep: u8, name: &str) -> Option<(String, Vec<u8>)> {
     let mut found = None;
     let mut rest: Vec<&[u8]> = Vec::new();
     for pair in raw.split(|b| *b == sep) {
@@ -232,8 +235,7 @@ fn take_pair(raw: &[u8], sep: u8, name: &str) -> Option<(String, String)> {
             rest.push(pair);
         }
     }
-    let rest = String::from_utf8_lossy(&rest.join(&sep)).into_owned();
-    found.map(|t| (t, rest))
+    found.map(|t| (t, rest.join(&sep)))
 }
 
 /// The URL-decoded value of the first cookie called `name`, and the header without it.
@@ -468,6 +470,22 @@ mod tests {
             f.headers.insert("Content-Type", ct);
             assert_eq!(find(&s, &f), None, "{ct}");
         }
+    }
+
+    /// The form fields other than the token reach the backend byte for byte, also when they are
+    /// not UTF-8 (a form in Latin-1 sent unescaped).
+    #[test]
+    fn post_strip_keeps_other_fields_byte_exact() {
+        let s = sources(&[("post", "strip=on")]);
+        let mut f = with_header("Content-Type", "application/x-www-form-urlencoded");
+        f.method = "POST";
+        f.body = Some(b"name=Jos\xe9&access_token=abc&x=\xff\xfe");
+        let found = find(&s, &f).unwrap();
+        assert_eq!(found.token, "abc");
+        assert_eq!(
+            found.strip,
+            Some(StripAction::SetBody(b"name=Jos\xe9&x=\xff\xfe".to_vec()))
+        );
     }
 
     #[test]
