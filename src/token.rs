@@ -217,18 +217,20 @@ fn is_form_post(req: &impl TokenSource) -> bool {
             .is_none_or(|c| c == ';')
 }
 
-/// The decoded value of the first `name=value` pair, and the raw bytes without that pair (as
-/// received: a body that is not UTF-8 must reach the backend unchanged).
+/// The decoded value of the `name=value` pair, and the raw bytes without that pair (as
+/// received: a body that is not UTF-8 must reach the backend unchanged). `None` when the name is
+/// there twice (RFC 6750 section 3.1): which one a backend reads is not ours to guess.
 fn take_pair(raw: &[u8], sep: u8, name: &str) -> Option<(String, Vec<u8>)> {
     let mut found = None;
     let mut rest: Vec<&[u8]> = Vec::new();
     for pair in raw.split(|b| *b == sep) {
-        if found.is_none() {
-            if let Some((k, v)) = form_urlencoded::parse(pair).next() {
-                if k == name {
-                    found = Some(v.into_owned());
-                    continue;
+        if let Some((k, v)) = form_urlencoded::parse(pair).next() {
+            if k == name {
+                if found.is_some() {
+                    return None;
                 }
+                found = Some(v.into_owned());
+                continue;
             }
         }
         if !pair.is_empty() {
@@ -415,15 +417,12 @@ mod tests {
     fn query_is_decoded_and_stripped_precisely() {
         let s = sources(&[("query", "strip=on")]);
         let f = Fake {
-            query: Some("a=1&access_token=x%2Ey&b=2&access_token=second"),
+            query: Some("a=1&access_token=x%2Ey&b=2"),
             ..Default::default()
         };
         let found = find(&s, &f).unwrap();
         assert_eq!(found.token, "x.y");
-        assert_eq!(
-            found.strip,
-            Some(StripAction::SetQuery("a=1&b=2&access_token=second".into()))
-        );
+        assert_eq!(found.strip, Some(StripAction::SetQuery("a=1&b=2".into())));
         let d = sources(&[("query", "")]);
         assert_eq!(
             find(&d, &f).unwrap().strip,
@@ -438,6 +437,32 @@ mod tests {
             find(&s, &only).unwrap().strip,
             Some(StripAction::SetQuery(String::new()))
         );
+    }
+
+    /// RFC 6750 section 3.1: a request that repeats the parameter is invalid. The module would
+    /// verify one and leave the other to a backend that may read that one (PHP takes the last),
+    /// and with `strip=on` the backend would be left exactly one, never verified.
+    #[test]
+    fn a_repeated_query_or_form_parameter_is_no_token() {
+        let s = sources(&[("query", "strip=on"), ("post", "")]);
+        for q in [
+            "access_token=good&access_token=forged",
+            "access_token=good&a=1&access%5Ftoken=forged",
+            "access_token=good&access_token",
+        ] {
+            let f = Fake {
+                query: Some(q),
+                ..Default::default()
+            };
+            assert_eq!(find(&s, &f), None, "{q}");
+        }
+        let mut f = with_header("Content-Type", "application/x-www-form-urlencoded");
+        f.method = "POST";
+        f.body = Some(b"access_token=good&x=1&access_token=forged");
+        assert_eq!(find(&s, &f), None);
+        // Another name that decodes differently is another parameter.
+        f.body = Some(b"access_token=good&access_tokenx=1&xaccess_token=2");
+        assert_eq!(token(&s, &f).as_deref(), Some("good"));
     }
 
     #[test]
