@@ -240,18 +240,19 @@ fn take_pair(raw: &[u8], sep: u8, name: &str) -> Option<(String, Vec<u8>)> {
     found.map(|t| (t, rest.join(&sep)))
 }
 
-/// The URL-decoded value of the first cookie called `name`, and the header without it.
+/// The URL-decoded value of the cookie called `name`, and the header without it. `None` when
+/// there are two: which one a backend reads is not ours to guess.
 fn take_cookie(header: &str, name: &str) -> Option<(String, String)> {
     let mut found = None;
     let mut rest = Vec::new();
     for c in header.split(';').map(str::trim).filter(|c| !c.is_empty()) {
-        if found.is_none() {
-            if let Some((k, v)) = c.split_once('=') {
-                if k.trim() == name {
-                    let decoded = percent_decode(v.trim());
-                    found = Some(decoded);
-                    continue;
+        if let Some((k, v)) = c.split_once('=') {
+            if k.trim() == name {
+                if found.is_some() {
+                    return None;
                 }
+                found = Some(percent_decode(v.trim()));
+                continue;
             }
         }
         rest.push(c);
@@ -523,6 +524,19 @@ mod tests {
             found.strip,
             Some(StripAction::SetCookie("jan=piet; hans=zandbelt".into()))
         );
+    }
+
+    /// Two cookies of the name (another path or a parent domain set one): the module would
+    /// verify the first and leave the second to a backend that may read that one (Python's
+    /// `http.cookies` takes the last), with `strip=on` as the only one.
+    #[test]
+    fn a_repeated_cookie_is_no_token() {
+        let s = sources(&[("cookie", "name=at&strip=on")]);
+        for c in ["at=good; at=forged", "at=good; x=1;at =forged"] {
+            assert_eq!(find(&s, &with_header("Cookie", c)), None, "{c}");
+        }
+        let f = with_header("Cookie", "at=good; xat=1; at2=2");
+        assert_eq!(token(&s, &f).as_deref(), Some("good"));
     }
 
     #[test]
