@@ -219,17 +219,19 @@ fn is_form_post(req: &impl TokenSource) -> bool {
 
 /// The decoded value of the `name=value` pair, and the raw bytes without that pair (as
 /// received: a body that is not UTF-8 must reach the backend unchanged). `None` when the name is
-/// there twice (RFC 6750 section 3.1): which one a backend reads is not ours to guess.
+/// there twice with different values (RFC 6750 section 3.1): which one a backend reads is not
+/// ours to guess. The same value twice is one token, and `rest` has neither.
 fn take_pair(raw: &[u8], sep: u8, name: &str) -> Option<(String, Vec<u8>)> {
     let mut found = None;
     let mut rest: Vec<&[u8]> = Vec::new();
     for pair in raw.split(|b| *b == sep) {
         if let Some((k, v)) = form_urlencoded::parse(pair).next() {
             if k == name {
-                if found.is_some() {
-                    return None;
+                match &found {
+                    Some(first) if *first != v => return None,
+                    Some(_) => {}
+                    None => found = Some(v.into_owned()),
                 }
-                found = Some(v.into_owned());
                 continue;
             }
         }
@@ -241,17 +243,19 @@ fn take_pair(raw: &[u8], sep: u8, name: &str) -> Option<(String, Vec<u8>)> {
 }
 
 /// The URL-decoded value of the cookie called `name`, and the header without it. `None` when
-/// there are two: which one a backend reads is not ours to guess.
+/// there are two with different values: which one a backend reads is not ours to guess.
 fn take_cookie(header: &str, name: &str) -> Option<(String, String)> {
     let mut found = None;
     let mut rest = Vec::new();
     for c in header.split(';').map(str::trim).filter(|c| !c.is_empty()) {
         if let Some((k, v)) = c.split_once('=') {
             if k.trim() == name {
-                if found.is_some() {
-                    return None;
+                let v = percent_decode(v.trim());
+                match &found {
+                    Some(first) if *first != v => return None,
+                    Some(_) => {}
+                    None => found = Some(v),
                 }
-                found = Some(percent_decode(v.trim()));
                 continue;
             }
         }
@@ -461,6 +465,11 @@ mod tests {
         f.method = "POST";
         f.body = Some(b"access_token=good&x=1&access_token=forged");
         assert_eq!(find(&s, &f), None);
+        // The same token twice is no ambiguity: one token, and strip=on removes both.
+        f.body = Some(b"access_token=good&x=1&access%5Ftoken=go%6Fd");
+        let found = find(&s, &f).unwrap();
+        assert_eq!(found.token, "good");
+        assert_eq!(found.strip, Some(StripAction::SetBody(b"x=1".to_vec())));
         // Another name that decodes differently is another parameter.
         f.body = Some(b"access_token=good&access_tokenx=1&xaccess_token=2");
         assert_eq!(token(&s, &f).as_deref(), Some("good"));
@@ -535,6 +544,10 @@ mod tests {
         for c in ["at=good; at=forged", "at=good; x=1;at =forged"] {
             assert_eq!(find(&s, &with_header("Cookie", c)), None, "{c}");
         }
+        let twice = with_header("Cookie", "at=good; x=1; at=go%6Fd");
+        let found = find(&s, &twice).unwrap();
+        assert_eq!(found.token, "good");
+        assert_eq!(found.strip, Some(StripAction::SetCookie("x=1".into())));
         let f = with_header("Cookie", "at=good; xat=1; at2=2");
         assert_eq!(token(&s, &f).as_deref(), Some("good"));
     }
