@@ -239,6 +239,8 @@ fn what_the_c_module_accepts_and_we_refuse_is_documented() {
             "unknown value for encoding", "`OAuth2TargetPass encoding`"),
         row(false, "OAuth2TargetPass \"authn_header=X Remote User\"".into(), Some("authn_header=X"),
             "not a valid HTTP header name", "`authn_header`, `prefix`"),
+        row(false, "OAuth2TargetPass \"prefix=X Claim \"".into(), Some("prefix=X"),
+            "not valid at the start of an HTTP header name", "`authn_header`, `prefix`"),
         row(false, "OAuth2TargetPass authn_header=Content-Length".into(), Some("authn_header=Content-Length"),
             "a framing or hop-by-hop header", "claims named like framing headers"),
         row(false, "OAuth2TokenVerify introspect https://as.example.com/introspect introspect.auth=basic&password=secret".into(),

@@ -68,6 +68,12 @@ impl TargetPass {
             self.authn_header = Some(v.to_string()).filter(|h| !h.is_empty());
         }
         if let Some(v) = o.get("prefix") {
+            // It starts every header name claims are passed in: one bad byte breaks them all.
+            if !v.is_empty() && !crate::header_name::is_token(v) {
+                return Err(format!(
+                    "prefix={v}: not valid at the start of an HTTP header name (letters, digits and !#$%&'*+-.^_`|~ only), e.g. prefix=OAUTH2_CLAIM_"
+                ));
+            }
             self.prefix = Some(v.to_string());
         }
         if let Some(v) = o.get("remote_user_claim") {
@@ -185,6 +191,17 @@ mod tests {
         assert!(t.apply("authn_header=Bad Header").is_err());
         assert!(t.apply("authn_header=Content-Length").is_err());
         assert!(t.apply("authn_header=proxy_x").is_err());
+        for bad in [
+            "prefix=X%20Claim",
+            "prefix=claim:",
+            "prefix=X\tC",
+            "prefix=%C3%A9_",
+        ] {
+            assert!(t.apply(bad).is_err(), "{bad}");
+        }
+        for good in ["prefix=", "prefix=X-C-", "prefix=oidc_claim_"] {
+            assert!(t.apply(good).is_ok(), "{good}");
+        }
         assert_eq!(t.apply("bogus=1").unwrap().len(), 1);
     }
 }

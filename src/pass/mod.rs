@@ -280,6 +280,9 @@ pub(crate) fn build(
         fresh_prefix_len: 0,
     };
     for (name, value) in claims {
+        if prefix.is_empty() && name.is_empty() {
+            continue; // no name to pass it under: an empty header name breaks the request
+        }
         let n = p.text.len();
         push_claim_name(&mut p.text, prefix, name);
         let reserved = is_reserved_header(&p.text[n..]);
@@ -477,6 +480,25 @@ mod tests {
         }
         let stripped = build(&tp, &claims, "joe", None).unwrap();
         assert!(!stripped.vars().any(|(n, _)| n == "X-C-access_token"));
+    }
+
+    #[test]
+    fn a_claim_without_a_name_is_not_passed_without_a_prefix() {
+        let claims = json!({"": "x", "sub": "joe"});
+        let mut tp = TargetPass::default();
+        tp.apply("prefix=").unwrap();
+        let p = build(&tp, claims.as_object().unwrap(), "joe", None).unwrap();
+        let names: Vec<&str> = p.vars().map(|(n, _)| n).collect();
+        assert_eq!(names, ["sub"]);
+        // With a prefix it has one.
+        let p = build(
+            &TargetPass::default(),
+            claims.as_object().unwrap(),
+            "joe",
+            None,
+        )
+        .unwrap();
+        assert!(p.vars().any(|(n, _)| n == DEFAULT_PREFIX));
     }
 
     #[test]
