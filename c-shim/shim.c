@@ -551,6 +551,16 @@ const char *oauth2_table_key(request_rec *r, int table, int i)
     return ((const apr_table_entry_t *)arr->elts)[i].key;
 }
 
+/* The value of entry `i` of the table (NULL past the end), to go with oauth2_table_key. */
+const char *oauth2_table_val(request_rec *r, int table, int i)
+{
+    const apr_table_t *t = request_table(r, table);
+    const apr_array_header_t *arr = t != NULL ? apr_table_elts(t) : NULL;
+    if (arr == NULL || i < 0 || i >= arr->nelts)
+        return NULL;
+    return ((const apr_table_entry_t *)arr->elts)[i].val;
+}
+
 void oauth2_header_in_unset(request_rec *r, const char *name, apr_size_t len)
 {
     apr_table_unset(r->headers_in, apr_pstrmemdup(r->pool, name, len));

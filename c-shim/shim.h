@@ -10,7 +10,8 @@
 #define OAUTH2_PUT_SET 1  /* apr_table_setn: replace any value of the same name */
 #define OAUTH2_PUT_ADD 2  /* apr_table_addn: append without searching (no such name is there) */
 
-/* The tables of a request whose keys Rust reads (oauth2_table_count, oauth2_table_key) */
+/* The tables of a request whose keys Rust reads (oauth2_table_count, oauth2_table_key,
+ * oauth2_table_val) */
 #define OAUTH2_TABLE_HEADERS_IN 1
 #define OAUTH2_TABLE_ENV 2 /* subprocess_env */
 

@@ -443,6 +443,9 @@ mod tests {
                 .find(|(n, _)| n.eq_ignore_ascii_case(name))
                 .map(|(_, v)| v.as_str())
         }
+        fn header_values(&self, name: &CStr) -> Vec<&[u8]> {
+            self.header(name).map(str::as_bytes).into_iter().collect()
+        }
         fn env(&self, name: &CStr) -> Option<&str> {
             (name == c"access_token")
                 .then_some(self.env_token.as_deref())
@@ -1151,6 +1154,9 @@ mod tests {
     impl TokenSource for OnConnection<'_> {
         fn header(&self, name: &CStr) -> Option<&str> {
             self.req.header(name)
+        }
+        fn header_values(&self, name: &CStr) -> Vec<&[u8]> {
+            self.req.header_values(name)
         }
         fn env(&self, name: &CStr) -> Option<&str> {
             self.req.env(name)

@@ -81,6 +81,7 @@ unsafe extern "C" {
         len: usize,
     ) -> c_int;
     pub(crate) fn oauth2_table_key(r: *mut request_rec, table: c_int, i: c_int) -> *const c_char;
+    pub(crate) fn oauth2_table_val(r: *mut request_rec, table: c_int, i: c_int) -> *const c_char;
     pub(crate) fn oauth2_header_in_unset(r: *mut request_rec, name: *const c_char, len: usize);
     pub(crate) fn oauth2_header_in_set(
         r: *mut request_rec,

@@ -15,6 +15,10 @@ pub(crate) const MAX_FORM_BODY: usize = 1024 * 1024;
 /// Read access to the parts of a request that can carry a token.
 pub(crate) trait TokenSource {
     fn header(&self, name: &CStr) -> Option<&str>;
+    /// Every value of the request header `name` and of each header a backend reads as that same
+    /// name (letters in any case, `-` and `_` alike: `X_Token` for `X-Token`), one per occurrence
+    /// (httpd folds a name given twice into one value, joined by `, `).
+    fn header_values(&self, name: &CStr) -> Vec<&[u8]>;
     fn env(&self, name: &CStr) -> Option<&str>;
     /// The request method, e.g. `POST`.
     fn method(&self) -> &str;
@@ -75,7 +79,7 @@ pub(crate) fn find_dpop<'a>(
     sources: &TokenSources,
     req: &'a impl TokenSource,
 ) -> Option<Found<'a>> {
-    let token = header_token(req.header(c"Authorization")?, "DPoP")?;
+    let token = single_header_token(req, c"Authorization", "DPoP")?;
     Some(Found {
         token: Cow::Borrowed(token),
         method: Method::Header,
@@ -92,7 +96,7 @@ pub(crate) const ALB_HEADER: &std::ffi::CStr = c"x-amzn-oidc-data";
 /// takes before the configured sources (no `OAuth2AcceptTokenIn` line needed).
 pub(crate) fn find_alb<'a>(sources: &TokenSources, req: &'a impl TokenSource) -> Option<Found<'a>> {
     Some(Found {
-        token: Cow::Borrowed(req.header(ALB_HEADER)?),
+        token: Cow::Borrowed(single_header_token(req, ALB_HEADER, "")?),
         method: Method::Header,
         strip: (sources.strip == Strip::On).then(|| StripAction::UnsetHeader(ALB_HEADER.into())),
         dpop_scheme: false,
@@ -113,7 +117,7 @@ fn from_method<'a>(
             (Cow::Borrowed(t), strip)
         }
         Method::Header => {
-            let t = header_token(req.header(&s.header_name)?, &s.header_type)?;
+            let t = single_header_token(req, &s.header_name, &s.header_type)?;
             (
                 Cow::Borrowed(t),
                 strip_all.then(|| StripAction::UnsetHeader(s.header_name.clone())),
@@ -164,6 +168,44 @@ fn from_method<'a>(
         strip,
         dpop_scheme,
     })
+}
+
+/// The token in header `name` ([`header_token`]) when every occurrence of the header and of its
+/// look-alike spellings ([`TokenSource::header_values`]) carries that same token; `None` when one
+/// carries another token or none: the module would verify one, and which one a backend reads
+/// (`X_Token` for `X-Token` in WSGI, the first or the last of two) is not ours to guess. With a
+/// scheme, a value is read as a comma-separated list (how httpd folds a repeated header; a
+/// token68 has no comma); without one, the whole value is the token, so a folded `a, b` is
+/// verified as it is (and fails).
+fn single_header_token<'a>(
+    req: &'a impl TokenSource,
+    name: &CStr,
+    scheme: &str,
+) -> Option<&'a str> {
+    let mut found: Option<&'a str> = None;
+    let mut one_token = |t: &'a str| match found {
+        Some(first) => first == t,
+        None => {
+            found = Some(t);
+            true
+        }
+    };
+    for value in req.header_values(name) {
+        // Not text: a value a backend may still read, so not one to leave beside the token.
+        let value = std::str::from_utf8(value).ok()?;
+        if scheme.is_empty() {
+            if !one_token(value) {
+                return None;
+            }
+            continue;
+        }
+        for element in value.split(',') {
+            if !one_token(header_token(element.trim_matches([' ', '\t']), scheme)?) {
+                return None;
+            }
+        }
+    }
+    found
 }
 
 /// `<type> <token>`: scheme compared case-insensitively, one or more spaces, the rest of the line
@@ -281,6 +323,9 @@ mod tests {
     #[derive(Default)]
     struct Fake {
         headers: HashMap<&'static str, &'static str>,
+        /// More occurrences, beside `headers`: another spelling, the same name again, bytes that
+        /// are not UTF-8.
+        more_headers: Vec<(&'static str, &'static [u8])>,
         env: HashMap<&'static str, &'static str>,
         method: &'static str,
         query: Option<&'static str>,
@@ -293,6 +338,16 @@ mod tests {
                 .iter()
                 .find(|(k, _)| k.eq_ignore_ascii_case(n))
                 .map(|(_, v)| *v)
+        }
+        fn header_values(&self, name: &CStr) -> Vec<&[u8]> {
+            let n = name.to_bytes();
+            self.headers
+                .iter()
+                .map(|(k, v)| (*k, v.as_bytes()))
+                .chain(self.more_headers.iter().copied())
+                .filter(|(k, _)| crate::header_name::same_env_name(k.as_bytes(), n))
+                .map(|(_, v)| v)
+                .collect()
         }
         fn env(&self, name: &CStr) -> Option<&str> {
             self.env.get(name.to_str().ok()?).copied()
@@ -416,6 +471,77 @@ mod tests {
             Some("t1")
         );
         assert_eq!(token(&s, &with_header("Authorization", "Bearer t1")), None);
+    }
+
+    /// A token header given twice, or once more in a spelling a backend reads as the same name
+    /// (`X_Token` for `X-Token` in CGI and WSGI): the module would verify one and leave the other,
+    /// never verified, to a backend that may read that one, with `strip=on` as the only one.
+    #[test]
+    fn a_token_header_given_twice_or_in_a_look_alike_spelling_is_no_token() {
+        let x = sources(&[("header", "name=X-Token&type=&strip=on")]);
+        let mut f = with_header("X-Token", "good");
+        for (name, value) in [
+            ("X_Token", b"forged".as_slice()),
+            ("x_TOKEN", b"forged"),
+            ("X-Token", b"forged"),
+            ("X_Token", b""),
+            ("X_Token", b"go\xf6d"),
+        ] {
+            f.more_headers = vec![(name, value)];
+            assert_eq!(find(&x, &f), None, "{name}: {value:?}");
+        }
+        // The same token in both spellings is one token, and strip=on names the header (the
+        // request removes every spelling of it).
+        f.more_headers = vec![("X_TOKEN", b"good")];
+        let found = find(&x, &f).unwrap();
+        assert_eq!(found.token, "good");
+        assert_eq!(
+            found.strip,
+            Some(StripAction::UnsetHeader(c"X-Token".into()))
+        );
+        // Other names are other headers.
+        f.more_headers = vec![("X-Tokens", b"forged"), ("XToken", b"forged")];
+        assert_eq!(token(&x, &f).as_deref(), Some("good"));
+        // Without a scheme the whole value is the token: a folded `a, b` is verified as it is.
+        let folded = with_header("X-Token", "good, forged");
+        assert_eq!(token(&x, &folded).as_deref(), Some("good, forged"));
+
+        // With a scheme, httpd's folding of a repeated header is a list of credentials.
+        let d = TokenSources::default();
+        for v in [
+            "Bearer good, Bearer forged",
+            "Bearer good,Bearer forged",
+            "Bearer good, Basic Zm9vOmJhcg==",
+            "Bearer good, forged",
+            "Bearer good,",
+            "Bearer good, Bearer",
+        ] {
+            assert_eq!(find(&d, &with_header("Authorization", v)), None, "{v}");
+        }
+        for v in ["Bearer good, bearer good", "Bearer good ,  Bearer  good"] {
+            assert_eq!(
+                token(&d, &with_header("Authorization", v)).as_deref(),
+                Some("good"),
+                "{v}"
+            );
+        }
+        let mut f = with_header("X-Token", "Bearer good");
+        f.more_headers = vec![("X_Token", b"Bearer forged")];
+        let xb = sources(&[("header", "name=X-Token")]);
+        assert_eq!(find(&xb, &f), None);
+        f.more_headers = vec![("x_token", b"bearer good")];
+        assert_eq!(token(&xb, &f).as_deref(), Some("good"));
+
+        // The same for DPoP and the ALB header, which are read before the configured sources.
+        let folded = with_header("Authorization", "DPoP good, DPoP forged");
+        assert_eq!(find_dpop(&d, &folded), None);
+        let twice = with_header("Authorization", "DPoP good, dpop good");
+        assert_eq!(find_dpop(&d, &twice).unwrap().token, "good");
+        let mut alb = with_header("X-Amzn-Oidc-Data", "good");
+        alb.more_headers = vec![("x_amzn_oidc_data", b"forged")];
+        assert_eq!(find_alb(&d, &alb), None);
+        alb.more_headers = vec![("x_amzn_oidc_data", b"good")];
+        assert_eq!(find_alb(&d, &alb).unwrap().token, "good");
     }
 
     #[test]

@@ -1164,3 +1164,155 @@ fn request_bodies_reach_the_backend_intact() {
     f.assert_none();
     h.assert_no_child_crash();
 }
+
+/// A token header given twice, or once more in a spelling a backend reads as the same name
+/// (`X_Token` for `X-Token`: CGI, WSGI and gunicorn map both to `HTTP_X_TOKEN`), as a repeated
+/// query parameter or cookie: two different tokens are no token, one token twice is one token,
+/// and `strip=on` removes every spelling, so no unverified token reaches the backend.
+#[test]
+fn a_token_header_given_twice_or_in_a_look_alike_spelling() {
+    let signer = TokenSigner::rsa("one");
+    let backend = RawBackend::start();
+    let verify = format!("OAuth2TokenVerify jwk {}", signer.jwk_arg());
+    let mut body = String::new();
+    for (p, d) in [
+        ("/px-x", "header name=X-Token&type="),
+        ("/px-x-on", "header name=X-Token&type=&strip=on"),
+        ("/px-xb-on", "header name=X-Token&strip=on"),
+        ("/px-hdr", "header"),
+        ("/px-hdr-on", "header strip=on"),
+    ] {
+        body.push_str(&oauth2_location(
+            p,
+            &format!(
+                "{verify}\nOAuth2AcceptTokenIn {d}\nProxyPass {}",
+                backend.url()
+            ),
+        ));
+    }
+    let h = Httpd::start(HttpdConfig::new(body));
+    let good = signer.mint(&claims("joe"));
+    let forged = signer.mint(&claims("eve")).replace('.', ".x");
+    let other = signer.mint(&claims("ann"));
+    let names = [
+        (good.as_str(), "<good>"),
+        (forged.as_str(), "<forged>"),
+        (other.as_str(), "<other>"),
+    ];
+    let fields = |r: &Response| raw_head_fields(&r.body);
+    let mut f = Failures::new();
+    // (location, header lines, expected status, header names the backend must not receive)
+    let rows: Vec<(&str, Vec<String>, u16, &[&str])> = vec![
+        // a look-alike spelling with another token
+        (
+            "/px-x-on",
+            vec![format!("X-Token: {good}"), format!("X_Token: {forged}")],
+            401,
+            &[],
+        ),
+        (
+            "/px-x",
+            vec![format!("X-Token: {good}"), format!("x_token: {forged}")],
+            401,
+            &[],
+        ),
+        (
+            "/px-x",
+            vec![format!("X_TOKEN: {forged}"), format!("X-Token: {good}")],
+            401,
+            &[],
+        ),
+        (
+            "/px-xb-on",
+            vec![
+                format!("X-Token: Bearer {good}"),
+                format!("X_Token: Bearer {other}"),
+            ],
+            401,
+            &[],
+        ),
+        // the same token in both spellings: one token, and strip=on removes both
+        (
+            "/px-x-on",
+            vec![format!("X-Token: {good}"), format!("X_Token: {good}")],
+            200,
+            &["X-Token", "X_Token"],
+        ),
+        (
+            "/px-xb-on",
+            vec![
+                format!("X-Token: Bearer {good}"),
+                format!("x_token: bearer {good}"),
+            ],
+            200,
+            &["X-Token", "X_Token"],
+        ),
+        // the same name twice: httpd folds the two into one value
+        (
+            "/px-x-on",
+            vec![format!("X-Token: {good}"), format!("X-Token: {forged}")],
+            401,
+            &[],
+        ),
+        (
+            "/px-hdr",
+            vec![
+                format!("Authorization: Bearer {good}"),
+                format!("Authorization: Bearer {other}"),
+            ],
+            401,
+            &[],
+        ),
+        (
+            "/px-hdr-on",
+            vec![
+                format!("Authorization: Bearer {good}"),
+                format!("authorization: Bearer {forged}"),
+            ],
+            401,
+            &[],
+        ),
+        (
+            "/px-hdr-on",
+            vec![
+                format!("Authorization: Bearer {good}"),
+                format!("Authorization: Bearer {good}"),
+            ],
+            200,
+            &["Authorization"],
+        ),
+    ];
+    for (i, (loc, lines, status, absent)) in rows.iter().enumerate() {
+        let before = backend.heads().len();
+        let mut req = h.https(&format!("{loc}/x"));
+        for l in lines {
+            req = req.header(l);
+        }
+        let r = req.send();
+        let what = abbrev(&format!("row {i} {loc} {lines:?}"), &names);
+        f.expect(&what, &r, *status, None);
+        if r.status != 200 {
+            f.check(backend.heads().len() == before, || {
+                format!("{what}: refused, yet the backend got a request")
+            });
+            continue;
+        }
+        let got = fields(&r);
+        for name in *absent {
+            let sent: Vec<&(String, String)> = got
+                .iter()
+                .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+                .collect();
+            f.check(sent.is_empty(), || {
+                abbrev(&format!("{what}: the backend got {sent:?}"), &names)
+            });
+        }
+        f.check(
+            got.iter()
+                .any(|(n, v)| n.eq_ignore_ascii_case("OAUTH2_CLAIM_sub") && v == "joe"),
+            || format!("{what}: OAUTH2_CLAIM_sub is not joe"),
+        );
+    }
+    f.assert_none();
+    h.assert_no_child_crash();
+}

@@ -282,6 +282,9 @@ impl TokenSource for Request {
             _ => self.other.as_deref(),
         }
     }
+    fn header_values(&self, name: &CStr) -> Vec<&[u8]> {
+        self.header(name).map(str::as_bytes).into_iter().collect()
+    }
     fn env(&self, _name: &CStr) -> Option<&str> {
         self.env.as_deref()
     }

@@ -430,6 +430,19 @@ impl<'r> ApacheRequest<'r> {
         unsafe { ffi::oauth2_header_in_unset(self.r, name.as_ptr().cast(), name.len()) };
     }
 
+    /// Unsets the header `name` and each spelling a backend reads as the same name
+    /// ([`pass::same_env_name`]): stripping the token's header must not leave it under `X_Token`.
+    fn unset_header_and_look_alikes(&self, name: &[u8]) {
+        // The keys are all read before the first unset changes the table.
+        let names: Vec<&[u8]> = self
+            .keys(Table::HeadersIn)
+            .filter(|key| pass::same_env_name(name, key))
+            .collect();
+        for key in names {
+            self.unset_header(key);
+        }
+    }
+
     /// Removes incoming headers that look like the ones this module passes to the backend, before
     /// anything reads them, so that a client cannot forge a claim or the remote user for the
     /// backend (docs/compatibility.md, row "header scrubbing", says where this goes further than
@@ -661,7 +674,7 @@ impl<'r> ApacheRequest<'r> {
         match action {
             // SAFETY: see `new`; the name is a NUL-terminated CString.
             StripAction::UnsetEnv(name) => unsafe { ffi::oauth2_env_unset(self.r, name.as_ptr()) },
-            StripAction::UnsetHeader(name) => self.unset_header(name.to_bytes()),
+            StripAction::UnsetHeader(name) => self.unset_header_and_look_alikes(name.to_bytes()),
             // SAFETY: see `new`; passed with its length and copied by the shim.
             StripAction::SetQuery(q) => unsafe {
                 ffi::oauth2_args_set(self.r, q.as_ptr().cast(), q.len())
@@ -725,6 +738,27 @@ impl<'r> TokenSource for ApacheRequest<'r> {
     fn header(&self, name: &CStr) -> Option<&str> {
         // SAFETY: see `new`.
         self.str(unsafe { ffi::oauth2_header_in_get(self.r, name.as_ptr()) })
+    }
+
+    fn header_values(&self, name: &CStr) -> Vec<&[u8]> {
+        let name = name.to_bytes();
+        // SAFETY: see `new`.
+        let count = unsafe { ffi::oauth2_table_count(self.r, Table::HeadersIn.raw()) };
+        (0..count)
+            .filter_map(|i| {
+                // SAFETY: see `new`; i is below the count, and the shim checks it again.
+                let key = unsafe { ffi::oauth2_table_key(self.r, Table::HeadersIn.raw(), i) };
+                // SAFETY: as above, for the value of the same entry.
+                let value = unsafe { ffi::oauth2_table_val(self.r, Table::HeadersIn.raw(), i) };
+                if key.is_null() || value.is_null() {
+                    return None;
+                }
+                // SAFETY: non-NULL table keys and values are NUL-terminated strings in the
+                // request's pool, which lives for 'r.
+                let (key, value) = unsafe { (CStr::from_ptr(key), CStr::from_ptr(value)) };
+                pass::same_env_name(name, key.to_bytes()).then(|| value.to_bytes())
+            })
+            .collect()
     }
 
     fn env(&self, name: &CStr) -> Option<&str> {
