@@ -804,6 +804,12 @@ impl<'r> authn::Request for ApacheRequest<'r> {
             .collect()
     }
 
+    fn clock(&self) -> Option<i64> {
+        #[allow(clippy::useless_conversion)] // time_t is 32 bits on some targets
+        // SAFETY: a NULL argument is allowed; the value is returned.
+        Some(i64::from(unsafe { libc::time(std::ptr::null_mut()) }))
+    }
+
     fn url(&self) -> RequestUrl<'_> {
         let (mut scheme, mut host, mut port, mut uri) =
             (std::ptr::null(), std::ptr::null(), 0, std::ptr::null());
