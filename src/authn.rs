@@ -39,6 +39,12 @@ pub(crate) trait Request: TokenSource {
     fn dpop_proofs(&self) -> Vec<&str> {
         Vec::new()
     }
+    /// The clock (seconds since the epoch) read again when a DPoP proof is checked; `None`: the
+    /// time the request began. The verification before it can take long (introspection, key
+    /// fetches), and a proof's `iat` window must be judged when its `jti` is recorded.
+    fn clock(&self) -> Option<i64> {
+        None
+    }
     /// When the direct peer (the connection's client address) is an `OAuth2TrustedProxy` of this
     /// server, whose forwarding headers are believed: where those proxies write the public URL.
     fn trusted_proxy(&self) -> Option<crate::proxy::UrlFrom> {
@@ -313,6 +319,9 @@ fn check_dpop(
     generation: &Generation,
 ) -> Result<Option<String>, Refusal> {
     let label = || verifier.label.clone();
+    // Judged at the time the jti is recorded below: a replay whose token verification outlasted
+    // the first use's record (kept until that proof is too old) must be too old itself by then.
+    let now = req.clock().map_or(now, |t| t.max(now));
     if !found.dpop_scheme {
         return Err(Refusal::DpopSchemeMissing { verifier: label() });
     }
@@ -414,6 +423,8 @@ mod tests {
         headers: Vec<(&'static str, String)>,
         trusted_peer: bool,
         host: Option<HostKey>,
+        /// What the clock reads when the proof is checked, if not the request's start.
+        clock: Option<i64>,
     }
 
     impl Fake {
@@ -428,6 +439,7 @@ mod tests {
                 headers: Vec::new(),
                 trusted_peer: false,
                 host: None,
+                clock: None,
             }
         }
     }
@@ -482,6 +494,9 @@ mod tests {
         }
         fn dpop_proofs(&self) -> Vec<&str> {
             self.proofs.iter().map(String::as_str).collect()
+        }
+        fn clock(&self) -> Option<i64> {
+            self.clock
         }
         fn host(&self) -> Option<HostKey> {
             self.host
@@ -586,6 +601,7 @@ mod tests {
             headers: Vec::new(),
             trusted_peer: false,
             host: None,
+            clock: None,
         };
         let o = authenticate(&cfg, &req, Mode::OAuth2, NOW, &Generation::default());
         assert_eq!(refusal_of(&o), &Refusal::NoToken);
@@ -608,6 +624,7 @@ mod tests {
             headers: Vec::new(),
             trusted_peer: false,
             host: None,
+            clock: None,
         };
         assert_eq!(
             authenticate(&cfg, &req, Mode::OpenIdc, NOW, &Generation::default()),
@@ -730,6 +747,7 @@ mod tests {
             headers: Vec::new(),
             trusted_peer: false,
             host: None,
+            clock: None,
         };
         assert!(matches!(
             authenticate(&cfg, &req, Mode::OAuth2, NOW, &Generation::default()),
@@ -1398,11 +1416,16 @@ mod tests {
 
         /// A proof for `GET https://rs.example/api` (the fake request) with `token`.
         fn proof(&self, token: &str, jti: &str, nonce: Option<&str>) -> String {
+            self.proof_at(token, jti, nonce, NOW)
+        }
+
+        /// The same, issued at `iat`.
+        fn proof_at(&self, token: &str, jti: &str, nonce: Option<&str>, iat: i64) -> String {
             let mut claims = json!({
                 "jti": jti,
                 "htm": "GET",
                 "htu": "https://rs.example/api",
-                "iat": NOW,
+                "iat": iat,
                 "ath": b64(&crate::digest::sha256(&[token.as_bytes()])),
             });
             if let Some(nonce) = nonce {
@@ -1540,6 +1563,47 @@ mod tests {
         ));
     }
 
+    /// The verification before the proof check can take long (an introspection, a key fetch):
+    /// the `iat` window is judged when the `jti` is recorded, not when the request began, or a
+    /// replay whose verification outlasted the first use's record would find it forgotten.
+    #[test]
+    fn a_slow_replay_is_judged_when_its_jti_is_recorded() {
+        // A window of 1 s (iat up to 1 s ahead), remembered as long: a test of seconds.
+        let options = "type=dpop&dpop.iat.slack.before=0&dpop.iat.slack.after=1&dpop.expiry=1";
+        let cfg = config(&[("plain", SECRET, Some(options))]);
+        let generation = Generation::default();
+        let key = ProofKey::new();
+        let real = || crate::cache::store::now_unix() as i64;
+        let start = real();
+        let t = token(json!({"sub": "alice", "exp": start + 60, "cnf": {"jkt": key.jkt()}}));
+        // Issued 1 s ahead of the server clock: accepted until start + 1.
+        let proof = key.proof_at(&t, "slow", None, start + 1);
+        let mut req = dpop_request("DPoP", &t, vec![proof]);
+        req.clock = Some(start);
+        assert!(matches!(
+            authenticate(&cfg, &req, Mode::OAuth2, start, &generation),
+            Outcome::Granted(_)
+        ));
+        // Its jti is remembered until start + 2 (or + 3, the store's second having turned).
+        while real() < start + 4 {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        // The replay began at start + 1 (in the window) and reaches the check 3 s later.
+        req.clock = Some(real());
+        let o = authenticate(&cfg, &req, Mode::OAuth2, start + 1, &generation);
+        let too_old = matches!(
+            &o,
+            Outcome::Refused {
+                refusal: Refusal::DpopProof {
+                    error: dpop::DpopError::IatTooOld { .. },
+                    ..
+                },
+                ..
+            }
+        );
+        assert!(too_old, "the replay was not refused as too old");
+    }
+
     /// A generation put into service as post_config does (its random nonce secret made).
     fn started() -> Generation {
         let mut generation = Generation::default();
@@ -1620,6 +1684,7 @@ mod tests {
             headers: Vec::new(),
             trusted_peer: false,
             host: None,
+            clock: None,
         };
         let dpop_only = config(&[("plain", SECRET, Some("type=dpop&dpop.algs=ES256 EdDSA"))]);
         let o = authenticate(&dpop_only, &no_token, Mode::OAuth2, NOW, &generation);

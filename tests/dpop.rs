@@ -1177,6 +1177,34 @@ fn internal_redirects_and_subrequests_check_the_proof_once() {
     f.assert_none_showing(&h);
 }
 
+/// httpd takes bytes that are not UTF-8 in a request target (obs-text): the proof's `htu` is
+/// still compared with the path asked for. A proof made for the site's root must not open
+/// `/d/ok` by a query, or a path, holding such a byte.
+#[test]
+fn htu_is_compared_with_a_target_that_is_not_utf8() {
+    let signer = TokenSigner::ec("dpop-htu-bytes");
+    let h = Httpd::start(HttpdConfig::new(dpop_location(&signer)));
+    let key = DpopKey::p256();
+    let token = bound_token(&signer, "bytes-user", &key);
+    let mut f = Failures::new();
+    for (what, target, proof_path, status) in [
+        ("query byte, proof for /", "/d/ok?q=", "/", 401),
+        ("path byte, proof for /", "/d/ok", "/", 401),
+        ("query byte, proof for /d/ok", "/d/ok?q=", "/d/ok", 200),
+    ] {
+        let proof = Proof::new(&key, "GET", &htu(&h, proof_path))
+            .ath(&token)
+            .sign(&key);
+        let req = RawReq::get(target)
+            .target_tail(b"\xff")
+            .dpop_token(&token)
+            .proof(&proof);
+        let r = send_raw(&h, &req);
+        expect_status(&mut f, what, &r, status);
+    }
+    f.assert_none_showing(&h);
+}
+
 // ---------------------------------------------------------------------------------------------
 // 4. Replay
 // ---------------------------------------------------------------------------------------------

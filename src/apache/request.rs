@@ -838,17 +838,36 @@ impl<'r> authn::Request for ApacheRequest<'r> {
             .collect()
     }
 
+    fn clock(&self) -> Option<i64> {
+        #[allow(clippy::useless_conversion)] // time_t is 32 bits on some targets
+        // SAFETY: a NULL argument is allowed; the value is returned.
+        Some(i64::from(unsafe { libc::time(std::ptr::null_mut()) }))
+    }
+
     fn url(&self) -> RequestUrl<'_> {
         let (mut scheme, mut host, mut port, mut uri) =
             (std::ptr::null(), std::ptr::null(), 0, std::ptr::null());
         // SAFETY: see `new`; the shim fills every out-pointer with strings httpd keeps for the
         // request (scheme and host: server configuration or request pool; uri: request pool).
         unsafe { ffi::oauth2_request_url(self.r, &mut scheme, &mut host, &mut port, &mut uri) };
+        let target: &[u8] = if uri.is_null() {
+            b"/"
+        } else {
+            // SAFETY: a NUL-terminated string in the request pool (see above).
+            unsafe { CStr::from_ptr(uri) }.to_bytes()
+        };
+        // The query, which `htu` leaves out, may hold any byte (httpd takes obs-text in a
+        // target): cut before reading the path as text, so that a byte there cannot turn the
+        // URL into another. A path that is not UTF-8 becomes one no `htu` matches.
+        let before_query = target
+            .iter()
+            .position(|b| matches!(b, b'?' | b'#'))
+            .map_or(target, |at| &target[..at]);
         RequestUrl {
             scheme: self.str(scheme).unwrap_or("https"),
             host: self.str(host).unwrap_or(""),
             port: u16::try_from(port).unwrap_or(0),
-            path: path_of(self.str(uri).unwrap_or("/")),
+            path: path_of(std::str::from_utf8(before_query).unwrap_or("\u{FFFD}")),
         }
     }
 

@@ -567,6 +567,8 @@ impl Proof {
 pub(crate) struct RawReq {
     pub(crate) method: String,
     pub(crate) target: String,
+    /// Bytes sent right after `target`, as they are (a client may send any byte in a URI).
+    pub(crate) target_tail: Vec<u8>,
     pub(crate) headers: Vec<(String, String)>,
 }
 
@@ -575,8 +577,15 @@ impl RawReq {
         RawReq {
             method: method.into(),
             target: target.into(),
+            target_tail: Vec::new(),
             headers: Vec::new(),
         }
+    }
+
+    /// `bytes` appended to the target as sent, e.g. a byte that is not UTF-8.
+    pub(crate) fn target_tail(mut self, bytes: &[u8]) -> RawReq {
+        self.target_tail = bytes.to_vec();
+        self
     }
 
     pub(crate) fn get(target: &str) -> RawReq {
@@ -609,7 +618,9 @@ impl RawReq {
     }
 
     fn bytes(&self, port: u16, close: bool) -> Vec<u8> {
-        let mut s = format!("{} {} HTTP/1.1\r\n", self.method, self.target);
+        let mut out = format!("{} {}", self.method, self.target).into_bytes();
+        out.extend_from_slice(&self.target_tail);
+        let mut s = " HTTP/1.1\r\n".to_string();
         if !self
             .headers
             .iter()
@@ -624,7 +635,8 @@ impl RawReq {
             s.push_str("Connection: close\r\n");
         }
         s.push_str("\r\n");
-        s.into_bytes()
+        out.extend_from_slice(s.as_bytes());
+        out
     }
 }
 
