@@ -157,15 +157,19 @@ fn alb_token(token: &str) {
             file: "fuzz.conf",
             line: 1,
         };
-        verifier::parse(
+        let parsed = verifier::parse(
             "aws_alb",
             ALB_ARN,
-            Some("alb_base_url=http://127.0.0.1:1&http_timeout=1&verify.exp=skip"),
+            // No retry: a retry waits `http_retry_interval`, and the remembered kids are asked
+            // for again every 10 s, so with retries the target spent most of its time asleep.
+            Some("alb_base_url=http://127.0.0.1:1&aws_alb.http_timeout=1&aws_alb.http_retries=0&verify.exp=skip"),
             &origin,
             &mut CacheRegistry::default(),
         )
-        .expect("aws_alb verifier")
-        .verifier
+        .expect("aws_alb verifier");
+        // An option ignored as unknown would quietly change what this target runs.
+        assert!(parsed.warnings.is_empty(), "{:?}", parsed.warnings);
+        parsed.verifier
     });
     let parsed = ParsedToken::parse(token);
     // invariant: nothing is accepted without a key, and no key can be fetched here.
@@ -252,15 +256,17 @@ fn plain_verifier(options: Option<&str>) -> crate::verify::Verifier {
         line: 1,
     };
     let secret = std::str::from_utf8(SECRET).expect("ascii");
-    verifier::parse(
+    let parsed = verifier::parse(
         "plain",
         secret,
         options,
         &origin,
         &mut CacheRegistry::default(),
     )
-    .expect("plain verifier")
-    .verifier
+    .expect("plain verifier");
+    // An option ignored as unknown would quietly change what the target runs.
+    assert!(parsed.warnings.is_empty(), "{:?}", parsed.warnings);
+    parsed.verifier
 }
 
 /// A request as the token-source code reads it, built from the fuzzer's bytes.
