@@ -139,6 +139,9 @@ fn percent_decode(s: &str) -> Result<String, CertHeaderError> {
 /// has one.
 fn xfcc_cert(value: &str) -> Result<Option<&str>, CertHeaderError> {
     let elements = split_unquoted(value, b',')?;
+    for element in &elements {
+        well_formed(element)?;
+    }
     let (last, earlier) = elements
         .split_last()
         .map_or(("", &[][..]), |(l, e)| (*l, e));
@@ -147,6 +150,39 @@ fn xfcc_cert(value: &str) -> Result<Option<&str>, CertHeaderError> {
         return Err(CertHeaderError::Several);
     }
     Ok(cert)
+}
+
+/// Every `key=value` of an element has a key without quotes and a value that is one whole quoted
+/// string or has no quote.
+/// Bytes before the proxy's element may be the client's (Envoy's `APPEND_FORWARD`, or a client's
+/// own header joined to the proxy's): a quote left open there, closed by a `\"` in the client
+/// certificate's Subject, would hide the proxy's `Cert` inside a string; its first quote then
+/// closes mid-value, which this refuses.
+fn well_formed(element: &str) -> Result<(), CertHeaderError> {
+    for pair in split_unquoted(element, b';')? {
+        let (key, val) = pair.split_once('=').ok_or(CertHeaderError::Encoding)?;
+        if key.contains('"') {
+            return Err(CertHeaderError::Encoding);
+        }
+        let val = val.trim();
+        if !val.contains('"') {
+            continue;
+        }
+        let inner = val
+            .strip_prefix('"')
+            .and_then(|v| v.strip_suffix('"'))
+            .ok_or(CertHeaderError::Encoding)?;
+        let mut bytes = inner.bytes();
+        while let Some(b) = bytes.next() {
+            match b {
+                // An escape must have a character to escape (not the closing quote).
+                b'\\' if bytes.next().is_none() => return Err(CertHeaderError::Encoding),
+                b'"' => return Err(CertHeaderError::Encoding),
+                _ => {}
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Whether an element has a `Cert` key (its syntax aside: it may come from the client).
@@ -428,6 +464,29 @@ mod tests {
             read(CertHeaderFormat::Xfcc, &injected),
             Err(CertHeaderError::Several)
         );
+    }
+
+    /// Envoy with `APPEND_FORWARD` (or Apache joining a client's own header to the proxy's) puts
+    /// client bytes before the proxy's element. An unclosed quote there, closed again by a `\"`
+    /// in the client's own certificate Subject, hides the proxy's `Cert` inside a quoted string
+    /// and leaves the client's `Cert=<victim>` as the only one.
+    #[test]
+    fn a_quote_left_open_before_the_proxys_element_is_refused() {
+        let own = urlencode(&pem_of(&cert_der("attacker")));
+        let victim_der = cert_der("victim");
+        let victim = urlencode(&pem_of(&victim_der));
+        for (open, sep) in [("x=\"", ","), ("x=\"", ", "), ("k\"", ",")] {
+            let shifted = format!(
+                "Cert={victim};{open}{sep}By=spiffe://envoy;Hash=aa;Cert=\"{own}\";Subject=\"CN=a\\\"b\";URI=spiffe://x"
+            );
+            let got = read(CertHeaderFormat::Xfcc, &shifted);
+            assert_ne!(
+                got,
+                Ok(Some(victim_der.clone())),
+                "{sep:?}: the victim's certificate"
+            );
+            assert_eq!(got, Err(CertHeaderError::Encoding), "{sep:?}");
+        }
     }
 
     /// AWS ALB's `X-Amzn-Mtls-Clientcert-Leaf`: URL-encoded PEM with `+`, `=` and `/` left as
