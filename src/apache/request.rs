@@ -384,14 +384,27 @@ impl<'r> ApacheRequest<'r> {
     /// The keys of one of the request's tables, as bytes. They are pool strings that outlive the
     /// request (an unset takes a key out of the table, not out of its pool).
     fn keys(&self, table: Table) -> impl Iterator<Item = &'r [u8]> + '_ {
+        self.indexed_keys(table).map(|(_, key)| key)
+    }
+
+    /// The keys of `table` with their entry index, for [`Self::value_at`].
+    fn indexed_keys(&self, table: Table) -> impl Iterator<Item = (c_int, &'r [u8])> + '_ {
         // SAFETY: see `new`.
         let count = unsafe { ffi::oauth2_table_count(self.r, table.raw()) };
         (0..count).filter_map(move |i| {
             // SAFETY: see `new`; i is below the count, and the shim checks it again.
             let key = unsafe { ffi::oauth2_table_key(self.r, table.raw(), i) };
             // SAFETY: non-NULL table keys are NUL-terminated strings in the request's pool.
-            (!key.is_null()).then(|| unsafe { CStr::from_ptr(key) }.to_bytes())
+            (!key.is_null()).then(|| (i, unsafe { CStr::from_ptr(key) }.to_bytes()))
         })
+    }
+
+    /// The value of entry `i` of `table` (`None` past the end).
+    fn value_at(&self, table: Table, i: c_int) -> Option<&'r [u8]> {
+        // SAFETY: see `new`; the shim checks `i` against the table's length.
+        let value = unsafe { ffi::oauth2_table_val(self.r, table.raw(), i) };
+        // SAFETY: non-NULL table values are NUL-terminated strings in the request's pool.
+        (!value.is_null()).then(|| unsafe { CStr::from_ptr(value) }.to_bytes())
     }
 
     /// Whether a key of `table` starts with `prefix`, in any case (tables are case-insensitive).
@@ -742,22 +755,9 @@ impl<'r> TokenSource for ApacheRequest<'r> {
 
     fn header_values(&self, name: &CStr) -> Vec<&[u8]> {
         let name = name.to_bytes();
-        // SAFETY: see `new`.
-        let count = unsafe { ffi::oauth2_table_count(self.r, Table::HeadersIn.raw()) };
-        (0..count)
-            .filter_map(|i| {
-                // SAFETY: see `new`; i is below the count, and the shim checks it again.
-                let key = unsafe { ffi::oauth2_table_key(self.r, Table::HeadersIn.raw(), i) };
-                // SAFETY: as above, for the value of the same entry.
-                let value = unsafe { ffi::oauth2_table_val(self.r, Table::HeadersIn.raw(), i) };
-                if key.is_null() || value.is_null() {
-                    return None;
-                }
-                // SAFETY: non-NULL table keys and values are NUL-terminated strings in the
-                // request's pool, which lives for 'r.
-                let (key, value) = unsafe { (CStr::from_ptr(key), CStr::from_ptr(value)) };
-                pass::same_env_name(name, key.to_bytes()).then(|| value.to_bytes())
-            })
+        self.indexed_keys(Table::HeadersIn)
+            .filter(|(_, key)| pass::same_env_name(name, key))
+            .filter_map(|(i, _)| self.value_at(Table::HeadersIn, i))
             .collect()
     }
 
