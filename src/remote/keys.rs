@@ -104,6 +104,8 @@ impl RemoteKeys {
         shared: Option<Arc<Cache>>,
     ) -> Self {
         let file = local_file::path_of(&url).and_then(Result::ok);
+        // A fetch never takes longer than its timeout.
+        let wait_bound = http.timeout + Duration::from_secs(1);
         RemoteKeys {
             age_url,
             // A local file is cheaper to read than a shared cache, and is this host's own.
@@ -115,7 +117,7 @@ impl RemoteKeys {
             ttl,
             refresh_interval,
             error_log: LogLimit::new(refresh_interval),
-            state: SingleFlight::default(),
+            state: SingleFlight::new(wait_bound),
             failed_status: AtomicU32::new(0),
         }
     }
@@ -135,7 +137,7 @@ impl RemoteKeys {
                     return Ok(keys);
                 }
             } else if st.in_flight() {
-                st = self.wait(st);
+                st = self.state.wait(st);
                 continue;
             } else if !self.may_fetch(&st) {
                 return Err(format!(
@@ -153,7 +155,7 @@ impl RemoteKeys {
     pub(crate) fn refresh_for_unknown_kid(&self, seen: &Arc<Vec<Key>>) -> Option<Arc<Vec<Key>>> {
         let mut st = self.state.lock();
         if st.in_flight() {
-            st = self.wait(st);
+            st = self.state.wait(st);
         } else if self.file.is_some() {
             // Looking costs a stat: a new kid in a rewritten file is picked up at once.
             if self.file_changed(&mut st, true) && self.may_fetch(&st) {
@@ -215,12 +217,6 @@ impl RemoteKeys {
             && st
                 .last_attempt
                 .is_none_or(|t| t.elapsed() >= self.refresh_interval)
-    }
-
-    fn wait<'a>(&self, st: Guard<'a, State>) -> Guard<'a, State> {
-        // A fetch never takes longer than its timeout.
-        self.state
-            .wait(st, self.http.timeout + Duration::from_secs(1))
     }
 
     fn fetch_locked(

@@ -16,7 +16,7 @@ use super::fetch::{self, HttpOptions};
 use super::introspect::Introspector;
 use super::keys::{Format, RemoteKeys};
 use super::local_file::{self, Stamp};
-use super::single_flight::{Guard, SingleFlight};
+use super::single_flight::SingleFlight;
 use crate::jose::json;
 use crate::logsink::{self, Level};
 use crate::metrics::{self, FetchKind};
@@ -67,6 +67,8 @@ impl Metadata {
     /// `url` is http(s), or a `file://` URL already checked with [`local_file::path_of`].
     pub(crate) fn new(url: String, http: HttpOptions, ttl: Duration, templates: Templates) -> Self {
         let retry_interval = templates.jwks_refresh_interval;
+        // A fetch, retries included, never takes longer than its timeout.
+        let wait_bound = http.timeout + Duration::from_secs(1);
         Metadata {
             file: local_file::path_of(&url).and_then(Result::ok),
             url,
@@ -74,7 +76,7 @@ impl Metadata {
             ttl,
             retry_interval,
             templates,
-            state: SingleFlight::default(),
+            state: SingleFlight::new(wait_bound),
         }
     }
 
@@ -94,7 +96,7 @@ impl Metadata {
                     }
                 }
                 None if st.in_flight() && !waited => {
-                    st = self.wait(st);
+                    st = self.state.wait(st);
                     waited = true;
                     continue;
                 }
@@ -145,12 +147,6 @@ impl Metadata {
     fn paused(&self, st: &State) -> bool {
         st.last_failure
             .is_some_and(|t| t.elapsed() < self.retry_interval)
-    }
-
-    fn wait<'a>(&self, st: Guard<'a, State>) -> Guard<'a, State> {
-        // A fetch, retries included, never takes longer than its timeout.
-        self.state
-            .wait(st, self.http.timeout + Duration::from_secs(1))
     }
 
     /// Whether the local file changed since the document was read from it (see

@@ -9,6 +9,9 @@ use std::time::Duration;
 pub(crate) struct SingleFlight<S> {
     state: Mutex<Flight<S>>,
     landed: Condvar,
+    /// The longest a waiter waits: a fetch ends by its own timeout, and this keeps a waiter
+    /// from hanging should that fail.
+    wait_bound: Duration,
 }
 
 /// The caller's state `S`, and whether a fetch is running.
@@ -39,11 +42,13 @@ impl<S> DerefMut for Flight<S> {
 
 pub(crate) type Guard<'a, S> = MutexGuard<'a, Flight<S>>;
 
-impl<S: Default> Default for SingleFlight<S> {
-    fn default() -> Self {
+impl<S: Default> SingleFlight<S> {
+    /// Waiters wait at most `wait_bound` for a running fetch.
+    pub(crate) fn new(wait_bound: Duration) -> Self {
         SingleFlight {
             state: Mutex::default(),
             landed: Condvar::new(),
+            wait_bound,
         }
     }
 }
@@ -53,11 +58,10 @@ impl<S> SingleFlight<S> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Waits until the running fetch ends, at most `bound` (a fetch ends by its own timeout;
-    /// the bound keeps a waiter from hanging should that fail).
-    pub(crate) fn wait<'a>(&self, st: Guard<'a, S>, bound: Duration) -> Guard<'a, S> {
+    /// Waits until the running fetch ends, at most the bound given to [`Self::new`].
+    pub(crate) fn wait<'a>(&self, st: Guard<'a, S>) -> Guard<'a, S> {
         self.landed
-            .wait_timeout_while(st, bound, |f| f.in_flight)
+            .wait_timeout_while(st, self.wait_bound, |f| f.in_flight)
             .unwrap_or_else(|e| e.into_inner())
             .0
     }
@@ -102,7 +106,7 @@ mod tests {
 
     #[test]
     fn others_see_the_flight_and_a_waiter_wakes_when_it_lands() {
-        let f = Arc::new(SingleFlight::<u32>::default());
+        let f = Arc::new(SingleFlight::<u32>::new(Duration::from_secs(10)));
         let (started, go) = (mpsc::channel(), mpsc::channel::<()>());
         let flier = {
             let f = f.clone();
@@ -123,7 +127,7 @@ mod tests {
         );
         go.0.send(()).unwrap();
         let t = Instant::now();
-        let st = f.wait(st, Duration::from_secs(10));
+        let st = f.wait(st);
         assert!(t.elapsed() < Duration::from_secs(5), "woken when it landed");
         assert!(!st.in_flight());
         drop(st);
@@ -133,7 +137,7 @@ mod tests {
 
     #[test]
     fn a_fetch_that_panics_still_lands() {
-        let f = SingleFlight::<u32>::default();
+        let f = SingleFlight::<u32>::new(Duration::from_secs(10));
         let r = catch_unwind(AssertUnwindSafe(|| f.fly(f.lock(), || panic!("in fetch"))));
         assert!(r.is_err());
         assert!(!f.lock().in_flight(), "the next request may fetch again");
@@ -141,11 +145,11 @@ mod tests {
 
     #[test]
     fn waiting_is_bounded() {
-        let f = SingleFlight::<u32>::default();
+        let f = SingleFlight::<u32>::new(Duration::from_millis(100));
         let mut st = f.lock();
         st.in_flight = true; // a flight that does not end
         let t = Instant::now();
-        let st = f.wait(st, Duration::from_millis(100));
+        let st = f.wait(st);
         assert!(st.in_flight());
         assert!(t.elapsed() >= Duration::from_millis(100));
     }
