@@ -39,3 +39,16 @@ install_test_deps() {
 b64url() {
     base64 -w0 | tr '+/' '-_' | tr -d '='
 }
+
+# The fuzz targets named as arguments, or every one of fuzz/ (into the array `targets`).
+fuzz_targets() {
+    if [ $# -gt 0 ]; then targets=("$@"); else mapfile -t targets < <(cargo +nightly fuzz list); fi
+}
+
+# Unpacks what earlier campaigns kept for target $1 (scripts/fuzz-keep) into its local corpus.
+unpack_kept_corpus() {
+    mkdir -p "fuzz/corpus/$1"
+    if [ -f "fuzz/kept/$1.tar.gz" ]; then
+        tar -xzf "fuzz/kept/$1.tar.gz" -C "fuzz/corpus/$1" --skip-old-files
+    fi
+}
